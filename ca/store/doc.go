@@ -1,0 +1,32 @@
+// Package store is the CA's durable state: the issuer key generations and the
+// audit log, kept in one bbolt file. The records are the protobuf messages of
+// package storev1 (api/shomei/store/v1); schema.go is the only place that
+// says how they are laid out in the file.
+//
+// Invariants the store keeps:
+//
+//   - One process at a time. bbolt locks the file; a second Open waits
+//     Options.Timeout and then fails with ErrLocked.
+//   - A store is read only by code of the same schema version. Open refuses
+//     any other version with ErrSchemaVersion and changes nothing.
+//   - The issuer generations of a profile are 1, 2, … n with no gaps: the first
+//     ones are recorded once, by InitIssuers, and each rotation adds exactly the
+//     next one (AddIssuerKey). A profile has at most one ACTIVE generation;
+//     recording a new ACTIVE generation retires the previous one (R-K1).
+//   - Every key operation is written in the same transaction as its audit
+//     records, so neither is ever stored without the other (R-K3).
+//   - The audit log is append-only and hash-chained (R-K3). Records are
+//     numbered 1, 2, … n with no gaps; each one carries the SHA-256 of the
+//     stored bytes of the one before it (the first carries none), and the meta
+//     bucket holds the number and SHA-256 of the last one, so rewriting,
+//     removing or adding records behind the store's back — the last one
+//     included — is found by VerifyAudit. The store never rewrites or deletes
+//     an audit record, and refuses to append to a log whose head does not
+//     match its last record. The chain and its head live in the same file,
+//     so someone who rewrites a record and then re-chains every later record
+//     and the head is not detected; that needs the head anchored outside the
+//     file (signed, or copied off the machine).
+//   - Audit records carry no personal data (spec R-P4). The store cannot check
+//     this; callers must refer to people and certificates by opaque
+//     identifiers and serial numbers only.
+package store

@@ -1,0 +1,113 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+
+	"google.golang.org/protobuf/proto"
+
+	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+)
+
+// This file is the one place that says how the store is laid out in the bbolt
+// file. Any incompatible change to it — a bucket, a key encoding, the meaning
+// of a record — bumps schemaVersion.
+//
+//	bucket   key                                       value
+//	meta     "schema_version"                          uint32, big-endian
+//	meta     "audit_head"                              uint64 big-endian seq ‖ SHA-256 (40 bytes)
+//	issuers  profile (1 byte) ‖ generation (uint32 BE)  storev1.IssuerKey
+//	audit    seq (uint64 BE)                           storev1.AuditRecord
+//
+// Records are stored as proto.Marshal with deterministic output. bbolt keeps
+// keys in byte order, so issuers come out ordered by profile then generation
+// and audit records in sequence.
+
+// marshal encodes every stored record. Deterministic output keeps the bytes
+// of a record, and so the audit chain's hashes, stable for a given record.
+var marshal = proto.MarshalOptions{Deterministic: true}.Marshal
+
+// schemaVersion is the layout this code reads and writes.
+const schemaVersion uint32 = 1
+
+// Buckets.
+var (
+	bucketMeta    = []byte("meta")
+	bucketIssuers = []byte("issuers")
+	bucketAudit   = []byte("audit")
+)
+
+// allBuckets are created, in this order, when a store is new.
+var allBuckets = [][]byte{bucketMeta, bucketIssuers, bucketAudit}
+
+// Keys in the meta bucket.
+var (
+	metaSchemaVersion = []byte("schema_version")
+	metaAuditHead     = []byte("audit_head")
+)
+
+func encodeSchemaVersion(v uint32) []byte {
+	return binary.BigEndian.AppendUint32(nil, v)
+}
+
+func decodeSchemaVersion(b []byte) (uint32, bool) {
+	if len(b) != 4 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(b), true
+}
+
+const issuerKeyLen = 1 + 4
+
+// issuerKey is the key of one issuer generation. The profile must fit in a
+// byte; validateIssuerKey admits only the defined profiles.
+func issuerKey(p storev1.Profile, generation uint32) []byte {
+	k := make([]byte, 0, issuerKeyLen)
+	k = append(k, byte(p))
+	return binary.BigEndian.AppendUint32(k, generation)
+}
+
+// issuerPrefix is the key prefix of every generation of a profile.
+func issuerPrefix(p storev1.Profile) []byte {
+	return []byte{byte(p)}
+}
+
+func decodeIssuerKey(k []byte) (storev1.Profile, uint32, bool) {
+	if len(k) != issuerKeyLen {
+		return 0, 0, false
+	}
+	return storev1.Profile(k[0]), binary.BigEndian.Uint32(k[1:]), true
+}
+
+func auditKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(nil, seq)
+}
+
+func decodeAuditKey(k []byte) (uint64, bool) {
+	if len(k) != 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k), true
+}
+
+// auditHead is the last audit record: its seq and the SHA-256 of its stored
+// bytes. An empty log has no head.
+type auditHead struct {
+	seq  uint64
+	hash [sha256.Size]byte
+}
+
+func encodeAuditHead(h auditHead) []byte {
+	b := binary.BigEndian.AppendUint64(nil, h.seq)
+	return append(b, h.hash[:]...)
+}
+
+func decodeAuditHead(b []byte) (auditHead, bool) {
+	var h auditHead
+	if len(b) != 8+sha256.Size {
+		return h, false
+	}
+	h.seq = binary.BigEndian.Uint64(b)
+	copy(h.hash[:], b[8:])
+	return h, h.seq > 0
+}

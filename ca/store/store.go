@@ -1,0 +1,135 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+var (
+	// ErrLocked means another process has the store file open. bbolt holds
+	// an exclusive lock on the file for as long as it is open.
+	ErrLocked = errors.New("store file is in use by another process")
+
+	// ErrSchemaVersion means the store was written by code with a different
+	// schema version than this one.
+	ErrSchemaVersion = errors.New("incompatible store schema version")
+
+	// ErrInvalidArgument means a caller's record is incomplete or has fields
+	// set that only the store may set. The message names the field.
+	ErrInvalidArgument = errors.New("invalid argument")
+)
+
+// DefaultTimeout is how long Open waits for the file lock when
+// Options.Timeout is zero.
+const DefaultTimeout = time.Second
+
+// Options tune Open. The zero value is ready to use.
+type Options struct {
+	// Timeout is how long Open waits for another process to release the
+	// file before it fails with ErrLocked. Zero means DefaultTimeout. bbolt
+	// polls the lock every 50ms, so Open may give up up to 50ms early.
+	Timeout time.Duration
+	// Now is the clock for the times the store fills in (audit record time,
+	// issuer key created_at) when the caller left them unset. Nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+// Store is an open store file. Its methods are safe for concurrent use; bbolt
+// runs one write transaction at a time.
+type Store struct {
+	db   *bolt.DB
+	path string
+	now  func() time.Time
+}
+
+// Open opens the store at path, creating it — and its parent directory, mode
+// 0700 — if it does not exist. A new store gets every bucket and the current
+// schema version; an existing one must have that version. The file is created
+// with mode 0600.
+func Open(path string, opts Options) (*Store, error) {
+	if path == "" {
+		return nil, fmt.Errorf("store: open: %w: empty path", ErrInvalidArgument)
+	}
+	if opts.Timeout < 0 {
+		return nil, fmt.Errorf("store: open %s: %w: Options.Timeout is negative (%s)", path, ErrInvalidArgument, opts.Timeout)
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("store: open %s: %w (waited up to %s)", path, ErrLocked, opts.Timeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if err := db.Update(prepare); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	return &Store{db: db, path: path, now: opts.Now}, nil
+}
+
+// prepare lays out a new store, or checks that an existing one has this
+// code's schema version and all its buckets.
+func prepare(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		empty := true
+		_ = tx.ForEach(func([]byte, *bolt.Bucket) error {
+			empty = false
+			return nil
+		})
+		if !empty {
+			return fmt.Errorf("%w: found none, expected %d (the file has buckets but no %q bucket: not a shomei store?)",
+				ErrSchemaVersion, schemaVersion, bucketMeta)
+		}
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return fmt.Errorf("create bucket %q: %w", name, err)
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(metaSchemaVersion, encodeSchemaVersion(schemaVersion))
+	}
+
+	raw := meta.Get(metaSchemaVersion)
+	if raw == nil {
+		return fmt.Errorf("%w: found none, expected %d", ErrSchemaVersion, schemaVersion)
+	}
+	found, ok := decodeSchemaVersion(raw)
+	if !ok {
+		return fmt.Errorf("%w: found unreadable %x, expected %d", ErrSchemaVersion, raw, schemaVersion)
+	}
+	if found != schemaVersion {
+		return fmt.Errorf("%w: found %d, expected %d", ErrSchemaVersion, found, schemaVersion)
+	}
+	for _, name := range allBuckets {
+		if tx.Bucket(name) == nil {
+			return fmt.Errorf("store is damaged: bucket %q is missing", name)
+		}
+	}
+	return nil
+}
+
+// Close closes the store file and releases its lock.
+func (s *Store) Close() error {
+	return s.db.Close()
+}
+
+// Path is the store file's path, as given to Open.
+func (s *Store) Path() string {
+	return s.path
+}

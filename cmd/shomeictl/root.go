@@ -1,0 +1,87 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shomei-pki/shomei/ca/store"
+	"github.com/shomei-pki/shomei/hsm"
+	"github.com/shomei-pki/shomei/internal/config"
+)
+
+// defaultConfig is where `make run` writes the development configuration.
+const defaultConfig = "var/shomei.yaml"
+
+// globals are the flags every command shares.
+type globals struct {
+	configPath string
+	verbose    bool
+}
+
+func newRootCommand() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "shomeictl",
+		Short: "Operate a Shomei certificate authority: key ceremony, issuer keys, issuer certificates",
+		Long: `shomeictl is the operator's tool for a Shomei certificate authority.
+
+It reads the configuration file given by --config (default: $SHOMEI_CONFIG,
+else ` + defaultConfig + `). The HSM PIN is read from the pin_file or pin_env the
+configuration names; it is never accepted as a flag.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	def := os.Getenv("SHOMEI_CONFIG")
+	if def == "" {
+		def = defaultConfig
+	}
+	root.PersistentFlags().StringVar(&g.configPath, "config", def, "configuration file")
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log progress in detail")
+	root.AddCommand(newInitCommand(g), newKeysCommand(g), newIssuersCommand(g))
+	return root
+}
+
+// logger writes progress to stderr.
+func (g *globals) logger() *slog.Logger {
+	level := slog.LevelInfo
+	if g.verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func (g *globals) config() (*config.Config, error) {
+	c, err := config.Load(g.configPath)
+	if err != nil {
+		if os.IsNotExist(err) && g.configPath == defaultConfig {
+			return nil, fmt.Errorf("%w (run `make run` once to create the development configuration, or pass --config)", err)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// open loads the configuration and opens the store and, if withHSM, the token.
+// The caller closes what it gets.
+func (g *globals) open(withHSM bool) (*config.Config, *store.Store, *hsm.Token, error) {
+	c, err := g.config()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, err := store.Open(c.Store.Path, store.Options{})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if !withHSM {
+		return c, st, nil, nil
+	}
+	tok, err := c.OpenHSM()
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	return c, st, tok, nil
+}

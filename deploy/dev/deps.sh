@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Shomei's development set-up and tests use, when
+# they are missing: SoftHSM2 (the development HSM), p11-kit (to put it behind
+# a server, as a network HSM), OpenSC's pkcs11-tool and OpenSSL (clients that
+# nobody here wrote, to check our output).
+set -euo pipefail
+
+need=()
+command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
+command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
+command -v p11-kit >/dev/null 2>&1 || need+=(p11-kit)
+compgen -G '/usr/lib/*/pkcs11/p11-kit-client.so' >/dev/null || need+=(p11-kit-modules)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "deps: installing ${need[*]}" >&2
+sudo=()
+if [ "$(id -u)" != 0 ]; then
+  sudo=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+echo "deps: installed ${need[*]}" >&2

@@ -1,0 +1,96 @@
+package hsm
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Config says which PKCS#11 module and token to use and how.
+type Config struct {
+	// Module is the path of the PKCS#11 library, for example
+	// /usr/lib/softhsm/libsofthsm2.so.
+	Module string
+	// TokenLabel selects the token; exactly one token must carry it.
+	TokenLabel string
+	// PIN is the user PIN. Load it with PINSource.Read; never take it from a
+	// command-line flag.
+	PIN string
+	// PoolSize bounds the sessions open at once, and so the signatures in
+	// flight. Zero means the number of CPUs.
+	PoolSize int
+	// WaitTimeout bounds how long an operation waits for a free session
+	// before failing with ErrPoolExhausted. Zero means 5 seconds.
+	WaitTimeout time.Duration
+	// RetryInterval is the least time between two attempts to reconnect an
+	// unavailable token; operations in between fail at once. Zero means
+	// 200 milliseconds.
+	RetryInterval time.Duration
+}
+
+func (c *Config) setDefaults() error {
+	if c.Module == "" {
+		return errors.New("hsm: config: module (path of the PKCS#11 library) is required")
+	}
+	if c.TokenLabel == "" {
+		return errors.New("hsm: config: token label is required")
+	}
+	if c.PIN == "" {
+		return errors.New("hsm: config: PIN is empty (set a PIN file or a PIN environment variable)")
+	}
+	if c.PoolSize < 0 {
+		return fmt.Errorf("hsm: config: pool size %d is negative", c.PoolSize)
+	}
+	if c.PoolSize == 0 {
+		c.PoolSize = runtime.NumCPU()
+	}
+	if c.WaitTimeout < 0 || c.RetryInterval < 0 {
+		return errors.New("hsm: config: timeouts must not be negative")
+	}
+	if c.WaitTimeout == 0 {
+		c.WaitTimeout = 5 * time.Second
+	}
+	if c.RetryInterval == 0 {
+		c.RetryInterval = 200 * time.Millisecond
+	}
+	return nil
+}
+
+// PINSource says where the PIN comes from: a file (its first line) or an
+// environment variable. Exactly one must be set. There is deliberately no way
+// to give a PIN as a command-line argument, where other users of the machine
+// could read it.
+type PINSource struct {
+	File string `yaml:"pin_file"`
+	Env  string `yaml:"pin_env"`
+}
+
+// Read returns the PIN.
+func (p PINSource) Read() (string, error) {
+	switch {
+	case p.File != "" && p.Env != "":
+		return "", errors.New("hsm: give the PIN by a file or an environment variable, not both")
+	case p.File != "":
+		b, err := os.ReadFile(p.File)
+		if err != nil {
+			return "", fmt.Errorf("hsm: reading the PIN file: %w", err)
+		}
+		pin, _, _ := strings.Cut(string(b), "\n")
+		pin = strings.TrimRight(pin, "\r")
+		if pin == "" {
+			return "", fmt.Errorf("hsm: the PIN file %s is empty", p.File)
+		}
+		return pin, nil
+	case p.Env != "":
+		pin, ok := os.LookupEnv(p.Env)
+		if !ok || pin == "" {
+			return "", fmt.Errorf("hsm: the PIN environment variable %s is not set", p.Env)
+		}
+		return pin, nil
+	default:
+		return "", errors.New("hsm: no PIN source: set a PIN file or a PIN environment variable")
+	}
+}

@@ -1,0 +1,242 @@
+package hsm
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"math/big"
+	"sync"
+
+	"github.com/miekg/pkcs11"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// Signer is a crypto.Signer whose private key stays in the token.
+//
+// RSA keys sign PKCS #1 v1.5 (crypto.SignerOpts is a crypto.Hash) or PSS
+// (*rsa.PSSOptions) over SHA-256, SHA-384 or SHA-512 digests; ECDSA keys
+// return ASN.1 DER signatures, as crypto/ecdsa does. A Signer survives the
+// token going away and coming back: it finds its key again by label and id.
+type Signer struct {
+	tok *Token
+	ref KeyRef
+	pub crypto.PublicKey
+
+	mu          sync.Mutex
+	handle      pkcs11.ObjectHandle
+	handleEpoch uint64
+	hasHandle   bool
+}
+
+var _ crypto.Signer = (*Signer)(nil)
+
+// Signer returns a signer for the one private key with ref's label and id.
+// Use SignerFor when the key's certificate is known.
+func (t *Token) Signer(ctx context.Context, ref KeyRef) (*Signer, error) {
+	if err := ref.check(); err != nil {
+		return nil, err
+	}
+	s := &Signer{tok: t, ref: ref}
+	err := t.do(ctx, "find key "+ref.String(), func(ses session) error {
+		h, err := t.findPrivateKey(ses, ref)
+		if err != nil {
+			return err
+		}
+		s.pub, err = publicKeyOf(ses, ref, h)
+		if err != nil {
+			return err
+		}
+		s.handle, s.handleEpoch, s.hasHandle = h, ses.epoch, true
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := AlgorithmOf(s.pub); err != nil {
+		return nil, fmt.Errorf("hsm: key %s: %w", ref, err)
+	}
+	return s, nil
+}
+
+// SignerFor returns a signer for the key with ref and checks it against the
+// certificate it is supposed to belong to: the public keys must be equal, and
+// a test signature made in the token must verify with the certificate's key.
+func (t *Token) SignerFor(ctx context.Context, ref KeyRef, cert *x509.Certificate) (*Signer, error) {
+	s, err := t.Signer(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	if k, ok := cert.PublicKey.(equaler); !ok || !k.Equal(s.pub) {
+		return nil, fmt.Errorf("hsm: key %s and certificate %q: %w (different public keys)", ref, cert.Subject, ErrKeyMismatch)
+	}
+	if err := SelfTest(ctx, s, cert.PublicKey); err != nil {
+		return nil, fmt.Errorf("hsm: key %s and certificate %q: %w", ref, cert.Subject, err)
+	}
+	return s, nil
+}
+
+// SelfTest signs a random SHA-256 digest with s and verifies the signature
+// with pub, proving that s holds pub's private key and works.
+func SelfTest(ctx context.Context, s *Signer, pub crypto.PublicKey) error {
+	digest := make([]byte, 32)
+	if _, err := rand.Read(digest); err != nil {
+		return err
+	}
+	sig, err := s.SignContext(ctx, digest, crypto.SHA256)
+	if err != nil {
+		return fmt.Errorf("test signature: %w", err)
+	}
+	var ok bool
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		ok = rsa.VerifyPKCS1v15(k, crypto.SHA256, digest, sig) == nil
+	case *ecdsa.PublicKey:
+		ok = ecdsa.VerifyASN1(k, digest, sig)
+	default:
+		return fmt.Errorf("%w: %T public key", ErrUnsupported, pub)
+	}
+	if !ok {
+		return fmt.Errorf("%w (the test signature does not verify)", ErrKeyMismatch)
+	}
+	return nil
+}
+
+// Public returns the public key.
+func (s *Signer) Public() crypto.PublicKey { return s.pub }
+
+// Ref returns the key's label and id.
+func (s *Signer) Ref() KeyRef { return s.ref }
+
+// Sign signs digest in the token. rand is not used: the token has its own.
+func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	return s.SignContext(context.Background(), digest, opts)
+}
+
+// SignContext is Sign with a context that bounds the wait for a session.
+func (s *Signer) SignContext(ctx context.Context, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	mech, input, err := s.mechanism(digest, opts)
+	if err != nil {
+		return nil, err
+	}
+	var sig []byte
+	err = s.tok.do(ctx, "sign with key "+s.ref.String(), func(ses session) error {
+		for try := 0; ; try++ {
+			h, err := s.keyHandle(ses)
+			if err != nil {
+				return err
+			}
+			err = ses.ctx.SignInit(ses.h, []*pkcs11.Mechanism{mech}, h)
+			if err == nil {
+				sig, err = ses.ctx.Sign(ses.h, input)
+			}
+			if isStaleHandle(err) && try == 0 {
+				s.forgetHandle()
+				continue
+			}
+			return err
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := s.pub.(*ecdsa.PublicKey); ok {
+		return ecdsaDER(sig)
+	}
+	return sig, nil
+}
+
+// keyHandle returns the private key's handle for the session's epoch; object
+// handles are shared by all sessions of the application until the module is
+// finalised.
+func (s *Signer) keyHandle(ses session) (pkcs11.ObjectHandle, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hasHandle && s.handleEpoch == ses.epoch {
+		return s.handle, nil
+	}
+	h, err := s.tok.findPrivateKey(ses, s.ref)
+	if err != nil {
+		return 0, err
+	}
+	s.handle, s.handleEpoch, s.hasHandle = h, ses.epoch, true
+	return h, nil
+}
+
+func (s *Signer) forgetHandle() {
+	s.mu.Lock()
+	s.hasHandle = false
+	s.mu.Unlock()
+}
+
+// DigestInfo prefixes for PKCS #1 v1.5 (RFC 8017 §9.2, note 1): the DER of
+// DigestInfo{AlgorithmIdentifier{hash, NULL}, OCTET STRING} up to the digest.
+var digestInfoPrefix = map[crypto.Hash][]byte{
+	crypto.SHA256: {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20},
+	crypto.SHA384: {0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30},
+	crypto.SHA512: {0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40},
+}
+
+// pssParams maps a hash to its PKCS#11 hash mechanism and MGF1 variant.
+var pssParams = map[crypto.Hash][2]uint{
+	crypto.SHA256: {pkcs11.CKM_SHA256, pkcs11.CKG_MGF1_SHA256},
+	crypto.SHA384: {pkcs11.CKM_SHA384, pkcs11.CKG_MGF1_SHA384},
+	crypto.SHA512: {pkcs11.CKM_SHA512, pkcs11.CKG_MGF1_SHA512},
+}
+
+// mechanism chooses the PKCS#11 mechanism and the bytes to sign.
+func (s *Signer) mechanism(digest []byte, opts crypto.SignerOpts) (*pkcs11.Mechanism, []byte, error) {
+	hash := opts.HashFunc()
+	if hash == 0 {
+		return nil, nil, fmt.Errorf("hsm: %w: signing a message without a hash", ErrUnsupported)
+	}
+	if _, ok := digestInfoPrefix[hash]; !ok {
+		return nil, nil, fmt.Errorf("hsm: %w: hash %v (use SHA-256, SHA-384 or SHA-512)", ErrUnsupported, hash)
+	}
+	if len(digest) != hash.Size() {
+		return nil, nil, fmt.Errorf("hsm: digest is %d bytes, %v needs %d", len(digest), hash, hash.Size())
+	}
+	switch s.pub.(type) {
+	case *ecdsa.PublicKey:
+		return pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil), digest, nil
+	case *rsa.PublicKey:
+		if pss, ok := opts.(*rsa.PSSOptions); ok {
+			salt := pss.SaltLength
+			switch salt {
+			case rsa.PSSSaltLengthAuto, rsa.PSSSaltLengthEqualsHash:
+				// Auto lets the signer choose; the hash length is what
+				// RFC 8017 recommends and what every verifier accepts.
+				salt = hash.Size()
+			}
+			if salt < 0 {
+				return nil, nil, fmt.Errorf("hsm: PSS salt length %d is invalid", pss.SaltLength)
+			}
+			p := pssParams[hash]
+			return pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_PSS, pkcs11.NewPSSParams(p[0], p[1], uint(salt))), digest, nil
+		}
+		input := append(append([]byte{}, digestInfoPrefix[hash]...), digest...)
+		return pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil), input, nil
+	}
+	return nil, nil, fmt.Errorf("hsm: %w: %T key", ErrUnsupported, s.pub)
+}
+
+// ecdsaDER turns the r||s signature of CKM_ECDSA into ASN.1 DER.
+func ecdsaDER(raw []byte) ([]byte, error) {
+	if len(raw) == 0 || len(raw)%2 != 0 {
+		return nil, fmt.Errorf("hsm: ECDSA signature of %d bytes from the token is malformed", len(raw))
+	}
+	r := new(big.Int).SetBytes(raw[:len(raw)/2])
+	sv := new(big.Int).SetBytes(raw[len(raw)/2:])
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1BigInt(r)
+		b.AddASN1BigInt(sv)
+	})
+	return b.Bytes()
+}

@@ -1,0 +1,179 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/shomei-pki/shomei/ca/dn"
+	"github.com/shomei-pki/shomei/ca/issuer"
+	"github.com/shomei-pki/shomei/hsm"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Store   Store   `yaml:"store"`
+	HSM     HSM     `yaml:"hsm"`
+	Issuers Issuers `yaml:"issuers"`
+
+	// Path is the file the configuration was read from.
+	Path string `yaml:"-"`
+}
+
+// Store says where the bbolt database lives.
+type Store struct {
+	Path string `yaml:"path"`
+}
+
+// HSM says which PKCS#11 token holds the issuer keys.
+type HSM struct {
+	// Module is the PKCS#11 library of the HSM vendor.
+	Module string `yaml:"module"`
+	// ModuleEnv are environment variables the module reads when it is
+	// loaded, such as SOFTHSM2_CONF or a vendor's configuration path.
+	ModuleEnv     map[string]string `yaml:"module_env"`
+	TokenLabel    string            `yaml:"token_label"`
+	hsm.PINSource `yaml:",inline"`
+	// PoolSize bounds concurrent HSM sessions; 0 means the number of CPUs.
+	PoolSize int `yaml:"pool_size"`
+	// WaitTimeout bounds the wait for a free session; 0 means 5s.
+	WaitTimeout time.Duration `yaml:"wait_timeout"`
+}
+
+// Issuers says how the key ceremony makes the issuers.
+type Issuers struct {
+	KeyAlgorithm  string   `yaml:"key_algorithm"`
+	ValidityYears int      `yaml:"validity_years"`
+	SignDN        []string `yaml:"sign_dn"`
+	AuthDN        []string `yaml:"auth_dn"`
+}
+
+// Load reads, strictly decodes and validates the file at path.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	c, err := Decode(f, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	c.Path = path
+	return c, nil
+}
+
+// Decode reads a configuration; relative paths are resolved against dir.
+func Decode(r io.Reader, dir string) (*Config, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("the file is empty")
+		}
+		return nil, err
+	}
+	c.resolve(dir)
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) resolve(dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	abs(&c.Store.Path)
+	abs(&c.HSM.File)
+	if strings.Contains(c.HSM.Module, "/") {
+		abs(&c.HSM.Module)
+	}
+	for k, v := range c.HSM.ModuleEnv {
+		if strings.HasPrefix(v, "./") || strings.HasPrefix(v, "../") {
+			c.HSM.ModuleEnv[k] = filepath.Join(dir, v)
+		}
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	need := func(v, name string) {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s is required", name))
+		}
+	}
+	need(c.Store.Path, "store.path")
+	need(c.HSM.Module, "hsm.module")
+	need(c.HSM.TokenLabel, "hsm.token_label")
+	if (c.HSM.File == "") == (c.HSM.Env == "") {
+		errs = append(errs, errors.New("hsm: set exactly one of pin_file and pin_env (the PIN itself never goes in this file)"))
+	}
+	if c.HSM.PoolSize < 0 {
+		errs = append(errs, errors.New("hsm.pool_size must not be negative"))
+	}
+	if c.HSM.WaitTimeout < 0 {
+		errs = append(errs, errors.New("hsm.wait_timeout must not be negative"))
+	}
+	if _, err := c.IssuerConfig(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// IssuerConfig returns the key ceremony's configuration.
+func (c *Config) IssuerConfig() (issuer.Config, error) {
+	ic := issuer.Config{Algorithm: hsm.KeyAlgorithm(c.Issuers.KeyAlgorithm), ValidityYears: c.Issuers.ValidityYears}
+	var err error
+	if len(c.Issuers.SignDN) > 0 {
+		if ic.SignDN, err = dn.Parse(c.Issuers.SignDN); err != nil {
+			return ic, fmt.Errorf("issuers.sign_dn: %w", err)
+		}
+	}
+	if len(c.Issuers.AuthDN) > 0 {
+		if ic.AuthDN, err = dn.Parse(c.Issuers.AuthDN); err != nil {
+			return ic, fmt.Errorf("issuers.auth_dn: %w", err)
+		}
+	}
+	return ic, ic.Validate()
+}
+
+// OpenHSM sets the module's environment, reads the PIN and opens the token.
+func (c *Config) OpenHSM() (*hsm.Token, error) {
+	keys := make([]string, 0, len(c.HSM.ModuleEnv))
+	for k := range c.HSM.ModuleEnv {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := os.Setenv(k, c.HSM.ModuleEnv[k]); err != nil {
+			return nil, fmt.Errorf("config: hsm.module_env %s: %w", k, err)
+		}
+	}
+	pin, err := c.HSM.PINSource.Read()
+	if err != nil {
+		return nil, err
+	}
+	return hsm.Open(hsm.Config{
+		Module:      c.HSM.Module,
+		TokenLabel:  c.HSM.TokenLabel,
+		PIN:         pin,
+		PoolSize:    c.HSM.PoolSize,
+		WaitTimeout: c.HSM.WaitTimeout,
+	})
+}
