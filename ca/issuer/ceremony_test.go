@@ -300,11 +300,21 @@ func pkcs11Tool(t *testing.T, label string, login bool) string {
 	return string(out)
 }
 
-// objectBlock returns pkcs11-tool's description of the private key labelled label.
+// objectBlock returns pkcs11-tool's description of the private key labelled
+// label. Each object starts with an unindented header line.
 func objectBlock(listing, label string) string {
-	for _, block := range strings.Split(listing, "Private Key Object") {
-		if strings.Contains(block, "label:      "+label+"\n") {
-			return block
+	var blocks []string
+	for _, line := range strings.Split(listing, "\n") {
+		if line != "" && line[0] != ' ' {
+			blocks = append(blocks, "")
+		}
+		if len(blocks) > 0 {
+			blocks[len(blocks)-1] += line + "\n"
+		}
+	}
+	for _, b := range blocks {
+		if strings.HasPrefix(b, "Private Key Object") && strings.Contains(b, "label:      "+label+"\n") {
+			return b
 		}
 	}
 	return ""

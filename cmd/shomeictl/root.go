@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 
@@ -56,7 +58,7 @@ func (g *globals) logger() *slog.Logger {
 func (g *globals) config() (*config.Config, error) {
 	c, err := config.Load(g.configPath)
 	if err != nil {
-		if os.IsNotExist(err) && g.configPath == defaultConfig {
+		if errors.Is(err, fs.ErrNotExist) && g.configPath == defaultConfig {
 			return nil, fmt.Errorf("%w (run `make run` once to create the development configuration, or pass --config)", err)
 		}
 		return nil, err

@@ -1,0 +1,105 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shomei-pki/shomei/hsm"
+)
+
+const valid = `
+store:
+  path: data/shomei.db
+hsm:
+  module: /usr/lib/softhsm/libsofthsm2.so
+  module_env:
+    SOFTHSM2_CONF: ./softhsm/softhsm2.conf
+  token_label: shomei
+  pin_file: secrets/pin
+  pool_size: 4
+  wait_timeout: 2s
+issuers:
+  key_algorithm: ecdsa-p256
+  validity_years: 12
+  sign_dn: ["C=JP", "O=Test", "OU=Signature"]
+`
+
+func TestDecodeValid(t *testing.T) {
+	c, err := Decode(strings.NewReader(valid), "/etc/shomei")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Store.Path != "/etc/shomei/data/shomei.db" || c.HSM.File != "/etc/shomei/secrets/pin" {
+		t.Errorf("relative paths not resolved against the file's directory: %q %q", c.Store.Path, c.HSM.File)
+	}
+	if c.HSM.ModuleEnv["SOFTHSM2_CONF"] != "/etc/shomei/softhsm/softhsm2.conf" {
+		t.Errorf("module_env path not resolved: %q", c.HSM.ModuleEnv["SOFTHSM2_CONF"])
+	}
+	if c.HSM.PoolSize != 4 || c.HSM.WaitTimeout != 2*time.Second {
+		t.Errorf("pool %d wait %v", c.HSM.PoolSize, c.HSM.WaitTimeout)
+	}
+	ic, err := c.IssuerConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ic.Algorithm != hsm.ECDSAP256 || ic.ValidityYears != 12 || ic.SignDN.String() != "C=JP, O=Test, OU=Signature" {
+		t.Errorf("issuer config %+v", ic)
+	}
+	if ic.AuthDN.String() != "C=JP, O=JPKI, OU=JPKI for user authentication, OU=Japan Agency for Local Authority Information Systems" {
+		t.Errorf("AUTH DN does not default to R-P1: %s", ic.AuthDN)
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	cases := []struct {
+		name     string
+		old, new string // edit applied to the valid file
+		want     string
+	}{
+		{"unknown key", "  pool_size: 4\n", "  pool_size: 4\n  pin: \"1234\"\n", "field pin not found"},
+		{"misspelt section", "issuers:\n", "issuer:\n", "field issuer not found"},
+		{"no store path", "  path: data/shomei.db\n", "", "store.path is required"},
+		{"both PIN sources", "  pin_file: secrets/pin\n", "  pin_file: secrets/pin\n  pin_env: PIN\n", "exactly one of pin_file and pin_env"},
+		{"no PIN source", "  pin_file: secrets/pin\n", "", "exactly one of pin_file and pin_env"},
+		{"bad algorithm", "ecdsa-p256", "dsa-1024", `unknown key algorithm "dsa-1024"`},
+		{"bad DN", `"O=Test"`, `"Test"`, `issuers.sign_dn: dn: part 2 "Test" is not TYPE=value`},
+		{"bad duration", "2s", "two seconds", "line 11: cannot unmarshal"},
+		{"negative pool", "pool_size: 4", "pool_size: -1", "pool_size must not be negative"},
+		{"empty", valid, "", "empty"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			text := strings.Replace(valid, tc.old, tc.new, 1)
+			if text == valid {
+				t.Fatalf("edit %q does not apply", tc.old)
+			}
+			_, err := Decode(strings.NewReader(text), "/etc/shomei")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Decode = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "shomei.yaml")
+	if err := os.WriteFile(path, []byte(valid), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Path != path || c.Store.Path != filepath.Join(dir, "data/shomei.db") {
+		t.Errorf("Load: path %q store %q", c.Path, c.Store.Path)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Load of a missing file = %v, want a not-exist error", err)
+	}
+}
