@@ -23,10 +23,18 @@ CONF
 fi
 export SOFTHSM2_CONF="$conf"
 
-if ! softhsm2-util --show-slots 2>/dev/null | grep -q "Label:[[:space:]]*$label\$"; then
-  # Throwaway development PINs: random, in files only you can read.
-  head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$var/hsm/user.pin"
-  head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$var/hsm/so.pin"
+# softhsm2-util pads labels with spaces.
+count=$(softhsm2-util --show-slots 2>/dev/null | grep -c "Label:[[:space:]]*$label[[:space:]]*\$" || true)
+if [ "$count" -gt 1 ]; then
+  echo "dev-hsm: $count tokens are labelled $label in $var/softhsm; remove $var to start again" >&2
+  exit 1
+fi
+if [ "$count" -eq 0 ]; then
+  # Throwaway development PINs: random, in files only you can read. Existing
+  # PIN files are kept, never overwritten.
+  for f in user.pin so.pin; do
+    [ -s "$var/hsm/$f" ] || head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$var/hsm/$f"
+  done
   softhsm2-util --init-token --free --label "$label" \
     --so-pin "$(cat "$var/hsm/so.pin")" --pin "$(cat "$var/hsm/user.pin")" >/dev/null
   echo "dev-hsm: created SoftHSM2 token '$label' in $var/softhsm/tokens" >&2
