@@ -26,6 +26,7 @@ run: dev-hsm build
 	$(BIN)/shomeictl --config $(CONFIG) init --existing-ok
 	$(BIN)/shomeictl --config $(CONFIG) keys list --verify
 	$(BIN)/shomeictl --config $(CONFIG) issuers export --out $(VAR)/issuers
+	$(BIN)/shomeictl --config $(CONFIG) audit verify
 
 vet:
 	$(GO) vet ./...

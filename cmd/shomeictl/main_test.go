@@ -136,6 +136,15 @@ func TestOperatorWorkflow(t *testing.T) {
 		}
 	}
 
+	r = run(t, "--config", conf, "audit", "verify")
+	if r.code != 0 || r.stdout != "audit log intact: 5 records\n" {
+		t.Errorf("audit verify: code %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, "--config", conf, "audit", "list")
+	if r.code != 0 || !strings.Contains(r.stdout, "\tci-operator\tissuer.key.generate\tprofile=sign generation=1") {
+		t.Errorf("audit list: code %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
 	out := filepath.Join(t.TempDir(), "export")
 	r = run(t, "--config", conf, "issuers", "export", "--out", out)
 	if r.code != 0 {
@@ -192,7 +201,7 @@ func TestOperatorErrors(t *testing.T) {
 
 func TestHelpEverywhere(t *testing.T) {
 	for _, args := range [][]string{
-		{}, {"init"}, {"keys"}, {"keys", "list"}, {"issuers"}, {"issuers", "export"},
+		{}, {"init"}, {"keys"}, {"keys", "list"}, {"issuers"}, {"issuers", "export"}, {"audit"}, {"audit", "verify"}, {"audit", "list"},
 	} {
 		t.Run(strings.Join(append([]string{"shomeictl"}, args...), " "), func(t *testing.T) {
 			r := run(t, append(args, "--help")...)
