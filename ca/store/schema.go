@@ -18,6 +18,12 @@ import (
 //	meta     "audit_head"                              uint64 big-endian seq ‖ SHA-256 (40 bytes)
 //	issuers  profile (1 byte) ‖ generation (uint32 BE)  storev1.IssuerKey
 //	audit    seq (uint64 BE)                           storev1.AuditRecord
+//	certs    serial (big-endian, no leading zeros)      storev1.Certificate
+//	holders  municipality ‖ 0x00 ‖ holder_id ‖ 0x00 ‖   empty (index of a holder's certificates)
+//	         profile (1 byte) ‖ serial
+//	keys     SHA-256 of the holder SPKI (32 bytes)      serial of the certificate that certified it (R-P1)
+//	blocked  SHA-256 of the holder SPKI (32 bytes)      storev1.BlockedKey (R-V8)
+//	inquiries inquiry id                               storev1.Inquiry (R-A2)
 //
 // Records are stored as proto.Marshal with deterministic output. bbolt keeps
 // keys in byte order, so issuers come out ordered by profile then generation
@@ -35,10 +41,15 @@ var (
 	bucketMeta    = []byte("meta")
 	bucketIssuers = []byte("issuers")
 	bucketAudit   = []byte("audit")
+	bucketCerts   = []byte("certs")
+	bucketHolders = []byte("holders")
+	bucketKeys    = []byte("keys")
+	bucketBlocked = []byte("blocked")
+	bucketInquiry = []byte("inquiries")
 )
 
 // allBuckets are created, in this order, when a store is new.
-var allBuckets = [][]byte{bucketMeta, bucketIssuers, bucketAudit}
+var allBuckets = [][]byte{bucketMeta, bucketIssuers, bucketAudit, bucketCerts, bucketHolders, bucketKeys, bucketBlocked, bucketInquiry}
 
 // Keys in the meta bucket.
 var (
@@ -110,4 +121,30 @@ func decodeAuditHead(b []byte) (auditHead, bool) {
 	h.seq = binary.BigEndian.Uint64(b)
 	copy(h.hash[:], b[8:])
 	return h, h.seq > 0
+}
+
+// holderPrefix is the key prefix of every index entry of one holder. Holder
+// ids are unique only within their municipality, so the municipality code
+// leads. Neither may contain 0x00 (validated by callers).
+func holderPrefix(municipality, holderID string) []byte {
+	k := make([]byte, 0, len(municipality)+len(holderID)+2)
+	k = append(k, municipality...)
+	k = append(k, 0)
+	k = append(k, holderID...)
+	return append(k, 0)
+}
+
+// holderKey indexes one certificate of a holder.
+func holderKey(municipality, holderID string, p storev1.Profile, serial []byte) []byte {
+	k := holderPrefix(municipality, holderID)
+	k = append(k, byte(p))
+	return append(k, serial...)
+}
+
+// decodeHolderKey returns the profile and serial of an index key with the given prefix.
+func decodeHolderKey(prefix, k []byte) (storev1.Profile, []byte, bool) {
+	if len(k) < len(prefix)+2 {
+		return 0, nil, false
+	}
+	return storev1.Profile(k[len(prefix)]), k[len(prefix)+1:], true
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -47,6 +48,12 @@ type Store struct {
 	db   *bolt.DB
 	path string
 	now  func() time.Time
+
+	// Group commit (batch.go).
+	writes        chan writeCall
+	writeMu       sync.RWMutex // held for reading to send on writes; for writing to close it
+	writesClosed  bool
+	committerDone chan struct{}
 }
 
 // Open opens the store at path, creating it — and its parent directory, mode
@@ -80,7 +87,9 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	return &Store{db: db, path: path, now: opts.Now}, nil
+	s := &Store{db: db, path: path, now: opts.Now, writes: make(chan writeCall, maxGroup), committerDone: make(chan struct{})}
+	go s.committer()
+	return s, nil
 }
 
 // prepare lays out a new store, or checks that an existing one has this
@@ -126,6 +135,7 @@ func prepare(tx *bolt.Tx) error {
 
 // Close closes the store file and releases its lock.
 func (s *Store) Close() error {
+	s.stopWrites()
 	return s.db.Close()
 }
 

@@ -142,6 +142,67 @@ func (KeyState) EnumDescriptor() ([]byte, []int) {
 	return file_shomei_store_v1_store_proto_rawDescGZIP(), []int{1}
 }
 
+// CertState is where a certificate stands in the issuance cycle. A
+// certificate is recorded PENDING, with its serial and to-be-signed data,
+// before the HSM signs it, so a crash never leaves a signed certificate the
+// store does not know.
+type CertState int32
+
+const (
+	// Not set; never stored.
+	CertState_CERT_STATE_UNSPECIFIED CertState = 0
+	// Serial reserved and to-be-signed data recorded; not yet delivered.
+	CertState_CERT_STATE_PENDING CertState = 1
+	// Signed, stored, and delivered to the caller.
+	CertState_CERT_STATE_ISSUED CertState = 2
+	// Never delivered: signing failed, or the CA stopped before the signed
+	// certificate was stored. The serial stays taken forever.
+	CertState_CERT_STATE_ABANDONED CertState = 3
+)
+
+// Enum value maps for CertState.
+var (
+	CertState_name = map[int32]string{
+		0: "CERT_STATE_UNSPECIFIED",
+		1: "CERT_STATE_PENDING",
+		2: "CERT_STATE_ISSUED",
+		3: "CERT_STATE_ABANDONED",
+	}
+	CertState_value = map[string]int32{
+		"CERT_STATE_UNSPECIFIED": 0,
+		"CERT_STATE_PENDING":     1,
+		"CERT_STATE_ISSUED":      2,
+		"CERT_STATE_ABANDONED":   3,
+	}
+)
+
+func (x CertState) Enum() *CertState {
+	p := new(CertState)
+	*p = x
+	return p
+}
+
+func (x CertState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CertState) Descriptor() protoreflect.EnumDescriptor {
+	return file_shomei_store_v1_store_proto_enumTypes[2].Descriptor()
+}
+
+func (CertState) Type() protoreflect.EnumType {
+	return &file_shomei_store_v1_store_proto_enumTypes[2]
+}
+
+func (x CertState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CertState.Descriptor instead.
+func (CertState) EnumDescriptor() ([]byte, []int) {
+	return file_shomei_store_v1_store_proto_rawDescGZIP(), []int{2}
+}
+
 // IssuerKey is one generation of an issuer key: where its private key lives in
 // the HSM and the self-signed issuer certificate that goes with it. The private
 // key itself never leaves the HSM; only its PKCS#11 handles are stored here.
@@ -422,6 +483,462 @@ func (x *AuditField) GetValue() string {
 	return ""
 }
 
+// Certificate is one end-entity certificate, from reservation on.
+type Certificate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Serial number, big-endian, without leading zero bytes.
+	Serial []byte `protobuf:"bytes,1,opt,name=serial,proto3" json:"serial,omitempty"`
+	// Which profile.
+	Profile Profile `protobuf:"varint,2,opt,name=profile,proto3,enum=shomei.store.v1.Profile" json:"profile,omitempty"`
+	// Issuer key generation that signs it.
+	IssuerGeneration uint32 `protobuf:"varint,3,opt,name=issuer_generation,json=issuerGeneration,proto3" json:"issuer_generation,omitempty"`
+	// 5-digit municipality code of issuance.
+	MunicipalityCode string `protobuf:"bytes,4,opt,name=municipality_code,json=municipalityCode,proto3" json:"municipality_code,omitempty"`
+	// Holder id given by the municipal system (opaque, R-P4).
+	HolderId string `protobuf:"bytes,5,opt,name=holder_id,json=holderId,proto3" json:"holder_id,omitempty"`
+	// Where it stands.
+	State CertState `protobuf:"varint,6,opt,name=state,proto3,enum=shomei.store.v1.CertState" json:"state,omitempty"`
+	// The to-be-signed certificate (TBSCertificate DER) recorded before
+	// signing; the signed certificate's TBS must equal it.
+	TbsDer []byte `protobuf:"bytes,7,opt,name=tbs_der,json=tbsDer,proto3" json:"tbs_der,omitempty"`
+	// The signed certificate, DER; set when ISSUED.
+	Der []byte `protobuf:"bytes,8,opt,name=der,proto3" json:"der,omitempty"`
+	// notBefore.
+	NotBefore *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=not_before,json=notBefore,proto3" json:"not_before,omitempty"`
+	// notAfter.
+	NotAfter *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
+	// Expiry date in Japan, YYYY-MM-DD.
+	ExpiryDate string `protobuf:"bytes,11,opt,name=expiry_date,json=expiryDate,proto3" json:"expiry_date,omitempty"`
+	// Why that expiry date (R-V1, R-V4, R-V5).
+	ExpiryReason string `protobuf:"bytes,12,opt,name=expiry_reason,json=expiryReason,proto3" json:"expiry_reason,omitempty"`
+	// SHA-256 of the holder public key's SubjectPublicKeyInfo DER.
+	PublicKeySha256 []byte `protobuf:"bytes,13,opt,name=public_key_sha256,json=publicKeySha256,proto3" json:"public_key_sha256,omitempty"`
+	// Set once revoked; never cleared (R-R2).
+	Revocation *Revocation `protobuf:"bytes,14,opt,name=revocation,proto3" json:"revocation,omitempty"`
+	// For a certificate renewed: the serial of its successor (R-V4).
+	SupersededBy []byte `protobuf:"bytes,15,opt,name=superseded_by,json=supersededBy,proto3" json:"superseded_by,omitempty"`
+	// For a renewal: the serial of the certificate it supersedes.
+	Supersedes []byte `protobuf:"bytes,16,opt,name=supersedes,proto3" json:"supersedes,omitempty"`
+	// When the record was created.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Inquiry used by the PROXY application that asked for it (R-A2).
+	InquiryId     string `protobuf:"bytes,18,opt,name=inquiry_id,json=inquiryId,proto3" json:"inquiry_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Certificate) Reset() {
+	*x = Certificate{}
+	mi := &file_shomei_store_v1_store_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Certificate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Certificate) ProtoMessage() {}
+
+func (x *Certificate) ProtoReflect() protoreflect.Message {
+	mi := &file_shomei_store_v1_store_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Certificate.ProtoReflect.Descriptor instead.
+func (*Certificate) Descriptor() ([]byte, []int) {
+	return file_shomei_store_v1_store_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Certificate) GetSerial() []byte {
+	if x != nil {
+		return x.Serial
+	}
+	return nil
+}
+
+func (x *Certificate) GetProfile() Profile {
+	if x != nil {
+		return x.Profile
+	}
+	return Profile_PROFILE_UNSPECIFIED
+}
+
+func (x *Certificate) GetIssuerGeneration() uint32 {
+	if x != nil {
+		return x.IssuerGeneration
+	}
+	return 0
+}
+
+func (x *Certificate) GetMunicipalityCode() string {
+	if x != nil {
+		return x.MunicipalityCode
+	}
+	return ""
+}
+
+func (x *Certificate) GetHolderId() string {
+	if x != nil {
+		return x.HolderId
+	}
+	return ""
+}
+
+func (x *Certificate) GetState() CertState {
+	if x != nil {
+		return x.State
+	}
+	return CertState_CERT_STATE_UNSPECIFIED
+}
+
+func (x *Certificate) GetTbsDer() []byte {
+	if x != nil {
+		return x.TbsDer
+	}
+	return nil
+}
+
+func (x *Certificate) GetDer() []byte {
+	if x != nil {
+		return x.Der
+	}
+	return nil
+}
+
+func (x *Certificate) GetNotBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotBefore
+	}
+	return nil
+}
+
+func (x *Certificate) GetNotAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotAfter
+	}
+	return nil
+}
+
+func (x *Certificate) GetExpiryDate() string {
+	if x != nil {
+		return x.ExpiryDate
+	}
+	return ""
+}
+
+func (x *Certificate) GetExpiryReason() string {
+	if x != nil {
+		return x.ExpiryReason
+	}
+	return ""
+}
+
+func (x *Certificate) GetPublicKeySha256() []byte {
+	if x != nil {
+		return x.PublicKeySha256
+	}
+	return nil
+}
+
+func (x *Certificate) GetRevocation() *Revocation {
+	if x != nil {
+		return x.Revocation
+	}
+	return nil
+}
+
+func (x *Certificate) GetSupersededBy() []byte {
+	if x != nil {
+		return x.SupersededBy
+	}
+	return nil
+}
+
+func (x *Certificate) GetSupersedes() []byte {
+	if x != nil {
+		return x.Supersedes
+	}
+	return nil
+}
+
+func (x *Certificate) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Certificate) GetInquiryId() string {
+	if x != nil {
+		return x.InquiryId
+	}
+	return ""
+}
+
+// Revocation records why and when a certificate was revoked.
+type Revocation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the CA recorded it (the CRL/OCSP revocationDate, R-R3).
+	RevokedAt *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	// RFC 5280 CRLReason code.
+	Reason int32 `protobuf:"varint,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The event's effective time (invalidityDate, R-R3).
+	InvalidityDate *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=invalidity_date,json=invalidityDate,proto3" json:"invalidity_date,omitempty"`
+	// What caused it: "renewal", or the id of the event.
+	Cause         string `protobuf:"bytes,4,opt,name=cause,proto3" json:"cause,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Revocation) Reset() {
+	*x = Revocation{}
+	mi := &file_shomei_store_v1_store_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Revocation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Revocation) ProtoMessage() {}
+
+func (x *Revocation) ProtoReflect() protoreflect.Message {
+	mi := &file_shomei_store_v1_store_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
+func (*Revocation) Descriptor() ([]byte, []int) {
+	return file_shomei_store_v1_store_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Revocation) GetRevokedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokedAt
+	}
+	return nil
+}
+
+func (x *Revocation) GetReason() int32 {
+	if x != nil {
+		return x.Reason
+	}
+	return 0
+}
+
+func (x *Revocation) GetInvalidityDate() *timestamppb.Timestamp {
+	if x != nil {
+		return x.InvalidityDate
+	}
+	return nil
+}
+
+func (x *Revocation) GetCause() string {
+	if x != nil {
+		return x.Cause
+	}
+	return ""
+}
+
+// Inquiry is an inquiry letter 照会書兼回答書 for a PROXY application (R-A2).
+type Inquiry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Random id, given back with the code.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Municipality that opened it.
+	MunicipalityCode string `protobuf:"bytes,2,opt,name=municipality_code,json=municipalityCode,proto3" json:"municipality_code,omitempty"`
+	// Holder it is for.
+	HolderId string `protobuf:"bytes,3,opt,name=holder_id,json=holderId,proto3" json:"holder_id,omitempty"`
+	// SHA-256 of the one-time code; the code itself is never stored.
+	CodeSha256 []byte `protobuf:"bytes,4,opt,name=code_sha256,json=codeSha256,proto3" json:"code_sha256,omitempty"`
+	// When it was opened.
+	OpenedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=opened_at,json=openedAt,proto3" json:"opened_at,omitempty"`
+	// Last moment the code is accepted.
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// When the code was used; unset while unused.
+	UsedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=used_at,json=usedAt,proto3" json:"used_at,omitempty"`
+	// Serials of the certificates whose application used it.
+	UsedBy        [][]byte `protobuf:"bytes,8,rep,name=used_by,json=usedBy,proto3" json:"used_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Inquiry) Reset() {
+	*x = Inquiry{}
+	mi := &file_shomei_store_v1_store_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Inquiry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Inquiry) ProtoMessage() {}
+
+func (x *Inquiry) ProtoReflect() protoreflect.Message {
+	mi := &file_shomei_store_v1_store_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Inquiry.ProtoReflect.Descriptor instead.
+func (*Inquiry) Descriptor() ([]byte, []int) {
+	return file_shomei_store_v1_store_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Inquiry) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Inquiry) GetMunicipalityCode() string {
+	if x != nil {
+		return x.MunicipalityCode
+	}
+	return ""
+}
+
+func (x *Inquiry) GetHolderId() string {
+	if x != nil {
+		return x.HolderId
+	}
+	return ""
+}
+
+func (x *Inquiry) GetCodeSha256() []byte {
+	if x != nil {
+		return x.CodeSha256
+	}
+	return nil
+}
+
+func (x *Inquiry) GetOpenedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OpenedAt
+	}
+	return nil
+}
+
+func (x *Inquiry) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *Inquiry) GetUsedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UsedAt
+	}
+	return nil
+}
+
+func (x *Inquiry) GetUsedBy() [][]byte {
+	if x != nil {
+		return x.UsedBy
+	}
+	return nil
+}
+
+// BlockedKey is a holder public key that must never be certified again
+// (R-V8).
+type BlockedKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// SHA-256 of the SubjectPublicKeyInfo DER.
+	PublicKeySha256 []byte `protobuf:"bytes,1,opt,name=public_key_sha256,json=publicKeySha256,proto3" json:"public_key_sha256,omitempty"`
+	// When it was blocked.
+	BlockedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=blocked_at,json=blockedAt,proto3" json:"blocked_at,omitempty"`
+	// Serial of the certificate whose loss or compromise blocked it.
+	Serial []byte `protobuf:"bytes,3,opt,name=serial,proto3" json:"serial,omitempty"`
+	// What blocked it, e.g. the loss report's event id.
+	Cause         string `protobuf:"bytes,4,opt,name=cause,proto3" json:"cause,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlockedKey) Reset() {
+	*x = BlockedKey{}
+	mi := &file_shomei_store_v1_store_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlockedKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlockedKey) ProtoMessage() {}
+
+func (x *BlockedKey) ProtoReflect() protoreflect.Message {
+	mi := &file_shomei_store_v1_store_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlockedKey.ProtoReflect.Descriptor instead.
+func (*BlockedKey) Descriptor() ([]byte, []int) {
+	return file_shomei_store_v1_store_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *BlockedKey) GetPublicKeySha256() []byte {
+	if x != nil {
+		return x.PublicKeySha256
+	}
+	return nil
+}
+
+func (x *BlockedKey) GetBlockedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.BlockedAt
+	}
+	return nil
+}
+
+func (x *BlockedKey) GetSerial() []byte {
+	if x != nil {
+		return x.Serial
+	}
+	return nil
+}
+
+func (x *BlockedKey) GetCause() string {
+	if x != nil {
+		return x.Cause
+	}
+	return ""
+}
+
 var File_shomei_store_v1_store_proto protoreflect.FileDescriptor
 
 const file_shomei_store_v1_store_proto_rawDesc = "" +
@@ -451,7 +968,60 @@ const file_shomei_store_v1_store_proto_rawDesc = "" +
 	"\n" +
 	"AuditField\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value*F\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xef\x05\n" +
+	"\vCertificate\x12\x16\n" +
+	"\x06serial\x18\x01 \x01(\fR\x06serial\x122\n" +
+	"\aprofile\x18\x02 \x01(\x0e2\x18.shomei.store.v1.ProfileR\aprofile\x12+\n" +
+	"\x11issuer_generation\x18\x03 \x01(\rR\x10issuerGeneration\x12+\n" +
+	"\x11municipality_code\x18\x04 \x01(\tR\x10municipalityCode\x12\x1b\n" +
+	"\tholder_id\x18\x05 \x01(\tR\bholderId\x120\n" +
+	"\x05state\x18\x06 \x01(\x0e2\x1a.shomei.store.v1.CertStateR\x05state\x12\x17\n" +
+	"\atbs_der\x18\a \x01(\fR\x06tbsDer\x12\x10\n" +
+	"\x03der\x18\b \x01(\fR\x03der\x129\n" +
+	"\n" +
+	"not_before\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\x127\n" +
+	"\tnot_after\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x12\x1f\n" +
+	"\vexpiry_date\x18\v \x01(\tR\n" +
+	"expiryDate\x12#\n" +
+	"\rexpiry_reason\x18\f \x01(\tR\fexpiryReason\x12*\n" +
+	"\x11public_key_sha256\x18\r \x01(\fR\x0fpublicKeySha256\x12;\n" +
+	"\n" +
+	"revocation\x18\x0e \x01(\v2\x1b.shomei.store.v1.RevocationR\n" +
+	"revocation\x12#\n" +
+	"\rsuperseded_by\x18\x0f \x01(\fR\fsupersededBy\x12\x1e\n" +
+	"\n" +
+	"supersedes\x18\x10 \x01(\fR\n" +
+	"supersedes\x129\n" +
+	"\n" +
+	"created_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"inquiry_id\x18\x12 \x01(\tR\tinquiryId\"\xba\x01\n" +
+	"\n" +
+	"Revocation\x129\n" +
+	"\n" +
+	"revoked_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\x05R\x06reason\x12C\n" +
+	"\x0finvalidity_date\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0einvalidityDate\x12\x14\n" +
+	"\x05cause\x18\x04 \x01(\tR\x05cause\"\xc6\x02\n" +
+	"\aInquiry\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
+	"\x11municipality_code\x18\x02 \x01(\tR\x10municipalityCode\x12\x1b\n" +
+	"\tholder_id\x18\x03 \x01(\tR\bholderId\x12\x1f\n" +
+	"\vcode_sha256\x18\x04 \x01(\fR\n" +
+	"codeSha256\x127\n" +
+	"\topened_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bopenedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x123\n" +
+	"\aused_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06usedAt\x12\x17\n" +
+	"\aused_by\x18\b \x03(\fR\x06usedBy\"\xa1\x01\n" +
+	"\n" +
+	"BlockedKey\x12*\n" +
+	"\x11public_key_sha256\x18\x01 \x01(\fR\x0fpublicKeySha256\x129\n" +
+	"\n" +
+	"blocked_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tblockedAt\x12\x16\n" +
+	"\x06serial\x18\x03 \x01(\fR\x06serial\x12\x14\n" +
+	"\x05cause\x18\x04 \x01(\tR\x05cause*F\n" +
 	"\aProfile\x12\x17\n" +
 	"\x13PROFILE_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPROFILE_SIGN\x10\x01\x12\x10\n" +
@@ -460,7 +1030,12 @@ const file_shomei_store_v1_store_proto_rawDesc = "" +
 	"\x15KEY_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10KEY_STATE_ACTIVE\x10\x01\x12\x15\n" +
 	"\x11KEY_STATE_RETIRED\x10\x02\x12\x19\n" +
-	"\x15KEY_STATE_COMPROMISED\x10\x03B:Z8github.com/shomei-pki/shomei/api/shomei/store/v1;storev1b\x06proto3"
+	"\x15KEY_STATE_COMPROMISED\x10\x03*p\n" +
+	"\tCertState\x12\x1a\n" +
+	"\x16CERT_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12CERT_STATE_PENDING\x10\x01\x12\x15\n" +
+	"\x11CERT_STATE_ISSUED\x10\x02\x12\x18\n" +
+	"\x14CERT_STATE_ABANDONED\x10\x03B:Z8github.com/shomei-pki/shomei/api/shomei/store/v1;storev1b\x06proto3"
 
 var (
 	file_shomei_store_v1_store_proto_rawDescOnce sync.Once
@@ -474,27 +1049,44 @@ func file_shomei_store_v1_store_proto_rawDescGZIP() []byte {
 	return file_shomei_store_v1_store_proto_rawDescData
 }
 
-var file_shomei_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_shomei_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_shomei_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_shomei_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_shomei_store_v1_store_proto_goTypes = []any{
 	(Profile)(0),                  // 0: shomei.store.v1.Profile
 	(KeyState)(0),                 // 1: shomei.store.v1.KeyState
-	(*IssuerKey)(nil),             // 2: shomei.store.v1.IssuerKey
-	(*AuditRecord)(nil),           // 3: shomei.store.v1.AuditRecord
-	(*AuditField)(nil),            // 4: shomei.store.v1.AuditField
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(CertState)(0),                // 2: shomei.store.v1.CertState
+	(*IssuerKey)(nil),             // 3: shomei.store.v1.IssuerKey
+	(*AuditRecord)(nil),           // 4: shomei.store.v1.AuditRecord
+	(*AuditField)(nil),            // 5: shomei.store.v1.AuditField
+	(*Certificate)(nil),           // 6: shomei.store.v1.Certificate
+	(*Revocation)(nil),            // 7: shomei.store.v1.Revocation
+	(*Inquiry)(nil),               // 8: shomei.store.v1.Inquiry
+	(*BlockedKey)(nil),            // 9: shomei.store.v1.BlockedKey
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 }
 var file_shomei_store_v1_store_proto_depIdxs = []int32{
-	0, // 0: shomei.store.v1.IssuerKey.profile:type_name -> shomei.store.v1.Profile
-	1, // 1: shomei.store.v1.IssuerKey.state:type_name -> shomei.store.v1.KeyState
-	5, // 2: shomei.store.v1.IssuerKey.created_at:type_name -> google.protobuf.Timestamp
-	5, // 3: shomei.store.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
-	4, // 4: shomei.store.v1.AuditRecord.fields:type_name -> shomei.store.v1.AuditField
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	0,  // 0: shomei.store.v1.IssuerKey.profile:type_name -> shomei.store.v1.Profile
+	1,  // 1: shomei.store.v1.IssuerKey.state:type_name -> shomei.store.v1.KeyState
+	10, // 2: shomei.store.v1.IssuerKey.created_at:type_name -> google.protobuf.Timestamp
+	10, // 3: shomei.store.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
+	5,  // 4: shomei.store.v1.AuditRecord.fields:type_name -> shomei.store.v1.AuditField
+	0,  // 5: shomei.store.v1.Certificate.profile:type_name -> shomei.store.v1.Profile
+	2,  // 6: shomei.store.v1.Certificate.state:type_name -> shomei.store.v1.CertState
+	10, // 7: shomei.store.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
+	10, // 8: shomei.store.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
+	7,  // 9: shomei.store.v1.Certificate.revocation:type_name -> shomei.store.v1.Revocation
+	10, // 10: shomei.store.v1.Certificate.created_at:type_name -> google.protobuf.Timestamp
+	10, // 11: shomei.store.v1.Revocation.revoked_at:type_name -> google.protobuf.Timestamp
+	10, // 12: shomei.store.v1.Revocation.invalidity_date:type_name -> google.protobuf.Timestamp
+	10, // 13: shomei.store.v1.Inquiry.opened_at:type_name -> google.protobuf.Timestamp
+	10, // 14: shomei.store.v1.Inquiry.expires_at:type_name -> google.protobuf.Timestamp
+	10, // 15: shomei.store.v1.Inquiry.used_at:type_name -> google.protobuf.Timestamp
+	10, // 16: shomei.store.v1.BlockedKey.blocked_at:type_name -> google.protobuf.Timestamp
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_shomei_store_v1_store_proto_init() }
@@ -507,8 +1099,8 @@ func file_shomei_store_v1_store_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shomei_store_v1_store_proto_rawDesc), len(file_shomei_store_v1_store_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   3,
+			NumEnums:      3,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,394 @@
+package store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+)
+
+// Refusals of an issuance, found inside the transaction that would record
+// it, so that two concurrent requests can never both pass.
+var (
+	// ErrSerialTaken: the serial is already recorded (R-P1: never reused).
+	ErrSerialTaken = errors.New("serial number already used")
+	// ErrKeyUsed: another certificate already certifies the public key (R-P1).
+	ErrKeyUsed = errors.New("public key already certified")
+	// ErrKeyBlocked: the public key was reported lost or compromised (R-V8).
+	ErrKeyBlocked = errors.New("public key is blocked")
+	// ErrDoubleIssuance: the holder has a valid or pending certificate of the
+	// profile (R-A4).
+	ErrDoubleIssuance = errors.New("holder already has a valid certificate of this profile")
+	// ErrNotRenewable: the certificate to renew is not the holder's valid one.
+	ErrNotRenewable = errors.New("certificate cannot be renewed")
+	// ErrInquiry: the inquiry is missing, for someone else, expired, used,
+	// or the code does not match (R-A2).
+	ErrInquiry = errors.New("inquiry not usable")
+	// ErrNotFound: no such record.
+	ErrNotFound = errors.New("not found")
+)
+
+// Reservation is the first half of an issuance: the certificates to record
+// as PENDING, with everything that must hold for them, checked in one
+// transaction.
+type Reservation struct {
+	// Certs to record, all for the same holder, state PENDING, with serial,
+	// profile, issuer generation, holder, tbs_der, validity and public key
+	// hash set.
+	Certs []*storev1.Certificate
+	// Now is the time the holder's existing certificates are judged at.
+	Now time.Time
+	// Supersede, for a renewal, maps the profile to the serial of the
+	// holder's valid certificate it replaces; that one does not count as a
+	// double issuance (R-A4) and must be ISSUED, unrevoked and unexpired.
+	Supersede map[storev1.Profile][]byte
+	// InquiryID and InquiryCode, for a PROXY application, must name an
+	// open, unused, unexpired inquiry of the holder with that code (R-A2).
+	InquiryID, InquiryCode string
+}
+
+// Reserve records r's certificates as PENDING, after checking in the same
+// transaction that their serials are new, their keys neither certified nor
+// blocked, the holder has no other valid or pending certificate of their
+// profiles, the superseded certificates are renewable and the inquiry is
+// usable. It changes nothing when any check fails. Independent reservations
+// from concurrent callers are committed together in one disk write.
+func (s *Store) Reserve(r Reservation) error {
+	if len(r.Certs) == 0 {
+		return fmt.Errorf("store: reserve: %w: no certificates", ErrInvalidArgument)
+	}
+	first := r.Certs[0]
+	for i, c := range r.Certs {
+		if c.GetState() != storev1.CertState_CERT_STATE_PENDING || len(c.GetSerial()) == 0 ||
+			len(c.GetTbsDer()) == 0 || len(c.GetPublicKeySha256()) != sha256.Size || c.GetProfile() == storev1.Profile_PROFILE_UNSPECIFIED {
+			return fmt.Errorf("store: reserve: %w: certs[%d] is incomplete", ErrInvalidArgument, i)
+		}
+		if c.GetMunicipalityCode() != first.GetMunicipalityCode() || c.GetHolderId() != first.GetHolderId() {
+			return fmt.Errorf("store: reserve: %w: certs[%d] is for another holder", ErrInvalidArgument, i)
+		}
+	}
+	err := s.write(func(tx *bolt.Tx) error { return reserve(tx, r) })
+	if err != nil {
+		return fmt.Errorf("store: reserve: %w", err)
+	}
+	return nil
+}
+
+func reserve(tx *bolt.Tx, r Reservation) error {
+	certs, holders, keys, blocked := tx.Bucket(bucketCerts), tx.Bucket(bucketHolders), tx.Bucket(bucketKeys), tx.Bucket(bucketBlocked)
+	first := r.Certs[0]
+	prefix := holderPrefix(first.MunicipalityCode, first.HolderId)
+
+	// R-A4: the holder's live certificates per profile.
+	live := map[storev1.Profile][][]byte{}
+	c := holders.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		p, serial, ok := decodeHolderKey(prefix, k)
+		if !ok {
+			return fmt.Errorf("store is damaged: holder index key %x", k)
+		}
+		rec, err := getCert(certs, serial)
+		if err != nil {
+			return err
+		}
+		if isLive(rec, r.Now) {
+			live[p] = append(live[p], serial)
+		}
+	}
+	for p, old := range r.Supersede {
+		rec, err := getCert(certs, old)
+		if errors.Is(err, ErrNotFound) || (err == nil && (rec.MunicipalityCode != first.MunicipalityCode || rec.HolderId != first.HolderId || rec.Profile != p)) {
+			return fmt.Errorf("%w: %s is not a %s certificate of this holder", ErrNotRenewable, hex.EncodeToString(old), p)
+		}
+		if err != nil {
+			return err
+		}
+		if rec.State != storev1.CertState_CERT_STATE_ISSUED || rec.Revocation != nil || !rec.NotAfter.AsTime().After(r.Now) {
+			return fmt.Errorf("%w: %s is not valid (state %s, revoked %t)", ErrNotRenewable, hex.EncodeToString(old), rec.State, rec.Revocation != nil)
+		}
+	}
+	for _, cert := range r.Certs {
+		for _, serial := range live[cert.Profile] {
+			if !bytes.Equal(serial, r.Supersede[cert.Profile]) {
+				return fmt.Errorf("%w: %s %s", ErrDoubleIssuance, cert.Profile, hex.EncodeToString(serial))
+			}
+		}
+		if certs.Get(cert.Serial) != nil {
+			return fmt.Errorf("%w: %s", ErrSerialTaken, hex.EncodeToString(cert.Serial))
+		}
+		if keys.Get(cert.PublicKeySha256) != nil {
+			return ErrKeyUsed
+		}
+		if blocked.Get(cert.PublicKeySha256) != nil {
+			return ErrKeyBlocked
+		}
+	}
+
+	if r.InquiryID != "" {
+		if err := useInquiry(tx, r, first); err != nil {
+			return err
+		}
+	}
+	for _, cert := range r.Certs {
+		rec := proto.CloneOf(cert)
+		if rec.CreatedAt == nil {
+			rec.CreatedAt = timestamppb.New(r.Now)
+		}
+		rec.InquiryId = r.InquiryID
+		if old := r.Supersede[cert.Profile]; old != nil {
+			rec.Supersedes = old
+		}
+		if err := putCert(certs, rec); err != nil {
+			return err
+		}
+		if err := holders.Put(holderKey(rec.MunicipalityCode, rec.HolderId, rec.Profile, rec.Serial), nil); err != nil {
+			return err
+		}
+		if err := keys.Put(rec.PublicKeySha256, rec.Serial); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isLive reports whether a certificate counts against a new issuance of its
+// profile (R-A4): pending, or issued, unrevoked and unexpired at now.
+func isLive(rec *storev1.Certificate, now time.Time) bool {
+	switch rec.State {
+	case storev1.CertState_CERT_STATE_PENDING:
+		return true
+	case storev1.CertState_CERT_STATE_ISSUED:
+		return rec.Revocation == nil && rec.NotAfter.AsTime().After(now)
+	}
+	return false
+}
+
+// Completion is the second half of an issuance: the signed certificates.
+type Completion struct {
+	// DER of the signed certificate by serial (as in Reservation.Certs).
+	DER map[string][]byte // key: string(serial)
+	// Now is when they were issued (and the superseded ones revoked).
+	Now time.Time
+	// Audit records to append in the same transaction (R-K3).
+	Audit []*storev1.AuditRecord
+}
+
+// Complete stores the signed certificates of a reservation and marks them
+// ISSUED; for a renewal it revokes each superseded certificate as
+// superseded in the same transaction (R-V4). Each certificate's TBS must
+// equal the one recorded at reservation.
+func (s *Store) Complete(c Completion) error {
+	recs, err := prepareAudit(c.Audit, false, c.Now)
+	if err != nil {
+		return fmt.Errorf("store: complete: %w", err)
+	}
+	err = s.write(func(tx *bolt.Tx) error {
+		certs := tx.Bucket(bucketCerts)
+		for serial, der := range c.DER {
+			rec, err := getCert(certs, []byte(serial))
+			if err != nil {
+				return err
+			}
+			if rec.State != storev1.CertState_CERT_STATE_PENDING {
+				return fmt.Errorf("%w: certificate %x is %s, not pending", ErrInvalidArgument, serial, rec.State)
+			}
+			tbs, err := tbsOf(der)
+			if err != nil || !bytes.Equal(tbs, rec.TbsDer) {
+				return fmt.Errorf("%w: signed certificate %x does not carry the recorded to-be-signed data", ErrInvalidArgument, serial)
+			}
+			rec.State, rec.Der = storev1.CertState_CERT_STATE_ISSUED, der
+			if err := putCert(certs, rec); err != nil {
+				return err
+			}
+			if len(rec.Supersedes) > 0 {
+				old, err := getCert(certs, rec.Supersedes)
+				if err != nil {
+					return err
+				}
+				if old.Revocation == nil {
+					old.Revocation = &storev1.Revocation{RevokedAt: timestamppb.New(c.Now), Reason: ReasonSuperseded,
+						InvalidityDate: timestamppb.New(c.Now), Cause: "renewal"}
+				}
+				old.SupersededBy = rec.Serial
+				if err := putCert(certs, old); err != nil {
+					return err
+				}
+			}
+		}
+		if len(recs) > 0 {
+			return appendAudit(tx, recs)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: complete: %w", err)
+	}
+	return nil
+}
+
+// ReasonSuperseded is RFC 5280's CRLReason superseded.
+const ReasonSuperseded = 4
+
+// Abandon marks pending certificates that will never be delivered (signing
+// failed) as ABANDONED, so they no longer block the holder, and gives back
+// the inquiry they used. Their serials stay taken.
+func (s *Store) Abandon(serials [][]byte) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for _, serial := range serials {
+			if err := abandon(tx, serial); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: abandon: %w", err)
+	}
+	return nil
+}
+
+// AbandonPending marks every PENDING certificate ABANDONED: at start-up, any
+// still pending belongs to an issuance that died with the previous process
+// and was never delivered. It returns their serials.
+func (s *Store) AbandonPending() ([][]byte, error) {
+	var out [][]byte
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		out = out[:0]
+		var pending [][]byte
+		err := tx.Bucket(bucketCerts).ForEach(func(k, v []byte) error {
+			var rec storev1.Certificate
+			if err := proto.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("store is damaged: certificate %x: %w", k, err)
+			}
+			if rec.State == storev1.CertState_CERT_STATE_PENDING {
+				pending = append(pending, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, serial := range pending {
+			if err := abandon(tx, serial); err != nil {
+				return err
+			}
+		}
+		out = pending
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: abandon pending: %w", err)
+	}
+	return out, nil
+}
+
+func abandon(tx *bolt.Tx, serial []byte) error {
+	certs := tx.Bucket(bucketCerts)
+	rec, err := getCert(certs, serial)
+	if err != nil {
+		return err
+	}
+	if rec.State != storev1.CertState_CERT_STATE_PENDING {
+		return nil
+	}
+	rec.State = storev1.CertState_CERT_STATE_ABANDONED
+	if err := putCert(certs, rec); err != nil {
+		return err
+	}
+	// The key was never certified: free it for another attempt.
+	if err := tx.Bucket(bucketKeys).Delete(rec.PublicKeySha256); err != nil {
+		return err
+	}
+	if rec.InquiryId != "" {
+		return releaseInquiry(tx, rec.InquiryId, serial)
+	}
+	return nil
+}
+
+// Certificate returns one certificate record by serial; ErrNotFound if none.
+func (s *Store) Certificate(serial []byte) (*storev1.Certificate, error) {
+	var rec *storev1.Certificate
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		rec, err = getCert(tx.Bucket(bucketCerts), serial)
+		return err
+	})
+	return rec, err
+}
+
+// HolderCertificates returns a holder's certificate records, in index order
+// (by profile, then serial).
+func (s *Store) HolderCertificates(municipality, holderID string) ([]*storev1.Certificate, error) {
+	var out []*storev1.Certificate
+	err := s.db.View(func(tx *bolt.Tx) error {
+		prefix := holderPrefix(municipality, holderID)
+		certs := tx.Bucket(bucketCerts)
+		c := tx.Bucket(bucketHolders).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			_, serial, ok := decodeHolderKey(prefix, k)
+			if !ok {
+				return fmt.Errorf("store is damaged: holder index key %x", k)
+			}
+			rec, err := getCert(certs, serial)
+			if err != nil {
+				return err
+			}
+			out = append(out, rec)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ForEachCertificate calls fn for every certificate record, in serial order.
+func (s *Store) ForEachCertificate(fn func(*storev1.Certificate) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketCerts).ForEach(func(k, v []byte) error {
+			rec := new(storev1.Certificate)
+			if err := proto.Unmarshal(v, rec); err != nil {
+				return fmt.Errorf("store is damaged: certificate %x: %w", k, err)
+			}
+			return fn(rec)
+		})
+	})
+}
+
+func getCert(b *bolt.Bucket, serial []byte) (*storev1.Certificate, error) {
+	v := b.Get(serial)
+	if v == nil {
+		return nil, fmt.Errorf("certificate %x: %w", serial, ErrNotFound)
+	}
+	rec := new(storev1.Certificate)
+	if err := proto.Unmarshal(v, rec); err != nil {
+		return nil, fmt.Errorf("store is damaged: certificate %x: %w", serial, err)
+	}
+	return rec, nil
+}
+
+func putCert(b *bolt.Bucket, rec *storev1.Certificate) error {
+	v, err := marshal(rec)
+	if err != nil {
+		return err
+	}
+	return b.Put(rec.Serial, v)
+}
+
+// tbsOf returns the TBSCertificate bytes of a DER certificate.
+func tbsOf(der []byte) ([]byte, error) {
+	input := cryptobyte.String(der)
+	var cert, tbs cryptobyte.String
+	if !input.ReadASN1(&cert, cbasn1.SEQUENCE) || !input.Empty() || !cert.ReadASN1Element(&tbs, cbasn1.SEQUENCE) {
+		return nil, errors.New("not a DER certificate")
+	}
+	return tbs, nil
+}

@@ -1,0 +1,273 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+)
+
+var t0 = time.Date(2026, 11, 21, 1, 0, 0, 0, time.UTC)
+
+func openTemp(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"), Options{Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// fakeDER wraps tbs in a certificate-shaped SEQUENCE (the store only reads
+// the TBS part back).
+func fakeDER(tbs []byte) []byte {
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(tbs)
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {})
+	})
+	return b.BytesOrPanic()
+}
+
+func tbsFor(n uint64) []byte {
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1Uint64(n) })
+	return b.BytesOrPanic()
+}
+
+var nextSerial uint64 = 1000
+
+// pending makes a PENDING record for holder with a fresh serial and key.
+func pending(holder string, p storev1.Profile) *storev1.Certificate {
+	nextSerial++
+	serial := binary.BigEndian.AppendUint64(nil, nextSerial)
+	key := sha256.Sum256(serial)
+	return &storev1.Certificate{
+		Serial: serial, Profile: p, IssuerGeneration: 1, MunicipalityCode: "13221", HolderId: holder,
+		State: storev1.CertState_CERT_STATE_PENDING, TbsDer: tbsFor(nextSerial), PublicKeySha256: key[:],
+		NotBefore: timestamppb.New(t0), NotAfter: timestamppb.New(t0.AddDate(5, 0, 0)),
+	}
+}
+
+func issue(t *testing.T, s *Store, r Reservation) {
+	t.Helper()
+	if err := s.Reserve(r); err != nil {
+		t.Fatal(err)
+	}
+	c := Completion{DER: map[string][]byte{}, Now: r.Now}
+	for _, rec := range r.Certs {
+		c.DER[string(rec.Serial)] = fakeDER(rec.TbsDer)
+	}
+	if err := s.Complete(c); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestIssuanceLifecycle(t *testing.T) {
+	s := openTemp(t)
+	a, b := pending("h1", sign), pending("h1", auth)
+	issue(t, s, Reservation{Certs: []*storev1.Certificate{a, b}, Now: t0})
+
+	got, err := s.HolderCertificates("13221", "h1")
+	if err != nil || len(got) != 2 {
+		t.Fatalf("holder has %d certificates (%v), want 2", len(got), err)
+	}
+	for _, rec := range got {
+		if rec.State != storev1.CertState_CERT_STATE_ISSUED || len(rec.Der) == 0 {
+			t.Errorf("%x: state %v, der %d bytes", rec.Serial, rec.State, len(rec.Der))
+		}
+	}
+
+	cases := []struct {
+		name string
+		r    Reservation
+		want error
+	}{
+		{"double issuance of SIGN (R-A4)", Reservation{Certs: []*storev1.Certificate{pending("h1", sign)}, Now: t0}, ErrDoubleIssuance},
+		{"same serial (R-P1)", Reservation{Certs: []*storev1.Certificate{func() *storev1.Certificate {
+			c := pending("h2", sign)
+			c.Serial = a.Serial
+			return c
+		}()}, Now: t0}, ErrSerialTaken},
+		{"key already certified (R-P1)", Reservation{Certs: []*storev1.Certificate{func() *storev1.Certificate {
+			c := pending("h2", auth)
+			c.PublicKeySha256 = b.PublicKeySha256
+			return c
+		}()}, Now: t0}, ErrKeyUsed},
+		{"renewing another holder's certificate", Reservation{Certs: []*storev1.Certificate{pending("h2", sign)}, Now: t0,
+			Supersede: map[storev1.Profile][]byte{sign: a.Serial}}, ErrNotRenewable},
+		{"unknown inquiry", Reservation{Certs: []*storev1.Certificate{pending("h3", auth)}, Now: t0, InquiryID: "nope", InquiryCode: "x"}, ErrInquiry},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.Reserve(tc.r)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Reserve = %v, want %v", err, tc.want)
+			}
+			// Nothing of a refused reservation is recorded.
+			if _, err := s.Certificate(tc.r.Certs[0].Serial); tc.want != ErrSerialTaken && !errors.Is(err, ErrNotFound) {
+				t.Fatalf("refused certificate was recorded: %v", err)
+			}
+		})
+	}
+
+	// After expiry the holder may be issued again (R-A4 counts valid ones only).
+	later := t0.AddDate(5, 0, 1)
+	issue(t, s, Reservation{Certs: []*storev1.Certificate{pending("h1", sign)}, Now: later})
+}
+
+func TestRenewalSupersedesAtomically(t *testing.T) {
+	s := openTemp(t)
+	old := pending("h1", sign)
+	issue(t, s, Reservation{Certs: []*storev1.Certificate{old}, Now: t0})
+	renewal := pending("h1", sign)
+	now := t0.AddDate(4, 10, 0)
+	issue(t, s, Reservation{Certs: []*storev1.Certificate{renewal}, Now: now, Supersede: map[storev1.Profile][]byte{sign: old.Serial}})
+
+	o, err := s.Certificate(old.Serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Revocation == nil || o.Revocation.Reason != ReasonSuperseded || !o.Revocation.RevokedAt.AsTime().Equal(now) ||
+		string(o.SupersededBy) != string(renewal.Serial) {
+		t.Fatalf("old certificate after renewal: revocation %v superseded_by %x", o.Revocation, o.SupersededBy)
+	}
+	// The superseded certificate cannot be renewed a second time.
+	err = s.Reserve(Reservation{Certs: []*storev1.Certificate{pending("h1", sign)}, Now: now, Supersede: map[storev1.Profile][]byte{sign: old.Serial}})
+	if !errors.Is(err, ErrNotRenewable) {
+		t.Fatalf("second renewal of the same certificate = %v, want ErrNotRenewable", err)
+	}
+}
+
+func TestPendingBlocksAndAbandonFrees(t *testing.T) {
+	s := openTemp(t)
+	p := pending("h1", auth)
+	if err := s.Reserve(Reservation{Certs: []*storev1.Certificate{p}, Now: t0}); err != nil {
+		t.Fatal(err)
+	}
+	// A pending issuance counts: a concurrent second one is refused.
+	if err := s.Reserve(Reservation{Certs: []*storev1.Certificate{pending("h1", auth)}, Now: t0}); !errors.Is(err, ErrDoubleIssuance) {
+		t.Fatalf("second reservation while pending = %v", err)
+	}
+	abandoned, err := s.AbandonPending()
+	if err != nil || len(abandoned) != 1 || string(abandoned[0]) != string(p.Serial) {
+		t.Fatalf("AbandonPending = %x, %v", abandoned, err)
+	}
+	rec, _ := s.Certificate(p.Serial)
+	if rec.State != storev1.CertState_CERT_STATE_ABANDONED {
+		t.Fatalf("state %v, want ABANDONED", rec.State)
+	}
+	// The key and the holder are free again; the serial is not.
+	retry := pending("h1", auth)
+	retry.PublicKeySha256 = p.PublicKeySha256
+	issue(t, s, Reservation{Certs: []*storev1.Certificate{retry}, Now: t0})
+	dup := pending("h9", auth)
+	dup.Serial = p.Serial
+	if err := s.Reserve(Reservation{Certs: []*storev1.Certificate{dup}, Now: t0}); !errors.Is(err, ErrSerialTaken) {
+		t.Fatalf("reusing an abandoned serial = %v, want ErrSerialTaken", err)
+	}
+}
+
+func TestBlockedKey(t *testing.T) {
+	s := openTemp(t)
+	c := pending("h1", sign)
+	if err := s.BlockKey(&storev1.BlockedKey{PublicKeySha256: c.PublicKeySha256, BlockedAt: timestamppb.New(t0), Cause: "loss-report"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reserve(Reservation{Certs: []*storev1.Certificate{c}, Now: t0}); !errors.Is(err, ErrKeyBlocked) {
+		t.Fatalf("reserving a blocked key = %v, want ErrKeyBlocked", err)
+	}
+}
+
+func TestInquiry(t *testing.T) {
+	s := openTemp(t)
+	code := "A1B2-C3D4"
+	sum := sha256.Sum256([]byte(code))
+	inq := &storev1.Inquiry{Id: "inq-1", MunicipalityCode: "13221", HolderId: "h1", CodeSha256: sum[:],
+		OpenedAt: timestamppb.New(t0), ExpiresAt: timestamppb.New(t0.AddDate(0, 0, 30))}
+	if err := s.OpenInquiry(inq); err != nil {
+		t.Fatal(err)
+	}
+	try := func(holder, code string, now time.Time) error {
+		return s.Reserve(Reservation{Certs: []*storev1.Certificate{pending(holder, auth)}, Now: now, InquiryID: "inq-1", InquiryCode: code})
+	}
+	if err := try("h1", "WRONG", t0); !errors.Is(err, ErrInquiry) {
+		t.Errorf("wrong code = %v", err)
+	}
+	if err := try("h2", code, t0); !errors.Is(err, ErrInquiry) {
+		t.Errorf("other holder = %v", err)
+	}
+	if err := try("h1", code, t0.AddDate(0, 0, 30)); !errors.Is(err, ErrInquiry) {
+		t.Errorf("expired = %v", err)
+	}
+	if err := try("h1", code, t0.AddDate(0, 0, 29)); err != nil {
+		t.Fatalf("valid code = %v", err)
+	}
+	got, _ := s.Inquiry("inq-1")
+	if got.UsedAt == nil || len(got.UsedBy) != 1 {
+		t.Fatalf("inquiry not marked used: %v", got)
+	}
+	if _, err := s.AbandonPending(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Inquiry("inq-1"); got.UsedAt != nil {
+		t.Fatal("abandoning the issuance did not give the inquiry back")
+	}
+	if err := try("h1", code, t0.AddDate(0, 0, 1)); err != nil {
+		t.Fatalf("reuse after abandon = %v", err)
+	}
+	if err := s.Complete(Completion{Now: t0}); err != nil { // nothing to complete is fine
+		t.Fatal(err)
+	}
+}
+
+// TestGroupCommitIsolation: concurrent reservations share transactions, and
+// a refused one among them neither fails nor half-applies the others.
+func TestGroupCommitIsolation(t *testing.T) {
+	s := openTemp(t)
+	issue(t, s, Reservation{Certs: []*storev1.Certificate{pending("taken", sign)}, Now: t0})
+	const n = 64
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	recs := make([]*storev1.Certificate, n)
+	for i := range n {
+		holder := fmt.Sprintf("g%d", i)
+		if i%8 == 0 {
+			holder = "taken" // refused: double issuance
+		}
+		recs[i] = pending(holder, sign)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Reserve(Reservation{Certs: []*storev1.Certificate{recs[i]}, Now: t0})
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		_, getErr := s.Certificate(recs[i].Serial)
+		if i%8 == 0 {
+			if !errors.Is(errs[i], ErrDoubleIssuance) || !errors.Is(getErr, ErrNotFound) {
+				t.Errorf("%d: refused reservation: err %v, recorded %v", i, errs[i], getErr)
+			}
+			continue
+		}
+		if errs[i] != nil || getErr != nil {
+			t.Errorf("%d: good reservation: err %v, lookup %v", i, errs[i], getErr)
+		}
+	}
+	s.Close()
+	if err := s.Reserve(Reservation{Certs: []*storev1.Certificate{pending("late", sign)}, Now: t0}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Reserve after Close = %v, want ErrClosed", err)
+	}
+}

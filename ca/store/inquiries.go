@@ -1,0 +1,141 @@
+package store
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+)
+
+// OpenInquiry records a new inquiry (R-A2). The record carries the SHA-256
+// of its one-time code, never the code.
+func (s *Store) OpenInquiry(inq *storev1.Inquiry) error {
+	if inq.GetId() == "" || len(inq.GetCodeSha256()) != sha256.Size || inq.GetHolderId() == "" ||
+		inq.GetMunicipalityCode() == "" || inq.GetExpiresAt() == nil || inq.GetOpenedAt() == nil {
+		return fmt.Errorf("store: open inquiry: %w: incomplete record", ErrInvalidArgument)
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketInquiry)
+		if b.Get([]byte(inq.Id)) != nil {
+			return fmt.Errorf("%w: inquiry id %s already used", ErrInvalidArgument, inq.Id)
+		}
+		v, err := marshal(inq)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(inq.Id), v)
+	})
+	if err != nil {
+		return fmt.Errorf("store: open inquiry: %w", err)
+	}
+	return nil
+}
+
+// Inquiry returns an inquiry record; ErrNotFound if none.
+func (s *Store) Inquiry(id string) (*storev1.Inquiry, error) {
+	var inq *storev1.Inquiry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		inq, err = getInquiry(tx.Bucket(bucketInquiry), id)
+		return err
+	})
+	return inq, err
+}
+
+func getInquiry(b *bolt.Bucket, id string) (*storev1.Inquiry, error) {
+	v := b.Get([]byte(id))
+	if v == nil {
+		return nil, fmt.Errorf("inquiry %s: %w", id, ErrNotFound)
+	}
+	inq := new(storev1.Inquiry)
+	if err := proto.Unmarshal(v, inq); err != nil {
+		return nil, fmt.Errorf("store is damaged: inquiry %s: %w", id, err)
+	}
+	return inq, nil
+}
+
+// useInquiry checks the reservation's inquiry and marks it used by its
+// certificates (R-A2): it must exist, be the holder's, be unused and
+// unexpired, and the code must match. Refusals do not say which part failed
+// beyond what the caller already knows, so a guessed code learns nothing.
+func useInquiry(tx *bolt.Tx, r Reservation, holder *storev1.Certificate) error {
+	b := tx.Bucket(bucketInquiry)
+	inq, err := getInquiry(b, r.InquiryID)
+	if err != nil {
+		return fmt.Errorf("%w: no inquiry %s", ErrInquiry, r.InquiryID)
+	}
+	sum := sha256.Sum256([]byte(r.InquiryCode))
+	switch {
+	case inq.MunicipalityCode != holder.MunicipalityCode || inq.HolderId != holder.HolderId:
+		return fmt.Errorf("%w: inquiry %s is for another holder", ErrInquiry, inq.Id)
+	case inq.UsedAt != nil:
+		return fmt.Errorf("%w: inquiry %s was already used", ErrInquiry, inq.Id)
+	case !r.Now.Before(inq.ExpiresAt.AsTime()):
+		return fmt.Errorf("%w: inquiry %s expired at %s", ErrInquiry, inq.Id, inq.ExpiresAt.AsTime().Format("2006-01-02T15:04:05Z07:00"))
+	case subtle.ConstantTimeCompare(sum[:], inq.CodeSha256) != 1:
+		return fmt.Errorf("%w: the code does not match inquiry %s", ErrInquiry, inq.Id)
+	}
+	inq.UsedAt = timestamppb.New(r.Now)
+	for _, c := range r.Certs {
+		inq.UsedBy = append(inq.UsedBy, c.Serial)
+	}
+	v, err := marshal(inq)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(inq.Id), v)
+}
+
+// releaseInquiry makes an inquiry usable again when the issuance that used
+// it was abandoned.
+func releaseInquiry(tx *bolt.Tx, id string, serial []byte) error {
+	b := tx.Bucket(bucketInquiry)
+	inq, err := getInquiry(b, id)
+	if err != nil {
+		return err
+	}
+	inq.UsedAt, inq.UsedBy = nil, nil
+	v, err := marshal(inq)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(id), v)
+}
+
+// BlockKey records a public key that must never be certified again (R-V8).
+// Blocking an already blocked key keeps the first record.
+func (s *Store) BlockKey(k *storev1.BlockedKey) error {
+	if len(k.GetPublicKeySha256()) != sha256.Size || k.GetBlockedAt() == nil {
+		return fmt.Errorf("store: block key: %w: incomplete record", ErrInvalidArgument)
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketBlocked)
+		if b.Get(k.PublicKeySha256) != nil {
+			return nil
+		}
+		v, err := marshal(k)
+		if err != nil {
+			return err
+		}
+		return b.Put(k.PublicKeySha256, v)
+	})
+	if err != nil {
+		return fmt.Errorf("store: block key: %w", err)
+	}
+	return nil
+}
+
+// KeyBlocked reports whether a public key (by SPKI SHA-256) is blocked.
+func (s *Store) KeyBlocked(spkiSHA256 []byte) (bool, error) {
+	var blocked bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		blocked = tx.Bucket(bucketBlocked).Get(spkiSHA256) != nil
+		return nil
+	})
+	return blocked, err
+}
