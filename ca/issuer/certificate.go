@@ -13,10 +13,10 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
-	"math/big"
 	"time"
 
 	"github.com/shomei-pki/shomei/ca/dn"
+	"github.com/shomei-pki/shomei/ca/serial"
 	"github.com/shomei-pki/shomei/hsm"
 )
 
@@ -30,14 +30,12 @@ func template(name dn.DN, pub crypto.PublicKey, alg hsm.KeyAlgorithm, notBefore,
 	if err != nil {
 		return nil, err
 	}
-	// R-P1: at least 64 bits from a CSPRNG, positive, at most 20 octets.
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	sn, err := serial.New() // R-P1
 	if err != nil {
 		return nil, err
 	}
-	serial.SetBit(serial, 126, 1) // a fixed length, and never zero
 	return &x509.Certificate{
-		SerialNumber:          serial,
+		SerialNumber:          sn,
 		RawSubject:            raw,
 		NotBefore:             notBefore,
 		NotAfter:              notAfter,

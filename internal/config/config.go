@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,9 +21,15 @@ import (
 
 // Config is the whole configuration file.
 type Config struct {
-	Store   Store   `yaml:"store"`
-	HSM     HSM     `yaml:"hsm"`
-	Issuers Issuers `yaml:"issuers"`
+	Store        Store        `yaml:"store"`
+	HSM          HSM          `yaml:"hsm"`
+	Issuers      Issuers      `yaml:"issuers"`
+	Server       Server       `yaml:"server"`
+	Certificates Certificates `yaml:"certificates"`
+	// Clients are the municipal systems allowed to call the API. With none,
+	// anyone who reaches the gRPC address may act for any municipality:
+	// acceptable only for development on a loopback address.
+	Clients []Client `yaml:"clients"`
 
 	// Path is the file the configuration was read from.
 	Path string `yaml:"-"`
@@ -54,6 +61,43 @@ type Issuers struct {
 	ValidityYears int      `yaml:"validity_years"`
 	SignDN        []string `yaml:"sign_dn"`
 	AuthDN        []string `yaml:"auth_dn"`
+}
+
+// Server says where shomei-ca listens.
+type Server struct {
+	// GRPCListen is the gRPC API address; default 127.0.0.1:8443.
+	GRPCListen string `yaml:"grpc_listen"`
+	// HTTPListen serves CRLs, OCSP, the CPS and /metrics; default 127.0.0.1:8080.
+	HTTPListen string `yaml:"http_listen"`
+	// PublicURL is how relying parties reach the HTTP listener; it is
+	// written into certificates (CRL and OCSP URLs). Default
+	// http://<http_listen>.
+	PublicURL string `yaml:"public_url"`
+	// ShutdownTimeout bounds the graceful stop; default 10s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Certificates is the certificate content that is configuration.
+type Certificates struct {
+	// OCSP adds the authorityInfoAccess OCSP URL (R-P1); default true.
+	OCSP *bool `yaml:"ocsp"`
+	// CPSURL is the CPS URI policy qualifier; default <public_url>/cps.
+	CPSURL string `yaml:"cps_url"`
+	// IssuerAltName is the SIGN issuerAltName, one RDN per entry (R-P2);
+	// default C=JP, O=公的個人認証サービス.
+	IssuerAltName []string `yaml:"issuer_alt_name"`
+	// AllowECDSAP256 accepts ECDSA P-256 card keys besides RSA (R-P1).
+	AllowECDSAP256 bool `yaml:"allow_ecdsa_p256"`
+}
+
+// Client is a municipal system allowed to call the API.
+type Client struct {
+	// Name identifies the client in logs and the audit trail.
+	Name string `yaml:"name"`
+	// TokenFile holds the client's bearer token (first line).
+	TokenFile string `yaml:"token_file"`
+	// Municipalities are the 5-digit codes the client may act for.
+	Municipalities []string `yaml:"municipalities"`
 }
 
 // Load reads, strictly decodes and validates the file at path.
@@ -101,6 +145,25 @@ func (c *Config) resolve(dir string) {
 	}
 	abs(&c.Store.Path)
 	abs(&c.HSM.File)
+	for i := range c.Clients {
+		abs(&c.Clients[i].TokenFile)
+	}
+	if c.Server.GRPCListen == "" {
+		c.Server.GRPCListen = "127.0.0.1:8443"
+	}
+	if c.Server.HTTPListen == "" {
+		c.Server.HTTPListen = "127.0.0.1:8080"
+	}
+	if c.Server.PublicURL == "" {
+		c.Server.PublicURL = "http://" + c.Server.HTTPListen
+	}
+	c.Server.PublicURL = strings.TrimRight(c.Server.PublicURL, "/")
+	if c.Server.ShutdownTimeout == 0 {
+		c.Server.ShutdownTimeout = 10 * time.Second
+	}
+	if c.Certificates.CPSURL == "" {
+		c.Certificates.CPSURL = c.Server.PublicURL + "/cps"
+	}
 	if strings.Contains(c.HSM.Module, "/") {
 		abs(&c.HSM.Module)
 	}
@@ -132,6 +195,19 @@ func (c *Config) validate() error {
 	}
 	if _, err := c.IssuerConfig(); err != nil {
 		errs = append(errs, err)
+	}
+	if u, err := url.Parse(c.Server.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("server.public_url %q must be an http(s) URL", c.Server.PublicURL))
+	}
+	if len(c.Certificates.IssuerAltName) > 0 {
+		if _, err := dn.Parse(c.Certificates.IssuerAltName); err != nil {
+			errs = append(errs, fmt.Errorf("certificates.issuer_alt_name: %w", err))
+		}
+	}
+	for i, cl := range c.Clients {
+		if cl.Name == "" || cl.TokenFile == "" || len(cl.Municipalities) == 0 {
+			errs = append(errs, fmt.Errorf("clients[%d]: name, token_file and municipalities are required", i))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -177,3 +253,6 @@ func (c *Config) OpenHSM() (*hsm.Token, error) {
 		WaitTimeout: c.HSM.WaitTimeout,
 	})
 }
+
+// OCSPEnabled says whether certificates carry the OCSP URL (default yes).
+func (c *Config) OCSPEnabled() bool { return c.Certificates.OCSP == nil || *c.Certificates.OCSP }

@@ -522,7 +522,10 @@ type Certificate struct {
 	// When the record was created.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Inquiry used by the PROXY application that asked for it (R-A2).
-	InquiryId     string `protobuf:"bytes,18,opt,name=inquiry_id,json=inquiryId,proto3" json:"inquiry_id,omitempty"`
+	InquiryId string `protobuf:"bytes,18,opt,name=inquiry_id,json=inquiryId,proto3" json:"inquiry_id,omitempty"`
+	// CRL partition the certificate was issued into (R-R5), e.g.
+	// "sign-g1-13221".
+	CrlPartition  string `protobuf:"bytes,19,opt,name=crl_partition,json=crlPartition,proto3" json:"crl_partition,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -679,6 +682,13 @@ func (x *Certificate) GetCreatedAt() *timestamppb.Timestamp {
 func (x *Certificate) GetInquiryId() string {
 	if x != nil {
 		return x.InquiryId
+	}
+	return ""
+}
+
+func (x *Certificate) GetCrlPartition() string {
+	if x != nil {
+		return x.CrlPartition
 	}
 	return ""
 }
@@ -968,7 +978,7 @@ const file_shomei_store_v1_store_proto_rawDesc = "" +
 	"\n" +
 	"AuditField\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xef\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\x94\x06\n" +
 	"\vCertificate\x12\x16\n" +
 	"\x06serial\x18\x01 \x01(\fR\x06serial\x122\n" +
 	"\aprofile\x18\x02 \x01(\x0e2\x18.shomei.store.v1.ProfileR\aprofile\x12+\n" +
@@ -996,7 +1006,8 @@ const file_shomei_store_v1_store_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1d\n" +
 	"\n" +
-	"inquiry_id\x18\x12 \x01(\tR\tinquiryId\"\xba\x01\n" +
+	"inquiry_id\x18\x12 \x01(\tR\tinquiryId\x12#\n" +
+	"\rcrl_partition\x18\x13 \x01(\tR\fcrlPartition\"\xba\x01\n" +
 	"\n" +
 	"Revocation\x129\n" +
 	"\n" +

@@ -1,0 +1,162 @@
+package ca
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	"github.com/shomei-pki/shomei/ca/issuer"
+	"github.com/shomei-pki/shomei/ca/profile"
+	"github.com/shomei-pki/shomei/ca/store"
+	"github.com/shomei-pki/shomei/hsm"
+)
+
+// Config wires a CA.
+type Config struct {
+	Store *store.Store
+	Token *hsm.Token
+	// Profile is the certificate content that is configuration: OCSP URL,
+	// CPS URL, issuerAltName (R-P1, R-P2).
+	Profile profile.Config
+	// CRLBaseURL is where CRL partitions are published; a certificate's
+	// partition URL is CRLBaseURL + "/" + partition + ".crl" (R-R5).
+	CRLBaseURL string
+	// AllowECDSAP256 accepts ECDSA P-256 card keys besides RSA (R-P1).
+	AllowECDSAP256 bool
+	// InquiryLifetime is how long an inquiry code is accepted (R-A2); 30 days
+	// when zero.
+	InquiryLifetime time.Duration
+	// Actor names this CA instance in the audit log.
+	Actor string
+	// Now is the clock; time.Now when nil. Every rule is judged at Now.
+	Now func() time.Time
+	// Log receives operational messages, never personal data (R-P4).
+	Log *slog.Logger
+	// Metrics receives the CA's metrics; none when nil.
+	Metrics *Metrics
+}
+
+// CA issues and renews certificates. It is safe for concurrent use.
+type CA struct {
+	cfg     Config
+	now     func() time.Time
+	log     *slog.Logger
+	metrics *Metrics
+	// active is the issuing key generation of each profile (R-K1).
+	active map[Profile]*issuerKey
+	// all holds every generation's certificate, for look-ups.
+	all map[Profile]map[uint32]*x509.Certificate
+	// lintKey signs lint certificates (see doc.go); it never signs anything
+	// that leaves the process.
+	lintKey crypto.Signer
+}
+
+// issuerKey is one issuer generation ready to sign.
+type issuerKey struct {
+	rec    *storev1.IssuerKey
+	cert   *x509.Certificate
+	signer *hsm.Signer
+	hash   crypto.Hash
+	sigAlg []byte // DER AlgorithmIdentifier the key signs with
+	// lintView is the issuer as the lint pass sees it: same name and key
+	// identifier, the throwaway key's public key.
+	lintView *x509.Certificate
+}
+
+// New loads the active issuer of each profile, finds its key in the HSM and
+// checks it against the issuer certificate (a test signature that
+// verifies), and marks any issuance a previous process left PENDING as
+// ABANDONED.
+func New(ctx context.Context, cfg Config) (*CA, error) {
+	if cfg.Store == nil || cfg.Token == nil {
+		return nil, errors.New("ca: a store and an HSM token are required")
+	}
+	if cfg.Profile.CPSURL == "" {
+		return nil, errors.New("ca: profile CPS URL is required (R-P1)")
+	}
+	if len(cfg.Profile.IssuerAltName) == 0 {
+		cfg.Profile.IssuerAltName = profile.DefaultIssuerAltName()
+	}
+	if cfg.CRLBaseURL == "" || !(strings.HasPrefix(cfg.CRLBaseURL, "http://") || strings.HasPrefix(cfg.CRLBaseURL, "https://")) {
+		return nil, fmt.Errorf("ca: CRL base URL %q must be an http(s) URL (R-R5)", cfg.CRLBaseURL)
+	}
+	cfg.CRLBaseURL = strings.TrimRight(cfg.CRLBaseURL, "/")
+	if cfg.InquiryLifetime == 0 {
+		cfg.InquiryLifetime = 30 * 24 * time.Hour
+	}
+	if cfg.Actor == "" {
+		cfg.Actor = "shomei-ca"
+	}
+	c := &CA{cfg: cfg, now: cfg.Now, log: cfg.Log, metrics: cfg.Metrics,
+		active: map[Profile]*issuerKey{}, all: map[Profile]map[uint32]*x509.Certificate{}}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	lintKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	c.lintKey = lintKey
+
+	issuers, err := issuer.Load(cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	for _, is := range issuers {
+		if c.all[is.Profile] == nil {
+			c.all[is.Profile] = map[uint32]*x509.Certificate{}
+		}
+		c.all[is.Profile][is.Generation] = is.Certificate
+		if is.State != storev1.KeyState_KEY_STATE_ACTIVE {
+			continue
+		}
+		signer, err := is.Signer(ctx, cfg.Token)
+		if err != nil {
+			return nil, fmt.Errorf("ca: %s issuer generation %d: %w", issuer.ShortName(is.Profile), is.Generation, err)
+		}
+		alg, err := hsm.AlgorithmOf(signer.Public())
+		if err != nil {
+			return nil, err
+		}
+		sigAlg, err := signatureAlgorithmOf(is.Certificate.Raw)
+		if err != nil {
+			return nil, err
+		}
+		hash := crypto.SHA256
+		if issuer.SignatureAlgorithm(alg) == x509.ECDSAWithSHA384 {
+			hash = crypto.SHA384
+		}
+		c.active[is.Profile] = &issuerKey{rec: is.IssuerKey, cert: is.Certificate, signer: signer, hash: hash, sigAlg: sigAlg,
+			lintView: &x509.Certificate{RawSubject: is.Certificate.RawSubject, SubjectKeyId: is.Certificate.SubjectKeyId, PublicKey: lintKey.Public()}}
+	}
+	for _, p := range []Profile{ProfileSign, ProfileAuth} {
+		if c.active[p] == nil {
+			return nil, fmt.Errorf("ca: no active %s issuer in the store: run the key ceremony (shomeictl init)", issuer.ShortName(p))
+		}
+	}
+	abandoned, err := cfg.Store.AbandonPending()
+	if err != nil {
+		return nil, err
+	}
+	for _, serial := range abandoned {
+		c.log.Warn("issuance left pending by the previous process marked abandoned; it was never delivered", "serial", fmt.Sprintf("%x", serial))
+	}
+	return c, nil
+}
+
+// IssuerCertificate returns the certificate of a profile's issuer generation.
+func (c *CA) IssuerCertificate(p Profile, generation uint32) *x509.Certificate {
+	return c.all[p][generation]
+}

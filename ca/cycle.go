@@ -1,0 +1,201 @@
+package ca
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	"github.com/shomei-pki/shomei/ca/issuer"
+	"github.com/shomei-pki/shomei/ca/profile"
+	"github.com/shomei-pki/shomei/ca/store"
+	"github.com/shomei-pki/shomei/ca/validity"
+	"github.com/shomei-pki/shomei/hsm"
+)
+
+// plan is one certificate about to be issued.
+type plan struct {
+	field        string // request field of its profile, for refusals
+	iss          *issuerKey
+	req          profile.Request
+	key          holderKey
+	expiry       validity.Date
+	expiryReason string
+	partition    string
+	supersede    []byte // renewal: the certificate it replaces
+}
+
+// holderRef identifies the holder of a cycle.
+type holderRef struct {
+	municipality, holderID string
+	inquiryID, inquiryCode string
+	operation              string // "issue" or "renew"
+	applicant              ApplicantKind
+}
+
+// cycle runs the issuance cycle of doc.go for plans, all or none (R-A5).
+func (c *CA) cycle(ctx context.Context, now time.Time, h holderRef, plans []*plan) ([]*storev1.Certificate, error) {
+	recs := make([]*storev1.Certificate, len(plans))
+	supersede := map[Profile][]byte{}
+	for i, p := range plans {
+		tbs, err := c.lint(p)
+		if err != nil {
+			return nil, err
+		}
+		recs[i] = &storev1.Certificate{
+			Serial: p.req.Serial.Bytes(), Profile: p.req.Profile, IssuerGeneration: p.iss.rec.Generation,
+			MunicipalityCode: h.municipality, HolderId: h.holderID, State: storev1.CertState_CERT_STATE_PENDING,
+			TbsDer: tbs, NotBefore: timestamppb.New(p.req.NotBefore), NotAfter: timestamppb.New(p.req.NotAfter),
+			ExpiryDate: p.expiry.String(), ExpiryReason: p.expiryReason, PublicKeySha256: p.key.spkiSHA256,
+			CrlPartition: p.partition,
+		}
+		if p.supersede != nil {
+			supersede[p.req.Profile] = p.supersede
+		}
+	}
+
+	err := c.cfg.Store.Reserve(store.Reservation{Certs: recs, Now: now, Supersede: supersede, InquiryID: h.inquiryID, InquiryCode: h.inquiryCode})
+	if err != nil {
+		return nil, reservationRefusal(err)
+	}
+
+	// From here on the serials are recorded: whatever fails, they are
+	// abandoned, never forgotten.
+	done := store.Completion{DER: map[string][]byte{}, Now: now}
+	for i, p := range plans {
+		der, err := c.sign(ctx, p, recs[i].TbsDer)
+		if err != nil {
+			return nil, c.abandon(recs, err)
+		}
+		recs[i].Der = der
+		done.DER[string(recs[i].Serial)] = der
+		done.Audit = append(done.Audit, auditRecord(c.cfg.Actor, now, h, p, recs[i]))
+	}
+	if err := c.cfg.Store.Complete(done); err != nil {
+		return nil, c.abandon(recs, err)
+	}
+	for i, p := range plans {
+		recs[i].State = storev1.CertState_CERT_STATE_ISSUED
+		c.log.Info("certificate issued", "operation", h.operation, "profile", issuer.ShortName(p.req.Profile),
+			"serial", p.req.Serial.Text(16), "issuer_generation", p.iss.rec.Generation, "expiry", recs[i].ExpiryDate)
+	}
+	return recs, nil
+}
+
+// lint builds p's certificate signed by the throwaway key, checks it against
+// the profile and zlint, and returns the TBSCertificate the HSM will sign.
+func (c *CA) lint(p *plan) ([]byte, error) {
+	tmpl, err := profile.Template(p.iss.lintView, c.cfg.Profile, p.req)
+	if err != nil {
+		return nil, refuse(KindInvalid, p.field, "R-P1", "the certificate would not match its profile: %v", err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.iss.lintView, p.req.PublicKey, c.lintKey)
+	if err != nil {
+		return nil, fmt.Errorf("ca: building the lint certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("ca: lint certificate does not parse: %w", err)
+	}
+	if err := profile.Check(cert, p.iss.lintView, c.cfg.Profile, p.req); err != nil {
+		return nil, fmt.Errorf("ca: lint certificate fails its profile: %w", err)
+	}
+	warnings, err := profile.Lint(der)
+	if err != nil {
+		return nil, fmt.Errorf("ca: lint certificate fails RFC 5280 lints: %w", err)
+	}
+	for _, w := range warnings {
+		c.log.Debug("lint warning", "serial", p.req.Serial.Text(16), "lint", w)
+	}
+	return spliceSigAlg(cert.RawTBSCertificate, p.iss.sigAlg)
+}
+
+// sign has the HSM sign tbs and checks the result: the signature verifies
+// with the issuer certificate and the certificate matches its profile.
+func (c *CA) sign(ctx context.Context, p *plan, tbs []byte) ([]byte, error) {
+	h := p.iss.hash.New()
+	h.Write(tbs)
+	sig, err := p.iss.signer.SignContext(ctx, h.Sum(nil), p.iss.hash)
+	if err != nil {
+		return nil, err
+	}
+	der, err := assemble(tbs, p.iss.sigAlg, sig)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("ca: signed certificate does not parse: %w", err)
+	}
+	if err := cert.CheckSignatureFrom(p.iss.cert); err != nil {
+		return nil, fmt.Errorf("ca: HSM signature does not verify with the issuer certificate: %w", err)
+	}
+	if err := profile.Check(cert, p.iss.cert, c.cfg.Profile, p.req); err != nil {
+		return nil, fmt.Errorf("ca: signed certificate fails its profile: %w", err)
+	}
+	return der, nil
+}
+
+// abandon marks reserved certificates abandoned after a failure and returns
+// the error to report.
+func (c *CA) abandon(recs []*storev1.Certificate, cause error) error {
+	serials := make([][]byte, len(recs))
+	for i, r := range recs {
+		serials[i] = r.Serial
+	}
+	if err := c.cfg.Store.Abandon(serials); err != nil {
+		// They stay PENDING and are abandoned at the next start.
+		c.log.Error("could not mark failed issuance abandoned", "error", err)
+	}
+	for _, r := range recs {
+		c.log.Warn("issuance abandoned", "serial", fmt.Sprintf("%x", r.Serial), "error", cause)
+	}
+	if errors.Is(cause, hsm.ErrTokenUnavailable) || errors.Is(cause, hsm.ErrPoolExhausted) || errors.Is(cause, context.DeadlineExceeded) {
+		return &Error{Kind: KindUnavailable, Err: fmt.Errorf("ca: signing failed, nothing was issued; try again: %w", cause)}
+	}
+	return fmt.Errorf("ca: issuance failed, nothing was issued: %w", cause)
+}
+
+// reservationRefusal turns a store refusal, found inside the reserving
+// transaction (a concurrent request won), into a precondition failure.
+func reservationRefusal(err error) error {
+	switch {
+	case errors.Is(err, store.ErrDoubleIssuance):
+		return &Error{Kind: KindPrecondition, Err: err, Violations: []Violation{{"profiles", "R-A4", "the holder already has a valid or pending certificate of this profile (a concurrent request?): renew it instead"}}}
+	case errors.Is(err, store.ErrKeyUsed):
+		return &Error{Kind: KindPrecondition, Err: err, Violations: []Violation{{"profiles.csr", "R-P1", "the key is already certified by another certificate: every certificate needs a new key"}}}
+	case errors.Is(err, store.ErrKeyBlocked):
+		return &Error{Kind: KindPrecondition, Err: err, Violations: []Violation{{"profiles.csr", "R-V8", "the key was reported lost or compromised and can never be certified again"}}}
+	case errors.Is(err, store.ErrInquiry):
+		return &Error{Kind: KindPrecondition, Err: err, Violations: []Violation{{"application.inquiry_code", "R-A2", "the inquiry code is not valid for this holder (wrong, used, or expired after 30 days)"}}}
+	case errors.Is(err, store.ErrNotRenewable):
+		return &Error{Kind: KindPrecondition, Err: err, Violations: []Violation{{"profiles", "R-V4", "the certificate to renew is no longer valid (renewed, revoked or expired meanwhile)"}}}
+	}
+	return fmt.Errorf("ca: recording the issuance: %w", err)
+}
+
+// auditRecord is the R-K3 record of one issued certificate. It names the
+// holder by municipality and holder id only (R-P4).
+func auditRecord(actor string, now time.Time, h holderRef, p *plan, rec *storev1.Certificate) *storev1.AuditRecord {
+	fields := []*storev1.AuditField{
+		{Key: "serial", Value: p.req.Serial.Text(16)},
+		{Key: "profile", Value: issuer.ShortName(p.req.Profile)},
+		{Key: "issuer_generation", Value: fmt.Sprint(p.iss.rec.Generation)},
+		{Key: "municipality", Value: h.municipality},
+		{Key: "holder_id", Value: h.holderID},
+		{Key: "applicant", Value: fmt.Sprint(int(h.applicant))},
+		{Key: "expiry", Value: rec.ExpiryDate},
+	}
+	if p.supersede != nil {
+		fields = append(fields, &storev1.AuditField{Key: "supersedes", Value: fmt.Sprintf("%x", p.supersede)})
+	}
+	if h.inquiryID != "" {
+		fields = append(fields, &storev1.AuditField{Key: "inquiry", Value: h.inquiryID})
+	}
+	return &storev1.AuditRecord{Time: timestamppb.New(now), Actor: actor, Action: "certificate." + h.operation, Fields: fields}
+}

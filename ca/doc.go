@@ -1,0 +1,33 @@
+// Package ca is Shomei's certificate authority core: it decides whether a
+// municipal system's request may be granted under the rule book, issues and
+// renews the two JPKI certificates, and answers questions about them.
+//
+// The issuance cycle (cycle.go), for every certificate:
+//
+//  1. validate the request against every rule (R-A*, R-V*, R-P*); a refusal
+//     names the field and the rule and changes nothing;
+//  2. build the certificate from its profile (package profile, R-P1–R-P3);
+//  3. lint: sign it with a throwaway key, parse it, check it against the
+//     profile and run zlint's RFC 5280 lints — before the HSM is asked for
+//     anything;
+//  4. record its serial and to-be-signed bytes in the store as PENDING, in a
+//     transaction that re-checks double issuance (R-A4), key reuse (R-P1),
+//     blocked keys (R-V8) and the inquiry (R-A2);
+//  5. sign those exact bytes in the HSM, verify the signature with the issuer
+//     certificate and check the final certificate against the profile again;
+//  6. store it as ISSUED (with renewal's superseded revocation and the audit
+//     records, R-V4, R-K3, in one transaction) — only then is it returned.
+//
+// A crash between 4 and 6 leaves a PENDING record that the next start marks
+// ABANDONED: the store always knows every serial the HSM may have signed,
+// and a certificate a client received is always in the store.
+//
+// The throwaway key is ECDSA P-256 whatever the issuer key is, because an
+// RSA signature in software costs as much as the HSM's and would halve
+// throughput. The linted TBSCertificate differs from the signed one only in
+// its signature AlgorithmIdentifier, which is spliced in before signing
+// (splice.go); the final certificate is checked against the profile again.
+//
+// No personal data (names, addresses, dates of birth, holder ids) is logged
+// or used as a metric label (R-P4); logs name certificates by serial.
+package ca

@@ -1,0 +1,253 @@
+package profile
+
+import (
+	"crypto/sha1"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"fmt"
+
+	"github.com/shomei-pki/shomei/ca/dn"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// Extension and other OIDs, RFC 5280 unless noted.
+var (
+	oidExtAuthorityKeyID  = asn1.ObjectIdentifier{2, 5, 29, 35}
+	oidExtKeyUsage        = asn1.ObjectIdentifier{2, 5, 29, 15}
+	oidExtSubjectAltName  = asn1.ObjectIdentifier{2, 5, 29, 17}
+	oidExtIssuerAltName   = asn1.ObjectIdentifier{2, 5, 29, 18}
+	oidExtCRLDistribution = asn1.ObjectIdentifier{2, 5, 29, 31}
+	oidExtCertPolicies    = asn1.ObjectIdentifier{2, 5, 29, 32}
+	oidExtSubjectKeyID    = asn1.ObjectIdentifier{2, 5, 29, 14}
+	oidExtAuthorityInfo   = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 1}
+
+	oidQualifierCPS = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 2, 1}
+	oidAccessOCSP   = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1}
+)
+
+// extensionNames are the names used in messages.
+var extensionNames = map[string]string{
+	oidExtAuthorityKeyID.String():  "authorityKeyIdentifier",
+	oidExtKeyUsage.String():        "keyUsage",
+	oidExtSubjectAltName.String():  "subjectAltName",
+	oidExtIssuerAltName.String():   "issuerAltName",
+	oidExtCRLDistribution.String(): "cRLDistributionPoints",
+	oidExtCertPolicies.String():    "certificatePolicies",
+	oidExtSubjectKeyID.String():    "subjectKeyIdentifier",
+	oidExtAuthorityInfo.String():   "authorityInfoAccess",
+	"2.5.29.19":                    "basicConstraints",
+	"2.5.29.37":                    "extendedKeyUsage",
+}
+
+func extensionName(oid asn1.ObjectIdentifier) string {
+	if n, ok := extensionNames[oid.String()]; ok {
+		return n
+	}
+	return oid.String()
+}
+
+// otherName is one subjectAltName entry of the SIGN profile (R-P2).
+type otherName struct {
+	oid   asn1.ObjectIdentifier
+	field string // the Request field it holds
+}
+
+// sanOrder is the order of the SIGN subjectAltName's otherNames (R-P2).
+var sanOrder = []otherName{
+	{asn1.ObjectIdentifier{1, 2, 392, 200149, 8, 5, 5, 1}, "Name"},
+	{asn1.ObjectIdentifier{1, 2, 392, 200149, 8, 5, 5, 4}, "DateOfBirth"},
+	{asn1.ObjectIdentifier{1, 2, 392, 200149, 8, 5, 5, 3}, "Sex"},
+	{asn1.ObjectIdentifier{1, 2, 392, 200149, 8, 5, 5, 5}, "Address"},
+	{asn1.ObjectIdentifier{1, 2, 392, 200149, 8, 5, 5, 2}, "NameMap"},
+	{asn1.ObjectIdentifier{1, 2, 392, 200149, 8, 5, 5, 6}, "AddressMap"},
+}
+
+// sanValues are req's values in sanOrder.
+func sanValues(req Request) []string {
+	return []string{req.Name, req.DateOfBirth, req.Sex, req.Address, req.NameMap, req.AddressMap}
+}
+
+// GeneralName tags, RFC 5280 §4.2.1.6.
+var (
+	tagOtherName     = cbasn1.Tag(0).ContextSpecific().Constructed() // [0] IMPLICIT OtherName
+	tagExplicit0     = cbasn1.Tag(0).ContextSpecific().Constructed() // [0] EXPLICIT
+	tagDirectoryName = cbasn1.Tag(4).ContextSpecific().Constructed() // [4] EXPLICIT Name (a CHOICE)
+	tagURI           = cbasn1.Tag(6).ContextSpecific()               // [6] IMPLICIT IA5String
+	tagKeyID         = cbasn1.Tag(0).ContextSpecific()               // [0] IMPLICIT KeyIdentifier
+)
+
+// extensions returns the extensions of the profile in R-P1's order:
+// authorityKeyIdentifier, keyUsage, [subjectAltName, issuerAltName],
+// cRLDistributionPoints, certificatePolicies, subjectKeyIdentifier,
+// [authorityInfoAccess].
+func extensions(s spec, issuerKeyID, spki []byte, cfg Config, req Request) ([]pkix.Extension, error) {
+	ski, err := subjectKeyID(spki)
+	if err != nil {
+		return nil, err
+	}
+	type ext struct {
+		oid      asn1.ObjectIdentifier
+		critical bool
+		value    func() ([]byte, error)
+	}
+	list := []ext{
+		{oidExtAuthorityKeyID, false, func() ([]byte, error) { return marshalAuthorityKeyID(issuerKeyID) }},
+		{oidExtKeyUsage, true, func() ([]byte, error) { return marshalKeyUsage(s.keyUsage) }},
+	}
+	if s.personal {
+		list = append(list,
+			ext{oidExtSubjectAltName, false, func() ([]byte, error) { return marshalSubjectAltName(sanValues(req)) }},
+			ext{oidExtIssuerAltName, false, func() ([]byte, error) { return marshalIssuerAltName(cfg.IssuerAltName) }})
+	}
+	list = append(list,
+		ext{oidExtCRLDistribution, false, func() ([]byte, error) { return marshalCRLDistributionPoints(req.CRL) }},
+		ext{oidExtCertPolicies, true, func() ([]byte, error) { return marshalCertificatePolicies(s.policy, cfg.CPSURL) }},
+		ext{oidExtSubjectKeyID, false, func() ([]byte, error) { return asn1.Marshal(ski) }})
+	if cfg.OCSPURL != "" {
+		list = append(list, ext{oidExtAuthorityInfo, false, func() ([]byte, error) { return marshalAuthorityInfoAccess(cfg.OCSPURL) }})
+	}
+
+	out := make([]pkix.Extension, len(list))
+	for i, e := range list {
+		v, err := e.value()
+		if err != nil {
+			return nil, fmt.Errorf("profile: encoding %s: %w", extensionName(e.oid), err)
+		}
+		out[i] = pkix.Extension{Id: e.oid, Critical: e.critical, Value: v}
+	}
+	return out, nil
+}
+
+// subjectKeyID is RFC 5280 §4.2.1.2 method (1): the SHA-1 of the
+// subjectPublicKey BIT STRING of a DER SubjectPublicKeyInfo.
+func subjectKeyID(spki []byte) ([]byte, error) {
+	in := cryptobyte.String(spki)
+	var body cryptobyte.String
+	var bits asn1.BitString
+	if !in.ReadASN1(&body, cbasn1.SEQUENCE) || !in.Empty() ||
+		!body.SkipASN1(cbasn1.SEQUENCE) || !body.ReadASN1BitString(&bits) || !body.Empty() {
+		return nil, fmt.Errorf("profile: malformed subjectPublicKeyInfo")
+	}
+	sum := sha1.Sum(bits.Bytes)
+	return sum[:], nil
+}
+
+// marshalAuthorityKeyID: AuthorityKeyIdentifier ::= SEQUENCE {
+// keyIdentifier [0] KeyIdentifier } with no issuer name or serial.
+func marshalAuthorityKeyID(keyID []byte) ([]byte, error) {
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(tagKeyID, func(b *cryptobyte.Builder) { b.AddBytes(keyID) })
+	})
+	return b.Bytes()
+}
+
+// marshalKeyUsage: KeyUsage ::= BIT STRING, DER (no trailing zero bits).
+// Only the first byte's bits are used by the profiles.
+func marshalKeyUsage(ku x509.KeyUsage) ([]byte, error) {
+	var bits byte
+	n := 0
+	for i := range 8 {
+		if ku&(1<<i) != 0 {
+			bits |= 0x80 >> i
+			n = i + 1
+		}
+	}
+	if n == 0 || ku >= 1<<8 {
+		return nil, fmt.Errorf("key usage %b outside the first byte", ku)
+	}
+	return asn1.Marshal(asn1.BitString{Bytes: []byte{bits}, BitLength: n})
+}
+
+// marshalSubjectAltName: GeneralNames of otherNames only, in sanOrder,
+// each OtherName ::= SEQUENCE { type-id OID, value [0] EXPLICIT UTF8String }.
+func marshalSubjectAltName(values []string) ([]byte, error) {
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		for i, on := range sanOrder {
+			b.AddASN1(tagOtherName, func(b *cryptobyte.Builder) {
+				b.AddASN1ObjectIdentifier(on.oid)
+				b.AddASN1(tagExplicit0, func(b *cryptobyte.Builder) {
+					b.AddASN1(cbasn1.UTF8String, func(b *cryptobyte.Builder) { b.AddBytes([]byte(values[i])) })
+				})
+			})
+		}
+	})
+	return b.Bytes()
+}
+
+// marshalIssuerAltName: GeneralNames with one directoryName.
+func marshalIssuerAltName(name dn.DN) ([]byte, error) {
+	der, err := name.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(tagDirectoryName, func(b *cryptobyte.Builder) { b.AddBytes(der) })
+	})
+	return b.Bytes()
+}
+
+// marshalCRLDistributionPoints: CRLDistributionPoints with one
+// DistributionPoint { distributionPoint [0] { fullName [0] GeneralNames {
+// uniformResourceIdentifier, directoryName } } } and no reasons or
+// cRLIssuer (R-R5).
+//
+// The URI comes first: Go's crypto/x509 parser stops reading fullName at
+// the first name that is not a URI, so with the directoryName first Go
+// relying parties would see no CRL URL at all. The order of the names of
+// one DistributionPoint carries no meaning in RFC 5280, and OpenSSL and
+// zlint read both orders.
+func marshalCRLDistributionPoints(dp CRLDistributionPoint) ([]byte, error) {
+	der, err := dp.Name.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			// distributionPoint [0] DistributionPointName: explicit, a CHOICE.
+			b.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
+				// fullName [0] IMPLICIT GeneralNames.
+				b.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
+					b.AddASN1(tagURI, func(b *cryptobyte.Builder) { b.AddBytes([]byte(dp.URL)) })
+					b.AddASN1(tagDirectoryName, func(b *cryptobyte.Builder) { b.AddBytes(der) })
+				})
+			})
+		})
+	})
+	return b.Bytes()
+}
+
+// marshalCertificatePolicies: one PolicyInformation { policy, { CPS URI
+// qualifier } }.
+func marshalCertificatePolicies(policy asn1.ObjectIdentifier, cps string) ([]byte, error) {
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1ObjectIdentifier(policy)
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					b.AddASN1ObjectIdentifier(oidQualifierCPS)
+					b.AddASN1(cbasn1.IA5String, func(b *cryptobyte.Builder) { b.AddBytes([]byte(cps)) })
+				})
+			})
+		})
+	})
+	return b.Bytes()
+}
+
+// marshalAuthorityInfoAccess: one AccessDescription { id-ad-ocsp, URI }.
+func marshalAuthorityInfoAccess(ocsp string) ([]byte, error) {
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1ObjectIdentifier(oidAccessOCSP)
+			b.AddASN1(tagURI, func(b *cryptobyte.Builder) { b.AddBytes([]byte(ocsp)) })
+		})
+	})
+	return b.Bytes()
+}

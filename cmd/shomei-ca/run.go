@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+
+	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
+	"github.com/shomei-pki/shomei/ca"
+	"github.com/shomei-pki/shomei/ca/dn"
+	"github.com/shomei-pki/shomei/ca/issuer"
+	"github.com/shomei-pki/shomei/ca/profile"
+	"github.com/shomei-pki/shomei/ca/service"
+	"github.com/shomei-pki/shomei/ca/store"
+	"github.com/shomei-pki/shomei/internal/config"
+	"github.com/shomei-pki/shomei/internal/server"
+)
+
+// run starts the CA and serves until ctx ends. ready, if set, gets the bound
+// addresses (tests use it).
+func run(ctx context.Context, configPath string, log *slog.Logger, ready func(grpcAddr, httpAddr net.Addr)) error {
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(cfg.Store.Path, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tok, err := cfg.OpenHSM()
+	if err != nil {
+		return err
+	}
+	defer tok.Close()
+
+	if done, err := st.Initialized(); err != nil {
+		return err
+	} else if !done {
+		log.Info("empty store: running the key ceremony", "store", cfg.Store.Path, "token", tok.Label())
+		ic, err := cfg.IssuerConfig()
+		if err != nil {
+			return err
+		}
+		cer := issuer.Ceremony{Token: tok, Store: st, Config: ic, Operator: "shomei-ca first start", Log: log}
+		if _, err := cer.Run(ctx); err != nil {
+			return err
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := ca.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	pcfg := profile.Config{CPSURL: cfg.Certificates.CPSURL}
+	if cfg.OCSPEnabled() {
+		pcfg.OCSPURL = cfg.Server.PublicURL + "/ocsp"
+	}
+	if len(cfg.Certificates.IssuerAltName) > 0 {
+		if pcfg.IssuerAltName, err = dn.Parse(cfg.Certificates.IssuerAltName); err != nil {
+			return err
+		}
+	}
+	authority, err := ca.New(ctx, ca.Config{
+		Store: st, Token: tok, Profile: pcfg, CRLBaseURL: cfg.Server.PublicURL + "/crl",
+		AllowECDSAP256: cfg.Certificates.AllowECDSAP256, Log: log, Metrics: metrics,
+	})
+	if err != nil {
+		return err
+	}
+	auth, err := authorizer(cfg, log)
+	if err != nil {
+		return err
+	}
+	svc, err := service.New(authority, auth, log)
+	if err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /cps", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "Shomei certification practice statement: certificates are issued under the JPKI-style rules of the Shomei rule book.")
+	})
+
+	return server.Run(ctx, server.Options{
+		GRPCListen: cfg.Server.GRPCListen, HTTPListen: cfg.Server.HTTPListen,
+		Register:        func(s *grpc.Server) { cav1.RegisterCertificateAuthorityServer(s, svc) },
+		HTTP:            mux,
+		ShutdownTimeout: cfg.Server.ShutdownTimeout,
+		Ready:           ready,
+		Log:             log,
+	})
+}
+
+// authorizer admits the configured clients, or anyone when none are
+// configured and the API listens on loopback only.
+func authorizer(cfg *config.Config, log *slog.Logger) (service.Authorizer, error) {
+	if len(cfg.Clients) == 0 {
+		host, _, _ := net.SplitHostPort(cfg.Server.GRPCListen)
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return nil, errors.New("no clients configured: refusing to serve the API on a non-loopback address without client tokens")
+		}
+		log.Warn("no clients configured: any local caller may act for any municipality (development only)")
+		return service.Open{}, nil
+	}
+	var clients []service.Client
+	for _, c := range cfg.Clients {
+		b, err := os.ReadFile(c.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("client %s: %w", c.Name, err)
+		}
+		token, _, _ := strings.Cut(string(b), "\n")
+		clients = append(clients, service.Client{Name: c.Name, Token: strings.TrimSpace(token), Municipalities: c.Municipalities})
+	}
+	return service.NewTokenAuthorizer(clients)
+}
