@@ -21,12 +21,15 @@ dev-hsm: deps
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-# Key ceremony on first run, then show the issuers.
+# The whole service on the development HSM: key ceremony on the first run,
+# issuer certificates exported to var/issuers/, then shomei-ca in the
+# foreground (gRPC 127.0.0.1:8443, HTTP 127.0.0.1:8080) until Ctrl-C.
 run: dev-hsm build
 	$(BIN)/shomeictl --config $(CONFIG) init --existing-ok
 	$(BIN)/shomeictl --config $(CONFIG) keys list --verify
 	$(BIN)/shomeictl --config $(CONFIG) issuers export --out $(VAR)/issuers
 	$(BIN)/shomeictl --config $(CONFIG) audit verify
+	exec $(BIN)/shomei-ca --config $(CONFIG)
 
 vet:
 	$(GO) vet ./...

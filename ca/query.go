@@ -54,7 +54,8 @@ func (c *CA) HolderCertificates(municipality, holderID string) ([]*storev1.Certi
 			out = append(out, r)
 		}
 	}
-	slices.SortFunc(out, func(a, b *storev1.Certificate) int { return b.NotBefore.AsTime().Compare(a.NotBefore.AsTime()) })
+	// Newest first: by creation time (notBefore has whole seconds only).
+	slices.SortFunc(out, func(a, b *storev1.Certificate) int { return b.CreatedAt.AsTime().Compare(a.CreatedAt.AsTime()) })
 	return out, nil
 }
 

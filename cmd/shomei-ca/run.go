@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -89,7 +90,24 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 		return err
 	}
 
+	issuers, err := issuer.Load(st)
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
+	// Issuer certificates for relying parties: /issuers/shomei-sign-g1.pem, …
+	for _, is := range issuers {
+		body := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.CertificateDer})
+		mux.HandleFunc("GET /issuers/"+is.KeyLabel+".pem", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/x-pem-file")
+			w.Write(body)
+		})
+		der := is.CertificateDer
+		mux.HandleFunc("GET /issuers/"+is.KeyLabel+".cer", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/pkix-cert")
+			w.Write(der)
+		})
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /cps", func(w http.ResponseWriter, _ *http.Request) {

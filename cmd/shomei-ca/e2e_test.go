@@ -1,0 +1,444 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
+	"github.com/shomei-pki/shomei/internal/softhsm"
+)
+
+// These tests run the real shomei-ca binary: real gRPC over TCP, a real
+// SoftHSM2 token, a real bbolt file.
+
+var (
+	binDir  string
+	testDir *softhsm.Dir
+)
+
+func TestMain(m *testing.M) {
+	code, err := setup(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "shomei-ca tests:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func setup(m *testing.M) (int, error) {
+	dir, cleanup, err := softhsm.NewTestEnv("e2e-flow", "e2e-crash", "e2e-bench")
+	if err != nil {
+		return 0, err
+	}
+	defer cleanup()
+	testDir = dir
+	binDir = filepath.Join(dir.Root, "bin")
+	if out, err := exec.Command("go", "build", "-o", binDir+"/", "../shomei-ca", "../shomeictl").CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("building: %v: %s", err, out)
+	}
+	return m.Run(), nil
+}
+
+// writeConfig writes a configuration for token label into dir.
+func writeConfig(t testing.TB, dir, label string, extra string) string {
+	t.Helper()
+	mod, err := softhsm.Module()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pin"), []byte(softhsm.TestPIN+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf(`store:
+  path: shomei.db
+hsm:
+  module: %s
+  module_env:
+    SOFTHSM2_CONF: %s
+  token_label: %s
+  pin_file: pin
+server:
+  grpc_listen: 127.0.0.1:0
+  http_listen: 127.0.0.1:0
+  public_url: http://127.0.0.1:8080
+%s`, mod, testDir.Conf, label, extra)
+	path := filepath.Join(dir, "shomei.yaml")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// caProc is a running shomei-ca.
+type caProc struct {
+	cmd        *exec.Cmd
+	grpc, http string
+	log        *syncBuffer
+	done       chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+var listening = regexp.MustCompile(`msg=listening grpc=(\S+) http=(\S+)`)
+
+// startCA starts the binary and waits until it listens.
+func startCA(t testing.TB, config string) *caProc {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "shomei-ca"), "--config", config)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &caProc{cmd: cmd, log: &syncBuffer{}, done: make(chan error, 1)}
+	addrs := make(chan []string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.log.Write([]byte(line + "\n"))
+			if m := listening.FindStringSubmatch(line); m != nil {
+				addrs <- m[1:]
+			}
+		}
+	}()
+	go func() { p.done <- cmd.Wait() }()
+	select {
+	case a := <-addrs:
+		p.grpc, p.http = a[0], a[1]
+	case err := <-p.done:
+		t.Fatalf("shomei-ca exited before listening: %v\n%s", err, p.log)
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("shomei-ca did not listen within 60s\n%s", p.log)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *caProc) stop(t testing.TB) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("shomei-ca exited with %v after SIGTERM\n%s", err, p.log)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("shomei-ca did not stop within 30s of SIGTERM")
+	}
+}
+
+func (p *caProc) client(t testing.TB) cav1.CertificateAuthorityClient {
+	t.Helper()
+	conn, err := grpc.NewClient(p.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return cav1.NewCertificateAuthorityClient(conn)
+}
+
+// csr makes a PKCS#10 request for key.
+func csr(t testing.TB, key crypto.Signer) []byte {
+	t.Helper()
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "card"}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func rsaKey(t testing.TB) *rsa.PrivateKey {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+var kiyose = &cav1.Municipality{Code: "13221", PrefectureRomaji: "Tokyo-to", MunicipalityRomaji: "Kiyose-shi", Prefecture: "東京都", Municipality: "清瀬市"}
+
+func holder(id string) *cav1.Holder {
+	return &cav1.Holder{HolderId: id, Surname: "渡邊", GivenName: "鷗外", DateOfBirth: "1990-06-15", Sex: cav1.Sex_SEX_MALE,
+		Address: "東京都清瀬市中里５丁目８４２番地"}
+}
+
+// fetchIssuer gets an issuer certificate over the CA's HTTP listener.
+func fetchIssuer(t testing.TB, p *caProc, label string) *x509.Certificate {
+	t.Helper()
+	resp, err := http.Get("http://" + p.http + "/issuers/" + label + ".pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	block, _ := pem.Decode(body)
+	if resp.StatusCode != 200 || block == nil {
+		t.Fatalf("GET issuer %s: %s %q", label, resp.Status, body)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+func verify(t testing.TB, c *cav1.Certificate, issuer *x509.Certificate) *x509.Certificate {
+	t.Helper()
+	cert, err := x509.ParseCertificate(c.Der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(issuer)
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Fatalf("x509.Verify %s: %v", c.Serial, err)
+	}
+	return cert
+}
+
+func TestIssueRenewList(t *testing.T) {
+	dir := t.TempDir()
+	p := startCA(t, writeConfig(t, dir, "e2e-flow", ""))
+	cl := p.client(t)
+	ctx := context.Background()
+	today := time.Now().In(time.FixedZone("JST", 9*3600))
+	signIssuer, authIssuer := fetchIssuer(t, p, "shomei-sign-g1"), fetchIssuer(t, p, "shomei-auth-g1")
+
+	// A card expiring in 60 days caps both certificates and puts them in
+	// their renewal window at once.
+	card := today.AddDate(0, 0, 60).Format(time.DateOnly)
+	issued, err := cl.Issue(ctx, &cav1.IssueRequest{
+		Municipality: kiyose, Holder: holder("E2E-1"),
+		Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: card},
+		Profiles: []*cav1.ProfileRequest{
+			{Profile: cav1.Profile_PROFILE_SIGN, Csr: csr(t, rsaKey(t))},
+			{Profile: cav1.Profile_PROFILE_AUTH, Csr: csr(t, rsaKey(t))},
+		},
+	})
+	if err != nil {
+		t.Fatalf("Issue: %v", err)
+	}
+	if len(issued.Certificates) != 2 {
+		t.Fatalf("%d certificates, want 2", len(issued.Certificates))
+	}
+	for _, c := range issued.Certificates {
+		if c.ExpiryDate != card || !strings.Contains(c.ExpiryReason, "card") || c.Status != cav1.Status_STATUS_VALID {
+			t.Errorf("%s: expiry %s (%s), status %v; want the card's %s", c.Profile, c.ExpiryDate, c.ExpiryReason, c.Status, card)
+		}
+	}
+	verify(t, issued.Certificates[0], signIssuer)
+	verify(t, issued.Certificates[1], authIssuer)
+	opensslVerify(t, issued.Certificates[0].Pem, signIssuer)
+
+	// grpcurl, a client nobody here wrote, lists them.
+	out := grpcurl(t, p.grpc, "shomei.ca.v1.CertificateAuthority/ListCertificates", `{"municipality_code":"13221","holder_id":"E2E-1"}`)
+	for _, c := range issued.Certificates {
+		if !strings.Contains(out, c.Serial) {
+			t.Errorf("grpcurl ListCertificates lacks %s:\n%s", c.Serial, out)
+		}
+	}
+
+	// Renew both with new card keys and a new card: 6th birthday after
+	// the renewal date (R-V4).
+	newCard := today.AddDate(10, 0, 0).Format(time.DateOnly)
+	renewed, err := cl.Renew(ctx, &cav1.RenewRequest{
+		Municipality: kiyose, Holder: holder("E2E-1"),
+		Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: newCard},
+		Profiles: []*cav1.ProfileRequest{
+			{Profile: cav1.Profile_PROFILE_SIGN, Csr: csr(t, rsaKey(t))},
+			{Profile: cav1.Profile_PROFILE_AUTH, Csr: csr(t, rsaKey(t))},
+		},
+	})
+	if err != nil {
+		t.Fatalf("Renew: %v", err)
+	}
+	sixth := sixthBirthdayAfter(today, time.June, 15)
+	for i, c := range renewed.Certificates {
+		if c.ExpiryDate != sixth {
+			t.Errorf("renewed %s expires %s (%s), want %s", c.Profile, c.ExpiryDate, c.ExpiryReason, sixth)
+		}
+		old, err := cl.GetCertificate(ctx, &cav1.GetCertificateRequest{Serial: issued.Certificates[i].Serial})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := old.Certificate
+		if o.Status != cav1.Status_STATUS_REVOKED || o.RevocationReason != "superseded" || o.SupersededBy != c.Serial {
+			t.Errorf("old %s after renewal: status %v reason %q superseded_by %q", o.Profile, o.Status, o.RevocationReason, o.SupersededBy)
+		}
+	}
+	verify(t, renewed.Certificates[0], signIssuer)
+
+	list, err := cl.ListCertificates(ctx, &cav1.ListCertificatesRequest{MunicipalityCode: "13221", HolderId: "E2E-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Certificates) != 4 || list.Certificates[0].Status != cav1.Status_STATUS_VALID || list.Certificates[3].Status != cav1.Status_STATUS_REVOKED {
+		t.Errorf("ListCertificates: %d certificates, newest %v, oldest %v", len(list.Certificates), list.Certificates[0].Status, list.Certificates[len(list.Certificates)-1].Status)
+	}
+	p.stop(t)
+	if logs := p.log.String(); strings.Contains(logs, "渡邊") || strings.Contains(logs, "E2E-1") || strings.Contains(logs, "1990-06-15") {
+		t.Errorf("the CA's log carries personal data (R-P4):\n%s", logs)
+	}
+}
+
+// sixthBirthdayAfter is the 6th June 15 after today (today < June 15 counts).
+func sixthBirthdayAfter(today time.Time, m time.Month, d int) string {
+	y := today.Year()
+	if !(today.Month() < m || (today.Month() == m && today.Day() < d)) {
+		y++
+	}
+	return time.Date(y+5, m, d, 0, 0, 0, 0, time.UTC).Format(time.DateOnly)
+}
+
+func opensslVerify(t testing.TB, certPEM string, issuer *x509.Certificate) {
+	t.Helper()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	leaf := filepath.Join(dir, "leaf.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuer.Raw}), 0o600)
+	os.WriteFile(leaf, []byte(certPEM), 0o600)
+	out, err := exec.Command("openssl", "verify", "-CAfile", ca, leaf).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), ": OK") {
+		t.Fatalf("openssl verify: %v %s", err, out)
+	}
+}
+
+func grpcurl(t testing.TB, addr, method, body string) string {
+	t.Helper()
+	cmd := exec.Command("go", "tool", "-modfile=../../internal/tools/go.mod", "grpcurl", "-plaintext", "-d", body, addr, method)
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("grpcurl %s: %v\n%s", method, err, out)
+	}
+	return string(out)
+}
+
+// TestCrashMidStream kills the CA with SIGKILL while clients are issuing and
+// checks after a restart that every certificate a client received is in the
+// store, and that no certificate is left in an unknown state.
+func TestCrashMidStream(t *testing.T) {
+	dir := t.TempDir()
+	conf := writeConfig(t, dir, "e2e-crash", "certificates:\n  allow_ecdsa_p256: true\n")
+	p := startCA(t, conf)
+	cl := p.client(t)
+
+	type got struct {
+		serial string
+		der    []byte
+	}
+	var mu sync.Mutex
+	var received []got
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	card := time.Now().AddDate(8, 0, 0).Format(time.DateOnly)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// P-256 card keys: cheap to make in numbers (RSA keys take
+				// tens of milliseconds each); the CA's work is the same.
+				key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				resp, err := cl.Issue(context.Background(), &cav1.IssueRequest{
+					Municipality: kiyose, Holder: &cav1.Holder{HolderId: fmt.Sprintf("CRASH-%d-%d", w, i), DateOfBirth: "1985-01-02"},
+					Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: card},
+					Profiles:    []*cav1.ProfileRequest{{Profile: cav1.Profile_PROFILE_AUTH, Csr: csr(t, key)}},
+				})
+				if err != nil {
+					return // the CA is gone
+				}
+				mu.Lock()
+				received = append(received, got{resp.Certificates[0].Serial, resp.Certificates[0].Der})
+				n := len(received)
+				mu.Unlock()
+				if n == 150 {
+					p.cmd.Process.Signal(syscall.SIGKILL)
+				}
+			}
+		}()
+	}
+	select {
+	case <-p.done:
+	case <-time.After(120 * time.Second):
+		t.Fatal("the CA was not killed within 120s")
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d certificates received before SIGKILL", len(received))
+	if len(received) < 150 {
+		t.Fatalf("only %d certificates received", len(received))
+	}
+
+	// Restart: pending issuances of the killed process are abandoned.
+	p2 := startCA(t, conf)
+	cl2 := p2.client(t)
+	for _, g := range received {
+		resp, err := cl2.GetCertificate(context.Background(), &cav1.GetCertificateRequest{Serial: g.serial})
+		if err != nil {
+			t.Fatalf("certificate %s received before the crash: %v", g.serial, err)
+		}
+		if !bytes.Equal(resp.Certificate.Der, g.der) || resp.Certificate.Status != cav1.Status_STATUS_VALID {
+			t.Fatalf("certificate %s: stored DER differs or status %v", g.serial, resp.Certificate.Status)
+		}
+	}
+	p2.stop(t)
+
+	// Every serial the store knows is ISSUED or ABANDONED: none pending,
+	// none half-written.
+	out, err := exec.Command(filepath.Join(binDir, "shomeictl"), "--config", conf, "audit", "verify").CombinedOutput()
+	if err != nil {
+		t.Fatalf("audit verify after the crash: %v %s", err, out)
+	}
+	states := certificateStates(t, filepath.Join(dir, "shomei.db"))
+	t.Logf("store after restart: %v; %s", states, strings.TrimSpace(string(out)))
+	if states["CERT_STATE_PENDING"] != 0 || states["CERT_STATE_ISSUED"] < len(received) {
+		t.Fatalf("store after restart: %v, %d received", states, len(received))
+	}
+}
