@@ -21,10 +21,14 @@ dev-hsm: deps
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
+# grpcurl, pinned in internal/tools, for the README's walk-through.
+$(BIN)/grpcurl: internal/tools/go.mod
+	GOWORK=off $(GO) build -modfile=internal/tools/go.mod -o $(BIN)/grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl
+
 # The whole service on the development HSM: key ceremony on the first run,
 # issuer certificates exported to var/issuers/, then shomei-ca in the
 # foreground (gRPC 127.0.0.1:8443, HTTP 127.0.0.1:8080) until Ctrl-C.
-run: dev-hsm build
+run: dev-hsm build $(BIN)/grpcurl
 	$(BIN)/shomeictl --config $(CONFIG) init --existing-ok
 	$(BIN)/shomeictl --config $(CONFIG) keys list --verify
 	$(BIN)/shomeictl --config $(CONFIG) issuers export --out $(VAR)/issuers
