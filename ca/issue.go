@@ -1,7 +1,9 @@
 package ca
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -39,7 +41,8 @@ func (c *CA) measure(op string, fn func() (*Issued, error)) (*Issued, error) {
 		if err != nil {
 			outcome = "refused"
 			rule := "internal"
-			if e, ok := err.(*Error); ok {
+			var e *Error
+			if errors.As(err, &e) {
 				rule = "unavailable"
 				if len(e.Violations) > 0 {
 					rule = e.Violations[0].Rule
@@ -109,6 +112,11 @@ func (c *CA) issue(ctx context.Context, req IssueRequest, renew bool) (*Issued, 
 	keys := make([]holderKey, len(req.Profiles))
 	for i, p := range req.Profiles {
 		keys[i] = parseCSR(vs, fmt.Sprintf("profiles[%d].csr", i), p.CSR, c.cfg.AllowECDSAP256)
+		for j := range i {
+			if keys[i].spkiSHA256 != nil && bytes.Equal(keys[i].spkiSHA256, keys[j].spkiSHA256) {
+				vs.add(fmt.Sprintf("profiles[%d].csr", i), "R-P1", "has the key of profiles[%d]: every certificate needs a key of its own", j)
+			}
+		}
 	}
 	if err := vs.err(KindInvalid); err != nil {
 		return nil, err
@@ -144,6 +152,20 @@ func (c *CA) issue(ctx context.Context, req IssueRequest, renew bool) (*Issued, 
 		}
 		if h.AdultWard {
 			pre.add("holder.adult_ward", "R-A3", "the holder is an adult ward: no SIGN certificate (profiles[%d])", i)
+		}
+	}
+	// R-P1, R-V8, checked again when the issuance is recorded (cycle.go).
+	for i, k := range keys {
+		field := fmt.Sprintf("profiles[%d].csr", i)
+		if used, err := c.cfg.Store.KeyCertified(k.spkiSHA256); err != nil {
+			return nil, err
+		} else if used {
+			pre.add(field, "R-P1", "the key is already certified by another certificate: every certificate needs a new key")
+		}
+		if blocked, err := c.cfg.Store.KeyBlocked(k.spkiSHA256); err != nil {
+			return nil, err
+		} else if blocked {
+			pre.add(field, "R-V8", "the key was reported lost or compromised and can never be certified again")
 		}
 	}
 	existing, err := c.cfg.Store.HolderCertificates(req.Municipality.Code, h.ID)
@@ -215,7 +237,10 @@ func (c *CA) issue(ctx context.Context, req IssueRequest, renew bool) (*Issued, 
 			reason = "AUTH certificate expiry (R-V5)"
 		}
 		if capped.Compare(today) <= 0 {
-			pre.add(field+".profile", "R-V5", "capped at %s by the %s, the certificate would not outlive today", capped, strings.ToLower(which.String()))
+			// A card that expires by today is refused above, as the card's.
+			if which != validity.CapCard {
+				pre.add(field+".profile", "R-V5", "capped at %s by the %s, the certificate would not outlive today", capped, strings.ToLower(which.String()))
+			}
 			continue
 		}
 		if p.Profile == ProfileAuth {

@@ -55,7 +55,12 @@ func (c *CA) HolderCertificates(municipality, holderID string) ([]*storev1.Certi
 		}
 	}
 	// Newest first: by creation time (notBefore has whole seconds only).
-	slices.SortFunc(out, func(a, b *storev1.Certificate) int { return b.CreatedAt.AsTime().Compare(a.CreatedAt.AsTime()) })
+	slices.SortFunc(out, func(a, b *storev1.Certificate) int {
+		if c := b.CreatedAt.AsTime().Compare(a.CreatedAt.AsTime()); c != 0 {
+			return c
+		}
+		return int(a.Profile) - int(b.Profile) // issued together: SIGN, then AUTH
+	})
 	return out, nil
 }
 

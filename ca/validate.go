@@ -104,8 +104,8 @@ func certificateText(vs *violations, text, subsField string, subs []Substitution
 		if len(o.Suggestions) > 0 {
 			hint = fmt.Sprintf("; suggested substitute %c", o.Suggestions[0])
 		}
-		vs.add(field, "R-P5", "character %q (U+%04X) at position %d is not in JIS X 0208/0212: supply a substitute in %s%s",
-			o.Rune, o.Rune, pos, subsField, hint)
+		vs.add(field, "R-P5", "character %q (U+%04X) at position %d is not in JIS X 0208/0212: supply a substitute for position %d in %s%s",
+			o.Rune, o.Rune, pos, o.Position, subsField, hint)
 	}
 	if !covered || len(vs.list) > 0 {
 		return "", ""

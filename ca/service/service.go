@@ -80,6 +80,10 @@ func (s *Service) GetCertificate(ctx context.Context, req *cav1.GetCertificateRe
 		return nil, s.status(err)
 	}
 	if err := s.auth.Authorize(ctx, rec.MunicipalityCode); err != nil {
+		if status.Code(err) == codes.PermissionDenied {
+			// Another municipality's certificate: do not confirm it exists.
+			return nil, status.Errorf(codes.NotFound, "serial: no certificate with serial %s (R-P1)", req.GetSerial())
+		}
 		return nil, err
 	}
 	return &cav1.GetCertificateResponse{Certificate: s.certificate(rec, true)}, nil

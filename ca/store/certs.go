@@ -350,6 +350,17 @@ func (s *Store) HolderCertificates(municipality, holderID string) ([]*storev1.Ce
 	return out, err
 }
 
+// KeyCertified reports whether a public key (by SPKI SHA-256) is certified
+// by a certificate, or reserved by a pending one (R-P1).
+func (s *Store) KeyCertified(spkiSHA256 []byte) (bool, error) {
+	var used bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		used = tx.Bucket(bucketKeys).Get(spkiSHA256) != nil
+		return nil
+	})
+	return used, err
+}
+
 // ForEachCertificate calls fn for every certificate record, in serial order.
 func (s *Store) ForEachCertificate(fn func(*storev1.Certificate) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {

@@ -160,9 +160,15 @@ func TestPendingBlocksAndAbandonFrees(t *testing.T) {
 	if err := s.Reserve(Reservation{Certs: []*storev1.Certificate{pending("h1", auth)}, Now: t0}); !errors.Is(err, ErrDoubleIssuance) {
 		t.Fatalf("second reservation while pending = %v", err)
 	}
+	if used, err := s.KeyCertified(p.PublicKeySha256); err != nil || !used {
+		t.Fatalf("KeyCertified of a pending issuance's key = %v, %v; want true", used, err)
+	}
 	abandoned, err := s.AbandonPending()
 	if err != nil || len(abandoned) != 1 || string(abandoned[0]) != string(p.Serial) {
 		t.Fatalf("AbandonPending = %x, %v", abandoned, err)
+	}
+	if used, err := s.KeyCertified(p.PublicKeySha256); err != nil || used {
+		t.Fatalf("KeyCertified of an abandoned issuance's key = %v, %v; want false", used, err)
 	}
 	rec, _ := s.Certificate(p.Serial)
 	if rec.State != storev1.CertState_CERT_STATE_ABANDONED {
