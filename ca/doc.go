@@ -13,8 +13,8 @@
 //  4. record its serial and to-be-signed bytes in the store as PENDING, in a
 //     transaction that re-checks double issuance (R-A4), key reuse (R-P1),
 //     blocked keys (R-V8) and the inquiry (R-A2);
-//  5. sign those exact bytes in the HSM, verify the signature with the issuer
-//     certificate and check the final certificate against the profile again;
+//  5. sign those exact bytes in the HSM; the signer verifies the signature
+//     with the issuer key (checked against the issuer certificate at start);
 //  6. store it as ISSUED (with renewal's superseded revocation and the audit
 //     records, R-V4, R-K3, in one transaction) — only then is it returned.
 //
@@ -26,7 +26,8 @@
 // RSA signature in software costs as much as the HSM's and would halve
 // throughput. The linted TBSCertificate differs from the signed one only in
 // its signature AlgorithmIdentifier, which is spliced in before signing
-// (splice.go); the final certificate is checked against the profile again.
+// (splice.go); the store refuses a signed certificate whose TBS is not the
+// recorded one.
 //
 // No personal data (names, addresses, dates of birth, holder ids) is logged
 // or used as a metric label (R-P4); logs name certificates by serial.

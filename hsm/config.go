@@ -24,10 +24,21 @@ type Config struct {
 	PoolSize int
 	// WaitTimeout bounds how long an operation waits for a free session
 	// before failing with ErrPoolExhausted. Zero means 5 seconds.
+	//
+	// It does not bound a wait for the module: while a re-initialisation
+	// of the module is in progress (after a device error seen by any Token
+	// on the same library) operations wait for it, and it waits for every
+	// PKCS#11 call in flight, so an operation can take longer than
+	// WaitTimeout, or outlast its context.
 	WaitTimeout time.Duration
-	// RetryInterval is the least time between two attempts to reconnect an
-	// unavailable token; operations in between fail at once. Zero means
-	// 200 milliseconds.
+	// RetryInterval paces recovery when the token cannot be reached. After
+	// a failed attempt to reconnect (find the token, log in), operations
+	// within RetryInterval fail at once with ErrTokenUnavailable wrapping
+	// that attempt's error, without trying again; the first operation
+	// after it tries again. It is also the least time between two
+	// re-initialisations of the module, a time that doubles after each one
+	// that does not bring the token back, up to 5 seconds (or
+	// RetryInterval, if longer). Zero means 200 milliseconds.
 	RetryInterval time.Duration
 }
 

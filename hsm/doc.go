@@ -18,11 +18,28 @@
 //     match; a [Signer] opened for an issuer is checked against that issuer's
 //     certificate (same public key, and a test signature that verifies) before
 //     it is used.
-//   - When the token reports that it went away (device error, token not
-//     present, invalid session, …) the Token finalises and re-initialises the
-//     module, finds the token again and logs in again on the next operation.
-//     Signers stay valid across that: no process restart is needed when a
-//     network HSM comes back (spec §5; the restart complaint is boulder#3468).
+//   - Failures are met with the least disruptive recovery that mends them,
+//     and an operation is tried again only after a recovery happened: a
+//     session that went away is replaced; a lost login is redone; a token
+//     that went away is looked for again; only a failed device or library
+//     (or a token still missing after that) re-initialises the module, which
+//     every Token on the library feels, with a backoff. Failures that say
+//     nothing about the connection are reported as they are. Signers stay
+//     valid across all of it: no process restart is needed when a network
+//     HSM comes back (spec §5; the restart complaint is boulder#3468).
+//   - Key generation is never retried once the request reached the token: a
+//     failure then may still have made the key, and the error says so.
+//   - A PIN the token refused is never tried again by the same Token (each
+//     wrong attempt brings the HSM's lockout closer), and none is tried when
+//     the token says the next wrong one would lock it. A Token whose token
+//     another Token of the process has logged in to must still give the PIN
+//     that did.
+//   - One module per library file (symbolic links resolved). A library that
+//     other code in the process initialised first is never finalised.
+//     Session handles of an earlier module epoch are never closed: the
+//     library reuses their numbers.
+//   - Every signature is verified with the key's public key before it is
+//     returned: a faulty RSA-CRT signature would leak the private key.
 //   - Errors name what went wrong in words (wrong PIN, no such token, no such
 //     key, HSM unavailable) and keep the PKCS#11 return code for operators.
 package hsm

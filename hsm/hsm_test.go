@@ -105,7 +105,14 @@ func TestSignVerify(t *testing.T) {
 					switch pub := s.Public().(type) {
 					case *rsa.PublicKey:
 						if p, ok := opts.(*rsa.PSSOptions); ok {
-							err = rsa.VerifyPSS(pub, p.Hash, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto})
+							// Verify with the exact salt length the signer
+							// promises: the hash size for Auto and
+							// EqualsHash, otherwise the value asked for.
+							salt := p.SaltLength
+							if salt == rsa.PSSSaltLengthAuto || salt == rsa.PSSSaltLengthEqualsHash {
+								salt = p.Hash.Size()
+							}
+							err = rsa.VerifyPSS(pub, p.Hash, digest, sig, &rsa.PSSOptions{SaltLength: salt})
 						} else {
 							err = rsa.VerifyPKCS1v15(pub, opts.HashFunc(), digest, sig)
 						}
@@ -216,14 +223,14 @@ func TestGeneratedKeysStayInTheToken(t *testing.T) {
 func TestKeyLookup(t *testing.T) {
 	tok := openToken(t, labelCerts)
 	ctx := context.Background()
-	ref := KeyRef{Label: "issuer", ID: []byte{1}}
+	ref := KeyRef{Label: "issuer", ID: randomID(t)}
 	s, err := tok.GenerateKey(ctx, ref, RSA2048)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cert := selfSigned(t, s)
 
-	other, err := tok.GenerateKey(ctx, KeyRef{Label: "other", ID: []byte{2}}, RSA2048)
+	other, err := tok.GenerateKey(ctx, KeyRef{Label: "other", ID: randomID(t)}, RSA2048)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,11 +238,12 @@ func TestKeyLookup(t *testing.T) {
 
 	// A second private key under the same label and id, made behind
 	// GenerateKey's back, makes the look-up ambiguous.
-	dup := KeyRef{Label: "dup", ID: []byte{3}}
+	dup := KeyRef{Label: "dup", ID: randomID(t)}
 	if _, err := tok.GenerateKey(ctx, dup, ECDSAP256); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tok.GenerateKey(ctx, KeyRef{Label: "dup", ID: []byte{4}}, ECDSAP256); err != nil {
+	second := KeyRef{Label: "dup", ID: randomID(t)}
+	if _, err := tok.GenerateKey(ctx, second, ECDSAP256); err != nil {
 		t.Fatal(err)
 	}
 
@@ -261,14 +269,17 @@ func TestKeyLookup(t *testing.T) {
 		}
 	})
 	t.Run("label and id both required", func(t *testing.T) {
-		if _, err := tok.Signer(ctx, KeyRef{Label: "issuer"}); err == nil {
-			t.Fatal("Signer without an id succeeded")
+		for _, bad := range []KeyRef{{Label: "issuer"}, {ID: ref.ID}} {
+			_, err := tok.Signer(ctx, bad)
+			if err == nil || !strings.Contains(err.Error(), "a key needs both a label and an id") {
+				t.Fatalf("Signer(%s) = %v, want an error saying both a label and an id are needed", bad, err)
+			}
 		}
 	})
 	t.Run("ambiguous", func(t *testing.T) {
 		// Relabel the second key so that two private keys share label and id.
 		err := tok.do(ctx, "relabel", func(s session) error {
-			hs, err := findObjects(s, KeyRef{Label: "dup", ID: []byte{4}}, 3 /* CKO_PRIVATE_KEY */)
+			hs, err := findObjects(s, second, 3 /* CKO_PRIVATE_KEY */)
 			if err != nil || len(hs) != 1 {
 				return errors.Join(err, errors.New("key to relabel not found"))
 			}
@@ -297,7 +308,9 @@ func TestOpenErrors(t *testing.T) {
 	}{
 		{"wrong PIN", Config{Module: mod, TokenLabel: labelPIN, PIN: "not-the-pin"}, ErrWrongPIN, "PIN is wrong"},
 		// The error lists the tokens that do exist.
-		{"missing token", Config{Module: mod, TokenLabel: labelUnknown, PIN: testPIN}, ErrTokenNotFound, `"` + labelMain + `"`},
+		{"missing token", Config{Module: mod, TokenLabel: labelUnknown, PIN: testPIN}, ErrTokenNotFound, `hsm: open token: no token with that label "` + labelUnknown + `"`},
+		{"tokens seen", Config{Module: mod, TokenLabel: labelUnknown, PIN: testPIN}, ErrTokenNotFound, `"` + labelMain + `"`},
+		{"two tokens with the label", Config{Module: mod, TokenLabel: labelDup, PIN: testPIN}, ErrTokenAmbiguous, `more than one token has that label "` + labelDup + `"`},
 		{"missing module", Config{Module: "/nonexistent/libpkcs11.so", TokenLabel: labelMain, PIN: testPIN}, nil, "cannot load the PKCS#11 module /nonexistent/libpkcs11.so"},
 		{"no PIN", Config{Module: mod, TokenLabel: labelMain}, nil, "PIN is empty"},
 		{"no label", Config{Module: mod, PIN: testPIN}, nil, "token label is required"},
@@ -323,7 +336,7 @@ func TestPoolExhaustion(t *testing.T) {
 	const wait = 150 * time.Millisecond
 	tok := openToken(t, labelPool, func(c *Config) { c.PoolSize = 1; c.WaitTimeout = wait })
 	ctx := context.Background()
-	s, err := tok.GenerateKey(ctx, KeyRef{Label: "pool", ID: []byte{1}}, RSA2048)
+	s, err := tok.GenerateKey(ctx, KeyRef{Label: "pool", ID: randomID(t)}, RSA2048)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +356,7 @@ func TestPoolExhaustion(t *testing.T) {
 	if !errors.Is(err, ErrPoolExhausted) {
 		t.Fatalf("Sign with the pool exhausted = %v, want ErrPoolExhausted", err)
 	}
-	if !strings.Contains(err.Error(), "all 1 sessions stayed in use for 150ms") {
+	if !strings.Contains(err.Error(), `sign with key label "pool"`) || !strings.Contains(err.Error(), "all 1 sessions stayed in use for 150ms") {
 		t.Errorf("error does not explain itself: %v", err)
 	}
 	if waited < wait {
@@ -423,7 +436,7 @@ func TestRecoversWhenTheHSMComesBack(t *testing.T) {
 		c.RetryInterval = 50 * time.Millisecond
 	})
 	ctx := context.Background()
-	s, err := tok.GenerateKey(ctx, KeyRef{Label: "remote", ID: []byte{1}}, RSA2048)
+	s, err := tok.GenerateKey(ctx, KeyRef{Label: "remote", ID: randomID(t)}, RSA2048)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"encoding/asn1"
+	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/big"
 
@@ -70,6 +72,14 @@ func (a KeyAlgorithm) curve() (elliptic.Curve, asn1.ObjectIdentifier) {
 // AlgorithmOf names the algorithm of a public key, or returns an error for a
 // key type or size Shomei does not use for issuers.
 func AlgorithmOf(pub crypto.PublicKey) (KeyAlgorithm, error) {
+	a, err := algorithmOf(pub)
+	if err != nil {
+		return "", fmt.Errorf("hsm: %w", err)
+	}
+	return a, nil
+}
+
+func algorithmOf(pub crypto.PublicKey) (KeyAlgorithm, error) {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
 		for _, a := range []KeyAlgorithm{RSA2048, RSA3072, RSA4096} {
@@ -77,7 +87,7 @@ func AlgorithmOf(pub crypto.PublicKey) (KeyAlgorithm, error) {
 				return a, nil
 			}
 		}
-		return "", fmt.Errorf("hsm: RSA key of %d bits is not supported", k.N.BitLen())
+		return "", fmt.Errorf("RSA key of %d bits is not supported", k.N.BitLen())
 	case *ecdsa.PublicKey:
 		switch k.Curve {
 		case elliptic.P256():
@@ -85,9 +95,9 @@ func AlgorithmOf(pub crypto.PublicKey) (KeyAlgorithm, error) {
 		case elliptic.P384():
 			return ECDSAP384, nil
 		}
-		return "", fmt.Errorf("hsm: ECDSA curve %s is not supported", k.Curve.Params().Name)
+		return "", fmt.Errorf("ECDSA curve %s is not supported", k.Curve.Params().Name)
 	}
-	return "", fmt.Errorf("hsm: %T keys are not supported", pub)
+	return "", fmt.Errorf("%T keys are not supported", pub)
 }
 
 // KeyRef names a key in the token by its CKA_LABEL and CKA_ID.
@@ -169,28 +179,46 @@ func (t *Token) GenerateKey(ctx context.Context, ref KeyRef, alg KeyAlgorithm) (
 		privTmpl = append(privTmpl, pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC))
 	}
 
-	var pub crypto.PublicKey
-	err := t.do(ctx, "generate key "+ref.String(), func(s session) error {
+	// Key generation is not idempotent: once the request has gone to the
+	// token, a failure does not say whether the key exists, and trying
+	// again could make a second one. Only what comes before is retried.
+	op := "generate key " + ref.String()
+	var (
+		pub  crypto.PublicKey
+		priv pkcs11.ObjectHandle
+		gen  uint64
+		sent bool
+	)
+	err := t.run(ctx, op, func(s session) error {
 		for _, class := range []uint{pkcs11.CKO_PRIVATE_KEY, pkcs11.CKO_PUBLIC_KEY} {
 			found, err := findObjects(s, ref, class)
 			if err != nil {
 				return err
 			}
 			if len(found) > 0 {
-				return fmt.Errorf("hsm: %w: %s", ErrKeyExists, ref)
+				return ErrKeyExists
 			}
 		}
-		pubH, _, err := s.ctx.GenerateKeyPair(s.h, []*pkcs11.Mechanism{mech}, pubTmpl, privTmpl)
+		sent = true
+		pubH, privH, err := s.ctx.GenerateKeyPair(s.h, []*pkcs11.Mechanism{mech}, pubTmpl, privTmpl)
 		if err != nil {
 			return err
 		}
-		pub, err = readPublicKey(s, pubH)
+		if alg.rsaBits() > 0 {
+			pub, err = readRSAPublicKey(s, privH)
+		} else {
+			pub, err = readECPublicKey(s, pubH)
+		}
+		priv, gen = privH, s.gen
 		return err
-	})
+	}, func() bool { return !sent })
 	if err != nil {
+		if sent {
+			err = fmt.Errorf("%w; the key may have been created all the same: list the token's keys and look for it before trying again", err)
+		}
 		return nil, err
 	}
-	return &Signer{tok: t, ref: ref, pub: pub}, nil
+	return &Signer{tok: t, ref: ref, pub: pub, handle: priv, handleGen: gen, hasHandle: true}, nil
 }
 
 // findObjects returns the handles of objects of class with ref's label and id.
@@ -220,7 +248,9 @@ func findObjects(s session, ref KeyRef, class uint) ([]pkcs11.ObjectHandle, erro
 	return all, s.ctx.FindObjectsFinal(s.h)
 }
 
-// findPrivateKey returns the handle of the one private key with ref.
+// findPrivateKey returns the handle of the one private key with ref. Before
+// saying that there is none, it checks that the session is logged in:
+// private objects are out of sight otherwise.
 func (t *Token) findPrivateKey(s session, ref KeyRef) (pkcs11.ObjectHandle, error) {
 	hs, err := findObjects(s, ref, pkcs11.CKO_PRIVATE_KEY)
 	if err != nil {
@@ -230,97 +260,152 @@ func (t *Token) findPrivateKey(s session, ref KeyRef) (pkcs11.ObjectHandle, erro
 	case 1:
 		return hs[0], nil
 	case 0:
-		return 0, fmt.Errorf("%w: %s in token %q", ErrKeyNotFound, ref, t.cfg.TokenLabel)
+		if err := loggedIn(s); err != nil {
+			return 0, err
+		}
+		return 0, ErrKeyNotFound
 	default:
-		return 0, fmt.Errorf("%w: %d keys match %s in token %q", ErrKeyAmbiguous, len(hs), ref, t.cfg.TokenLabel)
+		return 0, fmt.Errorf("%w: %d keys match", ErrKeyAmbiguous, len(hs))
 	}
 }
 
-// publicKeyOf returns the public half of the private key priv: from the public
-// key object with the same label and id when the token keeps one, otherwise
-// (RSA only) from the modulus and exponent the private key object carries.
+// keyType reads an object's CKA_KEY_TYPE.
+func keyType(s session, h pkcs11.ObjectHandle) (uint, error) {
+	attrs, err := s.ctx.GetAttributeValue(s.h, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil)})
+	if err != nil {
+		return 0, err
+	}
+	return bytesToUint(attrs[0].Value)
+}
+
+// publicKeyOf returns the public half of the private key priv. An RSA private
+// key object carries its modulus and public exponent, and it is the key that
+// signs, so they are read from it. An EC private key carries no point: it is
+// read from the public key object with the same label and id, which must be
+// the only one and on the same curve.
 func publicKeyOf(s session, ref KeyRef, priv pkcs11.ObjectHandle) (crypto.PublicKey, error) {
+	kt, err := keyType(s, priv)
+	if err != nil {
+		return nil, err
+	}
+	switch kt {
+	case pkcs11.CKK_RSA:
+		return readRSAPublicKey(s, priv)
+	case pkcs11.CKK_EC:
+	default:
+		return nil, fmt.Errorf("%w: key type %#x", ErrUnsupported, kt)
+	}
+	if ref.Label == "" || len(ref.ID) == 0 {
+		// A search without the label or the id would match other keys' public objects.
+		return nil, errors.New("an EC key without both a label and an id: its public key object cannot be found")
+	}
 	pubs, err := findObjects(s, ref, pkcs11.CKO_PUBLIC_KEY)
 	if err != nil {
 		return nil, err
 	}
-	if len(pubs) == 1 {
-		return readPublicKey(s, pubs[0])
+	switch len(pubs) {
+	case 1:
+	case 0:
+		return nil, errors.New("the token keeps no public key object with the EC key's label and id")
+	default:
+		return nil, fmt.Errorf("%d public key objects have the EC key's label and id", len(pubs))
 	}
-	return readPublicKey(s, priv)
-}
-
-// readPublicKey reads an RSA or EC public key from an object's attributes.
-func readPublicKey(s session, h pkcs11.ObjectHandle) (crypto.PublicKey, error) {
-	attrs, err := s.ctx.GetAttributeValue(s.h, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil)})
+	attrs, err := s.ctx.GetAttributeValue(s.h, priv, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, nil)})
 	if err != nil {
 		return nil, err
 	}
-	switch keyType := bytesToUint(attrs[0].Value); keyType {
-	case pkcs11.CKK_RSA:
-		attrs, err := s.ctx.GetAttributeValue(s.h, h, []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_MODULUS, nil),
-			pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, nil),
-		})
-		if err != nil {
-			return nil, err
-		}
-		n := new(big.Int).SetBytes(attrs[0].Value)
-		e := new(big.Int).SetBytes(attrs[1].Value)
-		if n.Sign() == 0 || !e.IsInt64() || e.Int64() > 1<<31-1 {
-			return nil, fmt.Errorf("hsm: the token returned an unusable RSA public key")
-		}
-		return &rsa.PublicKey{N: n, E: int(e.Int64())}, nil
-	case pkcs11.CKK_EC:
-		attrs, err := s.ctx.GetAttributeValue(s.h, h, []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, nil),
-			pkcs11.NewAttribute(pkcs11.CKA_EC_POINT, nil),
-		})
-		if err != nil {
-			return nil, err
-		}
-		return parseECPublicKey(attrs[0].Value, attrs[1].Value)
-	default:
-		return nil, fmt.Errorf("hsm: key type %#x is not supported", keyType)
+	pub, err := readECPublicKey(s, pubs[0])
+	if err != nil {
+		return nil, err
 	}
+	if want, _ := curveOf(attrs[0].Value); want != pub.Curve {
+		return nil, errors.New("the public key object with the EC key's label and id is on another curve")
+	}
+	return pub, nil
+}
+
+// readRSAPublicKey reads the modulus and public exponent of an RSA key object.
+func readRSAPublicKey(s session, h pkcs11.ObjectHandle) (*rsa.PublicKey, error) {
+	attrs, err := s.ctx.GetAttributeValue(s.h, h, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_MODULUS, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, nil),
+	})
+	if err != nil {
+		return nil, err
+	}
+	n := new(big.Int).SetBytes(attrs[0].Value)
+	e := new(big.Int).SetBytes(attrs[1].Value)
+	if n.Sign() == 0 || !e.IsInt64() || e.Int64() < 3 || e.Int64() > 1<<31-1 {
+		return nil, errors.New("the token returned an unusable RSA public key")
+	}
+	return &rsa.PublicKey{N: n, E: int(e.Int64())}, nil
+}
+
+// readECPublicKey reads an EC public key object.
+func readECPublicKey(s session, h pkcs11.ObjectHandle) (*ecdsa.PublicKey, error) {
+	attrs, err := s.ctx.GetAttributeValue(s.h, h, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_EC_POINT, nil),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return parseECPublicKey(attrs[0].Value, attrs[1].Value)
+}
+
+// curveOf decodes CKA_EC_PARAMS, which must name a curve Shomei uses.
+func curveOf(params []byte) (elliptic.Curve, error) {
+	var oid asn1.ObjectIdentifier
+	if rest, err := asn1.Unmarshal(params, &oid); err != nil || len(rest) > 0 {
+		return nil, errors.New("EC parameters are not a named curve")
+	}
+	switch {
+	case oid.Equal(oidP256):
+		return elliptic.P256(), nil
+	case oid.Equal(oidP384):
+		return elliptic.P384(), nil
+	}
+	return nil, fmt.Errorf("EC curve %v is not supported", oid)
 }
 
 // parseECPublicKey decodes CKA_EC_PARAMS (a named-curve OID) and CKA_EC_POINT,
 // which the standard says is a DER OCTET STRING around the uncompressed point
 // but some tokens return bare.
+//
+// The bare form is recognised first, by its length and leading 0x04: tried
+// the other way round, a bare point whose first bytes happen to read as an
+// OCTET STRING header of the right length (about one in 256) would be
+// mistaken for a wrapped one. A wrapped point is two bytes longer than a bare
+// one, so the test cannot mistake it.
 func parseECPublicKey(params, point []byte) (*ecdsa.PublicKey, error) {
-	var oid asn1.ObjectIdentifier
-	if rest, err := asn1.Unmarshal(params, &oid); err != nil || len(rest) > 0 {
-		return nil, fmt.Errorf("hsm: EC parameters are not a named curve")
+	curve, err := curveOf(params)
+	if err != nil {
+		return nil, err
 	}
-	var curve elliptic.Curve
-	switch {
-	case oid.Equal(oidP256):
-		curve = elliptic.P256()
-	case oid.Equal(oidP384):
-		curve = elliptic.P384()
-	default:
-		return nil, fmt.Errorf("hsm: EC curve %v is not supported", oid)
-	}
-	var raw []byte
-	if rest, err := asn1.Unmarshal(point, &raw); err != nil || len(rest) > 0 {
-		raw = point
+	coordLen := (curve.Params().BitSize + 7) / 8
+	raw := point
+	if len(point) != 1+2*coordLen || point[0] != 4 {
+		if rest, err := asn1.Unmarshal(point, &raw); err != nil || len(rest) > 0 {
+			return nil, fmt.Errorf("EC point from the token is neither an uncompressed %s point nor one wrapped in an OCTET STRING", curve.Params().Name)
+		}
 	}
 	pub, err := ecdsa.ParseUncompressedPublicKey(curve, raw)
 	if err != nil {
-		return nil, fmt.Errorf("hsm: EC point from the token: %w", err)
+		return nil, fmt.Errorf("EC point from the token: %w", err)
 	}
 	return pub, nil
 }
 
-// bytesToUint decodes a CK_ULONG attribute (native byte order, which is
-// little-endian on every platform Shomei runs on).
-func bytesToUint(b []byte) uint {
-	var v uint
-	for i := len(b) - 1; i >= 0; i-- {
-		v = v<<8 | uint(b[i])
+// bytesToUint decodes a CK_ULONG attribute, which the token returns in the
+// platform's own byte order and size.
+func bytesToUint(b []byte) (uint, error) {
+	switch len(b) {
+	case 8:
+		return uint(binary.NativeEndian.Uint64(b)), nil
+	case 4:
+		return uint(binary.NativeEndian.Uint32(b)), nil
 	}
-	return v
+	return 0, fmt.Errorf("a CK_ULONG attribute of %d bytes from the token", len(b))
 }
 
 func attrBool(b []byte) bool { return len(b) > 0 && b[0] != 0 }
@@ -333,6 +418,11 @@ func (t *Token) Keys(ctx context.Context) ([]KeyInfo, error) {
 		hs, err := findObjects(s, KeyRef{}, pkcs11.CKO_PRIVATE_KEY)
 		if err != nil {
 			return err
+		}
+		if len(hs) == 0 {
+			if err := loggedIn(s); err != nil {
+				return err // an empty list from a logged-out session would be a lie
+			}
 		}
 		for _, h := range hs {
 			attrs, err := s.ctx.GetAttributeValue(s.h, h, []*pkcs11.Attribute{
@@ -353,7 +443,9 @@ func (t *Token) Keys(ctx context.Context) ([]KeyInfo, error) {
 			}
 			if pub, err := publicKeyOf(s, info.KeyRef, h); err == nil {
 				info.Public = pub
-				info.Algorithm, _ = AlgorithmOf(pub) // empty for a type we do not use
+				info.Algorithm, _ = algorithmOf(pub) // empty for a type we do not use
+			} else if recoveryFor(err) != reportIt {
+				return err // the connection failed, not this key
 			}
 			out = append(out, info)
 		}

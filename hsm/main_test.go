@@ -20,13 +20,18 @@ const (
 	labelBench   = "hsm-bench"  // benchmarks
 	labelPool    = "hsm-pool"   // pool exhaustion
 	labelCerts   = "hsm-certs"  // key against certificate checks
+	labelShared  = "hsm-shared" // two Tokens on one token
+	labelOther   = "hsm-other"  // a second token on the same module
+	labelFaults  = "hsm-faults" // Tokens with injected faults
+	labelDup     = "hsm-dup"    // carried by two tokens
 	labelUnknown = "no-such-token"
 )
 
 var testDir *softhsm.Dir
 
 func TestMain(m *testing.M) {
-	dir, cleanup, err := softhsm.NewTestEnv(labelMain, labelPIN, labelRemote, labelBench, labelPool, labelCerts)
+	dir, cleanup, err := softhsm.NewTestEnv(labelMain, labelPIN, labelRemote, labelBench, labelPool, labelCerts,
+		labelShared, labelOther, labelFaults, labelDup, labelDup)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hsm tests: setting up SoftHSM2:", err)
 		os.Exit(1)

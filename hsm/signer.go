@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -28,10 +30,10 @@ type Signer struct {
 	ref KeyRef
 	pub crypto.PublicKey
 
-	mu          sync.Mutex
-	handle      pkcs11.ObjectHandle
-	handleEpoch uint64
-	hasHandle   bool
+	mu        sync.Mutex
+	handle    pkcs11.ObjectHandle
+	handleGen uint64 // the Token connection the handle was found in
+	hasHandle bool
 }
 
 var _ crypto.Signer = (*Signer)(nil)
@@ -42,8 +44,9 @@ func (t *Token) Signer(ctx context.Context, ref KeyRef) (*Signer, error) {
 	if err := ref.check(); err != nil {
 		return nil, err
 	}
+	op := "find key " + ref.String()
 	s := &Signer{tok: t, ref: ref}
-	err := t.do(ctx, "find key "+ref.String(), func(ses session) error {
+	err := t.do(ctx, op, func(ses session) error {
 		h, err := t.findPrivateKey(ses, ref)
 		if err != nil {
 			return err
@@ -52,14 +55,14 @@ func (t *Token) Signer(ctx context.Context, ref KeyRef) (*Signer, error) {
 		if err != nil {
 			return err
 		}
-		s.handle, s.handleEpoch, s.hasHandle = h, ses.epoch, true
+		s.handle, s.handleGen, s.hasHandle = h, ses.gen, true
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	if _, err := AlgorithmOf(s.pub); err != nil {
-		return nil, fmt.Errorf("hsm: key %s: %w", ref, err)
+	if _, err := algorithmOf(s.pub); err != nil {
+		return nil, t.explain(op, err)
 	}
 	return s, nil
 }
@@ -74,10 +77,10 @@ func (t *Token) SignerFor(ctx context.Context, ref KeyRef, cert *x509.Certificat
 	}
 	type equaler interface{ Equal(crypto.PublicKey) bool }
 	if k, ok := cert.PublicKey.(equaler); !ok || !k.Equal(s.pub) {
-		return nil, fmt.Errorf("hsm: key %s and certificate %q: %w (different public keys)", ref, cert.Subject, ErrKeyMismatch)
+		return nil, fmt.Errorf("hsm: token %q: key %s and certificate %q: %w (different public keys)", t.cfg.TokenLabel, ref, cert.Subject, ErrKeyMismatch)
 	}
 	if err := SelfTest(ctx, s, cert.PublicKey); err != nil {
-		return nil, fmt.Errorf("hsm: key %s and certificate %q: %w", ref, cert.Subject, err)
+		return nil, err
 	}
 	return s, nil
 }
@@ -91,7 +94,7 @@ func SelfTest(ctx context.Context, s *Signer, pub crypto.PublicKey) error {
 	}
 	sig, err := s.SignContext(ctx, digest, crypto.SHA256)
 	if err != nil {
-		return fmt.Errorf("test signature: %w", err)
+		return err // it says which token and key, and that it was signing
 	}
 	var ok bool
 	switch k := pub.(type) {
@@ -100,10 +103,10 @@ func SelfTest(ctx context.Context, s *Signer, pub crypto.PublicKey) error {
 	case *ecdsa.PublicKey:
 		ok = ecdsa.VerifyASN1(k, digest, sig)
 	default:
-		return fmt.Errorf("%w: %T public key", ErrUnsupported, pub)
+		return fmt.Errorf("hsm: %w: %T public key", ErrUnsupported, pub)
 	}
 	if !ok {
-		return fmt.Errorf("%w (the test signature does not verify)", ErrKeyMismatch)
+		return fmt.Errorf("hsm: token %q: key %s: %w (a test signature does not verify with the expected public key)", s.tok.cfg.TokenLabel, s.ref, ErrKeyMismatch)
 	}
 	return nil
 }
@@ -120,25 +123,38 @@ func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 }
 
 // SignContext is Sign with a context that bounds the wait for a session.
+//
+// Every signature is verified with the public key before it is returned: a
+// fault in the token's RSA-CRT computation yields a signature that leaks
+// the private key to whoever sees it, and a wrong handle signs with another
+// key. Such a signature fails with ErrBadSignature and is never returned.
 func (s *Signer) SignContext(ctx context.Context, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	mech, input, err := s.mechanism(digest, opts)
+	plan, err := s.plan(digest, opts)
 	if err != nil {
 		return nil, err
 	}
+	op := "sign with key " + s.ref.String()
 	var sig []byte
-	err = s.tok.do(ctx, "sign with key "+s.ref.String(), func(ses session) error {
+	err = s.tok.do(ctx, op, func(ses session) error {
 		for try := 0; ; try++ {
 			h, err := s.keyHandle(ses)
 			if err != nil {
 				return err
 			}
-			err = ses.ctx.SignInit(ses.h, []*pkcs11.Mechanism{mech}, h)
+			err = ses.ctx.SignInit(ses.h, []*pkcs11.Mechanism{plan.mech}, h)
 			if err == nil {
-				sig, err = ses.ctx.Sign(ses.h, input)
+				sig, err = ses.ctx.Sign(ses.h, plan.input)
 			}
-			if isStaleHandle(err) && try == 0 {
-				s.forgetHandle()
-				continue
+			if isStaleHandle(err) {
+				// The key went out of sight: the token logged out,
+				// or it reloaded its objects under new handles.
+				if lerr := loggedIn(ses); lerr != nil {
+					return lerr
+				}
+				if try == 0 {
+					s.forgetHandle()
+					continue
+				}
 			}
 			return err
 		}
@@ -146,26 +162,33 @@ func (s *Signer) SignContext(ctx context.Context, digest []byte, opts crypto.Sig
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := s.pub.(*ecdsa.PublicKey); ok {
-		return ecdsaDER(sig)
+	if sig, err = plan.finish(sig); err != nil {
+		s.forgetHandle() // if a wrong handle signed, find the key afresh
+		return nil, s.tok.explain(op, err)
 	}
 	return sig, nil
 }
 
-// keyHandle returns the private key's handle for the session's epoch; object
-// handles are shared by all sessions of the application until the module is
-// finalised.
+// isStaleHandle reports whether err means an object handle we cached is no
+// longer valid (for instance after the token reloaded its objects).
+func isStaleHandle(err error) bool {
+	return isCode(err, pkcs11.CKR_KEY_HANDLE_INVALID, pkcs11.CKR_OBJECT_HANDLE_INVALID)
+}
+
+// keyHandle returns the private key's handle for the session's connection;
+// object handles are shared by all sessions of the application, but may
+// change when the token is reconnected.
 func (s *Signer) keyHandle(ses session) (pkcs11.ObjectHandle, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.hasHandle && s.handleEpoch == ses.epoch {
+	if s.hasHandle && s.handleGen == ses.gen {
 		return s.handle, nil
 	}
 	h, err := s.tok.findPrivateKey(ses, s.ref)
 	if err != nil {
 		return 0, err
 	}
-	s.handle, s.handleEpoch, s.hasHandle = h, ses.epoch, true
+	s.handle, s.handleGen, s.hasHandle = h, ses.gen, true
 	return h, nil
 }
 
@@ -190,21 +213,43 @@ var pssParams = map[crypto.Hash][2]uint{
 	crypto.SHA512: {pkcs11.CKM_SHA512, pkcs11.CKG_MGF1_SHA512},
 }
 
-// mechanism chooses the PKCS#11 mechanism and the bytes to sign.
-func (s *Signer) mechanism(digest []byte, opts crypto.SignerOpts) (*pkcs11.Mechanism, []byte, error) {
+// signPlan is how to sign one digest: the mechanism, the bytes to give it,
+// and finish, which turns the token's output into the signature to return
+// after checking that it verifies.
+type signPlan struct {
+	mech   *pkcs11.Mechanism
+	input  []byte
+	finish func(raw []byte) ([]byte, error)
+}
+
+// plan chooses the PKCS#11 mechanism and the bytes to sign.
+func (s *Signer) plan(digest []byte, opts crypto.SignerOpts) (signPlan, error) {
 	hash := opts.HashFunc()
 	if hash == 0 {
-		return nil, nil, fmt.Errorf("hsm: %w: signing a message without a hash", ErrUnsupported)
+		return signPlan{}, fmt.Errorf("hsm: %w: signing a message without a hash", ErrUnsupported)
 	}
 	if _, ok := digestInfoPrefix[hash]; !ok {
-		return nil, nil, fmt.Errorf("hsm: %w: hash %v (use SHA-256, SHA-384 or SHA-512)", ErrUnsupported, hash)
+		return signPlan{}, fmt.Errorf("hsm: %w: hash %v (use SHA-256, SHA-384 or SHA-512)", ErrUnsupported, hash)
 	}
 	if len(digest) != hash.Size() {
-		return nil, nil, fmt.Errorf("hsm: digest is %d bytes, %v needs %d", len(digest), hash, hash.Size())
+		return signPlan{}, fmt.Errorf("hsm: digest is %d bytes, %v needs %d", len(digest), hash, hash.Size())
 	}
-	switch s.pub.(type) {
+	bad := func(err error) error {
+		return fmt.Errorf("%w (a fault in the HSM, or the wrong key; the signature was discarded): %w", ErrBadSignature, err)
+	}
+	switch pub := s.pub.(type) {
 	case *ecdsa.PublicKey:
-		return pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil), digest, nil
+		finish := func(raw []byte) ([]byte, error) {
+			sig, err := ecdsaDER(raw, pub.Curve)
+			if err != nil {
+				return nil, err
+			}
+			if !ecdsa.VerifyASN1(pub, digest, sig) {
+				return nil, bad(errors.New("ECDSA verification failed"))
+			}
+			return sig, nil
+		}
+		return signPlan{pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil), digest, finish}, nil
 	case *rsa.PublicKey:
 		if pss, ok := opts.(*rsa.PSSOptions); ok {
 			salt := pss.SaltLength
@@ -215,24 +260,38 @@ func (s *Signer) mechanism(digest []byte, opts crypto.SignerOpts) (*pkcs11.Mecha
 				salt = hash.Size()
 			}
 			if salt < 0 {
-				return nil, nil, fmt.Errorf("hsm: PSS salt length %d is invalid", pss.SaltLength)
+				return signPlan{}, fmt.Errorf("hsm: PSS salt length %d is invalid", pss.SaltLength)
 			}
 			p := pssParams[hash]
-			return pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_PSS, pkcs11.NewPSSParams(p[0], p[1], uint(salt))), digest, nil
+			finish := func(sig []byte) ([]byte, error) {
+				if err := rsa.VerifyPSS(pub, hash, digest, sig, &rsa.PSSOptions{SaltLength: salt, Hash: hash}); err != nil {
+					return nil, bad(err)
+				}
+				return sig, nil
+			}
+			return signPlan{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_PSS, pkcs11.NewPSSParams(p[0], p[1], uint(salt))), digest, finish}, nil
 		}
 		input := append(append([]byte{}, digestInfoPrefix[hash]...), digest...)
-		return pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil), input, nil
+		finish := func(sig []byte) ([]byte, error) {
+			if err := rsa.VerifyPKCS1v15(pub, hash, digest, sig); err != nil {
+				return nil, bad(err)
+			}
+			return sig, nil
+		}
+		return signPlan{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil), input, finish}, nil
 	}
-	return nil, nil, fmt.Errorf("hsm: %w: %T key", ErrUnsupported, s.pub)
+	return signPlan{}, fmt.Errorf("hsm: %w: %T key", ErrUnsupported, s.pub)
 }
 
-// ecdsaDER turns the r||s signature of CKM_ECDSA into ASN.1 DER.
-func ecdsaDER(raw []byte) ([]byte, error) {
-	if len(raw) == 0 || len(raw)%2 != 0 {
-		return nil, fmt.Errorf("hsm: ECDSA signature of %d bytes from the token is malformed", len(raw))
+// ecdsaDER turns the r||s signature of CKM_ECDSA into ASN.1 DER. Each half
+// is as long as the curve's order (PKCS#11 v3.0 §2.3.1).
+func ecdsaDER(raw []byte, curve elliptic.Curve) ([]byte, error) {
+	n := (curve.Params().N.BitLen() + 7) / 8
+	if len(raw) != 2*n {
+		return nil, fmt.Errorf("ECDSA signature of %d bytes from the token is malformed (%s needs %d)", len(raw), curve.Params().Name, 2*n)
 	}
-	r := new(big.Int).SetBytes(raw[:len(raw)/2])
-	sv := new(big.Int).SetBytes(raw[len(raw)/2:])
+	r := new(big.Int).SetBytes(raw[:n])
+	sv := new(big.Int).SetBytes(raw[n:])
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1BigInt(r)
