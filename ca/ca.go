@@ -43,6 +43,10 @@ type Config struct {
 	Log *slog.Logger
 	// Metrics receives the CA's metrics; none when nil.
 	Metrics *Metrics
+	// OnStatusChange, if set, is called after certificates were revoked
+	// (events, counter requests, renewal), so CRL and OCSP publishers
+	// react at once instead of at their next poll of the status log.
+	OnStatusChange func()
 }
 
 // CA issues and renews certificates. It is safe for concurrent use.

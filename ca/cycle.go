@@ -79,6 +79,9 @@ func (c *CA) cycle(ctx context.Context, now time.Time, h holderRef, plans []*pla
 	if err := c.cfg.Store.Complete(done); err != nil {
 		return nil, c.abandon(recs, err)
 	}
+	if len(supersede) > 0 && c.cfg.OnStatusChange != nil {
+		c.cfg.OnStatusChange() // renewal revoked the superseded ones
+	}
 	for i, p := range plans {
 		recs[i].State = storev1.CertState_CERT_STATE_ISSUED
 		c.log.Info("certificate issued", "operation", h.operation, "profile", issuer.ShortName(p.req.Profile),

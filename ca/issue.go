@@ -157,15 +157,17 @@ func (c *CA) issue(ctx context.Context, req IssueRequest, renew bool) (*Issued, 
 	// R-P1, R-V8, checked again when the issuance is recorded (cycle.go).
 	for i, k := range keys {
 		field := fmt.Sprintf("profiles[%d].csr", i)
-		if used, err := c.cfg.Store.KeyCertified(k.spkiSHA256); err != nil {
-			return nil, err
-		} else if used {
-			pre.add(field, "R-P1", "the key is already certified by another certificate: every certificate needs a new key")
-		}
+		// A blocked key was certified too; the block is the rule to name.
 		if blocked, err := c.cfg.Store.KeyBlocked(k.spkiSHA256); err != nil {
 			return nil, err
 		} else if blocked {
 			pre.add(field, "R-V8", "the key was reported lost or compromised and can never be certified again")
+			continue
+		}
+		if used, err := c.cfg.Store.KeyCertified(k.spkiSHA256); err != nil {
+			return nil, err
+		} else if used {
+			pre.add(field, "R-P1", "the key is already certified by another certificate: every certificate needs a new key")
 		}
 	}
 	existing, err := c.cfg.Store.HolderCertificates(req.Municipality.Code, h.ID)

@@ -103,6 +103,7 @@ func (b *logBuffer) String() string {
 // harness is one CA, as shomei-ca wires it, served over gRPC on loopback.
 type harness struct {
 	client  cav1.CertificateAuthorityClient
+	events  cav1.EventsClient
 	store   *store.Store
 	clock   *clock
 	issuers map[cav1.Profile]*x509.Certificate
@@ -195,6 +196,7 @@ func start(t *testing.T, token string, opts options) *harness {
 	}
 	srv := grpc.NewServer()
 	cav1.RegisterCertificateAuthorityServer(srv, svc)
+	cav1.RegisterEventsServer(srv, svc.Events())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	t.Cleanup(func() {
@@ -209,6 +211,7 @@ func start(t *testing.T, token string, opts options) *harness {
 	}
 	t.Cleanup(func() { conn.Close() })
 	h.client = cav1.NewCertificateAuthorityClient(conn)
+	h.events = cav1.NewEventsClient(conn)
 
 	// Registered last, so it runs first, while the test's state is there.
 	t.Cleanup(func() { h.checkLog(t) })

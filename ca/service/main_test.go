@@ -25,17 +25,18 @@ const (
 	tokenRenewal    = "rules-renewal"
 	tokenCharacters = "rules-characters"
 	tokenLookup     = "rules-lookup"
+	tokenEvents     = "rules-events"
 )
 
 var tokens = []string{
 	tokenApplicant, tokenInquiry, tokenAge, tokenDouble, tokenTogether, tokenKeys,
-	tokenKeysP256, tokenValidity, tokenRenewal, tokenCharacters, tokenLookup,
+	tokenKeysP256, tokenValidity, tokenRenewal, tokenCharacters, tokenLookup, tokenEvents,
 }
 
 func TestMain(m *testing.M) {
 	// Card keys take a while to generate: start now, while the tokens are
 	// being initialised.
-	holderKeys.fill(12)
+	holderKeys.fill(24)
 	_, cleanup, err := softhsm.NewTestEnv(tokens...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "service tests: setting up SoftHSM2:", err)

@@ -218,6 +218,9 @@ func (s *Store) Complete(c Completion) error {
 				if old.Revocation == nil {
 					old.Revocation = &storev1.Revocation{RevokedAt: timestamppb.New(c.Now), Reason: ReasonSuperseded,
 						InvalidityDate: timestamppb.New(c.Now), Cause: "renewal"}
+					if err := logChange(tx, old, c.Now); err != nil {
+						return err
+					}
 				}
 				old.SupersededBy = rec.Serial
 				if err := putCert(certs, old); err != nil {

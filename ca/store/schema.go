@@ -24,6 +24,9 @@ import (
 //	keys     SHA-256 of the holder SPKI (32 bytes)      serial of the certificate that certified it (R-P1)
 //	blocked  SHA-256 of the holder SPKI (32 bytes)      storev1.BlockedKey (R-V8)
 //	inquiries inquiry id                               storev1.Inquiry (R-A2)
+//	events   municipality ‖ 0x00 ‖ event id             storev1.EventResult (R-R1 idempotency)
+//	changes  revision (uint64 BE)                      storev1.StatusChange (R-R4)
+//	meta     "status_revision"                         uint64 BE, the last revision in changes
 //
 // Records are stored as proto.Marshal with deterministic output. bbolt keeps
 // keys in byte order, so issuers come out ordered by profile then generation
@@ -46,15 +49,18 @@ var (
 	bucketKeys    = []byte("keys")
 	bucketBlocked = []byte("blocked")
 	bucketInquiry = []byte("inquiries")
+	bucketEvents  = []byte("events")
+	bucketChanges = []byte("changes")
 )
 
 // allBuckets are created, in this order, when a store is new.
-var allBuckets = [][]byte{bucketMeta, bucketIssuers, bucketAudit, bucketCerts, bucketHolders, bucketKeys, bucketBlocked, bucketInquiry}
+var allBuckets = [][]byte{bucketMeta, bucketIssuers, bucketAudit, bucketCerts, bucketHolders, bucketKeys, bucketBlocked, bucketInquiry, bucketEvents, bucketChanges}
 
 // Keys in the meta bucket.
 var (
 	metaSchemaVersion = []byte("schema_version")
 	metaAuditHead     = []byte("audit_head")
+	metaRevision      = []byte("status_revision")
 )
 
 func encodeSchemaVersion(v uint32) []byte {
@@ -147,4 +153,12 @@ func decodeHolderKey(prefix, k []byte) (storev1.Profile, []byte, bool) {
 		return 0, nil, false
 	}
 	return storev1.Profile(k[len(prefix)]), k[len(prefix)+1:], true
+}
+
+// eventKey is the key of an event: event ids are unique per municipality.
+func eventKey(municipality, eventID string) []byte {
+	k := make([]byte, 0, len(municipality)+1+len(eventID))
+	k = append(k, municipality...)
+	k = append(k, 0)
+	return append(k, eventID...)
 }

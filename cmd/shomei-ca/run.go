@@ -117,7 +117,10 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 
 	return server.Run(ctx, server.Options{
 		GRPCListen: cfg.Server.GRPCListen, HTTPListen: cfg.Server.HTTPListen,
-		Register:        func(s *grpc.Server) { cav1.RegisterCertificateAuthorityServer(s, svc) },
+		Register: func(s *grpc.Server) {
+			cav1.RegisterCertificateAuthorityServer(s, svc)
+			cav1.RegisterEventsServer(s, svc.Events())
+		},
 		HTTP:            mux,
 		ShutdownTimeout: cfg.Server.ShutdownTimeout,
 		Ready:           ready,

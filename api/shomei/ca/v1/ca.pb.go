@@ -32,6 +32,273 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// EventKind is a row of the R-R1 table.
+type EventKind int32
+
+const (
+	// Not set; always an error.
+	EventKind_EVENT_KIND_UNSPECIFIED EventKind = 0
+	// A change of the resident record: name (incl. by marriage, divorce,
+	// adoption), address, date of birth or sex revoke SIGN
+	// (affiliationChanged); a change of none of them (marriage without a new
+	// name) keeps both.
+	EventKind_EVENT_KIND_RECORD_CHANGE EventKind = 1
+	// Moved abroad 国外転出: revokes SIGN (affiliationChanged).
+	EventKind_EVENT_KIND_MOVED_ABROAD EventKind = 2
+	// Death, or the resident record deleted: revokes both
+	// (cessationOfOperation).
+	EventKind_EVENT_KIND_DEATH EventKind = 3
+	// Loss or theft report 紛失・盗難: revokes both (keyCompromise) and blocks
+	// their keys forever (R-V8).
+	EventKind_EVENT_KIND_LOSS_REPORT EventKind = 4
+	// Card returned, invalidated or reissued: revokes both
+	// (cessationOfOperation).
+	EventKind_EVENT_KIND_CARD_INVALIDATED EventKind = 5
+	// The holder asks to stop using the named profiles 利用をやめる
+	// (cessationOfOperation).
+	EventKind_EVENT_KIND_STOP_USING EventKind = 6
+	// Record error 記録誤り in the named certificate (affiliationChanged).
+	EventKind_EVENT_KIND_RECORD_ERROR EventKind = 7
+)
+
+// Enum value maps for EventKind.
+var (
+	EventKind_name = map[int32]string{
+		0: "EVENT_KIND_UNSPECIFIED",
+		1: "EVENT_KIND_RECORD_CHANGE",
+		2: "EVENT_KIND_MOVED_ABROAD",
+		3: "EVENT_KIND_DEATH",
+		4: "EVENT_KIND_LOSS_REPORT",
+		5: "EVENT_KIND_CARD_INVALIDATED",
+		6: "EVENT_KIND_STOP_USING",
+		7: "EVENT_KIND_RECORD_ERROR",
+	}
+	EventKind_value = map[string]int32{
+		"EVENT_KIND_UNSPECIFIED":      0,
+		"EVENT_KIND_RECORD_CHANGE":    1,
+		"EVENT_KIND_MOVED_ABROAD":     2,
+		"EVENT_KIND_DEATH":            3,
+		"EVENT_KIND_LOSS_REPORT":      4,
+		"EVENT_KIND_CARD_INVALIDATED": 5,
+		"EVENT_KIND_STOP_USING":       6,
+		"EVENT_KIND_RECORD_ERROR":     7,
+	}
+)
+
+func (x EventKind) Enum() *EventKind {
+	p := new(EventKind)
+	*p = x
+	return p
+}
+
+func (x EventKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EventKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_shomei_ca_v1_ca_proto_enumTypes[0].Descriptor()
+}
+
+func (EventKind) Type() protoreflect.EnumType {
+	return &file_shomei_ca_v1_ca_proto_enumTypes[0]
+}
+
+func (x EventKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EventKind.Descriptor instead.
+func (EventKind) EnumDescriptor() ([]byte, []int) {
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{0}
+}
+
+// ChangedField is one of the basic 4 info 基本4情報 (R-P2).
+type ChangedField int32
+
+const (
+	// Not set; always an error.
+	ChangedField_CHANGED_FIELD_UNSPECIFIED ChangedField = 0
+	// Name.
+	ChangedField_CHANGED_FIELD_NAME ChangedField = 1
+	// Address.
+	ChangedField_CHANGED_FIELD_ADDRESS ChangedField = 2
+	// Date of birth.
+	ChangedField_CHANGED_FIELD_DATE_OF_BIRTH ChangedField = 3
+	// Sex.
+	ChangedField_CHANGED_FIELD_SEX ChangedField = 4
+)
+
+// Enum value maps for ChangedField.
+var (
+	ChangedField_name = map[int32]string{
+		0: "CHANGED_FIELD_UNSPECIFIED",
+		1: "CHANGED_FIELD_NAME",
+		2: "CHANGED_FIELD_ADDRESS",
+		3: "CHANGED_FIELD_DATE_OF_BIRTH",
+		4: "CHANGED_FIELD_SEX",
+	}
+	ChangedField_value = map[string]int32{
+		"CHANGED_FIELD_UNSPECIFIED":   0,
+		"CHANGED_FIELD_NAME":          1,
+		"CHANGED_FIELD_ADDRESS":       2,
+		"CHANGED_FIELD_DATE_OF_BIRTH": 3,
+		"CHANGED_FIELD_SEX":           4,
+	}
+)
+
+func (x ChangedField) Enum() *ChangedField {
+	p := new(ChangedField)
+	*p = x
+	return p
+}
+
+func (x ChangedField) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ChangedField) Descriptor() protoreflect.EnumDescriptor {
+	return file_shomei_ca_v1_ca_proto_enumTypes[1].Descriptor()
+}
+
+func (ChangedField) Type() protoreflect.EnumType {
+	return &file_shomei_ca_v1_ca_proto_enumTypes[1]
+}
+
+func (x ChangedField) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ChangedField.Descriptor instead.
+func (ChangedField) EnumDescriptor() ([]byte, []int) {
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{1}
+}
+
+// ChangeCause is why the record changed.
+type ChangeCause int32
+
+const (
+	// Not given.
+	ChangeCause_CHANGE_CAUSE_UNSPECIFIED ChangeCause = 0
+	// Moving house 転居・転出・転入.
+	ChangeCause_CHANGE_CAUSE_MOVE ChangeCause = 1
+	// Marriage 婚姻.
+	ChangeCause_CHANGE_CAUSE_MARRIAGE ChangeCause = 2
+	// Divorce.
+	ChangeCause_CHANGE_CAUSE_DIVORCE ChangeCause = 3
+	// Adoption 養子縁組.
+	ChangeCause_CHANGE_CAUSE_ADOPTION ChangeCause = 4
+	// Correction of the record.
+	ChangeCause_CHANGE_CAUSE_CORRECTION ChangeCause = 5
+	// Anything else.
+	ChangeCause_CHANGE_CAUSE_OTHER ChangeCause = 6
+)
+
+// Enum value maps for ChangeCause.
+var (
+	ChangeCause_name = map[int32]string{
+		0: "CHANGE_CAUSE_UNSPECIFIED",
+		1: "CHANGE_CAUSE_MOVE",
+		2: "CHANGE_CAUSE_MARRIAGE",
+		3: "CHANGE_CAUSE_DIVORCE",
+		4: "CHANGE_CAUSE_ADOPTION",
+		5: "CHANGE_CAUSE_CORRECTION",
+		6: "CHANGE_CAUSE_OTHER",
+	}
+	ChangeCause_value = map[string]int32{
+		"CHANGE_CAUSE_UNSPECIFIED": 0,
+		"CHANGE_CAUSE_MOVE":        1,
+		"CHANGE_CAUSE_MARRIAGE":    2,
+		"CHANGE_CAUSE_DIVORCE":     3,
+		"CHANGE_CAUSE_ADOPTION":    4,
+		"CHANGE_CAUSE_CORRECTION":  5,
+		"CHANGE_CAUSE_OTHER":       6,
+	}
+)
+
+func (x ChangeCause) Enum() *ChangeCause {
+	p := new(ChangeCause)
+	*p = x
+	return p
+}
+
+func (x ChangeCause) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ChangeCause) Descriptor() protoreflect.EnumDescriptor {
+	return file_shomei_ca_v1_ca_proto_enumTypes[2].Descriptor()
+}
+
+func (ChangeCause) Type() protoreflect.EnumType {
+	return &file_shomei_ca_v1_ca_proto_enumTypes[2]
+}
+
+func (x ChangeCause) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ChangeCause.Descriptor instead.
+func (ChangeCause) EnumDescriptor() ([]byte, []int) {
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{2}
+}
+
+// RevocationReason is the reason a counter request gives (RFC 5280).
+type RevocationReason int32
+
+const (
+	// Not set; always an error.
+	RevocationReason_REVOCATION_REASON_UNSPECIFIED RevocationReason = 0
+	// The key is lost or compromised; the key is blocked forever (R-V8).
+	RevocationReason_REVOCATION_REASON_KEY_COMPROMISE RevocationReason = 1
+	// A certified fact changed.
+	RevocationReason_REVOCATION_REASON_AFFILIATION_CHANGED RevocationReason = 3
+	// The holder no longer uses it.
+	RevocationReason_REVOCATION_REASON_CESSATION_OF_OPERATION RevocationReason = 5
+)
+
+// Enum value maps for RevocationReason.
+var (
+	RevocationReason_name = map[int32]string{
+		0: "REVOCATION_REASON_UNSPECIFIED",
+		1: "REVOCATION_REASON_KEY_COMPROMISE",
+		3: "REVOCATION_REASON_AFFILIATION_CHANGED",
+		5: "REVOCATION_REASON_CESSATION_OF_OPERATION",
+	}
+	RevocationReason_value = map[string]int32{
+		"REVOCATION_REASON_UNSPECIFIED":            0,
+		"REVOCATION_REASON_KEY_COMPROMISE":         1,
+		"REVOCATION_REASON_AFFILIATION_CHANGED":    3,
+		"REVOCATION_REASON_CESSATION_OF_OPERATION": 5,
+	}
+)
+
+func (x RevocationReason) Enum() *RevocationReason {
+	p := new(RevocationReason)
+	*p = x
+	return p
+}
+
+func (x RevocationReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RevocationReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_shomei_ca_v1_ca_proto_enumTypes[3].Descriptor()
+}
+
+func (RevocationReason) Type() protoreflect.EnumType {
+	return &file_shomei_ca_v1_ca_proto_enumTypes[3]
+}
+
+func (x RevocationReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RevocationReason.Descriptor instead.
+func (RevocationReason) EnumDescriptor() ([]byte, []int) {
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{3}
+}
+
 // Profile is one of the two certificates every holder may have.
 type Profile int32
 
@@ -71,11 +338,11 @@ func (x Profile) String() string {
 }
 
 func (Profile) Descriptor() protoreflect.EnumDescriptor {
-	return file_shomei_ca_v1_ca_proto_enumTypes[0].Descriptor()
+	return file_shomei_ca_v1_ca_proto_enumTypes[4].Descriptor()
 }
 
 func (Profile) Type() protoreflect.EnumType {
-	return &file_shomei_ca_v1_ca_proto_enumTypes[0]
+	return &file_shomei_ca_v1_ca_proto_enumTypes[4]
 }
 
 func (x Profile) Number() protoreflect.EnumNumber {
@@ -84,7 +351,7 @@ func (x Profile) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Profile.Descriptor instead.
 func (Profile) EnumDescriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{0}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{4}
 }
 
 // Sex as the resident record has it (R-P2).
@@ -128,11 +395,11 @@ func (x Sex) String() string {
 }
 
 func (Sex) Descriptor() protoreflect.EnumDescriptor {
-	return file_shomei_ca_v1_ca_proto_enumTypes[1].Descriptor()
+	return file_shomei_ca_v1_ca_proto_enumTypes[5].Descriptor()
 }
 
 func (Sex) Type() protoreflect.EnumType {
-	return &file_shomei_ca_v1_ca_proto_enumTypes[1]
+	return &file_shomei_ca_v1_ca_proto_enumTypes[5]
 }
 
 func (x Sex) Number() protoreflect.EnumNumber {
@@ -141,7 +408,7 @@ func (x Sex) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Sex.Descriptor instead.
 func (Sex) EnumDescriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{1}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{5}
 }
 
 // ApplicantKind is who applies at the counter (R-A1).
@@ -186,11 +453,11 @@ func (x ApplicantKind) String() string {
 }
 
 func (ApplicantKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_shomei_ca_v1_ca_proto_enumTypes[2].Descriptor()
+	return file_shomei_ca_v1_ca_proto_enumTypes[6].Descriptor()
 }
 
 func (ApplicantKind) Type() protoreflect.EnumType {
-	return &file_shomei_ca_v1_ca_proto_enumTypes[2]
+	return &file_shomei_ca_v1_ca_proto_enumTypes[6]
 }
 
 func (x ApplicantKind) Number() protoreflect.EnumNumber {
@@ -199,7 +466,7 @@ func (x ApplicantKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ApplicantKind.Descriptor instead.
 func (ApplicantKind) EnumDescriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{2}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{6}
 }
 
 // Status of a certificate (R-V6).
@@ -243,11 +510,11 @@ func (x Status) String() string {
 }
 
 func (Status) Descriptor() protoreflect.EnumDescriptor {
-	return file_shomei_ca_v1_ca_proto_enumTypes[3].Descriptor()
+	return file_shomei_ca_v1_ca_proto_enumTypes[7].Descriptor()
 }
 
 func (Status) Type() protoreflect.EnumType {
-	return &file_shomei_ca_v1_ca_proto_enumTypes[3]
+	return &file_shomei_ca_v1_ca_proto_enumTypes[7]
 }
 
 func (x Status) Number() protoreflect.EnumNumber {
@@ -256,7 +523,383 @@ func (x Status) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Status.Descriptor instead.
 func (Status) EnumDescriptor() ([]byte, []int) {
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{7}
+}
+
+// ReportEventRequest is one event for one holder.
+type ReportEventRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique per municipality; a replay returns the first result (R-R1).
+	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// The municipality reporting; the caller must act for it.
+	MunicipalityCode string `protobuf:"bytes,2,opt,name=municipality_code,json=municipalityCode,proto3" json:"municipality_code,omitempty"`
+	// The holder the event is about.
+	HolderId string `protobuf:"bytes,3,opt,name=holder_id,json=holderId,proto3" json:"holder_id,omitempty"`
+	// Which row of the R-R1 table.
+	Kind EventKind `protobuf:"varint,4,opt,name=kind,proto3,enum=shomei.ca.v1.EventKind" json:"kind,omitempty"`
+	// RECORD_CHANGE: which of the basic 4 info changed (may be empty).
+	ChangedFields []ChangedField `protobuf:"varint,5,rep,packed,name=changed_fields,json=changedFields,proto3,enum=shomei.ca.v1.ChangedField" json:"changed_fields,omitempty"`
+	// RECORD_CHANGE: why.
+	Cause ChangeCause `protobuf:"varint,6,opt,name=cause,proto3,enum=shomei.ca.v1.ChangeCause" json:"cause,omitempty"`
+	// STOP_USING: the profiles to stop.
+	Profiles []Profile `protobuf:"varint,7,rep,packed,name=profiles,proto3,enum=shomei.ca.v1.Profile" json:"profiles,omitempty"`
+	// RECORD_ERROR: the serial of the certificate in error.
+	Serial string `protobuf:"bytes,8,opt,name=serial,proto3" json:"serial,omitempty"`
+	// When the event took effect, RFC 3339 (invalidityDate, R-R3). Not in the
+	// future.
+	EffectiveTime string `protobuf:"bytes,9,opt,name=effective_time,json=effectiveTime,proto3" json:"effective_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportEventRequest) Reset() {
+	*x = ReportEventRequest{}
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportEventRequest) ProtoMessage() {}
+
+func (x *ReportEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportEventRequest.ProtoReflect.Descriptor instead.
+func (*ReportEventRequest) Descriptor() ([]byte, []int) {
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ReportEventRequest) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ReportEventRequest) GetMunicipalityCode() string {
+	if x != nil {
+		return x.MunicipalityCode
+	}
+	return ""
+}
+
+func (x *ReportEventRequest) GetHolderId() string {
+	if x != nil {
+		return x.HolderId
+	}
+	return ""
+}
+
+func (x *ReportEventRequest) GetKind() EventKind {
+	if x != nil {
+		return x.Kind
+	}
+	return EventKind_EVENT_KIND_UNSPECIFIED
+}
+
+func (x *ReportEventRequest) GetChangedFields() []ChangedField {
+	if x != nil {
+		return x.ChangedFields
+	}
+	return nil
+}
+
+func (x *ReportEventRequest) GetCause() ChangeCause {
+	if x != nil {
+		return x.Cause
+	}
+	return ChangeCause_CHANGE_CAUSE_UNSPECIFIED
+}
+
+func (x *ReportEventRequest) GetProfiles() []Profile {
+	if x != nil {
+		return x.Profiles
+	}
+	return nil
+}
+
+func (x *ReportEventRequest) GetSerial() string {
+	if x != nil {
+		return x.Serial
+	}
+	return ""
+}
+
+func (x *ReportEventRequest) GetEffectiveTime() string {
+	if x != nil {
+		return x.EffectiveTime
+	}
+	return ""
+}
+
+// RevokedCertificate is one certificate an event or request revoked.
+type RevokedCertificate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Serial, hex.
+	Serial string `protobuf:"bytes,1,opt,name=serial,proto3" json:"serial,omitempty"`
+	// Its profile.
+	Profile Profile `protobuf:"varint,2,opt,name=profile,proto3,enum=shomei.ca.v1.Profile" json:"profile,omitempty"`
+	// RFC 5280 reason, e.g. "affiliationChanged".
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When the CA recorded the revocation, RFC 3339.
+	RevokedAt string `protobuf:"bytes,4,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	// The event's effective time, RFC 3339.
+	InvalidityDate string `protobuf:"bytes,5,opt,name=invalidity_date,json=invalidityDate,proto3" json:"invalidity_date,omitempty"`
+	// True when it was revoked before, by another event or request: the
+	// first revocation stands (R-R2).
+	AlreadyRevoked bool `protobuf:"varint,6,opt,name=already_revoked,json=alreadyRevoked,proto3" json:"already_revoked,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RevokedCertificate) Reset() {
+	*x = RevokedCertificate{}
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokedCertificate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokedCertificate) ProtoMessage() {}
+
+func (x *RevokedCertificate) ProtoReflect() protoreflect.Message {
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokedCertificate.ProtoReflect.Descriptor instead.
+func (*RevokedCertificate) Descriptor() ([]byte, []int) {
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RevokedCertificate) GetSerial() string {
+	if x != nil {
+		return x.Serial
+	}
+	return ""
+}
+
+func (x *RevokedCertificate) GetProfile() Profile {
+	if x != nil {
+		return x.Profile
+	}
+	return Profile_PROFILE_UNSPECIFIED
+}
+
+func (x *RevokedCertificate) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RevokedCertificate) GetRevokedAt() string {
+	if x != nil {
+		return x.RevokedAt
+	}
+	return ""
+}
+
+func (x *RevokedCertificate) GetInvalidityDate() string {
+	if x != nil {
+		return x.InvalidityDate
+	}
+	return ""
+}
+
+func (x *RevokedCertificate) GetAlreadyRevoked() bool {
+	if x != nil {
+		return x.AlreadyRevoked
+	}
+	return false
+}
+
+// ReportEventResponse lists what the event revoked.
+type ReportEventResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The certificates revoked (or found already revoked), with reasons.
+	Revoked []*RevokedCertificate `protobuf:"bytes,1,rep,name=revoked,proto3" json:"revoked,omitempty"`
+	// True when the event id was seen before: this is the first result.
+	Replayed      bool `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportEventResponse) Reset() {
+	*x = ReportEventResponse{}
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportEventResponse) ProtoMessage() {}
+
+func (x *ReportEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportEventResponse.ProtoReflect.Descriptor instead.
+func (*ReportEventResponse) Descriptor() ([]byte, []int) {
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ReportEventResponse) GetRevoked() []*RevokedCertificate {
+	if x != nil {
+		return x.Revoked
+	}
+	return nil
+}
+
+func (x *ReportEventResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
+// RevokeRequest revokes one certificate.
+type RevokeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Serial, hex.
+	Serial string `protobuf:"bytes,1,opt,name=serial,proto3" json:"serial,omitempty"`
+	// Why.
+	Reason RevocationReason `protobuf:"varint,2,opt,name=reason,proto3,enum=shomei.ca.v1.RevocationReason" json:"reason,omitempty"`
+	// When it took effect, RFC 3339; now when empty.
+	EffectiveTime string `protobuf:"bytes,3,opt,name=effective_time,json=effectiveTime,proto3" json:"effective_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeRequest) Reset() {
+	*x = RevokeRequest{}
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeRequest) ProtoMessage() {}
+
+func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
+func (*RevokeRequest) Descriptor() ([]byte, []int) {
 	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RevokeRequest) GetSerial() string {
+	if x != nil {
+		return x.Serial
+	}
+	return ""
+}
+
+func (x *RevokeRequest) GetReason() RevocationReason {
+	if x != nil {
+		return x.Reason
+	}
+	return RevocationReason_REVOCATION_REASON_UNSPECIFIED
+}
+
+func (x *RevokeRequest) GetEffectiveTime() string {
+	if x != nil {
+		return x.EffectiveTime
+	}
+	return ""
+}
+
+// RevokeResponse reports the revocation.
+type RevokeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The certificate revoked (or already revoked).
+	Revoked       *RevokedCertificate `protobuf:"bytes,1,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeResponse) Reset() {
+	*x = RevokeResponse{}
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeResponse) ProtoMessage() {}
+
+func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeResponse.ProtoReflect.Descriptor instead.
+func (*RevokeResponse) Descriptor() ([]byte, []int) {
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RevokeResponse) GetRevoked() *RevokedCertificate {
+	if x != nil {
+		return x.Revoked
+	}
+	return nil
 }
 
 // Municipality is the municipal system's own municipality: it issues for
@@ -281,7 +924,7 @@ type Municipality struct {
 
 func (x *Municipality) Reset() {
 	*x = Municipality{}
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[0]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -293,7 +936,7 @@ func (x *Municipality) String() string {
 func (*Municipality) ProtoMessage() {}
 
 func (x *Municipality) ProtoReflect() protoreflect.Message {
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[0]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -306,7 +949,7 @@ func (x *Municipality) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Municipality.ProtoReflect.Descriptor instead.
 func (*Municipality) Descriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{0}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Municipality) GetCode() string {
@@ -375,7 +1018,7 @@ type Holder struct {
 
 func (x *Holder) Reset() {
 	*x = Holder{}
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[1]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -387,7 +1030,7 @@ func (x *Holder) String() string {
 func (*Holder) ProtoMessage() {}
 
 func (x *Holder) ProtoReflect() protoreflect.Message {
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[1]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -400,7 +1043,7 @@ func (x *Holder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Holder.ProtoReflect.Descriptor instead.
 func (*Holder) Descriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{1}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Holder) GetHolderId() string {
@@ -475,7 +1118,7 @@ type Substitution struct {
 
 func (x *Substitution) Reset() {
 	*x = Substitution{}
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[2]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -487,7 +1130,7 @@ func (x *Substitution) String() string {
 func (*Substitution) ProtoMessage() {}
 
 func (x *Substitution) ProtoReflect() protoreflect.Message {
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[2]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -500,7 +1143,7 @@ func (x *Substitution) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Substitution.ProtoReflect.Descriptor instead.
 func (*Substitution) Descriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{2}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Substitution) GetPosition() uint32 {
@@ -531,7 +1174,7 @@ type ProfileRequest struct {
 
 func (x *ProfileRequest) Reset() {
 	*x = ProfileRequest{}
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[3]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -543,7 +1186,7 @@ func (x *ProfileRequest) String() string {
 func (*ProfileRequest) ProtoMessage() {}
 
 func (x *ProfileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[3]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -556,7 +1199,7 @@ func (x *ProfileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfileRequest.ProtoReflect.Descriptor instead.
 func (*ProfileRequest) Descriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{3}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ProfileRequest) GetProfile() Profile {
@@ -592,7 +1235,7 @@ type Application struct {
 
 func (x *Application) Reset() {
 	*x = Application{}
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[4]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -604,7 +1247,7 @@ func (x *Application) String() string {
 func (*Application) ProtoMessage() {}
 
 func (x *Application) ProtoReflect() protoreflect.Message {
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[4]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -617,7 +1260,7 @@ func (x *Application) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Application.ProtoReflect.Descriptor instead.
 func (*Application) Descriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{4}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Application) GetApplicantKind() ApplicantKind {
@@ -669,7 +1312,7 @@ type IssueRequest struct {
 
 func (x *IssueRequest) Reset() {
 	*x = IssueRequest{}
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[5]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +1324,7 @@ func (x *IssueRequest) String() string {
 func (*IssueRequest) ProtoMessage() {}
 
 func (x *IssueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[5]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +1337,7 @@ func (x *IssueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueRequest.ProtoReflect.Descriptor instead.
 func (*IssueRequest) Descriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{5}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *IssueRequest) GetMunicipality() *Municipality {
@@ -780,7 +1423,7 @@ type Certificate struct {
 
 func (x *Certificate) Reset() {
 	*x = Certificate{}
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[6]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -792,7 +1435,7 @@ func (x *Certificate) String() string {
 func (*Certificate) ProtoMessage() {}
 
 func (x *Certificate) ProtoReflect() protoreflect.Message {
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[6]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -805,7 +1448,7 @@ func (x *Certificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Certificate.ProtoReflect.Descriptor instead.
 func (*Certificate) Descriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{6}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Certificate) GetSerial() string {
@@ -924,7 +1567,7 @@ type IssueResponse struct {
 
 func (x *IssueResponse) Reset() {
 	*x = IssueResponse{}
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[7]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -936,7 +1579,7 @@ func (x *IssueResponse) String() string {
 func (*IssueResponse) ProtoMessage() {}
 
 func (x *IssueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[7]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -949,7 +1592,7 @@ func (x *IssueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueResponse.ProtoReflect.Descriptor instead.
 func (*IssueResponse) Descriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{7}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *IssueResponse) GetCertificates() []*Certificate {
@@ -981,7 +1624,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[8]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -993,7 +1636,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[8]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1006,7 +1649,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{8}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RenewRequest) GetMunicipality() *Municipality {
@@ -1065,7 +1708,7 @@ type RenewResponse struct {
 
 func (x *RenewResponse) Reset() {
 	*x = RenewResponse{}
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[9]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1720,7 @@ func (x *RenewResponse) String() string {
 func (*RenewResponse) ProtoMessage() {}
 
 func (x *RenewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[9]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1733,7 @@ func (x *RenewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
 func (*RenewResponse) Descriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{9}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RenewResponse) GetCertificates() []*Certificate {
@@ -1118,7 +1761,7 @@ type GetCertificateRequest struct {
 
 func (x *GetCertificateRequest) Reset() {
 	*x = GetCertificateRequest{}
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[10]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1773,7 @@ func (x *GetCertificateRequest) String() string {
 func (*GetCertificateRequest) ProtoMessage() {}
 
 func (x *GetCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[10]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1786,7 @@ func (x *GetCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCertificateRequest.ProtoReflect.Descriptor instead.
 func (*GetCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{10}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetCertificateRequest) GetSerial() string {
@@ -1164,7 +1807,7 @@ type GetCertificateResponse struct {
 
 func (x *GetCertificateResponse) Reset() {
 	*x = GetCertificateResponse{}
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[11]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1819,7 @@ func (x *GetCertificateResponse) String() string {
 func (*GetCertificateResponse) ProtoMessage() {}
 
 func (x *GetCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[11]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1832,7 @@ func (x *GetCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCertificateResponse.ProtoReflect.Descriptor instead.
 func (*GetCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{11}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetCertificateResponse) GetCertificate() *Certificate {
@@ -1212,7 +1855,7 @@ type ListCertificatesRequest struct {
 
 func (x *ListCertificatesRequest) Reset() {
 	*x = ListCertificatesRequest{}
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[12]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1224,7 +1867,7 @@ func (x *ListCertificatesRequest) String() string {
 func (*ListCertificatesRequest) ProtoMessage() {}
 
 func (x *ListCertificatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[12]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1237,7 +1880,7 @@ func (x *ListCertificatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCertificatesRequest.ProtoReflect.Descriptor instead.
 func (*ListCertificatesRequest) Descriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{12}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListCertificatesRequest) GetMunicipalityCode() string {
@@ -1265,7 +1908,7 @@ type ListCertificatesResponse struct {
 
 func (x *ListCertificatesResponse) Reset() {
 	*x = ListCertificatesResponse{}
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[13]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1277,7 +1920,7 @@ func (x *ListCertificatesResponse) String() string {
 func (*ListCertificatesResponse) ProtoMessage() {}
 
 func (x *ListCertificatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[13]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1290,7 +1933,7 @@ func (x *ListCertificatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCertificatesResponse.ProtoReflect.Descriptor instead.
 func (*ListCertificatesResponse) Descriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{13}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListCertificatesResponse) GetCertificates() []*Certificate {
@@ -1313,7 +1956,7 @@ type OpenInquiryRequest struct {
 
 func (x *OpenInquiryRequest) Reset() {
 	*x = OpenInquiryRequest{}
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[14]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1325,7 +1968,7 @@ func (x *OpenInquiryRequest) String() string {
 func (*OpenInquiryRequest) ProtoMessage() {}
 
 func (x *OpenInquiryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[14]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1338,7 +1981,7 @@ func (x *OpenInquiryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenInquiryRequest.ProtoReflect.Descriptor instead.
 func (*OpenInquiryRequest) Descriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{14}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *OpenInquiryRequest) GetMunicipalityCode() string {
@@ -1371,7 +2014,7 @@ type OpenInquiryResponse struct {
 
 func (x *OpenInquiryResponse) Reset() {
 	*x = OpenInquiryResponse{}
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[15]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1383,7 +2026,7 @@ func (x *OpenInquiryResponse) String() string {
 func (*OpenInquiryResponse) ProtoMessage() {}
 
 func (x *OpenInquiryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[15]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1396,7 +2039,7 @@ func (x *OpenInquiryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenInquiryResponse.ProtoReflect.Descriptor instead.
 func (*OpenInquiryResponse) Descriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{15}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *OpenInquiryResponse) GetInquiryId() string {
@@ -1431,7 +2074,7 @@ type CheckCharactersRequest struct {
 
 func (x *CheckCharactersRequest) Reset() {
 	*x = CheckCharactersRequest{}
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[16]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1443,7 +2086,7 @@ func (x *CheckCharactersRequest) String() string {
 func (*CheckCharactersRequest) ProtoMessage() {}
 
 func (x *CheckCharactersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[16]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1456,7 +2099,7 @@ func (x *CheckCharactersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckCharactersRequest.ProtoReflect.Descriptor instead.
 func (*CheckCharactersRequest) Descriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{16}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CheckCharactersRequest) GetText() string {
@@ -1483,7 +2126,7 @@ type Offence struct {
 
 func (x *Offence) Reset() {
 	*x = Offence{}
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[17]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1495,7 +2138,7 @@ func (x *Offence) String() string {
 func (*Offence) ProtoMessage() {}
 
 func (x *Offence) ProtoReflect() protoreflect.Message {
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[17]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1508,7 +2151,7 @@ func (x *Offence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Offence.ProtoReflect.Descriptor instead.
 func (*Offence) Descriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{17}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Offence) GetPosition() uint32 {
@@ -1552,7 +2195,7 @@ type CheckCharactersResponse struct {
 
 func (x *CheckCharactersResponse) Reset() {
 	*x = CheckCharactersResponse{}
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[18]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1564,7 +2207,7 @@ func (x *CheckCharactersResponse) String() string {
 func (*CheckCharactersResponse) ProtoMessage() {}
 
 func (x *CheckCharactersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shomei_ca_v1_ca_proto_msgTypes[18]
+	mi := &file_shomei_ca_v1_ca_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1577,7 +2220,7 @@ func (x *CheckCharactersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckCharactersResponse.ProtoReflect.Descriptor instead.
 func (*CheckCharactersResponse) Descriptor() ([]byte, []int) {
-	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{18}
+	return file_shomei_ca_v1_ca_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CheckCharactersResponse) GetOk() bool {
@@ -1598,7 +2241,34 @@ var File_shomei_ca_v1_ca_proto protoreflect.FileDescriptor
 
 const file_shomei_ca_v1_ca_proto_rawDesc = "" +
 	"\n" +
-	"\x15shomei/ca/v1/ca.proto\x12\fshomei.ca.v1\"\xc4\x01\n" +
+	"\x15shomei/ca/v1/ca.proto\x12\fshomei.ca.v1\"\x8c\x03\n" +
+	"\x12ReportEventRequest\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12+\n" +
+	"\x11municipality_code\x18\x02 \x01(\tR\x10municipalityCode\x12\x1b\n" +
+	"\tholder_id\x18\x03 \x01(\tR\bholderId\x12+\n" +
+	"\x04kind\x18\x04 \x01(\x0e2\x17.shomei.ca.v1.EventKindR\x04kind\x12A\n" +
+	"\x0echanged_fields\x18\x05 \x03(\x0e2\x1a.shomei.ca.v1.ChangedFieldR\rchangedFields\x12/\n" +
+	"\x05cause\x18\x06 \x01(\x0e2\x19.shomei.ca.v1.ChangeCauseR\x05cause\x121\n" +
+	"\bprofiles\x18\a \x03(\x0e2\x15.shomei.ca.v1.ProfileR\bprofiles\x12\x16\n" +
+	"\x06serial\x18\b \x01(\tR\x06serial\x12%\n" +
+	"\x0eeffective_time\x18\t \x01(\tR\reffectiveTime\"\xe6\x01\n" +
+	"\x12RevokedCertificate\x12\x16\n" +
+	"\x06serial\x18\x01 \x01(\tR\x06serial\x12/\n" +
+	"\aprofile\x18\x02 \x01(\x0e2\x15.shomei.ca.v1.ProfileR\aprofile\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1d\n" +
+	"\n" +
+	"revoked_at\x18\x04 \x01(\tR\trevokedAt\x12'\n" +
+	"\x0finvalidity_date\x18\x05 \x01(\tR\x0einvalidityDate\x12'\n" +
+	"\x0falready_revoked\x18\x06 \x01(\bR\x0ealreadyRevoked\"m\n" +
+	"\x13ReportEventResponse\x12:\n" +
+	"\arevoked\x18\x01 \x03(\v2 .shomei.ca.v1.RevokedCertificateR\arevoked\x12\x1a\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"\x86\x01\n" +
+	"\rRevokeRequest\x12\x16\n" +
+	"\x06serial\x18\x01 \x01(\tR\x06serial\x126\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x1e.shomei.ca.v1.RevocationReasonR\x06reason\x12%\n" +
+	"\x0eeffective_time\x18\x03 \x01(\tR\reffectiveTime\"L\n" +
+	"\x0eRevokeResponse\x12:\n" +
+	"\arevoked\x18\x01 \x01(\v2 .shomei.ca.v1.RevokedCertificateR\arevoked\"\xc4\x01\n" +
 	"\fMunicipality\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12+\n" +
 	"\x11prefecture_romaji\x18\x02 \x01(\tR\x10prefectureRomaji\x12/\n" +
@@ -1698,7 +2368,35 @@ const file_shomei_ca_v1_ca_proto_rawDesc = "" +
 	"\vsuggestions\x18\x04 \x03(\tR\vsuggestions\"\\\n" +
 	"\x17CheckCharactersResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x121\n" +
-	"\boffences\x18\x02 \x03(\v2\x15.shomei.ca.v1.OffenceR\boffences*F\n" +
+	"\boffences\x18\x02 \x03(\v2\x15.shomei.ca.v1.OffenceR\boffences*\xed\x01\n" +
+	"\tEventKind\x12\x1a\n" +
+	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18EVENT_KIND_RECORD_CHANGE\x10\x01\x12\x1b\n" +
+	"\x17EVENT_KIND_MOVED_ABROAD\x10\x02\x12\x14\n" +
+	"\x10EVENT_KIND_DEATH\x10\x03\x12\x1a\n" +
+	"\x16EVENT_KIND_LOSS_REPORT\x10\x04\x12\x1f\n" +
+	"\x1bEVENT_KIND_CARD_INVALIDATED\x10\x05\x12\x19\n" +
+	"\x15EVENT_KIND_STOP_USING\x10\x06\x12\x1b\n" +
+	"\x17EVENT_KIND_RECORD_ERROR\x10\a*\x98\x01\n" +
+	"\fChangedField\x12\x1d\n" +
+	"\x19CHANGED_FIELD_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12CHANGED_FIELD_NAME\x10\x01\x12\x19\n" +
+	"\x15CHANGED_FIELD_ADDRESS\x10\x02\x12\x1f\n" +
+	"\x1bCHANGED_FIELD_DATE_OF_BIRTH\x10\x03\x12\x15\n" +
+	"\x11CHANGED_FIELD_SEX\x10\x04*\xc7\x01\n" +
+	"\vChangeCause\x12\x1c\n" +
+	"\x18CHANGE_CAUSE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11CHANGE_CAUSE_MOVE\x10\x01\x12\x19\n" +
+	"\x15CHANGE_CAUSE_MARRIAGE\x10\x02\x12\x18\n" +
+	"\x14CHANGE_CAUSE_DIVORCE\x10\x03\x12\x19\n" +
+	"\x15CHANGE_CAUSE_ADOPTION\x10\x04\x12\x1b\n" +
+	"\x17CHANGE_CAUSE_CORRECTION\x10\x05\x12\x16\n" +
+	"\x12CHANGE_CAUSE_OTHER\x10\x06*\xb4\x01\n" +
+	"\x10RevocationReason\x12!\n" +
+	"\x1dREVOCATION_REASON_UNSPECIFIED\x10\x00\x12$\n" +
+	" REVOCATION_REASON_KEY_COMPROMISE\x10\x01\x12)\n" +
+	"%REVOCATION_REASON_AFFILIATION_CHANGED\x10\x03\x12,\n" +
+	"(REVOCATION_REASON_CESSATION_OF_OPERATION\x10\x05*F\n" +
 	"\aProfile\x12\x17\n" +
 	"\x13PROFILE_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPROFILE_SIGN\x10\x01\x12\x10\n" +
@@ -1718,14 +2416,17 @@ const file_shomei_ca_v1_ca_proto_rawDesc = "" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fSTATUS_VALID\x10\x01\x12\x12\n" +
 	"\x0eSTATUS_REVOKED\x10\x02\x12\x12\n" +
-	"\x0eSTATUS_EXPIRED\x10\x032\x8e\x04\n" +
+	"\x0eSTATUS_EXPIRED\x10\x032\xd3\x04\n" +
 	"\x14CertificateAuthority\x12@\n" +
 	"\x05Issue\x12\x1a.shomei.ca.v1.IssueRequest\x1a\x1b.shomei.ca.v1.IssueResponse\x12@\n" +
 	"\x05Renew\x12\x1a.shomei.ca.v1.RenewRequest\x1a\x1b.shomei.ca.v1.RenewResponse\x12[\n" +
 	"\x0eGetCertificate\x12#.shomei.ca.v1.GetCertificateRequest\x1a$.shomei.ca.v1.GetCertificateResponse\x12a\n" +
 	"\x10ListCertificates\x12%.shomei.ca.v1.ListCertificatesRequest\x1a&.shomei.ca.v1.ListCertificatesResponse\x12R\n" +
 	"\vOpenInquiry\x12 .shomei.ca.v1.OpenInquiryRequest\x1a!.shomei.ca.v1.OpenInquiryResponse\x12^\n" +
-	"\x0fCheckCharacters\x12$.shomei.ca.v1.CheckCharactersRequest\x1a%.shomei.ca.v1.CheckCharactersResponseB4Z2github.com/shomei-pki/shomei/api/shomei/ca/v1;cav1b\x06proto3"
+	"\x0fCheckCharacters\x12$.shomei.ca.v1.CheckCharactersRequest\x1a%.shomei.ca.v1.CheckCharactersResponse\x12C\n" +
+	"\x06Revoke\x12\x1b.shomei.ca.v1.RevokeRequest\x1a\x1c.shomei.ca.v1.RevokeResponse2\\\n" +
+	"\x06Events\x12R\n" +
+	"\vReportEvent\x12 .shomei.ca.v1.ReportEventRequest\x1a!.shomei.ca.v1.ReportEventResponseB4Z2github.com/shomei-pki/shomei/api/shomei/ca/v1;cav1b\x06proto3"
 
 var (
 	file_shomei_ca_v1_ca_proto_rawDescOnce sync.Once
@@ -1739,73 +2440,94 @@ func file_shomei_ca_v1_ca_proto_rawDescGZIP() []byte {
 	return file_shomei_ca_v1_ca_proto_rawDescData
 }
 
-var file_shomei_ca_v1_ca_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_shomei_ca_v1_ca_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_shomei_ca_v1_ca_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_shomei_ca_v1_ca_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_shomei_ca_v1_ca_proto_goTypes = []any{
-	(Profile)(0),                     // 0: shomei.ca.v1.Profile
-	(Sex)(0),                         // 1: shomei.ca.v1.Sex
-	(ApplicantKind)(0),               // 2: shomei.ca.v1.ApplicantKind
-	(Status)(0),                      // 3: shomei.ca.v1.Status
-	(*Municipality)(nil),             // 4: shomei.ca.v1.Municipality
-	(*Holder)(nil),                   // 5: shomei.ca.v1.Holder
-	(*Substitution)(nil),             // 6: shomei.ca.v1.Substitution
-	(*ProfileRequest)(nil),           // 7: shomei.ca.v1.ProfileRequest
-	(*Application)(nil),              // 8: shomei.ca.v1.Application
-	(*IssueRequest)(nil),             // 9: shomei.ca.v1.IssueRequest
-	(*Certificate)(nil),              // 10: shomei.ca.v1.Certificate
-	(*IssueResponse)(nil),            // 11: shomei.ca.v1.IssueResponse
-	(*RenewRequest)(nil),             // 12: shomei.ca.v1.RenewRequest
-	(*RenewResponse)(nil),            // 13: shomei.ca.v1.RenewResponse
-	(*GetCertificateRequest)(nil),    // 14: shomei.ca.v1.GetCertificateRequest
-	(*GetCertificateResponse)(nil),   // 15: shomei.ca.v1.GetCertificateResponse
-	(*ListCertificatesRequest)(nil),  // 16: shomei.ca.v1.ListCertificatesRequest
-	(*ListCertificatesResponse)(nil), // 17: shomei.ca.v1.ListCertificatesResponse
-	(*OpenInquiryRequest)(nil),       // 18: shomei.ca.v1.OpenInquiryRequest
-	(*OpenInquiryResponse)(nil),      // 19: shomei.ca.v1.OpenInquiryResponse
-	(*CheckCharactersRequest)(nil),   // 20: shomei.ca.v1.CheckCharactersRequest
-	(*Offence)(nil),                  // 21: shomei.ca.v1.Offence
-	(*CheckCharactersResponse)(nil),  // 22: shomei.ca.v1.CheckCharactersResponse
+	(EventKind)(0),                   // 0: shomei.ca.v1.EventKind
+	(ChangedField)(0),                // 1: shomei.ca.v1.ChangedField
+	(ChangeCause)(0),                 // 2: shomei.ca.v1.ChangeCause
+	(RevocationReason)(0),            // 3: shomei.ca.v1.RevocationReason
+	(Profile)(0),                     // 4: shomei.ca.v1.Profile
+	(Sex)(0),                         // 5: shomei.ca.v1.Sex
+	(ApplicantKind)(0),               // 6: shomei.ca.v1.ApplicantKind
+	(Status)(0),                      // 7: shomei.ca.v1.Status
+	(*ReportEventRequest)(nil),       // 8: shomei.ca.v1.ReportEventRequest
+	(*RevokedCertificate)(nil),       // 9: shomei.ca.v1.RevokedCertificate
+	(*ReportEventResponse)(nil),      // 10: shomei.ca.v1.ReportEventResponse
+	(*RevokeRequest)(nil),            // 11: shomei.ca.v1.RevokeRequest
+	(*RevokeResponse)(nil),           // 12: shomei.ca.v1.RevokeResponse
+	(*Municipality)(nil),             // 13: shomei.ca.v1.Municipality
+	(*Holder)(nil),                   // 14: shomei.ca.v1.Holder
+	(*Substitution)(nil),             // 15: shomei.ca.v1.Substitution
+	(*ProfileRequest)(nil),           // 16: shomei.ca.v1.ProfileRequest
+	(*Application)(nil),              // 17: shomei.ca.v1.Application
+	(*IssueRequest)(nil),             // 18: shomei.ca.v1.IssueRequest
+	(*Certificate)(nil),              // 19: shomei.ca.v1.Certificate
+	(*IssueResponse)(nil),            // 20: shomei.ca.v1.IssueResponse
+	(*RenewRequest)(nil),             // 21: shomei.ca.v1.RenewRequest
+	(*RenewResponse)(nil),            // 22: shomei.ca.v1.RenewResponse
+	(*GetCertificateRequest)(nil),    // 23: shomei.ca.v1.GetCertificateRequest
+	(*GetCertificateResponse)(nil),   // 24: shomei.ca.v1.GetCertificateResponse
+	(*ListCertificatesRequest)(nil),  // 25: shomei.ca.v1.ListCertificatesRequest
+	(*ListCertificatesResponse)(nil), // 26: shomei.ca.v1.ListCertificatesResponse
+	(*OpenInquiryRequest)(nil),       // 27: shomei.ca.v1.OpenInquiryRequest
+	(*OpenInquiryResponse)(nil),      // 28: shomei.ca.v1.OpenInquiryResponse
+	(*CheckCharactersRequest)(nil),   // 29: shomei.ca.v1.CheckCharactersRequest
+	(*Offence)(nil),                  // 30: shomei.ca.v1.Offence
+	(*CheckCharactersResponse)(nil),  // 31: shomei.ca.v1.CheckCharactersResponse
 }
 var file_shomei_ca_v1_ca_proto_depIdxs = []int32{
-	1,  // 0: shomei.ca.v1.Holder.sex:type_name -> shomei.ca.v1.Sex
-	0,  // 1: shomei.ca.v1.ProfileRequest.profile:type_name -> shomei.ca.v1.Profile
-	2,  // 2: shomei.ca.v1.Application.applicant_kind:type_name -> shomei.ca.v1.ApplicantKind
-	4,  // 3: shomei.ca.v1.IssueRequest.municipality:type_name -> shomei.ca.v1.Municipality
-	5,  // 4: shomei.ca.v1.IssueRequest.holder:type_name -> shomei.ca.v1.Holder
-	8,  // 5: shomei.ca.v1.IssueRequest.application:type_name -> shomei.ca.v1.Application
-	7,  // 6: shomei.ca.v1.IssueRequest.profiles:type_name -> shomei.ca.v1.ProfileRequest
-	6,  // 7: shomei.ca.v1.IssueRequest.name_substitutions:type_name -> shomei.ca.v1.Substitution
-	6,  // 8: shomei.ca.v1.IssueRequest.address_substitutions:type_name -> shomei.ca.v1.Substitution
-	0,  // 9: shomei.ca.v1.Certificate.profile:type_name -> shomei.ca.v1.Profile
-	3,  // 10: shomei.ca.v1.Certificate.status:type_name -> shomei.ca.v1.Status
-	10, // 11: shomei.ca.v1.IssueResponse.certificates:type_name -> shomei.ca.v1.Certificate
-	4,  // 12: shomei.ca.v1.RenewRequest.municipality:type_name -> shomei.ca.v1.Municipality
-	5,  // 13: shomei.ca.v1.RenewRequest.holder:type_name -> shomei.ca.v1.Holder
-	8,  // 14: shomei.ca.v1.RenewRequest.application:type_name -> shomei.ca.v1.Application
-	7,  // 15: shomei.ca.v1.RenewRequest.profiles:type_name -> shomei.ca.v1.ProfileRequest
-	6,  // 16: shomei.ca.v1.RenewRequest.name_substitutions:type_name -> shomei.ca.v1.Substitution
-	6,  // 17: shomei.ca.v1.RenewRequest.address_substitutions:type_name -> shomei.ca.v1.Substitution
-	10, // 18: shomei.ca.v1.RenewResponse.certificates:type_name -> shomei.ca.v1.Certificate
-	10, // 19: shomei.ca.v1.GetCertificateResponse.certificate:type_name -> shomei.ca.v1.Certificate
-	10, // 20: shomei.ca.v1.ListCertificatesResponse.certificates:type_name -> shomei.ca.v1.Certificate
-	21, // 21: shomei.ca.v1.CheckCharactersResponse.offences:type_name -> shomei.ca.v1.Offence
-	9,  // 22: shomei.ca.v1.CertificateAuthority.Issue:input_type -> shomei.ca.v1.IssueRequest
-	12, // 23: shomei.ca.v1.CertificateAuthority.Renew:input_type -> shomei.ca.v1.RenewRequest
-	14, // 24: shomei.ca.v1.CertificateAuthority.GetCertificate:input_type -> shomei.ca.v1.GetCertificateRequest
-	16, // 25: shomei.ca.v1.CertificateAuthority.ListCertificates:input_type -> shomei.ca.v1.ListCertificatesRequest
-	18, // 26: shomei.ca.v1.CertificateAuthority.OpenInquiry:input_type -> shomei.ca.v1.OpenInquiryRequest
-	20, // 27: shomei.ca.v1.CertificateAuthority.CheckCharacters:input_type -> shomei.ca.v1.CheckCharactersRequest
-	11, // 28: shomei.ca.v1.CertificateAuthority.Issue:output_type -> shomei.ca.v1.IssueResponse
-	13, // 29: shomei.ca.v1.CertificateAuthority.Renew:output_type -> shomei.ca.v1.RenewResponse
-	15, // 30: shomei.ca.v1.CertificateAuthority.GetCertificate:output_type -> shomei.ca.v1.GetCertificateResponse
-	17, // 31: shomei.ca.v1.CertificateAuthority.ListCertificates:output_type -> shomei.ca.v1.ListCertificatesResponse
-	19, // 32: shomei.ca.v1.CertificateAuthority.OpenInquiry:output_type -> shomei.ca.v1.OpenInquiryResponse
-	22, // 33: shomei.ca.v1.CertificateAuthority.CheckCharacters:output_type -> shomei.ca.v1.CheckCharactersResponse
-	28, // [28:34] is the sub-list for method output_type
-	22, // [22:28] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	0,  // 0: shomei.ca.v1.ReportEventRequest.kind:type_name -> shomei.ca.v1.EventKind
+	1,  // 1: shomei.ca.v1.ReportEventRequest.changed_fields:type_name -> shomei.ca.v1.ChangedField
+	2,  // 2: shomei.ca.v1.ReportEventRequest.cause:type_name -> shomei.ca.v1.ChangeCause
+	4,  // 3: shomei.ca.v1.ReportEventRequest.profiles:type_name -> shomei.ca.v1.Profile
+	4,  // 4: shomei.ca.v1.RevokedCertificate.profile:type_name -> shomei.ca.v1.Profile
+	9,  // 5: shomei.ca.v1.ReportEventResponse.revoked:type_name -> shomei.ca.v1.RevokedCertificate
+	3,  // 6: shomei.ca.v1.RevokeRequest.reason:type_name -> shomei.ca.v1.RevocationReason
+	9,  // 7: shomei.ca.v1.RevokeResponse.revoked:type_name -> shomei.ca.v1.RevokedCertificate
+	5,  // 8: shomei.ca.v1.Holder.sex:type_name -> shomei.ca.v1.Sex
+	4,  // 9: shomei.ca.v1.ProfileRequest.profile:type_name -> shomei.ca.v1.Profile
+	6,  // 10: shomei.ca.v1.Application.applicant_kind:type_name -> shomei.ca.v1.ApplicantKind
+	13, // 11: shomei.ca.v1.IssueRequest.municipality:type_name -> shomei.ca.v1.Municipality
+	14, // 12: shomei.ca.v1.IssueRequest.holder:type_name -> shomei.ca.v1.Holder
+	17, // 13: shomei.ca.v1.IssueRequest.application:type_name -> shomei.ca.v1.Application
+	16, // 14: shomei.ca.v1.IssueRequest.profiles:type_name -> shomei.ca.v1.ProfileRequest
+	15, // 15: shomei.ca.v1.IssueRequest.name_substitutions:type_name -> shomei.ca.v1.Substitution
+	15, // 16: shomei.ca.v1.IssueRequest.address_substitutions:type_name -> shomei.ca.v1.Substitution
+	4,  // 17: shomei.ca.v1.Certificate.profile:type_name -> shomei.ca.v1.Profile
+	7,  // 18: shomei.ca.v1.Certificate.status:type_name -> shomei.ca.v1.Status
+	19, // 19: shomei.ca.v1.IssueResponse.certificates:type_name -> shomei.ca.v1.Certificate
+	13, // 20: shomei.ca.v1.RenewRequest.municipality:type_name -> shomei.ca.v1.Municipality
+	14, // 21: shomei.ca.v1.RenewRequest.holder:type_name -> shomei.ca.v1.Holder
+	17, // 22: shomei.ca.v1.RenewRequest.application:type_name -> shomei.ca.v1.Application
+	16, // 23: shomei.ca.v1.RenewRequest.profiles:type_name -> shomei.ca.v1.ProfileRequest
+	15, // 24: shomei.ca.v1.RenewRequest.name_substitutions:type_name -> shomei.ca.v1.Substitution
+	15, // 25: shomei.ca.v1.RenewRequest.address_substitutions:type_name -> shomei.ca.v1.Substitution
+	19, // 26: shomei.ca.v1.RenewResponse.certificates:type_name -> shomei.ca.v1.Certificate
+	19, // 27: shomei.ca.v1.GetCertificateResponse.certificate:type_name -> shomei.ca.v1.Certificate
+	19, // 28: shomei.ca.v1.ListCertificatesResponse.certificates:type_name -> shomei.ca.v1.Certificate
+	30, // 29: shomei.ca.v1.CheckCharactersResponse.offences:type_name -> shomei.ca.v1.Offence
+	18, // 30: shomei.ca.v1.CertificateAuthority.Issue:input_type -> shomei.ca.v1.IssueRequest
+	21, // 31: shomei.ca.v1.CertificateAuthority.Renew:input_type -> shomei.ca.v1.RenewRequest
+	23, // 32: shomei.ca.v1.CertificateAuthority.GetCertificate:input_type -> shomei.ca.v1.GetCertificateRequest
+	25, // 33: shomei.ca.v1.CertificateAuthority.ListCertificates:input_type -> shomei.ca.v1.ListCertificatesRequest
+	27, // 34: shomei.ca.v1.CertificateAuthority.OpenInquiry:input_type -> shomei.ca.v1.OpenInquiryRequest
+	29, // 35: shomei.ca.v1.CertificateAuthority.CheckCharacters:input_type -> shomei.ca.v1.CheckCharactersRequest
+	11, // 36: shomei.ca.v1.CertificateAuthority.Revoke:input_type -> shomei.ca.v1.RevokeRequest
+	8,  // 37: shomei.ca.v1.Events.ReportEvent:input_type -> shomei.ca.v1.ReportEventRequest
+	20, // 38: shomei.ca.v1.CertificateAuthority.Issue:output_type -> shomei.ca.v1.IssueResponse
+	22, // 39: shomei.ca.v1.CertificateAuthority.Renew:output_type -> shomei.ca.v1.RenewResponse
+	24, // 40: shomei.ca.v1.CertificateAuthority.GetCertificate:output_type -> shomei.ca.v1.GetCertificateResponse
+	26, // 41: shomei.ca.v1.CertificateAuthority.ListCertificates:output_type -> shomei.ca.v1.ListCertificatesResponse
+	28, // 42: shomei.ca.v1.CertificateAuthority.OpenInquiry:output_type -> shomei.ca.v1.OpenInquiryResponse
+	31, // 43: shomei.ca.v1.CertificateAuthority.CheckCharacters:output_type -> shomei.ca.v1.CheckCharactersResponse
+	12, // 44: shomei.ca.v1.CertificateAuthority.Revoke:output_type -> shomei.ca.v1.RevokeResponse
+	10, // 45: shomei.ca.v1.Events.ReportEvent:output_type -> shomei.ca.v1.ReportEventResponse
+	38, // [38:46] is the sub-list for method output_type
+	30, // [30:38] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_shomei_ca_v1_ca_proto_init() }
@@ -1818,10 +2540,10 @@ func file_shomei_ca_v1_ca_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shomei_ca_v1_ca_proto_rawDesc), len(file_shomei_ca_v1_ca_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   19,
+			NumEnums:      8,
+			NumMessages:   24,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_shomei_ca_v1_ca_proto_goTypes,
 		DependencyIndexes: file_shomei_ca_v1_ca_proto_depIdxs,

@@ -36,6 +36,7 @@ const (
 	CertificateAuthority_ListCertificates_FullMethodName = "/shomei.ca.v1.CertificateAuthority/ListCertificates"
 	CertificateAuthority_OpenInquiry_FullMethodName      = "/shomei.ca.v1.CertificateAuthority/OpenInquiry"
 	CertificateAuthority_CheckCharacters_FullMethodName  = "/shomei.ca.v1.CertificateAuthority/CheckCharacters"
+	CertificateAuthority_Revoke_FullMethodName           = "/shomei.ca.v1.CertificateAuthority/Revoke"
 )
 
 // CertificateAuthorityClient is the client API for CertificateAuthority service.
@@ -70,6 +71,11 @@ type CertificateAuthorityClient interface {
 	// CheckCharacters says which characters of a name or address are outside
 	// JIS X 0208/0212 and need a substitute, with suggestions (R-P5).
 	CheckCharacters(ctx context.Context, in *CheckCharactersRequest, opts ...grpc.CallOption) (*CheckCharactersResponse, error)
+	// Revoke revokes one certificate at a counter request, by serial. Revoking
+	// an already revoked certificate changes nothing and reports the first
+	// revocation (R-R2). A keyCompromise revocation also blocks the key
+	// forever (R-V8).
+	Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error)
 }
 
 type certificateAuthorityClient struct {
@@ -140,6 +146,16 @@ func (c *certificateAuthorityClient) CheckCharacters(ctx context.Context, in *Ch
 	return out, nil
 }
 
+func (c *certificateAuthorityClient) Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeResponse)
+	err := c.cc.Invoke(ctx, CertificateAuthority_Revoke_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CertificateAuthorityServer is the server API for CertificateAuthority service.
 // All implementations must embed UnimplementedCertificateAuthorityServer
 // for forward compatibility.
@@ -172,6 +188,11 @@ type CertificateAuthorityServer interface {
 	// CheckCharacters says which characters of a name or address are outside
 	// JIS X 0208/0212 and need a substitute, with suggestions (R-P5).
 	CheckCharacters(context.Context, *CheckCharactersRequest) (*CheckCharactersResponse, error)
+	// Revoke revokes one certificate at a counter request, by serial. Revoking
+	// an already revoked certificate changes nothing and reports the first
+	// revocation (R-R2). A keyCompromise revocation also blocks the key
+	// forever (R-V8).
+	Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error)
 	mustEmbedUnimplementedCertificateAuthorityServer()
 }
 
@@ -199,6 +220,9 @@ func (UnimplementedCertificateAuthorityServer) OpenInquiry(context.Context, *Ope
 }
 func (UnimplementedCertificateAuthorityServer) CheckCharacters(context.Context, *CheckCharactersRequest) (*CheckCharactersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CheckCharacters not implemented")
+}
+func (UnimplementedCertificateAuthorityServer) Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Revoke not implemented")
 }
 func (UnimplementedCertificateAuthorityServer) mustEmbedUnimplementedCertificateAuthorityServer() {}
 func (UnimplementedCertificateAuthorityServer) testEmbeddedByValue()                              {}
@@ -329,6 +353,24 @@ func _CertificateAuthority_CheckCharacters_Handler(srv interface{}, ctx context.
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CertificateAuthority_Revoke_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CertificateAuthorityServer).Revoke(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CertificateAuthority_Revoke_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CertificateAuthorityServer).Revoke(ctx, req.(*RevokeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CertificateAuthority_ServiceDesc is the grpc.ServiceDesc for CertificateAuthority service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -359,6 +401,128 @@ var CertificateAuthority_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CheckCharacters",
 			Handler:    _CertificateAuthority_CheckCharacters_Handler,
+		},
+		{
+			MethodName: "Revoke",
+			Handler:    _CertificateAuthority_Revoke_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "shomei/ca/v1/ca.proto",
+}
+
+const (
+	Events_ReportEvent_FullMethodName = "/shomei.ca.v1.Events/ReportEvent"
+)
+
+// EventsClient is the client API for Events service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Events takes resident-record change notices (異動等の通知) and counter
+// reports, and revokes the certificates the rule book says they end (R-R1).
+type EventsClient interface {
+	// ReportEvent applies one event. Every certificate it revokes is revoked
+	// in one transaction. Replaying an event id returns the first result and
+	// changes nothing. Only certificates issued before the event's effective
+	// time are affected, so a late event never revokes a certificate issued
+	// after the change it reports.
+	ReportEvent(ctx context.Context, in *ReportEventRequest, opts ...grpc.CallOption) (*ReportEventResponse, error)
+}
+
+type eventsClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewEventsClient(cc grpc.ClientConnInterface) EventsClient {
+	return &eventsClient{cc}
+}
+
+func (c *eventsClient) ReportEvent(ctx context.Context, in *ReportEventRequest, opts ...grpc.CallOption) (*ReportEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportEventResponse)
+	err := c.cc.Invoke(ctx, Events_ReportEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EventsServer is the server API for Events service.
+// All implementations must embed UnimplementedEventsServer
+// for forward compatibility.
+//
+// Events takes resident-record change notices (異動等の通知) and counter
+// reports, and revokes the certificates the rule book says they end (R-R1).
+type EventsServer interface {
+	// ReportEvent applies one event. Every certificate it revokes is revoked
+	// in one transaction. Replaying an event id returns the first result and
+	// changes nothing. Only certificates issued before the event's effective
+	// time are affected, so a late event never revokes a certificate issued
+	// after the change it reports.
+	ReportEvent(context.Context, *ReportEventRequest) (*ReportEventResponse, error)
+	mustEmbedUnimplementedEventsServer()
+}
+
+// UnimplementedEventsServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedEventsServer struct{}
+
+func (UnimplementedEventsServer) ReportEvent(context.Context, *ReportEventRequest) (*ReportEventResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportEvent not implemented")
+}
+func (UnimplementedEventsServer) mustEmbedUnimplementedEventsServer() {}
+func (UnimplementedEventsServer) testEmbeddedByValue()                {}
+
+// UnsafeEventsServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to EventsServer will
+// result in compilation errors.
+type UnsafeEventsServer interface {
+	mustEmbedUnimplementedEventsServer()
+}
+
+func RegisterEventsServer(s grpc.ServiceRegistrar, srv EventsServer) {
+	// If the following call panics, it indicates UnimplementedEventsServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Events_ServiceDesc, srv)
+}
+
+func _Events_ReportEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventsServer).ReportEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Events_ReportEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventsServer).ReportEvent(ctx, req.(*ReportEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Events_ServiceDesc is the grpc.ServiceDesc for Events service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Events_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "shomei.ca.v1.Events",
+	HandlerType: (*EventsServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ReportEvent",
+			Handler:    _Events_ReportEvent_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -949,6 +949,228 @@ func (x *BlockedKey) GetCause() string {
 	return ""
 }
 
+// EventResult is the first result of an event, kept so a replay returns it
+// and changes nothing (R-R1).
+type EventResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Municipality and event id.
+	MunicipalityCode string `protobuf:"bytes,1,opt,name=municipality_code,json=municipalityCode,proto3" json:"municipality_code,omitempty"`
+	// The event id.
+	EventId string `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// When it was applied.
+	AppliedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=applied_at,json=appliedAt,proto3" json:"applied_at,omitempty"`
+	// What it revoked.
+	Revoked       []*RevokedEntry `protobuf:"bytes,4,rep,name=revoked,proto3" json:"revoked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventResult) Reset() {
+	*x = EventResult{}
+	mi := &file_shomei_store_v1_store_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventResult) ProtoMessage() {}
+
+func (x *EventResult) ProtoReflect() protoreflect.Message {
+	mi := &file_shomei_store_v1_store_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventResult.ProtoReflect.Descriptor instead.
+func (*EventResult) Descriptor() ([]byte, []int) {
+	return file_shomei_store_v1_store_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *EventResult) GetMunicipalityCode() string {
+	if x != nil {
+		return x.MunicipalityCode
+	}
+	return ""
+}
+
+func (x *EventResult) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *EventResult) GetAppliedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AppliedAt
+	}
+	return nil
+}
+
+func (x *EventResult) GetRevoked() []*RevokedEntry {
+	if x != nil {
+		return x.Revoked
+	}
+	return nil
+}
+
+// RevokedEntry is one certificate an event revoked or found revoked.
+type RevokedEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Serial.
+	Serial []byte `protobuf:"bytes,1,opt,name=serial,proto3" json:"serial,omitempty"`
+	// Profile.
+	Profile Profile `protobuf:"varint,2,opt,name=profile,proto3,enum=shomei.store.v1.Profile" json:"profile,omitempty"`
+	// The revocation that stands (the first one, R-R2).
+	Revocation *Revocation `protobuf:"bytes,3,opt,name=revocation,proto3" json:"revocation,omitempty"`
+	// True when it was revoked before this event.
+	AlreadyRevoked bool `protobuf:"varint,4,opt,name=already_revoked,json=alreadyRevoked,proto3" json:"already_revoked,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RevokedEntry) Reset() {
+	*x = RevokedEntry{}
+	mi := &file_shomei_store_v1_store_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokedEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokedEntry) ProtoMessage() {}
+
+func (x *RevokedEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_shomei_store_v1_store_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokedEntry.ProtoReflect.Descriptor instead.
+func (*RevokedEntry) Descriptor() ([]byte, []int) {
+	return file_shomei_store_v1_store_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RevokedEntry) GetSerial() []byte {
+	if x != nil {
+		return x.Serial
+	}
+	return nil
+}
+
+func (x *RevokedEntry) GetProfile() Profile {
+	if x != nil {
+		return x.Profile
+	}
+	return Profile_PROFILE_UNSPECIFIED
+}
+
+func (x *RevokedEntry) GetRevocation() *Revocation {
+	if x != nil {
+		return x.Revocation
+	}
+	return nil
+}
+
+func (x *RevokedEntry) GetAlreadyRevoked() bool {
+	if x != nil {
+		return x.AlreadyRevoked
+	}
+	return false
+}
+
+// StatusChange is one entry of the status-change log: the certificate whose
+// status changed at this revision. CRL partitions and OCSP replicas follow
+// the log (R-R4).
+type StatusChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Revision, from 1, without gaps.
+	Revision uint64 `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The certificate.
+	Serial []byte `protobuf:"bytes,2,opt,name=serial,proto3" json:"serial,omitempty"`
+	// Its CRL partition.
+	CrlPartition string `protobuf:"bytes,3,opt,name=crl_partition,json=crlPartition,proto3" json:"crl_partition,omitempty"`
+	// When the change was recorded.
+	Time          *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusChange) Reset() {
+	*x = StatusChange{}
+	mi := &file_shomei_store_v1_store_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusChange) ProtoMessage() {}
+
+func (x *StatusChange) ProtoReflect() protoreflect.Message {
+	mi := &file_shomei_store_v1_store_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusChange.ProtoReflect.Descriptor instead.
+func (*StatusChange) Descriptor() ([]byte, []int) {
+	return file_shomei_store_v1_store_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *StatusChange) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *StatusChange) GetSerial() []byte {
+	if x != nil {
+		return x.Serial
+	}
+	return nil
+}
+
+func (x *StatusChange) GetCrlPartition() string {
+	if x != nil {
+		return x.CrlPartition
+	}
+	return ""
+}
+
+func (x *StatusChange) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
 var File_shomei_store_v1_store_proto protoreflect.FileDescriptor
 
 const file_shomei_store_v1_store_proto_rawDesc = "" +
@@ -1032,7 +1254,25 @@ const file_shomei_store_v1_store_proto_rawDesc = "" +
 	"\n" +
 	"blocked_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tblockedAt\x12\x16\n" +
 	"\x06serial\x18\x03 \x01(\fR\x06serial\x12\x14\n" +
-	"\x05cause\x18\x04 \x01(\tR\x05cause*F\n" +
+	"\x05cause\x18\x04 \x01(\tR\x05cause\"\xc9\x01\n" +
+	"\vEventResult\x12+\n" +
+	"\x11municipality_code\x18\x01 \x01(\tR\x10municipalityCode\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\tR\aeventId\x129\n" +
+	"\n" +
+	"applied_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tappliedAt\x127\n" +
+	"\arevoked\x18\x04 \x03(\v2\x1d.shomei.store.v1.RevokedEntryR\arevoked\"\xc0\x01\n" +
+	"\fRevokedEntry\x12\x16\n" +
+	"\x06serial\x18\x01 \x01(\fR\x06serial\x122\n" +
+	"\aprofile\x18\x02 \x01(\x0e2\x18.shomei.store.v1.ProfileR\aprofile\x12;\n" +
+	"\n" +
+	"revocation\x18\x03 \x01(\v2\x1b.shomei.store.v1.RevocationR\n" +
+	"revocation\x12'\n" +
+	"\x0falready_revoked\x18\x04 \x01(\bR\x0ealreadyRevoked\"\x97\x01\n" +
+	"\fStatusChange\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision\x12\x16\n" +
+	"\x06serial\x18\x02 \x01(\fR\x06serial\x12#\n" +
+	"\rcrl_partition\x18\x03 \x01(\tR\fcrlPartition\x12.\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time*F\n" +
 	"\aProfile\x12\x17\n" +
 	"\x13PROFILE_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPROFILE_SIGN\x10\x01\x12\x10\n" +
@@ -1061,7 +1301,7 @@ func file_shomei_store_v1_store_proto_rawDescGZIP() []byte {
 }
 
 var file_shomei_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_shomei_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_shomei_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_shomei_store_v1_store_proto_goTypes = []any{
 	(Profile)(0),                  // 0: shomei.store.v1.Profile
 	(KeyState)(0),                 // 1: shomei.store.v1.KeyState
@@ -1073,31 +1313,39 @@ var file_shomei_store_v1_store_proto_goTypes = []any{
 	(*Revocation)(nil),            // 7: shomei.store.v1.Revocation
 	(*Inquiry)(nil),               // 8: shomei.store.v1.Inquiry
 	(*BlockedKey)(nil),            // 9: shomei.store.v1.BlockedKey
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*EventResult)(nil),           // 10: shomei.store.v1.EventResult
+	(*RevokedEntry)(nil),          // 11: shomei.store.v1.RevokedEntry
+	(*StatusChange)(nil),          // 12: shomei.store.v1.StatusChange
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 }
 var file_shomei_store_v1_store_proto_depIdxs = []int32{
 	0,  // 0: shomei.store.v1.IssuerKey.profile:type_name -> shomei.store.v1.Profile
 	1,  // 1: shomei.store.v1.IssuerKey.state:type_name -> shomei.store.v1.KeyState
-	10, // 2: shomei.store.v1.IssuerKey.created_at:type_name -> google.protobuf.Timestamp
-	10, // 3: shomei.store.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
+	13, // 2: shomei.store.v1.IssuerKey.created_at:type_name -> google.protobuf.Timestamp
+	13, // 3: shomei.store.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
 	5,  // 4: shomei.store.v1.AuditRecord.fields:type_name -> shomei.store.v1.AuditField
 	0,  // 5: shomei.store.v1.Certificate.profile:type_name -> shomei.store.v1.Profile
 	2,  // 6: shomei.store.v1.Certificate.state:type_name -> shomei.store.v1.CertState
-	10, // 7: shomei.store.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
-	10, // 8: shomei.store.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
+	13, // 7: shomei.store.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
+	13, // 8: shomei.store.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
 	7,  // 9: shomei.store.v1.Certificate.revocation:type_name -> shomei.store.v1.Revocation
-	10, // 10: shomei.store.v1.Certificate.created_at:type_name -> google.protobuf.Timestamp
-	10, // 11: shomei.store.v1.Revocation.revoked_at:type_name -> google.protobuf.Timestamp
-	10, // 12: shomei.store.v1.Revocation.invalidity_date:type_name -> google.protobuf.Timestamp
-	10, // 13: shomei.store.v1.Inquiry.opened_at:type_name -> google.protobuf.Timestamp
-	10, // 14: shomei.store.v1.Inquiry.expires_at:type_name -> google.protobuf.Timestamp
-	10, // 15: shomei.store.v1.Inquiry.used_at:type_name -> google.protobuf.Timestamp
-	10, // 16: shomei.store.v1.BlockedKey.blocked_at:type_name -> google.protobuf.Timestamp
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	13, // 10: shomei.store.v1.Certificate.created_at:type_name -> google.protobuf.Timestamp
+	13, // 11: shomei.store.v1.Revocation.revoked_at:type_name -> google.protobuf.Timestamp
+	13, // 12: shomei.store.v1.Revocation.invalidity_date:type_name -> google.protobuf.Timestamp
+	13, // 13: shomei.store.v1.Inquiry.opened_at:type_name -> google.protobuf.Timestamp
+	13, // 14: shomei.store.v1.Inquiry.expires_at:type_name -> google.protobuf.Timestamp
+	13, // 15: shomei.store.v1.Inquiry.used_at:type_name -> google.protobuf.Timestamp
+	13, // 16: shomei.store.v1.BlockedKey.blocked_at:type_name -> google.protobuf.Timestamp
+	13, // 17: shomei.store.v1.EventResult.applied_at:type_name -> google.protobuf.Timestamp
+	11, // 18: shomei.store.v1.EventResult.revoked:type_name -> shomei.store.v1.RevokedEntry
+	0,  // 19: shomei.store.v1.RevokedEntry.profile:type_name -> shomei.store.v1.Profile
+	7,  // 20: shomei.store.v1.RevokedEntry.revocation:type_name -> shomei.store.v1.Revocation
+	13, // 21: shomei.store.v1.StatusChange.time:type_name -> google.protobuf.Timestamp
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_shomei_store_v1_store_proto_init() }
@@ -1111,7 +1359,7 @@ func file_shomei_store_v1_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shomei_store_v1_store_proto_rawDesc), len(file_shomei_store_v1_store_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   7,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,242 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+)
+
+// RFC 5280 CRLReason codes used by the rule book (R-R1).
+const (
+	ReasonKeyCompromise        = 1
+	ReasonCACompromise         = 2
+	ReasonAffiliationChanged   = 3
+	ReasonCessationOfOperation = 5
+)
+
+// RevokeRequest says which certificates to revoke and why. Targets are
+// chosen inside the revoking transaction, so no certificate issued
+// concurrently escapes an event.
+type RevokeRequest struct {
+	// Municipality and EventID make the request idempotent: a second request
+	// with the same pair returns the first result and changes nothing.
+	// Counter requests without an event id are idempotent by state (R-R2).
+	Municipality, EventID string
+	// HolderID with Profiles: the holder's pending or valid certificates of
+	// those profiles, issued before InvalidityDate.
+	HolderID string
+	Profiles []storev1.Profile
+	// Serials: these certificates (with HolderID set, they must be the
+	// holder's).
+	Serials [][]byte
+	// Reason is the RFC 5280 reason code.
+	Reason int32
+	// InvalidityDate is the event's effective time (R-R3).
+	InvalidityDate time.Time
+	// Now is when the CA records the revocation (revocationDate).
+	Now time.Time
+	// BlockKeys blocks the revoked certificates' keys forever (R-V8).
+	BlockKeys bool
+	// Cause is recorded with each revocation (the event, the request).
+	Cause string
+	// Actor names who revokes in the audit records the store writes, one per
+	// certificate revoked (R-K3).
+	Actor string
+	// Audit records to append in the same transaction, e.g. the event.
+	Audit []*storev1.AuditRecord
+}
+
+// RevokeResult is what a revocation did.
+type RevokeResult struct {
+	// Replayed: the event was applied before; this is its first result.
+	Replayed bool
+	// Revoked lists the targets: revoked now, or already revoked before.
+	Revoked []*storev1.RevokedEntry
+	// Revision is the status-change revision after the request.
+	Revision uint64
+}
+
+// Revoke revokes the certificates r selects, in one transaction with their
+// key blocks, the status-change log, the event's result and the audit
+// records. Revocation is permanent; an already revoked certificate keeps its
+// first revocation and is reported as such (R-R2).
+func (s *Store) Revoke(r RevokeRequest) (*RevokeResult, error) {
+	if r.Reason < 0 || r.Now.IsZero() || r.InvalidityDate.IsZero() || (r.HolderID == "" && len(r.Serials) == 0) {
+		return nil, fmt.Errorf("store: revoke: %w: reason, times and targets are required", ErrInvalidArgument)
+	}
+	if r.Actor == "" {
+		return nil, fmt.Errorf("store: revoke: %w: actor is required for the audit log", ErrInvalidArgument)
+	}
+	recs, err := prepareAudit(r.Audit, false, r.Now)
+	if err != nil {
+		return nil, fmt.Errorf("store: revoke: %w", err)
+	}
+	var res *RevokeResult
+	err = s.write(func(tx *bolt.Tx) error {
+		var err error
+		res, err = revoke(tx, r, recs)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: revoke: %w", err)
+	}
+	return res, nil
+}
+
+func revoke(tx *bolt.Tx, r RevokeRequest, audit []*storev1.AuditRecord) (*RevokeResult, error) {
+	events, certs := tx.Bucket(bucketEvents), tx.Bucket(bucketCerts)
+	if r.EventID != "" {
+		if v := events.Get(eventKey(r.Municipality, r.EventID)); v != nil {
+			var first storev1.EventResult
+			if err := proto.Unmarshal(v, &first); err != nil {
+				return nil, fmt.Errorf("store is damaged: event %s: %w", r.EventID, err)
+			}
+			return &RevokeResult{Replayed: true, Revoked: first.Revoked, Revision: currentRevision(tx)}, nil
+		}
+	}
+
+	// Choose the targets.
+	var targets []*storev1.Certificate
+	seen := map[string]bool{}
+	add := func(rec *storev1.Certificate) {
+		if !seen[string(rec.Serial)] {
+			seen[string(rec.Serial)] = true
+			targets = append(targets, rec)
+		}
+	}
+	for _, serial := range r.Serials {
+		rec, err := getCert(certs, serial)
+		if err != nil {
+			return nil, err
+		}
+		if (r.HolderID != "" && (rec.HolderId != r.HolderID || rec.MunicipalityCode != r.Municipality)) ||
+			rec.State == storev1.CertState_CERT_STATE_ABANDONED {
+			return nil, fmt.Errorf("certificate %x: %w", serial, ErrNotFound)
+		}
+		add(rec)
+	}
+	if r.HolderID != "" && len(r.Profiles) > 0 {
+		prefix := holderPrefix(r.Municipality, r.HolderID)
+		c := tx.Bucket(bucketHolders).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			p, serial, ok := decodeHolderKey(prefix, k)
+			if !ok || !slices.Contains(r.Profiles, p) {
+				continue
+			}
+			rec, err := getCert(certs, serial)
+			if err != nil {
+				return nil, err
+			}
+			affected := rec.State == storev1.CertState_CERT_STATE_PENDING || rec.State == storev1.CertState_CERT_STATE_ISSUED
+			// Expired certificates need no revocation; certificates issued
+			// after the event's effective time already reflect it.
+			if affected && rec.NotAfter.AsTime().After(r.Now) && !rec.NotBefore.AsTime().After(r.InvalidityDate) {
+				add(rec)
+			}
+		}
+	}
+
+	res := &RevokeResult{}
+	for _, rec := range targets {
+		entry := &storev1.RevokedEntry{Serial: rec.Serial, Profile: rec.Profile}
+		if rec.Revocation != nil {
+			entry.Revocation, entry.AlreadyRevoked = rec.Revocation, true
+			res.Revoked = append(res.Revoked, entry)
+			continue
+		}
+		rec.Revocation = &storev1.Revocation{RevokedAt: timestamppb.New(r.Now), Reason: r.Reason,
+			InvalidityDate: timestamppb.New(r.InvalidityDate), Cause: r.Cause}
+		entry.Revocation = rec.Revocation
+		if err := putCert(certs, rec); err != nil {
+			return nil, err
+		}
+		if err := logChange(tx, rec, r.Now); err != nil {
+			return nil, err
+		}
+		if r.BlockKeys {
+			b := tx.Bucket(bucketBlocked)
+			if b.Get(rec.PublicKeySha256) == nil {
+				v, err := marshal(&storev1.BlockedKey{PublicKeySha256: rec.PublicKeySha256, BlockedAt: timestamppb.New(r.Now),
+					Serial: rec.Serial, Cause: r.Cause})
+				if err != nil {
+					return nil, err
+				}
+				if err := b.Put(rec.PublicKeySha256, v); err != nil {
+					return nil, err
+				}
+			}
+		}
+		res.Revoked = append(res.Revoked, entry)
+		audit = append(audit, &storev1.AuditRecord{Time: timestamppb.New(r.Now), Actor: r.Actor, Action: "certificate.revoke",
+			Fields: []*storev1.AuditField{{Key: "serial", Value: fmt.Sprintf("%x", rec.Serial)},
+				{Key: "reason", Value: fmt.Sprint(r.Reason)}, {Key: "cause", Value: r.Cause},
+				{Key: "key_blocked", Value: fmt.Sprint(r.BlockKeys)}}})
+	}
+	if r.EventID != "" {
+		v, err := marshal(&storev1.EventResult{MunicipalityCode: r.Municipality, EventId: r.EventID,
+			AppliedAt: timestamppb.New(r.Now), Revoked: res.Revoked})
+		if err != nil {
+			return nil, err
+		}
+		if err := events.Put(eventKey(r.Municipality, r.EventID), v); err != nil {
+			return nil, err
+		}
+	}
+	if err := appendAudit(tx, audit); err != nil {
+		return nil, err
+	}
+	res.Revision = currentRevision(tx)
+	return res, nil
+}
+
+// logChange appends a certificate's status change to the log.
+func logChange(tx *bolt.Tx, rec *storev1.Certificate, now time.Time) error {
+	rev := currentRevision(tx) + 1
+	v, err := marshal(&storev1.StatusChange{Revision: rev, Serial: rec.Serial, CrlPartition: rec.CrlPartition, Time: timestamppb.New(now)})
+	if err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketChanges).Put(binary.BigEndian.AppendUint64(nil, rev), v); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketMeta).Put(metaRevision, binary.BigEndian.AppendUint64(nil, rev))
+}
+
+func currentRevision(tx *bolt.Tx) uint64 {
+	if v := tx.Bucket(bucketMeta).Get(metaRevision); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+// Revision is the last status-change revision.
+func (s *Store) Revision() (uint64, error) {
+	var rev uint64
+	err := s.db.View(func(tx *bolt.Tx) error { rev = currentRevision(tx); return nil })
+	return rev, err
+}
+
+// Changes calls fn for every status change after revision since, in order.
+func (s *Store) Changes(since uint64, fn func(*storev1.StatusChange) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketChanges).Cursor()
+		for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, since+1)); k != nil; k, v = c.Next() {
+			ch := new(storev1.StatusChange)
+			if err := proto.Unmarshal(v, ch); err != nil {
+				return fmt.Errorf("store is damaged: change %x: %w", k, err)
+			}
+			if err := fn(ch); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
