@@ -75,6 +75,12 @@ func (c *CA) cycle(ctx context.Context, now time.Time, h holderRef, plans []*pla
 		recs[i].Der = der
 		done.DER[string(recs[i].Serial)] = der
 		done.Audit = append(done.Audit, auditRecord(c.cfg.Actor, now, h, p, recs[i]))
+		dp := make([]string, len(p.req.CRL.Name))
+		for j, a := range p.req.CRL.Name {
+			dp[j] = a.Type + "=" + a.Value
+		}
+		done.Partitions = append(done.Partitions, &storev1.CRLPartition{Name: p.partition, Profile: p.req.Profile,
+			IssuerGeneration: p.iss.rec.Generation, Url: p.req.CRL.URL, DistributionPoint: dp})
 	}
 	if err := c.cfg.Store.Complete(done); err != nil {
 		return nil, c.abandon(recs, err)

@@ -181,6 +181,9 @@ type Completion struct {
 	Now time.Time
 	// Audit records to append in the same transaction (R-K3).
 	Audit []*storev1.AuditRecord
+	// Partitions describes the CRL partitions of the certificates, recorded
+	// the first time a partition is used (R-R5).
+	Partitions []*storev1.CRLPartition
 }
 
 // Complete stores the signed certificates of a reservation and marks them
@@ -226,6 +229,19 @@ func (s *Store) Complete(c Completion) error {
 				if err := putCert(certs, old); err != nil {
 					return err
 				}
+			}
+		}
+		parts := tx.Bucket(bucketParts)
+		for _, p := range c.Partitions {
+			if parts.Get([]byte(p.Name)) != nil {
+				continue
+			}
+			v, err := marshal(p)
+			if err != nil {
+				return err
+			}
+			if err := parts.Put([]byte(p.Name), v); err != nil {
+				return err
 			}
 		}
 		if len(recs) > 0 {

@@ -207,6 +207,14 @@ func logChange(tx *bolt.Tx, rec *storev1.Certificate, now time.Time) error {
 	if err := tx.Bucket(bucketChanges).Put(binary.BigEndian.AppendUint64(nil, rev), v); err != nil {
 		return err
 	}
+	if rec.CrlPartition != "" {
+		if err := tx.Bucket(bucketEntries).Put(append(entryPrefix(rec.CrlPartition), rec.Serial...), nil); err != nil {
+			return err
+		}
+		if err := touchPartition(tx, rec.CrlPartition, rev); err != nil {
+			return err
+		}
+	}
 	return tx.Bucket(bucketMeta).Put(metaRevision, binary.BigEndian.AppendUint64(nil, rev))
 }
 

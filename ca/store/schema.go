@@ -27,6 +27,8 @@ import (
 //	events   municipality ‖ 0x00 ‖ event id             storev1.EventResult (R-R1 idempotency)
 //	changes  revision (uint64 BE)                      storev1.StatusChange (R-R4)
 //	meta     "status_revision"                         uint64 BE, the last revision in changes
+//	partitions partition name                          storev1.CRLPartition (R-R5)
+//	crl_entries partition ‖ 0x00 ‖ serial              empty (revoked certificates of a partition)
 //
 // Records are stored as proto.Marshal with deterministic output. bbolt keeps
 // keys in byte order, so issuers come out ordered by profile then generation
@@ -51,10 +53,12 @@ var (
 	bucketInquiry = []byte("inquiries")
 	bucketEvents  = []byte("events")
 	bucketChanges = []byte("changes")
+	bucketParts   = []byte("partitions")
+	bucketEntries = []byte("crl_entries")
 )
 
 // allBuckets are created, in this order, when a store is new.
-var allBuckets = [][]byte{bucketMeta, bucketIssuers, bucketAudit, bucketCerts, bucketHolders, bucketKeys, bucketBlocked, bucketInquiry, bucketEvents, bucketChanges}
+var allBuckets = [][]byte{bucketMeta, bucketIssuers, bucketAudit, bucketCerts, bucketHolders, bucketKeys, bucketBlocked, bucketInquiry, bucketEvents, bucketChanges, bucketParts, bucketEntries}
 
 // Keys in the meta bucket.
 var (
@@ -161,4 +165,9 @@ func eventKey(municipality, eventID string) []byte {
 	k = append(k, municipality...)
 	k = append(k, 0)
 	return append(k, eventID...)
+}
+
+// entryPrefix is the key prefix of a partition's CRL entries.
+func entryPrefix(partition string) []byte {
+	return append([]byte(partition), 0)
 }

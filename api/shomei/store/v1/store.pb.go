@@ -1171,6 +1171,144 @@ func (x *StatusChange) GetTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// CRLPartition is one CRL partition (R-R5): an issuer key generation and a
+// municipality of issuance, fixed when its first certificate was issued,
+// with the last CRL published for it.
+type CRLPartition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Partition name, e.g. "sign-g1-13221".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Issuer profile.
+	Profile Profile `protobuf:"varint,2,opt,name=profile,proto3,enum=shomei.store.v1.Profile" json:"profile,omitempty"`
+	// Issuer key generation.
+	IssuerGeneration uint32 `protobuf:"varint,3,opt,name=issuer_generation,json=issuerGeneration,proto3" json:"issuer_generation,omitempty"`
+	// HTTP URL of its CRL, as in the certificates.
+	Url string `protobuf:"bytes,4,opt,name=url,proto3" json:"url,omitempty"`
+	// directoryName of its distribution point, one "TYPE=value" per RDN.
+	DistributionPoint []string `protobuf:"bytes,5,rep,name=distribution_point,json=distributionPoint,proto3" json:"distribution_point,omitempty"`
+	// cRLNumber of the last CRL; monotonic.
+	Number uint64 `protobuf:"varint,6,opt,name=number,proto3" json:"number,omitempty"`
+	// thisUpdate of the last CRL.
+	ThisUpdate *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=this_update,json=thisUpdate,proto3" json:"this_update,omitempty"`
+	// nextUpdate of the last CRL.
+	NextUpdate *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=next_update,json=nextUpdate,proto3" json:"next_update,omitempty"`
+	// Status-change revision the last CRL reflects.
+	Revision uint64 `protobuf:"varint,9,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Latest status-change revision that touched the partition.
+	ChangedRevision uint64 `protobuf:"varint,10,opt,name=changed_revision,json=changedRevision,proto3" json:"changed_revision,omitempty"`
+	// The last CRL, DER.
+	Der           []byte `protobuf:"bytes,11,opt,name=der,proto3" json:"der,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CRLPartition) Reset() {
+	*x = CRLPartition{}
+	mi := &file_shomei_store_v1_store_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CRLPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CRLPartition) ProtoMessage() {}
+
+func (x *CRLPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_shomei_store_v1_store_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CRLPartition.ProtoReflect.Descriptor instead.
+func (*CRLPartition) Descriptor() ([]byte, []int) {
+	return file_shomei_store_v1_store_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CRLPartition) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CRLPartition) GetProfile() Profile {
+	if x != nil {
+		return x.Profile
+	}
+	return Profile_PROFILE_UNSPECIFIED
+}
+
+func (x *CRLPartition) GetIssuerGeneration() uint32 {
+	if x != nil {
+		return x.IssuerGeneration
+	}
+	return 0
+}
+
+func (x *CRLPartition) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CRLPartition) GetDistributionPoint() []string {
+	if x != nil {
+		return x.DistributionPoint
+	}
+	return nil
+}
+
+func (x *CRLPartition) GetNumber() uint64 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *CRLPartition) GetThisUpdate() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ThisUpdate
+	}
+	return nil
+}
+
+func (x *CRLPartition) GetNextUpdate() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextUpdate
+	}
+	return nil
+}
+
+func (x *CRLPartition) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *CRLPartition) GetChangedRevision() uint64 {
+	if x != nil {
+		return x.ChangedRevision
+	}
+	return 0
+}
+
+func (x *CRLPartition) GetDer() []byte {
+	if x != nil {
+		return x.Der
+	}
+	return nil
+}
+
 var File_shomei_store_v1_store_proto protoreflect.FileDescriptor
 
 const file_shomei_store_v1_store_proto_rawDesc = "" +
@@ -1272,7 +1410,22 @@ const file_shomei_store_v1_store_proto_rawDesc = "" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12\x16\n" +
 	"\x06serial\x18\x02 \x01(\fR\x06serial\x12#\n" +
 	"\rcrl_partition\x18\x03 \x01(\tR\fcrlPartition\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time*F\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xaf\x03\n" +
+	"\fCRLPartition\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x122\n" +
+	"\aprofile\x18\x02 \x01(\x0e2\x18.shomei.store.v1.ProfileR\aprofile\x12+\n" +
+	"\x11issuer_generation\x18\x03 \x01(\rR\x10issuerGeneration\x12\x10\n" +
+	"\x03url\x18\x04 \x01(\tR\x03url\x12-\n" +
+	"\x12distribution_point\x18\x05 \x03(\tR\x11distributionPoint\x12\x16\n" +
+	"\x06number\x18\x06 \x01(\x04R\x06number\x12;\n" +
+	"\vthis_update\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"thisUpdate\x12;\n" +
+	"\vnext_update\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"nextUpdate\x12\x1a\n" +
+	"\brevision\x18\t \x01(\x04R\brevision\x12)\n" +
+	"\x10changed_revision\x18\n" +
+	" \x01(\x04R\x0fchangedRevision\x12\x10\n" +
+	"\x03der\x18\v \x01(\fR\x03der*F\n" +
 	"\aProfile\x12\x17\n" +
 	"\x13PROFILE_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPROFILE_SIGN\x10\x01\x12\x10\n" +
@@ -1301,7 +1454,7 @@ func file_shomei_store_v1_store_proto_rawDescGZIP() []byte {
 }
 
 var file_shomei_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_shomei_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_shomei_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_shomei_store_v1_store_proto_goTypes = []any{
 	(Profile)(0),                  // 0: shomei.store.v1.Profile
 	(KeyState)(0),                 // 1: shomei.store.v1.KeyState
@@ -1316,36 +1469,40 @@ var file_shomei_store_v1_store_proto_goTypes = []any{
 	(*EventResult)(nil),           // 10: shomei.store.v1.EventResult
 	(*RevokedEntry)(nil),          // 11: shomei.store.v1.RevokedEntry
 	(*StatusChange)(nil),          // 12: shomei.store.v1.StatusChange
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*CRLPartition)(nil),          // 13: shomei.store.v1.CRLPartition
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
 }
 var file_shomei_store_v1_store_proto_depIdxs = []int32{
 	0,  // 0: shomei.store.v1.IssuerKey.profile:type_name -> shomei.store.v1.Profile
 	1,  // 1: shomei.store.v1.IssuerKey.state:type_name -> shomei.store.v1.KeyState
-	13, // 2: shomei.store.v1.IssuerKey.created_at:type_name -> google.protobuf.Timestamp
-	13, // 3: shomei.store.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
+	14, // 2: shomei.store.v1.IssuerKey.created_at:type_name -> google.protobuf.Timestamp
+	14, // 3: shomei.store.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
 	5,  // 4: shomei.store.v1.AuditRecord.fields:type_name -> shomei.store.v1.AuditField
 	0,  // 5: shomei.store.v1.Certificate.profile:type_name -> shomei.store.v1.Profile
 	2,  // 6: shomei.store.v1.Certificate.state:type_name -> shomei.store.v1.CertState
-	13, // 7: shomei.store.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
-	13, // 8: shomei.store.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
+	14, // 7: shomei.store.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
+	14, // 8: shomei.store.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
 	7,  // 9: shomei.store.v1.Certificate.revocation:type_name -> shomei.store.v1.Revocation
-	13, // 10: shomei.store.v1.Certificate.created_at:type_name -> google.protobuf.Timestamp
-	13, // 11: shomei.store.v1.Revocation.revoked_at:type_name -> google.protobuf.Timestamp
-	13, // 12: shomei.store.v1.Revocation.invalidity_date:type_name -> google.protobuf.Timestamp
-	13, // 13: shomei.store.v1.Inquiry.opened_at:type_name -> google.protobuf.Timestamp
-	13, // 14: shomei.store.v1.Inquiry.expires_at:type_name -> google.protobuf.Timestamp
-	13, // 15: shomei.store.v1.Inquiry.used_at:type_name -> google.protobuf.Timestamp
-	13, // 16: shomei.store.v1.BlockedKey.blocked_at:type_name -> google.protobuf.Timestamp
-	13, // 17: shomei.store.v1.EventResult.applied_at:type_name -> google.protobuf.Timestamp
+	14, // 10: shomei.store.v1.Certificate.created_at:type_name -> google.protobuf.Timestamp
+	14, // 11: shomei.store.v1.Revocation.revoked_at:type_name -> google.protobuf.Timestamp
+	14, // 12: shomei.store.v1.Revocation.invalidity_date:type_name -> google.protobuf.Timestamp
+	14, // 13: shomei.store.v1.Inquiry.opened_at:type_name -> google.protobuf.Timestamp
+	14, // 14: shomei.store.v1.Inquiry.expires_at:type_name -> google.protobuf.Timestamp
+	14, // 15: shomei.store.v1.Inquiry.used_at:type_name -> google.protobuf.Timestamp
+	14, // 16: shomei.store.v1.BlockedKey.blocked_at:type_name -> google.protobuf.Timestamp
+	14, // 17: shomei.store.v1.EventResult.applied_at:type_name -> google.protobuf.Timestamp
 	11, // 18: shomei.store.v1.EventResult.revoked:type_name -> shomei.store.v1.RevokedEntry
 	0,  // 19: shomei.store.v1.RevokedEntry.profile:type_name -> shomei.store.v1.Profile
 	7,  // 20: shomei.store.v1.RevokedEntry.revocation:type_name -> shomei.store.v1.Revocation
-	13, // 21: shomei.store.v1.StatusChange.time:type_name -> google.protobuf.Timestamp
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	14, // 21: shomei.store.v1.StatusChange.time:type_name -> google.protobuf.Timestamp
+	0,  // 22: shomei.store.v1.CRLPartition.profile:type_name -> shomei.store.v1.Profile
+	14, // 23: shomei.store.v1.CRLPartition.this_update:type_name -> google.protobuf.Timestamp
+	14, // 24: shomei.store.v1.CRLPartition.next_update:type_name -> google.protobuf.Timestamp
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_shomei_store_v1_store_proto_init() }
@@ -1359,7 +1516,7 @@ func file_shomei_store_v1_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shomei_store_v1_store_proto_rawDesc), len(file_shomei_store_v1_store_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

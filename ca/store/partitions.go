@@ -1,0 +1,126 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+)
+
+// ErrCRLNumber means a CRL would not have a higher number than the last one
+// of its partition (R-R5: monotonic).
+var ErrCRLNumber = errors.New("CRL number is not higher than the last one")
+
+// touchPartition records that a status change at revision rev touched the
+// partition, so its CRL must be published again.
+func touchPartition(tx *bolt.Tx, name string, rev uint64) error {
+	b := tx.Bucket(bucketParts)
+	v := b.Get([]byte(name))
+	if v == nil {
+		return nil // recorded when its first certificate completes
+	}
+	p := new(storev1.CRLPartition)
+	if err := proto.Unmarshal(v, p); err != nil {
+		return fmt.Errorf("store is damaged: partition %s: %w", name, err)
+	}
+	p.ChangedRevision = rev
+	nv, err := marshal(p)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(name), nv)
+}
+
+// Partitions returns every CRL partition with its last published CRL.
+func (s *Store) Partitions() ([]*storev1.CRLPartition, error) {
+	var out []*storev1.CRLPartition
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketParts).ForEach(func(k, v []byte) error {
+			p := new(storev1.CRLPartition)
+			if err := proto.Unmarshal(v, p); err != nil {
+				return fmt.Errorf("store is damaged: partition %s: %w", k, err)
+			}
+			out = append(out, p)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Partition returns one partition; ErrNotFound if none.
+func (s *Store) Partition(name string) (*storev1.CRLPartition, error) {
+	var p *storev1.CRLPartition
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketParts).Get([]byte(name))
+		if v == nil {
+			return fmt.Errorf("partition %s: %w", name, ErrNotFound)
+		}
+		p = new(storev1.CRLPartition)
+		return proto.Unmarshal(v, p)
+	})
+	return p, err
+}
+
+// PartitionEntries calls fn for each revoked certificate of a partition
+// that has not expired at now (R-R5: entries are dropped after the
+// certificate's expiry), in serial order, and returns the status-change
+// revision the entries reflect.
+func (s *Store) PartitionEntries(name string, now time.Time, fn func(*storev1.Certificate) error) (uint64, error) {
+	var rev uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		rev = currentRevision(tx)
+		prefix := entryPrefix(name)
+		certs := tx.Bucket(bucketCerts)
+		c := tx.Bucket(bucketEntries).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			rec, err := getCert(certs, k[len(prefix):])
+			if err != nil {
+				return err
+			}
+			if rec.Revocation == nil || !rec.NotAfter.AsTime().After(now) {
+				continue
+			}
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return rev, err
+}
+
+// SaveCRL records a partition's newly published CRL. Its number must be
+// higher than the last one (R-R5).
+func (s *Store) SaveCRL(name string, number uint64, thisUpdate, nextUpdate time.Time, revision uint64, der []byte) error {
+	err := s.write(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketParts)
+		v := b.Get([]byte(name))
+		if v == nil {
+			return fmt.Errorf("partition %s: %w", name, ErrNotFound)
+		}
+		p := new(storev1.CRLPartition)
+		if err := proto.Unmarshal(v, p); err != nil {
+			return err
+		}
+		if number <= p.Number {
+			return fmt.Errorf("%w: partition %s: %d after %d", ErrCRLNumber, name, number, p.Number)
+		}
+		p.Number, p.Revision, p.Der = number, revision, der
+		p.ThisUpdate, p.NextUpdate = timestamppb.New(thisUpdate), timestamppb.New(nextUpdate)
+		nv, err := marshal(p)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(name), nv)
+	})
+	if err != nil {
+		return fmt.Errorf("store: save CRL: %w", err)
+	}
+	return nil
+}
