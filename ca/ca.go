@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
@@ -62,6 +63,11 @@ type CA struct {
 	// lintKey signs lint certificates (see doc.go); it never signs anything
 	// that leaves the process.
 	lintKey crypto.Signer
+
+	partitions sync.Map // CRL partitions issued into by this process
+
+	signersMu sync.Mutex
+	signers   map[string]crypto.Signer // older generations, by "profile/generation"
 }
 
 // issuerKey is one issuer generation ready to sign.
@@ -101,7 +107,7 @@ func New(ctx context.Context, cfg Config) (*CA, error) {
 		cfg.Actor = "shomei-ca"
 	}
 	c := &CA{cfg: cfg, now: cfg.Now, log: cfg.Log, metrics: cfg.Metrics,
-		active: map[Profile]*issuerKey{}, all: map[Profile]map[uint32]*x509.Certificate{}}
+		active: map[Profile]*issuerKey{}, all: map[Profile]map[uint32]*x509.Certificate{}, signers: map[string]crypto.Signer{}}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -163,4 +169,35 @@ func New(ctx context.Context, cfg Config) (*CA, error) {
 // IssuerCertificate returns the certificate of a profile's issuer generation.
 func (c *CA) IssuerCertificate(p Profile, generation uint32) *x509.Certificate {
 	return c.all[p][generation]
+}
+
+// IssuerSigner returns the certificate and HSM signer of any issuer key
+// generation: the active one, or an older one that still signs CRLs and
+// OCSP responders for its own certificates (R-K1). Signers of older
+// generations are found and checked on first use.
+func (c *CA) IssuerSigner(p Profile, generation uint32) (*x509.Certificate, crypto.Signer, error) {
+	if a := c.active[p]; a != nil && a.rec.Generation == generation {
+		return a.cert, a.signer, nil
+	}
+	c.signersMu.Lock()
+	defer c.signersMu.Unlock()
+	key := fmt.Sprintf("%d/%d", p, generation)
+	if s, ok := c.signers[key]; ok {
+		return c.all[p][generation], s, nil
+	}
+	issuers, err := issuer.Load(c.cfg.Store)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, is := range issuers {
+		if is.Profile == p && is.Generation == generation {
+			s, err := is.Signer(context.Background(), c.cfg.Token)
+			if err != nil {
+				return nil, nil, err
+			}
+			c.signers[key] = s
+			return is.Certificate, s, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("ca: no %s issuer generation %d", issuer.ShortName(p), generation)
 }

@@ -85,8 +85,18 @@ func (c *CA) cycle(ctx context.Context, now time.Time, h holderRef, plans []*pla
 	if err := c.cfg.Store.Complete(done); err != nil {
 		return nil, c.abandon(recs, err)
 	}
-	if len(supersede) > 0 && c.cfg.OnStatusChange != nil {
-		c.cfg.OnStatusChange() // renewal revoked the superseded ones
+	if c.cfg.OnStatusChange != nil {
+		fresh := false
+		for _, p := range plans {
+			if _, known := c.partitions.LoadOrStore(p.partition, true); !known {
+				fresh = true
+			}
+		}
+		// Renewal revoked the superseded ones; a new partition needs its
+		// first CRL at once, since its certificates already point at it.
+		if len(supersede) > 0 || fresh {
+			c.cfg.OnStatusChange()
+		}
 	}
 	for i, p := range plans {
 		recs[i].State = storev1.CertState_CERT_STATE_ISSUED

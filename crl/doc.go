@@ -1,9 +1,94 @@
-// Package crl will publish partitioned certificate revocation lists (spec
-// R-R5): one CRL per issuer key generation, municipality of issuance and
-// shard, fixed at issuance and written into each certificate, with a
-// critical issuingDistributionPoint, a monotonic CRL number, reason codes and
-// invalidity dates, signed by the issuer key in the HSM.
+// Package crl builds and checks the certificate revocation list of one
+// partition (spec R-R5): one CRL per issuer key generation, municipality
+// of issuance and shard, fixed at issuance and written into each
+// certificate's cRLDistributionPoints. Deciding when to regenerate, keeping
+// the CRL number, dropping expired certificates and publishing are the
+// caller's; this package turns one Request into one signed CRL (Build),
+// proves a CRL is exactly that (Check), and reads the partition back from
+// a certificate (PartitionOf).
 //
-// Not implemented yet: this is the place reserved for it in the repository
-// layout (issue "Revocation pipeline").
+// # Use
+//
+//	p, err := crl.PartitionOf(cert) // or from the store's crl_partition
+//	der, err := crl.Build(crl.Request{Partition: p, Issuer: issuerCert, Signer: hsmKey,
+//		Number: next, ThisUpdate: now, NextUpdate: now.Add(24 * time.Hour), Entries: entries})
+//	err = crl.Check(der, req) // before publishing: signature, names, entries
+//
+// # Invariants
+//
+//   - An X.509 v2 CRL signed by the issuer key with the algorithm of its
+//     type, as certificates are (R-P1): sha256WithRSAEncryption for RSA,
+//     ECDSA with SHA-256 for P-256 and SHA-384 for P-384. Build refuses a
+//     Signer whose public key is not the issuer certificate's.
+//   - The issuer name is the issuer certificate's RawSubject, byte for byte.
+//   - Extensions, in this order: authorityKeyIdentifier (the issuer's
+//     subjectKeyIdentifier, keyIdentifier only), cRLNumber, and a critical
+//     issuingDistributionPoint. Nothing else.
+//   - The issuingDistributionPoint's distributionPoint is a fullName of the
+//     same GeneralNames, with the same bytes, as the certificates'
+//     cRLDistributionPoints: the http URL, then the directoryName (URL
+//     first because Go's x509 parser stops reading a fullName at the first
+//     non-URI name; see ca/profile). Relying parties such as OpenSSL use a
+//     CRL with an issuingDistributionPoint only for certificates whose
+//     cRLDistributionPoints share a name with it, so a difference makes
+//     every certificate of the partition "unable to get certificate CRL".
+//     PartitionOf refuses a certificate whose extension would not encode
+//     back to the same bytes.
+//   - Entries are sorted by ascending serial, each serial once. Each has
+//     its revocationDate (when the CA recorded the revocation, R-R3), then
+//     non-critical invalidityDate (the event's effective time, R-R3,
+//     always a GeneralizedTime) when set, then non-critical reasonCode
+//     unless the reason is 0. That order is x509.CreateRevocationList's:
+//     it appends the reasonCode it synthesises after ExtraExtensions.
+//   - An empty partition gives a CRL with no revokedCertificates field at
+//     all (RFC 5280 §5.1.2.6), not an empty one.
+//   - Times are written to the second, rounded down: X.509 keeps whole
+//     seconds and RFC 5280 forbids fractional seconds. thisUpdate,
+//     nextUpdate and revocationDate are UTCTime through 2049 and
+//     GeneralizedTime from 2050 (encoding/asn1 does this).
+//
+// # Decisions where the spec is silent
+//
+//   - Reason 0 (unspecified) is written as no reasonCode extension: RFC
+//     5280 §5.3.1 says the extension SHOULD be absent rather than
+//     unspecified, and x509.CreateRevocationList omits it for 0 anyway
+//     (Go 1.26). Check therefore treats an explicit reasonCode 0 as a
+//     difference. Accepted codes are 0-5 and 9; 6 certificateHold is
+//     refused (revocation is permanent, R-R2), 8 removeFromCRL belongs to
+//     delta CRLs (none are published), 10 aACompromise to attribute
+//     certificates, 7 is unassigned.
+//   - onlyContainsUserCerts is TRUE: a partition is a municipality's SIGN
+//     or AUTH holder certificates, all end-entity certificates. Issuer
+//     certificates are self-signed and named in no partition (a compromised
+//     issuer key revokes its holders' certificates with cACompromise,
+//     R-R1), so no CA certificate is ever on these CRLs, and relying
+//     parties will not apply one to a CA certificate. No onlySomeReasons,
+//     no indirectCRL: every reason is on the one CRL, issued by the
+//     certificates' own issuer.
+//   - A partition's name is the last element of its URL without ".crl"
+//     (ca/issue.go: <CRLBaseURL>/<partition>.crl), so a Partition whose
+//     Name and URL disagree is refused, and PartitionOf derives the name
+//     from the URL. Names are ASCII letters, digits, '-', '_' and '.'; URLs
+//     are http (R-R5) without user, query or fragment.
+//   - An entry recorded after the CRL's thisUpdate is refused (zlint
+//     e_crl_revocation_time_not_after_this_update): the caller takes
+//     ThisUpdate after reading the entries. The invalidityDate is not
+//     compared with either: it is the event's time as the municipality
+//     reported it.
+//   - Errors list every problem at once but at most ten of a kind, with a
+//     count of the rest, so that a million-entry partition with one
+//     systematic fault does not make a million-line error. Serial numbers
+//     appear in messages: they are public on the CRL.
+//
+// # Cost
+//
+// Build is x509.CreateRevocationList, which encodes the whole list in
+// memory with encoding/asn1's reflection; Check parses it with
+// x509.ParseRevocationList. BenchmarkBuild and BenchmarkCheck measure
+// 1,000 to 1,000,000 entries. On a 2-core VM with an RSA-2048 software
+// key, a 1,000,000-entry partition (73 MB of CRL) takes 7 to 10 s to
+// build, allocates 1.8 GB and holds up to 1.5 GB of heap at once, about
+// 85 % of it inside CreateRevocationList; Check takes about 3 s and
+// 0.7 to 0.9 GB. An encoder appending the DER directly measured about 8
+// times less of both, should partitions ever grow that large.
 package crl

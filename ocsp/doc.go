@@ -1,6 +1,115 @@
-// Package ocsp will answer RFC 6960 / RFC 5019 status requests (spec R-R6)
-// with delegated responder certificates whose keys live in the HSM.
+// Package ocsp is Shomei's OCSP responder (spec R-R6): RFC 6960 with the
+// RFC 5019 profile, served over HTTP (Responder is an http.Handler), with one
+// delegated responder certificate per issuer key generation.
 //
-// Not implemented yet: this is the place reserved for it in the repository
-// layout (issue "Revocation pipeline").
+// It owns parsing requests (ParseRequest, fuzzed: requests are untrusted),
+// making and signing responses, the response cache, and the delegated
+// responder certificate's profile (NewResponderCertificate). It does not own
+// certificate status: a Source answers it (the CA store, wired in cmd/), and
+// whoever changes a status calls Invalidate.
+//
+// # Invariants
+//
+//   - A successful response is a BasicOCSPResponse signed by the delegated
+//     responder of the issuer key generation the CertID names (matched by
+//     issuerNameHash and issuerKeyHash, SHA-1 or SHA-256), ResponderID byKey,
+//     that one certificate in certs, the request's CertID echoed byte for
+//     byte. It is never signed by a responder certificate outside its
+//     validity, and its nextUpdate never passes the responder's notAfter.
+//   - Revoked responses carry revocationTime (when the CA recorded it) and
+//     the reason code, and the event's effective time as the invalidityDate
+//     singleExtension (R-R3; RFC 6960 §4.4.5 admits RFC 5280's CRL entry
+//     extensions there). Reason 0 (unspecified) is left out (RFC 5280
+//     §5.3.1).
+//   - After Invalidate(serial) returns, no request is answered from a
+//     response made before it: the cached responses and any response being
+//     made are dropped, and a response made from a status read before the
+//     call is served only to the requests already waiting for it. R-R4's
+//     1 s therefore holds if the wiring calls Invalidate within 1 s of the
+//     store's status change (the store's change log, ca/store Changes, is
+//     the natural feed; the wiring measures the delay).
+//   - Only cacheable responses are cached — one CertID, no nonce, status
+//     good or revoked — here and by HTTP caches. Nonce responses are
+//     signed for each request. Unknown responses are signed for each
+//     request and sent with Cache-Control: no-cache, because "unknown"
+//     turns into "good" at issuance and issuance does not invalidate.
+//   - Any Source failure, or a Status no response can be made from (no
+//     status, revoked without a time, reason 7 or 8, a ThisUpdate more than
+//     half the validity old), is internalError; it is logged, never
+//     answered as good.
+//
+// # HTTP
+//
+// POST to Config.Path ("/ocsp") with the DER request as body, or GET
+// Path/{URL-encoded base64 of the DER request} (RFC 6960 Appendix A; RFC
+// 5019 §5; unpadded and URL-alphabet base64 are accepted too). OCSP errors
+// are HTTP 200 with an unsigned OCSPResponse: malformedRequest (1) for
+// anything unparseable, bad base64, an unsupported CertID hash, more than
+// 16 CertIDs or more than 16 KiB; unauthorized (6) for an issuer not
+// served; internalError (2) as above. Wrong path: 404; wrong method: 405.
+//
+// A cacheable response is sent with Cache-Control "max-age=<seconds until
+// nextUpdate, capped by Config.MaxAge>, public, no-transform,
+// must-revalidate", Last-Modified (thisUpdate), Expires (nextUpdate) and an
+// ETag (a hash of the response); a GET with a matching If-None-Match gets
+// 304. If-Modified-Since is not honoured: thisUpdate has one-second
+// resolution, and a status that changes within the second would be
+// reported unmodified.
+//
+// Mount the Responder so that GET paths reach it unaltered: http.ServeMux
+// cleans paths and redirects "//" — which base64 can contain — so route the
+// Path prefix to the Responder before any ServeMux.
+//
+// # Decisions
+//
+//   - Several CertIDs (RFC 5019 §2.1.1 says one; RFC 6960 allows more):
+//     answered, up to 16, one SingleResponse each, if all name the same
+//     issuer key generation — a response has one signer and a delegated
+//     responder speaks only for its issuer — else unauthorized. They are
+//     not cached.
+//   - Signed requests: accepted; the optionalSignature's structure is
+//     checked and the signature ignored (RFC 5019 §2.1.2 lets responders
+//     ignore it). requestorName is ignored.
+//   - Extensions: the nonce (RFC 8954) is echoed when it is a DER OCTET
+//     STRING of 1 to 32 octets; other lengths, or a bare value, are
+//     malformedRequest. Unknown non-critical extensions are ignored,
+//     unknown critical ones are malformedRequest.
+//   - Validity (nextUpdate − thisUpdate) defaults to 1 h. thisUpdate is the
+//     Source's ThisUpdate, or now (whole seconds) when the Source reads the
+//     live store; producedAt is now. A cached response is served for half
+//     its validity, so every response sent has at least 30 min left, and a
+//     hot certificate is signed for at most twice an hour per CertID hash.
+//     HTTP caches and clients may keep a response until nextUpdate, so a
+//     client that caches sees a revocation up to Validity late (see R-R4).
+//   - Cache: CacheSize (default 262,144) responses, sharded by serial,
+//     CLOCK eviction (an approximation of LRU whose hits only set a bit
+//     under a read lock). Concurrent requests for one uncached response
+//     make one signature. The responder certificate is shared, not stored
+//     per entry: an entry takes about 670 bytes of heap with a P-256
+//     responder (BenchmarkCacheMemory), about 180 more with RSA-2048 and
+//     300 more with RSA-3072 (longer signatures): the default costs
+//     roughly 175–260 MB. Each (issuer, CertID hash, serial) is one entry.
+//   - Responder keys: RSA ≥ 2048 (sha256WithRSAEncryption) or ECDSA P-256,
+//     P-384, P-521 (ECDSA with SHA-256, -384, -512). A Signer with
+//     SignContext(ctx, digest, opts), like hsm.Signer, gets the request's
+//     deadline (Config.Timeout, default 5 s, bounds Source and signature).
+//
+// # Not here yet
+//
+// Per-relying-party access control (R-R6, last bullet: in the real system
+// only registered relying parties may ask). It belongs in front of, or as a
+// hook into, this handler: by TLS client certificate or by verifying signed
+// requests against registered relying-party certificates, answering
+// unauthorized (6) or sigRequired (5). Rotating a responder certificate
+// means building a new Responder with the new Issuers and swapping the
+// handler; shomei_ocsp_responder_not_after_timestamp_seconds tells when.
+//
+// # Metrics
+//
+// With Config.Metrics: shomei_ocsp_responses_total{status} (good, revoked,
+// unknown per certificate answered; malformedRequest, unauthorized,
+// internalError), shomei_ocsp_cache_hits_total, shomei_ocsp_cache_misses_total,
+// shomei_ocsp_cache_entries, shomei_ocsp_signing_duration_seconds and
+// shomei_ocsp_responder_not_after_timestamp_seconds{issuer}. Labels carry
+// no serials and no personal data (R-P4); logs name certificates by serial.
 package ocsp

@@ -50,7 +50,7 @@ func TestMain(m *testing.M) {
 }
 
 func setup(m *testing.M) (int, error) {
-	dir, cleanup, err := softhsm.NewTestEnv("e2e-flow", "e2e-crash", "e2e-bench")
+	dir, cleanup, err := softhsm.NewTestEnv("e2e-flow", "e2e-crash", "e2e-bench", "e2e-revoke")
 	if err != nil {
 		return 0, err
 	}
@@ -173,12 +173,17 @@ func (p *caProc) stop(t testing.TB) {
 
 func (p *caProc) client(t testing.TB) cav1.CertificateAuthorityClient {
 	t.Helper()
+	return cav1.NewCertificateAuthorityClient(p.conn(t))
+}
+
+func (p *caProc) conn(t testing.TB) *grpc.ClientConn {
+	t.Helper()
 	conn, err := grpc.NewClient(p.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return cav1.NewCertificateAuthorityClient(conn)
+	return conn
 }
 
 // csr makes a PKCS#10 request for key.

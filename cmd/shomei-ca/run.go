@@ -23,6 +23,7 @@ import (
 	"github.com/shomei-pki/shomei/ca/profile"
 	"github.com/shomei-pki/shomei/ca/service"
 	"github.com/shomei-pki/shomei/ca/store"
+	"github.com/shomei-pki/shomei/crl"
 	"github.com/shomei-pki/shomei/internal/config"
 	"github.com/shomei-pki/shomei/internal/server"
 )
@@ -74,13 +75,22 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 			return err
 		}
 	}
+	var publisher *crl.Publisher
 	authority, err := ca.New(ctx, ca.Config{
 		Store: st, Token: tok, Profile: pcfg, CRLBaseURL: cfg.Server.PublicURL + "/crl",
 		AllowECDSAP256: cfg.Certificates.AllowECDSAP256, Log: log, Metrics: metrics,
+		OnStatusChange: func() { publisher.Notify() },
 	})
 	if err != nil {
 		return err
 	}
+	publisher, err = crl.NewPublisher(crl.PublisherConfig{Source: st, Issuers: authority.IssuerSigner, Log: log})
+	if err != nil {
+		return err
+	}
+	pubCtx, stopPublisher := context.WithCancel(ctx)
+	defer stopPublisher()
+	go publisher.Run(pubCtx)
 	auth, err := authorizer(cfg, log)
 	if err != nil {
 		return err
@@ -109,6 +119,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 		})
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /crl/", publisher)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /cps", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -1,0 +1,246 @@
+package crl
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/shomei-pki/shomei/ca/dn"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// Partition is what a CRL covers (R-R5): the name and URL written in its
+// certificates' cRLDistributionPoints.
+type Partition struct {
+	// Name is the partition's name, e.g. "sign-g1-13221" (profile, issuer
+	// key generation, municipality code[, shard]). It is the last element
+	// of URL without ".crl".
+	Name string
+	// URL is the http URL the partition's CRL is published at:
+	// <base>/<Name>.crl.
+	URL string
+	// DistributionPoint is the partition's directoryName
+	// (profile.CRLDistributionPointName).
+	DistributionPoint dn.DN
+}
+
+var (
+	oidExtCRLDistributionPoints    = asn1.ObjectIdentifier{2, 5, 29, 31}
+	oidExtIssuingDistributionPoint = asn1.ObjectIdentifier{2, 5, 29, 28}
+)
+
+// Tags of the distribution point structures (RFC 5280 §4.2.1.13, §5.2.5;
+// the module is IMPLICIT, but a tag on a CHOICE is explicit).
+var (
+	tagDistributionPoint     = cbasn1.Tag(0).ContextSpecific().Constructed() // distributionPoint [0] DistributionPointName (CHOICE)
+	tagFullName              = cbasn1.Tag(0).ContextSpecific().Constructed() // fullName [0] IMPLICIT GeneralNames
+	tagOnlyContainsUserCerts = cbasn1.Tag(1).ContextSpecific()               // onlyContainsUserCerts [1] IMPLICIT BOOLEAN
+	tagURI                   = cbasn1.Tag(6).ContextSpecific()               // uniformResourceIdentifier [6] IMPLICIT IA5String
+	tagDirectoryName         = cbasn1.Tag(4).ContextSpecific().Constructed() // directoryName [4] EXPLICIT Name (CHOICE)
+)
+
+// validate reports every problem of p through fail, naming fields under
+// prefix ("Request.Partition").
+func (p Partition) validate(prefix string, fail func(field, format string, args ...any)) {
+	if msg := checkName(p.Name); msg != "" {
+		fail(prefix+".Name", "%s", msg)
+	}
+	if msg := checkURL(p.URL, p.Name); msg != "" {
+		fail(prefix+".URL", "%s", msg)
+	}
+	if err := p.DistributionPoint.Validate(); err != nil {
+		fail(prefix+".DistributionPoint", "%v", err)
+	}
+}
+
+// checkName says why name is not a partition name, or "". Names are
+// file names in URLs: ASCII letters, digits, '-', '_' and '.', not
+// starting with '.'.
+func checkName(name string) string {
+	if name == "" {
+		return "required"
+	}
+	if len(name) > 64 {
+		return "longer than 64 characters"
+	}
+	if name[0] == '.' {
+		return "must not start with '.'"
+	}
+	for _, r := range name {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return "only ASCII letters, digits, '-', '_' and '.'"
+		}
+	}
+	return ""
+}
+
+// checkURL says why u is not the URL of partition name, or "": an
+// absolute http URL (R-R5; https would make revocation checking depend on
+// TLS, which depends on revocation checking) in IA5String characters,
+// with no user, query or fragment, whose last path element is name+".crl"
+// as ca/issue.go builds it.
+func checkURL(u, name string) string {
+	if u == "" {
+		return "required"
+	}
+	for _, r := range u {
+		if r <= ' ' || r > '~' {
+			return "must be printable ASCII without spaces (IA5String)"
+		}
+	}
+	parsed, err := url.Parse(u)
+	if err != nil || parsed.Host == "" || parsed.User != nil || parsed.RawQuery != "" || parsed.ForceQuery || parsed.Fragment != "" {
+		return "not an absolute URL with a host and no user, query or fragment"
+	}
+	if parsed.Scheme != "http" {
+		return fmt.Sprintf("scheme %q; CRLs are published over http (R-R5)", parsed.Scheme)
+	}
+	if name != "" && path.Base(parsed.Path) != name+".crl" {
+		return fmt.Sprintf("does not end in /%s.crl, the partition's name", name)
+	}
+	return ""
+}
+
+// nameFromURL is the partition name a URL ends in, or "".
+func nameFromURL(u string) string {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	name, ok := strings.CutSuffix(path.Base(parsed.Path), ".crl")
+	if !ok {
+		return ""
+	}
+	return name
+}
+
+// addDistributionPointName adds distributionPoint [0] { fullName [0] {
+// uniformResourceIdentifier, directoryName } }: the URI first, then the
+// directoryName, as ca/profile writes cRLDistributionPoints (Go's x509
+// parser stops reading a fullName at its first non-URI name).
+// cRLDistributionPoints and issuingDistributionPoint both hold it, so the
+// two extensions name the partition with the same bytes.
+func addDistributionPointName(b *cryptobyte.Builder, uri string, directoryName []byte) {
+	b.AddASN1(tagDistributionPoint, func(b *cryptobyte.Builder) {
+		b.AddASN1(tagFullName, func(b *cryptobyte.Builder) {
+			b.AddASN1(tagURI, func(b *cryptobyte.Builder) { b.AddBytes([]byte(uri)) })
+			b.AddASN1(tagDirectoryName, func(b *cryptobyte.Builder) { b.AddBytes(directoryName) })
+		})
+	})
+}
+
+// marshalCRLDistributionPoints is the value of the cRLDistributionPoints
+// extension of p's certificates: one DistributionPoint with the
+// distribution point name only (no reasons, no cRLIssuer).
+func (p Partition) marshalCRLDistributionPoints() ([]byte, error) {
+	name, err := p.DistributionPoint.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			addDistributionPointName(b, p.URL, name)
+		})
+	})
+	return b.Bytes()
+}
+
+// marshalIssuingDistributionPoint is the value of p's CRL's
+// issuingDistributionPoint extension: the distribution point name and
+// onlyContainsUserCerts TRUE, nothing else (RFC 5280 §5.2.5).
+func (p Partition) marshalIssuingDistributionPoint() ([]byte, error) {
+	name, err := p.DistributionPoint.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		addDistributionPointName(b, p.URL, name)
+		b.AddASN1(tagOnlyContainsUserCerts, func(b *cryptobyte.Builder) { b.AddUint8(0xff) })
+	})
+	return b.Bytes()
+}
+
+// PartitionOf reads the partition a certificate was issued into from its
+// cRLDistributionPoints: one DistributionPoint whose fullName is the URL
+// then the directoryName, as ca/profile writes it. The name is the URL's
+// last element without ".crl".
+//
+// The partition must encode back to exactly the certificate's extension,
+// byte for byte: then the issuingDistributionPoint Build writes for it
+// holds the very GeneralNames the certificate holds, which is what relying
+// parties compare. Every error wraps ErrNoPartition.
+func PartitionOf(cert *x509.Certificate) (Partition, error) {
+	if cert == nil {
+		return Partition{}, fmt.Errorf("%w: no certificate", ErrNoPartition)
+	}
+	var value []byte
+	found := false
+	for _, ext := range cert.Extensions {
+		if ext.Id.Equal(oidExtCRLDistributionPoints) {
+			if found {
+				return Partition{}, fmt.Errorf("%w: two cRLDistributionPoints extensions", ErrNoPartition)
+			}
+			value, found = ext.Value, true
+		}
+	}
+	if !found {
+		return Partition{}, fmt.Errorf("%w: no cRLDistributionPoints extension", ErrNoPartition)
+	}
+	uri, directoryName, err := parseCRLDistributionPoints(value)
+	if err != nil {
+		return Partition{}, fmt.Errorf("%w: cRLDistributionPoints: %v", ErrNoPartition, err)
+	}
+	name, err := dn.FromDER(directoryName)
+	if err != nil {
+		return Partition{}, fmt.Errorf("%w: directoryName: %v", ErrNoPartition, err)
+	}
+	p := Partition{Name: nameFromURL(uri), URL: uri, DistributionPoint: name}
+	if p.Name == "" {
+		return Partition{}, fmt.Errorf("%w: the URL does not end in /<partition>.crl", ErrNoPartition)
+	}
+	var errs []error
+	p.validate("cRLDistributionPoints", func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{field, fmt.Sprintf(format, args...)})
+	})
+	if len(errs) > 0 {
+		return Partition{}, fmt.Errorf("%w: %v", ErrNoPartition, errors.Join(errs...))
+	}
+	again, err := p.marshalCRLDistributionPoints()
+	if err != nil || !bytes.Equal(again, value) {
+		return Partition{}, fmt.Errorf("%w: cRLDistributionPoints is not encoded as this CA encodes partitions (one attribute per RDN, PrintableString or UTF8String), so a CRL could not repeat its names byte for byte", ErrNoPartition)
+	}
+	return p, nil
+}
+
+// parseCRLDistributionPoints reads the URI and the DER directoryName of a
+// cRLDistributionPoints value holding exactly one DistributionPoint with a
+// fullName of a URI then a directoryName, and nothing else.
+func parseCRLDistributionPoints(value []byte) (uri string, directoryName []byte, err error) {
+	in := cryptobyte.String(value)
+	var points, point, dpName, fullName cryptobyte.String
+	if !in.ReadASN1(&points, cbasn1.SEQUENCE) || !in.Empty() || !points.ReadASN1(&point, cbasn1.SEQUENCE) {
+		return "", nil, errors.New("malformed")
+	}
+	if !points.Empty() {
+		return "", nil, errors.New("more than one DistributionPoint")
+	}
+	if !point.ReadASN1(&dpName, tagDistributionPoint) || !point.Empty() {
+		return "", nil, errors.New("not a distributionPoint name alone (reasons or cRLIssuer present, or no name)")
+	}
+	if !dpName.ReadASN1(&fullName, tagFullName) || !dpName.Empty() {
+		return "", nil, errors.New("the distributionPoint is not a fullName")
+	}
+	var u, d cryptobyte.String
+	if !fullName.ReadASN1(&u, tagURI) || !fullName.ReadASN1(&d, tagDirectoryName) || !fullName.Empty() {
+		return "", nil, errors.New("the fullName is not a URI then a directoryName")
+	}
+	return string(u), d, nil
+}

@@ -1,0 +1,243 @@
+package crl
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	"github.com/shomei-pki/shomei/ca/dn"
+)
+
+// Source is what the publisher needs of the store.
+type Source interface {
+	Partitions() ([]*storev1.CRLPartition, error)
+	PartitionEntries(name string, now time.Time, fn func(*storev1.Certificate) error) (uint64, error)
+	SaveCRL(name string, number uint64, thisUpdate, nextUpdate time.Time, revision uint64, der []byte) error
+}
+
+// Issuers returns the certificate and signing key of an issuer key
+// generation; older generations keep signing the CRLs of their own
+// certificates (R-K1).
+type Issuers func(p storev1.Profile, generation uint32) (*x509.Certificate, crypto.Signer, error)
+
+// PublisherConfig configures a Publisher.
+type PublisherConfig struct {
+	Source  Source
+	Issuers Issuers
+	// Validity is nextUpdate - thisUpdate; 24 h when zero (R-R5).
+	Validity time.Duration
+	// Renew republishes a CRL this long before its nextUpdate even without
+	// changes; Validity/4 when zero.
+	Renew time.Duration
+	// Poll is how often the partitions are looked at when nothing calls
+	// Notify; 5 s when zero. Changes show within Poll (R-R4: 60 s).
+	Poll time.Duration
+	Now  func() time.Time
+	Log  *slog.Logger
+	// Published, if set, is told each partition published and the revision
+	// it reflects (for the freshness metric, R-R4).
+	Published func(partition string, revision uint64, at time.Time)
+}
+
+// Publisher keeps every partition's CRL current and serves it over HTTP.
+// Only partitions that changed since their last CRL (or near their
+// nextUpdate) are rebuilt (R-R5).
+type Publisher struct {
+	cfg    PublisherConfig
+	notify chan struct{}
+
+	mu     sync.RWMutex
+	latest map[string]*published
+}
+
+type published struct {
+	der                    []byte
+	number                 uint64
+	thisUpdate, nextUpdate time.Time
+	etag                   string
+}
+
+// NewPublisher checks cfg and loads the CRLs published before.
+func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
+	if cfg.Source == nil || cfg.Issuers == nil {
+		return nil, errors.New("crl: a source and issuers are required")
+	}
+	if cfg.Validity == 0 {
+		cfg.Validity = 24 * time.Hour
+	}
+	if cfg.Renew == 0 {
+		cfg.Renew = cfg.Validity / 4
+	}
+	if cfg.Poll == 0 {
+		cfg.Poll = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	p := &Publisher{cfg: cfg, notify: make(chan struct{}, 1), latest: map[string]*published{}}
+	parts, err := cfg.Source.Partitions()
+	if err != nil {
+		return nil, err
+	}
+	for _, part := range parts {
+		if len(part.Der) > 0 {
+			p.latest[part.Name] = newPublished(part.Der, part.Number, part.ThisUpdate.AsTime(), part.NextUpdate.AsTime())
+		}
+	}
+	return p, nil
+}
+
+func newPublished(der []byte, number uint64, thisUpdate, nextUpdate time.Time) *published {
+	sum := sha256.Sum256(der)
+	return &published{der: der, number: number, thisUpdate: thisUpdate, nextUpdate: nextUpdate,
+		etag: `"` + hex.EncodeToString(sum[:16]) + `"`}
+}
+
+// Notify asks for the changed partitions to be published now.
+func (p *Publisher) Notify() {
+	select {
+	case p.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Run publishes due partitions until ctx ends.
+func (p *Publisher) Run(ctx context.Context) error {
+	tick := time.NewTicker(p.cfg.Poll)
+	defer tick.Stop()
+	for {
+		if err := p.PublishDue(ctx); err != nil {
+			p.cfg.Log.Error("publishing CRLs", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case <-p.notify:
+		}
+	}
+}
+
+// PublishDue publishes every partition that was never published, changed
+// since its last CRL, or is close to its nextUpdate.
+func (p *Publisher) PublishDue(ctx context.Context) error {
+	parts, err := p.cfg.Source.Partitions()
+	if err != nil {
+		return err
+	}
+	now := p.cfg.Now()
+	var errs []error
+	for _, part := range parts {
+		due := part.Number == 0 || part.ChangedRevision > part.Revision ||
+			!now.Before(part.NextUpdate.AsTime().Add(-p.cfg.Renew))
+		if !due {
+			continue
+		}
+		if err := p.publish(part, now); err != nil {
+			errs = append(errs, fmt.Errorf("partition %s: %w", part.Name, err))
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Publisher) publish(part *storev1.CRLPartition, now time.Time) error {
+	issuer, signer, err := p.cfg.Issuers(part.Profile, part.IssuerGeneration)
+	if err != nil {
+		return err
+	}
+	name, err := dn.Parse(part.DistributionPoint)
+	if err != nil {
+		return err
+	}
+	req := Request{
+		Partition: Partition{Name: part.Name, URL: part.Url, DistributionPoint: name},
+		Issuer:    issuer, Signer: signer,
+		Number: new(big.Int).SetUint64(part.Number + 1),
+	}
+	rev, err := p.cfg.Source.PartitionEntries(part.Name, now, func(c *storev1.Certificate) error {
+		req.Entries = append(req.Entries, Entry{
+			Serial: new(big.Int).SetBytes(c.Serial), RevokedAt: timeOf(c.Revocation.RevokedAt),
+			Reason: int(c.Revocation.Reason), InvalidityDate: timeOf(c.Revocation.InvalidityDate),
+		})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// thisUpdate after the entries were read: every revocation the CRL
+	// lists was recorded before it.
+	req.ThisUpdate = p.cfg.Now()
+	req.NextUpdate = req.ThisUpdate.Add(p.cfg.Validity)
+	der, err := Build(req)
+	if err != nil {
+		return err
+	}
+	if err := Check(der, req); err != nil {
+		return fmt.Errorf("the signed CRL fails its check: %w", err)
+	}
+	if err := p.cfg.Source.SaveCRL(part.Name, part.Number+1, req.ThisUpdate, req.NextUpdate, rev, der); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.latest[part.Name] = newPublished(der, part.Number+1, req.ThisUpdate, req.NextUpdate)
+	p.mu.Unlock()
+	p.cfg.Log.Info("CRL published", "partition", part.Name, "number", part.Number+1, "entries", len(req.Entries), "revision", rev)
+	if p.cfg.Published != nil {
+		p.cfg.Published(part.Name, rev, p.cfg.Now())
+	}
+	return nil
+}
+
+// timeOf is a stored time, or zero when unset (not 1970).
+func timeOf(ts interface {
+	AsTime() time.Time
+	IsValid() bool
+}) time.Time {
+	if ts == nil || !ts.IsValid() {
+		return time.Time{}
+	}
+	return ts.AsTime()
+}
+
+// ServeHTTP serves GET <prefix>/<partition>.crl: the latest CRL, DER, with
+// caching headers that keep caches from holding it past its nextUpdate or
+// longer than a minute.
+func (p *Publisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	base := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+	name, ok := strings.CutSuffix(base, ".crl")
+	p.mu.RLock()
+	pub := p.latest[name]
+	p.mu.RUnlock()
+	if !ok || pub == nil {
+		http.Error(w, "no such CRL partition", http.StatusNotFound)
+		return
+	}
+	maxAge := min(time.Until(pub.nextUpdate), time.Minute)
+	w.Header().Set("Content-Type", "application/pkix-crl")
+	w.Header().Set("ETag", pub.etag)
+	w.Header().Set("Last-Modified", pub.thisUpdate.UTC().Format(http.TimeFormat))
+	w.Header().Set("Expires", pub.nextUpdate.UTC().Format(http.TimeFormat))
+	w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d, no-transform", int(max(maxAge, 0).Seconds())))
+	if r.Header.Get("If-None-Match") == pub.etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Write(pub.der)
+}

@@ -1,0 +1,169 @@
+package ocsp
+
+import (
+	"encoding/base64"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// contentTypeResponse is the media type of responses (RFC 6960 Appendix A).
+const contentTypeResponse = "application/ocsp-response"
+
+// httpError is a request that is not an OCSP request at all: wrong method
+// or path. It is answered with an HTTP status, not an OCSPResponse.
+type httpError int
+
+func (e httpError) Error() string { return http.StatusText(int(e)) }
+
+// ServeHTTP answers OCSP over HTTP (RFC 6960 Appendix A, RFC 5019 §5):
+// POST Path with the DER request as the body (any Content-Type; clients
+// should send application/ocsp-request), and GET or HEAD
+// Path/{base64 of the DER request, URL-encoded}. OCSP-level errors are
+// HTTP 200 with an unsigned OCSPResponse, as clients expect; only a wrong
+// method (405) or path (404) gets an HTTP error.
+func (r *Responder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	der, err := r.read(w, req)
+	if he, ok := errors.AsType[httpError](err); ok {
+		http.Error(w, he.Error(), int(he))
+		return
+	}
+	var resp *response
+	if err == nil {
+		var parsed *Request
+		if parsed, err = ParseRequest(der); err == nil {
+			resp, err = r.answer(req.Context(), parsed)
+		}
+	}
+	if err != nil {
+		r.fail(w, req, err)
+		return
+	}
+	for _, s := range resp.statuses {
+		r.metrics.responses.WithLabelValues(s.String()).Inc()
+	}
+	r.write(w, req, resp)
+}
+
+// read returns the DER request of an HTTP request.
+func (r *Responder) read(w http.ResponseWriter, req *http.Request) ([]byte, error) {
+	path := req.URL.Path
+	switch req.Method {
+	case http.MethodGet, http.MethodHead:
+		enc, ok := strings.CutPrefix(path, r.path+"/")
+		if !ok && path != r.path {
+			return nil, httpError(http.StatusNotFound)
+		}
+		if enc == "" {
+			return nil, malformed("GET path", "no request after %s/", r.path)
+		}
+		if len(enc) > base64.StdEncoding.EncodedLen(maxRequestBytes) {
+			return nil, malformed("GET path", "longer than a request of %d bytes", maxRequestBytes)
+		}
+		return decodeBase64(enc)
+	case http.MethodPost:
+		if path != r.path && path != r.path+"/" {
+			return nil, httpError(http.StatusNotFound)
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, maxRequestBytes))
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, malformed("POST body", "larger than %d bytes", maxRequestBytes)
+		}
+		if err != nil {
+			return nil, malformed("POST body", "cannot be read: %v", err)
+		}
+		return body, nil
+	}
+	w.Header().Set("Allow", "GET, HEAD, POST")
+	return nil, httpError(http.StatusMethodNotAllowed)
+}
+
+// decodeBase64 decodes a GET request. RFC 6960 Appendix A asks for
+// standard base64, URL-encoded; the path arrives here URL-decoded. Clients
+// also send it unpadded, in the URL alphabet, or with '+' turned into a
+// space: all are accepted.
+func decodeBase64(enc string) ([]byte, error) {
+	enc = strings.ReplaceAll(enc, " ", "+")
+	for _, e := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if der, err := e.DecodeString(enc); err == nil {
+			return der, nil
+		}
+	}
+	return nil, malformed("GET path", "not base64")
+}
+
+// fail sends the unsigned OCSPResponse an error maps to.
+func (r *Responder) fail(w http.ResponseWriter, req *http.Request, err error) {
+	status := internalError
+	switch {
+	case errors.Is(err, ErrMalformed):
+		status = malformedRequest
+		r.log.Debug("ocsp: malformed request", "method", req.Method, "err", err)
+	case errors.Is(err, errUnauthorized):
+		status = unauthorized
+		r.log.Debug("ocsp: unauthorized request", "err", err)
+	case req.Context().Err() != nil:
+		r.log.Debug("ocsp: client went away", "err", err)
+	default:
+		r.log.Error("ocsp: cannot answer", "err", err)
+	}
+	r.metrics.responses.WithLabelValues(status.String()).Inc()
+	body := errorResponse(status)
+	h := w.Header()
+	h.Set("Content-Type", contentTypeResponse)
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+}
+
+// write sends a successful response. A cacheable one (no nonce, no unknown
+// status) gets RFC 5019 §6.2's caching headers and answers a matching
+// If-None-Match on GET with 304; the others get Cache-Control: no-cache.
+func (r *Responder) write(w http.ResponseWriter, req *http.Request, resp *response) {
+	// Header keys are written canonical, without Set's canonicalisation.
+	h := w.Header()
+	h["Content-Type"] = []string{contentTypeResponse}
+	if resp.cacheable {
+		age := resp.nextUpdate.Sub(r.now())
+		if r.maxAge > 0 && age > r.maxAge {
+			age = r.maxAge
+		}
+		age = max(age, 0)
+		h["Cache-Control"] = []string{"max-age=" + strconv.FormatInt(int64(age/time.Second), 10) + ", public, no-transform, must-revalidate"}
+		h["Last-Modified"] = []string{resp.thisUpdate.UTC().Format(http.TimeFormat)}
+		h["Expires"] = []string{resp.nextUpdate.UTC().Format(http.TimeFormat)}
+		h["Etag"] = []string{resp.etag}
+		if req.Method != http.MethodPost && etagMatch(req.Header.Values("If-None-Match"), resp.etag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	} else {
+		h["Cache-Control"] = []string{"no-cache"}
+	}
+	h["Content-Length"] = []string{strconv.Itoa(len(resp.head) + len(resp.tail))}
+	w.WriteHeader(http.StatusOK)
+	if req.Method == http.MethodHead {
+		return
+	}
+	if _, err := w.Write(resp.head); err == nil {
+		w.Write(resp.tail)
+	}
+}
+
+// etagMatch reports whether If-None-Match header values match etag, by the
+// weak comparison RFC 9110 §13.1.2 asks for.
+func etagMatch(values []string, etag string) bool {
+	for _, v := range values {
+		for t := range strings.SplitSeq(v, ",") {
+			t = strings.TrimSpace(t)
+			if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+				return true
+			}
+		}
+	}
+	return false
+}

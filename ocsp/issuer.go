@@ -1,0 +1,184 @@
+package ocsp
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// Issuer is one issuer key generation the responder answers for, with its
+// delegated responder. Every generation whose certificates have not all
+// expired needs one (R-K1): older generations keep answering for their own
+// certificates.
+type Issuer struct {
+	// Certificate is the issuer certificate. CertIDs match it by
+	// issuerNameHash over its subject and issuerKeyHash over its
+	// subjectPublicKey bits, in SHA-1 and SHA-256.
+	Certificate *x509.Certificate
+	// Responder is the delegated responder certificate, signed by
+	// Certificate, with id-kp-OCSPSigning and id-pkix-ocsp-nocheck (see
+	// NewResponderCertificate). It is sent with every response.
+	Responder *x509.Certificate
+	// Signer is the responder's key (in the HSM in production). A signer
+	// with a SignContext(ctx, digest, opts) method, like hsm.Signer, is
+	// called with the request's deadline.
+	Signer crypto.Signer
+}
+
+// issuer is an Issuer with what every response needs worked out once.
+type issuer struct {
+	*Issuer
+	index int
+	// keyID names the issuer in logs and metrics: its subjectKeyIdentifier
+	// or, failing that, the SHA-1 of its key, in hex.
+	keyID string
+	// names are the lookup keys (issuerKey) of the CertIDs that name this
+	// issuer, one per CertID hash algorithm.
+	names []string
+	// responderKeyHash is the ResponderID byKey: the SHA-1 of the
+	// responder's subjectPublicKey bits (RFC 6960 §4.2.1).
+	responderKeyHash []byte
+	sigAlg           []byte // DER AlgorithmIdentifier of the responses' signatures
+	hash             crypto.Hash
+	// certs is the BasicOCSPResponse certs field, [0] EXPLICIT SEQUENCE {
+	// responder certificate }: the tail of every response.
+	certs []byte
+}
+
+// certIDHashes are the CertID hash algorithms the responder answers.
+var certIDHashes = []crypto.Hash{crypto.SHA1, crypto.SHA256}
+
+// issuerKey is the lookup key of a CertID's issuer: its hash algorithm and
+// both hashes.
+func issuerKey(h crypto.Hash, nameHash, keyHash []byte) string {
+	return string([]byte{byte(h)}) + string(nameHash) + string(keyHash)
+}
+
+// newIssuer checks an Issuer and works out what its responses need.
+func newIssuer(is *Issuer, index int, now time.Time) (*issuer, error) {
+	if is == nil || is.Certificate == nil || is.Responder == nil || is.Signer == nil {
+		return nil, errors.New("Certificate, Responder and Signer are required")
+	}
+	c, rc := is.Certificate, is.Responder
+	if err := rc.CheckSignatureFrom(c); err != nil {
+		return nil, fmt.Errorf("responder certificate is not signed by the issuer: %w", err)
+	}
+	if !slices.Contains(rc.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
+		return nil, errors.New("responder certificate lacks the id-kp-OCSPSigning extended key usage (RFC 6960 §4.2.2.2)")
+	}
+	if rc.KeyUsage != 0 && rc.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		return nil, errors.New("responder certificate's keyUsage lacks digitalSignature")
+	}
+	if !slices.ContainsFunc(rc.Extensions, func(e pkix.Extension) bool { return e.Id.Equal(oidOCSPNoCheck) }) {
+		return nil, errors.New("responder certificate lacks id-pkix-ocsp-nocheck (R-R6)")
+	}
+	if now.Before(rc.NotBefore) || now.After(rc.NotAfter) {
+		return nil, fmt.Errorf("responder certificate is valid from %s to %s, not now (%s)", rfc3339(rc.NotBefore), rfc3339(rc.NotAfter), rfc3339(now))
+	}
+	pub, ok := is.Signer.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(rc.PublicKey) {
+		return nil, errors.New("Signer's public key is not the responder certificate's")
+	}
+	sigAlg, h, err := signatureAlgorithm(rc.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("responder key: %w", err)
+	}
+	issuerBits, err := publicKeyBits(c.RawSubjectPublicKeyInfo)
+	if err != nil {
+		return nil, fmt.Errorf("issuer certificate: %w", err)
+	}
+	responderBits, err := publicKeyBits(rc.RawSubjectPublicKeyInfo)
+	if err != nil {
+		return nil, fmt.Errorf("responder certificate: %w", err)
+	}
+	out := &issuer{Issuer: is, index: index, sigAlg: sigAlg, hash: h}
+	for _, h := range certIDHashes {
+		name, key := h.New(), h.New()
+		name.Write(c.RawSubject)
+		key.Write(issuerBits)
+		out.names = append(out.names, issuerKey(h, name.Sum(nil), key.Sum(nil)))
+	}
+	sum := sha1.Sum(responderBits)
+	out.responderKeyHash = sum[:]
+	if len(c.SubjectKeyId) > 0 {
+		out.keyID = hex.EncodeToString(c.SubjectKeyId)
+	} else {
+		sum := sha1.Sum(issuerBits)
+		out.keyID = hex.EncodeToString(sum[:])
+	}
+	b := cryptobyte.NewBuilder(nil)
+	b.AddASN1(tagExplicit0, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddBytes(rc.Raw)
+		})
+	})
+	if out.certs, err = b.Bytes(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// publicKeyBits returns the subjectPublicKey BIT STRING's bytes of a DER
+// SubjectPublicKeyInfo: what CertIDs and ResponderIDs hash.
+func publicKeyBits(spki []byte) ([]byte, error) {
+	in := cryptobyte.String(spki)
+	var body cryptobyte.String
+	var bits asn1.BitString
+	if !in.ReadASN1(&body, cbasn1.SEQUENCE) || !body.SkipASN1(cbasn1.SEQUENCE) || !body.ReadASN1BitString(&bits) {
+		return nil, errors.New("cannot parse subjectPublicKeyInfo")
+	}
+	if bits.BitLength%8 != 0 {
+		return nil, errors.New("subjectPublicKey is not a whole number of octets")
+	}
+	return bits.Bytes, nil
+}
+
+// signatureAlgorithm is the DER AlgorithmIdentifier and digest the
+// responder key signs with: sha256WithRSAEncryption for RSA (as R-P1 for
+// certificates), ECDSA with the curve's matching SHA-2.
+func signatureAlgorithm(pub crypto.PublicKey) ([]byte, crypto.Hash, error) {
+	var oid asn1.ObjectIdentifier
+	var h crypto.Hash
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		if k.N.BitLen() < 2048 {
+			return nil, 0, fmt.Errorf("RSA key of %d bits; want at least 2048", k.N.BitLen())
+		}
+		oid, h = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 11}, crypto.SHA256
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			oid, h = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}, crypto.SHA256
+		case elliptic.P384():
+			oid, h = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}, crypto.SHA384
+		case elliptic.P521():
+			oid, h = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}, crypto.SHA512
+		default:
+			return nil, 0, fmt.Errorf("ECDSA curve %s is not supported", k.Curve.Params().Name)
+		}
+	default:
+		return nil, 0, fmt.Errorf("%T keys are not supported; use RSA or ECDSA", pub)
+	}
+	b := cryptobyte.NewBuilder(nil)
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1ObjectIdentifier(oid)
+		if _, ok := pub.(*rsa.PublicKey); ok {
+			b.AddASN1NULL() // RFC 4055 §5: NULL parameters for RSA.
+		}
+	})
+	der, err := b.Bytes()
+	return der, h, err
+}

@@ -1,0 +1,59 @@
+package ocsp
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the responder's Prometheus metrics. Labels never carry
+// personal data (R-P4), nor serials.
+type metrics struct {
+	responses         *prometheus.CounterVec
+	cacheHits         prometheus.Counter
+	cacheMisses       prometheus.Counter
+	signing           prometheus.Histogram
+	responderNotAfter *prometheus.GaugeVec
+}
+
+// newMetrics makes the metrics and registers them with reg when it is not
+// nil. c may be nil (no cache).
+func newMetrics(reg prometheus.Registerer, c *cache) (*metrics, error) {
+	m := &metrics{
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shomei_ocsp_responses_total",
+			Help: "OCSP answers: per certificate status (good, revoked, unknown) for successful responses, else the responseStatus (malformedRequest, unauthorized, internalError).",
+		}, []string{"status"}),
+		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shomei_ocsp_cache_hits_total",
+			Help: "Cacheable requests answered without signing: from the response cache, or sharing a response being signed for a concurrent request.",
+		}),
+		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shomei_ocsp_cache_misses_total",
+			Help: "Cacheable requests for which a response was signed.",
+		}),
+		signing: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "shomei_ocsp_signing_duration_seconds",
+			Help:    "Time to sign a response with the delegated responder key.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		responderNotAfter: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shomei_ocsp_responder_not_after_timestamp_seconds",
+			Help: "notAfter of each issuer's delegated responder certificate, by issuer key id: alert well before it (R-R6 rotation).",
+		}, []string{"issuer"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	collectors := []prometheus.Collector{m.responses, m.cacheHits, m.cacheMisses, m.signing, m.responderNotAfter}
+	if c != nil {
+		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "shomei_ocsp_cache_entries",
+			Help: "Signed responses in the response cache.",
+		}, func() float64 { return float64(c.len()) }))
+	}
+	for _, col := range collectors {
+		if err := reg.Register(col); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,270 @@
+package ocsp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults of Config.
+const (
+	DefaultValidity  = time.Hour
+	DefaultCacheSize = 1 << 18
+	DefaultTimeout   = 5 * time.Second
+	DefaultPath      = "/ocsp"
+)
+
+// Limits on requests; beyond them a request is malformedRequest.
+const (
+	// maxRequestBytes bounds a request's DER. A one-CertID request with a
+	// nonce is about 100 bytes; a signed one with its certificates a few
+	// KiB.
+	maxRequestBytes = 16 << 10
+	// maxCertIDs bounds the CertIDs of one request.
+	maxCertIDs = 16
+)
+
+// Config configures a Responder.
+type Config struct {
+	// Issuers are the issuer key generations answered for; at least one.
+	Issuers []*Issuer
+	// Source answers certificate statuses; required.
+	Source Source
+	// Validity is nextUpdate - thisUpdate; default DefaultValidity (1 h),
+	// at least a minute. A response's nextUpdate never passes its
+	// responder certificate's notAfter.
+	Validity time.Duration
+	// MaxAge caps the Cache-Control max-age of cacheable responses, which
+	// is otherwise the time left until nextUpdate. 0: no cap.
+	MaxAge time.Duration
+	// CacheSize is how many signed responses are kept; default
+	// DefaultCacheSize. Negative: no cache, every response is signed.
+	CacheSize int
+	// Timeout bounds the Source and the signature of one response;
+	// default DefaultTimeout.
+	Timeout time.Duration
+	// Path is where the responder is served: POST to Path, GET Path/{request}.
+	// Default DefaultPath ("/ocsp", as cmd/shomei-ca writes into
+	// certificates); "/" serves at the root.
+	Path string
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Log receives internal errors; default discards.
+	Log *slog.Logger
+	// Metrics, when set, registers the responder's metrics.
+	Metrics prometheus.Registerer
+}
+
+// Responder is an RFC 6960 OCSP responder with the RFC 5019 profile, served
+// over HTTP. It is safe for concurrent use.
+type Responder struct {
+	issuers  []*issuer
+	byName   map[string]*issuer // by issuerKey
+	source   Source
+	validity time.Duration
+	maxAge   time.Duration
+	timeout  time.Duration
+	path     string
+	now      func() time.Time
+	log      *slog.Logger
+	metrics  *metrics
+	cache    *cache // nil: no cache
+}
+
+var _ http.Handler = (*Responder)(nil)
+
+// errUnauthorized: a CertID names an issuer the responder does not serve.
+var errUnauthorized = errors.New("ocsp: issuer not served here")
+
+// New checks cfg and makes a Responder.
+func New(cfg Config) (*Responder, error) {
+	r := &Responder{
+		source:   cfg.Source,
+		validity: cfg.Validity,
+		maxAge:   cfg.MaxAge,
+		timeout:  cfg.Timeout,
+		path:     cfg.Path,
+		now:      cfg.Now,
+		log:      cfg.Log,
+	}
+	if r.source == nil {
+		return nil, errors.New("ocsp: Config.Source is required")
+	}
+	if len(cfg.Issuers) == 0 {
+		return nil, errors.New("ocsp: Config.Issuers is empty")
+	}
+	if r.validity == 0 {
+		r.validity = DefaultValidity
+	}
+	if r.validity < time.Minute {
+		return nil, fmt.Errorf("ocsp: Config.Validity %v is less than a minute", r.validity)
+	}
+	if r.maxAge < 0 {
+		return nil, fmt.Errorf("ocsp: Config.MaxAge %v is negative", r.maxAge)
+	}
+	if r.timeout == 0 {
+		r.timeout = DefaultTimeout
+	}
+	if r.timeout < 0 {
+		return nil, fmt.Errorf("ocsp: Config.Timeout %v is negative", r.timeout)
+	}
+	switch {
+	case r.path == "":
+		r.path = DefaultPath
+	case r.path == "/":
+		r.path = ""
+	case !strings.HasPrefix(r.path, "/") || strings.HasSuffix(r.path, "/"):
+		return nil, fmt.Errorf("ocsp: Config.Path %q must start with / and not end with one", r.path)
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	now := r.now()
+	r.byName = map[string]*issuer{}
+	for i, is := range cfg.Issuers {
+		in, err := newIssuer(is, i, now)
+		if err != nil {
+			return nil, fmt.Errorf("ocsp: Config.Issuers[%d]: %w", i, err)
+		}
+		for _, name := range in.names {
+			if other, ok := r.byName[name]; ok {
+				return nil, fmt.Errorf("ocsp: Config.Issuers[%d] is the same issuer key as Config.Issuers[%d]", i, other.index)
+			}
+			r.byName[name] = in
+		}
+		r.issuers = append(r.issuers, in)
+	}
+	size := cfg.CacheSize
+	if size == 0 {
+		size = DefaultCacheSize
+	}
+	if size > 0 {
+		r.cache = newCache(size, len(r.issuers))
+	}
+	m, err := newMetrics(cfg.Metrics, r.cache)
+	if err != nil {
+		return nil, fmt.Errorf("ocsp: metrics: %w", err)
+	}
+	r.metrics = m
+	for _, is := range r.issuers {
+		m.responderNotAfter.WithLabelValues(is.keyID).Set(float64(is.Responder.NotAfter.Unix()))
+	}
+	return r, nil
+}
+
+// Invalidate drops the cached responses of serial, for every issuer and
+// CertID hash, so that the next request is answered from the Source. Call
+// it the moment the serial's status changes (R-R4); a response being made
+// from a status read before the call is served to the requests already
+// waiting for it but not cached.
+func (r *Responder) Invalidate(serial *big.Int) {
+	if r.cache != nil {
+		r.cache.invalidate(serial)
+	}
+}
+
+// issuerOf finds the issuer a CertID names, or nil.
+func (r *Responder) issuerOf(id CertID) *issuer {
+	return r.byName[issuerKey(id.HashAlgorithm, id.IssuerNameHash, id.IssuerKeyHash)]
+}
+
+// answer makes the response to a parsed request. Its errors wrap
+// ErrMalformed, errUnauthorized, or anything else for internalError.
+func (r *Responder) answer(ctx context.Context, req *Request) (*response, error) {
+	if len(req.CertIDs) > maxCertIDs {
+		return nil, malformed("tbsRequest.requestList", "%d CertIDs; at most %d are answered", len(req.CertIDs), maxCertIDs)
+	}
+	var is *issuer
+	for i, id := range req.CertIDs {
+		this := r.issuerOf(id)
+		if this == nil {
+			return nil, fmt.Errorf("%w: requestList[%d] names another issuer", errUnauthorized, i)
+		}
+		if is != nil && this != is {
+			// One response has one signer, and a delegated
+			// responder speaks for its own issuer only.
+			return nil, fmt.Errorf("%w: requestList[%d] names issuer %s, requestList[0] issuer %s", errUnauthorized, i, this.keyID, is.keyID)
+		}
+		is = this
+	}
+	// Only one-CertID, nonce-less requests share responses.
+	var k cacheKey
+	shareable := false
+	if r.cache != nil && len(req.CertIDs) == 1 && req.Nonce == nil {
+		k, shareable = r.cache.key(is, req.CertIDs[0])
+	}
+	if !shareable {
+		ctx, cancel := context.WithTimeout(ctx, r.timeout)
+		defer cancel()
+		return r.produce(ctx, is, req.CertIDs, req.Nonce)
+	}
+	now := r.now()
+	if resp := r.cache.get(k, now); resp != nil {
+		r.metrics.cacheHits.Inc()
+		return resp, nil
+	}
+	resp, shared, err := r.cache.do(ctx, k, now, func() (*response, error) {
+		// The response may be shared by other requests: the one making
+		// it going away must not fail them.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
+		defer cancel()
+		return r.produce(ctx, is, req.CertIDs, nil)
+	})
+	if shared {
+		r.metrics.cacheHits.Inc()
+	} else {
+		r.metrics.cacheMisses.Inc()
+	}
+	return resp, err
+}
+
+// produce asks the Source for each CertID's status and signs the response.
+func (r *Responder) produce(ctx context.Context, is *issuer, ids []CertID, nonce []byte) (*response, error) {
+	now := r.now().UTC().Truncate(time.Second)
+	rc := is.Responder
+	if now.Before(rc.NotBefore) || !now.Before(rc.NotAfter) {
+		return nil, fmt.Errorf("the delegated responder certificate of issuer %s is valid from %s to %s, not now", is.keyID, rfc3339(rc.NotBefore), rfc3339(rc.NotAfter))
+	}
+	singles := make([]single, len(ids))
+	for i, id := range ids {
+		st, err := r.source.Status(ctx, is.Issuer, id.SerialNumber)
+		if err != nil {
+			return nil, fmt.Errorf("status of serial %x: %w", id.SerialNumber, err)
+		}
+		if err := st.check(); err != nil {
+			return nil, fmt.Errorf("status of serial %x: %w", id.SerialNumber, err)
+		}
+		this := st.ThisUpdate.UTC().Truncate(time.Second)
+		if st.ThisUpdate.IsZero() || this.After(now) {
+			this = now
+		}
+		if age := now.Sub(this); age > r.validity/2 {
+			return nil, fmt.Errorf("status of serial %x is %v old; more than half the validity %v", id.SerialNumber, age, r.validity)
+		}
+		next := this.Add(r.validity)
+		if next.After(rc.NotAfter) {
+			next = rc.NotAfter.UTC()
+		}
+		singles[i] = single{certID: id.raw, status: st, thisUpdate: this, nextUpdate: next}
+	}
+	start := time.Now()
+	resp, err := is.sign(ctx, now, singles, nonce)
+	r.metrics.signing.Observe(time.Since(start).Seconds())
+	if err != nil {
+		return nil, err
+	}
+	// Serve it from the cache for half its validity: every response sent
+	// has at least half its validity left.
+	resp.reuseUntil = resp.thisUpdate.Add(resp.nextUpdate.Sub(resp.thisUpdate) / 2)
+	return resp, nil
+}

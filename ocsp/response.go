@@ -1,0 +1,203 @@
+package ocsp
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// responseStatus is OCSPResponseStatus (RFC 6960 §4.2.1).
+type responseStatus int
+
+const (
+	successful       responseStatus = 0
+	malformedRequest responseStatus = 1
+	internalError    responseStatus = 2
+	unauthorized     responseStatus = 6
+)
+
+func (s responseStatus) String() string {
+	switch s {
+	case successful:
+		return "successful"
+	case malformedRequest:
+		return "malformedRequest"
+	case internalError:
+		return "internalError"
+	case unauthorized:
+		return "unauthorized"
+	}
+	return fmt.Sprintf("responseStatus(%d)", int(s))
+}
+
+// errorResponse is the OCSPResponse of a status other than successful: a
+// bare, unsigned responseStatus.
+func errorResponse(s responseStatus) []byte {
+	return []byte{0x30, 0x03, byte(cbasn1.ENUM), 0x01, byte(s)}
+}
+
+// single is one SingleResponse to sign.
+type single struct {
+	certID                 []byte // the request's DER CertID, echoed
+	status                 Status
+	thisUpdate, nextUpdate time.Time
+}
+
+// response is a signed, successful OCSPResponse ready to serve.
+//
+// Its DER is head followed by tail: tail is the certs field, the same for
+// every response of an issuer, so a cached response holds only its own
+// bytes (see doc.go for the memory this saves).
+type response struct {
+	head, tail []byte
+	// etag is the HTTP entity tag: a quoted hash of the whole DER.
+	etag string
+	// thisUpdate is the latest of the SingleResponses' thisUpdate,
+	// nextUpdate the earliest of their nextUpdate; the HTTP caching
+	// headers are made of them.
+	thisUpdate, nextUpdate time.Time
+	// reuseUntil is when the cache stops serving it.
+	reuseUntil time.Time
+	statuses   []CertStatus
+	// cacheable: no nonce, no unknown status. Only these are sent with
+	// caching headers, and only single-CertID ones are kept in the cache.
+	cacheable bool
+}
+
+// contextSigner is a crypto.Signer that can be given a deadline, like
+// hsm.Signer.
+type contextSigner interface {
+	SignContext(ctx context.Context, digest []byte, opts crypto.SignerOpts) ([]byte, error)
+}
+
+// sign makes the BasicOCSPResponse of singles, signed by the issuer's
+// delegated responder, with the nonce echoed when there is one.
+func (is *issuer) sign(ctx context.Context, producedAt time.Time, singles []single, nonce []byte) (*response, error) {
+	tbs, err := responseData(is.responderKeyHash, producedAt, singles, nonce)
+	if err != nil {
+		return nil, fmt.Errorf("encode ResponseData: %w", err)
+	}
+	h := is.hash.New()
+	h.Write(tbs)
+	digest := h.Sum(nil)
+	var sig []byte
+	if cs, ok := is.Signer.(contextSigner); ok {
+		sig, err = cs.SignContext(ctx, digest, is.hash)
+	} else {
+		sig, err = is.Signer.Sign(rand.Reader, digest, is.hash)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sign with the responder key of issuer %s: %w", is.keyID, err)
+	}
+	b := cryptobyte.NewBuilder(make([]byte, 0, len(tbs)+len(is.sigAlg)+len(sig)+len(is.certs)+32))
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // OCSPResponse
+		b.AddASN1Enum(int64(successful))
+		b.AddASN1(tagExplicit0, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // ResponseBytes
+				b.AddASN1ObjectIdentifier(oidOCSPBasic)
+				b.AddASN1(cbasn1.OCTET_STRING, func(b *cryptobyte.Builder) {
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // BasicOCSPResponse
+						b.AddBytes(tbs)
+						b.AddBytes(is.sigAlg)
+						b.AddASN1BitString(sig)
+						b.AddBytes(is.certs)
+					})
+				})
+			})
+		})
+	})
+	der, err := b.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("encode OCSPResponse: %w", err)
+	}
+	sum := sha256.Sum256(der)
+	r := &response{
+		head: slices.Clone(der[:len(der)-len(is.certs)]),
+		tail: is.certs,
+		etag: `"` + hex.EncodeToString(sum[:16]) + `"`,
+	}
+	for i, s := range singles {
+		if i == 0 || s.thisUpdate.After(r.thisUpdate) {
+			r.thisUpdate = s.thisUpdate
+		}
+		if i == 0 || s.nextUpdate.Before(r.nextUpdate) {
+			r.nextUpdate = s.nextUpdate
+		}
+		r.statuses = append(r.statuses, s.status.Status)
+	}
+	r.cacheable = nonce == nil && !slices.Contains(r.statuses, Unknown)
+	return r, nil
+}
+
+// responseData encodes the ResponseData: responderID byKey, producedAt, the
+// responses, and the nonce extension.
+func responseData(keyHash []byte, producedAt time.Time, singles []single, nonce []byte) ([]byte, error) {
+	b := cryptobyte.NewBuilder(nil)
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		// version is v1, the DEFAULT, so DER leaves it out.
+		b.AddASN1(tagExplicit2, func(b *cryptobyte.Builder) { // ResponderID byKey
+			b.AddASN1OctetString(keyHash)
+		})
+		b.AddASN1GeneralizedTime(producedAt.UTC())
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			for _, s := range singles {
+				s.marshal(b)
+			}
+		})
+		if nonce != nil {
+			b.AddASN1(tagExplicit1, func(b *cryptobyte.Builder) {
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					addNonce(b, nonce)
+				})
+			})
+		}
+	})
+	return b.Bytes()
+}
+
+// marshal adds the SingleResponse.
+func (s single) marshal(b *cryptobyte.Builder) {
+	st := s.status
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(s.certID)
+		switch st.Status {
+		case Good: // [0] IMPLICIT NULL
+			b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(*cryptobyte.Builder) {})
+		case Revoked: // [1] IMPLICIT RevokedInfo
+			b.AddASN1(tagExplicit1, func(b *cryptobyte.Builder) {
+				b.AddASN1GeneralizedTime(st.RevokedAt.UTC())
+				if st.Reason != 0 {
+					b.AddASN1(tagExplicit0, func(b *cryptobyte.Builder) {
+						b.AddASN1Enum(int64(st.Reason))
+					})
+				}
+			})
+		default: // [2] IMPLICIT UnknownInfo (NULL)
+			b.AddASN1(cbasn1.Tag(2).ContextSpecific(), func(*cryptobyte.Builder) {})
+		}
+		b.AddASN1GeneralizedTime(s.thisUpdate.UTC())
+		b.AddASN1(tagExplicit0, func(b *cryptobyte.Builder) {
+			b.AddASN1GeneralizedTime(s.nextUpdate.UTC())
+		})
+		if st.Status == Revoked && !st.InvalidityDate.IsZero() {
+			b.AddASN1(tagExplicit1, func(b *cryptobyte.Builder) { // singleExtensions
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						b.AddASN1ObjectIdentifier(oidInvalidityDate)
+						b.AddASN1(cbasn1.OCTET_STRING, func(b *cryptobyte.Builder) {
+							b.AddASN1GeneralizedTime(st.InvalidityDate.UTC())
+						})
+					})
+				})
+			})
+		}
+	})
+}
