@@ -23,7 +23,7 @@ func openssl(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	path, err := exec.LookPath("openssl")
 	if err != nil {
-		t.Skip("openssl not installed")
+		t.Fatal("openssl not installed: run make test (deploy/dev/deps.sh installs it)")
 	}
 	out, err := exec.Command(path, args...).CombinedOutput()
 	return string(out), err

@@ -40,7 +40,7 @@ func opensslExit(t *testing.T, code int, args ...string) string {
 
 func needOpenSSL(t *testing.T) {
 	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl is not installed")
+		t.Fatal("openssl not installed: run make test (deploy/dev/deps.sh installs it)")
 	}
 }
 
