@@ -12,6 +12,7 @@ command -v p11-kit >/dev/null 2>&1 || need+=(p11-kit)
 compgen -G '/usr/lib/*/pkcs11/p11-kit-client.so' >/dev/null || need+=(p11-kit-modules)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+[ -f /usr/share/i18n/charmaps/EUC-JP.gz ] || need+=(locales)   # the JIS tables are cross-checked against it
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
