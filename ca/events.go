@@ -118,6 +118,7 @@ func (c *CA) ReportEvent(ctx context.Context, ev Event) (*Revocation, error) {
 	req.Audit = []*storev1.AuditRecord{{Time: timestamppb.New(now), Actor: c.cfg.Actor, Action: "event.report",
 		Fields: []*storev1.AuditField{{Key: "event_id", Value: ev.ID}, {Key: "municipality", Value: ev.Municipality},
 			{Key: "holder_id", Value: ev.HolderID}, {Key: "kind", Value: fmt.Sprint(int(ev.Kind))},
+			{Key: "cause", Value: fmt.Sprint(ev.Cause)},
 			{Key: "effective", Value: effective.UTC().Format(time.RFC3339)}}}}
 	res, err := c.cfg.Store.Revoke(req)
 	if err != nil {

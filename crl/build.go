@@ -3,14 +3,10 @@ package crl
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"errors"
 	"fmt"
 	"math/big"
 	"slices"
@@ -18,6 +14,8 @@ import (
 	"time"
 
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/shomei-pki/shomei/ca/profile"
 )
 
 // Entry is one revoked certificate on a CRL.
@@ -236,7 +234,7 @@ func validateIssuer(req Request, forBuild bool, pl *plan, fail func(field, forma
 	if iss.KeyUsage&x509.KeyUsageCRLSign == 0 {
 		fail("Request.Issuer", "no cRLSign key usage")
 	}
-	alg, err := signatureAlgorithm(iss.PublicKey)
+	alg, err := profile.SignatureAlgorithm(iss.PublicKey)
 	if err != nil {
 		fail("Request.Issuer", "%v", err)
 	}
@@ -252,28 +250,6 @@ func validateIssuer(req Request, forBuild bool, pl *plan, fail func(field, forma
 	if !ok || !pub.Equal(iss.PublicKey) {
 		fail("Request.Signer", "its public key is not the issuer certificate's")
 	}
-}
-
-// signatureAlgorithm is what an issuer key of pub's type signs with, as
-// for certificates (R-P1, ca/issuer.SignatureAlgorithm):
-// sha256WithRSAEncryption for RSA, ECDSA with SHA-256 for P-256 and SHA-384
-// for P-384.
-func signatureAlgorithm(pub crypto.PublicKey) (x509.SignatureAlgorithm, error) {
-	switch k := pub.(type) {
-	case *rsa.PublicKey:
-		return x509.SHA256WithRSA, nil
-	case *ecdsa.PublicKey:
-		switch k.Curve {
-		case elliptic.P256():
-			return x509.ECDSAWithSHA256, nil
-		case elliptic.P384():
-			return x509.ECDSAWithSHA384, nil
-		}
-		return 0, fmt.Errorf("ECDSA key on %s; issuers use P-256 or P-384", k.Curve.Params().Name)
-	case nil:
-		return 0, errors.New("no public key")
-	}
-	return 0, fmt.Errorf("%T key; issuers use RSA or ECDSA", pub)
 }
 
 // validateTime checks that t is set and its year can be written as X.509

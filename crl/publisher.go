@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	"github.com/shomei-pki/shomei/ca/dn"
 )
@@ -24,6 +26,7 @@ type Source interface {
 	Partitions() ([]*storev1.CRLPartition, error)
 	PartitionEntries(name string, now time.Time, fn func(*storev1.Certificate) error) (uint64, error)
 	SaveCRL(name string, number uint64, thisUpdate, nextUpdate time.Time, revision uint64, der []byte) error
+	CRL(name string) ([]byte, error)
 }
 
 // Issuers returns the certificate and signing key of an issuer key
@@ -94,8 +97,15 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 		return nil, err
 	}
 	for _, part := range parts {
-		if len(part.Der) > 0 {
-			p.latest[part.Name] = newPublished(part.Der, part.Number, part.ThisUpdate.AsTime(), part.NextUpdate.AsTime())
+		if part.Number == 0 {
+			continue
+		}
+		der, err := cfg.Source.CRL(part.Name)
+		if err != nil {
+			return nil, err
+		}
+		if len(der) > 0 {
+			p.latest[part.Name] = newPublished(der, part.Number, part.ThisUpdate.AsTime(), part.NextUpdate.AsTime())
 		}
 	}
 	return p, nil
@@ -206,11 +216,8 @@ func (p *Publisher) publish(part *storev1.CRLPartition, now time.Time) error {
 }
 
 // timeOf is a stored time, or zero when unset (not 1970).
-func timeOf(ts interface {
-	AsTime() time.Time
-	IsValid() bool
-}) time.Time {
-	if ts == nil || !ts.IsValid() {
+func timeOf(ts *timestamppb.Timestamp) time.Time {
+	if !ts.IsValid() {
 		return time.Time{}
 	}
 	return ts.AsTime()

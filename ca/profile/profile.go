@@ -215,7 +215,7 @@ func build(issuer *x509.Certificate, cfg Config, req Request) (*tbs, error) {
 	fail := func(field, format string, args ...any) {
 		errs = append(errs, &FieldError{field, fmt.Sprintf(format, args...)})
 	}
-	sigAlg, err := signatureAlgorithm(issuer.PublicKey)
+	sigAlg, err := SignatureAlgorithm(issuer.PublicKey)
 	if err != nil {
 		fail("issuer", "%v", err)
 	}
@@ -258,8 +258,10 @@ func subject(s spec, req Request) dn.DN {
 	return name.With(dn.Attr{Type: "CN", Value: req.SubjectCN})
 }
 
-// signatureAlgorithm is what an issuer key of pub's type signs with (R-P1).
-func signatureAlgorithm(pub crypto.PublicKey) (x509.SignatureAlgorithm, error) {
+// SignatureAlgorithm is what an issuer key of pub's type signs
+// certificates and CRLs with (R-P1): sha256WithRSAEncryption for RSA, ECDSA
+// with SHA-256 for P-256 and SHA-384 for P-384.
+func SignatureAlgorithm(pub crypto.PublicKey) (x509.SignatureAlgorithm, error) {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
 		return x509.SHA256WithRSA, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -130,16 +131,7 @@ func (s *Service) CheckCharacters(_ context.Context, req *cav1.CheckCharactersRe
 	return resp, nil
 }
 
-func codePoint(r rune) string { return "U+" + upperHex(r) }
-
-func upperHex(r rune) string {
-	const digits = "0123456789ABCDEF"
-	var b []byte
-	for v := uint32(r); v > 0 || len(b) < 4; v >>= 4 {
-		b = append([]byte{digits[v&0xf]}, b...)
-	}
-	return string(b)
-}
+func codePoint(r rune) string { return fmt.Sprintf("U+%04X", r) }
 
 // status maps an error from package ca onto a gRPC status, once.
 func (s *Service) status(err error) error {

@@ -329,7 +329,7 @@ func abandon(tx *bolt.Tx, serial []byte) error {
 		return err
 	}
 	if rec.InquiryId != "" {
-		return releaseInquiry(tx, rec.InquiryId, serial)
+		return releaseInquiry(tx, rec.InquiryId)
 	}
 	return nil
 }

@@ -93,7 +93,7 @@ func useInquiry(tx *bolt.Tx, r Reservation, holder *storev1.Certificate) error {
 
 // releaseInquiry makes an inquiry usable again when the issuance that used
 // it was abandoned.
-func releaseInquiry(tx *bolt.Tx, id string, serial []byte) error {
+func releaseInquiry(tx *bolt.Tx, id string) error {
 	b := tx.Bucket(bucketInquiry)
 	inq, err := getInquiry(b, id)
 	if err != nil {

@@ -95,6 +95,16 @@ func (s *Store) PartitionEntries(name string, now time.Time, fn func(*storev1.Ce
 	return rev, err
 }
 
+// CRL returns a partition's last published CRL, DER; nil if none yet.
+func (s *Store) CRL(name string) ([]byte, error) {
+	var der []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		der = bytes.Clone(tx.Bucket(bucketCRLs).Get([]byte(name)))
+		return nil
+	})
+	return der, err
+}
+
 // SaveCRL records a partition's newly published CRL. Its number must be
 // higher than the last one (R-R5).
 func (s *Store) SaveCRL(name string, number uint64, thisUpdate, nextUpdate time.Time, revision uint64, der []byte) error {
@@ -111,13 +121,16 @@ func (s *Store) SaveCRL(name string, number uint64, thisUpdate, nextUpdate time.
 		if number <= p.Number {
 			return fmt.Errorf("%w: partition %s: %d after %d", ErrCRLNumber, name, number, p.Number)
 		}
-		p.Number, p.Revision, p.Der = number, revision, der
+		p.Number, p.Revision = number, revision
 		p.ThisUpdate, p.NextUpdate = timestamppb.New(thisUpdate), timestamppb.New(nextUpdate)
 		nv, err := marshal(p)
 		if err != nil {
 			return err
 		}
-		return b.Put([]byte(name), nv)
+		if err := b.Put([]byte(name), nv); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketCRLs).Put([]byte(name), der)
 	})
 	if err != nil {
 		return fmt.Errorf("store: save CRL: %w", err)

@@ -29,6 +29,7 @@ import (
 //	meta     "status_revision"                         uint64 BE, the last revision in changes
 //	partitions partition name                          storev1.CRLPartition (R-R5)
 //	crl_entries partition ‖ 0x00 ‖ serial              empty (revoked certificates of a partition)
+//	crls     partition name                            the partition's last CRL, DER
 //
 // Records are stored as proto.Marshal with deterministic output. bbolt keeps
 // keys in byte order, so issuers come out ordered by profile then generation
@@ -55,10 +56,11 @@ var (
 	bucketChanges = []byte("changes")
 	bucketParts   = []byte("partitions")
 	bucketEntries = []byte("crl_entries")
+	bucketCRLs    = []byte("crls")
 )
 
 // allBuckets are created, in this order, when a store is new.
-var allBuckets = [][]byte{bucketMeta, bucketIssuers, bucketAudit, bucketCerts, bucketHolders, bucketKeys, bucketBlocked, bucketInquiry, bucketEvents, bucketChanges, bucketParts, bucketEntries}
+var allBuckets = [][]byte{bucketMeta, bucketIssuers, bucketAudit, bucketCerts, bucketHolders, bucketKeys, bucketBlocked, bucketInquiry, bucketEvents, bucketChanges, bucketParts, bucketEntries, bucketCRLs}
 
 // Keys in the meta bucket.
 var (

@@ -127,4 +127,11 @@ func TestRevocationReachesTheCRL(t *testing.T) {
 		t.Errorf("openssl verify -crl_check rejected the valid AUTH certificate: %v %s", err, out)
 	}
 	p.stop(t)
+
+	// After a restart the last CRLs are served at once, from the store.
+	p = startCA(t, writeConfig(t, dir, "e2e-revoke", ""))
+	if again := crlOf(signCert); string(again) != string(signCRL) {
+		t.Errorf("after a restart the SIGN partition serves %d bytes, not the CRL published before (%d bytes)", len(again), len(signCRL))
+	}
+	p.stop(t)
 }

@@ -1196,10 +1196,8 @@ type CRLPartition struct {
 	Revision uint64 `protobuf:"varint,9,opt,name=revision,proto3" json:"revision,omitempty"`
 	// Latest status-change revision that touched the partition.
 	ChangedRevision uint64 `protobuf:"varint,10,opt,name=changed_revision,json=changedRevision,proto3" json:"changed_revision,omitempty"`
-	// The last CRL, DER.
-	Der           []byte `protobuf:"bytes,11,opt,name=der,proto3" json:"der,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CRLPartition) Reset() {
@@ -1300,13 +1298,6 @@ func (x *CRLPartition) GetChangedRevision() uint64 {
 		return x.ChangedRevision
 	}
 	return 0
-}
-
-func (x *CRLPartition) GetDer() []byte {
-	if x != nil {
-		return x.Der
-	}
-	return nil
 }
 
 var File_shomei_store_v1_store_proto protoreflect.FileDescriptor
@@ -1410,7 +1401,7 @@ const file_shomei_store_v1_store_proto_rawDesc = "" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12\x16\n" +
 	"\x06serial\x18\x02 \x01(\fR\x06serial\x12#\n" +
 	"\rcrl_partition\x18\x03 \x01(\tR\fcrlPartition\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xaf\x03\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xa8\x03\n" +
 	"\fCRLPartition\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x122\n" +
 	"\aprofile\x18\x02 \x01(\x0e2\x18.shomei.store.v1.ProfileR\aprofile\x12+\n" +
@@ -1424,8 +1415,7 @@ const file_shomei_store_v1_store_proto_rawDesc = "" +
 	"nextUpdate\x12\x1a\n" +
 	"\brevision\x18\t \x01(\x04R\brevision\x12)\n" +
 	"\x10changed_revision\x18\n" +
-	" \x01(\x04R\x0fchangedRevision\x12\x10\n" +
-	"\x03der\x18\v \x01(\fR\x03der*F\n" +
+	" \x01(\x04R\x0fchangedRevisionJ\x04\b\v\x10\fR\x03der*F\n" +
 	"\aProfile\x12\x17\n" +
 	"\x13PROFILE_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPROFILE_SIGN\x10\x01\x12\x10\n" +
