@@ -1,6 +1,7 @@
 package ocsp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"math/big"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,8 +68,8 @@ type Config struct {
 // Responder is an RFC 6960 OCSP responder with the RFC 5019 profile, served
 // over HTTP. It is safe for concurrent use.
 type Responder struct {
-	issuers  []*issuer
-	byName   map[string]*issuer // by issuerKey
+	set      atomic.Pointer[issuerSet]
+	setMu    sync.Mutex // serialises SetIssuers
 	source   Source
 	validity time.Duration
 	maxAge   time.Duration
@@ -129,37 +132,83 @@ func New(cfg Config) (*Responder, error) {
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
-	now := r.now()
-	r.byName = map[string]*issuer{}
-	for i, is := range cfg.Issuers {
-		in, err := newIssuer(is, i, now)
-		if err != nil {
-			return nil, fmt.Errorf("ocsp: Config.Issuers[%d]: %w", i, err)
-		}
-		for _, name := range in.names {
-			if other, ok := r.byName[name]; ok {
-				return nil, fmt.Errorf("ocsp: Config.Issuers[%d] is the same issuer key as Config.Issuers[%d]", i, other.index)
-			}
-			r.byName[name] = in
-		}
-		r.issuers = append(r.issuers, in)
+	set, err := newIssuerSet(cfg.Issuers, r.now())
+	if err != nil {
+		return nil, err
 	}
+	r.set.Store(set)
 	size := cfg.CacheSize
 	if size == 0 {
 		size = DefaultCacheSize
 	}
 	if size > 0 {
-		r.cache = newCache(size, len(r.issuers))
+		r.cache = newCache(size, len(set.issuers))
 	}
 	m, err := newMetrics(cfg.Metrics, r.cache)
 	if err != nil {
 		return nil, fmt.Errorf("ocsp: metrics: %w", err)
 	}
 	r.metrics = m
-	for _, is := range r.issuers {
+	set.report(m)
+	return r, nil
+}
+
+// issuerSet is the issuers answered for, swapped whole by SetIssuers.
+type issuerSet struct {
+	issuers []*issuer
+	byName  map[string]*issuer // by issuerKey
+}
+
+func newIssuerSet(issuers []*Issuer, now time.Time) (*issuerSet, error) {
+	set := &issuerSet{byName: map[string]*issuer{}}
+	for i, is := range issuers {
+		in, err := newIssuer(is, i, now)
+		if err != nil {
+			return nil, fmt.Errorf("ocsp: Config.Issuers[%d]: %w", i, err)
+		}
+		for _, name := range in.names {
+			if other, ok := set.byName[name]; ok {
+				return nil, fmt.Errorf("ocsp: Config.Issuers[%d] is the same issuer key as Config.Issuers[%d]", i, other.index)
+			}
+			set.byName[name] = in
+		}
+		set.issuers = append(set.issuers, in)
+	}
+	return set, nil
+}
+
+func (set *issuerSet) report(m *metrics) {
+	for _, is := range set.issuers {
 		m.responderNotAfter.WithLabelValues(is.keyID).Set(float64(is.Responder.NotAfter.Unix()))
 	}
-	return r, nil
+}
+
+// SetIssuers replaces the delegated responders (a renewed responder
+// certificate, R-R6): issuers must name the same issuer certificates in the
+// same order as Config.Issuers, each with its new Responder and Signer.
+// Requests arriving after it returns are signed by the new responders.
+// Cached responses are kept: each was signed by a responder certificate
+// valid past its nextUpdate. Adding an issuer key generation (R-K1) needs a
+// new Responder.
+func (r *Responder) SetIssuers(issuers []*Issuer) error {
+	r.setMu.Lock()
+	defer r.setMu.Unlock()
+	old := r.set.Load()
+	if len(issuers) != len(old.issuers) {
+		return fmt.Errorf("ocsp: SetIssuers: %d issuers, the responder answers for %d", len(issuers), len(old.issuers))
+	}
+	for i, is := range issuers {
+		if is == nil || is.Certificate == nil || !bytes.Equal(is.Certificate.Raw, old.issuers[i].Certificate.Raw) {
+			return fmt.Errorf("ocsp: SetIssuers: issuers[%d] is not the issuer certificate the responder answers for there", i)
+		}
+	}
+	set, err := newIssuerSet(issuers, r.now())
+	if err != nil {
+		return err
+	}
+	r.set.Store(set)
+	set.report(r.metrics)
+	return nil
 }
 
 // Invalidate drops the cached responses of serial, for every issuer and
@@ -175,7 +224,7 @@ func (r *Responder) Invalidate(serial *big.Int) {
 
 // issuerOf finds the issuer a CertID names, or nil.
 func (r *Responder) issuerOf(id CertID) *issuer {
-	return r.byName[issuerKey(id.HashAlgorithm, id.IssuerNameHash, id.IssuerKeyHash)]
+	return r.set.Load().byName[issuerKey(id.HashAlgorithm, id.IssuerNameHash, id.IssuerKeyHash)]
 }
 
 // answer makes the response to a parsed request. Its errors wrap

@@ -3,6 +3,7 @@ package ocsp_test
 import (
 	"bytes"
 	"crypto"
+	"crypto/elliptic"
 	"crypto/sha1"
 	"crypto/x509"
 	"encoding/asn1"
@@ -371,5 +372,56 @@ func TestResponderExpired(t *testing.T) {
 	}
 	if !got.NextUpdate.Equal(e.f.gen1.responder.NotAfter) {
 		t.Errorf("nextUpdate %v, want the responder's notAfter %v", got.NextUpdate, e.f.gen1.responder.NotAfter)
+	}
+}
+
+// TestSetIssuers: a renewed responder certificate signs the responses made
+// after SetIssuers; issuers other than the configured ones are refused.
+func TestSetIssuers(t *testing.T) {
+	e := newEnv(t, nil)
+	f := e.f
+	newKey := mustECDSA(elliptic.P256())
+	now := e.clock.Now()
+	rder, err := ocsp.NewResponderCertificate(f.gen1.cert, f.gen1.key, newKey.Public(), now.Add(-time.Minute), now.Add(48*time.Hour), big.NewInt(0x77))
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := x509.ParseCertificate(rder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func() *xocsp.Response {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		// A nonce: never from the cache.
+		e.r.ServeHTTP(rec, httptest.NewRequest("POST", "/ocsp", bytes.NewReader(request(t, f.gen1.cert, crypto.SHA256, []byte("n"), f.gen1.leaf(serialGood)))))
+		got, err := xocsp.ParseResponseForCert(rec.Body.Bytes(), f.gen1.leaf(serialGood), f.gen1.cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := ask(); got.Certificate == nil || !got.Certificate.Equal(f.gen1.responder) {
+		t.Fatal("before SetIssuers: not signed by the first responder")
+	}
+	if err := e.r.SetIssuers([]*ocsp.Issuer{{Certificate: f.gen1.cert, Responder: renewed, Signer: newKey}, e.gen2}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ask(); got.Certificate == nil || !got.Certificate.Equal(renewed) {
+		t.Error("after SetIssuers: not signed by the renewed responder")
+	}
+	for name, set := range map[string][]*ocsp.Issuer{
+		"fewer":           {e.gen1},
+		"other order":     {e.gen2, e.gen1},
+		"another CA":      {e.gen1, e.other},
+		"wrong signer":    {{Certificate: f.gen1.cert, Responder: renewed, Signer: mustECDSA(elliptic.P256())}, e.gen2},
+		"nil certificate": {{Responder: renewed, Signer: newKey}, e.gen2},
+	} {
+		if err := e.r.SetIssuers(set); err == nil {
+			t.Errorf("%s: SetIssuers accepted it", name)
+		}
+	}
+	if got := ask(); !got.Certificate.Equal(renewed) {
+		t.Error("a refused SetIssuers changed the responder")
 	}
 }

@@ -186,8 +186,8 @@ type Completion struct {
 	Partitions []*storev1.CRLPartition
 }
 
-// Complete stores the signed certificates of a reservation and marks them
-// ISSUED; for a renewal it revokes each superseded certificate as
+// Complete stores the signed certificates of a reservation, marks them
+// ISSUED and logs their issuance in the status-change log; for a renewal it revokes each superseded certificate as
 // superseded in the same transaction (R-V4). Each certificate's TBS must
 // equal the one recorded at reservation.
 func (s *Store) Complete(c Completion) error {
@@ -211,6 +211,9 @@ func (s *Store) Complete(c Completion) error {
 			}
 			rec.State, rec.Der = storev1.CertState_CERT_STATE_ISSUED, der
 			if err := putCert(certs, rec); err != nil {
+				return err
+			}
+			if err := appendChange(tx, rec, storev1.ChangeKind_CHANGE_KIND_ISSUED, c.Now); err != nil {
 				return err
 			}
 			if len(rec.Supersedes) > 0 {

@@ -199,15 +199,22 @@ func revoke(tx *bolt.Tx, r RevokeRequest, audit []*storev1.AuditRecord) (*Revoke
 
 // logChange appends a certificate's status change to the log.
 func logChange(tx *bolt.Tx, rec *storev1.Certificate, now time.Time) error {
+	return appendChange(tx, rec, storev1.ChangeKind_CHANGE_KIND_REVOKED, now)
+}
+
+// appendChange appends a status change for rec. A revocation also enters the
+// certificate into its partition's revoked index and touches the partition,
+// so that its CRL is rebuilt; an issuance is for OCSP replicas only.
+func appendChange(tx *bolt.Tx, rec *storev1.Certificate, kind storev1.ChangeKind, now time.Time) error {
 	rev := currentRevision(tx) + 1
-	v, err := marshal(&storev1.StatusChange{Revision: rev, Serial: rec.Serial, CrlPartition: rec.CrlPartition, Time: timestamppb.New(now)})
+	v, err := marshal(&storev1.StatusChange{Revision: rev, Serial: rec.Serial, CrlPartition: rec.CrlPartition, Time: timestamppb.New(now), Kind: kind})
 	if err != nil {
 		return err
 	}
 	if err := tx.Bucket(bucketChanges).Put(binary.BigEndian.AppendUint64(nil, rev), v); err != nil {
 		return err
 	}
-	if rec.CrlPartition != "" {
+	if kind == storev1.ChangeKind_CHANGE_KIND_REVOKED && rec.CrlPartition != "" {
 		if err := tx.Bucket(bucketEntries).Put(append(entryPrefix(rec.CrlPartition), rec.Serial...), nil); err != nil {
 			return err
 		}

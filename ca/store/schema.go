@@ -25,8 +25,9 @@ import (
 //	blocked  SHA-256 of the holder SPKI (32 bytes)      storev1.BlockedKey (R-V8)
 //	inquiries inquiry id                               storev1.Inquiry (R-A2)
 //	events   municipality ‖ 0x00 ‖ event id             storev1.EventResult (R-R1 idempotency)
-//	changes  revision (uint64 BE)                      storev1.StatusChange (R-R4)
+//	changes  revision (uint64 BE)                      storev1.StatusChange: issuance, revocation (R-R4)
 //	meta     "status_revision"                         uint64 BE, the last revision in changes
+//	meta     "ocsp_responder:" ‖ key label             DER of the key's current OCSP responder certificate (R-R6)
 //	partitions partition name                          storev1.CRLPartition (R-R5)
 //	crl_entries partition ‖ 0x00 ‖ serial              empty (revoked certificates of a partition)
 //	crls     partition name                            the partition's last CRL, DER
@@ -67,6 +68,7 @@ var (
 	metaSchemaVersion = []byte("schema_version")
 	metaAuditHead     = []byte("audit_head")
 	metaRevision      = []byte("status_revision")
+	metaResponder     = []byte("ocsp_responder:")
 )
 
 func encodeSchemaVersion(v uint32) []byte {

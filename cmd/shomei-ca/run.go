@@ -26,6 +26,7 @@ import (
 	"github.com/shomei-pki/shomei/crl"
 	"github.com/shomei-pki/shomei/internal/config"
 	"github.com/shomei-pki/shomei/internal/server"
+	"github.com/shomei-pki/shomei/ocsp"
 )
 
 // run starts the CA and serves until ctx ends. ready, if set, gets the bound
@@ -75,22 +76,35 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 			return err
 		}
 	}
-	var publisher *crl.Publisher
+	// Revocations wake the CRL publisher and the OCSP follower at once;
+	// both also poll the store's status-change log (R-R4).
+	var (
+		publisher *crl.Publisher
+		responder *ocsp.Responder
+		follow    *follower
+	)
 	authority, err := ca.New(ctx, ca.Config{
 		Store: st, Token: tok, Profile: pcfg, CRLBaseURL: cfg.Server.PublicURL + "/crl",
 		AllowECDSAP256: cfg.Certificates.AllowECDSAP256, Log: log, Metrics: metrics,
-		OnStatusChange: func() { publisher.Notify() },
+		OnStatusChange: func() { follow.Notify(); publisher.Notify() },
 	})
 	if err != nil {
 		return err
 	}
-	publisher, err = crl.NewPublisher(crl.PublisherConfig{Source: st, Issuers: authority.IssuerSigner, Log: log})
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	if responder, err = startOCSP(bgCtx, cfg, st, tok, authority, reg, log); err != nil {
+		return fmt.Errorf("OCSP responder: %w", err)
+	}
+	if follow, err = newFollower(st, responder.Invalidate, reg, log); err != nil {
+		return err
+	}
+	publisher, err = crl.NewPublisher(crl.PublisherConfig{Source: st, Issuers: authority.IssuerSigner, Log: log, Published: follow.published})
 	if err != nil {
 		return err
 	}
-	pubCtx, stopPublisher := context.WithCancel(ctx)
-	defer stopPublisher()
-	go publisher.Run(pubCtx)
+	go follow.run(bgCtx)
+	go publisher.Run(bgCtx)
 	auth, err := authorizer(cfg, log)
 	if err != nil {
 		return err
@@ -132,7 +146,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 			cav1.RegisterCertificateAuthorityServer(s, svc)
 			cav1.RegisterEventsServer(s, svc.Events())
 		},
-		HTTP:            mux,
+		HTTP:            withOCSP(responder, mux),
 		ShutdownTimeout: cfg.Server.ShutdownTimeout,
 		Ready:           ready,
 		Log:             log,

@@ -26,6 +26,7 @@ type Config struct {
 	Issuers      Issuers      `yaml:"issuers"`
 	Server       Server       `yaml:"server"`
 	Certificates Certificates `yaml:"certificates"`
+	OCSP         OCSP         `yaml:"ocsp"`
 	// Clients are the municipal systems allowed to call the API. With none,
 	// anyone who reaches the gRPC address may act for any municipality:
 	// acceptable only for development on a loopback address.
@@ -98,6 +99,27 @@ type Client struct {
 	TokenFile string `yaml:"token_file"`
 	// Municipalities are the 5-digit codes the client may act for.
 	Municipalities []string `yaml:"municipalities"`
+	// Replica: the client is an OCSP replica (shomei-ocsp). It may follow
+	// every certificate's status and have its responder keys certified,
+	// and nothing else; it acts for no municipality.
+	Replica bool `yaml:"replica"`
+}
+
+// OCSP configures the OCSP responder (R-R6).
+type OCSP struct {
+	// ResponderValidity is how long a delegated responder certificate is
+	// valid; default 168h (7 days).
+	ResponderValidity time.Duration `yaml:"responder_validity"`
+	// RenewBefore: the responder certificate is renewed when less than
+	// this is left; default 48h.
+	RenewBefore time.Duration `yaml:"renew_before"`
+	// ResponseValidity is nextUpdate - thisUpdate of a response; default 1h.
+	ResponseValidity time.Duration `yaml:"response_validity"`
+	// MaxAge caps Cache-Control max-age; 0: up to nextUpdate.
+	MaxAge time.Duration `yaml:"max_age"`
+	// CacheSize is how many signed responses are kept; 0: the default
+	// (262,144), negative: none.
+	CacheSize int `yaml:"cache_size"`
 }
 
 // Load reads, strictly decodes and validates the file at path.
@@ -205,9 +227,17 @@ func (c *Config) validate() error {
 		}
 	}
 	for i, cl := range c.Clients {
-		if cl.Name == "" || cl.TokenFile == "" || len(cl.Municipalities) == 0 {
-			errs = append(errs, fmt.Errorf("clients[%d]: name, token_file and municipalities are required", i))
+		switch {
+		case cl.Name == "" || cl.TokenFile == "":
+			errs = append(errs, fmt.Errorf("clients[%d]: name and token_file are required", i))
+		case cl.Replica && len(cl.Municipalities) > 0:
+			errs = append(errs, fmt.Errorf("clients[%d]: a replica acts for no municipality; remove municipalities", i))
+		case !cl.Replica && len(cl.Municipalities) == 0:
+			errs = append(errs, fmt.Errorf("clients[%d]: municipalities are required (or replica: true)", i))
 		}
+	}
+	if c.OCSP.ResponderValidity < 0 || c.OCSP.RenewBefore < 0 || c.OCSP.ResponseValidity < 0 || c.OCSP.MaxAge < 0 {
+		errs = append(errs, errors.New("ocsp: durations must not be negative"))
 	}
 	return errors.Join(errs...)
 }

@@ -203,6 +203,60 @@ func (CertState) EnumDescriptor() ([]byte, []int) {
 	return file_shomei_store_v1_store_proto_rawDescGZIP(), []int{2}
 }
 
+// ChangeKind is what a StatusChange records.
+type ChangeKind int32
+
+const (
+	// Written before kinds were recorded: a revocation.
+	ChangeKind_CHANGE_KIND_UNSPECIFIED ChangeKind = 0
+	// The certificate was issued: it turns from unknown to good. OCSP
+	// replicas follow it; CRLs ignore it.
+	ChangeKind_CHANGE_KIND_ISSUED ChangeKind = 1
+	// The certificate was revoked (R-R2: for good).
+	ChangeKind_CHANGE_KIND_REVOKED ChangeKind = 2
+)
+
+// Enum value maps for ChangeKind.
+var (
+	ChangeKind_name = map[int32]string{
+		0: "CHANGE_KIND_UNSPECIFIED",
+		1: "CHANGE_KIND_ISSUED",
+		2: "CHANGE_KIND_REVOKED",
+	}
+	ChangeKind_value = map[string]int32{
+		"CHANGE_KIND_UNSPECIFIED": 0,
+		"CHANGE_KIND_ISSUED":      1,
+		"CHANGE_KIND_REVOKED":     2,
+	}
+)
+
+func (x ChangeKind) Enum() *ChangeKind {
+	p := new(ChangeKind)
+	*p = x
+	return p
+}
+
+func (x ChangeKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ChangeKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_shomei_store_v1_store_proto_enumTypes[3].Descriptor()
+}
+
+func (ChangeKind) Type() protoreflect.EnumType {
+	return &file_shomei_store_v1_store_proto_enumTypes[3]
+}
+
+func (x ChangeKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ChangeKind.Descriptor instead.
+func (ChangeKind) EnumDescriptor() ([]byte, []int) {
+	return file_shomei_store_v1_store_proto_rawDescGZIP(), []int{3}
+}
+
 // IssuerKey is one generation of an issuer key: where its private key lives in
 // the HSM and the self-signed issuer certificate that goes with it. The private
 // key itself never leaves the HSM; only its PKCS#11 handles are stored here.
@@ -1097,7 +1151,7 @@ func (x *RevokedEntry) GetAlreadyRevoked() bool {
 }
 
 // StatusChange is one entry of the status-change log: the certificate whose
-// status changed at this revision. CRL partitions and OCSP replicas follow
+// status changed at this revision, by issuance or revocation. CRL partitions and OCSP replicas follow
 // the log (R-R4).
 type StatusChange struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1108,7 +1162,10 @@ type StatusChange struct {
 	// Its CRL partition.
 	CrlPartition string `protobuf:"bytes,3,opt,name=crl_partition,json=crlPartition,proto3" json:"crl_partition,omitempty"`
 	// When the change was recorded.
-	Time          *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	Time *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	// What happened. Entries written before this field existed are
+	// revocations (CHANGE_KIND_UNSPECIFIED reads as REVOKED).
+	Kind          ChangeKind `protobuf:"varint,5,opt,name=kind,proto3,enum=shomei.store.v1.ChangeKind" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1169,6 +1226,13 @@ func (x *StatusChange) GetTime() *timestamppb.Timestamp {
 		return x.Time
 	}
 	return nil
+}
+
+func (x *StatusChange) GetKind() ChangeKind {
+	if x != nil {
+		return x.Kind
+	}
+	return ChangeKind_CHANGE_KIND_UNSPECIFIED
 }
 
 // CRLPartition is one CRL partition (R-R5): an issuer key generation and a
@@ -1396,12 +1460,13 @@ const file_shomei_store_v1_store_proto_rawDesc = "" +
 	"\n" +
 	"revocation\x18\x03 \x01(\v2\x1b.shomei.store.v1.RevocationR\n" +
 	"revocation\x12'\n" +
-	"\x0falready_revoked\x18\x04 \x01(\bR\x0ealreadyRevoked\"\x97\x01\n" +
+	"\x0falready_revoked\x18\x04 \x01(\bR\x0ealreadyRevoked\"\xc8\x01\n" +
 	"\fStatusChange\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12\x16\n" +
 	"\x06serial\x18\x02 \x01(\fR\x06serial\x12#\n" +
 	"\rcrl_partition\x18\x03 \x01(\tR\fcrlPartition\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xa8\x03\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12/\n" +
+	"\x04kind\x18\x05 \x01(\x0e2\x1b.shomei.store.v1.ChangeKindR\x04kind\"\xa8\x03\n" +
 	"\fCRLPartition\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x122\n" +
 	"\aprofile\x18\x02 \x01(\x0e2\x18.shomei.store.v1.ProfileR\aprofile\x12+\n" +
@@ -1429,7 +1494,12 @@ const file_shomei_store_v1_store_proto_rawDesc = "" +
 	"\x16CERT_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12CERT_STATE_PENDING\x10\x01\x12\x15\n" +
 	"\x11CERT_STATE_ISSUED\x10\x02\x12\x18\n" +
-	"\x14CERT_STATE_ABANDONED\x10\x03B:Z8github.com/shomei-pki/shomei/api/shomei/store/v1;storev1b\x06proto3"
+	"\x14CERT_STATE_ABANDONED\x10\x03*Z\n" +
+	"\n" +
+	"ChangeKind\x12\x1b\n" +
+	"\x17CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12CHANGE_KIND_ISSUED\x10\x01\x12\x17\n" +
+	"\x13CHANGE_KIND_REVOKED\x10\x02B:Z8github.com/shomei-pki/shomei/api/shomei/store/v1;storev1b\x06proto3"
 
 var (
 	file_shomei_store_v1_store_proto_rawDescOnce sync.Once
@@ -1443,56 +1513,58 @@ func file_shomei_store_v1_store_proto_rawDescGZIP() []byte {
 	return file_shomei_store_v1_store_proto_rawDescData
 }
 
-var file_shomei_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_shomei_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_shomei_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_shomei_store_v1_store_proto_goTypes = []any{
 	(Profile)(0),                  // 0: shomei.store.v1.Profile
 	(KeyState)(0),                 // 1: shomei.store.v1.KeyState
 	(CertState)(0),                // 2: shomei.store.v1.CertState
-	(*IssuerKey)(nil),             // 3: shomei.store.v1.IssuerKey
-	(*AuditRecord)(nil),           // 4: shomei.store.v1.AuditRecord
-	(*AuditField)(nil),            // 5: shomei.store.v1.AuditField
-	(*Certificate)(nil),           // 6: shomei.store.v1.Certificate
-	(*Revocation)(nil),            // 7: shomei.store.v1.Revocation
-	(*Inquiry)(nil),               // 8: shomei.store.v1.Inquiry
-	(*BlockedKey)(nil),            // 9: shomei.store.v1.BlockedKey
-	(*EventResult)(nil),           // 10: shomei.store.v1.EventResult
-	(*RevokedEntry)(nil),          // 11: shomei.store.v1.RevokedEntry
-	(*StatusChange)(nil),          // 12: shomei.store.v1.StatusChange
-	(*CRLPartition)(nil),          // 13: shomei.store.v1.CRLPartition
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(ChangeKind)(0),               // 3: shomei.store.v1.ChangeKind
+	(*IssuerKey)(nil),             // 4: shomei.store.v1.IssuerKey
+	(*AuditRecord)(nil),           // 5: shomei.store.v1.AuditRecord
+	(*AuditField)(nil),            // 6: shomei.store.v1.AuditField
+	(*Certificate)(nil),           // 7: shomei.store.v1.Certificate
+	(*Revocation)(nil),            // 8: shomei.store.v1.Revocation
+	(*Inquiry)(nil),               // 9: shomei.store.v1.Inquiry
+	(*BlockedKey)(nil),            // 10: shomei.store.v1.BlockedKey
+	(*EventResult)(nil),           // 11: shomei.store.v1.EventResult
+	(*RevokedEntry)(nil),          // 12: shomei.store.v1.RevokedEntry
+	(*StatusChange)(nil),          // 13: shomei.store.v1.StatusChange
+	(*CRLPartition)(nil),          // 14: shomei.store.v1.CRLPartition
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
 }
 var file_shomei_store_v1_store_proto_depIdxs = []int32{
 	0,  // 0: shomei.store.v1.IssuerKey.profile:type_name -> shomei.store.v1.Profile
 	1,  // 1: shomei.store.v1.IssuerKey.state:type_name -> shomei.store.v1.KeyState
-	14, // 2: shomei.store.v1.IssuerKey.created_at:type_name -> google.protobuf.Timestamp
-	14, // 3: shomei.store.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
-	5,  // 4: shomei.store.v1.AuditRecord.fields:type_name -> shomei.store.v1.AuditField
+	15, // 2: shomei.store.v1.IssuerKey.created_at:type_name -> google.protobuf.Timestamp
+	15, // 3: shomei.store.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
+	6,  // 4: shomei.store.v1.AuditRecord.fields:type_name -> shomei.store.v1.AuditField
 	0,  // 5: shomei.store.v1.Certificate.profile:type_name -> shomei.store.v1.Profile
 	2,  // 6: shomei.store.v1.Certificate.state:type_name -> shomei.store.v1.CertState
-	14, // 7: shomei.store.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
-	14, // 8: shomei.store.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
-	7,  // 9: shomei.store.v1.Certificate.revocation:type_name -> shomei.store.v1.Revocation
-	14, // 10: shomei.store.v1.Certificate.created_at:type_name -> google.protobuf.Timestamp
-	14, // 11: shomei.store.v1.Revocation.revoked_at:type_name -> google.protobuf.Timestamp
-	14, // 12: shomei.store.v1.Revocation.invalidity_date:type_name -> google.protobuf.Timestamp
-	14, // 13: shomei.store.v1.Inquiry.opened_at:type_name -> google.protobuf.Timestamp
-	14, // 14: shomei.store.v1.Inquiry.expires_at:type_name -> google.protobuf.Timestamp
-	14, // 15: shomei.store.v1.Inquiry.used_at:type_name -> google.protobuf.Timestamp
-	14, // 16: shomei.store.v1.BlockedKey.blocked_at:type_name -> google.protobuf.Timestamp
-	14, // 17: shomei.store.v1.EventResult.applied_at:type_name -> google.protobuf.Timestamp
-	11, // 18: shomei.store.v1.EventResult.revoked:type_name -> shomei.store.v1.RevokedEntry
+	15, // 7: shomei.store.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
+	15, // 8: shomei.store.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
+	8,  // 9: shomei.store.v1.Certificate.revocation:type_name -> shomei.store.v1.Revocation
+	15, // 10: shomei.store.v1.Certificate.created_at:type_name -> google.protobuf.Timestamp
+	15, // 11: shomei.store.v1.Revocation.revoked_at:type_name -> google.protobuf.Timestamp
+	15, // 12: shomei.store.v1.Revocation.invalidity_date:type_name -> google.protobuf.Timestamp
+	15, // 13: shomei.store.v1.Inquiry.opened_at:type_name -> google.protobuf.Timestamp
+	15, // 14: shomei.store.v1.Inquiry.expires_at:type_name -> google.protobuf.Timestamp
+	15, // 15: shomei.store.v1.Inquiry.used_at:type_name -> google.protobuf.Timestamp
+	15, // 16: shomei.store.v1.BlockedKey.blocked_at:type_name -> google.protobuf.Timestamp
+	15, // 17: shomei.store.v1.EventResult.applied_at:type_name -> google.protobuf.Timestamp
+	12, // 18: shomei.store.v1.EventResult.revoked:type_name -> shomei.store.v1.RevokedEntry
 	0,  // 19: shomei.store.v1.RevokedEntry.profile:type_name -> shomei.store.v1.Profile
-	7,  // 20: shomei.store.v1.RevokedEntry.revocation:type_name -> shomei.store.v1.Revocation
-	14, // 21: shomei.store.v1.StatusChange.time:type_name -> google.protobuf.Timestamp
-	0,  // 22: shomei.store.v1.CRLPartition.profile:type_name -> shomei.store.v1.Profile
-	14, // 23: shomei.store.v1.CRLPartition.this_update:type_name -> google.protobuf.Timestamp
-	14, // 24: shomei.store.v1.CRLPartition.next_update:type_name -> google.protobuf.Timestamp
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	8,  // 20: shomei.store.v1.RevokedEntry.revocation:type_name -> shomei.store.v1.Revocation
+	15, // 21: shomei.store.v1.StatusChange.time:type_name -> google.protobuf.Timestamp
+	3,  // 22: shomei.store.v1.StatusChange.kind:type_name -> shomei.store.v1.ChangeKind
+	0,  // 23: shomei.store.v1.CRLPartition.profile:type_name -> shomei.store.v1.Profile
+	15, // 24: shomei.store.v1.CRLPartition.this_update:type_name -> google.protobuf.Timestamp
+	15, // 25: shomei.store.v1.CRLPartition.next_update:type_name -> google.protobuf.Timestamp
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_shomei_store_v1_store_proto_init() }
@@ -1505,7 +1577,7 @@ func file_shomei_store_v1_store_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shomei_store_v1_store_proto_rawDesc), len(file_shomei_store_v1_store_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      4,
 			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,

@@ -1,0 +1,282 @@
+package responders
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/shomei-pki/shomei/hsm"
+	"github.com/shomei-pki/shomei/ocsp"
+)
+
+// Defaults for Config.
+const (
+	DefaultValidity    = 7 * 24 * time.Hour
+	DefaultRenewBefore = 2 * 24 * time.Hour
+	// DefaultKeyAlgorithm: responses are signed like the issuers sign
+	// certificates (R-P1).
+	DefaultKeyAlgorithm = hsm.RSA2048
+)
+
+// Target is one issuer key generation that needs a delegated responder.
+type Target struct {
+	// Name is the issuer key generation's short name, e.g. "sign-g1". It
+	// names the responder key (<KeyPrefix>-<Name>) and is passed to the
+	// Certifier.
+	Name string
+	// Certificate is the issuer certificate.
+	Certificate *x509.Certificate
+}
+
+// Certifier has the issuer sign a delegated responder certificate for
+// responder's public key, valid from notBefore to notAfter. The local CA
+// signs it with the issuer key (ca.ResponderCertifier); a replica asks the
+// CA over gRPC. The signer is passed so that a remote CA can be given proof
+// of possession (a CSR); a local certifier may ignore it.
+type Certifier interface {
+	CertifyResponder(ctx context.Context, issuer string, responder crypto.Signer, notBefore, notAfter time.Time) (der []byte, err error)
+}
+
+// CertStore remembers the current responder certificate of each key, so
+// that a restart does not certify a new one.
+type CertStore interface {
+	// ResponderCertificate returns the certificate saved for keyLabel, or
+	// nil and no error when there is none.
+	ResponderCertificate(keyLabel string) ([]byte, error)
+	SaveResponderCertificate(keyLabel string, der []byte) error
+}
+
+// Config configures a Keeper.
+type Config struct {
+	// Token holds the responder keys; required.
+	Token *hsm.Token
+	// Targets are the issuer key generations to answer for; at least one.
+	Targets []Target
+	// KeyPrefix starts every responder key label, e.g. "shomei-ocsp"
+	// (the CA) or "shomei-ocsp-replica1"; required.
+	KeyPrefix string
+	// KeyAlgorithm of new responder keys; default DefaultKeyAlgorithm.
+	KeyAlgorithm hsm.KeyAlgorithm
+	Certifier    Certifier // required
+	Store        CertStore // required
+	// Validity of a responder certificate; default DefaultValidity. The
+	// id-pkix-ocsp-nocheck extension means relying parties never check it
+	// for revocation, so it is kept short.
+	Validity time.Duration
+	// RenewBefore: a certificate with less than this left is renewed;
+	// default DefaultRenewBefore, and less than Validity.
+	RenewBefore time.Duration
+	Now         func() time.Time // default time.Now
+	Log         *slog.Logger     // default discards
+}
+
+// Keeper keeps one delegated OCSP responder per issuer key generation:
+// its key generated in the HSM on first use and its certificate renewed
+// before it expires (R-R6). It is not safe for concurrent use; one goroutine
+// calls Current.
+type Keeper struct {
+	cfg Config
+}
+
+// New checks cfg and makes a Keeper.
+func New(cfg Config) (*Keeper, error) {
+	switch {
+	case cfg.Token == nil:
+		return nil, errors.New("responders: Config.Token is required")
+	case len(cfg.Targets) == 0:
+		return nil, errors.New("responders: Config.Targets is empty")
+	case cfg.KeyPrefix == "":
+		return nil, errors.New("responders: Config.KeyPrefix is required")
+	case cfg.Certifier == nil || cfg.Store == nil:
+		return nil, errors.New("responders: Config.Certifier and Config.Store are required")
+	}
+	for i, t := range cfg.Targets {
+		if t.Name == "" || t.Certificate == nil {
+			return nil, fmt.Errorf("responders: Config.Targets[%d] needs a name and a certificate", i)
+		}
+	}
+	if cfg.KeyAlgorithm == "" {
+		cfg.KeyAlgorithm = DefaultKeyAlgorithm
+	}
+	if cfg.Validity == 0 {
+		cfg.Validity = DefaultValidity
+	}
+	if cfg.RenewBefore == 0 {
+		cfg.RenewBefore = DefaultRenewBefore
+	}
+	if cfg.Validity < time.Minute || cfg.RenewBefore <= 0 || cfg.RenewBefore >= cfg.Validity {
+		return nil, fmt.Errorf("responders: renew_before (%v) must be positive and less than the validity (%v), which must be at least a minute", cfg.RenewBefore, cfg.Validity)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Keeper{cfg: cfg}, nil
+}
+
+// KeyLabel is the HSM label of the responder key for target.
+func (k *Keeper) KeyLabel(target string) string { return k.cfg.KeyPrefix + "-" + target }
+
+// Current returns the responders for every target, certifying a new
+// certificate where the saved one is missing, does not match its key or
+// issuer, or has less than RenewBefore left, and when the caller should call
+// again (the earliest renewal time). When certifying fails but a saved
+// certificate is still valid, that one is used and the error is logged, so a
+// CA outage does not stop a replica from answering; with no usable
+// certificate for a target, Current fails.
+func (k *Keeper) Current(ctx context.Context) ([]*ocsp.Issuer, time.Time, error) {
+	out := make([]*ocsp.Issuer, 0, len(k.cfg.Targets))
+	var next time.Time
+	for _, t := range k.cfg.Targets {
+		is, renewAt, err := k.current(ctx, t)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		out = append(out, is)
+		if next.IsZero() || renewAt.Before(next) {
+			next = renewAt
+		}
+	}
+	return out, next, nil
+}
+
+func (k *Keeper) current(ctx context.Context, t Target) (*ocsp.Issuer, time.Time, error) {
+	label := k.KeyLabel(t.Name)
+	signer, err := k.signer(ctx, label)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("responders: %s: %w", label, err)
+	}
+	now := k.cfg.Now()
+	saved, err := k.saved(label, t, signer.Public(), now)
+	if err != nil {
+		k.cfg.Log.Warn("OCSP responder certificate not usable; certifying a new one", "key", label, "err", err)
+	}
+	if saved != nil && saved.NotAfter.Sub(now) > k.cfg.RenewBefore {
+		return &ocsp.Issuer{Certificate: t.Certificate, Responder: saved, Signer: signer}, saved.NotAfter.Add(-k.cfg.RenewBefore), nil
+	}
+
+	// Backdate a minute for relying parties' clock skew, and stay within
+	// the issuer's validity.
+	notBefore := now.Add(-time.Minute).Truncate(time.Second)
+	if notBefore.Before(t.Certificate.NotBefore) {
+		notBefore = t.Certificate.NotBefore
+	}
+	notAfter := notBefore.Add(k.cfg.Validity)
+	if notAfter.After(t.Certificate.NotAfter) {
+		notAfter = t.Certificate.NotAfter
+	}
+	cert, err := k.certify(ctx, label, t, signer, notBefore, notAfter)
+	if err != nil {
+		if saved != nil && now.Before(saved.NotAfter) {
+			k.cfg.Log.Error("renewing the OCSP responder certificate failed; the current one is used until it expires",
+				"key", label, "not_after", saved.NotAfter, "err", err)
+			return &ocsp.Issuer{Certificate: t.Certificate, Responder: saved, Signer: signer}, now.Add(time.Minute), nil
+		}
+		return nil, time.Time{}, fmt.Errorf("responders: %s: %w", label, err)
+	}
+	k.cfg.Log.Info("OCSP responder certificate certified", "key", label, "serial", fmt.Sprintf("%x", cert.SerialNumber), "not_after", cert.NotAfter)
+	renewAt := cert.NotAfter.Add(-k.cfg.RenewBefore)
+	if !renewAt.After(now) { // the issuer expires within RenewBefore
+		renewAt = cert.NotAfter
+	}
+	return &ocsp.Issuer{Certificate: t.Certificate, Responder: cert, Signer: signer}, renewAt, nil
+}
+
+// signer finds the responder key labelled label, or generates it.
+func (k *Keeper) signer(ctx context.Context, label string) (*hsm.Signer, error) {
+	keys, err := k.cfg.Token.Keys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var found []hsm.KeyRef
+	for _, key := range keys {
+		if key.Label == label {
+			found = append(found, key.KeyRef)
+		}
+	}
+	switch len(found) {
+	case 0:
+		ref := hsm.KeyRef{Label: label, ID: make([]byte, 16)}
+		if _, err := rand.Read(ref.ID); err != nil {
+			return nil, err
+		}
+		s, err := k.cfg.Token.GenerateKey(ctx, ref, k.cfg.KeyAlgorithm)
+		if err != nil {
+			return nil, err
+		}
+		k.cfg.Log.Info("OCSP responder key generated in the HSM", "key", label, "algorithm", k.cfg.KeyAlgorithm)
+		return s, nil
+	case 1:
+		return k.cfg.Token.Signer(ctx, found[0])
+	default:
+		return nil, fmt.Errorf("%d keys carry the label; remove the extra ones", len(found))
+	}
+}
+
+// saved returns the saved certificate of label if it is one for this key
+// and issuer, still valid at now.
+func (k *Keeper) saved(label string, t Target, pub crypto.PublicKey, now time.Time) (*x509.Certificate, error) {
+	der, err := k.cfg.Store.ResponderCertificate(label)
+	if err != nil || der == nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	if err := check(cert, t, pub); err != nil {
+		return nil, err
+	}
+	if now.Before(cert.NotBefore) || !now.Before(cert.NotAfter) {
+		return nil, fmt.Errorf("it is valid from %s to %s", cert.NotBefore, cert.NotAfter)
+	}
+	return cert, nil
+}
+
+// certify has the Certifier sign a certificate, checks and saves it.
+func (k *Keeper) certify(ctx context.Context, label string, t Target, signer crypto.Signer, notBefore, notAfter time.Time) (*x509.Certificate, error) {
+	der, err := k.cfg.Certifier.CertifyResponder(ctx, t.Name, signer, notBefore, notAfter)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("the certifier returned an unparseable certificate: %w", err)
+	}
+	if err := check(cert, t, signer.Public()); err != nil {
+		return nil, fmt.Errorf("the certifier returned a wrong certificate: %w", err)
+	}
+	if err := k.cfg.Store.SaveResponderCertificate(label, der); err != nil {
+		return nil, err
+	}
+	return cert, nil
+}
+
+// check: cert certifies pub for OCSP signing and the issuer signed it.
+func check(cert *x509.Certificate, t Target, pub crypto.PublicKey) error {
+	if p, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !p.Equal(pub) {
+		return errors.New("it certifies another key")
+	}
+	if !bytes.Equal(cert.RawIssuer, t.Certificate.RawSubject) {
+		return errors.New("another issuer signed it")
+	}
+	if err := cert.CheckSignatureFrom(t.Certificate); err != nil {
+		return fmt.Errorf("the issuer's signature does not verify: %w", err)
+	}
+	ok := false
+	for _, u := range cert.ExtKeyUsage {
+		ok = ok || u == x509.ExtKeyUsageOCSPSigning
+	}
+	if !ok {
+		return errors.New("it lacks id-kp-OCSPSigning")
+	}
+	return nil
+}
