@@ -13,11 +13,19 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Client is a municipal system and the municipalities it acts for.
+// Client is a municipal system and the municipalities it acts for, or an
+// OCSP replica (Replica, no municipalities).
 type Client struct {
 	Name           string
 	Token          string
 	Municipalities []string
+	Replica        bool
+}
+
+// ReplicaAuthorizer admits OCSP replicas to the Replication service and
+// returns the replica's name for the audit log.
+type ReplicaAuthorizer interface {
+	AuthorizeReplica(ctx context.Context) (name string, err error)
 }
 
 // TokenAuthorizer admits callers presenting a client's bearer token
@@ -31,24 +39,53 @@ type tokenClient struct {
 	name           string
 	tokenSHA256    [sha256.Size]byte
 	municipalities []string
+	replica        bool
 }
 
-var _ Authorizer = (*TokenAuthorizer)(nil)
+var (
+	_ Authorizer        = (*TokenAuthorizer)(nil)
+	_ ReplicaAuthorizer = (*TokenAuthorizer)(nil)
+)
 
 // NewTokenAuthorizer builds an authorizer for clients.
 func NewTokenAuthorizer(clients []Client) (*TokenAuthorizer, error) {
 	a := &TokenAuthorizer{}
 	for _, c := range clients {
-		if c.Name == "" || len(c.Token) < 16 || len(c.Municipalities) == 0 {
-			return nil, errors.New("service: a client needs a name, a token of at least 16 characters and municipalities")
+		if c.Name == "" || len(c.Token) < 16 || (len(c.Municipalities) == 0) != c.Replica {
+			return nil, errors.New("service: a client needs a name, a token of at least 16 characters and municipalities, or, for a replica, none")
 		}
-		a.clients = append(a.clients, tokenClient{name: c.Name, tokenSHA256: sha256.Sum256([]byte(c.Token)), municipalities: c.Municipalities})
+		a.clients = append(a.clients, tokenClient{name: c.Name, tokenSHA256: sha256.Sum256([]byte(c.Token)), municipalities: c.Municipalities, replica: c.Replica})
 	}
 	return a, nil
 }
 
 // Authorize implements Authorizer.
 func (a *TokenAuthorizer) Authorize(ctx context.Context, municipality string) error {
+	found, err := a.client(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(found.municipalities, municipality) {
+		return status.Errorf(codes.PermissionDenied, "client %s may not act for municipality %q", found.name, municipality)
+	}
+	return nil
+}
+
+// AuthorizeReplica implements ReplicaAuthorizer: only clients configured as
+// replicas.
+func (a *TokenAuthorizer) AuthorizeReplica(ctx context.Context) (string, error) {
+	found, err := a.client(ctx)
+	if err != nil {
+		return "", err
+	}
+	if !found.replica {
+		return "", status.Errorf(codes.PermissionDenied, "client %s is not an OCSP replica", found.name)
+	}
+	return found.name, nil
+}
+
+// client finds the caller by its bearer token.
+func (a *TokenAuthorizer) client(ctx context.Context) (*tokenClient, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	var token string
 	for _, v := range md.Get("authorization") {
@@ -57,7 +94,7 @@ func (a *TokenAuthorizer) Authorize(ctx context.Context, municipality string) er
 		}
 	}
 	if token == "" {
-		return status.Error(codes.Unauthenticated, `no client token: send "authorization: Bearer <token>"`)
+		return nil, status.Error(codes.Unauthenticated, `no client token: send "authorization: Bearer <token>"`)
 	}
 	sum := sha256.Sum256([]byte(token))
 	var found *tokenClient
@@ -67,19 +104,22 @@ func (a *TokenAuthorizer) Authorize(ctx context.Context, municipality string) er
 		}
 	}
 	if found == nil {
-		return status.Error(codes.Unauthenticated, "unknown client token")
+		return nil, status.Error(codes.Unauthenticated, "unknown client token")
 	}
-	if !slices.Contains(found.municipalities, municipality) {
-		return status.Errorf(codes.PermissionDenied, "client %s may not act for municipality %q", found.name, municipality)
-	}
-	return nil
+	return found, nil
 }
 
 // Open admits every caller for every municipality: for development on a
 // loopback address only.
 type Open struct{}
 
-var _ Authorizer = Open{}
+var (
+	_ Authorizer        = Open{}
+	_ ReplicaAuthorizer = Open{}
+)
 
 // Authorize implements Authorizer.
 func (Open) Authorize(context.Context, string) error { return nil }
+
+// AuthorizeReplica implements ReplicaAuthorizer.
+func (Open) AuthorizeReplica(context.Context) (string, error) { return "local replica", nil }

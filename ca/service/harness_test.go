@@ -102,12 +102,13 @@ func (b *logBuffer) String() string {
 
 // harness is one CA, as shomei-ca wires it, served over gRPC on loopback.
 type harness struct {
-	client  cav1.CertificateAuthorityClient
-	events  cav1.EventsClient
-	store   *store.Store
-	clock   *clock
-	issuers map[cav1.Profile]*x509.Certificate
-	log     *logBuffer
+	client      cav1.CertificateAuthorityClient
+	events      cav1.EventsClient
+	replication cav1.ReplicationClient
+	store       *store.Store
+	clock       *clock
+	issuers     map[cav1.Profile]*x509.Certificate
+	log         *logBuffer
 
 	mu sync.Mutex
 	// personal is every holder id, name, address and date of birth the test
@@ -194,9 +195,16 @@ func start(t *testing.T, token string, opts options) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Small pages, so that tests see a snapshot in several messages.
+	repl, err := service.NewReplication(service.ReplicationConfig{CA: authority, Store: st, Auth: service.Open{},
+		Batch: 2, Poll: 20 * time.Millisecond, Now: h.clock.Now, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := grpc.NewServer()
 	cav1.RegisterCertificateAuthorityServer(srv, svc)
 	cav1.RegisterEventsServer(srv, svc.Events())
+	cav1.RegisterReplicationServer(srv, repl)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	t.Cleanup(func() {
@@ -212,6 +220,7 @@ func start(t *testing.T, token string, opts options) *harness {
 	t.Cleanup(func() { conn.Close() })
 	h.client = cav1.NewCertificateAuthorityClient(conn)
 	h.events = cav1.NewEventsClient(conn)
+	h.replication = cav1.NewReplicationClient(conn)
 
 	// Registered last, so it runs first, while the test's state is there.
 	t.Cleanup(func() { h.checkLog(t) })

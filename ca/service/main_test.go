@@ -26,11 +26,13 @@ const (
 	tokenCharacters = "rules-characters"
 	tokenLookup     = "rules-lookup"
 	tokenEvents     = "rules-events"
+	tokenReplicate  = "rules-replication"
 )
 
 var tokens = []string{
 	tokenApplicant, tokenInquiry, tokenAge, tokenDouble, tokenTogether, tokenKeys,
 	tokenKeysP256, tokenValidity, tokenRenewal, tokenCharacters, tokenLookup, tokenEvents,
+	tokenReplicate,
 }
 
 func TestMain(m *testing.M) {

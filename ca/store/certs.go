@@ -425,3 +425,34 @@ func tbsOf(der []byte) ([]byte, error) {
 	}
 	return tbs, nil
 }
+
+// CertificatesAfter calls fn for up to limit certificate records whose
+// serial key sorts after after (nil: from the first), in key order, each in
+// one short read transaction, and returns the last key seen (nil when there
+// were none). Paging keeps a long walk, such as an OCSP replica's snapshot,
+// from holding a read transaction open while it sends.
+func (s *Store) CertificatesAfter(after []byte, limit int, fn func(*storev1.Certificate) error) ([]byte, error) {
+	var last []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketCerts).Cursor()
+		k, v := c.First()
+		if after != nil {
+			if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
+				k, v = c.Next()
+			}
+		}
+		for n := 0; k != nil && n < limit; k, v = c.Next() {
+			rec := new(storev1.Certificate)
+			if err := proto.Unmarshal(v, rec); err != nil {
+				return fmt.Errorf("store is damaged: certificate %x: %w", k, err)
+			}
+			if err := fn(rec); err != nil {
+				return err
+			}
+			last = bytes.Clone(k)
+			n++
+		}
+		return nil
+	})
+	return last, err
+}

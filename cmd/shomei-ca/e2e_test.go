@@ -50,14 +50,14 @@ func TestMain(m *testing.M) {
 }
 
 func setup(m *testing.M) (int, error) {
-	dir, cleanup, err := softhsm.NewTestEnv("e2e-flow", "e2e-crash", "e2e-bench", "e2e-revoke")
+	dir, cleanup, err := softhsm.NewTestEnv("e2e-flow", "e2e-crash", "e2e-bench", "e2e-revoke", "e2e-replica-ca", "e2e-replica")
 	if err != nil {
 		return 0, err
 	}
 	defer cleanup()
 	testDir = dir
 	binDir = filepath.Join(dir.Root, "bin")
-	if out, err := exec.Command("go", "build", "-o", binDir+"/", "../shomei-ca", "../shomeictl").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", binDir+"/", "../shomei-ca", "../shomeictl", "../shomei-ocsp").CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("building: %v: %s", err, out)
 	}
 	return m.Run(), nil
@@ -118,7 +118,16 @@ var listening = regexp.MustCompile(`msg=listening grpc=(\S+) http=(\S+)`)
 // startCA starts the binary and waits until it listens.
 func startCA(t testing.TB, config string) *caProc {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "shomei-ca"), "--config", config)
+	p, addrs := startBinary(t, "shomei-ca", config, listening)
+	p.grpc, p.http = addrs[0], addrs[1]
+	return p
+}
+
+// startBinary starts binary with --config config and waits for the log
+// line ready matches, returning its submatches.
+func startBinary(t testing.TB, binary, config string, ready *regexp.Regexp) (*caProc, []string) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, binary), "--config", config)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -133,20 +142,20 @@ func startCA(t testing.TB, config string) *caProc {
 		for sc.Scan() {
 			line := sc.Text()
 			p.log.Write([]byte(line + "\n"))
-			if m := listening.FindStringSubmatch(line); m != nil {
+			if m := ready.FindStringSubmatch(line); m != nil {
 				addrs <- m[1:]
 			}
 		}
 	}()
 	go func() { p.done <- cmd.Wait() }()
+	var got []string
 	select {
-	case a := <-addrs:
-		p.grpc, p.http = a[0], a[1]
+	case got = <-addrs:
 	case err := <-p.done:
-		t.Fatalf("shomei-ca exited before listening: %v\n%s", err, p.log)
+		t.Fatalf("%s exited before listening: %v\n%s", binary, err, p.log)
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
-		t.Fatalf("shomei-ca did not listen within 60s\n%s", p.log)
+		t.Fatalf("%s did not listen within 60s\n%s", binary, p.log)
 	}
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
@@ -154,7 +163,7 @@ func startCA(t testing.TB, config string) *caProc {
 			<-p.done
 		}
 	})
-	return p
+	return p, got
 }
 
 // stop sends SIGTERM and waits for a clean exit.

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -58,35 +57,8 @@ func startOCSP(ctx context.Context, cfg *config.Config, st *store.Store, tok *hs
 	if err != nil {
 		return nil, err
 	}
-	go renewResponders(ctx, keeper, responder, next, log)
+	go keeper.Maintain(ctx, responder, next)
 	return responder, nil
-}
-
-// renewResponders renews the responder certificates when due.
-func renewResponders(ctx context.Context, keeper *responders.Keeper, responder *ocsp.Responder, next time.Time, log *slog.Logger) {
-	for {
-		wait := time.Until(next)
-		// Wake at least hourly: a suspended machine's timers run late.
-		wait = max(min(wait, time.Hour), time.Second)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		if time.Now().Before(next) {
-			continue
-		}
-		issuers, n, err := keeper.Current(ctx)
-		if err == nil {
-			err = responder.SetIssuers(issuers)
-		}
-		if err != nil {
-			log.Error("renewing the OCSP responder certificates failed; retrying in a minute", "err", err)
-			next = time.Now().Add(time.Minute)
-			continue
-		}
-		next = n
-	}
 }
 
 // withOCSP routes /ocsp and /ocsp/… to the responder before mux: a

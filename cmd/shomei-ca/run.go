@@ -79,14 +79,15 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 	// Revocations wake the CRL publisher and the OCSP follower at once;
 	// both also poll the store's status-change log (R-R4).
 	var (
-		publisher *crl.Publisher
-		responder *ocsp.Responder
-		follow    *follower
+		publisher   *crl.Publisher
+		responder   *ocsp.Responder
+		follow      *follower
+		replication *service.Replication
 	)
 	authority, err := ca.New(ctx, ca.Config{
 		Store: st, Token: tok, Profile: pcfg, CRLBaseURL: cfg.Server.PublicURL + "/crl",
 		AllowECDSAP256: cfg.Certificates.AllowECDSAP256, Log: log, Metrics: metrics,
-		OnStatusChange: func() { follow.Notify(); publisher.Notify() },
+		OnStatusChange: func() { follow.Notify(); publisher.Notify(); replication.Notify() },
 	})
 	if err != nil {
 		return err
@@ -110,6 +111,13 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 		return err
 	}
 	svc, err := service.New(authority, auth, log)
+	if err != nil {
+		return err
+	}
+	replication, err = service.NewReplication(service.ReplicationConfig{
+		CA: authority, Store: st, Auth: auth, Log: log,
+		MaxResponderValidity: cfg.OCSP.ResponderValidity,
+	})
 	if err != nil {
 		return err
 	}
@@ -145,6 +153,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 		Register: func(s *grpc.Server) {
 			cav1.RegisterCertificateAuthorityServer(s, svc)
 			cav1.RegisterEventsServer(s, svc.Events())
+			cav1.RegisterReplicationServer(s, replication)
 		},
 		HTTP:            withOCSP(responder, mux),
 		ShutdownTimeout: cfg.Server.ShutdownTimeout,
@@ -153,9 +162,15 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 	})
 }
 
+// clientAuthorizer admits municipal systems and OCSP replicas.
+type clientAuthorizer interface {
+	service.Authorizer
+	service.ReplicaAuthorizer
+}
+
 // authorizer admits the configured clients, or anyone when none are
 // configured and the API listens on loopback only.
-func authorizer(cfg *config.Config, log *slog.Logger) (service.Authorizer, error) {
+func authorizer(cfg *config.Config, log *slog.Logger) (clientAuthorizer, error) {
 	if len(cfg.Clients) == 0 {
 		host, _, _ := net.SplitHostPort(cfg.Server.GRPCListen)
 		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
@@ -171,7 +186,7 @@ func authorizer(cfg *config.Config, log *slog.Logger) (service.Authorizer, error
 			return nil, fmt.Errorf("client %s: %w", c.Name, err)
 		}
 		token, _, _ := strings.Cut(string(b), "\n")
-		clients = append(clients, service.Client{Name: c.Name, Token: strings.TrimSpace(token), Municipalities: c.Municipalities})
+		clients = append(clients, service.Client{Name: c.Name, Token: strings.TrimSpace(token), Municipalities: c.Municipalities, Replica: c.Replica})
 	}
 	return service.NewTokenAuthorizer(clients)
 }

@@ -166,7 +166,7 @@ func (c *Config) resolve(dir string) {
 		}
 	}
 	abs(&c.Store.Path)
-	abs(&c.HSM.File)
+	c.HSM.resolve(dir)
 	for i := range c.Clients {
 		abs(&c.Clients[i].TokenFile)
 	}
@@ -186,14 +186,6 @@ func (c *Config) resolve(dir string) {
 	if c.Certificates.CPSURL == "" {
 		c.Certificates.CPSURL = c.Server.PublicURL + "/cps"
 	}
-	if strings.Contains(c.HSM.Module, "/") {
-		abs(&c.HSM.Module)
-	}
-	for k, v := range c.HSM.ModuleEnv {
-		if strings.HasPrefix(v, "./") || strings.HasPrefix(v, "../") {
-			c.HSM.ModuleEnv[k] = filepath.Join(dir, v)
-		}
-	}
 }
 
 func (c *Config) validate() error {
@@ -204,17 +196,7 @@ func (c *Config) validate() error {
 		}
 	}
 	need(c.Store.Path, "store.path")
-	need(c.HSM.Module, "hsm.module")
-	need(c.HSM.TokenLabel, "hsm.token_label")
-	if (c.HSM.File == "") == (c.HSM.Env == "") {
-		errs = append(errs, errors.New("hsm: set exactly one of pin_file and pin_env (the PIN itself never goes in this file)"))
-	}
-	if c.HSM.PoolSize < 0 {
-		errs = append(errs, errors.New("hsm.pool_size must not be negative"))
-	}
-	if c.HSM.WaitTimeout < 0 {
-		errs = append(errs, errors.New("hsm.wait_timeout must not be negative"))
-	}
+	errs = append(errs, c.HSM.validate()...)
 	if _, err := c.IssuerConfig(); err != nil {
 		errs = append(errs, err)
 	}
@@ -260,28 +242,67 @@ func (c *Config) IssuerConfig() (issuer.Config, error) {
 }
 
 // OpenHSM sets the module's environment, reads the PIN and opens the token.
-func (c *Config) OpenHSM() (*hsm.Token, error) {
-	keys := make([]string, 0, len(c.HSM.ModuleEnv))
-	for k := range c.HSM.ModuleEnv {
+func (c *Config) OpenHSM() (*hsm.Token, error) { return c.HSM.Open() }
+
+// Open sets the module's environment, reads the PIN and opens the token.
+func (h HSM) Open() (*hsm.Token, error) {
+	keys := make([]string, 0, len(h.ModuleEnv))
+	for k := range h.ModuleEnv {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if err := os.Setenv(k, c.HSM.ModuleEnv[k]); err != nil {
+		if err := os.Setenv(k, h.ModuleEnv[k]); err != nil {
 			return nil, fmt.Errorf("config: hsm.module_env %s: %w", k, err)
 		}
 	}
-	pin, err := c.HSM.PINSource.Read()
+	pin, err := h.PINSource.Read()
 	if err != nil {
 		return nil, err
 	}
 	return hsm.Open(hsm.Config{
-		Module:      c.HSM.Module,
-		TokenLabel:  c.HSM.TokenLabel,
+		Module:      h.Module,
+		TokenLabel:  h.TokenLabel,
 		PIN:         pin,
-		PoolSize:    c.HSM.PoolSize,
-		WaitTimeout: c.HSM.WaitTimeout,
+		PoolSize:    h.PoolSize,
+		WaitTimeout: h.WaitTimeout,
 	})
+}
+
+// resolve makes the HSM's relative paths relative to dir.
+func (h *HSM) resolve(dir string) {
+	if h.File != "" && !filepath.IsAbs(h.File) {
+		h.File = filepath.Join(dir, h.File)
+	}
+	if strings.Contains(h.Module, "/") && !filepath.IsAbs(h.Module) {
+		h.Module = filepath.Join(dir, h.Module)
+	}
+	for k, v := range h.ModuleEnv {
+		if strings.HasPrefix(v, "./") || strings.HasPrefix(v, "../") {
+			h.ModuleEnv[k] = filepath.Join(dir, v)
+		}
+	}
+}
+
+// validate reports what is missing or wrong in the HSM section.
+func (h *HSM) validate() []error {
+	var errs []error
+	if h.Module == "" {
+		errs = append(errs, errors.New("hsm.module is required"))
+	}
+	if h.TokenLabel == "" {
+		errs = append(errs, errors.New("hsm.token_label is required"))
+	}
+	if (h.File == "") == (h.Env == "") {
+		errs = append(errs, errors.New("hsm: set exactly one of pin_file and pin_env (the PIN itself never goes in this file)"))
+	}
+	if h.PoolSize < 0 {
+		errs = append(errs, errors.New("hsm.pool_size must not be negative"))
+	}
+	if h.WaitTimeout < 0 {
+		errs = append(errs, errors.New("hsm.wait_timeout must not be negative"))
+	}
+	return errs
 }
 
 // OCSPEnabled says whether certificates carry the OCSP URL (default yes).

@@ -280,3 +280,31 @@ func check(cert *x509.Certificate, t Target, pub crypto.PublicKey) error {
 	}
 	return nil
 }
+
+// Maintain renews responder's delegated responders when due, starting at
+// next (from Current), until ctx ends. A failed renewal is logged and
+// retried a minute later; the current certificates keep serving meanwhile.
+func (k *Keeper) Maintain(ctx context.Context, responder *ocsp.Responder, next time.Time) {
+	for {
+		// Wake at least hourly: a suspended machine's timers run late.
+		wait := max(min(next.Sub(k.cfg.Now()), time.Hour), time.Second)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if k.cfg.Now().Before(next) {
+			continue
+		}
+		issuers, n, err := k.Current(ctx)
+		if err == nil {
+			err = responder.SetIssuers(issuers)
+		}
+		if err != nil {
+			k.cfg.Log.Error("renewing the OCSP responder certificates failed; retrying in a minute", "err", err)
+			next = k.cfg.Now().Add(time.Minute)
+			continue
+		}
+		next = n
+	}
+}

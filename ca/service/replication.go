@@ -1,0 +1,312 @@
+package service
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
+	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	"github.com/shomei-pki/shomei/ca"
+	"github.com/shomei-pki/shomei/ca/store"
+)
+
+// ReplicationConfig configures the Replication service.
+type ReplicationConfig struct {
+	CA    *ca.CA
+	Store *store.Store
+	Auth  ReplicaAuthorizer
+	// Poll is how often a stream looks at the status-change log when not
+	// notified; default 250 ms. Revocations notify at once (Notify);
+	// issuance is picked up by the poll.
+	Poll time.Duration
+	// Heartbeat is the longest gap between messages on a stream; default
+	// 5 s. Each message tells the replica it was in sync at sent_at.
+	Heartbeat time.Duration
+	// MaxResponderValidity bounds the certificates CertifyResponder signs;
+	// default 7 days.
+	MaxResponderValidity time.Duration
+	// Batch is the most statuses in one message; default 1,000.
+	Batch int
+	Now   func() time.Time
+	Log   *slog.Logger
+}
+
+// Replication implements cav1.ReplicationServer: the feed OCSP replicas
+// follow (R-R4, R-R6).
+type Replication struct {
+	cav1.UnimplementedReplicationServer
+	cfg ReplicationConfig
+
+	mu   sync.Mutex
+	wake chan struct{} // closed and replaced by Notify
+}
+
+// NewReplication checks cfg and makes the service.
+func NewReplication(cfg ReplicationConfig) (*Replication, error) {
+	if cfg.CA == nil || cfg.Store == nil || cfg.Auth == nil {
+		return nil, errors.New("service: replication needs a CA, a store and an authorizer")
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 250 * time.Millisecond
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 5 * time.Second
+	}
+	if cfg.MaxResponderValidity <= 0 {
+		cfg.MaxResponderValidity = 7 * 24 * time.Hour
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 1000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Replication{cfg: cfg, wake: make(chan struct{})}, nil
+}
+
+// Notify wakes every stream to read the status-change log now.
+func (r *Replication) Notify() {
+	r.mu.Lock()
+	close(r.wake)
+	r.wake = make(chan struct{})
+	r.mu.Unlock()
+}
+
+func (r *Replication) woken() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.wake
+}
+
+// errBatchFull stops a walk of the change log at a full batch.
+var errBatchFull = errors.New("batch full")
+
+// Follow implements cav1.ReplicationServer.
+func (r *Replication) Follow(req *cav1.FollowRequest, stream cav1.Replication_FollowServer) error {
+	ctx := stream.Context()
+	name, err := r.cfg.Auth.AuthorizeReplica(ctx)
+	if err != nil {
+		return err
+	}
+	head, err := r.cfg.Store.Revision()
+	if err != nil {
+		return status.Errorf(codes.Unavailable, "reading the status-change log: %v", err)
+	}
+	rev := req.GetSinceRevision()
+	if rev > head {
+		return status.Errorf(codes.FailedPrecondition,
+			"since_revision %d is ahead of this CA's status-change log (%d): the replica follows another CA or the CA's store was replaced; start again from 0", rev, head)
+	}
+	if rev == 0 {
+		r.cfg.Log.Info("replica snapshot", "replica", name, "revision", head)
+		if err := r.snapshot(stream, head); err != nil {
+			return err
+		}
+		rev = head
+	} else {
+		r.cfg.Log.Info("replica resumes", "replica", name, "since_revision", rev, "ca_revision", head)
+	}
+	last := r.cfg.Now()
+	for {
+		wake := r.woken()
+		batch, next, err := r.changes(rev)
+		if err != nil {
+			return status.Errorf(codes.Unavailable, "reading the status-change log: %v", err)
+		}
+		if len(batch) > 0 || next != rev || time.Since(last) >= r.cfg.Heartbeat {
+			if next == rev {
+				if next, err = r.cfg.Store.Revision(); err != nil {
+					return status.Errorf(codes.Unavailable, "reading the status-change log: %v", err)
+				}
+				// A heartbeat claims sync up to the head only when
+				// nothing lies between rev and it.
+				if next != rev {
+					continue
+				}
+			}
+			if err := stream.Send(&cav1.FollowResponse{Statuses: batch, Revision: next, SentAt: timestamppb.New(r.cfg.Now())}); err != nil {
+				return err
+			}
+			rev, last = next, time.Now()
+			if len(batch) == r.cfg.Batch {
+				continue // more is waiting
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wake:
+		case <-time.After(min(r.cfg.Poll, time.Until(last.Add(r.cfg.Heartbeat)))):
+		}
+	}
+}
+
+// snapshot sends the status of every issued certificate, then marks the
+// snapshot complete at revision head. Certificates change while it pages
+// through them; every change after head is sent afterwards, and a status
+// only moves from good to revoked, so the replica converges.
+func (r *Replication) snapshot(stream cav1.Replication_FollowServer, head uint64) error {
+	var after []byte
+	for {
+		var batch []*cav1.CertificateStatus
+		last, err := r.cfg.Store.CertificatesAfter(after, r.cfg.Batch, func(rec *storev1.Certificate) error {
+			if rec.State == storev1.CertState_CERT_STATE_ISSUED {
+				batch = append(batch, certificateStatus(rec, nil))
+			}
+			return nil
+		})
+		if err != nil {
+			return status.Errorf(codes.Unavailable, "reading certificates: %v", err)
+		}
+		if last == nil {
+			break
+		}
+		after = last
+		if len(batch) == 0 {
+			continue
+		}
+		if err := stream.Send(&cav1.FollowResponse{Statuses: batch, Revision: head, Snapshot: true, SentAt: timestamppb.New(r.cfg.Now())}); err != nil {
+			return err
+		}
+	}
+	return stream.Send(&cav1.FollowResponse{Revision: head, SentAt: timestamppb.New(r.cfg.Now())})
+}
+
+// changes reads up to Batch changes after rev and returns the statuses
+// they lead to (the certificates' current statuses) and the revision of
+// the last one.
+func (r *Replication) changes(rev uint64) ([]*cav1.CertificateStatus, uint64, error) {
+	var batch []*cav1.CertificateStatus
+	next := rev
+	err := r.cfg.Store.Changes(rev, func(ch *storev1.StatusChange) error {
+		if len(batch) == r.cfg.Batch {
+			return errBatchFull
+		}
+		rec, err := r.cfg.Store.Certificate(ch.Serial)
+		if err != nil {
+			return fmt.Errorf("change %d: %w", ch.Revision, err)
+		}
+		if rec.State == storev1.CertState_CERT_STATE_ISSUED {
+			batch = append(batch, certificateStatus(rec, ch.Time))
+		}
+		next = ch.Revision
+		return nil
+	})
+	if err != nil && !errors.Is(err, errBatchFull) {
+		return nil, rev, err
+	}
+	return batch, next, nil
+}
+
+func certificateStatus(rec *storev1.Certificate, recorded *timestamppb.Timestamp) *cav1.CertificateStatus {
+	st := &cav1.CertificateStatus{Serial: rec.Serial, Issuer: ca.IssuerName(rec.Profile, rec.IssuerGeneration), NotAfter: rec.NotAfter, RecordedAt: recorded}
+	if rv := rec.Revocation; rv != nil {
+		st.Revocation = &cav1.StatusRevocation{RevokedAt: rv.RevokedAt, Reason: rv.Reason, InvalidityDate: rv.InvalidityDate}
+	}
+	return st
+}
+
+// ListIssuers implements cav1.ReplicationServer.
+func (r *Replication) ListIssuers(ctx context.Context, _ *cav1.ListIssuersRequest) (*cav1.ListIssuersResponse, error) {
+	if _, err := r.cfg.Auth.AuthorizeReplica(ctx); err != nil {
+		return nil, err
+	}
+	out := &cav1.ListIssuersResponse{}
+	for _, g := range r.cfg.CA.IssuerGenerations() {
+		out.Issuers = append(out.Issuers, &cav1.IssuerGeneration{Name: g.Name, CertificateDer: g.Certificate})
+	}
+	return out, nil
+}
+
+// CertifyResponder implements cav1.ReplicationServer.
+func (r *Replication) CertifyResponder(ctx context.Context, req *cav1.CertifyResponderRequest) (*cav1.CertifyResponderResponse, error) {
+	name, err := r.cfg.Auth.AuthorizeReplica(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var vs []ca.Violation
+	bad := func(field, format string, args ...any) {
+		vs = append(vs, ca.Violation{Field: field, Rule: "R-R6", Description: fmt.Sprintf(format, args...)})
+	}
+	csr, err := x509.ParseCertificateRequest(req.GetCsr())
+	switch {
+	case err != nil:
+		bad("csr", "is not a DER PKCS#10 request: %v", err)
+	case csr.CheckSignature() != nil:
+		bad("csr", "signature does not verify with its public key (proof of possession)")
+	default:
+		switch k := csr.PublicKey.(type) {
+		case *rsa.PublicKey:
+			if k.N.BitLen() < 2048 {
+				bad("csr", "RSA key of %d bits; at least 2048", k.N.BitLen())
+			}
+		case *ecdsa.PublicKey:
+		default:
+			bad("csr", "%T keys are not responder keys; RSA or ECDSA", k)
+		}
+	}
+	now := r.cfg.Now()
+	notBefore, notAfter := now.Add(-time.Minute), now.Add(r.cfg.MaxResponderValidity)
+	if req.NotBefore != nil && req.NotBefore.AsTime().After(notBefore) {
+		notBefore = req.NotBefore.AsTime()
+	}
+	if req.NotAfter != nil && req.NotAfter.AsTime().Before(notAfter) {
+		notAfter = req.NotAfter.AsTime()
+	}
+	if !notBefore.Before(notAfter) {
+		bad("not_after", "is not after not_before")
+	}
+	if notBefore.After(now.Add(time.Hour)) {
+		bad("not_before", "is more than an hour ahead")
+	}
+	if len(vs) > 0 {
+		return nil, statusError(r.cfg.Log, &ca.Error{Kind: ca.KindInvalid, Violations: vs})
+	}
+	if cert := r.issuerCertificate(req.GetIssuer()); cert != nil {
+		notBefore = later(notBefore, cert.NotBefore)
+		notAfter = earlier(notAfter, cert.NotAfter)
+	}
+	der, err := r.cfg.CA.CertifyResponder(ctx, req.GetIssuer(), csr.PublicKey, notBefore.Truncate(time.Second), notAfter.Truncate(time.Second), "replica "+name)
+	if err != nil {
+		return nil, statusError(r.cfg.Log, err)
+	}
+	r.cfg.Log.Info("replica responder certified", "replica", name, "issuer", req.GetIssuer())
+	return &cav1.CertifyResponderResponse{CertificateDer: der}, nil
+}
+
+func (r *Replication) issuerCertificate(name string) *x509.Certificate {
+	for _, g := range r.cfg.CA.IssuerGenerations() {
+		if g.Name == name {
+			return r.cfg.CA.IssuerCertificate(g.Profile, g.Generation)
+		}
+	}
+	return nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
+	"github.com/shomei-pki/shomei/internal/softhsm"
+)
+
+var replicaListening = regexp.MustCompile(`msg=listening http=(\S+)`)
+
+// TestOCSPReplica runs shomei-ocsp against the real shomei-ca, each with
+// its own SoftHSM2 token, and checks with openssl ocsp (R-R6, R-R4):
+// the replica answers for certificates issued before it started (snapshot)
+// and after; an address change shows as revoked within 1 s; with the CA
+// stopped it keeps answering; after the CA restarts it resumes from its
+// revision — no second snapshot — and picks up a death event. Tokens keep
+// municipal systems and replicas apart.
+func TestOCSPReplica(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	const cityToken, replicaToken = "kiyose-0123456789abcdef", "replica-0123456789abcdef"
+	write("kiyose.token", cityToken+"\n")
+	write("replica.token", replicaToken+"\n")
+	// A fixed port, so that the replica finds the CA after its restart.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caAddr := ln.Addr().String()
+	ln.Close()
+	caConfig := writeConfig(t, dir, "e2e-replica-ca", `clients:
+  - name: kiyose
+    token_file: kiyose.token
+    municipalities: ["13221"]
+  - name: replica1
+    token_file: replica.token
+    replica: true
+`)
+	conf, err := os.ReadFile(caConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("shomei.yaml", strings.Replace(string(conf), "grpc_listen: 127.0.0.1:0", "grpc_listen: "+caAddr, 1))
+	ca := startCA(t, caConfig)
+	ctx := context.Background()
+	city := dialToken(t, ca.grpc, cityToken)
+	issue := func(id string) (sign, auth *cav1.Certificate) {
+		t.Helper()
+		out, err := cav1.NewCertificateAuthorityClient(city).Issue(ctx, &cav1.IssueRequest{
+			Municipality: kiyose, Holder: holder(id),
+			Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: time.Now().AddDate(8, 0, 0).Format(time.DateOnly)},
+			Profiles: []*cav1.ProfileRequest{
+				{Profile: cav1.Profile_PROFILE_SIGN, Csr: csr(t, rsaKey(t))},
+				{Profile: cav1.Profile_PROFILE_AUTH, Csr: csr(t, rsaKey(t))},
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Certificates[0], out.Certificates[1]
+	}
+	signA, authA := issue("REPL-A")
+
+	// Tokens: the city may not follow, the replica may not issue.
+	if _, err := cav1.NewReplicationClient(city).ListIssuers(ctx, &cav1.ListIssuersRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("a municipal token listed issuers for replication: %v", err)
+	}
+	_, err = cav1.NewCertificateAuthorityClient(dialToken(t, ca.grpc, replicaToken)).Issue(ctx, &cav1.IssueRequest{Municipality: kiyose, Holder: holder("REPL-X")})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Errorf("a replica token was let in to issue: %v", err)
+	}
+
+	mod, err := softhsm.Module()
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicaConfig := write("replica.yaml", fmt.Sprintf(`name: r1
+ca:
+  address: %s
+  token_file: replica.token
+store:
+  path: replica.db
+hsm:
+  module: %s
+  module_env:
+    SOFTHSM2_CONF: %s
+  token_label: e2e-replica
+  pin_file: pin
+http_listen: 127.0.0.1:0
+`, ca.grpc, mod, testDir.Conf))
+	rp, addrs := startBinary(t, "shomei-ocsp", replicaConfig, replicaListening)
+	url := "http://" + addrs[0] + "/ocsp"
+
+	work := t.TempDir()
+	pemFile := func(name string, der []byte) string {
+		path := filepath.Join(work, name)
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	signIssuer := pemFile("sign-ca.pem", fetchIssuer(t, ca, "shomei-sign-g1").Raw)
+	authIssuer := pemFile("auth-ca.pem", fetchIssuer(t, ca, "shomei-auth-g1").Raw)
+	issuerOf := map[cav1.Profile]string{cav1.Profile_PROFILE_SIGN: signIssuer, cav1.Profile_PROFILE_AUTH: authIssuer}
+	// waitFor polls the replica with openssl ocsp (POST) until c's status
+	// is want, for at most limit.
+	waitFor := func(c *cav1.Certificate, want string, limit time.Duration) time.Duration {
+		t.Helper()
+		certPEM := pemFile(c.Serial+".pem", c.Der)
+		start := time.Now()
+		for {
+			got := ocspStatus(t, work, "POST", url, issuerOf[c.Profile], certPEM)
+			if got == want {
+				return time.Since(start)
+			}
+			if time.Since(start) > limit {
+				t.Fatalf("the replica says %s certificate %s is %q after %v, want %q\nreplica log:\n%s", c.Profile, c.Serial, got, limit, want, rp.log)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// The snapshot has A's certificates.
+	waitFor(signA, "good", 10*time.Second)
+	waitFor(authA, "good", time.Second)
+	if got := ocspStatus(t, work, "GET", url, signIssuer, pemFile("a-sign.pem", signA.Der)); got != "good" {
+		t.Errorf("GET from the replica: SIGN is %q, want good", got)
+	}
+
+	// An address change reaches the replica within 1 s (R-R4).
+	events := cav1.NewEventsClient(city)
+	if _, err := events.ReportEvent(ctx, &cav1.ReportEventRequest{
+		EventId: "repl-move-1", MunicipalityCode: "13221", HolderId: "REPL-A", Kind: cav1.EventKind_EVENT_KIND_RECORD_CHANGE,
+		ChangedFields: []cav1.ChangedField{cav1.ChangedField_CHANGED_FIELD_ADDRESS}, Cause: cav1.ChangeCause_CHANGE_CAUSE_MOVE,
+		EffectiveTime: time.Now().Format(time.RFC3339),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("address change visible at the replica after %v", waitFor(signA, "revoked affiliationChanged", time.Second).Round(time.Millisecond))
+	waitFor(authA, "good", 0)
+
+	// Issued after the replica started: good there too.
+	signB, authB := issue("REPL-B")
+	t.Logf("new certificate good at the replica after %v", waitFor(signB, "good", 2*time.Second).Round(time.Millisecond))
+
+	// The CA stops: the replica keeps answering from its copy.
+	ca.stop(t)
+	for _, c := range []struct {
+		cert *cav1.Certificate
+		want string
+	}{{signA, "revoked affiliationChanged"}, {authA, "good"}, {signB, "good"}, {authB, "good"}} {
+		waitFor(c.cert, c.want, 0)
+	}
+	// A nonce defeats the cache: freshly signed from the replica's copy.
+	nonceOut, err := runOpenSSL("ocsp", "-issuer", signIssuer, "-cert", pemFile("a-sign.pem", signA.Der), "-CAfile", signIssuer, "-url", url)
+	if err != nil || !strings.Contains(nonceOut, ": revoked") {
+		t.Errorf("with the CA down, a nonce request to the replica: %v\n%s", err, nonceOut)
+	}
+
+	// The CA comes back; a death revokes both of B's certificates, and the
+	// replica catches up without a second snapshot.
+	ca = startCA(t, caConfig)
+	city = dialToken(t, ca.grpc, cityToken)
+	if _, err := cav1.NewEventsClient(city).ReportEvent(ctx, &cav1.ReportEventRequest{
+		EventId: "repl-death-1", MunicipalityCode: "13221", HolderId: "REPL-B", Kind: cav1.EventKind_EVENT_KIND_DEATH,
+		EffectiveTime: time.Now().Format(time.RFC3339),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The replica retries every ≤ 5 s while the CA is down.
+	waitFor(signB, "revoked cessationOfOperation", 10*time.Second)
+	waitFor(authB, "revoked cessationOfOperation", time.Second)
+	metrics := get(t, "http://"+addrs[0]+"/metrics")
+	if !strings.Contains(metrics, "shomei_replica_snapshots_total 1\n") {
+		t.Errorf("the replica took another snapshot after the CA restarted:\n%s", grepLines(metrics, "shomei_replica_"))
+	}
+	if !strings.Contains(metrics, `shomei_revocation_visible_seconds_count{via="replica"} 3`) {
+		t.Errorf("the replica measured no freshness for its 3 revocations:\n%s", grepLines(metrics, "shomei_revocation_visible"))
+	}
+	if !regexp.MustCompile(`msg="following the CA" since_revision=[1-9]`).MatchString(rp.log.String()) {
+		t.Errorf("the replica did not resume from a revision:\n%s", rp.log)
+	}
+	for _, personal := range []string{"渡邊", "REPL-A", "REPL-B", "1990-06-15"} {
+		if strings.Contains(rp.log.String(), personal) {
+			t.Errorf("the replica's log carries personal data %q", personal)
+		}
+	}
+	rp.stop(t)
+	ca.stop(t)
+}
+
+func dialToken(t *testing.T, addr, token string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(testBearer(token)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+type testBearer string
+
+func (b testBearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+func (testBearer) RequireTransportSecurity() bool { return false }
+
+func runOpenSSL(args ...string) (string, error) {
+	out, err := exec.Command("openssl", args...).CombinedOutput()
+	return string(out), err
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	r, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	return string(b)
+}
+
+func grepLines(text, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -1,0 +1,94 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Replica is the configuration file of shomei-ocsp, an OCSP replica that
+// follows a CA (R-R6).
+type Replica struct {
+	// Name identifies the replica: its responder keys are labelled
+	// shomei-ocsp-<name>-<issuer>, e.g. shomei-ocsp-tokyo1-sign-g1.
+	Name string `yaml:"name"`
+	// CA is where the CA's gRPC API is and the replica's client token.
+	CA ReplicaCA `yaml:"ca"`
+	// Store is the replica's own bbolt file.
+	Store Store `yaml:"store"`
+	// HSM holds the replica's responder keys.
+	HSM HSM `yaml:"hsm"`
+	// HTTPListen serves /ocsp, /metrics and /healthz; default 127.0.0.1:8081.
+	HTTPListen string `yaml:"http_listen"`
+	OCSP       OCSP   `yaml:"ocsp"`
+
+	Path string `yaml:"-"`
+}
+
+// ReplicaCA says how to reach the CA.
+type ReplicaCA struct {
+	// Address of the CA's gRPC API; default 127.0.0.1:8443.
+	Address string `yaml:"address"`
+	// TokenFile holds the bearer token of a client configured on the CA
+	// with replica: true. Optional against a development CA with no clients.
+	TokenFile string `yaml:"token_file"`
+}
+
+var replicaName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,30}$`)
+
+// LoadReplica reads, strictly decodes and validates a replica's file.
+func LoadReplica(path string) (*Replica, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var c Replica
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = errors.New("the file is empty")
+		}
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	for _, p := range []*string{&c.Store.Path, &c.CA.TokenFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	c.HSM.resolve(dir)
+	if c.CA.Address == "" {
+		c.CA.Address = "127.0.0.1:8443"
+	}
+	if c.HTTPListen == "" {
+		c.HTTPListen = "127.0.0.1:8081"
+	}
+	var errs []error
+	if !replicaName.MatchString(c.Name) {
+		errs = append(errs, fmt.Errorf("name %q: 1 to 31 lower-case letters, digits and dashes", c.Name))
+	}
+	if c.Store.Path == "" {
+		errs = append(errs, errors.New("store.path is required"))
+	}
+	errs = append(errs, c.HSM.validate()...)
+	if c.OCSP.ResponderValidity < 0 || c.OCSP.RenewBefore < 0 || c.OCSP.ResponseValidity < 0 || c.OCSP.MaxAge < 0 {
+		errs = append(errs, errors.New("ocsp: durations must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	c.Path = path
+	return &c, nil
+}

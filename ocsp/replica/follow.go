@@ -1,0 +1,193 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
+)
+
+// FollowerConfig configures a Follower.
+type FollowerConfig struct {
+	Store  *Store
+	Client cav1.ReplicationClient
+	// Invalidate drops the cached OCSP responses of a serial that turned
+	// revoked (ocsp.Responder.Invalidate).
+	Invalidate func(*big.Int)
+	// Metrics, when set, registers the follower's metrics.
+	Metrics prometheus.Registerer
+	Log     *slog.Logger
+	// MaxBackoff bounds the wait between reconnection attempts; default 5 s.
+	MaxBackoff time.Duration
+	Now        func() time.Time
+}
+
+// Follower keeps a Store in step with the CA's Follow stream: a snapshot
+// the first time, then every change, resuming from the stored revision
+// after any disconnection (R-R4, R-R6).
+type Follower struct {
+	cfg FollowerConfig
+
+	revision  prometheus.Gauge
+	connected prometheus.Gauge
+	snapshots prometheus.Counter
+	lastSync  prometheus.Gauge
+	visible   prometheus.Observer
+}
+
+// NewFollower checks cfg and makes a Follower.
+func NewFollower(cfg FollowerConfig) (*Follower, error) {
+	if cfg.Store == nil || cfg.Client == nil || cfg.Invalidate == nil {
+		return nil, errors.New("replica: a store, a client and Invalidate are required")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	f := &Follower{cfg: cfg,
+		revision: prometheus.NewGauge(prometheus.GaugeOpts{Name: "shomei_replica_revision",
+			Help: "The CA status-change revision the replica has applied."}),
+		connected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "shomei_replica_connected",
+			Help: "1 while the replica follows the CA's stream, 0 while it answers from its copy alone."}),
+		snapshots: prometheus.NewCounter(prometheus.CounterOpts{Name: "shomei_replica_snapshots_total",
+			Help: "Full snapshots received from the CA (the first sync, or after the CA refused to resume)."}),
+		lastSync: prometheus.NewGauge(prometheus.GaugeOpts{Name: "shomei_replica_last_sync_timestamp_seconds",
+			Help: "When the replica was last known in sync with the CA (its responses' thisUpdate)."}),
+	}
+	visible := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "shomei_revocation_visible_seconds",
+		Help:    "From a revocation being recorded by the CA to it being visible: via=\"replica\" when this OCSP replica answers revoked (R-R4: 1 s).",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 17),
+	}, []string{"via"})
+	f.visible = visible.WithLabelValues("replica")
+	if cfg.Metrics != nil {
+		for _, c := range []prometheus.Collector{f.revision, f.connected, f.snapshots, f.lastSync, visible} {
+			if err := cfg.Metrics.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if at := cfg.Store.SyncedAt(); !at.IsZero() {
+		f.lastSync.Set(float64(at.Unix()))
+	}
+	return f, nil
+}
+
+// Run follows the CA until ctx ends, reconnecting with backoff.
+func (f *Follower) Run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		progressed, err := f.follow(ctx)
+		f.connected.Set(0)
+		if ctx.Err() != nil {
+			return
+		}
+		if progressed {
+			backoff = 100 * time.Millisecond
+		}
+		f.cfg.Log.Warn("not following the CA; answering from the replica's copy", "err", err, "retry_in", backoff, "synced_at", f.cfg.Store.SyncedAt())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, f.cfg.MaxBackoff)
+	}
+}
+
+// follow runs one stream; progressed says whether anything arrived.
+func (f *Follower) follow(ctx context.Context) (progressed bool, err error) {
+	since, err := f.cfg.Store.Revision()
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := f.cfg.Client.Follow(ctx, &cav1.FollowRequest{SinceRevision: since})
+	if err != nil {
+		return false, err
+	}
+	snapshot := since == 0
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			if status.Code(err) == codes.FailedPrecondition && since != 0 && !progressed {
+				f.cfg.Log.Error("the CA cannot resume from the replica's revision; starting again from a snapshot", "revision", since, "err", err)
+				if rerr := f.cfg.Store.Reset(); rerr != nil {
+					return false, rerr
+				}
+				return true, err
+			}
+			if errors.Is(err, io.EOF) {
+				err = errors.New("the CA ended the stream")
+			}
+			return progressed, err
+		}
+		if !progressed {
+			progressed = true
+			f.connected.Set(1)
+			if snapshot {
+				f.cfg.Log.Info("following the CA from a snapshot")
+			} else {
+				f.cfg.Log.Info("following the CA", "since_revision", since)
+			}
+		}
+		applied, err := f.cfg.Store.Apply(m)
+		if err != nil {
+			return progressed, err
+		}
+		now := f.cfg.Now()
+		for i, serial := range applied.Revoked {
+			f.cfg.Invalidate(serial)
+			if at := applied.RevokedRecordedAt[i]; !at.IsZero() {
+				f.visible.Observe(now.Sub(at).Seconds())
+			}
+		}
+		if !m.Snapshot {
+			if snapshot {
+				snapshot = false
+				f.snapshots.Inc()
+				n, _ := f.cfg.Store.Count()
+				f.cfg.Log.Info("snapshot complete", "certificates", n, "revision", m.Revision)
+			}
+			f.revision.Set(float64(m.Revision))
+			if m.SentAt != nil {
+				f.lastSync.Set(float64(m.SentAt.AsTime().Unix()))
+			}
+		}
+	}
+}
+
+// Issuers fetches the CA's issuer key generations and saves them, or, when
+// the CA cannot be reached, returns the saved ones.
+func Issuers(ctx context.Context, client cav1.ReplicationClient, st *Store, log *slog.Logger) (*cav1.ListIssuersResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	list, err := client.ListIssuers(ctx, &cav1.ListIssuersRequest{})
+	if err == nil {
+		return list, st.SaveIssuers(list)
+	}
+	saved, serr := st.Issuers()
+	if serr != nil {
+		return nil, serr
+	}
+	if saved == nil {
+		return nil, fmt.Errorf("the CA is unreachable and the replica has never fetched its issuers: %w", err)
+	}
+	log.Warn("the CA is unreachable; using the issuers saved at the last start", "err", err)
+	return saved, nil
+}
