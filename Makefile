@@ -7,7 +7,7 @@ BIN     := $(CURDIR)/bin
 CONFIG  := $(VAR)/shomei.yaml
 BUF     := GOWORK=off $(GO) tool -modfile=internal/tools/go.mod buf
 
-.PHONY: all deps dev-hsm build run test vet lint proto proto-check bench clean
+.PHONY: all deps dev-hsm build run run-ocsp test vet lint proto proto-check bench clean
 
 all: build
 
@@ -35,6 +35,11 @@ run: dev-hsm build $(BIN)/grpcurl
 	$(BIN)/shomeictl --config $(CONFIG) audit verify
 	exec $(BIN)/shomei-ca --config $(CONFIG)
 
+# An OCSP replica of the running `make run` CA (start that first, in another
+# terminal): follows it over gRPC, answers on http://127.0.0.1:8081/ocsp.
+run-ocsp: dev-hsm build
+	exec $(BIN)/shomei-ocsp --config $(VAR)/shomei-ocsp.yaml
+
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }
@@ -58,3 +63,19 @@ bench: deps
 
 clean:
 	rm -rf $(BIN)
+
+# OCSP responses/s: Shomei's responder (cached, and freshly signed) against
+# `openssl ocsp` serving the same 100k-certificate index and a bare net/http
+# ceiling, in one run (docs/benchmarks.md). shomei-bench re-executes itself
+# under `unshare -n`: openssl listens on every interface, so everything runs
+# in a network namespace with only loopback. Flags: BENCH_OCSP_FLAGS, e.g.
+# BENCH_OCSP_FLAGS='--duration 10s --out var/bench-ocsp.md'.
+BENCH_OCSP_FLAGS ?=
+.PHONY: bench-ocsp
+bench-ocsp: deps
+	@command -v ip >/dev/null 2>&1 && command -v unshare >/dev/null 2>&1 || { \
+	  echo "bench-ocsp: installing iproute2 util-linux" >&2; \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends iproute2 util-linux >/dev/null; }
+	$(GO) build -o $(BIN)/ ./cmd/shomei-bench
+	$(BIN)/shomei-bench ocsp $(BENCH_OCSP_FLAGS)

@@ -65,3 +65,25 @@ issuers:
 YAML
   echo "dev-hsm: wrote $var/shomei.yaml" >&2
 fi
+
+# The OCSP replica (make run-ocsp): the same development token, its own
+# responder keys (shomei-ocsp-dev1-*) and its own bbolt copy. The
+# development CA has no clients configured, so no token is needed.
+if [ ! -f "$var/shomei-ocsp.yaml" ]; then
+  cat >"$var/shomei-ocsp.yaml" <<YAML
+# Development OCSP replica configuration written by deploy/dev/softhsm-token.sh.
+name: dev1
+ca:
+  address: 127.0.0.1:8443
+store:
+  path: ocsp-replica.db
+hsm:
+  module: $module
+  module_env:
+    SOFTHSM2_CONF: ./softhsm/softhsm2.conf
+  token_label: $label
+  pin_file: hsm/user.pin
+http_listen: 127.0.0.1:8081
+YAML
+  echo "dev-hsm: wrote $var/shomei-ocsp.yaml" >&2
+fi
