@@ -3,6 +3,7 @@ package ocsp
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -43,7 +44,7 @@ func (r *Responder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	for _, s := range resp.statuses {
-		r.metrics.responses.WithLabelValues(s.String()).Inc()
+		r.metrics.certStatus(s).Inc()
 	}
 	r.write(w, req, resp)
 }
@@ -68,7 +69,7 @@ func (r *Responder) read(w http.ResponseWriter, req *http.Request) ([]byte, erro
 		if path != r.path && path != r.path+"/" {
 			return nil, httpError(http.StatusNotFound)
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, maxRequestBytes))
+		body, err := readBody(http.MaxBytesReader(w, req.Body, maxRequestBytes), req.ContentLength)
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, malformed("POST body", "larger than %d bytes", maxRequestBytes)
 		}
@@ -79,6 +80,27 @@ func (r *Responder) read(w http.ResponseWriter, req *http.Request) ([]byte, erro
 	}
 	w.Header().Set("Allow", "GET, HEAD, POST")
 	return nil, httpError(http.StatusMethodNotAllowed)
+}
+
+// readBody reads a POST body, into a buffer of the announced length when
+// there is one (io.ReadAll would grow one from 512 bytes for each request).
+func readBody(body io.Reader, length int64) ([]byte, error) {
+	if length <= 0 || length > maxRequestBytes {
+		return io.ReadAll(body)
+	}
+	buf := make([]byte, length, length+1)
+	if _, err := io.ReadFull(body, buf); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = fmt.Errorf("the body is shorter than its Content-Length: %w", err)
+		}
+		return nil, err
+	}
+	// net/http refuses bodies longer than their Content-Length; check
+	// anyway that nothing follows.
+	if n, _ := body.Read(buf[length : length+1]); n != 0 {
+		return nil, errors.New("the body is longer than its Content-Length")
+	}
+	return buf, nil
 }
 
 // decodeBase64 decodes a GET request. RFC 6960 Appendix A asks for
@@ -134,9 +156,9 @@ func (r *Responder) write(w http.ResponseWriter, req *http.Request, resp *respon
 		}
 		age = max(age, 0)
 		h["Cache-Control"] = []string{"max-age=" + strconv.FormatInt(int64(age/time.Second), 10) + ", public, no-transform, must-revalidate"}
-		h["Last-Modified"] = []string{resp.thisUpdate.UTC().Format(http.TimeFormat)}
-		h["Expires"] = []string{resp.nextUpdate.UTC().Format(http.TimeFormat)}
-		h["Etag"] = []string{resp.etag}
+		h["Last-Modified"] = resp.lastModified
+		h["Expires"] = resp.expires
+		h["Etag"] = resp.etagHeader
 		if req.Method != http.MethodPost && etagMatch(req.Header.Values("If-None-Match"), resp.etag) {
 			w.WriteHeader(http.StatusNotModified)
 			return

@@ -7,7 +7,10 @@ import (
 // metrics are the responder's Prometheus metrics. Labels never carry
 // personal data (R-P4), nor serials.
 type metrics struct {
-	responses         *prometheus.CounterVec
+	responses *prometheus.CounterVec
+	// byStatus are responses' children for good, revoked and unknown,
+	// looked up once.
+	byStatus          [Unknown + 1]prometheus.Counter
 	cacheHits         prometheus.Counter
 	cacheMisses       prometheus.Counter
 	signing           prometheus.Histogram
@@ -40,6 +43,9 @@ func newMetrics(reg prometheus.Registerer, c *cache) (*metrics, error) {
 			Help: "notAfter of each issuer's delegated responder certificate, by issuer key id: alert well before it (R-R6 rotation).",
 		}, []string{"issuer"}),
 	}
+	for _, st := range []CertStatus{Good, Revoked, Unknown} {
+		m.byStatus[st] = m.responses.WithLabelValues(st.String())
+	}
 	if reg == nil {
 		return m, nil
 	}
@@ -56,4 +62,12 @@ func newMetrics(reg prometheus.Registerer, c *cache) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// certStatus is the responses counter of a certificate status.
+func (m *metrics) certStatus(s CertStatus) prometheus.Counter {
+	if s >= Good && s <= Unknown {
+		return m.byStatus[s]
+	}
+	return m.responses.WithLabelValues(s.String())
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"slices"
 	"time"
 
@@ -70,6 +71,9 @@ type response struct {
 	// cacheable: no nonce, no unknown status. Only these are sent with
 	// caching headers, and only single-CertID ones are kept in the cache.
 	cacheable bool
+	// The caching headers' values, made once: a cached response is sent
+	// many times.
+	lastModified, expires, etagHeader []string
 }
 
 // contextSigner is a crypto.Signer that can be given a deadline, like
@@ -134,6 +138,11 @@ func (is *issuer) sign(ctx context.Context, producedAt time.Time, singles []sing
 		r.statuses = append(r.statuses, s.status.Status)
 	}
 	r.cacheable = nonce == nil && !slices.Contains(r.statuses, Unknown)
+	if r.cacheable {
+		r.lastModified = []string{r.thisUpdate.UTC().Format(http.TimeFormat)}
+		r.expires = []string{r.nextUpdate.UTC().Format(http.TimeFormat)}
+		r.etagHeader = []string{r.etag}
+	}
 	return r, nil
 }
 
