@@ -1,19 +1,18 @@
 package crl
 
 import (
-	"bytes"
+	"cmp"
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"math/big"
 	"slices"
 	"strings"
 	"time"
-
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/shomei-pki/shomei/ca/profile"
 )
@@ -85,6 +84,12 @@ var (
 // serial, each with invalidityDate when set and reasonCode unless the
 // reason is 0. Times are written to the second, rounded down.
 //
+// Build encodes the TBSCertList itself (encode.go), hashes it, has
+// req.Signer sign the digest, verifies the signature with the issuer
+// certificate's key and assembles the CertificateList around it; the
+// encoding is byte for byte what x509.CreateRevocationList wrote for the
+// same request (TestBuildMatchesReference).
+//
 // A bad request gives *FieldError values wrapping ErrInvalidRequest, all
 // at once (at most ten of a kind, then a count). The caller runs Check on
 // the result before publishing it.
@@ -93,63 +98,23 @@ func Build(req Request) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	tmpl := &x509.RevocationList{
-		SignatureAlgorithm:        pl.sigAlg,
-		Number:                    req.Number,
-		ThisUpdate:                pl.thisUpdate,
-		NextUpdate:                pl.nextUpdate,
-		RevokedCertificateEntries: revokedEntries(req.Entries, pl.order),
-		ExtraExtensions:           []pkix.Extension{{Id: oidExtIssuingDistributionPoint, Critical: true, Value: pl.idp}},
+	alg, ok := signatureAlgorithms[pl.sigAlg]
+	if !ok { // profile.SignatureAlgorithm chose an algorithm not in the table
+		return nil, fmt.Errorf("crl: partition %s: no encoding for signature algorithm %v", req.Partition.Name, pl.sigAlg)
 	}
-	der, err := x509.CreateRevocationList(rand.Reader, tmpl, req.Issuer, req.Signer)
+	buf, tbs, err := encodeTBS(req, pl, alg)
 	if err != nil {
 		return nil, fmt.Errorf("crl: partition %s: %w", req.Partition.Name, err)
 	}
-	return der, nil
-}
-
-// revokedEntries converts entries, in order, to x509's. The invalidityDate
-// extensions share one backing array each for the extensions and their
-// values: three allocations instead of three per entry.
-//
-// x509.CreateRevocationList writes the reasonCode itself from ReasonCode,
-// omitting it for 0, and appends it after ExtraExtensions, so an entry's
-// extensions are invalidityDate then reasonCode (Go 1.26
-// crypto/x509.CreateRevocationList).
-func revokedEntries(entries []Entry, order []int) []x509.RevocationListEntry {
-	n := 0
-	for _, e := range entries {
-		if !e.InvalidityDate.IsZero() {
-			n++
-		}
+	digest := alg.digest(buf[tbs:])
+	sig, err := req.Signer.Sign(rand.Reader, digest, alg.hash)
+	if err != nil {
+		return nil, fmt.Errorf("crl: partition %s: signing: %w", req.Partition.Name, err)
 	}
-	exts := make([]pkix.Extension, 0, n)
-	values := make([]byte, 0, n*generalizedTimeLen)
-	out := make([]x509.RevocationListEntry, len(order))
-	for i, j := range order {
-		e := &entries[j]
-		out[i] = x509.RevocationListEntry{SerialNumber: e.Serial, RevocationTime: seconds(e.RevokedAt), ReasonCode: e.Reason}
-		if !e.InvalidityDate.IsZero() {
-			start := len(values)
-			values = appendGeneralizedTime(values, e.InvalidityDate)
-			exts = append(exts, pkix.Extension{Id: oidExtInvalidityDate, Value: values[start:len(values):len(values)]})
-			out[i].ExtraExtensions = exts[len(exts)-1 : len(exts) : len(exts)]
-		}
+	if err := alg.verify(req.Issuer.PublicKey, digest, sig); err != nil {
+		return nil, fmt.Errorf("crl: partition %s: the signer's signature does not verify with the issuer's key: %w", req.Partition.Name, err)
 	}
-	return out
-}
-
-// generalizedTimeLen is the length of a DER GeneralizedTime
-// YYYYMMDDHHMMSSZ with its tag and length.
-const generalizedTimeLen = 2 + 15
-
-// appendGeneralizedTime appends the DER GeneralizedTime of t to the
-// second, in UTC, without fractional seconds (RFC 5280 §4.1.2.5.2; the
-// invalidityDate is always a GeneralizedTime, §5.3.2). t's year must be
-// 1950 to 9999 (prepare checks).
-func appendGeneralizedTime(b []byte, t time.Time) []byte {
-	b = append(b, byte(cbasn1.GeneralizedTime), 15)
-	return seconds(t).UTC().AppendFormat(b, "20060102150405Z")
+	return assemble(buf, tbs, alg, sig), nil
 }
 
 // seconds is t rounded down to the second: X.509 times keep whole seconds.
@@ -160,7 +125,7 @@ type plan struct {
 	sigAlg                 x509.SignatureAlgorithm
 	idp                    []byte // issuingDistributionPoint value
 	thisUpdate, nextUpdate time.Time
-	order                  []int // indexes of req.Entries by ascending serial
+	sorted                 []sortKey // req.Entries by ascending serial
 }
 
 // prepare validates req (with its Signer when forBuild) and works out the
@@ -187,12 +152,13 @@ func prepare(req Request, forBuild bool) (*plan, error) {
 	if !req.ThisUpdate.IsZero() && !req.NextUpdate.IsZero() && !pl.nextUpdate.After(pl.thisUpdate) {
 		fail("Request.NextUpdate", "not after ThisUpdate (to the second)")
 	}
-	serialsOK := validateEntries(req, pl.thisUpdate, fail)
-	if serialsOK {
-		pl.order = sortedOrder(req.Entries)
-		for i := 1; i < len(pl.order); i++ {
-			a, b := min(pl.order[i-1], pl.order[i]), max(pl.order[i-1], pl.order[i])
-			if req.Entries[a].Serial.Cmp(req.Entries[b].Serial) == 0 {
+	if len(req.Entries) > math.MaxInt32 {
+		fail("Request.Entries", "%d entries; at most %d", len(req.Entries), math.MaxInt32)
+	} else if serialsOK := validateEntries(req, pl.thisUpdate, fail); serialsOK {
+		pl.sorted = sortedKeys(req.Entries)
+		for i := 1; i < len(pl.sorted); i++ {
+			if pl.sorted[i].serial == pl.sorted[i-1].serial {
+				a, b := min(pl.sorted[i-1].index, pl.sorted[i].index), max(pl.sorted[i-1].index, pl.sorted[i].index)
 				fail(fmt.Sprintf("Request.Entries[%d].Serial", b), "%x is also Entries[%d]; each certificate is listed once", req.Entries[b].Serial, a)
 			}
 		}
@@ -310,25 +276,53 @@ func reasonRule(code int) string {
 	return "not a CRLReason of RFC 5280 §5.3.1"
 }
 
-// sortedOrder returns the indexes of entries by ascending serial. The
-// serials must be positive and at most 20 octets (validateEntries): they
-// are sorted as fixed-width big-endian keys, which compare like the
-// numbers without following three pointers per comparison (a third of
-// Build's own time at a million entries otherwise).
-func sortedOrder(entries []Entry) []int {
-	type key struct {
-		serial [20]byte
-		index  int
+// sortKey is an entry's serial as a fixed-width big-endian key, which
+// compares like the number, and its index in Request.Entries.
+type sortKey struct {
+	serial serialNumber
+	index  int32
+	lead   uint8 // zero octets before the serial's first significant one
+}
+
+// magnitude is the serial's big-endian octets without leading zeros.
+func (k *sortKey) magnitude() []byte { return k.serial[k.lead:] }
+
+// serialNumber is a serial of at most 20 octets (RFC 5280 §4.1.2.2),
+// big-endian, padded with leading zeros. It prints with %x as the
+// *big.Int would.
+type serialNumber [20]byte
+
+func (s serialNumber) Format(f fmt.State, verb rune) {
+	fmt.Fprintf(f, fmt.FormatString(f, verb), new(big.Int).SetBytes(s[:]))
+}
+
+// compareSerials orders serials as numbers, a word at a time.
+func compareSerials(a, b *serialNumber) int {
+	if x, y := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8]); x != y {
+		return cmp.Compare(x, y)
 	}
-	keys := make([]key, len(entries))
+	if x, y := binary.BigEndian.Uint64(a[8:16]), binary.BigEndian.Uint64(b[8:16]); x != y {
+		return cmp.Compare(x, y)
+	}
+	return cmp.Compare(binary.BigEndian.Uint32(a[16:]), binary.BigEndian.Uint32(b[16:]))
+}
+
+// sortedKeys returns the keys of entries by ascending serial. The serials
+// must be positive and at most 20 octets (validateEntries). Sorting keys
+// rather than entries compares serials without following three pointers
+// per comparison, and the encoder takes each serial's octets from its key.
+// Entries that come in serial order, as the store gives them, are only
+// checked, not sorted.
+func sortedKeys(entries []Entry) []sortKey {
+	keys := make([]sortKey, len(entries))
 	for i, e := range entries {
 		e.Serial.FillBytes(keys[i].serial[:])
-		keys[i].index = i
+		keys[i].index = int32(i)
+		keys[i].lead = uint8(len(keys[i].serial) - (e.Serial.BitLen()+7)/8)
 	}
-	slices.SortFunc(keys, func(a, b key) int { return bytes.Compare(a.serial[:], b.serial[:]) })
-	order := make([]int, len(keys))
-	for i, k := range keys {
-		order[i] = k.index
+	byKey := func(a, b sortKey) int { return compareSerials(&a.serial, &b.serial) }
+	if !slices.IsSortedFunc(keys, byKey) {
+		slices.SortFunc(keys, byKey)
 	}
-	return order
+	return keys
 }

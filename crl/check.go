@@ -6,6 +6,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
+	"iter"
+	"math/big"
 	"slices"
 	"strings"
 	"time"
@@ -22,8 +24,16 @@ import (
 // the extensions authorityKeyIdentifier, cRLNumber and a critical
 // issuingDistributionPoint, in that order, each byte for byte; and the
 // requested entries, sorted by ascending serial with no duplicates, each
-// with its revocationDate and exactly its invalidityDate (GeneralizedTime)
-// and reasonCode (absent for 0) extensions, non-critical, in that order.
+// with its revocationDate (UTCTime through 2049) and exactly its
+// invalidityDate (GeneralizedTime) and reasonCode (absent for 0)
+// extensions, non-critical, in that order.
+//
+// It reads der with cryptobyte in place, as strictly as Go's x509 parser
+// and more (DER times, serials, the field types RFC 5280 asks for), and
+// allocates little beyond the request's sorted serials: a CRL of a
+// million entries is not turned into a million big.Ints and extension
+// slices. A CRL it cannot read at all is also given to
+// x509.ParseRevocationList, to say whether relying parties could.
 //
 // It does not use req.Signer. A bad request gives Build's errors
 // (ErrInvalidRequest); every difference is a *MismatchError wrapping
@@ -37,113 +47,245 @@ func Check(der []byte, req Request) error {
 	fail := func(kind, format string, args ...any) {
 		ps.add(kind, &MismatchError{req.Partition.Name, fmt.Sprintf(format, args...)})
 	}
-	rl, err := x509.ParseRevocationList(der)
-	if err != nil {
-		return &MismatchError{req.Partition.Name, fmt.Sprintf("not a CRL Go can parse: %v", err)}
+	v, why := readCRL(der, fail)
+	if why != "" {
+		return &MismatchError{req.Partition.Name, unreadable(der, why)}
 	}
-	if len(rl.Raw) != len(der) {
-		fail("trailing", "%d bytes after the CRL", len(der)-len(rl.Raw))
-	}
-	if msg := outerShape(rl.Raw); msg != "" {
-		fail("shape", "%s", msg)
-	}
-	for _, msg := range tbsShape(rl.RawTBSRevocationList) {
-		fail("shape", "%s", msg)
-	}
-	if rl.SignatureAlgorithm != pl.sigAlg {
-		fail("signature", "signature algorithm %v, want %v for the issuer's key", rl.SignatureAlgorithm, pl.sigAlg)
-	}
-	if err := rl.CheckSignatureFrom(req.Issuer); err != nil {
-		fail("signature", "signature does not verify with the issuer's key: %v", err)
-	}
-	if !bytes.Equal(rl.RawIssuer, req.Issuer.RawSubject) {
+	checkSignature(v, req.Issuer, pl.sigAlg, fail)
+	if !bytes.Equal(v.issuer, req.Issuer.RawSubject) {
 		fail("issuer", "issuer name is not the issuer certificate's subject")
 	}
-	if !rl.ThisUpdate.Equal(pl.thisUpdate) {
-		fail("thisUpdate", "thisUpdate %s, want %s", rl.ThisUpdate.UTC().Format(time.RFC3339), pl.thisUpdate.UTC().Format(time.RFC3339))
+	if !v.thisUpdate.Equal(pl.thisUpdate) {
+		fail("thisUpdate", "thisUpdate %s, want %s", v.thisUpdate.Format(time.RFC3339), pl.thisUpdate.UTC().Format(time.RFC3339))
 	}
-	if !rl.NextUpdate.Equal(pl.nextUpdate) {
-		fail("nextUpdate", "nextUpdate %s, want %s", rl.NextUpdate.UTC().Format(time.RFC3339), pl.nextUpdate.UTC().Format(time.RFC3339))
+	if v.hasNextUpdate && !v.nextUpdate.Equal(pl.nextUpdate) {
+		fail("nextUpdate", "nextUpdate %s, want %s", v.nextUpdate.Format(time.RFC3339), pl.nextUpdate.UTC().Format(time.RFC3339))
 	}
-	checkListExtensions(rl, req, pl, fail)
-	checkEntries(rl.RevokedCertificateEntries, req.Entries, pl.order, fail)
+	checkListExtensions(v.extensions, req, pl, fail)
+	checkEntries(v.revoked, req.Entries, pl.sorted, fail)
 	return ps.err(func(p string) error { return &MismatchError{req.Partition.Name, p} })
 }
 
-// outerShape reports a CertificateList that is not exactly tbsCertList,
-// signatureAlgorithm and signatureValue, or "".
-func outerShape(raw []byte) string {
-	in := cryptobyte.String(raw)
-	var list cryptobyte.String
-	if !in.ReadASN1(&list, cbasn1.SEQUENCE) ||
-		!list.SkipASN1(cbasn1.SEQUENCE) || !list.SkipASN1(cbasn1.SEQUENCE) || !list.SkipASN1(cbasn1.BIT_STRING) {
-		return "malformed CertificateList"
+// crlView is a CRL as readCRL finds it: slices of the DER, nothing copied
+// but the CRL's own three extensions.
+type crlView struct {
+	tbs                    []byte // the TBSCertList, tag and length included: what is signed
+	innerAlg, outerAlg     []byte // the TBSCertList's signature field and the signatureAlgorithm
+	signature              []byte
+	issuer                 []byte // the Name, tag and length included
+	thisUpdate, nextUpdate time.Time
+	hasNextUpdate          bool
+	revoked                cryptobyte.String // the contents of revokedCertificates
+	extensions             []pkix.Extension
+}
+
+// readCRL reads der as a CertificateList. What Go's parser lets through
+// but Build never writes (data after the CRL or inside it after the last
+// field, a version other than v2, a missing nextUpdate, a time of the
+// wrong type, an empty revokedCertificates, no crlExtensions) is reported
+// through fail; a CRL whose fields cannot be found at all gives why.
+func readCRL(der []byte, fail func(kind, format string, args ...any)) (v *crlView, why string) {
+	v = &crlView{}
+	in := cryptobyte.String(der)
+	var list, tbsElement, tbs, outerAlg cryptobyte.String
+	var sig asn1.BitString
+	if !in.ReadASN1(&list, cbasn1.SEQUENCE) {
+		return nil, "not a DER SEQUENCE"
+	}
+	if !in.Empty() {
+		fail("trailing", "%d bytes after the CRL", len(in))
+	}
+	if !list.ReadASN1Element(&tbsElement, cbasn1.SEQUENCE) || !list.ReadASN1Element(&outerAlg, cbasn1.SEQUENCE) || !list.ReadASN1BitString(&sig) {
+		return nil, "malformed CertificateList"
 	}
 	if !list.Empty() {
-		return "CertificateList has data after the signature"
+		fail("shape", "CertificateList has data after the signature")
 	}
-	return ""
-}
+	v.tbs, v.outerAlg = tbsElement, outerAlg
+	if sig.BitLength%8 != 0 {
+		fail("signature", "the signature is not a whole number of octets")
+	}
+	v.signature = sig.Bytes
 
-// tbsShape reports what Go's parser lets through but Build never writes:
-// a nextUpdate missing or of the wrong time type, an empty
-// revokedCertificates (an empty partition omits it), no extensions, and
-// anything after the extensions.
-func tbsShape(raw []byte) []string {
-	in := cryptobyte.String(raw)
-	var tbs cryptobyte.String
-	if !in.ReadASN1(&tbs, cbasn1.SEQUENCE) ||
-		!tbs.SkipASN1(cbasn1.INTEGER) || // version, v2 (the parser checks)
-		!tbs.SkipASN1(cbasn1.SEQUENCE) || // signature
-		!tbs.SkipASN1(cbasn1.SEQUENCE) { // issuer
-		return []string{"malformed TBSCertList"}
+	var version, innerAlg, issuer cryptobyte.String
+	tbs = tbsElement
+	if !tbs.ReadASN1(&tbs, cbasn1.SEQUENCE) || !tbs.ReadASN1(&version, cbasn1.INTEGER) ||
+		!tbs.ReadASN1Element(&innerAlg, cbasn1.SEQUENCE) || !tbs.ReadASN1Element(&issuer, cbasn1.SEQUENCE) {
+		return nil, "malformed TBSCertList"
 	}
-	var out []string
-	for _, field := range []string{"thisUpdate", "nextUpdate"} {
-		if msg := timeShape(&tbs, field); msg != "" {
-			return append(out, msg)
+	if !bytes.Equal(version, []byte{1}) {
+		fail("shape", "version is not v2")
+	}
+	v.innerAlg, v.issuer = innerAlg, issuer
+
+	var present, ok bool
+	var utc bool
+	if v.thisUpdate, utc, present, ok = readTime(&tbs); !present || !ok {
+		return nil, "malformed thisUpdate"
+	}
+	if utc != isUTCTime(v.thisUpdate) {
+		fail("shape", "thisUpdate is not UTCTime through 2049 and GeneralizedTime from 2050")
+	}
+	if v.nextUpdate, utc, v.hasNextUpdate, ok = readTime(&tbs); !ok {
+		return nil, "malformed nextUpdate"
+	}
+	if !v.hasNextUpdate {
+		fail("shape", "no nextUpdate")
+	} else if utc != isUTCTime(v.nextUpdate) {
+		fail("shape", "nextUpdate is not UTCTime through 2049 and GeneralizedTime from 2050")
+	}
+
+	if !tbs.ReadOptionalASN1(&v.revoked, &present, cbasn1.SEQUENCE) {
+		return nil, "malformed revokedCertificates"
+	}
+	if present && v.revoked.Empty() {
+		fail("shape", "revokedCertificates is present but empty; a CRL with no entries omits it (RFC 5280 §5.1.2.6)")
+	}
+	// Each entry is a SEQUENCE starting with an INTEGER: checkEntries
+	// walks them without checking that again.
+	for entries, i := v.revoked, 0; !entries.Empty(); i++ {
+		var entry cryptobyte.String
+		if !entries.ReadASN1(&entry, cbasn1.SEQUENCE) || !entry.SkipASN1(cbasn1.INTEGER) {
+			return nil, fmt.Sprintf("malformed revokedCertificates entry %d", i)
 		}
 	}
-	var revoked cryptobyte.String
-	var present bool
-	if !tbs.ReadOptionalASN1(&revoked, &present, cbasn1.SEQUENCE) {
-		return append(out, "malformed revokedCertificates")
+
+	var exts cryptobyte.String
+	if !tbs.ReadOptionalASN1(&exts, &present, cbasn1.Tag(0).ContextSpecific().Constructed()) ||
+		present && (!exts.ReadASN1(&exts, cbasn1.SEQUENCE) || exts.Empty()) {
+		return nil, "malformed crlExtensions"
 	}
-	if present && revoked.Empty() {
-		out = append(out, "revokedCertificates is present but empty; a CRL with no entries omits it (RFC 5280 §5.1.2.6)")
+	if !present {
+		fail("shape", "no crlExtensions")
 	}
-	if !tbs.SkipASN1(cbasn1.Tag(0).ContextSpecific().Constructed()) {
-		return append(out, "no crlExtensions")
+	for !exts.Empty() {
+		var e pkix.Extension
+		var oid, value cryptobyte.String
+		if !readExtension(&exts, &oid, &e.Critical, &value) {
+			return nil, "malformed crlExtensions"
+		}
+		if err := asn1Unmarshal(oid, &e.Id); err != nil {
+			return nil, "malformed crlExtensions"
+		}
+		e.Value = value
+		v.extensions = append(v.extensions, e)
 	}
 	if !tbs.Empty() {
-		out = append(out, "TBSCertList has data after crlExtensions")
+		fail("shape", "TBSCertList has data after crlExtensions")
 	}
-	return out
+	return v, ""
 }
 
-// timeShape reads a Time and says if it is missing or not the type RFC
-// 5280 §5.1.2.4 asks for its year: UTCTime through 2049, GeneralizedTime
-// from 2050.
-func timeShape(tbs *cryptobyte.String, field string) string {
-	var t time.Time
-	var utc bool
+// unreadable is the problem of a CRL readCRL cannot read: whether Go's
+// parser can (it costs what Check otherwise saves, but only for a CRL that
+// is broken anyway).
+func unreadable(der []byte, why string) string {
+	if _, err := x509.ParseRevocationList(der); err != nil {
+		return fmt.Sprintf("not a CRL Go can parse: %v", err)
+	}
+	return "not a CRL as RFC 5280 writes it, though Go's parser reads it: " + why
+}
+
+// readExtension reads Extension ::= SEQUENCE { extnID OBJECT IDENTIFIER,
+// critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }, the OID whole
+// (tag and length included).
+func readExtension(s *cryptobyte.String, oid *cryptobyte.String, critical *bool, value *cryptobyte.String) bool {
+	var ext cryptobyte.String
+	if !s.ReadASN1(&ext, cbasn1.SEQUENCE) || !ext.ReadASN1Element(oid, cbasn1.OBJECT_IDENTIFIER) {
+		return false
+	}
+	*critical = false
+	if ext.PeekASN1Tag(cbasn1.BOOLEAN) && !ext.ReadASN1Boolean(critical) {
+		return false
+	}
+	return ext.ReadASN1(value, cbasn1.OCTET_STRING) && ext.Empty()
+}
+
+// asn1Unmarshal decodes the whole of der into out.
+func asn1Unmarshal(der []byte, out any) error {
+	rest, err := asn1.Unmarshal(der, out)
+	if err == nil && len(rest) > 0 {
+		err = fmt.Errorf("%d bytes after the value", len(rest))
+	}
+	return err
+}
+
+// readTime reads an optional Time (RFC 5280 §4.1.2.5): present is false
+// when the next field is neither a UTCTime nor a GeneralizedTime, ok
+// false when it is one but not YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ of a real
+// date and time. utc says which.
+func readTime(s *cryptobyte.String) (t time.Time, utc, present, ok bool) {
+	var tag cbasn1.Tag
+	var value cryptobyte.String
 	switch {
-	case tbs.PeekASN1Tag(cbasn1.UTCTime):
-		utc = true
-		if !tbs.ReadASN1UTCTime(&t) {
-			return "malformed " + field
-		}
-	case tbs.PeekASN1Tag(cbasn1.GeneralizedTime):
-		if !tbs.ReadASN1GeneralizedTime(&t) {
-			return "malformed " + field
-		}
+	case s.PeekASN1Tag(cbasn1.UTCTime):
+		tag, utc = cbasn1.UTCTime, true
+	case s.PeekASN1Tag(cbasn1.GeneralizedTime):
+		tag = cbasn1.GeneralizedTime
 	default:
-		return "no " + field
+		return time.Time{}, false, false, true
 	}
-	if utc != (t.Year() < 2050) {
-		return field + " is not UTCTime through 2049 and GeneralizedTime from 2050"
+	if !s.ReadASN1(&value, tag) {
+		return time.Time{}, utc, true, false
 	}
-	return ""
+	t, ok = parseTime(value, utc)
+	return t, utc, true, ok
+}
+
+// parseTime parses the contents of a DER UTCTime (YYMMDDHHMMSSZ, 50-99
+// being 1950-1999) or GeneralizedTime (YYYYMMDDHHMMSSZ), in UTC, without
+// fractional seconds, as RFC 5280 allows them.
+func parseTime(b []byte, utc bool) (time.Time, bool) {
+	n := 15
+	if utc {
+		n = 13
+	}
+	if len(b) != n || b[n-1] != 'Z' {
+		return time.Time{}, false
+	}
+	var d [7]int // the two-digit numbers
+	for i := range (n - 1) / 2 {
+		hi, lo := b[2*i], b[2*i+1]
+		if hi < '0' || hi > '9' || lo < '0' || lo > '9' {
+			return time.Time{}, false
+		}
+		d[i] = int(hi-'0')*10 + int(lo-'0')
+	}
+	year, f := d[0]*100+d[1], d[2:]
+	if utc {
+		year, f = 1900+d[0], d[1:]
+		if d[0] < 50 {
+			year += 100
+		}
+	}
+	month, day, hour, minute, second := time.Month(f[0]), f[1], f[2], f[3], f[4]
+	if month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(year, month, day, hour, minute, second, 0, time.UTC)
+	return t, t.Day() == day // not 31 April
+}
+
+// checkSignature checks the signature algorithm and the signature.
+func checkSignature(v *crlView, issuer *x509.Certificate, want x509.SignatureAlgorithm, fail func(kind, format string, args ...any)) {
+	if !bytes.Equal(v.innerAlg, v.outerAlg) {
+		fail("signature", "the TBSCertList's signature algorithm is not the CertificateList's")
+	}
+	alg := signatureAlgorithmOf(v.outerAlg)
+	if alg != want {
+		name := alg.String()
+		if alg == x509.UnknownSignatureAlgorithm {
+			name = fmt.Sprintf("%x", v.outerAlg)
+		}
+		fail("signature", "signature algorithm %s, want %v for the issuer's key", name, want)
+	}
+	// As RevocationList.CheckSignatureFrom: the issuer must be a CA.
+	if issuer.Version == 3 && !issuer.BasicConstraintsValid || issuer.BasicConstraintsValid && !issuer.IsCA {
+		fail("signature", "the issuer certificate is not a CA certificate")
+	}
+	if err := issuer.CheckSignature(alg, v.tbs, v.signature); err != nil {
+		fail("signature", "signature does not verify with the issuer's key: %v", err)
+	}
 }
 
 // wantExtension is one extension Check expects, with a function that says
@@ -158,28 +300,35 @@ type wantExtension struct {
 
 // checkListExtensions checks the CRL's extensions: authorityKeyIdentifier,
 // cRLNumber, issuingDistributionPoint (critical), in that order, nothing
-// else.
-func checkListExtensions(rl *x509.RevocationList, req Request, pl *plan, fail func(kind, format string, args ...any)) {
-	aki, _ := marshalAuthorityKeyID(req.Issuer.SubjectKeyId)
+// else. The expected values are encoded here with encoding/asn1, not with
+// Build's encoder.
+func checkListExtensions(got []pkix.Extension, req Request, pl *plan, fail func(kind, format string, args ...any)) {
+	aki, _ := asn1.Marshal(struct {
+		ID []byte `asn1:"optional,tag:0"`
+	}{req.Issuer.SubjectKeyId})
 	number, _ := asn1.Marshal(req.Number)
 	want := []wantExtension{
-		{oidExtAuthorityKeyID, "authorityKeyIdentifier", false, aki, func([]byte) string {
-			if !bytes.Equal(rl.AuthorityKeyId, req.Issuer.SubjectKeyId) {
+		{oidExtAuthorityKeyID, "authorityKeyIdentifier", false, aki, func(got []byte) string {
+			in := cryptobyte.String(got)
+			var seq, keyID cryptobyte.String
+			if !in.ReadASN1(&seq, cbasn1.SEQUENCE) || !seq.ReadASN1(&keyID, cbasn1.Tag(0).ContextSpecific()) || !bytes.Equal(keyID, req.Issuer.SubjectKeyId) {
 				return "keyIdentifier is not the issuer's subjectKeyIdentifier"
 			}
 			return "has fields besides keyIdentifier"
 		}},
-		{oidExtCRLNumber, "cRLNumber", false, number, func([]byte) string {
-			if rl.Number == nil {
+		{oidExtCRLNumber, "cRLNumber", false, number, func(got []byte) string {
+			in := cryptobyte.String(got)
+			n := new(big.Int)
+			if !in.ReadASN1Integer(n) || !in.Empty() {
 				return "malformed"
 			}
-			return fmt.Sprintf("%v, want %v", rl.Number, req.Number)
+			return fmt.Sprintf("%v, want %v", n, req.Number)
 		}},
 		{oidExtIssuingDistributionPoint, "issuingDistributionPoint", true, pl.idp, func(got []byte) string {
 			return idpDifference(got, req.Partition)
 		}},
 	}
-	checkExtensions(rl.Extensions, want, func(format string, args ...any) { fail("extensions", format, args...) })
+	checkExtensions(got, want, func(format string, args ...any) { fail("extensions", format, args...) })
 }
 
 // checkExtensions compares got with want: each wanted extension once,
@@ -244,16 +393,6 @@ func names(want []wantExtension) string {
 	return strings.Join(out, ", ")
 }
 
-// marshalAuthorityKeyID is AuthorityKeyIdentifier ::= SEQUENCE {
-// keyIdentifier [0] } as x509.CreateRevocationList writes it.
-func marshalAuthorityKeyID(keyID []byte) ([]byte, error) {
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(keyID) })
-	})
-	return b.Bytes()
-}
-
 // idpDifference says how an issuingDistributionPoint value differs from
 // the one of partition p.
 func idpDifference(got []byte, p Partition) string {
@@ -292,108 +431,195 @@ func idpDifference(got []byte, p Partition) string {
 	return "differs in encoding"
 }
 
-// checkEntries compares the CRL's entries with the requested ones, order
-// being req's indexes by ascending serial.
-func checkEntries(got []x509.RevocationListEntry, want []Entry, order []int, fail func(kind, format string, args ...any)) {
-	if len(got) != len(want) {
-		fail("count", "%d entries, want %d", len(got), len(want))
-	}
-	sorted := true
-	for i := 1; i < len(got); i++ {
-		switch got[i].SerialNumber.Cmp(got[i-1].SerialNumber) {
-		case 0:
-			fail("duplicate", "serial %x is listed twice (entries %d and %d)", got[i].SerialNumber, i-1, i)
-			sorted = false
-		case -1:
-			fail("order", "entry %d (serial %x) follows serial %x: entries must be in ascending serial order", i, got[i].SerialNumber, got[i-1].SerialNumber)
-			sorted = false
-		}
-	}
-	gotOrder := make([]int, len(got))
-	for i := range gotOrder {
-		gotOrder[i] = i
-	}
-	if !sorted {
-		slices.SortFunc(gotOrder, func(a, b int) int { return got[a].SerialNumber.Cmp(got[b].SerialNumber) })
-	}
-	var buf []byte
-	i, j := 0, 0
-	for i < len(gotOrder) || j < len(order) {
-		if i > 0 && i < len(gotOrder) && got[gotOrder[i]].SerialNumber.Cmp(got[gotOrder[i-1]].SerialNumber) == 0 {
-			i++ // a duplicate, reported above
-			continue
-		}
-		c := 0
-		switch {
-		case i == len(gotOrder):
-			c = 1
-		case j == len(order):
-			c = -1
-		default:
-			c = got[gotOrder[i]].SerialNumber.Cmp(want[order[j]].Serial)
-		}
-		switch c {
-		case -1:
-			fail("extra", "serial %x is not in the request", got[gotOrder[i]].SerialNumber)
-			i++
-		case 1:
-			fail("missing", "serial %x of the request is missing", want[order[j]].Serial)
-			j++
-		default:
-			buf = checkEntry(&got[gotOrder[i]], &want[order[j]], buf, fail)
-			i++
-			j++
+// gotEntry is one revokedCertificates entry as Check reads it.
+type gotEntry struct {
+	pos    int               // its position on the CRL, from 0
+	serial []byte            // the INTEGER's contents
+	key    serialNumber      // the serial, when valid
+	valid  bool              // the serial is a positive DER INTEGER of at most 20 octets
+	body   cryptobyte.String // revocationDate and crlEntryExtensions
+}
+
+// entriesOf yields the entries of revokedCertificates contents that
+// readCRL walked: each a SEQUENCE starting with an INTEGER.
+func entriesOf(revoked cryptobyte.String) iter.Seq[gotEntry] {
+	return func(yield func(gotEntry) bool) {
+		in := revoked
+		for pos := 0; !in.Empty(); pos++ {
+			var entry, serial cryptobyte.String
+			in.ReadASN1(&entry, cbasn1.SEQUENCE)
+			entry.ReadASN1(&serial, cbasn1.INTEGER)
+			e := gotEntry{pos: pos, serial: serial, body: entry}
+			e.key, e.valid = keyOf(serial)
+			if !yield(e) {
+				return
+			}
 		}
 	}
 }
 
+// keyOf is the sort key of the contents of an INTEGER, if it is a
+// positive DER INTEGER of at most 20 octets (RFC 5280 §4.1.2.2).
+func keyOf(n []byte) (k serialNumber, ok bool) {
+	switch {
+	case len(n) == 0 || n[0]&0x80 != 0: // empty or negative
+		return k, false
+	case n[0] == 0 && (len(n) == 1 || n[1]&0x80 == 0): // zero, or not minimal
+		return k, false
+	case n[0] == 0:
+		n = n[1:]
+	}
+	if len(n) > len(k) {
+		return k, false
+	}
+	copy(k[len(k)-len(n):], n)
+	return k, true
+}
+
+// checkEntries compares the CRL's entries with the requested ones, sorted
+// being req's by ascending serial. It walks the CRL twice without keeping
+// the entries: once for their serials and order, then, merging with
+// sorted, for their contents. Only a CRL whose entries are out of order
+// has them collected and sorted.
+func checkEntries(revoked cryptobyte.String, want []Entry, sorted []sortKey, fail func(kind, format string, args ...any)) {
+	count, inOrder := 0, true
+	var prev gotEntry
+	for e := range entriesOf(revoked) {
+		count++
+		if !e.valid {
+			fail("serial", "entry %d: serial %x is not a positive DER INTEGER of at most 20 octets", e.pos, e.serial)
+			continue
+		}
+		if prev.valid {
+			switch compareSerials(&e.key, &prev.key) {
+			case 0:
+				fail("duplicate", "serial %x is listed twice (entries %d and %d)", e.key, prev.pos, e.pos)
+			case -1:
+				fail("order", "entry %d (serial %x) follows serial %x: entries must be in ascending serial order", e.pos, e.key, prev.key)
+				inOrder = false
+			}
+		}
+		prev = e
+	}
+	if count != len(want) {
+		fail("count", "%d entries, want %d", count, len(want))
+	}
+
+	got := func(yield func(gotEntry) bool) {
+		for e := range entriesOf(revoked) {
+			if e.valid && !yield(e) {
+				return
+			}
+		}
+	}
+	if !inOrder {
+		all := slices.Collect(iter.Seq[gotEntry](got))
+		slices.SortStableFunc(all, func(a, b gotEntry) int { return compareSerials(&a.key, &b.key) })
+		got = slices.Values(all)
+	}
+	var buf []byte
+	j, first := 0, true
+	var last serialNumber
+	for e := range got {
+		if !first && e.key == last {
+			continue // a duplicate, reported above
+		}
+		first, last = false, e.key
+		for ; j < len(sorted) && compareSerials(&sorted[j].serial, &e.key) < 0; j++ {
+			fail("missing", "serial %x of the request is missing", want[sorted[j].index].Serial)
+		}
+		if j < len(sorted) && sorted[j].serial == e.key {
+			buf = checkEntry(e, &want[sorted[j].index], buf, fail)
+			j++
+		} else {
+			fail("extra", "serial %x is not in the request", e.key)
+		}
+	}
+	for ; j < len(sorted); j++ {
+		fail("missing", "serial %x of the request is missing", want[sorted[j].index].Serial)
+	}
+}
+
+// The entry extensions' OIDs, tag and length included.
+var (
+	oidInvalidityDateDER = []byte{byte(cbasn1.OBJECT_IDENTIFIER), 3, 0x55, 0x1d, 0x18} // 2.5.29.24
+	oidReasonCodeDER     = []byte{byte(cbasn1.OBJECT_IDENTIFIER), 3, 0x55, 0x1d, 0x15} // 2.5.29.21
+)
+
 // checkEntry compares one entry; buf is scratch space, returned for reuse.
-func checkEntry(got *x509.RevocationListEntry, want *Entry, buf []byte, fail func(kind, format string, args ...any)) []byte {
-	sn := got.SerialNumber
-	if wantTime := seconds(want.RevokedAt); !got.RevocationTime.Equal(wantTime) {
-		fail("revocationDate", "serial %x: revocationDate %s, want %s", sn, got.RevocationTime.UTC().Format(time.RFC3339), wantTime.UTC().Format(time.RFC3339))
+func checkEntry(got gotEntry, want *Entry, buf []byte, fail func(kind, format string, args ...any)) []byte {
+	sn, body := got.key, got.body
+	revokedAt, utc, present, ok := readTime(&body)
+	var exts cryptobyte.String
+	var hasExts bool
+	if !present || !ok || !body.ReadOptionalASN1(&exts, &hasExts, cbasn1.SEQUENCE) || !body.Empty() {
+		fail("entry", "serial %x: malformed entry (a revocationDate and crlEntryExtensions, nothing else)", sn)
+		return buf
+	}
+	if utc != isUTCTime(revokedAt) {
+		fail("revocationDate", "serial %x: revocationDate is not UTCTime through 2049 and GeneralizedTime from 2050", sn)
+	}
+	if wantTime := seconds(want.RevokedAt); !revokedAt.Equal(wantTime) {
+		fail("revocationDate", "serial %x: revocationDate %s, want %s", sn, revokedAt.Format(time.RFC3339), wantTime.UTC().Format(time.RFC3339))
+	}
+	if hasExts && exts.Empty() {
+		fail("entryExtension", "serial %x: crlEntryExtensions is present but empty", sn)
 	}
 	wantInvalidity, wantReason := !want.InvalidityDate.IsZero(), want.Reason != 0
 	if wantInvalidity {
 		buf = appendGeneralizedTime(buf[:0], want.InvalidityDate)
 	}
 	invalidity, reason := -1, -1
-	for k, ext := range got.Extensions {
+	for k := 0; !exts.Empty(); k++ {
+		var oid, value cryptobyte.String
+		var critical bool
+		if !readExtension(&exts, &oid, &critical, &value) {
+			fail("entryExtension", "serial %x: malformed crlEntryExtensions", sn)
+			break
+		}
 		switch {
-		case ext.Id.Equal(oidExtInvalidityDate):
+		case bytes.Equal(oid, oidInvalidityDateDER):
 			if invalidity >= 0 {
 				fail("invalidityDate", "serial %x: two invalidityDate extensions", sn)
 				continue
 			}
 			invalidity = k
-			if ext.Critical {
+			if critical {
 				fail("invalidityDate", "serial %x: invalidityDate is critical, want non-critical", sn)
 			}
 			switch {
 			case !wantInvalidity:
 				fail("invalidityDate", "serial %x: has an invalidityDate; the request has none", sn)
-			case !bytes.Equal(ext.Value, buf):
-				fail("invalidityDate", "serial %x: invalidityDate %s", sn, invalidityDifference(ext.Value, want.InvalidityDate))
+			case !bytes.Equal(value, buf):
+				fail("invalidityDate", "serial %x: invalidityDate %s", sn, invalidityDifference(value, want.InvalidityDate))
 			}
-		case ext.Id.Equal(oidExtReasonCode):
+		case bytes.Equal(oid, oidReasonCodeDER):
 			if reason >= 0 {
 				fail("reasonCode", "serial %x: two reasonCode extensions", sn)
 				continue
 			}
 			reason = k
-			if ext.Critical {
+			if critical {
 				fail("reasonCode", "serial %x: reasonCode is critical, want non-critical", sn)
 			}
+			in, code := cryptobyte.String(value), 0
 			switch {
+			case !in.ReadASN1Enum(&code) || !in.Empty():
+				fail("reasonCode", "serial %x: reasonCode is not a DER ENUMERATED", sn)
 			case !wantReason:
-				fail("reasonCode", "serial %x: has reasonCode %d; reason 0 (unspecified) is written as no reasonCode (RFC 5280 §5.3.1)", sn, got.ReasonCode)
-			case got.ReasonCode != want.Reason:
-				fail("reasonCode", "serial %x: reasonCode %d, want %d (%s)", sn, got.ReasonCode, want.Reason, allowedReasons[want.Reason])
-			case !bytes.Equal(ext.Value, []byte{byte(cbasn1.ENUM), 1, byte(want.Reason)}):
+				fail("reasonCode", "serial %x: has reasonCode %d; reason 0 (unspecified) is written as no reasonCode (RFC 5280 §5.3.1)", sn, code)
+			case code != want.Reason:
+				fail("reasonCode", "serial %x: reasonCode %d, want %d (%s)", sn, code, want.Reason, allowedReasons[want.Reason])
+			case !bytes.Equal(value, []byte{byte(cbasn1.ENUM), 1, byte(want.Reason)}):
 				fail("reasonCode", "serial %x: reasonCode is not DER", sn)
 			}
 		default:
-			fail("entryExtension", "serial %x: unexpected extension %v", sn, ext.Id)
+			var id asn1.ObjectIdentifier
+			if err := asn1Unmarshal(oid, &id); err != nil {
+				fail("entryExtension", "serial %x: unexpected extension with a malformed OID", sn)
+				continue
+			}
+			fail("entryExtension", "serial %x: unexpected extension %v", sn, id)
 		}
 	}
 	if wantInvalidity && invalidity < 0 {

@@ -219,3 +219,38 @@ func TestOpenSSLVerifyEmpty(t *testing.T) {
 		t.Errorf("openssl verify: %v\n%s", err, out)
 	}
 }
+
+// TestOpenSSLLarge builds a 100,000-entry CRL signed by an RSA-2048 key in
+// SoftHSM2, as the CA does, and has Go's parser and `openssl crl` read it
+// and verify its signature. (A 1,000,000-entry CRL passes too, but takes
+// openssl seconds of CPU; BenchmarkPartitionSet builds and checks those.)
+func TestOpenSSLLarge(t *testing.T) {
+	f := hsmIssuer(t)
+	req := request(f, seededEntries(100_000, 'L'))
+	der, err := crl.Build(req)
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	rl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatalf("ParseRevocationList: %v", err)
+	}
+	if err := rl.CheckSignatureFrom(f.issuer); err != nil {
+		t.Errorf("CheckSignatureFrom: %v", err)
+	}
+	checkEntries(t, rl, req.Entries)
+	if err := crl.Check(der, req); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "crl.der")
+	if err := os.WriteFile(path, der, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := openssl(t, "crl", "-inform", "DER", "-in", path, "-noout",
+		"-CAfile", writePEM(t, dir, "issuer.pem", "CERTIFICATE", f.issuer.Raw))
+	if err != nil || !strings.Contains(out, "verify OK") {
+		t.Errorf("openssl crl: %v\n%s", err, out)
+	}
+}

@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"math/bits"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
@@ -69,6 +71,7 @@ type published struct {
 	number                 uint64
 	thisUpdate, nextUpdate time.Time
 	etag                   string
+	entries                int // how many
 }
 
 // NewPublisher checks cfg and loads the CRLs published before.
@@ -105,16 +108,16 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 			return nil, err
 		}
 		if len(der) > 0 {
-			p.latest[part.Name] = newPublished(der, part.Number, part.ThisUpdate.AsTime(), part.NextUpdate.AsTime())
+			p.latest[part.Name] = newPublished(der, part.Number, part.ThisUpdate.AsTime(), part.NextUpdate.AsTime(), entryCount(der))
 		}
 	}
 	return p, nil
 }
 
-func newPublished(der []byte, number uint64, thisUpdate, nextUpdate time.Time) *published {
+func newPublished(der []byte, number uint64, thisUpdate, nextUpdate time.Time, entries int) *published {
 	sum := sha256.Sum256(der)
 	return &published{der: der, number: number, thisUpdate: thisUpdate, nextUpdate: nextUpdate,
-		etag: `"` + hex.EncodeToString(sum[:16]) + `"`}
+		etag: `"` + hex.EncodeToString(sum[:16]) + `"`, entries: entries}
 }
 
 // Notify asks for the changed partitions to be published now.
@@ -181,9 +184,20 @@ func (p *Publisher) publish(part *storev1.CRLPartition, now time.Time) error {
 		Issuer:    issuer, Signer: signer,
 		Number: new(big.Int).SetUint64(part.Number + 1),
 	}
+	// The entries are held through Build and Check, so they are kept
+	// small: sized from the last CRL of the partition (plus room for the
+	// revocations since) rather than grown step by step (which allocates
+	// about five times the final slice), and their serials made from
+	// chunks rather than allocated one by one.
+	p.mu.RLock()
+	if last := p.latest[part.Name]; last != nil {
+		req.Entries = make([]Entry, 0, last.entries+last.entries/8)
+	}
+	p.mu.RUnlock()
+	var serials serialArena
 	rev, err := p.cfg.Source.PartitionEntries(part.Name, now, func(c *storev1.Certificate) error {
 		req.Entries = append(req.Entries, Entry{
-			Serial: new(big.Int).SetBytes(c.Serial), RevokedAt: timeOf(c.Revocation.RevokedAt),
+			Serial: serials.new(c.Serial), RevokedAt: timeOf(c.Revocation.RevokedAt),
 			Reason: int(c.Revocation.Reason), InvalidityDate: timeOf(c.Revocation.InvalidityDate),
 		})
 		return nil
@@ -206,13 +220,63 @@ func (p *Publisher) publish(part *storev1.CRLPartition, now time.Time) error {
 		return err
 	}
 	p.mu.Lock()
-	p.latest[part.Name] = newPublished(der, part.Number+1, req.ThisUpdate, req.NextUpdate)
+	p.latest[part.Name] = newPublished(der, part.Number+1, req.ThisUpdate, req.NextUpdate, len(req.Entries))
 	p.mu.Unlock()
 	p.cfg.Log.Info("CRL published", "partition", part.Name, "number", part.Number+1, "entries", len(req.Entries), "revision", rev)
 	if p.cfg.Published != nil {
 		p.cfg.Published(part.Name, rev, p.cfg.Now())
 	}
 	return nil
+}
+
+// entryCount is the number of entries of a CRL, 0 if it cannot be read:
+// the size of the next request of its partition.
+func entryCount(der []byte) int {
+	v, why := readCRL(der, func(string, string, ...any) {})
+	if why != "" {
+		return 0
+	}
+	n := 0
+	for in := v.revoked; in.SkipASN1(cbasn1.SEQUENCE); {
+		n++
+	}
+	return n
+}
+
+// serialArena makes the *big.Int serials of a partition's entries from
+// chunks of big.Ints and of words: a million entries would otherwise be
+// two million small allocations for the garbage collector to track. The
+// chunks live as long as any serial made from them, which is as long as
+// the request.
+type serialArena struct {
+	ints  []big.Int
+	words []big.Word
+}
+
+const (
+	arenaChunk = 4096              // serials per chunk of big.Ints
+	wordBytes  = bits.UintSize / 8 // octets per big.Word
+	chunkWords = 2 * arenaChunk    // two words a serial: R-P1's 16 octets on 64-bit
+)
+
+// new returns the serial of the big-endian octets b.
+func (a *serialArena) new(b []byte) *big.Int {
+	if len(a.ints) == 0 {
+		a.ints = make([]big.Int, arenaChunk)
+	}
+	z := &a.ints[0]
+	a.ints = a.ints[1:]
+	n := (len(b) + wordBytes - 1) / wordBytes
+	if len(a.words) < n {
+		a.words = make([]big.Word, max(n, chunkWords))
+	}
+	w := a.words[:n:n] // zero: never handed out before
+	a.words = a.words[n:]
+	for i, c := range b {
+		at := len(b) - 1 - i // octets from the least significant end
+		w[at/wordBytes] |= big.Word(c) << (8 * (at % wordBytes))
+	}
+	return z.SetBits(w) // takes w as it is, without copying
 }
 
 // timeOf is a stored time, or zero when unset (not 1970).

@@ -1,0 +1,167 @@
+package crl_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	"github.com/shomei-pki/shomei/crl"
+)
+
+// fakeSource is a crl.Source of partitions of revoked certificates, handed
+// out one fresh record at a time as the store does.
+type fakeSource struct {
+	parts   []*storev1.CRLPartition
+	entries map[string][]crl.Entry
+	saved   int // bytes of the CRLs saved
+	// leadingZero writes serials with a leading zero octet.
+	leadingZero bool
+}
+
+func (s *fakeSource) Partitions() ([]*storev1.CRLPartition, error) { return s.parts, nil }
+
+func (s *fakeSource) PartitionEntries(name string, _ time.Time, fn func(*storev1.Certificate) error) (uint64, error) {
+	for _, e := range s.entries[name] {
+		// A fresh record each time, as the store unmarshals one per entry.
+		serial := e.Serial.Bytes()
+		if s.leadingZero {
+			serial = append([]byte{0}, serial...)
+		}
+		c := &storev1.Certificate{Serial: serial, Revocation: &storev1.Revocation{
+			RevokedAt: timestamppb.New(e.RevokedAt), Reason: int32(e.Reason)}}
+		if !e.InvalidityDate.IsZero() {
+			c.Revocation.InvalidityDate = timestamppb.New(e.InvalidityDate)
+		}
+		if err := fn(c); err != nil {
+			return 0, err
+		}
+	}
+	return 1, nil
+}
+
+func (s *fakeSource) SaveCRL(_ string, _ uint64, _, _ time.Time, _ uint64, der []byte) error {
+	s.saved += len(der)
+	return nil
+}
+
+func (s *fakeSource) CRL(string) ([]byte, error) { return nil, nil }
+
+// BenchmarkPublish is BenchmarkPartitionSet through the Publisher: the
+// entries come one fresh record at a time from a Source, as the store's,
+// and the publisher collects them, so peak-heap-MB includes the request it
+// makes and the records (garbage once read), and the CRL it keeps to
+// serve. Each partition is published once before the measurement: what is
+// measured is the steady state, the entries sized from the partition's
+// last CRL (as they are after a restart too, from the stored CRL).
+//
+//	go test -run '^$' -bench Publish -benchtime 2x ./crl
+func BenchmarkPublish(b *testing.B) {
+	f := hsmIssuer(b)
+	for _, set := range []struct{ partitions, entries int }{{10, 100_000}, {1, 1_000_000}} {
+		b.Run(fmt.Sprintf("partitions=%dx%d", set.partitions, set.entries), func(b *testing.B) {
+			src := &fakeSource{entries: map[string][]crl.Entry{}}
+			for i := range set.partitions {
+				p := partition(sign, "sign", fmt.Sprintf("%05d", 13201+i), fmt.Sprintf("市%02d", i))
+				var dp []string
+				for _, a := range p.DistributionPoint {
+					dp = append(dp, a.Type+"="+a.Value)
+				}
+				src.parts = append(src.parts, &storev1.CRLPartition{Name: p.Name, Profile: sign, IssuerGeneration: 1, Url: p.URL,
+					DistributionPoint: dp, ChangedRevision: 1})
+				src.entries[p.Name] = seededEntries(set.entries, byte(i))
+			}
+			pub, err := crl.NewPublisher(crl.PublisherConfig{
+				Source: src,
+				Issuers: func(storev1.Profile, uint32) (*x509.Certificate, crypto.Signer, error) {
+					return f.issuer, f.key, nil
+				},
+				Now: func() time.Time { return thisUpdate },
+				Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := pub.PublishDue(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			measure(b, func() int {
+				for b.Loop() {
+					src.saved = 0
+					if err := pub.PublishDue(context.Background()); err != nil {
+						b.Fatal(err)
+					}
+				}
+				return src.saved
+			})
+		})
+	}
+}
+
+// TestPublisher publishes partitions through the Publisher and reads each
+// CRL back over HTTP: serials of every length (and with a leading zero
+// octet, which the store does not write) come out as the store gave them,
+// and the CRL is the one Build makes for them.
+func TestPublisher(t *testing.T) {
+	f := fixtures()[0]
+	src := &fakeSource{entries: map[string][]crl.Entry{}}
+	for i, p := range []crl.Partition{f.partition, f.other} {
+		var dp []string
+		for _, a := range p.DistributionPoint {
+			dp = append(dp, a.Type+"="+a.Value)
+		}
+		src.parts = append(src.parts, &storev1.CRLPartition{Name: p.Name, Profile: sign, IssuerGeneration: 1, Url: p.URL,
+			DistributionPoint: dp, ChangedRevision: 1})
+		entries := seededEntries(50+i, byte(i))
+		for k := range 21 {
+			sn := new(big.Int).Lsh(big.NewInt(int64(k+1)), uint(8*k)) // 1 to 21 octets...
+			if k == 20 {
+				sn = new(big.Int).SetBytes(bytes.Repeat([]byte{0x7f}, 20)) // ...but at most 20
+			}
+			entries = append(entries, crl.Entry{Serial: sn, RevokedAt: thisUpdate.Add(-time.Hour), Reason: k % 6})
+		}
+		src.entries[p.Name] = entries
+	}
+	src.leadingZero = true
+	pub, err := crl.NewPublisher(crl.PublisherConfig{
+		Source: src,
+		Issuers: func(storev1.Profile, uint32) (*x509.Certificate, crypto.Signer, error) {
+			return f.issuer, f.key, nil
+		},
+		Now: func() time.Time { return thisUpdate },
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Twice: the second time, the entries are sized from the first CRL.
+	for round := range 2 {
+		if err := pub.PublishDue(context.Background()); err != nil {
+			t.Fatalf("round %d: PublishDue: %v", round, err)
+		}
+		for _, p := range []crl.Partition{f.partition, f.other} {
+			rec := httptest.NewRecorder()
+			pub.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/crl/"+p.Name+".crl", nil))
+			if rec.Code != http.StatusOK {
+				t.Fatalf("round %d: GET %s: %d", round, p.Name, rec.Code)
+			}
+			req := request(f, src.entries[p.Name])
+			req.Partition = p
+			req.Number = big.NewInt(1) // the fake store keeps no number
+			if err := crl.Check(rec.Body.Bytes(), req); err != nil {
+				t.Errorf("round %d: Check: %v", round, err)
+			}
+		}
+	}
+}
