@@ -70,7 +70,9 @@ func (s *Store) Partition(name string) (*storev1.CRLPartition, error) {
 // PartitionEntries calls fn for each revoked certificate of a partition
 // that has not expired at now (R-R5: entries are dropped after the
 // certificate's expiry), in serial order, and returns the status-change
-// revision the entries reflect.
+// revision the entries reflect. The records fn gets carry only the serial,
+// notAfter and the revocation: the index keeps those, so that a
+// million-entry CRL does not read a million certificates.
 func (s *Store) PartitionEntries(name string, now time.Time, fn func(*storev1.Certificate) error) (uint64, error) {
 	var rev uint64
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -78,10 +80,17 @@ func (s *Store) PartitionEntries(name string, now time.Time, fn func(*storev1.Ce
 		prefix := entryPrefix(name)
 		certs := tx.Bucket(bucketCerts)
 		c := tx.Bucket(bucketEntries).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			rec, err := getCert(certs, k[len(prefix):])
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			rec := new(storev1.Certificate)
+			var err error
+			if len(v) > 0 {
+				err = proto.Unmarshal(v, rec)
+			} else {
+				// Indexed before the index kept the entry itself.
+				rec, err = getCert(certs, k[len(prefix):])
+			}
 			if err != nil {
-				return err
+				return fmt.Errorf("store is damaged: CRL entry %x: %w", k, err)
 			}
 			if rec.Revocation == nil || !rec.NotAfter.AsTime().After(now) {
 				continue

@@ -215,7 +215,11 @@ func appendChange(tx *bolt.Tx, rec *storev1.Certificate, kind storev1.ChangeKind
 		return err
 	}
 	if kind == storev1.ChangeKind_CHANGE_KIND_REVOKED && rec.CrlPartition != "" {
-		if err := tx.Bucket(bucketEntries).Put(append(entryPrefix(rec.CrlPartition), rec.Serial...), nil); err != nil {
+		entry, err := marshal(&storev1.Certificate{Serial: rec.Serial, NotAfter: rec.NotAfter, Revocation: rec.Revocation})
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketEntries).Put(append(entryPrefix(rec.CrlPartition), rec.Serial...), entry); err != nil {
 			return err
 		}
 		if err := touchPartition(tx, rec.CrlPartition, rev); err != nil {

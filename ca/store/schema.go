@@ -29,7 +29,8 @@ import (
 //	meta     "status_revision"                         uint64 BE, the last revision in changes
 //	meta     "ocsp_responder:" ‖ key label             DER of the key's current OCSP responder certificate (R-R6)
 //	partitions partition name                          storev1.CRLPartition (R-R5)
-//	crl_entries partition ‖ 0x00 ‖ serial              empty (revoked certificates of a partition)
+//	crl_entries partition ‖ 0x00 ‖ serial              storev1.Certificate with serial, not_after and revocation only
+//	                                                   (revoked certificates of a partition; empty in older stores)
 //	crls     partition name                            the partition's last CRL, DER
 //
 // Records are stored as proto.Marshal with deterministic output. bbolt keeps
