@@ -7,7 +7,7 @@ BIN     := $(CURDIR)/bin
 CONFIG  := $(VAR)/shomei.yaml
 BUF     := GOWORK=off $(GO) tool -modfile=internal/tools/go.mod buf
 
-.PHONY: all deps dev-hsm build run run-ocsp test vet lint proto proto-check bench clean
+.PHONY: all deps dev-hsm build run run-ocsp test fuzz-short vet lint proto proto-check bench clean
 
 all: build
 
@@ -57,6 +57,14 @@ proto-check:
 
 test: deps vet proto-check
 	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory fuzz-short
+
+# The parsers of untrusted bytes, fuzzed briefly on every run (the seeds also
+# run in `go test`); FUZZTIME=10m for a long run.
+FUZZTIME ?= 8s
+fuzz-short:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./ocsp
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/eventfeed
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./hsm/
