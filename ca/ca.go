@@ -152,9 +152,16 @@ func New(ctx context.Context, cfg Config) (*CA, error) {
 			lintView: &x509.Certificate{RawSubject: is.Certificate.RawSubject, SubjectKeyId: is.Certificate.SubjectKeyId, PublicKey: lintKey.Public()}}
 	}
 	for _, p := range []Profile{ProfileSign, ProfileAuth} {
-		if c.active[p] == nil {
-			return nil, fmt.Errorf("ca: no active %s issuer in the store: run the key ceremony (shomeictl init)", issuer.ShortName(p))
+		if c.active[p] != nil {
+			continue
 		}
+		if compromised(issuers, p) {
+			// R-K2: the CA still serves revocation (CRLs, OCSP) and the
+			// other profile; this one issues nothing until rotation.
+			c.log.Error("the issuer key is compromised and no newer generation is active: no issuance for this profile (R-K2)", "profile", issuer.ShortName(p))
+			continue
+		}
+		return nil, fmt.Errorf("ca: no active %s issuer in the store: run the key ceremony (shomeictl init)", issuer.ShortName(p))
 	}
 	abandoned, err := cfg.Store.AbandonPending()
 	if err != nil {
@@ -164,6 +171,17 @@ func New(ctx context.Context, cfg Config) (*CA, error) {
 		c.log.Warn("issuance left pending by the previous process marked abandoned; it was never delivered", "serial", fmt.Sprintf("%x", serial))
 	}
 	return c, nil
+}
+
+// compromised reports whether p's latest generation is compromised (R-K2).
+func compromised(issuers []issuer.Issuer, p Profile) bool {
+	var last *issuer.Issuer
+	for i := range issuers {
+		if issuers[i].Profile == p {
+			last = &issuers[i]
+		}
+	}
+	return last != nil && last.State == storev1.KeyState_KEY_STATE_COMPROMISED
 }
 
 // IssuerCertificate returns the certificate of a profile's issuer generation.

@@ -249,6 +249,10 @@ func (c *CA) issue(ctx context.Context, req IssueRequest, renew bool) (*Issued, 
 			newAuth = capped
 		}
 		iss := c.active[p.Profile]
+		if iss == nil {
+			pre.add(field+".profile", "R-K2", "the %s issuer key is compromised; issuance resumes with a new key generation", name)
+			continue
+		}
 		notAfter := capped.EndOfDay()
 		if notAfter.After(iss.cert.NotAfter) {
 			pre.add(field+".profile", "R-V7", "it would expire on %s, after its issuer (%s generation %d, until %s): rotate the issuer key first",
