@@ -1,11 +1,9 @@
 package ca
 
 import (
+	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -60,9 +58,6 @@ type CA struct {
 	active map[Profile]*issuerKey
 	// all holds every generation's certificate, for look-ups.
 	all map[Profile]map[uint32]*x509.Certificate
-	// lintKey signs lint certificates (see doc.go); it never signs anything
-	// that leaves the process.
-	lintKey crypto.Signer
 
 	partitions sync.Map // CRL partitions issued into by this process
 
@@ -77,9 +72,6 @@ type issuerKey struct {
 	signer *hsm.Signer
 	hash   crypto.Hash
 	sigAlg []byte // DER AlgorithmIdentifier the key signs with
-	// lintView is the issuer as the lint pass sees it: same name and key
-	// identifier, the throwaway key's public key.
-	lintView *x509.Certificate
 }
 
 // New loads the active issuer of each profile, finds its key in the HSM and
@@ -114,12 +106,6 @@ func New(ctx context.Context, cfg Config) (*CA, error) {
 	if c.log == nil {
 		c.log = slog.Default()
 	}
-	lintKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	c.lintKey = lintKey
-
 	issuers, err := issuer.Load(cfg.Store)
 	if err != nil {
 		return nil, err
@@ -144,12 +130,16 @@ func New(ctx context.Context, cfg Config) (*CA, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The TBS the profile encodes names the algorithm of the issuer's
+		// key; the certificates carry the issuer certificate's. They agree.
+		if want, err := profile.SignatureAlgorithmIdentifier(is.Certificate.PublicKey); err != nil || !bytes.Equal(want, sigAlg) {
+			return nil, fmt.Errorf("ca: %s issuer generation %d: certificate signature algorithm is not the one its key type signs with (R-P1)", issuer.ShortName(is.Profile), is.Generation)
+		}
 		hash := crypto.SHA256
 		if issuer.SignatureAlgorithm(alg) == x509.ECDSAWithSHA384 {
 			hash = crypto.SHA384
 		}
-		c.active[is.Profile] = &issuerKey{rec: is.IssuerKey, cert: is.Certificate, signer: signer, hash: hash, sigAlg: sigAlg,
-			lintView: &x509.Certificate{RawSubject: is.Certificate.RawSubject, SubjectKeyId: is.Certificate.SubjectKeyId, PublicKey: lintKey.Public()}}
+		c.active[is.Profile] = &issuerKey{rec: is.IssuerKey, cert: is.Certificate, signer: signer, hash: hash, sigAlg: sigAlg}
 	}
 	for _, p := range []Profile{ProfileSign, ProfileAuth} {
 		if c.active[p] != nil {

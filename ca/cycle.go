@@ -2,7 +2,6 @@ package ca
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -106,14 +105,17 @@ func (c *CA) cycle(ctx context.Context, now time.Time, h holderRef, plans []*pla
 	return recs, nil
 }
 
-// lint builds p's certificate signed by the throwaway key, checks it against
-// the profile and zlint, and returns the TBSCertificate the HSM will sign.
+// lint encodes p's TBSCertificate, checks the certificate it becomes
+// against the profile and zlint, and returns the TBS for the HSM to sign.
+// The certificate linted is the one the HSM will make, with a placeholder
+// where the signature goes (profile.Draft.LintCopy): no throwaway key
+// signs it and nothing verifies a signature that is not there.
 func (c *CA) lint(p *plan) ([]byte, error) {
-	tmpl, err := profile.Template(p.iss.lintView, c.cfg.Profile, p.req)
+	d, err := profile.NewDraft(p.iss.cert, c.cfg.Profile, p.req)
 	if err != nil {
 		return nil, refuse(KindInvalid, p.field, "R-P1", "the certificate would not match its profile: %v", err)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.iss.lintView, p.req.PublicKey, c.lintKey)
+	der, err := d.LintCopy()
 	if err != nil {
 		return nil, fmt.Errorf("ca: building the lint certificate: %w", err)
 	}
@@ -121,7 +123,7 @@ func (c *CA) lint(p *plan) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ca: lint certificate does not parse: %w", err)
 	}
-	if err := profile.Check(cert, p.iss.lintView, c.cfg.Profile, p.req); err != nil {
+	if err := d.Check(cert); err != nil {
 		return nil, fmt.Errorf("ca: lint certificate fails its profile: %w", err)
 	}
 	warnings, err := profile.Lint(der)
@@ -131,16 +133,18 @@ func (c *CA) lint(p *plan) ([]byte, error) {
 	for _, w := range warnings {
 		c.log.Debug("lint warning", "serial", p.req.Serial.Text(16), "lint", w)
 	}
-	return spliceSigAlg(cert.RawTBSCertificate, p.iss.sigAlg)
+	return d.TBS, nil
 }
 
 // sign has the HSM sign tbs and assembles the certificate. The signer
 // verifies every signature with its public key, which was checked against
 // the issuer certificate when the CA started (hsm.SignerFor); the TBS is the
-// linted one with only the issuer's signature algorithm spliced in, and the
-// store refuses a certificate whose TBS differs from the one recorded. So the
-// signed certificate needs no second parse or profile check here: the tests
-// parse and x509.Verify every certificate the CA issues.
+// linted one byte for byte, so the certificate differs from the linted copy
+// only in the signature value (the issuer's signature algorithm, checked at
+// start to be the one in the TBS, is in both); and the store refuses a
+// certificate whose TBS differs from the one recorded. So the signed
+// certificate needs no second parse or profile check here: the tests parse
+// and x509.Verify every certificate the CA issues.
 func (c *CA) sign(ctx context.Context, p *plan, tbs []byte) ([]byte, error) {
 	h := p.iss.hash.New()
 	h.Write(tbs)

@@ -6,10 +6,12 @@
 //
 //  1. validate the request against every rule (R-A*, R-V*, R-P*); a refusal
 //     names the field and the rule and changes nothing;
-//  2. build the certificate from its profile (package profile, R-P1–R-P3);
-//  3. lint: sign it with a throwaway key, parse it, check it against the
-//     profile and run zlint's RFC 5280 lints — before the HSM is asked for
-//     anything;
+//  2. encode its TBSCertificate from the profile (package profile,
+//     R-P1–R-P3), with the issuer's signature AlgorithmIdentifier;
+//  3. lint: parse that TBS with a placeholder signature of the issuer key's
+//     length, check it against the profile and run zlint's RFC 5280 lints
+//     (zlint verifies no signature here: the names differ) — before the HSM
+//     is asked for anything;
 //  4. record its serial and to-be-signed bytes in the store as PENDING, in a
 //     transaction that re-checks double issuance (R-A4), key reuse (R-P1),
 //     blocked keys (R-V8) and the inquiry (R-A2);
@@ -22,12 +24,9 @@
 // ABANDONED: the store always knows every serial the HSM may have signed,
 // and a certificate a client received is always in the store.
 //
-// The throwaway key is ECDSA P-256 whatever the issuer key is, because an
-// RSA signature in software costs as much as the HSM's and would halve
-// throughput. The linted TBSCertificate differs from the signed one only in
-// its signature AlgorithmIdentifier, which is spliced in before signing
-// (splice.go); the store refuses a signed certificate whose TBS is not the
-// recorded one.
+// The linted TBSCertificate is byte for byte the one recorded and signed:
+// no software signature is made, and the store refuses a signed certificate
+// whose TBS is not the recorded one.
 //
 // No personal data (names, addresses, dates of birth, holder ids) is logged
 // or used as a metric label (R-P4); logs name certificates by serial.

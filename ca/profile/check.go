@@ -39,9 +39,9 @@ func (e *MismatchError) Is(target error) bool { return target == ErrMismatch }
 // compared field by field, so the error says what is wrong, and then
 // compared byte for byte with the profile's own encoding.
 //
-// Check does not verify the signature: the lint copy is signed by a
-// throwaway key. The caller checks the real certificate's signature with
-// cert.CheckSignatureFrom(issuer).
+// Check does not verify the signature: the lint copy has a placeholder
+// (Draft.LintCopy), or a throwaway key's signature. The caller checks the
+// real certificate's signature, e.g. with cert.CheckSignatureFrom(issuer).
 //
 // A bad cfg or req gives the errors of Template (ErrInvalidRequest); each
 // difference is a *MismatchError wrapping ErrMismatch; all are joined.
@@ -56,6 +56,11 @@ func Check(cert *x509.Certificate, issuer *x509.Certificate, cfg Config, req Req
 	if err != nil {
 		return err
 	}
+	return check(cert, issuer, cfg, req, want)
+}
+
+// check is Check with the profile's encoding of req already built.
+func check(cert, issuer *x509.Certificate, cfg Config, req Request, want *tbs) error {
 	var errs []error
 	fail := func(format string, args ...any) {
 		errs = append(errs, &MismatchError{fmt.Sprintf(format, args...)})
@@ -176,27 +181,32 @@ func checkExtensions(cert, issuer *x509.Certificate, cfg Config, req Request, wa
 		}
 	}
 
-	checkers := map[string]func([]byte) []string{
-		oidExtAuthorityKeyID.String(): func(v []byte) []string { return checkAuthorityKeyID(v, issuer.SubjectKeyId) },
-		oidExtKeyUsage.String(): func([]byte) []string {
+	checkValue := func(oid asn1.ObjectIdentifier, v []byte) []string {
+		switch {
+		case oid.Equal(oidExtAuthorityKeyID):
+			return checkAuthorityKeyID(v, issuer.SubjectKeyId)
+		case oid.Equal(oidExtKeyUsage):
 			if cert.KeyUsage != want.spec.keyUsage {
 				return []string{fmt.Sprintf("%s, want %s", keyUsageNames(cert.KeyUsage), keyUsageNames(want.spec.keyUsage))}
 			}
-			return nil
-		},
-		oidExtSubjectAltName.String(): func(v []byte) []string { return checkSubjectAltName(v, req) },
-		oidExtIssuerAltName.String():  func(v []byte) []string { return checkIssuerAltName(v, cfg) },
-		oidExtCRLDistribution.String(): func(v []byte) []string {
-			return checkCRLDistributionPoints(v, req.CRL)
-		},
-		oidExtCertPolicies.String(): func(v []byte) []string { return checkCertificatePolicies(v, want.spec, cfg.CPSURL) },
-		oidExtSubjectKeyID.String(): func([]byte) []string {
+		case oid.Equal(oidExtSubjectAltName):
+			return checkSubjectAltName(v, req)
+		case oid.Equal(oidExtIssuerAltName):
+			return checkIssuerAltName(v, cfg, want.issuerAltName)
+		case oid.Equal(oidExtCRLDistribution):
+			return checkCRLDistributionPoints(v, req.CRL, want.crlName)
+		case oid.Equal(oidExtCertPolicies):
+			return checkCertificatePolicies(v, want.spec, cfg.CPSURL)
+		case oid.Equal(oidExtSubjectKeyID):
 			if ski, err := subjectKeyID(cert.RawSubjectPublicKeyInfo); err != nil || !bytes.Equal(cert.SubjectKeyId, ski) {
 				return []string{"not the SHA-1 of the subjectPublicKey (RFC 5280 §4.2.1.2 method 1)"}
 			}
-			return nil
-		},
-		oidExtAuthorityInfo.String(): func(v []byte) []string { return checkAuthorityInfoAccess(v, cfg.OCSPURL) },
+		case oid.Equal(oidExtAuthorityInfo):
+			return checkAuthorityInfoAccess(v, cfg.OCSPURL)
+		default:
+			return []string{"no check for it"}
+		}
+		return nil
 	}
 	for _, w := range want.extensions {
 		name := extensionName(w.Id)
@@ -212,7 +222,7 @@ func checkExtensions(cert, issuer *x509.Certificate, cfg Config, req Request, wa
 		case !w.Critical && got.Critical:
 			fail("%s must not be critical (R-P1)", name)
 		}
-		problems := checkers[w.Id.String()](got.Value)
+		problems := checkValue(w.Id, got.Value)
 		for _, p := range problems {
 			fail("%s: %s", name, p)
 		}
@@ -286,8 +296,10 @@ func checkSubjectAltName(v []byte, req Request) []string {
 		return []string{"malformed GeneralNames"}
 	}
 	var problems []string
-	var oids []string
-	values := map[string]string{}
+	var oids []asn1.ObjectIdentifier
+	// values[i] is the value of sanOrder[i]'s otherName, if has[i].
+	values := make([][]byte, len(sanOrder))
+	has := make([]bool, len(sanOrder))
 	for i, gn := range names {
 		if gn.tag != tagOtherName {
 			problems = append(problems, fmt.Sprintf("entry %d is not an otherName; otherNames only (R-P2)", i+1))
@@ -299,47 +311,53 @@ func checkSubjectAltName(v []byte, req Request) []string {
 			problems = append(problems, fmt.Sprintf("entry %d: malformed otherName", i+1))
 			continue
 		}
+		oids = append(oids, oid)
 		if !gn.body.ReadASN1(&explicit, tagExplicit0) || !gn.body.Empty() ||
 			!explicit.ReadASN1(&utf8Value, cbasn1.UTF8String) || !explicit.Empty() || !utf8.Valid(utf8Value) {
 			problems = append(problems, fmt.Sprintf("otherName %s: value is not [0] EXPLICIT UTF8String", oid))
-			oids = append(oids, oid.String())
 			continue
 		}
-		oids = append(oids, oid.String())
-		values[oid.String()] = string(utf8Value)
+		if k := slices.IndexFunc(sanOrder, func(on otherName) bool { return on.oid.Equal(oid) }); k >= 0 {
+			values[k], has[k] = utf8Value, true
+		}
 	}
-	wantOIDs := make([]string, len(sanOrder))
-	for i, on := range sanOrder {
-		wantOIDs[i] = on.oid.String()
-	}
-	if !slices.Equal(oids, wantOIDs) {
-		problems = append(problems, fmt.Sprintf("otherNames are [%s], want [%s] in this order (R-P2)", strings.Join(oids, ", "), strings.Join(wantOIDs, ", ")))
+	if !slices.EqualFunc(oids, sanOrder, func(a asn1.ObjectIdentifier, b otherName) bool { return a.Equal(b.oid) }) {
+		got := make([]string, len(oids))
+		for i, oid := range oids {
+			got[i] = oid.String()
+		}
+		want := make([]string, len(sanOrder))
+		for i, on := range sanOrder {
+			want[i] = on.oid.String()
+		}
+		problems = append(problems, fmt.Sprintf("otherNames are [%s], want [%s] in this order (R-P2)", strings.Join(got, ", "), strings.Join(want, ", ")))
 	}
 	reqValues := sanValues(req)
 	for i, on := range sanOrder {
-		if got, ok := values[on.oid.String()]; ok && got != reqValues[i] {
+		if has[i] && string(values[i]) != reqValues[i] {
 			problems = append(problems, fmt.Sprintf("%s (%s) differs from the request", on.field, on.oid))
 		}
 	}
 	// The maps must fit the texts they describe, whatever the request says.
 	for _, pair := range []struct{ text, digits int }{{0, 4}, {3, 5}} { // Name, NameMap; Address, AddressMap
-		text, m := sanOrder[pair.text], sanOrder[pair.digits]
-		t, tok := values[text.oid.String()]
-		mv, mok := values[m.oid.String()]
-		if !tok || !mok {
+		if !has[pair.text] || !has[pair.digits] {
 			continue
 		}
-		if strings.Trim(mv, "01") != "" {
+		text, m := sanOrder[pair.text], sanOrder[pair.digits]
+		t, mv := values[pair.text], values[pair.digits]
+		if len(bytes.Trim(mv, "01")) != 0 {
 			problems = append(problems, fmt.Sprintf("%s has digits other than 0 and 1", m.field))
 		}
-		if n := utf8.RuneCountInString(t); utf8.RuneCountInString(mv) != n {
-			problems = append(problems, fmt.Sprintf("%s has %d digits for the %d characters of %s; one per character (R-P2)", m.field, utf8.RuneCountInString(mv), n, text.field))
+		if n := utf8.RuneCount(t); utf8.RuneCount(mv) != n {
+			problems = append(problems, fmt.Sprintf("%s has %d digits for the %d characters of %s; one per character (R-P2)", m.field, utf8.RuneCount(mv), n, text.field))
 		}
 	}
 	return problems
 }
 
-func checkIssuerAltName(v []byte, cfg Config) []string {
+// checkIssuerAltName checks the SIGN issuerAltName against cfg's, whose
+// DER is want.
+func checkIssuerAltName(v []byte, cfg Config, want []byte) []string {
 	seq, ok := readSequence(v)
 	names, ok2 := readGeneralNames(seq)
 	if !ok || !ok2 {
@@ -348,14 +366,15 @@ func checkIssuerAltName(v []byte, cfg Config) []string {
 	if len(names) != 1 || names[0].tag != tagDirectoryName {
 		return []string{"want exactly one directoryName (R-P2)"}
 	}
-	want, err := cfg.IssuerAltName.Marshal()
-	if err != nil || !bytes.Equal(names[0].body, want) {
+	if !bytes.Equal(names[0].body, want) {
 		return []string{fmt.Sprintf("directoryName is not %s", cfg.IssuerAltName)}
 	}
 	return nil
 }
 
-func checkCRLDistributionPoints(v []byte, want CRLDistributionPoint) []string {
+// checkCRLDistributionPoints checks the partition's URL and name, whose DER
+// is wantName.
+func checkCRLDistributionPoints(v []byte, want CRLDistributionPoint, wantName []byte) []string {
 	dps, ok := readSequence(v)
 	var dp, dpName, fullName cryptobyte.String
 	if !ok || !dps.ReadASN1(&dp, cbasn1.SEQUENCE) {
@@ -381,7 +400,7 @@ func checkCRLDistributionPoints(v []byte, want CRLDistributionPoint) []string {
 	if string(names[0].body) != want.URL {
 		problems = append(problems, fmt.Sprintf("URI %q, want %q", names[0].body, want.URL))
 	}
-	if der, err := want.Name.Marshal(); err != nil || !bytes.Equal(names[1].body, der) {
+	if !bytes.Equal(names[1].body, wantName) {
 		problems = append(problems, fmt.Sprintf("directoryName is not %s", want.Name))
 	}
 	return problems

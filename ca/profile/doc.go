@@ -1,29 +1,40 @@
 // Package profile owns the two end-entity certificate profiles of spec §1,
 // SIGN (署名用電子証明書, R-P2) and AUTH (利用者証明用電子証明書, R-P3): the
-// certificate templates the CA hands to x509.CreateCertificate (Template),
-// the exact profile check it runs on every certificate (Check), and zlint's
-// RFC 5280 lints (Lint).
+// TBSCertificate the CA has the HSM sign (NewDraft), the equivalent
+// certificate template for x509.CreateCertificate (Template), the exact
+// profile check it runs on every certificate (Check), and zlint's RFC 5280
+// lints (Lint).
 //
 // # The issuance cycle
 //
-// The CA lints before the HSM signs (Boulder's linter idea):
+// The CA lints before the HSM signs (Boulder's linter idea), and lints the
+// very bytes the HSM will sign:
 //
-//	tmpl, err := profile.Template(issuer, cfg, req)
-//	lintParent := *issuer
-//	lintParent.PublicKey = throwaway.Public() // CreateCertificate checks parent key == signer key
-//	der, err := x509.CreateCertificate(rand.Reader, tmpl, &lintParent, tmpl.PublicKey, throwaway)
+//	d, err := profile.NewDraft(issuer, cfg, req) // validates, encodes d.TBS
+//	der, err := d.LintCopy()                     // d.TBS + placeholder signature
 //	cert, err := x509.ParseCertificate(der)
-//	err = profile.Check(cert, issuer, cfg, req)
+//	err = d.Check(cert)                          // = profile.Check(cert, issuer, cfg, req)
 //	_, err = profile.Lint(der)
-//	// then the same tmpl with issuer and the HSM signer; Check, Lint and
-//	// cert.CheckSignatureFrom(issuer) again on the real certificate.
+//	// then the HSM signs d.TBS, and the certificate is d.TBS, the issuer's
+//	// signature algorithm and that signature.
+//
+// NewDraft encodes the TBSCertificate directly, byte for byte what
+// x509.CreateCertificate makes of Template's template when it signs with
+// the issuer's key (the tests compare the two for thousands of generated
+// holders), without making a signature with a throwaway key and verifying
+// it, which cost more than everything else the lint pass does. The lint
+// copy differs from the signed certificate only in the signature value: Go's
+// parser, Check and zlint do not verify the signature of a certificate that
+// is not self-issued (zcrypto tries only when subject and issuer are the
+// same name, never so here), and the tests show every zlint result to be
+// the same for the lint copy and the signed certificate. The caller
+// verifies the real signature (the CA's HSM signer verifies each one).
 //
 // The signature algorithm follows the issuer's key (R-P1): sha256WithRSA for
 // RSA, ECDSA-SHA256 for P-256, ECDSA-SHA384 for P-384. It is inferred from
-// issuer.PublicKey, not configured, so the throwaway key must be of the
-// issuer key's type (any size: an RSA-1024 key will do for an RSA issuer).
-// Check does not verify the signature, because the lint copy's is not the
-// issuer's; the caller verifies the real one.
+// issuer.PublicKey, not configured (SignatureAlgorithm,
+// SignatureAlgorithmIdentifier). Template's users that sign a lint copy
+// with a throwaway key must use a key of the issuer key's type.
 //
 // # Invariants
 //
@@ -78,6 +89,8 @@
 //
 // Lint runs the 115 certificate lints of zlint v3 whose source is RFC 5280;
 // none is excluded, and both profiles pass them all without warnings. The
+// set is found once; each call parses the certificate with zcrypto and runs
+// every lint of the set as zlint.LintCertificateEx would. The
 // other sources are for the web PKI and flag what this profile does on
 // purpose: two L attributes (community e_duplicate_subject_attribs),
 // otherName subjectAltNames (CABF e_ext_san_other_name_present), no EKU,

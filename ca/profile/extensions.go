@@ -7,7 +7,6 @@ import (
 	"encoding/asn1"
 	"fmt"
 
-	"github.com/shomei-pki/shomei/ca/dn"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
@@ -28,22 +27,27 @@ var (
 )
 
 // extensionNames are the names used in messages.
-var extensionNames = map[string]string{
-	oidExtAuthorityKeyID.String():  "authorityKeyIdentifier",
-	oidExtKeyUsage.String():        "keyUsage",
-	oidExtSubjectAltName.String():  "subjectAltName",
-	oidExtIssuerAltName.String():   "issuerAltName",
-	oidExtCRLDistribution.String(): "cRLDistributionPoints",
-	oidExtCertPolicies.String():    "certificatePolicies",
-	oidExtSubjectKeyID.String():    "subjectKeyIdentifier",
-	oidExtAuthorityInfo.String():   "authorityInfoAccess",
-	"2.5.29.19":                    "basicConstraints",
-	"2.5.29.37":                    "extendedKeyUsage",
+var extensionNames = []struct {
+	oid  asn1.ObjectIdentifier
+	name string
+}{
+	{oidExtAuthorityKeyID, "authorityKeyIdentifier"},
+	{oidExtKeyUsage, "keyUsage"},
+	{oidExtSubjectAltName, "subjectAltName"},
+	{oidExtIssuerAltName, "issuerAltName"},
+	{oidExtCRLDistribution, "cRLDistributionPoints"},
+	{oidExtCertPolicies, "certificatePolicies"},
+	{oidExtSubjectKeyID, "subjectKeyIdentifier"},
+	{oidExtAuthorityInfo, "authorityInfoAccess"},
+	{asn1.ObjectIdentifier{2, 5, 29, 19}, "basicConstraints"},
+	{asn1.ObjectIdentifier{2, 5, 29, 37}, "extendedKeyUsage"},
 }
 
 func extensionName(oid asn1.ObjectIdentifier) string {
-	if n, ok := extensionNames[oid.String()]; ok {
-		return n
+	for _, n := range extensionNames {
+		if n.oid.Equal(oid) {
+			return n.name
+		}
 	}
 	return oid.String()
 }
@@ -82,7 +86,10 @@ var (
 // authorityKeyIdentifier, keyUsage, [subjectAltName, issuerAltName],
 // cRLDistributionPoints, certificatePolicies, subjectKeyIdentifier,
 // [authorityInfoAccess].
-func extensions(s spec, issuerKeyID, spki []byte, cfg Config, req Request) ([]pkix.Extension, error) {
+//
+// ianDER and crlNameDER are the DER of cfg.IssuerAltName (SIGN only) and of
+// req.CRL.Name.
+func extensions(s spec, issuerKeyID, spki []byte, cfg Config, req Request, ianDER, crlNameDER []byte) ([]pkix.Extension, error) {
 	ski, err := subjectKeyID(spki)
 	if err != nil {
 		return nil, err
@@ -99,12 +106,12 @@ func extensions(s spec, issuerKeyID, spki []byte, cfg Config, req Request) ([]pk
 	if s.personal {
 		list = append(list,
 			ext{oidExtSubjectAltName, false, func() ([]byte, error) { return marshalSubjectAltName(sanValues(req)) }},
-			ext{oidExtIssuerAltName, false, func() ([]byte, error) { return marshalIssuerAltName(cfg.IssuerAltName) }})
+			ext{oidExtIssuerAltName, false, func() ([]byte, error) { return marshalIssuerAltName(ianDER) }})
 	}
 	list = append(list,
-		ext{oidExtCRLDistribution, false, func() ([]byte, error) { return marshalCRLDistributionPoints(req.CRL) }},
+		ext{oidExtCRLDistribution, false, func() ([]byte, error) { return marshalCRLDistributionPoints(req.CRL.URL, crlNameDER) }},
 		ext{oidExtCertPolicies, true, func() ([]byte, error) { return marshalCertificatePolicies(s.policy, cfg.CPSURL) }},
-		ext{oidExtSubjectKeyID, false, func() ([]byte, error) { return asn1.Marshal(ski) }})
+		ext{oidExtSubjectKeyID, false, func() ([]byte, error) { return marshalSubjectKeyID(ski), nil }})
 	if cfg.OCSPURL != "" {
 		list = append(list, ext{oidExtAuthorityInfo, false, func() ([]byte, error) { return marshalAuthorityInfoAccess(cfg.OCSPURL) }})
 	}
@@ -134,6 +141,12 @@ func subjectKeyID(spki []byte) ([]byte, error) {
 	return sum[:], nil
 }
 
+// marshalSubjectKeyID: SubjectKeyIdentifier ::= OCTET STRING, here the 20
+// bytes of a SHA-1.
+func marshalSubjectKeyID(ski []byte) []byte {
+	return append([]byte{byte(cbasn1.OCTET_STRING), byte(len(ski))}, ski...)
+}
+
 // marshalAuthorityKeyID: AuthorityKeyIdentifier ::= SEQUENCE {
 // keyIdentifier [0] KeyIdentifier } with no issuer name or serial.
 func marshalAuthorityKeyID(keyID []byte) ([]byte, error) {
@@ -145,7 +158,8 @@ func marshalAuthorityKeyID(keyID []byte) ([]byte, error) {
 }
 
 // marshalKeyUsage: KeyUsage ::= BIT STRING, DER (no trailing zero bits).
-// Only the first byte's bits are used by the profiles.
+// Only the first byte's bits are used by the profiles: the encoding is the
+// tag, the length 2, the number of unused bits and the byte.
 func marshalKeyUsage(ku x509.KeyUsage) ([]byte, error) {
 	var bits byte
 	n := 0
@@ -158,7 +172,7 @@ func marshalKeyUsage(ku x509.KeyUsage) ([]byte, error) {
 	if n == 0 || ku >= 1<<8 {
 		return nil, fmt.Errorf("key usage %b outside the first byte", ku)
 	}
-	return asn1.Marshal(asn1.BitString{Bytes: []byte{bits}, BitLength: n})
+	return []byte{byte(cbasn1.BIT_STRING), 2, byte(8 - n), bits}, nil
 }
 
 // marshalSubjectAltName: GeneralNames of otherNames only, in sanOrder,
@@ -178,12 +192,9 @@ func marshalSubjectAltName(values []string) ([]byte, error) {
 	return b.Bytes()
 }
 
-// marshalIssuerAltName: GeneralNames with one directoryName.
-func marshalIssuerAltName(name dn.DN) ([]byte, error) {
-	der, err := name.Marshal()
-	if err != nil {
-		return nil, err
-	}
+// marshalIssuerAltName: GeneralNames with one directoryName, the DER
+// name der.
+func marshalIssuerAltName(der []byte) ([]byte, error) {
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1(tagDirectoryName, func(b *cryptobyte.Builder) { b.AddBytes(der) })
@@ -201,11 +212,7 @@ func marshalIssuerAltName(name dn.DN) ([]byte, error) {
 // relying parties would see no CRL URL at all. The order of the names of
 // one DistributionPoint carries no meaning in RFC 5280, and OpenSSL and
 // zlint read both orders.
-func marshalCRLDistributionPoints(dp CRLDistributionPoint) ([]byte, error) {
-	der, err := dp.Name.Marshal()
-	if err != nil {
-		return nil, err
-	}
+func marshalCRLDistributionPoints(url string, der []byte) ([]byte, error) {
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
@@ -213,7 +220,7 @@ func marshalCRLDistributionPoints(dp CRLDistributionPoint) ([]byte, error) {
 			b.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
 				// fullName [0] IMPLICIT GeneralNames.
 				b.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
-					b.AddASN1(tagURI, func(b *cryptobyte.Builder) { b.AddBytes([]byte(dp.URL)) })
+					b.AddASN1(tagURI, func(b *cryptobyte.Builder) { b.AddBytes([]byte(url)) })
 					b.AddASN1(tagDirectoryName, func(b *cryptobyte.Builder) { b.AddBytes(der) })
 				})
 			})

@@ -178,6 +178,10 @@ func specOf(p storev1.Profile) spec {
 //
 // Template validates cfg and req and returns every problem at once, each a
 // *FieldError wrapping ErrInvalidRequest.
+//
+// The CA does not use it: NewDraft encodes the same TBSCertificate
+// directly. It stays for callers that sign with Go's crypto/x509 (tests,
+// tools), and as the reference the tests hold NewDraft to.
 func Template(issuer *x509.Certificate, cfg Config, req Request) (*x509.Certificate, error) {
 	t, err := build(issuer, cfg, req)
 	if err != nil {
@@ -201,6 +205,9 @@ type tbs struct {
 	subject    []byte
 	spki       []byte
 	extensions []pkix.Extension
+	// The DER names inside extensions: the issuerAltName's directoryName
+	// (SIGN only) and the CRL partition's.
+	issuerAltName, crlName []byte
 }
 
 // build validates its input and encodes everything the certificate holds.
@@ -237,13 +244,21 @@ func build(issuer *x509.Certificate, cfg Config, req Request) (*tbs, error) {
 	}
 
 	t := &tbs{spec: s, sigAlg: sigAlg}
-	if t.subject, err = subject(s, req).Marshal(); err != nil {
+	if t.subject, err = marshalName(subject(s, req)); err != nil {
 		return nil, &FieldError{"Request", fmt.Sprintf("subject: %v", err)}
 	}
 	if t.spki, err = x509.MarshalPKIXPublicKey(req.PublicKey); err != nil {
 		return nil, &FieldError{"Request.PublicKey", err.Error()}
 	}
-	if t.extensions, err = extensions(s, issuer.SubjectKeyId, t.spki, cfg, req); err != nil {
+	if s.personal {
+		if t.issuerAltName, err = marshalName(cfg.IssuerAltName); err != nil {
+			return nil, &FieldError{"Config.IssuerAltName", err.Error()}
+		}
+	}
+	if t.crlName, err = marshalName(req.CRL.Name); err != nil {
+		return nil, &FieldError{"Request.CRL.Name", err.Error()}
+	}
+	if t.extensions, err = extensions(s, issuer.SubjectKeyId, t.spki, cfg, req, t.issuerAltName, t.crlName); err != nil {
 		return nil, err
 	}
 	return t, nil
