@@ -189,3 +189,17 @@ func etagMatch(values []string, etag string) bool {
 	}
 	return false
 }
+
+// InFront returns a handler that serves the responder's Path (and what
+// lies under it) and passes every other request to next. Use it instead of
+// registering the responder on an http.ServeMux, which would clean the
+// base64 of GET requests ("//" is valid base64).
+func (r *Responder) InFront(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if p := req.URL.Path; p == r.path || strings.HasPrefix(p, r.path+"/") {
+			r.ServeHTTP(w, req)
+			return
+		}
+		next.ServeHTTP(w, req)
+	})
+}

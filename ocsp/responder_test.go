@@ -425,3 +425,27 @@ func TestSetIssuers(t *testing.T) {
 		t.Error("a refused SetIssuers changed the responder")
 	}
 }
+
+// TestInFront: the responder's path reaches it unaltered, "//" of base64
+// included; everything else goes to the next handler.
+func TestInFront(t *testing.T) {
+	e := newEnv(t, nil)
+	next := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	mux := http.NewServeMux()
+	mux.Handle("/", next)
+	srv := httptest.NewServer(e.r.InFront(mux))
+	defer srv.Close()
+	if r := get(t, srv.URL, request(t, e.f.gen1.cert, crypto.SHA1, nil, e.f.gen1.leaf(serialGood)), nil); r.StatusCode != http.StatusOK {
+		t.Errorf("GET /ocsp/…: %s", r.Status)
+	}
+	for _, path := range []string{"/metrics", "/ocspx", "/"} {
+		r, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != http.StatusTeapot {
+			t.Errorf("GET %s: %s, want the next handler's", path, r.Status)
+		}
+	}
+}

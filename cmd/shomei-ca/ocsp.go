@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"net/http"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -59,16 +57,4 @@ func startOCSP(ctx context.Context, cfg *config.Config, st *store.Store, tok *hs
 	}
 	go keeper.Maintain(ctx, responder, next)
 	return responder, nil
-}
-
-// withOCSP routes /ocsp and /ocsp/… to the responder before mux: a
-// ServeMux would clean the base64 of GET requests, which may contain "//".
-func withOCSP(responder *ocsp.Responder, mux http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p := r.URL.Path; p == ocsp.DefaultPath || strings.HasPrefix(p, ocsp.DefaultPath+"/") {
-			responder.ServeHTTP(w, r)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
 }

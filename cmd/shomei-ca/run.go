@@ -155,7 +155,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 			cav1.RegisterEventsServer(s, svc.Events())
 			cav1.RegisterReplicationServer(s, replication)
 		},
-		HTTP:            withOCSP(responder, mux),
+		HTTP:            responder.InFront(mux),
 		ShutdownTimeout: cfg.Server.ShutdownTimeout,
 		Ready:           ready,
 		Log:             log,

@@ -115,21 +115,11 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 		}
 		fmt.Fprintf(w, "ok, in sync with the CA as of %s\n", st.SyncedAt().UTC().Format(time.RFC3339))
 	})
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The responder before the mux: a ServeMux would clean the
-		// base64 of GET requests, which may contain "//".
-		if p := r.URL.Path; p == ocsp.DefaultPath || strings.HasPrefix(p, ocsp.DefaultPath+"/") {
-			responder.ServeHTTP(w, r)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
-
 	ln, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("http_listen %s: %w", cfg.HTTPListen, err)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: responder.InFront(mux), ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	log.Info("listening", "http", ln.Addr().String(), "ca", cfg.CA.Address, "replica", cfg.Name)
