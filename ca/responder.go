@@ -53,8 +53,9 @@ func (c *CA) issuerByName(name string) (Profile, uint32, bool) {
 
 // CertifyResponder has the issuer key generation named issuerName sign a
 // delegated OCSP responder certificate for pub, valid from notBefore to
-// notAfter (R-R6), linted before the HSM signs (ocsp.NewResponderCertificate),
-// and audited as a key operation (R-K3). actor names who asked.
+// notAfter shortened to the issuer's own validity (R-R6), linted before the
+// HSM signs (ocsp.NewResponderCertificate), and audited as a key operation
+// (R-K3). actor names who asked.
 func (c *CA) CertifyResponder(ctx context.Context, issuerName string, pub crypto.PublicKey, notBefore, notAfter time.Time, actor string) ([]byte, error) {
 	p, gen, ok := c.issuerByName(issuerName)
 	if !ok {
@@ -63,6 +64,12 @@ func (c *CA) CertifyResponder(ctx context.Context, issuerName string, pub crypto
 	cert, signer, err := c.IssuerSigner(p, gen)
 	if err != nil {
 		return nil, err
+	}
+	if notBefore.Before(cert.NotBefore) {
+		notBefore = cert.NotBefore
+	}
+	if notAfter.After(cert.NotAfter) {
+		notAfter = cert.NotAfter
 	}
 	sn, err := serial.New()
 	if err != nil {

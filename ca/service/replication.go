@@ -92,9 +92,6 @@ func (r *Replication) woken() <-chan struct{} {
 	return r.wake
 }
 
-// errBatchFull stops a walk of the change log at a full batch.
-var errBatchFull = errors.New("batch full")
-
 // Follow implements cav1.ReplicationServer.
 func (r *Replication) Follow(req *cav1.FollowRequest, stream cav1.Replication_FollowServer) error {
 	ctx := stream.Context()
@@ -123,7 +120,7 @@ func (r *Replication) Follow(req *cav1.FollowRequest, stream cav1.Replication_Fo
 	last := r.cfg.Now()
 	for {
 		wake := r.woken()
-		batch, next, err := r.changes(rev)
+		batch, next, full, err := r.changes(rev)
 		if err != nil {
 			return status.Errorf(codes.Unavailable, "reading the status-change log: %v", err)
 		}
@@ -142,7 +139,7 @@ func (r *Replication) Follow(req *cav1.FollowRequest, stream cav1.Replication_Fo
 				return err
 			}
 			rev, last = next, time.Now()
-			if len(batch) == r.cfg.Batch {
+			if full {
 				continue // more is waiting
 			}
 		}
@@ -188,28 +185,20 @@ func (r *Replication) snapshot(stream cav1.Replication_FollowServer, head uint64
 
 // changes reads up to Batch changes after rev and returns the statuses
 // they lead to (the certificates' current statuses) and the revision of
-// the last one.
-func (r *Replication) changes(rev uint64) ([]*cav1.CertificateStatus, uint64, error) {
-	var batch []*cav1.CertificateStatus
-	next := rev
-	err := r.cfg.Store.Changes(rev, func(ch *storev1.StatusChange) error {
-		if len(batch) == r.cfg.Batch {
-			return errBatchFull
-		}
-		rec, err := r.cfg.Store.Certificate(ch.Serial)
-		if err != nil {
-			return fmt.Errorf("change %d: %w", ch.Revision, err)
-		}
+// the last one; full says a whole batch was read, so more may be waiting.
+func (r *Replication) changes(rev uint64) (batch []*cav1.CertificateStatus, next uint64, full bool, err error) {
+	next, n := rev, 0
+	err = r.cfg.Store.ChangedCertificates(rev, r.cfg.Batch, func(ch *storev1.StatusChange, rec *storev1.Certificate) error {
 		if rec.State == storev1.CertState_CERT_STATE_ISSUED {
 			batch = append(batch, certificateStatus(rec, ch.Time))
 		}
-		next = ch.Revision
+		next, n = ch.Revision, n+1
 		return nil
 	})
-	if err != nil && !errors.Is(err, errBatchFull) {
-		return nil, rev, err
+	if err != nil {
+		return nil, rev, false, err
 	}
-	return batch, next, nil
+	return batch, next, n == r.cfg.Batch, nil
 }
 
 func certificateStatus(rec *storev1.Certificate, recorded *timestamppb.Timestamp) *cav1.CertificateStatus {
@@ -276,37 +265,10 @@ func (r *Replication) CertifyResponder(ctx context.Context, req *cav1.CertifyRes
 	if len(vs) > 0 {
 		return nil, statusError(r.cfg.Log, &ca.Error{Kind: ca.KindInvalid, Violations: vs})
 	}
-	if cert := r.issuerCertificate(req.GetIssuer()); cert != nil {
-		notBefore = later(notBefore, cert.NotBefore)
-		notAfter = earlier(notAfter, cert.NotAfter)
-	}
 	der, err := r.cfg.CA.CertifyResponder(ctx, req.GetIssuer(), csr.PublicKey, notBefore.Truncate(time.Second), notAfter.Truncate(time.Second), "replica "+name)
 	if err != nil {
 		return nil, statusError(r.cfg.Log, err)
 	}
 	r.cfg.Log.Info("replica responder certified", "replica", name, "issuer", req.GetIssuer())
 	return &cav1.CertifyResponderResponse{CertificateDer: der}, nil
-}
-
-func (r *Replication) issuerCertificate(name string) *x509.Certificate {
-	for _, g := range r.cfg.CA.IssuerGenerations() {
-		if g.Name == name {
-			return r.cfg.CA.IssuerCertificate(g.Profile, g.Generation)
-		}
-	}
-	return nil
-}
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-func earlier(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
 }

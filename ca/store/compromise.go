@@ -83,10 +83,7 @@ func (s *Store) CompromiseIssuer(p storev1.Profile, generation uint32, now, inva
 			if err := logChange(tx, rec, now); err != nil {
 				return err
 			}
-			audit = append(audit, &storev1.AuditRecord{Time: timestamppb.New(now), Actor: actor, Action: "certificate.revoke",
-				Fields: []*storev1.AuditField{{Key: "serial", Value: fmt.Sprintf("%x", rec.Serial)},
-					{Key: "reason", Value: fmt.Sprint(ReasonCACompromise)}, {Key: "cause", Value: "issuer key compromise"},
-					{Key: "key_blocked", Value: "false"}}})
+			audit = append(audit, revocationAudit(rec, now, actor, rec.Revocation.Cause, false))
 		}
 		res.Revoked = len(targets)
 		recs, err := prepareAudit(audit, false, now)

@@ -175,10 +175,7 @@ func revoke(tx *bolt.Tx, r RevokeRequest, audit []*storev1.AuditRecord) (*Revoke
 			}
 		}
 		res.Revoked = append(res.Revoked, entry)
-		audit = append(audit, &storev1.AuditRecord{Time: timestamppb.New(r.Now), Actor: r.Actor, Action: "certificate.revoke",
-			Fields: []*storev1.AuditField{{Key: "serial", Value: fmt.Sprintf("%x", rec.Serial)},
-				{Key: "reason", Value: fmt.Sprint(r.Reason)}, {Key: "cause", Value: r.Cause},
-				{Key: "key_blocked", Value: fmt.Sprint(r.BlockKeys)}}})
+		audit = append(audit, revocationAudit(rec, r.Now, r.Actor, r.Cause, r.BlockKeys))
 	}
 	if r.EventID != "" {
 		v, err := marshal(&storev1.EventResult{MunicipalityCode: r.Municipality, EventId: r.EventID,
@@ -195,6 +192,14 @@ func revoke(tx *bolt.Tx, r RevokeRequest, audit []*storev1.AuditRecord) (*Revoke
 	}
 	res.Revision = currentRevision(tx)
 	return res, nil
+}
+
+// revocationAudit is the audit record of one certificate's revocation (R-K3).
+func revocationAudit(rec *storev1.Certificate, now time.Time, actor, cause string, keyBlocked bool) *storev1.AuditRecord {
+	return &storev1.AuditRecord{Time: timestamppb.New(now), Actor: actor, Action: "certificate.revoke",
+		Fields: []*storev1.AuditField{{Key: "serial", Value: fmt.Sprintf("%x", rec.Serial)},
+			{Key: "reason", Value: fmt.Sprint(rec.Revocation.Reason)}, {Key: "cause", Value: cause},
+			{Key: "key_blocked", Value: fmt.Sprint(keyBlocked)}}}
 }
 
 // logChange appends a certificate's status change to the log.
@@ -241,6 +246,32 @@ func (s *Store) Revision() (uint64, error) {
 	var rev uint64
 	err := s.db.View(func(tx *bolt.Tx) error { rev = currentRevision(tx); return nil })
 	return rev, err
+}
+
+// ChangedCertificates calls fn for up to limit status changes after
+// revision since, in order, each with its certificate's current record, all
+// in one read transaction (an OCSP replica's feed).
+func (s *Store) ChangedCertificates(since uint64, limit int, fn func(*storev1.StatusChange, *storev1.Certificate) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		certs := tx.Bucket(bucketCerts)
+		c := tx.Bucket(bucketChanges).Cursor()
+		n := 0
+		for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, since+1)); k != nil && n < limit; k, v = c.Next() {
+			ch := new(storev1.StatusChange)
+			if err := proto.Unmarshal(v, ch); err != nil {
+				return fmt.Errorf("store is damaged: change %x: %w", k, err)
+			}
+			rec, err := getCert(certs, ch.Serial)
+			if err != nil {
+				return fmt.Errorf("change %d: %w", ch.Revision, err)
+			}
+			if err := fn(ch, rec); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
 }
 
 // Changes calls fn for every status change after revision since, in order.

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
+	"github.com/shomei-pki/shomei/internal/clienttoken"
 	"github.com/shomei-pki/shomei/internal/softhsm"
 )
 
@@ -214,20 +215,13 @@ http_listen: 127.0.0.1:0
 
 func dialToken(t *testing.T, addr, token string) *grpc.ClientConn {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(testBearer(token)))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(clienttoken.Bearer(token)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
 }
-
-type testBearer string
-
-func (b testBearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
-}
-func (testBearer) RequireTransportSecurity() bool { return false }
 
 func runOpenSSL(args ...string) (string, error) {
 	out, err := exec.Command("openssl", args...).CombinedOutput()

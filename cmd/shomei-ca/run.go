@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -24,6 +22,7 @@ import (
 	"github.com/shomei-pki/shomei/ca/service"
 	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/crl"
+	"github.com/shomei-pki/shomei/internal/clienttoken"
 	"github.com/shomei-pki/shomei/internal/config"
 	"github.com/shomei-pki/shomei/internal/server"
 	"github.com/shomei-pki/shomei/ocsp"
@@ -181,12 +180,11 @@ func authorizer(cfg *config.Config, log *slog.Logger) (clientAuthorizer, error) 
 	}
 	var clients []service.Client
 	for _, c := range cfg.Clients {
-		b, err := os.ReadFile(c.TokenFile)
+		token, err := clienttoken.Read(c.TokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("client %s: %w", c.Name, err)
 		}
-		token, _, _ := strings.Cut(string(b), "\n")
-		clients = append(clients, service.Client{Name: c.Name, Token: strings.TrimSpace(token), Municipalities: c.Municipalities, Replica: c.Replica})
+		clients = append(clients, service.Client{Name: c.Name, Token: token, Municipalities: c.Municipalities, Replica: c.Replica})
 	}
 	return service.NewTokenAuthorizer(clients)
 }

@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
+	"github.com/shomei-pki/shomei/internal/clienttoken"
 	"github.com/shomei-pki/shomei/internal/config"
 	"github.com/shomei-pki/shomei/ocsp"
 	"github.com/shomei-pki/shomei/ocsp/replica"
@@ -43,12 +42,11 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	if cfg.CA.TokenFile != "" {
-		b, err := os.ReadFile(cfg.CA.TokenFile)
+		token, err := clienttoken.Read(cfg.CA.TokenFile)
 		if err != nil {
 			return fmt.Errorf("ca.token_file: %w", err)
 		}
-		token, _, _ := strings.Cut(string(b), "\n")
-		opts = append(opts, grpc.WithPerRPCCredentials(bearer(strings.TrimSpace(token))))
+		opts = append(opts, grpc.WithPerRPCCredentials(clienttoken.Bearer(token)))
 	}
 	conn, err := grpc.NewClient(cfg.CA.Address, opts...)
 	if err != nil {
@@ -133,14 +131,3 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	defer cancel()
 	return srv.Shutdown(shutdown)
 }
-
-// bearer sends the replica's client token with every call.
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
-}
-
-// RequireTransportSecurity: the CA's gRPC API is plaintext on a private
-// network or loopback today (see docs).
-func (bearer) RequireTransportSecurity() bool { return false }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
+	"github.com/shomei-pki/shomei/internal/clienttoken"
 )
 
 // importOptions are the flags of `events import`.
@@ -95,7 +95,7 @@ func runImport(ctx context.Context, o importOptions, file string, stdin io.Reade
 		if err != nil {
 			return err
 		}
-		opts = append(opts, grpc.WithPerRPCCredentials(bearer(token)))
+		opts = append(opts, grpc.WithPerRPCCredentials(clienttoken.Bearer(token)))
 	}
 	in, total, closeIn, err := openFeed(file, stdin)
 	if err != nil {
@@ -180,31 +180,14 @@ func countLines(r io.Reader) (int, error) {
 	}
 }
 
-// readToken reads a bearer token: the file's first line.
+// readToken reads the --token-file.
 func readToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	token, err := clienttoken.Read(path)
 	if err != nil {
 		return "", fmt.Errorf("--token-file: %w", err)
 	}
-	first, _, _ := strings.Cut(string(b), "\n")
-	token := strings.TrimSpace(first)
-	if token == "" {
-		return "", fmt.Errorf("--token-file %s: the first line is empty", path)
-	}
 	return token, nil
 }
-
-// bearer sends a client token as the CA expects it ("authorization: Bearer
-// <token>", ca/service.TokenAuthorizer). The CA's gRPC API has no TLS of
-// its own (loopback, or a private network behind a TLS proxy), so the
-// token is allowed over plaintext connections.
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
-}
-
-func (bearer) RequireTransportSecurity() bool { return false }
 
 // print writes the summary: counts only, never data from the feed.
 func (s *summary) print(w io.Writer) {

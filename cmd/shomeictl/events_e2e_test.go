@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
+	"github.com/shomei-pki/shomei/internal/clienttoken"
 	"github.com/shomei-pki/shomei/internal/softhsm"
 )
 
@@ -50,7 +51,7 @@ clients:
     municipalities: ["13221"]
 `)
 	conn, err := grpc.NewClient(ca.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithPerRPCCredentials(bearer(token)))
+		grpc.WithPerRPCCredentials(clienttoken.Bearer(token)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,6 +122,26 @@ type OCSP struct {
 	CacheSize int `yaml:"cache_size"`
 }
 
+// decodeStrict decodes YAML into v; unknown keys are errors.
+func decodeStrict(data []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errors.New("the file is empty")
+		}
+		return err
+	}
+	return nil
+}
+
+func (o OCSP) validate() error {
+	if o.ResponderValidity < 0 || o.RenewBefore < 0 || o.ResponseValidity < 0 || o.MaxAge < 0 {
+		return errors.New("ocsp: durations must not be negative")
+	}
+	return nil
+}
+
 // Load reads, strictly decodes and validates the file at path.
 func Load(path string) (*Config, error) {
 	f, err := os.Open(path)
@@ -143,13 +163,8 @@ func Decode(r io.Reader, dir string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
 	var c Config
-	if err := dec.Decode(&c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("the file is empty")
-		}
+	if err := decodeStrict(data, &c); err != nil {
 		return nil, err
 	}
 	c.resolve(dir)
@@ -218,8 +233,8 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("clients[%d]: municipalities are required (or replica: true)", i))
 		}
 	}
-	if c.OCSP.ResponderValidity < 0 || c.OCSP.RenewBefore < 0 || c.OCSP.ResponseValidity < 0 || c.OCSP.MaxAge < 0 {
-		errs = append(errs, errors.New("ocsp: durations must not be negative"))
+	if err := c.OCSP.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

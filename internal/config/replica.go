@@ -1,15 +1,12 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // Replica is the configuration file of shomei-ocsp, an OCSP replica that
@@ -53,13 +50,8 @@ func LoadReplica(path string) (*Replica, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
 	var c Replica
-	if err := dec.Decode(&c); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = errors.New("the file is empty")
-		}
+	if err := decodeStrict(data, &c); err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	dir := filepath.Dir(path)
@@ -83,8 +75,8 @@ func LoadReplica(path string) (*Replica, error) {
 		errs = append(errs, errors.New("store.path is required"))
 	}
 	errs = append(errs, c.HSM.validate()...)
-	if c.OCSP.ResponderValidity < 0 || c.OCSP.RenewBefore < 0 || c.OCSP.ResponseValidity < 0 || c.OCSP.MaxAge < 0 {
-		errs = append(errs, errors.New("ocsp: durations must not be negative"))
+	if err := c.OCSP.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)

@@ -35,7 +35,8 @@ type Target struct {
 }
 
 // Certifier has the issuer sign a delegated responder certificate for
-// responder's public key, valid from notBefore to notAfter. The local CA
+// responder's public key, valid from notBefore to notAfter, shortened to
+// what the issuer allows (at least its own validity). The local CA
 // signs it with the issuer key (ca.ResponderCertifier); a replica asks the
 // CA over gRPC. The signer is passed so that a remote CA can be given proof
 // of possession (a CSR); a local certifier may ignore it.
@@ -163,16 +164,10 @@ func (k *Keeper) current(ctx context.Context, t Target) (*ocsp.Issuer, time.Time
 		return &ocsp.Issuer{Certificate: t.Certificate, Responder: saved, Signer: signer}, saved.NotAfter.Add(-k.cfg.RenewBefore), nil
 	}
 
-	// Backdate a minute for relying parties' clock skew, and stay within
-	// the issuer's validity.
+	// Backdate a minute for relying parties' clock skew; the certifier
+	// keeps it within the issuer's validity.
 	notBefore := now.Add(-time.Minute).Truncate(time.Second)
-	if notBefore.Before(t.Certificate.NotBefore) {
-		notBefore = t.Certificate.NotBefore
-	}
 	notAfter := notBefore.Add(k.cfg.Validity)
-	if notAfter.After(t.Certificate.NotAfter) {
-		notAfter = t.Certificate.NotAfter
-	}
 	cert, err := k.certify(ctx, label, t, signer, notBefore, notAfter)
 	if err != nil {
 		if saved != nil && now.Before(saved.NotAfter) {

@@ -1,0 +1,43 @@
+// Package clienttoken is how Shomei's gRPC clients and the CA read the bearer
+// tokens that identify municipal systems and OCSP replicas
+// (ca/service.TokenAuthorizer), and how clients send them.
+package clienttoken
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Read returns the token in the file at path: its first line, trimmed. An
+// empty first line is an error.
+func Read(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	token := strings.TrimSpace(first)
+	if token == "" {
+		return "", fmt.Errorf("%s: %w", path, errEmpty)
+	}
+	return token, nil
+}
+
+var errEmpty = errors.New("the first line is empty")
+
+// Bearer sends a client token as the CA expects it ("authorization: Bearer
+// <token>"); use it with grpc.WithPerRPCCredentials. The CA's gRPC API has
+// no TLS of its own (loopback, or a private network behind a TLS proxy), so
+// the token is allowed over plaintext connections.
+type Bearer string
+
+// GetRequestMetadata implements credentials.PerRPCCredentials.
+func (b Bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+// RequireTransportSecurity implements credentials.PerRPCCredentials.
+func (Bearer) RequireTransportSecurity() bool { return false }
