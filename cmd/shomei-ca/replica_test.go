@@ -115,6 +115,20 @@ http_listen: 127.0.0.1:0
 `, ca.grpc, mod, testDir.Conf))
 	rp, addrs := startBinary(t, "shomei-ocsp", replicaConfig, replicaListening)
 	url := "http://" + addrs[0] + "/ocsp"
+	// Until its first sync the replica vouches for nothing (internalError)
+	// and says so on /healthz.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		r, err := http.Get("http://" + addrs[0] + "/healthz")
+		if err == nil {
+			r.Body.Close()
+			if r.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica did not sync within 10 s: %v\n%s", err, rp.log)
+		}
+	}
 
 	work := t.TempDir()
 	pemFile := func(name string, der []byte) string {
