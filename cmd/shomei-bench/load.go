@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"fmt"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -74,31 +71,10 @@ func (r result) Percentile(p float64) time.Duration {
 	return r.Latencies[min(max(i, 0), n-1)]
 }
 
-// newClient is a keep-alive HTTP/1.1 client for conc workers that counts
-// the connections it opens.
-func newClient(conc int, dials *atomic.Int64) *http.Client {
-	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				dials.Add(1)
-				return d.DialContext(ctx, network, addr)
-			},
-			MaxIdleConns:        conc * 2,
-			MaxIdleConnsPerHost: conc * 2,
-			IdleConnTimeout:     time.Minute,
-			DisableCompression:  true,
-		},
-	}
-}
-
 // run sends w's requests from c.Concurrency workers, each waiting for a
 // response before sending the next, for c.Warmup then c.Duration.
 func (w *workload) run(ctx context.Context, c cell) result {
 	var dials atomic.Int64
-	client := newClient(c.Concurrency, &dials)
-	defer client.CloseIdleConnections()
 	start := time.Now()
 	measure := start.Add(c.Warmup)
 	end := measure.Add(c.Duration)
@@ -118,6 +94,12 @@ func (w *workload) run(ctx context.Context, c cell) result {
 		wg.Go(func() {
 			out := &results[i]
 			out.lat = make([]time.Duration, 0, 1<<14)
+			client, err := newConn(w.URL, &dials)
+			if err != nil {
+				out.failed, out.firstError = 1, err.Error()
+				return
+			}
+			defer client.close()
 			rng := rand.New(rand.NewPCG(uint64(i), uint64(start.UnixNano())))
 			var body bytes.Buffer
 			var nonce []byte
@@ -137,7 +119,7 @@ func (w *workload) run(ctx context.Context, c cell) result {
 					}
 					setNonce(req, nonce)
 				}
-				err := post(ctx, client, w.URL, req, &body)
+				err := client.post(ctx, req, &body)
 				done := time.Now()
 				d := done.Sub(t0)
 				// Responses that arrive after warm-up are counted.
@@ -190,28 +172,6 @@ func (w *workload) run(ctx context.Context, c cell) result {
 	return r
 }
 
-// post sends one OCSP request and reads the response into body.
-func post(ctx context.Context, client *http.Client, url string, der []byte, body *bytes.Buffer) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(der))
-	if err != nil {
-		return err
-	}
-	req.Header["Content-Type"] = []string{"application/ocsp-request"}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body.Reset()
-	if _, err := body.ReadFrom(resp.Body); err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("HTTP %s", resp.Status)
-	}
-	return nil
-}
-
 // signRate measures how many signatures sign makes per second from
 // workers goroutines in d.
 func signRate(ctx context.Context, workers int, d time.Duration, sign func(context.Context) error) (result, error) {
@@ -253,8 +213,6 @@ func signRate(ctx context.Context, workers int, d time.Duration, sign func(conte
 // cached. Every response is checked structurally, every Sample-th verified.
 func (w *workload) fill(ctx context.Context, conc int) result {
 	var dials atomic.Int64
-	client := newClient(conc, &dials)
-	defer client.CloseIdleConnections()
 	var next atomic.Int64
 	var mu sync.Mutex
 	r := result{Concurrency: conc}
@@ -265,13 +223,17 @@ func (w *workload) fill(ctx context.Context, conc int) result {
 			var body bytes.Buffer
 			var lat []time.Duration
 			failed, firstError := 0, ""
-			for ctx.Err() == nil {
+			client, cerr := newConn(w.URL, &dials)
+			if cerr != nil {
+				failed, firstError = 1, cerr.Error()
+			}
+			for client != nil && ctx.Err() == nil {
 				k := int(next.Add(1)) - 1
 				if k >= len(w.Requests) {
 					break
 				}
 				t0 := time.Now()
-				err := post(ctx, client, w.URL, w.Requests[k], &body)
+				err := client.post(ctx, w.Requests[k], &body)
 				d := time.Since(t0)
 				if err == nil {
 					err = checkResponse(body.Bytes())
@@ -287,6 +249,9 @@ func (w *workload) fill(ctx context.Context, conc int) result {
 					continue
 				}
 				lat = append(lat, d)
+			}
+			if client != nil {
+				client.close()
 			}
 			mu.Lock()
 			defer mu.Unlock()

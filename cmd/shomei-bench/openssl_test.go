@@ -5,9 +5,9 @@ import (
 	"context"
 	"crypto/x509"
 	"math/big"
-	"net/http"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,7 +80,12 @@ func TestOpenSSLIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
+	var dials atomic.Int64
+	client, err := newConn(peer.URL, &dials)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.close()
 	ask := func(t *testing.T, serial *big.Int) ([]byte, []byte) {
 		der, err := buildRequest(h, serial, true)
 		if err != nil {
@@ -89,7 +94,7 @@ func TestOpenSSLIndex(t *testing.T) {
 		nonce := []byte("0123456789abcdef")
 		setNonce(der, nonce)
 		var body bytes.Buffer
-		if err := post(ctx, client, peer.URL, der, &body); err != nil {
+		if err := client.post(ctx, der, &body); err != nil {
 			t.Fatal(err)
 		}
 		if err := checkResponse(body.Bytes()); err != nil {
