@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -214,15 +215,19 @@ func measureOCSP(ctx context.Context, o *ocspOptions, log *slog.Logger) (_ *repo
 			}
 			var profiled chan error
 			if o.Profile != "" && s.name == serverShomei {
-				profiled = make(chan error, 1)
+				profiled = make(chan error, 2)
 				go func() {
 					time.Sleep(o.Warmup)
 					profiled <- cpuProfile(ctx, srv.Metrics, o.Duration, filepath.Join(o.Profile, fmt.Sprintf("shomei-cached-%d.pprof", conc)))
 				}()
+				go func() {
+					time.Sleep(o.Warmup)
+					profiled <- selfProfile(ctx, o.Duration, filepath.Join(o.Profile, fmt.Sprintf("generator-cached-%d.pprof", conc)))
+				}()
 			}
 			r := w.run(ctx, cell{Concurrency: conc, Warmup: o.Warmup, Duration: o.Duration})
 			if profiled != nil {
-				if err := <-profiled; err != nil {
+				if err := errors.Join(<-profiled, <-profiled); err != nil {
 					return nil, fmt.Errorf("profile: %w", err)
 				}
 			}
@@ -321,6 +326,28 @@ func cpuProfile(ctx context.Context, metricsURL string, d time.Duration, path st
 		f.Close()
 		return err
 	}
+	return f.Close()
+}
+
+// selfProfile saves a CPU profile of this process (the load generator)
+// over d.
+func selfProfile(ctx context.Context, d time.Duration, path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+	}
+	pprof.StopCPUProfile()
 	return f.Close()
 }
 

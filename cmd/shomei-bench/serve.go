@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/shomei-pki/shomei/internal/gctuning"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -60,6 +62,8 @@ type serveAddrs struct {
 // serve runs the server process: Shomei's responder, the ceiling and the
 // metrics on 127.0.0.1, until stdin closes or ctx ends.
 func serve(ctx context.Context, dir string, stdin io.Reader, stdout io.Writer) error {
+	// The collector as Shomei's servers set it.
+	gctuning.Apply()
 	raw, err := os.ReadFile(filepath.Join(dir, serveConfigFile))
 	if err != nil {
 		return err

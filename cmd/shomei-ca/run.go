@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 
+	"github.com/shomei-pki/shomei/internal/gctuning"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -31,6 +33,9 @@ import (
 // run starts the CA and serves until ctx ends. ready, if set, gets the bound
 // addresses (tests use it).
 func run(ctx context.Context, configPath string, log *slog.Logger, ready func(grpcAddr, httpAddr net.Addr)) error {
+	if percent, fromEnv := gctuning.Apply(); fromEnv {
+		log.Info("garbage collector target from GOGC", "percent", percent)
+	}
 	cfg, err := config.Load(configPath)
 	if err != nil {
 		return err

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/shomei-pki/shomei/internal/gctuning"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -25,6 +27,9 @@ import (
 )
 
 func run(ctx context.Context, configPath string, log *slog.Logger) error {
+	if percent, fromEnv := gctuning.Apply(); fromEnv {
+		log.Info("garbage collector target from GOGC", "percent", percent)
+	}
 	cfg, err := config.LoadReplica(configPath)
 	if err != nil {
 		return err
