@@ -84,7 +84,14 @@ func (c *cache) key(is *issuer, id CertID) (cacheKey, bool) {
 	if id.SerialNumber.Sign() <= 0 {
 		return cacheKey{}, false
 	}
-	return cacheKey{serial: string(id.SerialNumber.Bytes()), issuer: int32(is.index), hash: uint8(id.HashAlgorithm)}, true
+	var buf [32]byte
+	serial := buf[:0]
+	if n := (id.SerialNumber.BitLen() + 7) / 8; n <= len(buf) {
+		serial = id.SerialNumber.FillBytes(buf[:n])
+	} else {
+		serial = id.SerialNumber.Bytes()
+	}
+	return cacheKey{serial: string(serial), issuer: int32(is.index), hash: uint8(id.HashAlgorithm)}, true
 }
 
 func (c *cache) shard(serial string) *shard {

@@ -69,7 +69,7 @@ func (r *Responder) read(w http.ResponseWriter, req *http.Request) ([]byte, erro
 		if path != r.path && path != r.path+"/" {
 			return nil, httpError(http.StatusNotFound)
 		}
-		body, err := readBody(http.MaxBytesReader(w, req.Body, maxRequestBytes), req.ContentLength)
+		body, err := readBody(w, req)
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, malformed("POST body", "larger than %d bytes", maxRequestBytes)
 		}
@@ -82,12 +82,16 @@ func (r *Responder) read(w http.ResponseWriter, req *http.Request) ([]byte, erro
 	return nil, httpError(http.StatusMethodNotAllowed)
 }
 
-// readBody reads a POST body, into a buffer of the announced length when
-// there is one (io.ReadAll would grow one from 512 bytes for each request).
-func readBody(body io.Reader, length int64) ([]byte, error) {
+// readBody reads a POST body of at most maxRequestBytes, into a buffer of
+// the announced length when there is one (io.ReadAll would grow one from
+// 512 bytes for each request).
+func readBody(w http.ResponseWriter, req *http.Request) ([]byte, error) {
+	length := req.ContentLength
 	if length <= 0 || length > maxRequestBytes {
-		return io.ReadAll(body)
+		return io.ReadAll(http.MaxBytesReader(w, req.Body, maxRequestBytes))
 	}
+	// net/http ends the body at its Content-Length.
+	body := req.Body
 	buf := make([]byte, length, length+1)
 	if _, err := io.ReadFull(body, buf); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
@@ -147,15 +151,15 @@ func (r *Responder) fail(w http.ResponseWriter, req *http.Request, err error) {
 // If-None-Match on GET with 304; the others get Cache-Control: no-cache.
 func (r *Responder) write(w http.ResponseWriter, req *http.Request, resp *response) {
 	// Header keys are written canonical, without Set's canonicalisation.
+	// Values are shared between responses: net/http only reads them.
 	h := w.Header()
-	h["Content-Type"] = []string{contentTypeResponse}
+	h["Content-Type"] = contentTypeHeader
 	if resp.cacheable {
 		age := resp.nextUpdate.Sub(r.now())
 		if r.maxAge > 0 && age > r.maxAge {
 			age = r.maxAge
 		}
-		age = max(age, 0)
-		h["Cache-Control"] = []string{"max-age=" + strconv.FormatInt(int64(age/time.Second), 10) + ", public, no-transform, must-revalidate"}
+		h["Cache-Control"] = resp.cacheControlHeader(int64(max(age, 0) / time.Second))
 		h["Last-Modified"] = resp.lastModified
 		h["Expires"] = resp.expires
 		h["Etag"] = resp.etagHeader
@@ -164,9 +168,9 @@ func (r *Responder) write(w http.ResponseWriter, req *http.Request, resp *respon
 			return
 		}
 	} else {
-		h["Cache-Control"] = []string{"no-cache"}
+		h["Cache-Control"] = noCacheHeader
 	}
-	h["Content-Length"] = []string{strconv.Itoa(len(resp.head) + len(resp.tail))}
+	h["Content-Length"] = resp.contentLength
 	w.WriteHeader(http.StatusOK)
 	if req.Method == http.MethodHead {
 		return
@@ -174,6 +178,22 @@ func (r *Responder) write(w http.ResponseWriter, req *http.Request, resp *respon
 	if _, err := w.Write(resp.head); err == nil {
 		w.Write(resp.tail)
 	}
+}
+
+var (
+	contentTypeHeader = []string{contentTypeResponse}
+	noCacheHeader     = []string{"no-cache"}
+)
+
+// cacheControlHeader is the Cache-Control value of a cacheable response
+// with max-age maxAge seconds (RFC 5019 §6.2).
+func (resp *response) cacheControlHeader(maxAge int64) []string {
+	if cc := resp.cacheControl.Load(); cc != nil && cc.maxAge == maxAge {
+		return cc.value
+	}
+	cc := &cacheControl{maxAge: maxAge, value: []string{"max-age=" + strconv.FormatInt(maxAge, 10) + ", public, no-transform, must-revalidate"}}
+	resp.cacheControl.Store(cc)
+	return cc.value
 }
 
 // etagMatch reports whether If-None-Match header values match etag, by the

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha1"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -47,7 +48,7 @@ type issuer struct {
 	keyID string
 	// names are the lookup keys (issuerKey) of the CertIDs that name this
 	// issuer, one per CertID hash algorithm.
-	names []string
+	names []issuerName
 	// responderKeyHash is the ResponderID byKey: the SHA-1 of the
 	// responder's subjectPublicKey bits (RFC 6960 §4.2.1).
 	responderKeyHash []byte
@@ -61,10 +62,21 @@ type issuer struct {
 // certIDHashes are the CertID hash algorithms the responder answers.
 var certIDHashes = []crypto.Hash{crypto.SHA1, crypto.SHA256}
 
-// issuerKey is the lookup key of a CertID's issuer: its hash algorithm and
-// both hashes.
-func issuerKey(h crypto.Hash, nameHash, keyHash []byte) string {
-	return string([]byte{byte(h)}) + string(nameHash) + string(keyHash)
+// issuerName is the lookup key of a CertID's issuer: its hash algorithm
+// and both hashes (zero-padded: SHA-1's are 20 octets), comparable without
+// allocating on every request.
+type issuerName struct {
+	hash          crypto.Hash
+	name, keyHash [sha256.Size]byte
+}
+
+// issuerKey is the issuerName of a CertID's hashes, which ParseRequest
+// has checked are of the algorithm's size.
+func issuerKey(h crypto.Hash, nameHash, keyHash []byte) issuerName {
+	n := issuerName{hash: h}
+	copy(n.name[:], nameHash)
+	copy(n.keyHash[:], keyHash)
+	return n
 }
 
 // newIssuer checks an Issuer and works out what its responses need.

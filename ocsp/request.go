@@ -185,6 +185,8 @@ func parseCertID(s *cryptobyte.String, request func() string) (CertID, error) {
 	if !s.ReadASN1Element(&raw, cbasn1.SEQUENCE) {
 		return bad("", "not a SEQUENCE")
 	}
+	// One copy of the CertID, which the hashes below are slices of.
+	raw = bytes.Clone(raw)
 	in := raw
 	if !in.ReadASN1(&body, cbasn1.SEQUENCE) || !body.ReadASN1(&alg, cbasn1.SEQUENCE) {
 		return bad(".hashAlgorithm", "not an AlgorithmIdentifier")
@@ -199,7 +201,7 @@ func parseCertID(s *cryptobyte.String, request func() string) (CertID, error) {
 			return bad(".hashAlgorithm", "parameters are neither absent nor NULL")
 		}
 	}
-	id := CertID{raw: bytes.Clone(raw)}
+	id := CertID{raw: raw}
 	switch {
 	case oid.Equal(oidSHA1):
 		id.HashAlgorithm = crypto.SHA1
@@ -221,7 +223,7 @@ func parseCertID(s *cryptobyte.String, request func() string) (CertID, error) {
 	if len(keyHash) != size {
 		return bad(".issuerKeyHash", "%d octets; %v makes %d", len(keyHash), id.HashAlgorithm, size)
 	}
-	id.IssuerNameHash, id.IssuerKeyHash = bytes.Clone(nameHash), bytes.Clone(keyHash)
+	id.IssuerNameHash, id.IssuerKeyHash = nameHash[:size:size], keyHash[:size:size]
 	id.SerialNumber = new(big.Int)
 	if !body.ReadASN1Integer(id.SerialNumber) {
 		return bad(".serialNumber", "not a DER INTEGER")

@@ -156,11 +156,11 @@ func New(cfg Config) (*Responder, error) {
 // issuerSet is the issuers answered for, swapped whole by SetIssuers.
 type issuerSet struct {
 	issuers []*issuer
-	byName  map[string]*issuer // by issuerKey
+	byName  map[issuerName]*issuer
 }
 
 func newIssuerSet(issuers []*Issuer, now time.Time) (*issuerSet, error) {
-	set := &issuerSet{byName: map[string]*issuer{}}
+	set := &issuerSet{byName: map[issuerName]*issuer{}}
 	for i, is := range issuers {
 		in, err := newIssuer(is, i, now)
 		if err != nil {

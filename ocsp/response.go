@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -71,9 +73,17 @@ type response struct {
 	// cacheable: no nonce, no unknown status. Only these are sent with
 	// caching headers, and only single-CertID ones are kept in the cache.
 	cacheable bool
-	// The caching headers' values, made once: a cached response is sent
-	// many times.
-	lastModified, expires, etagHeader []string
+	// Header values, made once: a cached response is sent many times.
+	contentLength, lastModified, expires, etagHeader []string
+	// cacheControl is the last Cache-Control value sent, reused while its
+	// max-age (whole seconds) stays the same.
+	cacheControl atomic.Pointer[cacheControl]
+}
+
+// cacheControl is a Cache-Control header value and the max-age it says.
+type cacheControl struct {
+	maxAge int64
+	value  []string
 }
 
 // contextSigner is a crypto.Signer that can be given a deadline, like
@@ -137,6 +147,7 @@ func (is *issuer) sign(ctx context.Context, producedAt time.Time, singles []sing
 		}
 		r.statuses = append(r.statuses, s.status.Status)
 	}
+	r.contentLength = []string{strconv.Itoa(len(r.head) + len(r.tail))}
 	r.cacheable = nonce == nil && !slices.Contains(r.statuses, Unknown)
 	if r.cacheable {
 		r.lastModified = []string{r.thisUpdate.UTC().Format(http.TimeFormat)}

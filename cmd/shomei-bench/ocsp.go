@@ -214,15 +214,15 @@ func measureOCSP(ctx context.Context, o *ocspOptions, log *slog.Logger) (_ *repo
 				w.Fixed = hot.Entries[0]
 			}
 			var profiled chan error
-			if o.Profile != "" && s.name == serverShomei {
+			if o.Profile != "" && s.name != serverPeer {
 				profiled = make(chan error, 2)
 				go func() {
 					time.Sleep(o.Warmup)
-					profiled <- cpuProfile(ctx, srv.Metrics, o.Duration, filepath.Join(o.Profile, fmt.Sprintf("shomei-cached-%d.pprof", conc)))
+					profiled <- cpuProfile(ctx, srv.Metrics, o.Duration, filepath.Join(o.Profile, fmt.Sprintf("%s-cached-%d.pprof", s.name, conc)))
 				}()
 				go func() {
 					time.Sleep(o.Warmup)
-					profiled <- selfProfile(ctx, o.Duration, filepath.Join(o.Profile, fmt.Sprintf("generator-cached-%d.pprof", conc)))
+					profiled <- selfProfile(ctx, o.Duration, filepath.Join(o.Profile, fmt.Sprintf("generator-%s-cached-%d.pprof", s.name, conc)))
 				}()
 			}
 			r := w.run(ctx, cell{Concurrency: conc, Warmup: o.Warmup, Duration: o.Duration})

@@ -88,7 +88,7 @@ at concurrency 64. Exit status 0 even when a target is missed; 1 on errors.`,
 	f.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the dataset (serials, revocations)")
 	f.StringVar(&o.Dir, "dir", "", "work directory, kept (default: a temporary one, removed)")
 	f.StringVar(&o.Out, "out", "", "also write the Markdown report to this file")
-	f.StringVar(&o.Profile, "profile", "", "write CPU profiles of Shomei's server process and of the load generator during Shomei's cached cells to this directory (shomei-cached-<concurrency>.pprof, generator-cached-<concurrency>.pprof)")
+	f.StringVar(&o.Profile, "profile", "", "write CPU profiles of the server process and of the load generator during the cached cells of Shomei and the ceiling to this directory (<server>-cached-<concurrency>.pprof, generator-<server>-cached-<concurrency>.pprof)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log in detail")
 	return cmd
 }
