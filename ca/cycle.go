@@ -60,6 +60,10 @@ func (c *CA) cycle(ctx context.Context, now time.Time, h holderRef, plans []*pla
 
 	err := c.cfg.Store.Reserve(store.Reservation{Certs: recs, Now: now, Supersede: supersede, InquiryID: h.inquiryID, InquiryCode: h.inquiryCode})
 	if err != nil {
+		if wrong, ok := errors.AsType[*store.WrongCodeError](err); ok {
+			// The inquiry id only: it names no one.
+			c.log.Warn("wrong inquiry code", "inquiry", wrong.ID, "attempts", wrong.Attempts, "max", store.MaxInquiryAttempts)
+		}
 		return nil, reservationRefusal(err)
 	}
 
@@ -185,6 +189,19 @@ func reservationRefusal(err error) error {
 		return &Error{Kind: KindPrecondition, Err: err, Violations: []Violation{{"profiles.csr", "R-P1", "the key is already certified by another certificate: every certificate needs a new key"}}}
 	case errors.Is(err, store.ErrKeyBlocked):
 		return &Error{Kind: KindPrecondition, Err: err, Violations: []Violation{{"profiles.csr", "R-V8", "the key was reported lost or compromised and can never be certified again"}}}
+	case errors.Is(err, store.ErrInquiryLocked):
+		return &Error{Kind: KindPrecondition, Err: err, Violations: []Violation{{"application.inquiry_code", "R-A2",
+			fmt.Sprintf("the inquiry is locked after %d wrong codes: open a new inquiry (OpenInquiry) and mail its letter", store.MaxInquiryAttempts)}}}
+	case errors.Is(err, store.ErrInquiryWrongCode):
+		desc := "the code does not match the inquiry"
+		if wrong, ok := errors.AsType[*store.WrongCodeError](err); ok {
+			if left := store.MaxInquiryAttempts - int(wrong.Attempts); left > 0 {
+				desc += fmt.Sprintf("; %d of %d attempts left before it is locked", left, store.MaxInquiryAttempts)
+			} else {
+				desc += fmt.Sprintf("; that was the %dth wrong code: the inquiry is now locked, open a new one", wrong.Attempts)
+			}
+		}
+		return &Error{Kind: KindPrecondition, Err: err, Violations: []Violation{{"application.inquiry_code", "R-A2", desc}}}
 	case errors.Is(err, store.ErrInquiry):
 		return &Error{Kind: KindPrecondition, Err: err, Violations: []Violation{{"application.inquiry_code", "R-A2", "the inquiry code is not valid for this holder (wrong, used, or expired after 30 days)"}}}
 	case errors.Is(err, store.ErrNotRenewable):

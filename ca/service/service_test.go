@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"crypto/elliptic"
+	"fmt"
 	"math/big"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	"github.com/shomei-pki/shomei/ca/store"
 )
 
 // The rule tests of the CA, through its gRPC API. Each test runs a CA of its
@@ -120,6 +122,8 @@ func TestProxyInquiry(t *testing.T) {
 	inTime := resident("a2-holder-in-time", "1984-08-08")
 	inqA, inqB := h.openInquiry(t, a.HolderId), h.openInquiry(t, b.HolderId)
 	inqLate, inqInTime := h.openInquiry(t, late.HolderId), h.openInquiry(t, inTime.HolderId)
+	guessed := resident("a2-holder-guessed", "1985-09-09")
+	inqGuessed, inqAgain := h.openInquiry(t, guessed.HolderId), h.openInquiry(t, guessed.HolderId)
 	if want := "2026-12-21T01:00:00Z"; inqA.ExpiresAt != want {
 		t.Errorf("inquiry opened at 2026-11-21 10:00 JST expires at %s, want %s (30 days)", inqA.ExpiresAt, want)
 	}
@@ -134,7 +138,25 @@ func TestProxyInquiry(t *testing.T) {
 	wrong[0] = map[bool]byte{true: 'B', false: 'A'}[wrong[0] == 'A']
 	var first issued
 
-	h.run(t, []step{
+	// Guessing: wrong codes are counted, and the fifth locks the inquiry
+	// for good, its own code included; a new inquiry works.
+	var guesses []step
+	for i := 1; i < store.MaxInquiryAttempts; i++ {
+		code := fmt.Sprintf("WRONG-%05d", i)
+		guesses = append(guesses, step{name: fmt.Sprintf("guess %d", i), date: "2026-11-22", req: request(guessed, withCode(inqGuessed, code, cardLater), auth(holderKeys.csr(t))),
+			code: codes.FailedPrecondition, want: []violation{{"application.inquiry_code", "R-A2",
+				[]string{"does not match", fmt.Sprintf("%d of %d attempts left", store.MaxInquiryAttempts-i, store.MaxInquiryAttempts)}}}})
+	}
+	guesses = append(guesses,
+		step{name: "the last guess locks the inquiry", req: request(guessed, withCode(inqGuessed, "WRONG-LAST", cardLater), auth(holderKeys.csr(t))),
+			code: codes.FailedPrecondition, want: []violation{{"application.inquiry_code", "R-A2", []string{"does not match", "now locked"}}}},
+		step{name: "the right code on the locked inquiry", req: request(guessed, withCode(inqGuessed, inqGuessed.Code, cardLater), auth(holderKeys.csr(t))),
+			code: codes.FailedPrecondition, want: []violation{{"application.inquiry_code", "R-A2", []string{"locked after", "OpenInquiry"}}}},
+		step{name: "a new inquiry after the lock", req: request(guessed, withCode(inqAgain, inqAgain.Code, cardLater), auth(holderKeys.csr(t))),
+			expiry: []string{"2031-09-09"}},
+	)
+
+	h.run(t, append([]step{
 		{name: "PROXY without an inquiry", req: request(a, application(proxy, cardLater), auth(holderKeys.csr(t))),
 			code: codes.InvalidArgument, want: []violation{{"application.inquiry_code", "R-A2", []string{"OpenInquiry"}}}},
 		{name: "PROXY with a code but no inquiry id",
@@ -161,7 +183,7 @@ func TestProxyInquiry(t *testing.T) {
 		{name: "31 days after the inquiry", date: "2026-12-22",
 			req:  request(late, withCode(inqLate, inqLate.Code, cardLater), auth(holderKeys.csr(t))),
 			code: codes.FailedPrecondition, want: []violation{{"application.inquiry_code", "R-A2", nil}}},
-	})
+	}, guesses...))
 
 	t.Run("inquiry records its certificate", func(t *testing.T) {
 		if len(first.certs) != 1 {

@@ -77,13 +77,31 @@ func (s *Store) Reserve(r Reservation) error {
 			return fmt.Errorf("store: reserve: %w: certs[%d] is for another holder", ErrInvalidArgument, i)
 		}
 	}
-	err := s.write(func(tx *bolt.Tx) error { return reserve(tx, r) })
+	var wrong *WrongCodeError
+	err := s.write(func(tx *bolt.Tx) error {
+		wrong = nil // the function may run twice (batch.go)
+		err := reserve(tx, r)
+		if w, ok := errors.AsType[*WrongCodeError](err); ok {
+			// A wrong inquiry code refuses the reservation but is
+			// counted, in this transaction, so that concurrent guesses
+			// cannot pass the limit (R-A2). reserve found it before
+			// writing anything, so the count is all this commits.
+			wrong = w
+			return countWrongCode(tx, w)
+		}
+		return err
+	})
+	if err == nil && wrong != nil {
+		err = wrong
+	}
 	if err != nil {
 		return fmt.Errorf("store: reserve: %w", err)
 	}
 	return nil
 }
 
+// reserve checks and records r. It writes nothing before every check has
+// passed: a refusal, a wrong inquiry code included, leaves tx unchanged.
 func reserve(tx *bolt.Tx, r Reservation) error {
 	certs, holders, keys, blocked := tx.Bucket(bucketCerts), tx.Bucket(bucketHolders), tx.Bucket(bucketKeys), tx.Bucket(bucketBlocked)
 	first := r.Certs[0]

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,16 +47,17 @@ func tbsFor(n uint64) []byte {
 	return b.BytesOrPanic()
 }
 
-var nextSerial uint64 = 1000
+// lastSerial is the last serial pending made (safe for concurrent tests).
+var lastSerial atomic.Uint64
 
 // pending makes a PENDING record for holder with a fresh serial and key.
 func pending(holder string, p storev1.Profile) *storev1.Certificate {
-	nextSerial++
-	serial := binary.BigEndian.AppendUint64(nil, nextSerial)
+	n := 1000 + lastSerial.Add(1)
+	serial := binary.BigEndian.AppendUint64(nil, n)
 	key := sha256.Sum256(serial)
 	return &storev1.Certificate{
 		Serial: serial, Profile: p, IssuerGeneration: 1, MunicipalityCode: "13221", HolderId: holder,
-		State: storev1.CertState_CERT_STATE_PENDING, TbsDer: tbsFor(nextSerial), PublicKeySha256: key[:],
+		State: storev1.CertState_CERT_STATE_PENDING, TbsDer: tbsFor(n), PublicKeySha256: key[:],
 		NotBefore: timestamppb.New(t0), NotAfter: timestamppb.New(t0.AddDate(5, 0, 0)),
 	}
 }
@@ -235,6 +237,112 @@ func TestInquiry(t *testing.T) {
 	}
 	if err := s.Complete(Completion{Now: t0}); err != nil { // nothing to complete is fine
 		t.Fatal(err)
+	}
+}
+
+// TestInquiryAttemptLimit (R-A2): wrong codes are counted durably, even
+// when presented concurrently; at MaxInquiryAttempts the inquiry refuses
+// its own code; a refused reservation records nothing but the count.
+func TestInquiryAttemptLimit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	s, err := Open(path, Options{Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := "K7M2P-Q9R4T"
+	sum := sha256.Sum256([]byte(code))
+	for _, id := range []string{"inq-a", "inq-b"} {
+		inq := &storev1.Inquiry{Id: id, MunicipalityCode: "13221", HolderId: "holder-" + id, CodeSha256: sum[:],
+			OpenedAt: timestamppb.New(t0), ExpiresAt: timestamppb.New(t0.AddDate(0, 0, 30))}
+		if err := s.OpenInquiry(inq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	try := func(s *Store, id, holder, code string) error {
+		return s.Reserve(Reservation{Certs: []*storev1.Certificate{pending(holder, auth)}, Now: t0, InquiryID: id, InquiryCode: code})
+	}
+	attempts := func(s *Store, id string) uint32 {
+		t.Helper()
+		inq, err := s.Inquiry(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inq.GetFailedAttempts()
+	}
+
+	// Another holder presenting the inquiry is refused for that, and does
+	// not use up the holder's attempts.
+	if err := try(s, "inq-a", "someone-else", "WRONG-CODE"); !errors.Is(err, ErrInquiry) || errors.Is(err, ErrInquiryWrongCode) {
+		t.Errorf("another holder: %v, want ErrInquiry but not ErrInquiryWrongCode", err)
+	}
+	for i := uint32(1); i < MaxInquiryAttempts; i++ {
+		err := try(s, "inq-a", "holder-inq-a", fmt.Sprintf("WRONG-%d", i))
+		wrong, ok := errors.AsType[*WrongCodeError](err)
+		if !ok || !errors.Is(err, ErrInquiryWrongCode) || !errors.Is(err, ErrInquiry) || wrong.Attempts != i {
+			t.Fatalf("wrong code %d: %v, want a WrongCodeError with Attempts %d", i, err, i)
+		}
+	}
+	if got := attempts(s, "inq-a"); got != MaxInquiryAttempts-1 {
+		t.Fatalf("%d wrong codes recorded, want %d", got, MaxInquiryAttempts-1)
+	}
+	// The count survives a restart.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(path, Options{Now: func() time.Time { return t0 }}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := attempts(s, "inq-a"); got != MaxInquiryAttempts-1 {
+		t.Fatalf("after reopening: %d wrong codes, want %d", got, MaxInquiryAttempts-1)
+	}
+	// The last wrong code locks it; the right code is refused from then on.
+	if err := try(s, "inq-a", "holder-inq-a", "WRONG-LAST"); !errors.Is(err, ErrInquiryWrongCode) {
+		t.Fatalf("last wrong code: %v", err)
+	}
+	for _, c := range []string{code, "WRONG-AFTER"} {
+		if err := try(s, "inq-a", "holder-inq-a", c); !errors.Is(err, ErrInquiryLocked) {
+			t.Errorf("code %q on a locked inquiry: %v, want ErrInquiryLocked", c, err)
+		}
+	}
+	if got := attempts(s, "inq-a"); got != MaxInquiryAttempts {
+		t.Errorf("locked inquiry: %d wrong codes recorded, want %d (a locked inquiry counts no more)", got, MaxInquiryAttempts)
+	}
+	// Nothing but the counts was recorded: the holder has no pending
+	// certificate, and the inquiry is unused.
+	certs, err := s.HolderCertificates("13221", "holder-inq-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inq, _ := s.Inquiry("inq-a"); len(certs) != 0 || inq.UsedAt != nil {
+		t.Errorf("refused reservations left %d certificates, inquiry used at %v", len(certs), inq.UsedAt)
+	}
+
+	// Concurrent guesses share transactions (batch.go) and still stop at
+	// the limit: exactly MaxInquiryAttempts are judged, the rest refused
+	// as locked.
+	const guesses = 3 * MaxInquiryAttempts
+	errs := make(chan error, guesses)
+	var wg sync.WaitGroup
+	for i := range guesses {
+		wg.Go(func() { errs <- try(s, "inq-b", "holder-inq-b", fmt.Sprintf("GUESS-%d", i)) })
+	}
+	wg.Wait()
+	close(errs)
+	var wrong, locked int
+	for err := range errs {
+		switch {
+		case errors.Is(err, ErrInquiryWrongCode):
+			wrong++
+		case errors.Is(err, ErrInquiryLocked):
+			locked++
+		default:
+			t.Errorf("concurrent guess: %v", err)
+		}
+	}
+	if wrong != MaxInquiryAttempts || locked != guesses-MaxInquiryAttempts || attempts(s, "inq-b") != MaxInquiryAttempts {
+		t.Errorf("%d concurrent guesses: %d judged wrong, %d locked, %d recorded; want %d, %d, %d",
+			guesses, wrong, locked, attempts(s, "inq-b"), MaxInquiryAttempts, guesses-MaxInquiryAttempts, MaxInquiryAttempts)
 	}
 }
 

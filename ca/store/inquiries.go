@@ -59,6 +59,56 @@ func getInquiry(b *bolt.Bucket, id string) (*storev1.Inquiry, error) {
 	return inq, nil
 }
 
+// MaxInquiryAttempts is how many wrong codes an inquiry takes: at the
+// last, it is locked and refuses even its own code (R-A2: the code is the
+// proof that the application reached the holder's registered address, so
+// it must not be guessable by trying).
+const MaxInquiryAttempts = 5
+
+var (
+	// ErrInquiryWrongCode: the code presented is not the inquiry's. Reserve
+	// counts the wrong attempt.
+	ErrInquiryWrongCode = fmt.Errorf("%w: the code does not match", ErrInquiry)
+	// ErrInquiryLocked: MaxInquiryAttempts wrong codes were presented; the
+	// inquiry refuses every code.
+	ErrInquiryLocked = fmt.Errorf("%w: locked after %d wrong codes", ErrInquiry, MaxInquiryAttempts)
+)
+
+// WrongCodeError is a wrong code presented for an inquiry. Errors wrapping
+// it also wrap ErrInquiryWrongCode.
+type WrongCodeError struct {
+	ID string
+	// Attempts is how many wrong codes the inquiry has taken, this one
+	// included; at MaxInquiryAttempts it is locked.
+	Attempts uint32
+}
+
+func (e *WrongCodeError) Error() string {
+	if e.Attempts >= MaxInquiryAttempts {
+		return fmt.Sprintf("%v: inquiry %s is now locked after %d wrong codes", ErrInquiryWrongCode, e.ID, e.Attempts)
+	}
+	return fmt.Sprintf("%v: inquiry %s, %d of %d attempts left", ErrInquiryWrongCode, e.ID, MaxInquiryAttempts-e.Attempts, MaxInquiryAttempts)
+}
+
+func (e *WrongCodeError) Unwrap() error { return ErrInquiryWrongCode }
+
+// countWrongCode records e's wrong code and sets e.Attempts to the
+// inquiry's count.
+func countWrongCode(tx *bolt.Tx, e *WrongCodeError) error {
+	b := tx.Bucket(bucketInquiry)
+	inq, err := getInquiry(b, e.ID)
+	if err != nil {
+		return err
+	}
+	inq.FailedAttempts++
+	e.Attempts = inq.FailedAttempts
+	v, err := marshal(inq)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(inq.Id), v)
+}
+
 // useInquiry checks the reservation's inquiry and marks it used by its
 // certificates (R-A2): it must exist, be the holder's, be unused and
 // unexpired, and the code must match. Refusals do not say which part failed
@@ -77,8 +127,10 @@ func useInquiry(tx *bolt.Tx, r Reservation, holder *storev1.Certificate) error {
 		return fmt.Errorf("%w: inquiry %s was already used", ErrInquiry, inq.Id)
 	case !r.Now.Before(inq.ExpiresAt.AsTime()):
 		return fmt.Errorf("%w: inquiry %s expired at %s", ErrInquiry, inq.Id, inq.ExpiresAt.AsTime().Format("2006-01-02T15:04:05Z07:00"))
+	case inq.FailedAttempts >= MaxInquiryAttempts:
+		return fmt.Errorf("%w: inquiry %s", ErrInquiryLocked, inq.Id)
 	case subtle.ConstantTimeCompare(sum[:], inq.CodeSha256) != 1:
-		return fmt.Errorf("%w: the code does not match inquiry %s", ErrInquiry, inq.Id)
+		return &WrongCodeError{ID: inq.Id, Attempts: inq.FailedAttempts + 1}
 	}
 	inq.UsedAt = timestamppb.New(r.Now)
 	for _, c := range r.Certs {

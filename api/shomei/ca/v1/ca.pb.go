@@ -1224,7 +1224,9 @@ type Application struct {
 	ApplicantKind ApplicantKind `protobuf:"varint,1,opt,name=applicant_kind,json=applicantKind,proto3,enum=shomei.ca.v1.ApplicantKind" json:"applicant_kind,omitempty"`
 	// For PROXY: the inquiry's id (R-A2).
 	InquiryId string `protobuf:"bytes,2,opt,name=inquiry_id,json=inquiryId,proto3" json:"inquiry_id,omitempty"`
-	// For PROXY: the one-time code mailed to the holder (R-A2).
+	// For PROXY: the one-time code mailed to the holder (R-A2). A wrong code
+	// is refused with FailedPrecondition saying how many attempts are left;
+	// the fifth locks the inquiry.
 	InquiryCode string `protobuf:"bytes,3,opt,name=inquiry_code,json=inquiryCode,proto3" json:"inquiry_code,omitempty"`
 	// Expiry date of the holder's card, YYYY-MM-DD: no certificate outlives
 	// it (R-V5).

@@ -66,7 +66,8 @@ type CertificateAuthorityClient interface {
 	// OpenInquiry opens an inquiry (照会書兼回答書) for a PROXY application
 	// (R-A2): it returns a one-time code to be mailed to the holder's
 	// registered address. The application completes when Issue or Renew
-	// presents the code within 30 days.
+	// presents the code within 30 days. Five wrong codes lock the inquiry
+	// (even its own code is refused from then on); open a new one.
 	OpenInquiry(ctx context.Context, in *OpenInquiryRequest, opts ...grpc.CallOption) (*OpenInquiryResponse, error)
 	// CheckCharacters says which characters of a name or address are outside
 	// JIS X 0208/0212 and need a substitute, with suggestions (R-P5).
@@ -183,7 +184,8 @@ type CertificateAuthorityServer interface {
 	// OpenInquiry opens an inquiry (照会書兼回答書) for a PROXY application
 	// (R-A2): it returns a one-time code to be mailed to the holder's
 	// registered address. The application completes when Issue or Renew
-	// presents the code within 30 days.
+	// presents the code within 30 days. Five wrong codes lock the inquiry
+	// (even its own code is refused from then on); open a new one.
 	OpenInquiry(context.Context, *OpenInquiryRequest) (*OpenInquiryResponse, error)
 	// CheckCharacters says which characters of a name or address are outside
 	// JIS X 0208/0212 and need a substitute, with suggestions (R-P5).

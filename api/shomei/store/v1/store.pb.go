@@ -838,9 +838,13 @@ type Inquiry struct {
 	// When the code was used; unset while unused.
 	UsedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=used_at,json=usedAt,proto3" json:"used_at,omitempty"`
 	// Serials of the certificates whose application used it.
-	UsedBy        [][]byte `protobuf:"bytes,8,rep,name=used_by,json=usedBy,proto3" json:"used_by,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UsedBy [][]byte `protobuf:"bytes,8,rep,name=used_by,json=usedBy,proto3" json:"used_by,omitempty"`
+	// Wrong codes presented for it so far. At the store's limit (5) the
+	// inquiry is locked: even the right code is refused, and the holder
+	// needs a new inquiry (R-A2).
+	FailedAttempts uint32 `protobuf:"varint,9,opt,name=failed_attempts,json=failedAttempts,proto3" json:"failed_attempts,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Inquiry) Reset() {
@@ -927,6 +931,13 @@ func (x *Inquiry) GetUsedBy() [][]byte {
 		return x.UsedBy
 	}
 	return nil
+}
+
+func (x *Inquiry) GetFailedAttempts() uint32 {
+	if x != nil {
+		return x.FailedAttempts
+	}
+	return 0
 }
 
 // BlockedKey is a holder public key that must never be certified again
@@ -1429,7 +1440,7 @@ const file_shomei_store_v1_store_proto_rawDesc = "" +
 	"revoked_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\x05R\x06reason\x12C\n" +
 	"\x0finvalidity_date\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0einvalidityDate\x12\x14\n" +
-	"\x05cause\x18\x04 \x01(\tR\x05cause\"\xc6\x02\n" +
+	"\x05cause\x18\x04 \x01(\tR\x05cause\"\xef\x02\n" +
 	"\aInquiry\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12+\n" +
 	"\x11municipality_code\x18\x02 \x01(\tR\x10municipalityCode\x12\x1b\n" +
@@ -1440,7 +1451,8 @@ const file_shomei_store_v1_store_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x123\n" +
 	"\aused_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x06usedAt\x12\x17\n" +
-	"\aused_by\x18\b \x03(\fR\x06usedBy\"\xa1\x01\n" +
+	"\aused_by\x18\b \x03(\fR\x06usedBy\x12'\n" +
+	"\x0ffailed_attempts\x18\t \x01(\rR\x0efailedAttempts\"\xa1\x01\n" +
 	"\n" +
 	"BlockedKey\x12*\n" +
 	"\x11public_key_sha256\x18\x01 \x01(\fR\x0fpublicKeySha256\x129\n" +
