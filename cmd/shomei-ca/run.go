@@ -152,8 +152,12 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 		fmt.Fprintln(w, "Shomei certification practice statement: certificates are issued under the JPKI-style rules of the Shomei rule book.")
 	})
 
+	grpcTLS, err := cfg.GRPCTLS()
+	if err != nil {
+		return err
+	}
 	return server.Run(ctx, server.Options{
-		GRPCListen: cfg.Server.GRPCListen, HTTPListen: cfg.Server.HTTPListen,
+		GRPCListen: cfg.Server.GRPCListen, HTTPListen: cfg.Server.HTTPListen, GRPCTLS: grpcTLS,
 		Register: func(s *grpc.Server) {
 			cav1.RegisterCertificateAuthorityServer(s, svc)
 			cav1.RegisterEventsServer(s, svc.Events())
@@ -176,8 +180,7 @@ type clientAuthorizer interface {
 // configured and the API listens on loopback only.
 func authorizer(cfg *config.Config, log *slog.Logger) (clientAuthorizer, error) {
 	if len(cfg.Clients) == 0 {
-		host, _, _ := net.SplitHostPort(cfg.Server.GRPCListen)
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		if !config.IsLoopback(cfg.Server.GRPCListen) {
 			return nil, errors.New("no clients configured: refusing to serve the API on a non-loopback address without client tokens")
 		}
 		log.Warn("no clients configured: any local caller may act for any municipality (development only)")

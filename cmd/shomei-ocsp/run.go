@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/internal/clienttoken"
@@ -45,13 +44,9 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	}
 	defer tok.Close()
 
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	if cfg.CA.TokenFile != "" {
-		token, err := clienttoken.Read(cfg.CA.TokenFile)
-		if err != nil {
-			return fmt.Errorf("ca.token_file: %w", err)
-		}
-		opts = append(opts, grpc.WithPerRPCCredentials(clienttoken.Bearer(token)))
+	opts, err := clienttoken.DialOptions(cfg.CA.TokenFile, cfg.CA.TLSCAFile)
+	if err != nil {
+		return fmt.Errorf("ca.token_file / ca.tls_ca_file: %w", err)
 	}
 	conn, err := grpc.NewClient(cfg.CA.Address, opts...)
 	if err != nil {

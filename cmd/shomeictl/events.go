@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/internal/clienttoken"
@@ -22,6 +21,7 @@ import (
 type importOptions struct {
 	addr        string
 	tokenFile   string
+	caCert      string
 	concurrency int
 	timeout     time.Duration
 }
@@ -73,6 +73,7 @@ the CA applied or had applied before (replayed).`,
 	}
 	imp.Flags().StringVar(&o.addr, "addr", "127.0.0.1:8443", "the CA's gRPC address (host:port)")
 	imp.Flags().StringVar(&o.tokenFile, "token-file", "", "file whose first line is the client's bearer token (not needed when the CA has no clients configured)")
+	imp.Flags().StringVar(&o.caCert, "ca-cert", "", "PEM certificate(s) to verify the CA's TLS certificate with (server.tls); without it the connection is plaintext")
 	imp.Flags().IntVar(&o.concurrency, "concurrency", 8, "events in flight at once (1-256)")
 	imp.Flags().DurationVar(&o.timeout, "timeout", 10*time.Second, "time limit of each call to the CA")
 	events.AddCommand(imp)
@@ -89,13 +90,9 @@ func runImport(ctx context.Context, o importOptions, file string, stdin io.Reade
 	if o.timeout <= 0 {
 		return fmt.Errorf("--timeout must be positive")
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	if o.tokenFile != "" {
-		token, err := readToken(o.tokenFile)
-		if err != nil {
-			return err
-		}
-		opts = append(opts, grpc.WithPerRPCCredentials(clienttoken.Bearer(token)))
+	opts, err := clienttoken.DialOptions(o.tokenFile, o.caCert)
+	if err != nil {
+		return fmt.Errorf("--token-file / --ca-cert: %w", err)
 	}
 	in, total, closeIn, err := openFeed(file, stdin)
 	if err != nil {
@@ -178,15 +175,6 @@ func countLines(r io.Reader) (int, error) {
 			return 0, err
 		}
 	}
-}
-
-// readToken reads the --token-file.
-func readToken(path string) (string, error) {
-	token, err := clienttoken.Read(path)
-	if err != nil {
-		return "", fmt.Errorf("--token-file: %w", err)
-	}
-	return token, nil
 }
 
 // print writes the summary: counts only, never data from the feed.

@@ -2,9 +2,12 @@ package config
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -76,6 +79,59 @@ type Server struct {
 	PublicURL string `yaml:"public_url"`
 	// ShutdownTimeout bounds the graceful stop; default 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// TLS secures the gRPC API. Without it the API is plaintext, which is
+	// refused on a non-loopback address when clients are configured:
+	// their bearer tokens would cross the network in clear.
+	TLS *ServerTLS `yaml:"tls"`
+}
+
+// ServerTLS is the gRPC API's TLS (1.2 or later).
+type ServerTLS struct {
+	// CertFile and KeyFile are the server's PEM certificate (chain) and
+	// private key; both required.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile, when set, makes clients present a certificate issued
+	// by one of its PEM CA certificates (mutual TLS), on top of their
+	// bearer tokens.
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// GRPCTLS returns the gRPC API's TLS configuration, reading the files
+// server.tls names; nil when server.tls is not set.
+func (c *Config) GRPCTLS() (*tls.Config, error) {
+	t := c.Server.TLS
+	if t == nil {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("server.tls.cert_file, key_file: %w", err)
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("server.tls.client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("server.tls.client_ca_file %s: no PEM certificate in it", t.ClientCAFile)
+		}
+		conf.ClientCAs, conf.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return conf, nil
+}
+
+// IsLoopback reports whether a listen address (host:port) is reachable
+// from this machine only.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // Certificates is the certificate content that is configuration.
@@ -185,6 +241,11 @@ func (c *Config) resolve(dir string) {
 	for i := range c.Clients {
 		abs(&c.Clients[i].TokenFile)
 	}
+	if t := c.Server.TLS; t != nil {
+		abs(&t.CertFile)
+		abs(&t.KeyFile)
+		abs(&t.ClientCAFile)
+	}
 	if c.Server.GRPCListen == "" {
 		c.Server.GRPCListen = "127.0.0.1:8443"
 	}
@@ -235,6 +296,12 @@ func (c *Config) validate() error {
 	}
 	if err := c.OCSP.validate(); err != nil {
 		errs = append(errs, err)
+	}
+	switch t := c.Server.TLS; {
+	case t != nil && (t.CertFile == "" || t.KeyFile == ""):
+		errs = append(errs, errors.New("server.tls: cert_file and key_file are required"))
+	case t == nil && len(c.Clients) > 0 && !IsLoopback(c.Server.GRPCListen):
+		errs = append(errs, fmt.Errorf("server.tls is required: the API listens on %s, not loopback, and the clients' bearer tokens would cross the network in clear", c.Server.GRPCListen))
 	}
 	return errors.Join(errs...)
 }

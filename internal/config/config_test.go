@@ -71,6 +71,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"bad duration", "2s", "two seconds", "line 11: cannot unmarshal"},
 		{"negative pool", "pool_size: 4", "pool_size: -1", "pool_size must not be negative"},
 		{"empty", valid, "", "empty"},
+		{"clients in clear off loopback", "issuers:\n",
+			"server:\n  grpc_listen: 0.0.0.0:8443\nclients:\n  - name: kiyose\n    token_file: t\n    municipalities: [\"13221\"]\nissuers:\n",
+			"server.tls is required: the API listens on 0.0.0.0:8443, not loopback"},
+		{"TLS without a key", "issuers:\n", "server:\n  tls:\n    cert_file: server.pem\nissuers:\n", "server.tls: cert_file and key_file are required"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,6 +87,39 @@ func TestDecodeErrors(t *testing.T) {
 				t.Fatalf("Decode = %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestTLS: paths are resolved against the file's directory; clients on
+// loopback, or off it with TLS, are fine; the files are read by GRPCTLS.
+func TestTLS(t *testing.T) {
+	for _, extra := range []string{
+		"server:\n  grpc_listen: 127.0.0.1:8443\nclients:\n  - name: kiyose\n    token_file: t\n    municipalities: [\"13221\"]\n",
+		"server:\n  grpc_listen: 0.0.0.0:8443\n  tls:\n    cert_file: tls/server.pem\n    key_file: tls/key.pem\n" +
+			"clients:\n  - name: kiyose\n    token_file: t\n    municipalities: [\"13221\"]\n",
+	} {
+		c, err := Decode(strings.NewReader(valid+extra), "/etc/shomei")
+		if err != nil {
+			t.Fatalf("%q: %v", extra, err)
+		}
+		if c.Server.TLS != nil && (c.Server.TLS.CertFile != "/etc/shomei/tls/server.pem" || c.Server.TLS.KeyFile != "/etc/shomei/tls/key.pem") {
+			t.Errorf("TLS paths not resolved: %+v", c.Server.TLS)
+		}
+	}
+	c, err := Decode(strings.NewReader(valid+"server:\n  tls:\n    cert_file: missing.pem\n    key_file: missing-key.pem\n"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GRPCTLS(); err == nil || !strings.Contains(err.Error(), "server.tls.cert_file") {
+		t.Errorf("GRPCTLS with missing files = %v, want an error naming server.tls.cert_file", err)
+	}
+	if conf, err := (&Config{}).GRPCTLS(); conf != nil || err != nil {
+		t.Errorf("GRPCTLS without server.tls = %v, %v; want nil, nil", conf, err)
+	}
+	for addr, want := range map[string]bool{"127.0.0.1:1": true, "[::1]:1": true, "localhost:1": true, "0.0.0.0:1": false, ":8443": false, "10.0.0.1:1": false, "nonsense": false} {
+		if IsLoopback(addr) != want {
+			t.Errorf("IsLoopback(%q) = %t", addr, !want)
+		}
 	}
 }
 

@@ -35,6 +35,10 @@ type ReplicaCA struct {
 	// TokenFile holds the bearer token of a client configured on the CA
 	// with replica: true. Optional against a development CA with no clients.
 	TokenFile string `yaml:"token_file"`
+	// TLSCAFile holds the PEM certificate(s) that verify the CA's gRPC TLS
+	// certificate (its server.tls). Without it the connection is plaintext,
+	// which is refused when the CA is not on loopback and a token is set.
+	TLSCAFile string `yaml:"tls_ca_file"`
 }
 
 var replicaName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,30}$`)
@@ -55,7 +59,7 @@ func LoadReplica(path string) (*Replica, error) {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&c.Store.Path, &c.CA.TokenFile} {
+	for _, p := range []*string{&c.Store.Path, &c.CA.TokenFile, &c.CA.TLSCAFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
@@ -77,6 +81,9 @@ func LoadReplica(path string) (*Replica, error) {
 	errs = append(errs, c.HSM.validate()...)
 	if err := c.OCSP.validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.CA.TokenFile != "" && c.CA.TLSCAFile == "" && !IsLoopback(c.CA.Address) {
+		errs = append(errs, fmt.Errorf("ca.tls_ca_file is required: the CA is at %s, not loopback, and the token would cross the network in clear", c.CA.Address))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)

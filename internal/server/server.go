@@ -2,14 +2,17 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -21,6 +24,8 @@ type Options struct {
 	GRPCListen string
 	// HTTPListen is the HTTP address, e.g. 127.0.0.1:8080; empty for none.
 	HTTPListen string
+	// GRPCTLS, when set, secures the gRPC listener; nil means plaintext.
+	GRPCTLS *tls.Config
 	// Register adds the services to the gRPC server.
 	Register func(*grpc.Server)
 	// ServerOptions are extra gRPC server options (interceptors, …).
@@ -54,7 +59,11 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 
-	gs := grpc.NewServer(o.ServerOptions...)
+	sopts := o.ServerOptions
+	if o.GRPCTLS != nil {
+		sopts = append(slices.Clone(sopts), grpc.Creds(credentials.NewTLS(o.GRPCTLS)))
+	}
+	gs := grpc.NewServer(sopts...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
@@ -83,7 +92,7 @@ func Run(ctx context.Context, o Options) error {
 	if hl != nil {
 		httpAddr = hl.Addr()
 	}
-	o.Log.Info("listening", "grpc", gl.Addr().String(), "http", fmt.Sprint(httpAddr))
+	o.Log.Info("listening", "grpc", gl.Addr().String(), "http", fmt.Sprint(httpAddr), "grpc_tls", o.GRPCTLS != nil)
 	if o.Ready != nil {
 		o.Ready(gl.Addr(), httpAddr)
 	}
