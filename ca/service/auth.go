@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -47,12 +48,20 @@ var (
 	_ ReplicaAuthorizer = (*TokenAuthorizer)(nil)
 )
 
+// minTokenLength is the shortest bearer token accepted.
+const minTokenLength = 16
+
 // NewTokenAuthorizer builds an authorizer for clients.
 func NewTokenAuthorizer(clients []Client) (*TokenAuthorizer, error) {
 	a := &TokenAuthorizer{}
 	for _, c := range clients {
-		if c.Name == "" || len(c.Token) < 16 || (len(c.Municipalities) == 0) != c.Replica {
-			return nil, errors.New("service: a client needs a name, a token of at least 16 characters and municipalities, or, for a replica, none")
+		switch {
+		case c.Name == "":
+			return nil, errors.New("service: a client has no name")
+		case len(c.Token) < minTokenLength:
+			return nil, fmt.Errorf("service: client %s: the token has %d characters; at least %d are needed", c.Name, len(c.Token), minTokenLength)
+		case (len(c.Municipalities) == 0) != c.Replica:
+			return nil, fmt.Errorf("service: client %s: a municipal client needs municipalities, a replica none", c.Name)
 		}
 		a.clients = append(a.clients, tokenClient{name: c.Name, tokenSHA256: sha256.Sum256([]byte(c.Token)), municipalities: c.Municipalities, replica: c.Replica})
 	}

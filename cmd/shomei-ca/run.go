@@ -40,6 +40,16 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 	if err != nil {
 		return err
 	}
+	// The clients' tokens and the TLS files are read before anything else,
+	// so that a mistake in them stops the CA before a key ceremony.
+	auth, err := authorizer(cfg, log)
+	if err != nil {
+		return err
+	}
+	grpcTLS, err := cfg.GRPCTLS()
+	if err != nil {
+		return err
+	}
 	st, err := store.Open(cfg.Store.Path, store.Options{})
 	if err != nil {
 		return err
@@ -110,10 +120,6 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 	}
 	go follow.run(bgCtx)
 	go publisher.Run(bgCtx)
-	auth, err := authorizer(cfg, log)
-	if err != nil {
-		return err
-	}
 	svc, err := service.New(authority, auth, log)
 	if err != nil {
 		return err
@@ -152,10 +158,6 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 		fmt.Fprintln(w, "Shomei certification practice statement: certificates are issued under the JPKI-style rules of the Shomei rule book.")
 	})
 
-	grpcTLS, err := cfg.GRPCTLS()
-	if err != nil {
-		return err
-	}
 	return server.Run(ctx, server.Options{
 		GRPCListen: cfg.Server.GRPCListen, HTTPListen: cfg.Server.HTTPListen, GRPCTLS: grpcTLS,
 		Register: func(s *grpc.Server) {
