@@ -195,7 +195,7 @@ func reservationRefusal(err error) error {
 	case errors.Is(err, store.ErrInquiryWrongCode):
 		desc := "the code does not match the inquiry"
 		if wrong, ok := errors.AsType[*store.WrongCodeError](err); ok {
-			if left := store.MaxInquiryAttempts - int(wrong.Attempts); left > 0 {
+			if left := wrong.AttemptsLeft(); left > 0 {
 				desc += fmt.Sprintf("; %d of %d attempts left before it is locked", left, store.MaxInquiryAttempts)
 			} else {
 				desc += fmt.Sprintf("; that was the %dth wrong code: the inquiry is now locked, open a new one", wrong.Attempts)

@@ -79,15 +79,14 @@ func (s *Store) Reserve(r Reservation) error {
 	}
 	var wrong *WrongCodeError
 	err := s.write(func(tx *bolt.Tx) error {
-		wrong = nil // the function may run twice (batch.go)
 		err := reserve(tx, r)
-		if w, ok := errors.AsType[*WrongCodeError](err); ok {
-			// A wrong inquiry code refuses the reservation but is
-			// counted, in this transaction, so that concurrent guesses
-			// cannot pass the limit (R-A2). reserve found it before
-			// writing anything, so the count is all this commits.
-			wrong = w
-			return countWrongCode(tx, w)
+		// A wrong inquiry code refuses the reservation, but its count,
+		// the only thing reserve wrote, is committed in this transaction,
+		// so that concurrent guesses cannot pass the limit (R-A2).
+		// The function may run twice (batch.go): wrong is set each time.
+		var ok bool
+		if wrong, ok = errors.AsType[*WrongCodeError](err); ok {
+			return nil
 		}
 		return err
 	})
@@ -101,7 +100,8 @@ func (s *Store) Reserve(r Reservation) error {
 }
 
 // reserve checks and records r. It writes nothing before every check has
-// passed: a refusal, a wrong inquiry code included, leaves tx unchanged.
+// passed: a refusal leaves tx unchanged, except that a wrong inquiry code
+// is counted (useInquiry).
 func reserve(tx *bolt.Tx, r Reservation) error {
 	certs, holders, keys, blocked := tx.Bucket(bucketCerts), tx.Bucket(bucketHolders), tx.Bucket(bucketKeys), tx.Bucket(bucketBlocked)
 	first := r.Certs[0]

@@ -83,25 +83,21 @@ type WrongCodeError struct {
 	Attempts uint32
 }
 
+// AttemptsLeft is how many more wrong codes the inquiry takes; 0 once it
+// is locked.
+func (e *WrongCodeError) AttemptsLeft() int { return max(MaxInquiryAttempts-int(e.Attempts), 0) }
+
 func (e *WrongCodeError) Error() string {
-	if e.Attempts >= MaxInquiryAttempts {
+	if e.AttemptsLeft() == 0 {
 		return fmt.Sprintf("%v: inquiry %s is now locked after %d wrong codes", ErrInquiryWrongCode, e.ID, e.Attempts)
 	}
-	return fmt.Sprintf("%v: inquiry %s, %d of %d attempts left", ErrInquiryWrongCode, e.ID, MaxInquiryAttempts-e.Attempts, MaxInquiryAttempts)
+	return fmt.Sprintf("%v: inquiry %s, %d of %d attempts left", ErrInquiryWrongCode, e.ID, e.AttemptsLeft(), MaxInquiryAttempts)
 }
 
 func (e *WrongCodeError) Unwrap() error { return ErrInquiryWrongCode }
 
-// countWrongCode records e's wrong code and sets e.Attempts to the
-// inquiry's count.
-func countWrongCode(tx *bolt.Tx, e *WrongCodeError) error {
-	b := tx.Bucket(bucketInquiry)
-	inq, err := getInquiry(b, e.ID)
-	if err != nil {
-		return err
-	}
-	inq.FailedAttempts++
-	e.Attempts = inq.FailedAttempts
+// putInquiry writes an inquiry record back.
+func putInquiry(b *bolt.Bucket, inq *storev1.Inquiry) error {
 	v, err := marshal(inq)
 	if err != nil {
 		return err
@@ -130,17 +126,19 @@ func useInquiry(tx *bolt.Tx, r Reservation, holder *storev1.Certificate) error {
 	case inq.FailedAttempts >= MaxInquiryAttempts:
 		return fmt.Errorf("%w: inquiry %s", ErrInquiryLocked, inq.Id)
 	case subtle.ConstantTimeCompare(sum[:], inq.CodeSha256) != 1:
-		return &WrongCodeError{ID: inq.Id, Attempts: inq.FailedAttempts + 1}
+		// Counted here; Reserve commits the count, and only the count,
+		// while refusing the reservation.
+		inq.FailedAttempts++
+		if err := putInquiry(b, inq); err != nil {
+			return err
+		}
+		return &WrongCodeError{ID: inq.Id, Attempts: inq.FailedAttempts}
 	}
 	inq.UsedAt = timestamppb.New(r.Now)
 	for _, c := range r.Certs {
 		inq.UsedBy = append(inq.UsedBy, c.Serial)
 	}
-	v, err := marshal(inq)
-	if err != nil {
-		return err
-	}
-	return b.Put([]byte(inq.Id), v)
+	return putInquiry(b, inq)
 }
 
 // releaseInquiry makes an inquiry usable again when the issuance that used
@@ -152,11 +150,7 @@ func releaseInquiry(tx *bolt.Tx, id string) error {
 		return err
 	}
 	inq.UsedAt, inq.UsedBy = nil, nil
-	v, err := marshal(inq)
-	if err != nil {
-		return err
-	}
-	return b.Put([]byte(id), v)
+	return putInquiry(b, inq)
 }
 
 // BlockKey records a public key that must never be certified again (R-V8).
