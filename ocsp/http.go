@@ -32,11 +32,12 @@ func (r *Responder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, he.Error(), int(he))
 		return
 	}
+	now := r.now()
 	var resp *response
 	if err == nil {
 		var parsed *Request
 		if parsed, err = ParseRequest(der); err == nil {
-			resp, err = r.answer(req.Context(), parsed)
+			resp, err = r.answer(req.Context(), parsed, now)
 		}
 	}
 	if err != nil {
@@ -46,7 +47,7 @@ func (r *Responder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	for _, s := range resp.statuses {
 		r.metrics.certStatus(s).Inc()
 	}
-	r.write(w, req, resp)
+	r.write(w, req, resp, now)
 }
 
 // read returns the DER request of an HTTP request.
@@ -149,13 +150,13 @@ func (r *Responder) fail(w http.ResponseWriter, req *http.Request, err error) {
 // write sends a successful response. A cacheable one (no nonce, no unknown
 // status) gets RFC 5019 §6.2's caching headers and answers a matching
 // If-None-Match on GET with 304; the others get Cache-Control: no-cache.
-func (r *Responder) write(w http.ResponseWriter, req *http.Request, resp *response) {
+func (r *Responder) write(w http.ResponseWriter, req *http.Request, resp *response, now time.Time) {
 	// Header keys are written canonical, without Set's canonicalisation.
 	// Values are shared between responses: net/http only reads them.
 	h := w.Header()
 	h["Content-Type"] = contentTypeHeader
 	if resp.cacheable {
-		age := resp.nextUpdate.Sub(r.now())
+		age := resp.nextUpdate.Sub(now)
 		if r.maxAge > 0 && age > r.maxAge {
 			age = r.maxAge
 		}
@@ -163,7 +164,7 @@ func (r *Responder) write(w http.ResponseWriter, req *http.Request, resp *respon
 		h["Last-Modified"] = resp.lastModified
 		h["Expires"] = resp.expires
 		h["Etag"] = resp.etagHeader
-		if req.Method != http.MethodPost && etagMatch(req.Header.Values("If-None-Match"), resp.etag) {
+		if req.Method != http.MethodPost && etagMatch(req.Header["If-None-Match"], resp.etagHeader[0]) {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}

@@ -79,23 +79,34 @@ func issuerKey(h crypto.Hash, nameHash, keyHash []byte) issuerName {
 	return n
 }
 
+// CheckResponder checks that responder is a delegated responder
+// certificate of issuer as the Responder needs one: signed by issuer, with
+// id-kp-OCSPSigning, digitalSignature (when keyUsage is present) and
+// id-pkix-ocsp-nocheck (R-R6). Validity and key are the caller's to check.
+func CheckResponder(issuer, responder *x509.Certificate) error {
+	if err := responder.CheckSignatureFrom(issuer); err != nil {
+		return fmt.Errorf("responder certificate is not signed by the issuer: %w", err)
+	}
+	if !slices.Contains(responder.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
+		return errors.New("responder certificate lacks the id-kp-OCSPSigning extended key usage (RFC 6960 §4.2.2.2)")
+	}
+	if responder.KeyUsage != 0 && responder.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		return errors.New("responder certificate's keyUsage lacks digitalSignature")
+	}
+	if !slices.ContainsFunc(responder.Extensions, func(e pkix.Extension) bool { return e.Id.Equal(oidOCSPNoCheck) }) {
+		return errors.New("responder certificate lacks id-pkix-ocsp-nocheck (R-R6)")
+	}
+	return nil
+}
+
 // newIssuer checks an Issuer and works out what its responses need.
 func newIssuer(is *Issuer, index int, now time.Time) (*issuer, error) {
 	if is == nil || is.Certificate == nil || is.Responder == nil || is.Signer == nil {
 		return nil, errors.New("Certificate, Responder and Signer are required")
 	}
 	c, rc := is.Certificate, is.Responder
-	if err := rc.CheckSignatureFrom(c); err != nil {
-		return nil, fmt.Errorf("responder certificate is not signed by the issuer: %w", err)
-	}
-	if !slices.Contains(rc.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
-		return nil, errors.New("responder certificate lacks the id-kp-OCSPSigning extended key usage (RFC 6960 §4.2.2.2)")
-	}
-	if rc.KeyUsage != 0 && rc.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
-		return nil, errors.New("responder certificate's keyUsage lacks digitalSignature")
-	}
-	if !slices.ContainsFunc(rc.Extensions, func(e pkix.Extension) bool { return e.Id.Equal(oidOCSPNoCheck) }) {
-		return nil, errors.New("responder certificate lacks id-pkix-ocsp-nocheck (R-R6)")
+	if err := CheckResponder(c, rc); err != nil {
+		return nil, err
 	}
 	if now.Before(rc.NotBefore) || now.After(rc.NotAfter) {
 		return nil, fmt.Errorf("responder certificate is valid from %s to %s, not now (%s)", rfc3339(rc.NotBefore), rfc3339(rc.NotAfter), rfc3339(now))

@@ -31,7 +31,20 @@ var (
 	oidOCSPNonce      = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 2}
 	oidOCSPNoCheck    = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
 	oidInvalidityDate = asn1.ObjectIdentifier{2, 5, 29, 24}
+
+	// The contents octets of the CertID hash OIDs.
+	oidSHA1DER, oidSHA256DER = oidContents(oidSHA1), oidContents(oidSHA256)
 )
+
+// oidContents is the DER contents octets of oid.
+func oidContents(oid asn1.ObjectIdentifier) []byte {
+	b := cryptobyte.NewBuilder(nil)
+	b.AddASN1ObjectIdentifier(oid)
+	der := cryptobyte.String(b.BytesOrPanic())
+	var contents cryptobyte.String
+	der.ReadASN1(&contents, cbasn1.OBJECT_IDENTIFIER)
+	return contents
+}
 
 // Context-specific constructed tags: [n] EXPLICIT.
 var (
@@ -191,8 +204,11 @@ func parseCertID(s *cryptobyte.String, request func() string) (CertID, error) {
 	if !in.ReadASN1(&body, cbasn1.SEQUENCE) || !body.ReadASN1(&alg, cbasn1.SEQUENCE) {
 		return bad(".hashAlgorithm", "not an AlgorithmIdentifier")
 	}
-	var oid asn1.ObjectIdentifier
-	if !alg.ReadASN1ObjectIdentifier(&oid) {
+	// The OID's contents are compared as bytes; only an unexpected one is
+	// decoded, for the message.
+	whole := alg
+	var oidDER cryptobyte.String
+	if !alg.ReadASN1(&oidDER, cbasn1.OBJECT_IDENTIFIER) {
 		return bad(".hashAlgorithm", "no algorithm OBJECT IDENTIFIER")
 	}
 	if !alg.Empty() {
@@ -203,11 +219,15 @@ func parseCertID(s *cryptobyte.String, request func() string) (CertID, error) {
 	}
 	id := CertID{raw: raw}
 	switch {
-	case oid.Equal(oidSHA1):
+	case bytes.Equal(oidDER, oidSHA1DER):
 		id.HashAlgorithm = crypto.SHA1
-	case oid.Equal(oidSHA256):
+	case bytes.Equal(oidDER, oidSHA256DER):
 		id.HashAlgorithm = crypto.SHA256
 	default:
+		var oid asn1.ObjectIdentifier
+		if !whole.ReadASN1ObjectIdentifier(&oid) {
+			return bad(".hashAlgorithm", "no algorithm OBJECT IDENTIFIER")
+		}
 		return bad(".hashAlgorithm", "%v is neither SHA-1 nor SHA-256", oid)
 	}
 	size := id.HashAlgorithm.Size()

@@ -222,20 +222,17 @@ func (r *Responder) Invalidate(serial *big.Int) {
 	}
 }
 
-// issuerOf finds the issuer a CertID names, or nil.
-func (r *Responder) issuerOf(id CertID) *issuer {
-	return r.set.Load().byName[issuerKey(id.HashAlgorithm, id.IssuerNameHash, id.IssuerKeyHash)]
-}
-
-// answer makes the response to a parsed request. Its errors wrap
+// answer makes the response to a parsed request at now. Its errors wrap
 // ErrMalformed, errUnauthorized, or anything else for internalError.
-func (r *Responder) answer(ctx context.Context, req *Request) (*response, error) {
+func (r *Responder) answer(ctx context.Context, req *Request, now time.Time) (*response, error) {
 	if len(req.CertIDs) > maxCertIDs {
 		return nil, malformed("tbsRequest.requestList", "%d CertIDs; at most %d are answered", len(req.CertIDs), maxCertIDs)
 	}
+	// One set for the whole request: SetIssuers may swap it meanwhile.
+	set := r.set.Load()
 	var is *issuer
 	for i, id := range req.CertIDs {
-		this := r.issuerOf(id)
+		this := set.byName[issuerKey(id.HashAlgorithm, id.IssuerNameHash, id.IssuerKeyHash)]
 		if this == nil {
 			return nil, fmt.Errorf("%w: requestList[%d] names another issuer", errUnauthorized, i)
 		}
@@ -257,7 +254,6 @@ func (r *Responder) answer(ctx context.Context, req *Request) (*response, error)
 		defer cancel()
 		return r.produce(ctx, is, req.CertIDs, req.Nonce)
 	}
-	now := r.now()
 	if resp := r.cache.get(k, now); resp != nil {
 		r.metrics.cacheHits.Inc()
 		return resp, nil

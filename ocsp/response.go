@@ -61,8 +61,6 @@ type single struct {
 // bytes (see doc.go for the memory this saves).
 type response struct {
 	head, tail []byte
-	// etag is the HTTP entity tag: a quoted hash of the whole DER.
-	etag string
 	// thisUpdate is the latest of the SingleResponses' thisUpdate,
 	// nextUpdate the earliest of their nextUpdate; the HTTP caching
 	// headers are made of them.
@@ -74,6 +72,8 @@ type response struct {
 	// caching headers, and only single-CertID ones are kept in the cache.
 	cacheable bool
 	// Header values, made once: a cached response is sent many times.
+	// The caching ones (etagHeader holds the quoted entity tag) are set
+	// only when cacheable.
 	contentLength, lastModified, expires, etagHeader []string
 	// cacheControl is the last Cache-Control value sent, reused while its
 	// max-age (whole seconds) stays the same.
@@ -132,11 +132,9 @@ func (is *issuer) sign(ctx context.Context, producedAt time.Time, singles []sing
 	if err != nil {
 		return nil, fmt.Errorf("encode OCSPResponse: %w", err)
 	}
-	sum := sha256.Sum256(der)
 	r := &response{
 		head: slices.Clone(der[:len(der)-len(is.certs)]),
 		tail: is.certs,
-		etag: `"` + hex.EncodeToString(sum[:16]) + `"`,
 	}
 	for i, s := range singles {
 		if i == 0 || s.thisUpdate.After(r.thisUpdate) {
@@ -152,7 +150,9 @@ func (is *issuer) sign(ctx context.Context, producedAt time.Time, singles []sing
 	if r.cacheable {
 		r.lastModified = []string{r.thisUpdate.UTC().Format(http.TimeFormat)}
 		r.expires = []string{r.nextUpdate.UTC().Format(http.TimeFormat)}
-		r.etagHeader = []string{r.etag}
+		// The HTTP entity tag: a quoted hash of the whole DER.
+		sum := sha256.Sum256(der)
+		r.etagHeader = []string{`"` + hex.EncodeToString(sum[:16]) + `"`}
 	}
 	return r, nil
 }

@@ -134,10 +134,14 @@ func (k *Keeper) KeyLabel(target string) string { return k.cfg.KeyPrefix + "-" +
 // CA outage does not stop a replica from answering; with no usable
 // certificate for a target, Current fails.
 func (k *Keeper) Current(ctx context.Context) ([]*ocsp.Issuer, time.Time, error) {
+	keys, err := k.cfg.Token.Keys(ctx)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("responders: listing the HSM's keys: %w", err)
+	}
 	out := make([]*ocsp.Issuer, 0, len(k.cfg.Targets))
 	var next time.Time
 	for _, t := range k.cfg.Targets {
-		is, renewAt, err := k.current(ctx, t)
+		is, renewAt, err := k.current(ctx, t, keys)
 		if err != nil {
 			return nil, time.Time{}, err
 		}
@@ -149,9 +153,9 @@ func (k *Keeper) Current(ctx context.Context) ([]*ocsp.Issuer, time.Time, error)
 	return out, next, nil
 }
 
-func (k *Keeper) current(ctx context.Context, t Target) (*ocsp.Issuer, time.Time, error) {
+func (k *Keeper) current(ctx context.Context, t Target, keys []hsm.KeyInfo) (*ocsp.Issuer, time.Time, error) {
 	label := k.KeyLabel(t.Name)
-	signer, err := k.signer(ctx, label)
+	signer, err := k.signer(ctx, label, keys)
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("responders: %s: %w", label, err)
 	}
@@ -185,12 +189,9 @@ func (k *Keeper) current(ctx context.Context, t Target) (*ocsp.Issuer, time.Time
 	return &ocsp.Issuer{Certificate: t.Certificate, Responder: cert, Signer: signer}, renewAt, nil
 }
 
-// signer finds the responder key labelled label, or generates it.
-func (k *Keeper) signer(ctx context.Context, label string) (*hsm.Signer, error) {
-	keys, err := k.cfg.Token.Keys(ctx)
-	if err != nil {
-		return nil, err
-	}
+// signer finds the responder key labelled label among the token's keys,
+// or generates it.
+func (k *Keeper) signer(ctx context.Context, label string, keys []hsm.KeyInfo) (*hsm.Signer, error) {
 	var found []hsm.KeyRef
 	for _, key := range keys {
 		if key.Label == label {
@@ -255,7 +256,8 @@ func (k *Keeper) certify(ctx context.Context, label string, t Target, signer cry
 	return cert, nil
 }
 
-// check: cert certifies pub for OCSP signing and the issuer signed it.
+// check: cert certifies pub and is a responder certificate of the
+// target's issuer that the Responder accepts (ocsp.CheckResponder).
 func check(cert *x509.Certificate, t Target, pub crypto.PublicKey) error {
 	if p, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !p.Equal(pub) {
 		return errors.New("it certifies another key")
@@ -263,17 +265,7 @@ func check(cert *x509.Certificate, t Target, pub crypto.PublicKey) error {
 	if !bytes.Equal(cert.RawIssuer, t.Certificate.RawSubject) {
 		return errors.New("another issuer signed it")
 	}
-	if err := cert.CheckSignatureFrom(t.Certificate); err != nil {
-		return fmt.Errorf("the issuer's signature does not verify: %w", err)
-	}
-	ok := false
-	for _, u := range cert.ExtKeyUsage {
-		ok = ok || u == x509.ExtKeyUsageOCSPSigning
-	}
-	if !ok {
-		return errors.New("it lacks id-kp-OCSPSigning")
-	}
-	return nil
+	return ocsp.CheckResponder(t.Certificate, cert)
 }
 
 // Maintain renews responder's delegated responders when due, starting at
