@@ -70,8 +70,6 @@ var allowedReasons = map[int]string{
 }
 
 var (
-	oidExtReasonCode     = asn1.ObjectIdentifier{2, 5, 29, 21}
-	oidExtInvalidityDate = asn1.ObjectIdentifier{2, 5, 29, 24}
 	oidExtAuthorityKeyID = asn1.ObjectIdentifier{2, 5, 29, 35}
 	oidExtCRLNumber      = asn1.ObjectIdentifier{2, 5, 29, 20}
 )
@@ -98,6 +96,11 @@ func Build(req Request) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return build(req, pl)
+}
+
+// build is Build of a prepared request.
+func build(req Request, pl *plan) ([]byte, error) {
 	alg, ok := signatureAlgorithms[pl.sigAlg]
 	if !ok { // profile.SignatureAlgorithm chose an algorithm not in the table
 		return nil, fmt.Errorf("crl: partition %s: no encoding for signature algorithm %v", req.Partition.Name, pl.sigAlg)

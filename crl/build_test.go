@@ -16,10 +16,11 @@ import (
 	"github.com/zmap/zlint/v3"
 	"github.com/zmap/zlint/v3/lint"
 
-	"github.com/shomei-pki/shomei/ca/dn"
-	"github.com/shomei-pki/shomei/crl"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/shomei-pki/shomei/ca/dn"
+	"github.com/shomei-pki/shomei/crl"
 )
 
 // TestBuild builds CRLs for both issuers and checks them with Go's parser,

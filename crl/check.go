@@ -12,9 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shomei-pki/shomei/ca/dn"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/shomei-pki/shomei/ca/dn"
 )
 
 // Check verifies that der is exactly the CRL Build promises for req: a v2
@@ -43,6 +44,11 @@ func Check(der []byte, req Request) error {
 	if err != nil {
 		return err
 	}
+	return check(der, req, pl)
+}
+
+// check is Check of a prepared request.
+func check(der []byte, req Request, pl *plan) error {
 	var ps problems
 	fail := func(kind, format string, args ...any) {
 		ps.add(kind, &MismatchError{req.Partition.Name, fmt.Sprintf(format, args...)})

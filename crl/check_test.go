@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shomei-pki/shomei/crl"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/shomei-pki/shomei/crl"
 )
 
 // idpValue encodes an issuingDistributionPoint naming uri and the DER

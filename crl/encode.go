@@ -160,7 +160,7 @@ func entryExtensionsLen(e *Entry) int {
 }
 
 // entryLen is the length of the entry of e, whose serial is k's, tag and
-// length included; appendEntry works it out again as it writes.
+// length included (a two-octet header: the content is at most 80 octets).
 func entryLen(k *sortKey, e *Entry) int {
 	mag := k.magnitude()
 	n := 2 + 2 + len(mag) + int(mag[0]>>7) + timeLen(e.RevokedAt)
@@ -176,11 +176,7 @@ func entryLen(k *sortKey, e *Entry) int {
 func appendEntry(b []byte, k *sortKey, e *Entry) []byte {
 	mag := k.magnitude()
 	exts := entryExtensionsLen(e)
-	content := 2 + len(mag) + int(mag[0]>>7) + timeLen(e.RevokedAt)
-	if exts > 0 {
-		content += 2 + exts
-	}
-	b = append(b, byte(cbasn1.SEQUENCE), byte(content))
+	b = append(b, byte(cbasn1.SEQUENCE), byte(entryLen(k, e)-2))
 	// A positive INTEGER: a leading zero octet when the top bit is set.
 	if mag[0]&0x80 != 0 {
 		b = append(b, byte(cbasn1.INTEGER), byte(len(mag)+1), 0)

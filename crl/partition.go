@@ -10,9 +10,10 @@ import (
 	"path"
 	"strings"
 
-	"github.com/shomei-pki/shomei/ca/dn"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/shomei-pki/shomei/ca/dn"
 )
 
 // Partition is what a CRL covers (R-R5): the name and URL written in its

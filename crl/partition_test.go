@@ -8,9 +8,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shomei-pki/shomei/crl"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/shomei-pki/shomei/crl"
 )
 
 // TestPartitionOf reads partitions back from certificates made with

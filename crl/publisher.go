@@ -68,7 +68,6 @@ type Publisher struct {
 
 type published struct {
 	der                    []byte
-	number                 uint64
 	thisUpdate, nextUpdate time.Time
 	etag                   string
 	entries                int // how many
@@ -108,15 +107,15 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 			return nil, err
 		}
 		if len(der) > 0 {
-			p.latest[part.Name] = newPublished(der, part.Number, part.ThisUpdate.AsTime(), part.NextUpdate.AsTime(), entryCount(der))
+			p.latest[part.Name] = newPublished(der, part.ThisUpdate.AsTime(), part.NextUpdate.AsTime(), entryCount(der))
 		}
 	}
 	return p, nil
 }
 
-func newPublished(der []byte, number uint64, thisUpdate, nextUpdate time.Time, entries int) *published {
+func newPublished(der []byte, thisUpdate, nextUpdate time.Time, entries int) *published {
 	sum := sha256.Sum256(der)
-	return &published{der: der, number: number, thisUpdate: thisUpdate, nextUpdate: nextUpdate,
+	return &published{der: der, thisUpdate: thisUpdate, nextUpdate: nextUpdate,
 		etag: `"` + hex.EncodeToString(sum[:16]) + `"`, entries: entries}
 }
 
@@ -209,18 +208,24 @@ func (p *Publisher) publish(part *storev1.CRLPartition, now time.Time) error {
 	// lists was recorded before it.
 	req.ThisUpdate = p.cfg.Now()
 	req.NextUpdate = req.ThisUpdate.Add(p.cfg.Validity)
-	der, err := Build(req)
+	// Build and Check of one prepared request: the entries are validated
+	// and sorted once.
+	pl, err := prepare(req, true)
 	if err != nil {
 		return err
 	}
-	if err := Check(der, req); err != nil {
+	der, err := build(req, pl)
+	if err != nil {
+		return err
+	}
+	if err := check(der, req, pl); err != nil {
 		return fmt.Errorf("the signed CRL fails its check: %w", err)
 	}
 	if err := p.cfg.Source.SaveCRL(part.Name, part.Number+1, req.ThisUpdate, req.NextUpdate, rev, der); err != nil {
 		return err
 	}
 	p.mu.Lock()
-	p.latest[part.Name] = newPublished(der, part.Number+1, req.ThisUpdate, req.NextUpdate, len(req.Entries))
+	p.latest[part.Name] = newPublished(der, req.ThisUpdate, req.NextUpdate, len(req.Entries))
 	p.mu.Unlock()
 	p.cfg.Log.Info("CRL published", "partition", part.Name, "number", part.Number+1, "entries", len(req.Entries), "revision", rev)
 	if p.cfg.Published != nil {

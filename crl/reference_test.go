@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"fmt"
 )
 
@@ -45,7 +46,7 @@ func referenceEntries(entries []Entry, sorted []sortKey) []x509.RevocationListEn
 		if !e.InvalidityDate.IsZero() {
 			// The DER GeneralizedTime, formatted by the time package.
 			value := append([]byte{0x18, 15}, seconds(e.InvalidityDate).UTC().Format("20060102150405Z")...)
-			out[i].ExtraExtensions = []pkix.Extension{{Id: oidExtInvalidityDate, Value: value}}
+			out[i].ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 24}, Value: value}}
 		}
 	}
 	return out
