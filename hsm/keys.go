@@ -218,7 +218,7 @@ func (t *Token) GenerateKey(ctx context.Context, ref KeyRef, alg KeyAlgorithm) (
 		}
 		return nil, err
 	}
-	return &Signer{tok: t, ref: ref, pub: pub, handle: priv, handleGen: gen, hasHandle: true}, nil
+	return &Signer{tok: t, ref: ref, pub: pub, signOp: signOpOf(ref), handle: priv, handleGen: gen, hasHandle: true}, nil
 }
 
 // findObjects returns the handles of objects of class with ref's label and id.

@@ -29,6 +29,9 @@ type Signer struct {
 	tok *Token
 	ref KeyRef
 	pub crypto.PublicKey
+	// signOp names the signing operation in errors, made once: a Signer
+	// signs many times.
+	signOp string
 
 	mu        sync.Mutex
 	handle    pkcs11.ObjectHandle
@@ -45,7 +48,7 @@ func (t *Token) Signer(ctx context.Context, ref KeyRef) (*Signer, error) {
 		return nil, err
 	}
 	op := "find key " + ref.String()
-	s := &Signer{tok: t, ref: ref}
+	s := &Signer{tok: t, ref: ref, signOp: signOpOf(ref)}
 	err := t.do(ctx, op, func(ses session) error {
 		h, err := t.findPrivateKey(ses, ref)
 		if err != nil {
@@ -96,6 +99,9 @@ func SelfTest(ctx context.Context, s *Signer, pub crypto.PublicKey) error {
 	if err != nil {
 		return err // it says which token and key, and that it was signing
 	}
+	if p, ok := pub.(interface{ Equal(crypto.PublicKey) bool }); ok && p.Equal(s.pub) {
+		return nil // SignContext verified the signature with this key
+	}
 	var ok bool
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
@@ -110,6 +116,9 @@ func SelfTest(ctx context.Context, s *Signer, pub crypto.PublicKey) error {
 	}
 	return nil
 }
+
+// signOpOf is the name of signing with ref's key, for errors.
+func signOpOf(ref KeyRef) string { return "sign with key " + ref.String() }
 
 // Public returns the public key.
 func (s *Signer) Public() crypto.PublicKey { return s.pub }
@@ -133,7 +142,7 @@ func (s *Signer) SignContext(ctx context.Context, digest []byte, opts crypto.Sig
 	if err != nil {
 		return nil, err
 	}
-	op := "sign with key " + s.ref.String()
+	op := s.signOp
 	var sig []byte
 	err = s.tok.do(ctx, op, func(ses session) error {
 		for try := 0; ; try++ {
