@@ -59,12 +59,15 @@ test: deps vet proto-check
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory fuzz-short
 
-# The parsers of untrusted bytes, fuzzed briefly on every run (the seeds also
+# The parsers of untrusted bytes (OCSP requests, event feeds, card CSRs,
+# configuration files), fuzzed briefly on every run (the seeds also
 # run in `go test`); FUZZTIME=10m for a long run.
 FUZZTIME ?= 8s
 fuzz-short:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./ocsp
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/eventfeed
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCSR$$' -fuzztime $(FUZZTIME) ./ca
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/config
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./hsm/

@@ -50,15 +50,25 @@ func LoadReplica(path string) (*Replica, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(f)
+	c, err := DecodeReplica(f, filepath.Dir(path))
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	c.Path = path
+	return c, nil
+}
+
+// DecodeReplica reads a replica's configuration; relative paths are
+// resolved against dir.
+func DecodeReplica(r io.Reader, dir string) (*Replica, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
 	var c Replica
 	if err := decodeStrict(data, &c); err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, err
 	}
-	dir := filepath.Dir(path)
 	for _, p := range []*string{&c.Store.Path, &c.CA.TokenFile, &c.CA.TLSCAFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
@@ -86,8 +96,7 @@ func LoadReplica(path string) (*Replica, error) {
 		errs = append(errs, fmt.Errorf("ca.tls_ca_file is required: the CA is at %s, not loopback, and the token would cross the network in clear", c.CA.Address))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, err
 	}
-	c.Path = path
 	return &c, nil
 }
