@@ -146,7 +146,7 @@ func (c *cache) do(ctx context.Context, k cacheKey, now time.Time, fill func() (
 		s.mu.Lock()
 		if s.flights[k] == f {
 			delete(s.flights, k)
-			if f.err == nil && f.resp.cacheable {
+			if f.err == nil && f.resp.reusable {
 				s.put(k, f.resp)
 			}
 		}

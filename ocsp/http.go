@@ -125,6 +125,7 @@ func decodeBase64(enc string) ([]byte, error) {
 // fail sends the unsigned OCSPResponse an error maps to.
 func (r *Responder) fail(w http.ResponseWriter, req *http.Request, err error) {
 	status := internalError
+	te, over := errors.AsType[tryLaterError](err)
 	switch {
 	case errors.Is(err, ErrMalformed):
 		status = malformedRequest
@@ -132,6 +133,10 @@ func (r *Responder) fail(w http.ResponseWriter, req *http.Request, err error) {
 	case errors.Is(err, errUnauthorized):
 		status = unauthorized
 		r.log.Debug("ocsp: unauthorized request", "err", err)
+	case over:
+		status = tryLater
+		w.Header().Set("Retry-After", strconv.FormatInt(te.retryAfter(), 10))
+		r.log.Debug("ocsp: over the signature budget", "err", err)
 	case req.Context().Err() != nil:
 		r.log.Debug("ocsp: client went away", "err", err)
 	default:

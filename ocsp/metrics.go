@@ -14,6 +14,7 @@ type metrics struct {
 	cacheHits         prometheus.Counter
 	cacheMisses       prometheus.Counter
 	signing           prometheus.Histogram
+	overBudget        *prometheus.CounterVec
 	responderNotAfter *prometheus.GaugeVec
 }
 
@@ -38,6 +39,10 @@ func newMetrics(reg prometheus.Registerer, c *cache) (*metrics, error) {
 			Help:    "Time to sign a response with the delegated responder key.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
+		overBudget: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shomei_ocsp_signature_budget_exceeded_total",
+			Help: "Requests that needed a fresh signature (nonce, several CertIDs, unknown serial) over the signature budget, by answer: withoutNonce (the cached response, RFC 8954) or tryLater.",
+		}, []string{"answer"}),
 		responderNotAfter: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "shomei_ocsp_responder_not_after_timestamp_seconds",
 			Help: "notAfter of each issuer's delegated responder certificate, by issuer key id: alert well before it (R-R6 rotation).",
@@ -49,7 +54,7 @@ func newMetrics(reg prometheus.Registerer, c *cache) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	collectors := []prometheus.Collector{m.responses, m.cacheHits, m.cacheMisses, m.signing, m.responderNotAfter}
+	collectors := []prometheus.Collector{m.responses, m.cacheHits, m.cacheMisses, m.signing, m.overBudget, m.responderNotAfter}
 	if c != nil {
 		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "shomei_ocsp_cache_entries",

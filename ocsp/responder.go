@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,24 @@ type Config struct {
 	// Default DefaultPath ("/ocsp", as cmd/shomei-ca writes into
 	// certificates); "/" serves at the root.
 	Path string
+	// SignatureBudget is how many fresh signatures per second the
+	// responder makes: responses to requests with a nonce or several
+	// CertIDs, and "unknown" answers not in the cache. Any caller can ask
+	// for those without limit, so they are bounded to keep the HSM free for
+	// issuance (issue #9 item 5). Over it a nonce request is answered from
+	// the cache without its nonce (RFC 8954 §2.1), anything else tryLater.
+	// Default DefaultSignatureBudget (50); negative: unlimited.
+	SignatureBudget float64
+	// SignatureBurst is how many fresh signatures may be made at once;
+	// default the larger of DefaultSignatureBurst (100) and twice
+	// SignatureBudget.
+	SignatureBurst int
+	// UnknownReuse is how long a signed "unknown" answer for a serial is
+	// served again from the cache; default DefaultUnknownReuse (1 min),
+	// capped at half the validity. Issuing does not invalidate, so a
+	// certificate asked about before its issuance completed is answered
+	// unknown for up to this long.
+	UnknownReuse time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Log receives internal errors; default discards.
@@ -78,7 +97,10 @@ type Responder struct {
 	now      func() time.Time
 	log      *slog.Logger
 	metrics  *metrics
-	cache    *cache // nil: no cache
+	cache    *cache  // nil: no cache
+	budget   *budget // nil: unlimited
+	// unknownReuse is how long a cached unknown answer is served.
+	unknownReuse time.Duration
 }
 
 var _ http.Handler = (*Responder)(nil)
@@ -96,6 +118,8 @@ func New(cfg Config) (*Responder, error) {
 		path:     cfg.Path,
 		now:      cfg.Now,
 		log:      cfg.Log,
+
+		unknownReuse: cfg.UnknownReuse,
 	}
 	if r.source == nil {
 		return nil, errors.New("ocsp: Config.Source is required")
@@ -129,6 +153,18 @@ func New(cfg Config) (*Responder, error) {
 	if r.now == nil {
 		r.now = time.Now
 	}
+	switch {
+	case r.unknownReuse == 0:
+		r.unknownReuse = DefaultUnknownReuse
+	case r.unknownReuse < 0:
+		return nil, fmt.Errorf("ocsp: Config.UnknownReuse %v is negative", r.unknownReuse)
+	}
+	r.unknownReuse = min(r.unknownReuse, r.validity/2)
+	b, err := newBudget(cfg.SignatureBudget, cfg.SignatureBurst, r.now())
+	if err != nil {
+		return nil, err
+	}
+	r.budget = b
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -246,13 +282,26 @@ func (r *Responder) answer(ctx context.Context, req *Request, now time.Time) (*r
 	// Only one-CertID, nonce-less requests share responses.
 	var k cacheKey
 	shareable := false
-	if r.cache != nil && len(req.CertIDs) == 1 && req.Nonce == nil {
+	if r.cache != nil && len(req.CertIDs) == 1 {
 		k, shareable = r.cache.key(is, req.CertIDs[0])
 	}
-	if !shareable {
-		ctx, cancel := context.WithTimeout(ctx, r.timeout)
-		defer cancel()
-		return r.produce(ctx, is, req.CertIDs, req.Nonce)
+	if req.Nonce != nil || !shareable {
+		// A fresh signature, made for this request alone: within the
+		// budget.
+		ok, wait := r.budget.take(now)
+		if ok {
+			ctx, cancel := context.WithTimeout(ctx, r.timeout)
+			defer cancel()
+			return r.produce(ctx, is, req.CertIDs, req.Nonce, true)
+		}
+		if !shareable {
+			r.metrics.overBudget.WithLabelValues("tryLater").Inc()
+			return nil, tryLaterError{wait}
+		}
+		// RFC 8954 §2.1 lets a responder leave the nonce out: the
+		// client gets the response everyone gets, signed at most once
+		// per half validity.
+		r.metrics.overBudget.WithLabelValues("withoutNonce").Inc()
 	}
 	if resp := r.cache.get(k, now); resp != nil {
 		r.metrics.cacheHits.Inc()
@@ -263,7 +312,7 @@ func (r *Responder) answer(ctx context.Context, req *Request, now time.Time) (*r
 		// it going away must not fail them.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
 		defer cancel()
-		return r.produce(ctx, is, req.CertIDs, nil)
+		return r.produce(ctx, is, req.CertIDs, nil, false)
 	})
 	if shared {
 		r.metrics.cacheHits.Inc()
@@ -274,7 +323,10 @@ func (r *Responder) answer(ctx context.Context, req *Request, now time.Time) (*r
 }
 
 // produce asks the Source for each CertID's status and signs the response.
-func (r *Responder) produce(ctx context.Context, is *issuer, ids []CertID, nonce []byte) (*response, error) {
+// budgeted says the signature was taken from the budget already; if not,
+// an unknown status takes it (a caller can name any number of serials
+// never issued), and without one the answer is tryLater.
+func (r *Responder) produce(ctx context.Context, is *issuer, ids []CertID, nonce []byte, budgeted bool) (*response, error) {
 	now := r.now().UTC().Truncate(time.Second)
 	rc := is.Responder
 	if now.Before(rc.NotBefore) || !now.Before(rc.NotAfter) {
@@ -301,6 +353,14 @@ func (r *Responder) produce(ctx context.Context, is *issuer, ids []CertID, nonce
 			next = rc.NotAfter.UTC()
 		}
 		singles[i] = single{certID: id.raw, status: st, thisUpdate: this, nextUpdate: next}
+		if st.Status == Unknown && !budgeted {
+			ok, wait := r.budget.take(r.now())
+			if !ok {
+				r.metrics.overBudget.WithLabelValues("tryLater").Inc()
+				return nil, tryLaterError{wait}
+			}
+			budgeted = true
+		}
 	}
 	start := time.Now()
 	resp, err := is.sign(ctx, now, singles, nonce)
@@ -309,7 +369,12 @@ func (r *Responder) produce(ctx context.Context, is *issuer, ids []CertID, nonce
 		return nil, err
 	}
 	// Serve it from the cache for half its validity: every response sent
-	// has at least half its validity left.
+	// has at least half its validity left. An unknown answer is kept
+	// only UnknownReuse: issuance does not invalidate.
 	resp.reuseUntil = resp.thisUpdate.Add(resp.nextUpdate.Sub(resp.thisUpdate) / 2)
+	if slices.Contains(resp.statuses, Unknown) {
+		resp.reuseUntil = resp.thisUpdate.Add(r.unknownReuse)
+	}
+	resp.reusable = nonce == nil
 	return resp, nil
 }

@@ -24,6 +24,7 @@ const (
 	successful       responseStatus = 0
 	malformedRequest responseStatus = 1
 	internalError    responseStatus = 2
+	tryLater         responseStatus = 3
 	unauthorized     responseStatus = 6
 )
 
@@ -35,6 +36,8 @@ func (s responseStatus) String() string {
 		return "malformedRequest"
 	case internalError:
 		return "internalError"
+	case tryLater:
+		return "tryLater"
 	case unauthorized:
 		return "unauthorized"
 	}
@@ -69,8 +72,11 @@ type response struct {
 	reuseUntil time.Time
 	statuses   []CertStatus
 	// cacheable: no nonce, no unknown status. Only these are sent with
-	// caching headers, and only single-CertID ones are kept in the cache.
+	// caching headers.
 	cacheable bool
+	// reusable: no nonce. Only these, single-CertID, are kept in the
+	// cache (unknown ones for UnknownReuse only).
+	reusable bool
 	// Header values, made once: a cached response is sent many times.
 	// The caching ones (etagHeader holds the quoted entity tag) are set
 	// only when cacheable.
