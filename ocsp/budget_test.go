@@ -182,4 +182,3 @@ func TestSignatureBudgetUnlimited(t *testing.T) {
 		t.Fatalf("%d signatures", e.signs())
 	}
 }
-
