@@ -2,8 +2,9 @@ package ocsp
 
 import (
 	"fmt"
-	"sync"
 	"time"
+
+	"github.com/shomei-pki/shomei/internal/ratelimit"
 )
 
 // Defaults of Config's signature budget.
@@ -22,13 +23,7 @@ const (
 // answered from the cache without its nonce, or tryLater.
 //
 // A nil budget is unlimited.
-type budget struct {
-	mu     sync.Mutex
-	rate   float64 // tokens per second
-	burst  float64
-	tokens float64
-	last   time.Time
-}
+type budget struct{ *ratelimit.Bucket }
 
 // newBudget makes a full bucket; rate < 0 means unlimited (nil).
 func newBudget(rate float64, burst int, now time.Time) (*budget, error) {
@@ -41,10 +36,11 @@ func newBudget(rate float64, burst int, now time.Time) (*budget, error) {
 	if burst == 0 {
 		burst = max(DefaultSignatureBurst, int(2*rate))
 	}
-	if burst < 1 {
-		return nil, fmt.Errorf("ocsp: Config.SignatureBurst %d is less than 1", burst)
+	b, err := ratelimit.NewBucket(rate, burst, now)
+	if err != nil {
+		return nil, fmt.Errorf("ocsp: Config.SignatureBudget, SignatureBurst: %w", err)
 	}
-	return &budget{rate: rate, burst: float64(burst), tokens: float64(burst), last: now}, nil
+	return &budget{b}, nil
 }
 
 // take spends one signature at now. When none is left it reports how long
@@ -53,17 +49,7 @@ func (b *budget) take(now time.Time) (bool, time.Duration) {
 	if b == nil {
 		return true, 0
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if now.After(b.last) {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-		b.last = now
-	}
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
-	}
-	return false, time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
+	return b.Allow(now)
 }
 
 // tryLaterError: the signature budget is spent; the answer is tryLater (3,
@@ -75,6 +61,4 @@ func (e tryLaterError) Error() string {
 }
 
 // retryAfter is e's Retry-After in whole seconds, at least 1.
-func (e tryLaterError) retryAfter() int64 {
-	return max(1, int64((e.wait+time.Second-1)/time.Second))
-}
+func (e tryLaterError) retryAfter() int64 { return ratelimit.RetryAfter(e.wait) }

@@ -220,12 +220,26 @@ func etagMatch(values []string, etag string) bool {
 // lies under it) and passes every other request to next. Use it instead of
 // registering the responder on an http.ServeMux, which would clean the
 // base64 of GET requests ("//" is valid base64).
-func (r *Responder) InFront(next http.Handler) http.Handler {
+func (r *Responder) InFront(next http.Handler) http.Handler { return r.Route(r, next) }
+
+// Route is InFront with h, a handler wrapping the responder (an access
+// gate, R-R6), serving the responder's Path.
+func (r *Responder) Route(h, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if p := req.URL.Path; p == r.path || strings.HasPrefix(p, r.path+"/") {
-			r.ServeHTTP(w, req)
+			h.ServeHTTP(w, req)
 			return
 		}
 		next.ServeHTTP(w, req)
+	})
+}
+
+// Unauthorized answers every request with the unsigned unauthorized
+// OCSPResponse (6, RFC 6960 §2.3), counted like the responder's own: what
+// an access gate sends a caller that may not ask (R-R6). It reads nothing
+// and signs nothing.
+func (r *Responder) Unauthorized() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.fail(w, req, fmt.Errorf("%w: not a registered relying party", errUnauthorized))
 	})
 }

@@ -51,6 +51,10 @@ func startOCSP(ctx context.Context, cfg *config.Config, st *store.Store, tok *hs
 		CacheSize: cfg.OCSP.CacheSize,
 		Log:       log,
 		Metrics:   reg,
+
+		SignatureBudget: cfg.OCSP.SignatureBudget,
+		SignatureBurst:  cfg.OCSP.SignatureBurst,
+		UnknownReuse:    cfg.OCSP.UnknownReuse,
 	})
 	if err != nil {
 		return nil, err

@@ -28,6 +28,7 @@ import (
 	"github.com/shomei-pki/shomei/internal/config"
 	"github.com/shomei-pki/shomei/internal/server"
 	"github.com/shomei-pki/shomei/ocsp"
+	"github.com/shomei-pki/shomei/relyingparty"
 )
 
 // run starts the CA and serves until ctx ends. ready, if set, gets the bound
@@ -47,6 +48,14 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 		return err
 	}
 	grpcTLS, err := cfg.GRPCTLS()
+	if err != nil {
+		return err
+	}
+	httpTLS, err := cfg.HTTPAccess.ServerTLS()
+	if err != nil {
+		return err
+	}
+	gateConfig, err := cfg.HTTPAccess.GateConfig()
 	if err != nil {
 		return err
 	}
@@ -136,6 +145,12 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 	if err != nil {
 		return err
 	}
+	// Who may ask for status, and how often (R-R6, issue #9 items 5-6).
+	gateConfig.Log, gateConfig.Metrics = log, reg
+	gate, err := relyingparty.New(gateConfig)
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	// Issuer certificates for relying parties: /issuers/shomei-sign-g1.pem, …
 	for _, is := range issuers {
@@ -151,7 +166,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 		})
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("GET /crl/", publisher)
+	mux.Handle("GET /crl/", gate.Guard("crl", publisher, relyingparty.Forbidden))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /cps", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -165,7 +180,8 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 			cav1.RegisterEventsServer(s, svc.Events())
 			cav1.RegisterReplicationServer(s, replication)
 		},
-		HTTP:            responder.InFront(mux),
+		HTTP:            responder.Route(gate.Guard("ocsp", responder, responder.Unauthorized()), mux),
+		HTTPTLS:         httpTLS,
 		ShutdownTimeout: cfg.Server.ShutdownTimeout,
 		Ready:           ready,
 		Log:             log,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -90,8 +91,13 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	responder, err := ocsp.New(ocsp.Config{
 		Issuers: issuers, Source: replica.NewSource(st, byName),
 		Validity: cfg.OCSP.ResponseValidity, MaxAge: cfg.OCSP.MaxAge, CacheSize: cfg.OCSP.CacheSize,
+		SignatureBudget: cfg.OCSP.SignatureBudget, SignatureBurst: cfg.OCSP.SignatureBurst, UnknownReuse: cfg.OCSP.UnknownReuse,
 		Log: log, Metrics: reg,
 	})
+	if err != nil {
+		return err
+	}
+	gate, httpTLS, err := statusGate(cfg.HTTPAccess, reg, log)
 	if err != nil {
 		return err
 	}
@@ -117,7 +123,10 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("http_listen %s: %w", cfg.HTTPListen, err)
 	}
-	srv := &http.Server{Handler: responder.InFront(mux), ReadHeaderTimeout: 10 * time.Second}
+	if httpTLS != nil {
+		ln = tls.NewListener(ln, httpTLS)
+	}
+	srv := &http.Server{Handler: responder.Route(gate.Guard("ocsp", responder, responder.Unauthorized()), mux), ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	log.Info("listening", "http", ln.Addr().String(), "ca", cfg.CA.Address, "replica", cfg.Name)

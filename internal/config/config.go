@@ -30,6 +30,8 @@ type Config struct {
 	Server       Server       `yaml:"server"`
 	Certificates Certificates `yaml:"certificates"`
 	OCSP         OCSP         `yaml:"ocsp"`
+	// HTTPAccess: who may fetch OCSP and CRLs on server.http_listen (R-R6).
+	HTTPAccess HTTPAccess `yaml:"http_access"`
 	// Clients are the municipal systems allowed to call the API. With none,
 	// anyone who reaches the gRPC address may act for any municipality:
 	// acceptable only for development on a loopback address.
@@ -176,6 +178,14 @@ type OCSP struct {
 	// CacheSize is how many signed responses are kept; 0: the default
 	// (262,144), negative: none.
 	CacheSize int `yaml:"cache_size"`
+	// SignatureBudget bounds fresh signatures (nonce, several CertIDs,
+	// unknown serials) per second; default 50; negative: none
+	// (ocsp.Config.SignatureBudget). SignatureBurst defaults to 100.
+	SignatureBudget float64 `yaml:"signature_budget"`
+	SignatureBurst  int     `yaml:"signature_burst"`
+	// UnknownReuse is how long an "unknown" answer is served from the
+	// cache; default 1m.
+	UnknownReuse time.Duration `yaml:"unknown_reuse"`
 }
 
 // decodeStrict decodes YAML into v; unknown keys are errors.
@@ -192,8 +202,11 @@ func decodeStrict(data []byte, v any) error {
 }
 
 func (o OCSP) validate() error {
-	if o.ResponderValidity < 0 || o.RenewBefore < 0 || o.ResponseValidity < 0 || o.MaxAge < 0 {
+	if o.ResponderValidity < 0 || o.RenewBefore < 0 || o.ResponseValidity < 0 || o.MaxAge < 0 || o.UnknownReuse < 0 {
 		return errors.New("ocsp: durations must not be negative")
+	}
+	if o.SignatureBurst < 0 {
+		return errors.New("ocsp.signature_burst must not be negative")
 	}
 	return nil
 }
@@ -238,6 +251,7 @@ func (c *Config) resolve(dir string) {
 	}
 	abs(&c.Store.Path)
 	c.HSM.resolve(dir)
+	c.HTTPAccess.resolve(dir)
 	for i := range c.Clients {
 		abs(&c.Clients[i].TokenFile)
 	}
@@ -297,6 +311,7 @@ func (c *Config) validate() error {
 	if err := c.OCSP.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.HTTPAccess.validate()...)
 	switch t := c.Server.TLS; {
 	case t != nil && (t.CertFile == "" || t.KeyFile == ""):
 		errs = append(errs, errors.New("server.tls: cert_file and key_file are required"))

@@ -24,6 +24,8 @@ type Replica struct {
 	// HTTPListen serves /ocsp, /metrics and /healthz; default 127.0.0.1:8081.
 	HTTPListen string `yaml:"http_listen"`
 	OCSP       OCSP   `yaml:"ocsp"`
+	// HTTPAccess: who may ask for OCSP on http_listen (R-R6).
+	HTTPAccess HTTPAccess `yaml:"http_access"`
 
 	Path string `yaml:"-"`
 }
@@ -75,6 +77,7 @@ func DecodeReplica(r io.Reader, dir string) (*Replica, error) {
 		}
 	}
 	c.HSM.resolve(dir)
+	c.HTTPAccess.resolve(dir)
 	if c.CA.Address == "" {
 		c.CA.Address = "127.0.0.1:8443"
 	}
@@ -92,6 +95,7 @@ func DecodeReplica(r io.Reader, dir string) (*Replica, error) {
 	if err := c.OCSP.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.HTTPAccess.validate()...)
 	if c.CA.TokenFile != "" && c.CA.TLSCAFile == "" && !IsLoopback(c.CA.Address) {
 		errs = append(errs, fmt.Errorf("ca.tls_ca_file is required: the CA is at %s, not loopback, and the token would cross the network in clear", c.CA.Address))
 	}

@@ -32,6 +32,9 @@ type Options struct {
 	ServerOptions []grpc.ServerOption
 	// HTTP serves the HTTP listener.
 	HTTP http.Handler
+	// HTTPTLS, when set, secures the HTTP listener (relying parties that
+	// identify by client certificate, R-R6); nil means plain HTTP.
+	HTTPTLS *tls.Config
 	// ShutdownTimeout bounds the graceful stop; 10 s when zero.
 	ShutdownTimeout time.Duration
 	// Ready, if set, is called with the bound addresses once both listen.
@@ -56,6 +59,9 @@ func Run(ctx context.Context, o Options) error {
 		if hl, err = net.Listen("tcp", o.HTTPListen); err != nil {
 			gl.Close()
 			return fmt.Errorf("server: HTTP listen on %s: %w", o.HTTPListen, err)
+		}
+		if o.HTTPTLS != nil {
+			hl = tls.NewListener(hl, o.HTTPTLS)
 		}
 	}
 
