@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
@@ -21,6 +22,8 @@ import (
 	"time"
 
 	xocsp "golang.org/x/crypto/ocsp"
+
+	"github.com/shomei-pki/shomei/internal/softhsm"
 )
 
 // clientCert writes a self-signed client certificate to dir/name.pem and
@@ -196,4 +199,84 @@ func TestAttackUnregisteredRelyingParty(t *testing.T) {
 		}
 	}
 	p.stop(t)
+}
+
+// TestAttackReplicaUnregisteredRelyingParty: shomei-ocsp serves OCSP
+// through the same gate (R-R6): with http_access.mode registered, a caller
+// without bank-a's token gets unauthorized and costs no signature; bank-a
+// gets a verified answer.
+func TestAttackReplicaUnregisteredRelyingParty(t *testing.T) {
+	dir := t.TempDir()
+	const bankToken = "bank-a-0123456789abcdef0123456789"
+	if err := os.WriteFile(filepath.Join(dir, "bank-a.token"), []byte(bankToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ca := startCA(t, writeConfig(t, dir, "e2e-rp-ca", ""))
+	certs := issueOne(t, ca.client(t), "RP-REPL-1")
+	sign, err := certOf(certs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := fetchIssuer(t, ca, "shomei-sign-g1")
+	mod, err := softhsm.Module()
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicaConfig := filepath.Join(dir, "replica.yaml")
+	if err := os.WriteFile(replicaConfig, fmt.Appendf(nil, `name: rp1
+ca:
+  address: %s
+store:
+  path: replica.db
+hsm:
+  module: %s
+  module_env:
+    SOFTHSM2_CONF: %s
+  token_label: e2e-rp-replica
+  pin_file: pin
+http_listen: 127.0.0.1:0
+http_access:
+  mode: registered
+  relying_parties:
+    - name: bank-a
+      token_file: bank-a.token
+`, ca.grpc, mod, testDir.Conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rp, addrs := startBinary(t, "shomei-ocsp", replicaConfig, replicaListening)
+	base := "http://" + addrs[0]
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		r, err := http.Get(base + "/healthz")
+		if err == nil {
+			r.Body.Close()
+			if r.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica did not sync within 10 s: %v\n%s", err, rp.log)
+		}
+	}
+	der, err := xocsp.CreateRequest(sign, issuer, &xocsp.RequestOptions{Hash: crypto.SHA256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		resp, body := postOCSP(t, http.DefaultClient, base+"/ocsp", der, nil)
+		if _, err := xocsp.ParseResponse(body, issuer); resp.StatusCode != 200 || err != (xocsp.ResponseError{Status: xocsp.Unauthorized}) {
+			t.Fatalf("no token: HTTP %d, %v; want unauthorized", resp.StatusCode, err)
+		}
+	}
+	if n := metric(t, addrs[0], "shomei_ocsp_signing_duration_seconds_count"); n != 0 {
+		t.Errorf("%v signatures for unregistered callers", n)
+	}
+	resp, body := postOCSP(t, http.DefaultClient, base+"/ocsp", der, http.Header{"Authorization": {"Bearer " + bankToken}})
+	if r, err := xocsp.ParseResponseForCert(body, sign, issuer); resp.StatusCode != 200 || err != nil || r.Status != xocsp.Good {
+		t.Fatalf("bank-a: HTTP %d, %v", resp.StatusCode, err)
+	}
+	if n := metric(t, addrs[0], `shomei_status_requests_total{endpoint="ocsp",outcome="refused",party="unregistered"}`); n != 50 {
+		t.Errorf("%v refusals counted, want 50", n)
+	}
+	rp.stop(t)
+	ca.stop(t)
 }
