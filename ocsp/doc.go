@@ -28,11 +28,23 @@
 //     1 s therefore holds if the wiring calls Invalidate within 1 s of the
 //     store's status change (the store's change log, ca/store Changes, is
 //     the natural feed; the wiring measures the delay).
-//   - Only cacheable responses are cached — one CertID, no nonce, status
-//     good or revoked — here and by HTTP caches. Nonce responses are
-//     signed for each request. Unknown responses are signed for each
-//     request and sent with Cache-Control: no-cache, because "unknown"
-//     turns into "good" at issuance and issuance does not invalidate.
+//   - Only cacheable responses are sent with HTTP caching headers — one
+//     CertID, no nonce, status good or revoked. The response cache also
+//     keeps one-CertID "unknown" answers, for UnknownReuse (default 1 min)
+//     only and sent with Cache-Control: no-cache, because "unknown" turns
+//     into "good" at issuance and issuance does not invalidate.
+//   - No caller can make the responder sign without limit (issue #9 item
+//     5). A signature the cache shares — one per issued certificate,
+//     CertID hash and half validity — is bounded by the certificates
+//     issued. Every other one is fresh: a nonce, several CertIDs, an
+//     unknown serial not in the cache; fresh signatures come out of a
+//     token bucket (SignatureBudget a second, SignatureBurst at once).
+//     Over it a one-CertID nonce request is answered with the shared,
+//     cached response without its nonce (RFC 8954 §2.1 lets a responder
+//     leave the nonce out; clients that insist on it retry), and anything
+//     else gets tryLater (3), unsigned, with HTTP Retry-After — never
+//     internalError. malformedRequest and unauthorized are unsigned (RFC
+//     6960 §4.2.1) and cost no signature at all.
 //   - Any Source failure, or a Status no response can be made from (no
 //     status, revoked without a time, reason 7 or 8, a ThisUpdate more than
 //     half the validity old), is internalError; it is logged, never
@@ -46,7 +58,8 @@
 // are HTTP 200 with an unsigned OCSPResponse: malformedRequest (1) for
 // anything unparseable, bad base64, an unsupported CertID hash, more than
 // 16 CertIDs or more than 16 KiB; unauthorized (6) for an issuer not
-// served; internalError (2) as above. Wrong path: 404; wrong method: 405.
+// served; tryLater (3) over the signature budget (with Retry-After);
+// internalError (2) as above. Wrong path: 404; wrong method: 405.
 //
 // A cacheable response is sent with Cache-Control "max-age=<seconds until
 // nextUpdate, capped by Config.MaxAge>, public, no-transform,
@@ -94,21 +107,32 @@
 //     SignContext(ctx, digest, opts), like hsm.Signer, gets the request's
 //     deadline (Config.Timeout, default 5 s, bounds Source and signature).
 //
-// # Not here yet
+// # Unknown serials
 //
-// Per-relying-party access control (R-R6, last bullet: in the real system
-// only registered relying parties may ask). It belongs in front of, or as a
-// hook into, this handler: by TLS client certificate or by verifying signed
-// requests against registered relying-party certificates, answering
-// unauthorized (6) or sigRequired (5). Rotating a responder certificate
-// means building a new Responder with the new Issuers and swapping the
-// handler; shomei_ocsp_responder_not_after_timestamp_seconds tells when.
+// A serial the issuer never issued is answered "unknown" (RFC 6960 §2.2:
+// the responder does not know about the certificate), not "revoked" with
+// the extended revoked definition (§2.2, §4.4.8): a revoked answer for a
+// non-issued serial would be an assertion the CA makes about a certificate
+// that does not exist, and R-R6 lists unknown among the statuses. An
+// unknown answer names its CertID, serial included, so it cannot be
+// pre-signed once per issuer: it is signed once per (issuer, CertID hash,
+// serial), within the signature budget, and cached for UnknownReuse.
+//
+// # Access
+//
+// Who may ask (R-R6, registered relying parties) is decided in front of
+// the responder by package relyingparty, whose refusal is Unauthorized():
+// the unsigned unauthorized response (6). Route mounts the responder behind
+// such a gate. Rotating a responder certificate means building a new
+// Responder with the new Issuers and swapping the handler;
+// shomei_ocsp_responder_not_after_timestamp_seconds tells when.
 //
 // # Metrics
 //
 // With Config.Metrics: shomei_ocsp_responses_total{status} (good, revoked,
 // unknown per certificate answered; malformedRequest, unauthorized,
-// internalError), shomei_ocsp_cache_hits_total, shomei_ocsp_cache_misses_total,
+// tryLater, internalError), shomei_ocsp_cache_hits_total, shomei_ocsp_cache_misses_total,
+// shomei_ocsp_signature_budget_exceeded_total{answer} (withoutNonce, tryLater),
 // shomei_ocsp_cache_entries, shomei_ocsp_signing_duration_seconds and
 // shomei_ocsp_responder_not_after_timestamp_seconds{issuer}. Labels carry
 // no serials and no personal data (R-P4); logs name certificates by serial.
