@@ -39,7 +39,7 @@ func tightBudget(c *ocsp.Config) { c.SignatureBudget, c.SignatureBurst = 1, 5 }
 // TestAttackNonceFlood: every request with a fresh nonce used to cost an HSM
 // signature (issue #9 item 5: 37,679 in 30 s from one client). Now nonce
 // responses are signed within the budget; over it the request is answered
-// from the cache without its nonce (RFC 8954 §2.1), never internalError.
+// from the cache without its nonce (RFC 5019 §4, RFC 8954), never internalError.
 func TestAttackNonceFlood(t *testing.T) {
 	e := newEnv(t, tightBudget)
 	srv := httptest.NewServer(e.r)

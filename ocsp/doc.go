@@ -40,9 +40,9 @@
 //     unknown serial not in the cache; fresh signatures come out of a
 //     token bucket (SignatureBudget a second, SignatureBurst at once).
 //     Over it a one-CertID nonce request is answered with the shared,
-//     cached response without its nonce (RFC 8954 §2.1 lets a responder
-//     leave the nonce out; clients that insist on it retry), and anything
-//     else gets tryLater (3), unsigned, with HTTP Retry-After — never
+//     cached response without its nonce (RFC 5019 §4 and RFC 8954 let a
+//     responder leave the nonce out; clients that insist on it retry),
+//     and anything else gets tryLater (3), unsigned, with HTTP Retry-After — never
 //     internalError. malformedRequest and unauthorized are unsigned (RFC
 //     6960 §4.2.1) and cost no signature at all.
 //   - Any Source failure, or a Status no response can be made from (no

@@ -63,7 +63,7 @@ type Config struct {
 	// CertIDs, and "unknown" answers not in the cache. Any caller can ask
 	// for those without limit, so they are bounded to keep the HSM free for
 	// issuance (issue #9 item 5). Over it a nonce request is answered from
-	// the cache without its nonce (RFC 8954 §2.1), anything else tryLater.
+	// the cache without its nonce (RFC 5019 §4, RFC 8954), anything else tryLater.
 	// Default DefaultSignatureBudget (50); negative: unlimited.
 	SignatureBudget float64
 	// SignatureBurst is how many fresh signatures may be made at once;
@@ -298,7 +298,7 @@ func (r *Responder) answer(ctx context.Context, req *Request, now time.Time) (*r
 			r.metrics.overBudget.WithLabelValues("tryLater").Inc()
 			return nil, tryLaterError{wait}
 		}
-		// RFC 8954 §2.1 lets a responder leave the nonce out: the
+		// RFC 5019 §4 and RFC 8954 let a responder leave the nonce out: the
 		// client gets the response everyone gets, signed at most once
 		// per half validity.
 		r.metrics.overBudget.WithLabelValues("withoutNonce").Inc()
