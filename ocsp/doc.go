@@ -42,9 +42,9 @@
 //     Over it a one-CertID nonce request is answered with the shared,
 //     cached response without its nonce (RFC 5019 §4 and RFC 8954 let a
 //     responder leave the nonce out; clients that insist on it retry),
-//     and anything else gets tryLater (3), unsigned, with HTTP Retry-After — never
-//     internalError. malformedRequest and unauthorized are unsigned (RFC
-//     6960 §4.2.1) and cost no signature at all.
+//     and anything else gets tryLater (3), unsigned, with HTTP
+//     Retry-After — never internalError. malformedRequest and
+//     unauthorized are unsigned (RFC 6960 §4.2.1) and cost no signature.
 //   - Any Source failure, or a Status no response can be made from (no
 //     status, revoked without a time, reason 7 or 8, a ThisUpdate more than
 //     half the validity old), is internalError; it is logged, never
