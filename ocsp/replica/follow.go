@@ -21,7 +21,8 @@ type FollowerConfig struct {
 	Store  *Store
 	Client cav1.ReplicationClient
 	// Invalidate drops the cached OCSP responses of a serial that turned
-	// revoked (ocsp.Responder.Invalidate).
+	// revoked, or that the replica learns of (a cached "unknown";
+	// ocsp.Responder.Invalidate).
 	Invalidate func(*big.Int)
 	// Metrics, when set, registers the follower's metrics.
 	Metrics prometheus.Registerer
@@ -149,6 +150,9 @@ func (f *Follower) follow(ctx context.Context) (progressed bool, err error) {
 		applied, err := f.cfg.Store.Apply(m)
 		if err != nil {
 			return progressed, err
+		}
+		for _, serial := range applied.New {
+			f.cfg.Invalidate(serial) // a cached "unknown"
 		}
 		now := f.cfg.Now()
 		for i, serial := range applied.Revoked {

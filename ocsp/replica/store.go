@@ -106,6 +106,9 @@ type Applied struct {
 	RevokedRecordedAt []time.Time
 	// Added counts certificates the replica did not know before.
 	Added int
+	// New are those certificates outside a snapshot: the responder may
+	// have a cached "unknown" for them (ocsp.Config.UnknownReuse).
+	New []*big.Int
 }
 
 // Apply stores one message of the CA's Follow stream in one transaction.
@@ -136,6 +139,9 @@ func (s *Store) Apply(m *cav1.FollowResponse) (*Applied, error) {
 				}
 			} else {
 				out.Added++
+				if !m.Snapshot {
+					out.New = append(out.New, new(big.Int).SetBytes(st.Serial))
+				}
 			}
 			if st.Revocation != nil {
 				out.Revoked = append(out.Revoked, new(big.Int).SetBytes(st.Serial))

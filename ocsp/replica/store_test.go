@@ -50,7 +50,7 @@ func TestApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Added != 2 || len(a.Revoked) != 1 || a.Revoked[0].Int64() != 2 {
+	if a.Added != 2 || len(a.Revoked) != 1 || a.Revoked[0].Int64() != 2 || len(a.New) != 0 {
 		t.Errorf("snapshot page applied %+v", a)
 	}
 	if rev, _ := st.Revision(); rev != 0 || !st.SyncedAt().IsZero() {
@@ -71,6 +71,15 @@ func TestApply(t *testing.T) {
 	if len(a.Revoked) != 1 || a.Revoked[0].Int64() != 1 || a.Added != 0 {
 		t.Errorf("applied %+v; want serial 1 revoked once", a)
 	}
+	// A certificate issued after the snapshot is New: the responder drops
+	// a cached "unknown" for it.
+	a, err = st.Apply(&cav1.FollowResponse{Statuses: []*cav1.CertificateStatus{good(4)}, Revision: 10, SentAt: sent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Added != 1 || len(a.New) != 1 || a.New[0].Int64() != 4 {
+		t.Errorf("applied %+v; want serial 4 new", a)
+	}
 	for serial, reason := range map[int64]int32{1: 1, 2: 3} {
 		s, err := st.Status("sign-g1", big.NewInt(serial).Bytes())
 		if err != nil || s == nil || s.Revocation == nil || s.Revocation.Reason != reason {
@@ -83,7 +92,7 @@ func TestApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st2.Close()
-	if rev, _ := st2.Revision(); rev != 9 || !st2.SyncedAt().Equal(sent.AsTime()) {
+	if rev, _ := st2.Revision(); rev != 10 || !st2.SyncedAt().Equal(sent.AsTime()) {
 		t.Errorf("reopened: revision %d, synced %v", rev, st2.SyncedAt())
 	}
 	if err := st2.Reset(); err != nil {
