@@ -16,6 +16,10 @@
 //     sent without any further work — no parsing, no store, no HSM;
 //   - over a limit the answer is HTTP 429 with Retry-After.
 //
+// The address is the TCP peer's: X-Forwarded-For is not trusted. Behind a
+// reverse proxy or CDN every caller has the proxy's address, so turn the
+// per-address limit off (AddressRate < 0) and limit at the proxy.
+//
 // # Invariants
 //
 //   - Metric labels are the endpoint, the configured relying-party name

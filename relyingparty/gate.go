@@ -246,50 +246,50 @@ func (g *Gate) identify(r *http.Request) (*party, error) {
 // ("ocsp", "crl"): refuse answers those refused in Registered mode, cheaply
 // (for OCSP the unsigned unauthorized response, for CRLs Forbidden).
 func (g *Gate) Guard(endpoint string, next, refuse http.Handler) http.Handler {
-	counters := map[string]prometheus.Counter{}
+	// Counters looked up once: admitted and rate_limited per party.
+	type pair struct{ admitted, limited prometheus.Counter }
+	count := func(name string) pair {
+		return pair{g.requests.WithLabelValues(endpoint, name, "admitted"), g.requests.WithLabelValues(endpoint, name, "rate_limited")}
+	}
+	parties := make(map[*party]pair, len(g.parties))
 	for _, p := range g.parties {
-		for _, o := range []string{"admitted", "rate_limited"} {
-			counters[p.name+" "+o] = g.requests.WithLabelValues(endpoint, p.name, o)
-		}
+		parties[p] = count(p.name)
 	}
-	for _, o := range []string{"admitted", "rate_limited"} {
-		counters[anonymous+" "+o] = g.requests.WithLabelValues(endpoint, anonymous, o)
+	anon := count(anonymous)
+	if g.registered {
+		anon = count(unregistered) // its admitted series stays 0
 	}
-	counters[unregistered+" rate_limited"] = g.requests.WithLabelValues(endpoint, unregistered, "rate_limited")
-	counters[unregistered+" refused"] = g.requests.WithLabelValues(endpoint, unregistered, "refused")
+	refused := g.requests.WithLabelValues(endpoint, unregistered, "refused")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		now := g.now()
 		p, err := g.identify(r)
 		if p != nil {
+			c := parties[p]
 			if p.bucket != nil {
 				if ok, wait := p.bucket.Allow(now); !ok {
-					counters[p.name+" rate_limited"].Inc()
+					c.limited.Inc()
 					tooMany(w, wait)
 					return
 				}
 			}
-			counters[p.name+" admitted"].Inc()
+			c.admitted.Inc()
 			next.ServeHTTP(w, r)
 			return
 		}
-		label := anonymous
-		if g.registered {
-			label = unregistered
-		}
 		if g.addresses != nil {
 			if ok, wait := g.addresses.Allow(ratelimit.AddressKey(r.RemoteAddr), now); !ok {
-				counters[label+" rate_limited"].Inc()
+				anon.limited.Inc()
 				tooMany(w, wait)
 				return
 			}
 		}
 		if g.registered || errors.Is(err, errConflict) {
-			counters[unregistered+" refused"].Inc()
+			refused.Inc()
 			g.log.Debug("relyingparty: refused", "endpoint", endpoint, "reason", reason(err))
 			refuse.ServeHTTP(w, r)
 			return
 		}
-		counters[anonymous+" admitted"].Inc()
+		anon.admitted.Inc()
 		next.ServeHTTP(w, r)
 	})
 }
