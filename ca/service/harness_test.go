@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/asn1"
@@ -126,6 +127,8 @@ var ceremonies sync.Map // token label → []*storev1.IssuerKey
 
 type options struct {
 	allowP256 bool
+	// crlBaseURL replaces the CA's CRL base URL when set.
+	crlBaseURL string
 }
 
 // start runs the key ceremony on token (one of tokens) and a new store in
@@ -181,7 +184,7 @@ func start(t *testing.T, token string, opts options) *harness {
 	authority, err := ca.New(ctx, ca.Config{
 		Store: st, Token: tok,
 		Profile:    profile.Config{CPSURL: "https://shomei.example/cps", OCSPURL: "http://shomei.example/ocsp"},
-		CRLBaseURL: "http://shomei.example/crl", AllowECDSAP256: opts.allowP256,
+		CRLBaseURL: cmp.Or(opts.crlBaseURL, "http://shomei.example/crl"), AllowECDSAP256: opts.allowP256,
 		Actor: "service-test", Now: h.clock.Now, Log: log,
 	})
 	if err != nil {
