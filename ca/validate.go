@@ -22,6 +22,8 @@ var (
 // validateHolderID checks an opaque holder id (R-P4).
 func validateHolderID(vs *violations, field, id string) {
 	switch {
+	case len(id) > MaxHolderIDBytes:
+		vs.add(field, "R-P4", "at most %d bytes", MaxHolderIDBytes)
 	case individualNumberPattern.MatchString(id):
 		vs.add(field, "R-P4", "a 12-digit number looks like an individual number, which Shomei never accepts; use the municipal system's own opaque id")
 	case !holderIDPattern.MatchString(id):
