@@ -3,6 +3,8 @@ package ca
 import (
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/shomei-pki/shomei/ca/profile"
 )
 
 // Limits of every count and length a caller supplies. They are checked
@@ -24,12 +26,11 @@ const (
 	// 512-byte signature); the CA ignores the subject and attributes, and
 	// 4 KiB leaves them three times that.
 	MaxCSRBytes = 4096
-	// MinRSABits and MaxRSABits are the card key sizes accepted (R-P1): a
-	// card holds RSA-2048; 4096 bits leave room for stronger cards, and a
-	// larger key only makes the signature check (and every relying party's)
-	// expensive. The modulus length is checked before the signature.
-	MinRSABits = 2048
-	MaxRSABits = 4096
+	// MinRSABits and MaxRSABits are the card key sizes accepted (R-P1), as
+	// the profile has them; parseCSR checks the modulus length before the
+	// signature, the step whose cost grows with the key.
+	MinRSABits = profile.MinRSABits
+	MaxRSABits = profile.MaxRSABits
 
 	// MaxSurnameRunes and MaxGivenNameRunes bound the parts of the name
 	// (R-P2). Decision: the rule book and the seeds give no limit, and the
