@@ -129,6 +129,9 @@ type options struct {
 	allowP256 bool
 	// crlBaseURL replaces the CA's CRL base URL when set.
 	crlBaseURL string
+	// maxRecv is the server's grpc.MaxRecvMsgSize when set (shomei-ca
+	// uses ca.MaxRequestBytes).
+	maxRecv int
 }
 
 // start runs the key ceremony on token (one of tokens) and a new store in
@@ -204,7 +207,11 @@ func start(t *testing.T, token string, opts options) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
+	var sopts []grpc.ServerOption
+	if opts.maxRecv > 0 {
+		sopts = append(sopts, grpc.MaxRecvMsgSize(opts.maxRecv))
+	}
+	srv := grpc.NewServer(sopts...)
 	cav1.RegisterCertificateAuthorityServer(srv, svc)
 	cav1.RegisterEventsServer(srv, svc.Events())
 	cav1.RegisterReplicationServer(srv, repl)

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
@@ -243,12 +244,14 @@ func TestAttackCertificateSize(t *testing.T) {
 // at its limit, both substitution lists full, two RSA-4096 card keys) and
 // the largest that passes the size checks at all (four-byte characters,
 // requests of MaxCSRBytes), and checks that both fit in
-// ca.MaxRequestBytes, so that no limit is lowered below a valid request;
-// and that the certificates of the largest valid request fit in
-// ca.MaxCertificateBytes.
+// ca.MaxRequestBytes, so that no limit is lowered below a valid request:
+// the largest valid request is granted by a server receiving at most
+// ca.MaxRequestBytes, the limit shomei-ca serves with, and one byte more is
+// refused. The
+// certificates of the largest valid request fit in ca.MaxCertificateBytes.
 func TestMaximalRequest(t *testing.T) {
 	t.Parallel()
-	h := start(t, tokenMaxRequest, options{})
+	h := start(t, tokenMaxRequest, options{maxRecv: ca.MaxRequestBytes})
 	keys := rsaKeys(t, 4096, 4096)
 
 	// The largest valid request: JIS X 0208 kanji are three bytes of UTF-8.
@@ -314,6 +317,14 @@ func TestMaximalRequest(t *testing.T) {
 	_, err := h.client.Issue(context.Background(), worst)
 	checkRefusal(t, err, codes.InvalidArgument, []violation{{"profiles[0].profile", "R-A5", nil}, {"profiles[1].profile", "R-A5", nil},
 		{"profiles[0].csr", "R-P1", []string{"not a DER PKCS#10 request"}}, {"profiles[1].csr", "R-P1", []string{"not a DER PKCS#10 request"}}})
+
+	// One byte over the limit is refused by gRPC before it is unmarshalled.
+	over := proto.Clone(req).(*cav1.IssueRequest)
+	over.Holder.Surname += strings.Repeat("x", ca.MaxRequestBytes-proto.Size(req)+1)
+	_, err = h.client.Issue(context.Background(), over)
+	if code := status.Code(err); code != codes.ResourceExhausted {
+		t.Errorf("a request of %d bytes: %v, want ResourceExhausted", proto.Size(over), describe(err))
+	}
 
 	ev := &cav1.ReportEventRequest{EventId: strings.Repeat("E", ca.MaxEventIDBytes), MunicipalityCode: "13221",
 		HolderId: strings.Repeat("H", ca.MaxHolderIDBytes), Kind: cav1.EventKind(1 << 30),
