@@ -129,8 +129,8 @@ type options struct {
 	allowP256 bool
 	// crlBaseURL replaces the CA's CRL base URL when set.
 	crlBaseURL string
-	// maxRecv is the server's grpc.MaxRecvMsgSize when set (shomei-ca
-	// uses ca.MaxRequestBytes).
+	// maxRecv is the server's grpc.MaxRecvMsgSize when set (shomei-ca's
+	// is ca.MaxRequestBytes).
 	maxRecv int
 }
 

@@ -246,9 +246,9 @@ func TestAttackCertificateSize(t *testing.T) {
 // requests of MaxCSRBytes), and checks that both fit in
 // ca.MaxRequestBytes, so that no limit is lowered below a valid request:
 // the largest valid request is granted by a server receiving at most
-// ca.MaxRequestBytes, the limit shomei-ca serves with, and one byte more is
-// refused. The
-// certificates of the largest valid request fit in ca.MaxCertificateBytes.
+// ca.MaxRequestBytes (shomei-ca's receive limit), and one byte more is
+// refused. The certificates of the largest valid request fit in
+// ca.MaxCertificateBytes.
 func TestMaximalRequest(t *testing.T) {
 	t.Parallel()
 	h := start(t, tokenMaxRequest, options{maxRecv: ca.MaxRequestBytes})
