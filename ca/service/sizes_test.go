@@ -132,6 +132,7 @@ func TestAttackSizes(t *testing.T) {
 	proxyApp := &cav1.Application{ApplicantKind: proxy, CardExpiry: cardLater, InquiryId: strings.Repeat("I", 100_000), InquiryCode: "ABCDE-FGHIJ"}
 	hugeDER := append(append([]byte{}, csr...), make([]byte, 100_000)...)
 
+	var granted issued
 	h.run(t, []step{
 		{name: "300 profiles", req: request(resident("sz-profiles", born), app, many...),
 			code: codes.InvalidArgument, want: []violation{{"profiles", "R-A5", []string{"300 profiles", "at most 2"}}}},
@@ -170,7 +171,7 @@ func TestAttackSizes(t *testing.T) {
 			repeated(102, "高"), repeated(201, "高")),
 			code: codes.InvalidArgument, want: []violation{{"holder.holder_id", "R-P4", nil}, {"holder.surname", "R-P2", nil}, {"holder.given_name", "R-P2", nil},
 				{"profiles", "R-A5", nil}, {"name_substitutions", "R-P5", nil}, {"address_substitutions", "R-P5", nil}}},
-		{name: "RSA-4096 key is accepted", req: request(resident("sz-rsa-4096", born), app, auth(csrOf(t, bigKeys[1])))},
+		{name: "RSA-4096 key is accepted", req: request(resident("sz-rsa-4096", born), app, auth(csrOf(t, bigKeys[1]))), check: keep(&granted)},
 	})
 
 	t.Run("events", func(t *testing.T) {
@@ -223,6 +224,15 @@ func TestAttackSizes(t *testing.T) {
 		checkRefusal(t, err, codes.InvalidArgument, []violation{{"serial", "R-P1", []string{"at most 20 octets"}}})
 		_, err = h.client.Revoke(ctx, &cav1.RevokeRequest{Serial: serial, Reason: cav1.RevocationReason_REVOCATION_REASON_KEY_COMPROMISE})
 		checkRefusal(t, err, codes.InvalidArgument, []violation{{"serial", "R-P1", []string{"at most 20 octets"}}})
+		if len(granted.certs) == 0 {
+			t.Fatal("no certificate was granted")
+		}
+		_, err = h.client.Revoke(ctx, &cav1.RevokeRequest{Serial: granted.certs[0].Serial, Reason: cav1.RevocationReason_REVOCATION_REASON_KEY_COMPROMISE,
+			EffectiveTime: strings.Repeat("9", 1<<20)})
+		checkRefusal(t, err, codes.InvalidArgument, []violation{{"effective_time", "R-R3", []string{"at most 64 bytes"}}})
+		if got := h.get(t, granted.certs[0].Serial); got.Status != cav1.Status_STATUS_VALID {
+			t.Errorf("the refused revocation left the certificate %v", got.Status)
+		}
 	})
 }
 
