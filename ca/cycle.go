@@ -109,7 +109,8 @@ func (c *CA) cycle(ctx context.Context, now time.Time, h holderRef, plans []*pla
 	return recs, nil
 }
 
-// lint encodes p's TBSCertificate, checks the certificate it becomes
+// lint encodes p's TBSCertificate, refuses it when the certificate would be
+// larger than MaxCertificateBytes, checks the certificate it becomes
 // against the profile and zlint, and returns the TBS for the HSM to sign.
 // The certificate linted is the one the HSM will make, with a placeholder
 // where the signature goes (profile.Draft.LintCopy): no throwaway key
@@ -122,6 +123,12 @@ func (c *CA) lint(p *plan) ([]byte, error) {
 	der, err := d.LintCopy()
 	if err != nil {
 		return nil, fmt.Errorf("ca: building the lint certificate: %w", err)
+	}
+	// The lint copy is the certificate the HSM would make, but for the
+	// signature value: as long, or for ECDSA up to two bytes shorter.
+	if n := len(der) + 2; n > MaxCertificateBytes {
+		c.log.Warn("certificate too large to sign", "serial", p.req.Serial.Text(16), "bytes", n, "max", MaxCertificateBytes)
+		return nil, refuse(KindPrecondition, p.field, "R-P1", "the certificate would be %d bytes, more than the %d the CA signs (ca.MaxCertificateBytes): the CA's configured URLs or names are too long", n, MaxCertificateBytes)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {

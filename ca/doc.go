@@ -4,11 +4,15 @@
 //
 // The issuance cycle (cycle.go), for every certificate:
 //
+//  0. check every count and length the caller supplied against the limits
+//     of limits.go, before anything parses, verifies or looks anything up,
+//     so that no request costs more than a valid one;
 //  1. validate the request against every rule (R-A*, R-V*, R-P*); a refusal
 //     names the field and the rule and changes nothing;
 //  2. encode its TBSCertificate from the profile (package profile,
 //     R-P1–R-P3), with the issuer's signature AlgorithmIdentifier;
-//  3. lint: parse that TBS with a placeholder signature of the issuer key's
+//  3. lint: refuse a certificate larger than MaxCertificateBytes, parse
+//     that TBS with a placeholder signature of the issuer key's
 //     length, check it against the profile and run zlint's RFC 5280 lints
 //     (zlint verifies no signature here: the names differ) — before the HSM
 //     is asked for anything;

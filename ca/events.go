@@ -63,6 +63,9 @@ const maxClockSkew = time.Minute
 // ReportEvent revokes what the R-R1 table says the event ends, all in one
 // transaction; replaying an event id returns the first result.
 func (c *CA) ReportEvent(ctx context.Context, ev Event) (*Revocation, error) {
+	if err := checkEventSizes(ev); err != nil { // counts and lengths first (limits.go)
+		return nil, err
+	}
 	now := c.now()
 	vs := &violations{}
 	if !eventIDPattern.MatchString(ev.ID) {
@@ -132,6 +135,9 @@ func (c *CA) ReportEvent(ctx context.Context, ev Event) (*Revocation, error) {
 // Revoke revokes one certificate at a counter request. keyCompromise also
 // blocks its key (R-V8).
 func (c *CA) Revoke(ctx context.Context, serialHex string, reason int32, effectiveTime string) (*Revocation, error) {
+	if err := checkRevokeSizes(serialHex, effectiveTime); err != nil { // lengths first (limits.go)
+		return nil, err
+	}
 	now := c.now()
 	vs := &violations{}
 	sn, err := parseSerial(serialHex)

@@ -69,15 +69,17 @@ func (c *CA) issue(ctx context.Context, req IssueRequest, renew bool) (*Issued, 
 	today := validity.DateOf(now)
 	op := map[bool]string{false: "issue", true: "renew"}[renew]
 
+	// 0. Counts and lengths, before anything looks further (limits.go).
+	if err := checkIssueSizes(req); err != nil {
+		return nil, err
+	}
+
 	// 1. The request itself: INVALID_ARGUMENT.
 	vs := &violations{}
 	wantSign := false
 	seen := map[Profile]bool{}
-	switch n := len(req.Profiles); {
-	case n == 0:
+	if len(req.Profiles) == 0 {
 		vs.add("profiles", "R-A5", "ask for SIGN, AUTH or both")
-	case n > 2:
-		vs.add("profiles", "R-A5", "at most two profiles, SIGN and AUTH, once each")
 	}
 	for i, p := range req.Profiles {
 		switch {

@@ -101,15 +101,18 @@ func (c *CA) OpenInquiry(municipality, holderID string) (*Inquiry, error) {
 
 // CheckCharacters reports the characters of text that need a substitute (R-P5).
 func (c *CA) CheckCharacters(text string) ([]jis.Offence, error) {
-	if len(text) == 0 || len(text) > 4*maxAddressRunes {
-		return nil, refuse(KindInvalid, "text", "R-P5", "give a name or address of 1-%d characters", maxAddressRunes)
+	if text == "" || tooLong(text, MaxAddressRunes) {
+		return nil, refuse(KindInvalid, "text", "R-P5", "give a name or address of 1-%d characters", MaxAddressRunes)
 	}
 	return jis.Check(text), nil
 }
 
 // parseSerial reads a hex serial as the store keys it: big-endian, no
-// leading zero bytes.
+// leading zero bytes. It looks at no more than MaxSerialHexBytes.
 func parseSerial(s string) ([]byte, error) {
+	if len(s) > MaxSerialHexBytes {
+		return nil, errors.New("not a serial")
+	}
 	s = strings.TrimLeft(strings.ToLower(strings.TrimSpace(s)), "0")
 	if len(s)%2 == 1 {
 		s = "0" + s

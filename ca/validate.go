@@ -19,12 +19,11 @@ var (
 	romajiPattern           = regexp.MustCompile(`^[A-Za-z][A-Za-z -]{0,62}[A-Za-z]$`)
 )
 
-// maxAddressRunes is R-P2's limit.
-const maxAddressRunes = 200
-
 // validateHolderID checks an opaque holder id (R-P4).
 func validateHolderID(vs *violations, field, id string) {
 	switch {
+	case len(id) > MaxHolderIDBytes:
+		vs.add(field, "R-P4", "at most %d bytes", MaxHolderIDBytes)
 	case individualNumberPattern.MatchString(id):
 		vs.add(field, "R-P4", "a 12-digit number looks like an individual number, which Shomei never accepts; use the municipal system's own opaque id")
 	case !holderIDPattern.MatchString(id):
@@ -51,7 +50,7 @@ func validateMunicipality(vs *violations, m Municipality, needNames bool) {
 	for _, f := range []struct{ field, value string }{
 		{"municipality.prefecture", m.Prefecture}, {"municipality.municipality", m.Name},
 	} {
-		if f.value == "" || utf8.RuneCountInString(f.value) > 20 || len(jis.Check(f.value)) > 0 {
+		if f.value == "" || utf8.RuneCountInString(f.value) > MaxMunicipalityNameRunes || len(jis.Check(f.value)) > 0 {
 			vs.add(f.field, "R-R5", "must be the name in Japanese (JIS X 0208/0212), e.g. 東京都 or 清瀬市")
 		}
 	}
@@ -134,8 +133,8 @@ func validatePersonal(vs *violations, req IssueRequest, birth validity.Date) per
 			vs.add(f.field, "R-P2", "must not contain spaces (the certificate puts one full-width space between surname and given name)")
 		}
 	}
-	if n := utf8.RuneCountInString(h.Address); h.Address == "" || n > maxAddressRunes {
-		vs.add("holder.address", "R-P2", "must be 1-%d characters (it has %d)", maxAddressRunes, n)
+	if n := utf8.RuneCountInString(h.Address); h.Address == "" || n > MaxAddressRunes {
+		vs.add("holder.address", "R-P2", "must be 1-%d characters (it has %d)", MaxAddressRunes, n)
 	} else if req.Municipality.Prefecture != "" && !strings.HasPrefix(h.Address, req.Municipality.Prefecture) {
 		vs.add("holder.address", "R-P2", "must start with the prefecture (%s): the address runs from the prefecture on, without postal code", req.Municipality.Prefecture)
 	}

@@ -416,12 +416,20 @@ func validateValidity(notBefore, notAfter time.Time, fail func(field, format str
 	}
 }
 
+// The RSA holder key sizes of R-P1: a card holds RSA-2048; 4096 bits leave
+// room for stronger cards, and a larger key only makes checking its
+// signatures expensive, for the CA and for every relying party.
+const (
+	MinRSABits = 2048
+	MaxRSABits = 4096
+)
+
 // checkPublicKey accepts the holder keys of R-P1.
 func checkPublicKey(pub crypto.PublicKey) error {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
-		if n := k.N.BitLen(); n < 2048 {
-			return fmt.Errorf("RSA key of %d bits; at least 2048 (R-P1)", n)
+		if n := k.N.BitLen(); n < MinRSABits || n > MaxRSABits {
+			return fmt.Errorf("RSA key of %d bits; %d to %d (R-P1)", n, MinRSABits, MaxRSABits)
 		}
 		if k.E != 65537 {
 			return fmt.Errorf("RSA public exponent %d; must be 65537 (R-P1)", k.E)

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/asn1"
@@ -126,6 +127,11 @@ var ceremonies sync.Map // token label → []*storev1.IssuerKey
 
 type options struct {
 	allowP256 bool
+	// crlBaseURL replaces the CA's CRL base URL when set.
+	crlBaseURL string
+	// maxRecv is the server's grpc.MaxRecvMsgSize when set (shomei-ca's
+	// is ca.MaxRequestBytes).
+	maxRecv int
 }
 
 // start runs the key ceremony on token (one of tokens) and a new store in
@@ -181,7 +187,7 @@ func start(t *testing.T, token string, opts options) *harness {
 	authority, err := ca.New(ctx, ca.Config{
 		Store: st, Token: tok,
 		Profile:    profile.Config{CPSURL: "https://shomei.example/cps", OCSPURL: "http://shomei.example/ocsp"},
-		CRLBaseURL: "http://shomei.example/crl", AllowECDSAP256: opts.allowP256,
+		CRLBaseURL: cmp.Or(opts.crlBaseURL, "http://shomei.example/crl"), AllowECDSAP256: opts.allowP256,
 		Actor: "service-test", Now: h.clock.Now, Log: log,
 	})
 	if err != nil {
@@ -201,7 +207,11 @@ func start(t *testing.T, token string, opts options) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
+	var sopts []grpc.ServerOption
+	if opts.maxRecv > 0 {
+		sopts = append(sopts, grpc.MaxRecvMsgSize(opts.maxRecv))
+	}
+	srv := grpc.NewServer(sopts...)
 	cav1.RegisterCertificateAuthorityServer(srv, svc)
 	cav1.RegisterEventsServer(srv, svc.Events())
 	cav1.RegisterReplicationServer(srv, repl)

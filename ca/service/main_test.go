@@ -27,12 +27,15 @@ const (
 	tokenLookup     = "rules-lookup"
 	tokenEvents     = "rules-events"
 	tokenReplicate  = "rules-replication"
+	tokenSizes      = "attack-sizes"
+	tokenCertSize   = "attack-cert-size"
+	tokenMaxRequest = "attack-max-request"
 )
 
 var tokens = []string{
 	tokenApplicant, tokenInquiry, tokenAge, tokenDouble, tokenTogether, tokenKeys,
 	tokenKeysP256, tokenValidity, tokenRenewal, tokenCharacters, tokenLookup, tokenEvents,
-	tokenReplicate,
+	tokenReplicate, tokenSizes, tokenCertSize, tokenMaxRequest,
 }
 
 func TestMain(m *testing.M) {

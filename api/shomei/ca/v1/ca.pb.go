@@ -14,6 +14,13 @@
 // holder's situation forbids it), with a google.rpc.BadRequest detail whose
 // field violations name the field and, in the description, the rule id. A
 // refused request changes nothing.
+//
+// Sizes: every count and length below is checked before anything else
+// (parsing, the JIS check, lint, the HSM), and a request over one is refused
+// with INVALID_ARGUMENT naming the field: "characters" are Unicode code
+// points, "bytes" are bytes of UTF-8. The server receives messages of at
+// most 64 KiB (ca.MaxRequestBytes, four times the largest request the
+// limits allow); a larger one is RESOURCE_EXHAUSTED.
 
 package cav1
 
@@ -530,23 +537,26 @@ func (Status) EnumDescriptor() ([]byte, []int) {
 type ReportEventRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Unique per municipality; a replay returns the first result (R-R1).
+	// 1–128 printable ASCII characters.
 	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
-	// The municipality reporting; the caller must act for it.
+	// The municipality reporting; the caller must act for it. 5 digits.
 	MunicipalityCode string `protobuf:"bytes,2,opt,name=municipality_code,json=municipalityCode,proto3" json:"municipality_code,omitempty"`
-	// The holder the event is about.
+	// The holder the event is about: 1–64 bytes, as Holder.holder_id.
 	HolderId string `protobuf:"bytes,3,opt,name=holder_id,json=holderId,proto3" json:"holder_id,omitempty"`
 	// Which row of the R-R1 table.
 	Kind EventKind `protobuf:"varint,4,opt,name=kind,proto3,enum=shomei.ca.v1.EventKind" json:"kind,omitempty"`
-	// RECORD_CHANGE: which of the basic 4 info changed (may be empty).
+	// RECORD_CHANGE: which of the basic 4 info changed (may be empty); at
+	// most 4, each at most once.
 	ChangedFields []ChangedField `protobuf:"varint,5,rep,packed,name=changed_fields,json=changedFields,proto3,enum=shomei.ca.v1.ChangedField" json:"changed_fields,omitempty"`
 	// RECORD_CHANGE: why.
 	Cause ChangeCause `protobuf:"varint,6,opt,name=cause,proto3,enum=shomei.ca.v1.ChangeCause" json:"cause,omitempty"`
-	// STOP_USING: the profiles to stop.
+	// STOP_USING: the profiles to stop; at most 2, each at most once.
 	Profiles []Profile `protobuf:"varint,7,rep,packed,name=profiles,proto3,enum=shomei.ca.v1.Profile" json:"profiles,omitempty"`
-	// RECORD_ERROR: the serial of the certificate in error.
+	// RECORD_ERROR: the serial of the certificate in error, hex, at most 64
+	// bytes.
 	Serial string `protobuf:"bytes,8,opt,name=serial,proto3" json:"serial,omitempty"`
-	// When the event took effect, RFC 3339 (invalidityDate, R-R3). Not in the
-	// future.
+	// When the event took effect, RFC 3339 (invalidityDate, R-R3), at most 64
+	// bytes. Not in the future.
 	EffectiveTime string `protobuf:"bytes,9,opt,name=effective_time,json=effectiveTime,proto3" json:"effective_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -795,11 +805,11 @@ func (x *ReportEventResponse) GetReplayed() bool {
 // RevokeRequest revokes one certificate.
 type RevokeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Serial, hex.
+	// Serial, hex, at most 64 bytes (20 octets, R-P1).
 	Serial string `protobuf:"bytes,1,opt,name=serial,proto3" json:"serial,omitempty"`
 	// Why.
 	Reason RevocationReason `protobuf:"varint,2,opt,name=reason,proto3,enum=shomei.ca.v1.RevocationReason" json:"reason,omitempty"`
-	// When it took effect, RFC 3339; now when empty.
+	// When it took effect, RFC 3339, at most 64 bytes; now when empty.
 	EffectiveTime string `protobuf:"bytes,3,opt,name=effective_time,json=effectiveTime,proto3" json:"effective_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -910,13 +920,17 @@ type Municipality struct {
 	// digit, e.g. "13221" (Kiyose-shi, Tokyo); its first two digits are the
 	// prefecture.
 	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	// Romanised prefecture as in the SIGN subject, e.g. "Tokyo-to" (R-P2).
+	// Romanised prefecture as in the SIGN subject, e.g. "Tokyo-to" (R-P2); at
+	// most 64 characters.
 	PrefectureRomaji string `protobuf:"bytes,2,opt,name=prefecture_romaji,json=prefectureRomaji,proto3" json:"prefecture_romaji,omitempty"`
-	// Romanised municipality as in the SIGN subject, e.g. "Kiyose-shi" (R-P2).
+	// Romanised municipality as in the SIGN subject, e.g. "Kiyose-shi" (R-P2);
+	// at most 64 characters.
 	MunicipalityRomaji string `protobuf:"bytes,3,opt,name=municipality_romaji,json=municipalityRomaji,proto3" json:"municipality_romaji,omitempty"`
-	// Prefecture in Japanese as in the CRL distribution point name, e.g. "東京都".
+	// Prefecture in Japanese as in the CRL distribution point name, e.g.
+	// "東京都"; at most 20 characters (R-R5).
 	Prefecture string `protobuf:"bytes,4,opt,name=prefecture,proto3" json:"prefecture,omitempty"`
-	// Municipality in Japanese as in the CRL distribution point name, e.g. "清瀬市".
+	// Municipality in Japanese as in the CRL distribution point name, e.g.
+	// "清瀬市"; at most 20 characters (R-R5).
 	Municipality  string `protobuf:"bytes,5,opt,name=municipality,proto3" json:"municipality,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -996,11 +1010,12 @@ type Holder struct {
 	// A–Z, a–z, 0–9, '-', '_'; never the individual number (R-P4).
 	HolderId string `protobuf:"bytes,1,opt,name=holder_id,json=holderId,proto3" json:"holder_id,omitempty"`
 	// Surname as recorded, in JIS X 0208/0212 characters or with substitutes
-	// (R-P5).
+	// (R-P5); at most 50 characters (R-P2, a decision: the rule book sets no
+	// limit).
 	Surname string `protobuf:"bytes,2,opt,name=surname,proto3" json:"surname,omitempty"`
-	// Given name as recorded.
+	// Given name as recorded; at most 50 characters (R-P2).
 	GivenName string `protobuf:"bytes,3,opt,name=given_name,json=givenName,proto3" json:"given_name,omitempty"`
-	// Date of birth, YYYY-MM-DD (Japan calendar date).
+	// Date of birth, YYYY-MM-DD (Japan calendar date), 10 bytes.
 	DateOfBirth string `protobuf:"bytes,4,opt,name=date_of_birth,json=dateOfBirth,proto3" json:"date_of_birth,omitempty"`
 	// Sex as recorded.
 	Sex Sex `protobuf:"varint,5,opt,name=sex,proto3,enum=shomei.ca.v1.Sex" json:"sex,omitempty"`
@@ -1104,7 +1119,8 @@ func (x *Holder) GetLivingAbroad() bool {
 
 // Substitution replaces one character of a name or address with a JIS X
 // 0208/0212 character in the certificate only (R-P5). The resident record
-// keeps the original.
+// keeps the original. A list holds at most one per character of its text:
+// 101 for the name (50 + 1 + 50), 200 for the address.
 type Substitution struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 0-based position, in Unicode code points, in the text as it goes into the
@@ -1165,7 +1181,9 @@ type ProfileRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Which certificate.
 	Profile Profile `protobuf:"varint,1,opt,name=profile,proto3,enum=shomei.ca.v1.Profile" json:"profile,omitempty"`
-	// The card's PKCS#10 certificate request, DER. Its signature proves
+	// The card's PKCS#10 certificate request, DER, at most 4096 bytes. Its
+	// key is RSA of 2048 to 4096 bits with exponent 65537 (or ECDSA P-256
+	// when the CA allows it), checked before its signature, which proves
 	// possession of the key (R-P1).
 	Csr           []byte `protobuf:"bytes,2,opt,name=csr,proto3" json:"csr,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1222,14 +1240,14 @@ type Application struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Who applies (R-A1).
 	ApplicantKind ApplicantKind `protobuf:"varint,1,opt,name=applicant_kind,json=applicantKind,proto3,enum=shomei.ca.v1.ApplicantKind" json:"applicant_kind,omitempty"`
-	// For PROXY: the inquiry's id (R-A2).
+	// For PROXY: the inquiry's id (R-A2), at most 64 bytes.
 	InquiryId string `protobuf:"bytes,2,opt,name=inquiry_id,json=inquiryId,proto3" json:"inquiry_id,omitempty"`
 	// For PROXY: the one-time code mailed to the holder (R-A2). A wrong code
 	// is refused with FailedPrecondition saying how many attempts are left;
-	// the fifth locks the inquiry.
+	// the fifth locks the inquiry. At most 32 bytes.
 	InquiryCode string `protobuf:"bytes,3,opt,name=inquiry_code,json=inquiryCode,proto3" json:"inquiry_code,omitempty"`
-	// Expiry date of the holder's card, YYYY-MM-DD: no certificate outlives
-	// it (R-V5).
+	// Expiry date of the holder's card, YYYY-MM-DD (10 bytes): no certificate
+	// outlives it (R-V5).
 	CardExpiry    string `protobuf:"bytes,4,opt,name=card_expiry,json=cardExpiry,proto3" json:"card_expiry,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1302,11 +1320,12 @@ type IssueRequest struct {
 	Holder *Holder `protobuf:"bytes,2,opt,name=holder,proto3" json:"holder,omitempty"`
 	// The counter procedure.
 	Application *Application `protobuf:"bytes,3,opt,name=application,proto3" json:"application,omitempty"`
-	// One or two profiles, each at most once (R-A5).
+	// One or two profiles, each at most once (R-A5). More than two are
+	// refused without looking at any of them.
 	Profiles []*ProfileRequest `protobuf:"bytes,4,rep,name=profiles,proto3" json:"profiles,omitempty"`
-	// Substitutes for characters of the name (R-P5).
+	// Substitutes for characters of the name (R-P5), at most 101.
 	NameSubstitutions []*Substitution `protobuf:"bytes,5,rep,name=name_substitutions,json=nameSubstitutions,proto3" json:"name_substitutions,omitempty"`
-	// Substitutes for characters of the address (R-P5).
+	// Substitutes for characters of the address (R-P5), at most 200.
 	AddressSubstitutions []*Substitution `protobuf:"bytes,6,rep,name=address_substitutions,json=addressSubstitutions,proto3" json:"address_substitutions,omitempty"`
 	unknownFields        protoimpl.UnknownFields
 	sizeCache            protoimpl.SizeCache
@@ -1614,11 +1633,12 @@ type RenewRequest struct {
 	// The counter procedure.
 	Application *Application `protobuf:"bytes,3,opt,name=application,proto3" json:"application,omitempty"`
 	// The profiles to renew, each with the new card key's request. Each must
-	// have a valid certificate inside its renewal window.
+	// have a valid certificate inside its renewal window. At most two, each
+	// at most once.
 	Profiles []*ProfileRequest `protobuf:"bytes,4,rep,name=profiles,proto3" json:"profiles,omitempty"`
-	// Substitutes for characters of the name (R-P5).
+	// Substitutes for characters of the name (R-P5), at most 101.
 	NameSubstitutions []*Substitution `protobuf:"bytes,5,rep,name=name_substitutions,json=nameSubstitutions,proto3" json:"name_substitutions,omitempty"`
-	// Substitutes for characters of the address (R-P5).
+	// Substitutes for characters of the address (R-P5), at most 200.
 	AddressSubstitutions []*Substitution `protobuf:"bytes,6,rep,name=address_substitutions,json=addressSubstitutions,proto3" json:"address_substitutions,omitempty"`
 	unknownFields        protoimpl.UnknownFields
 	sizeCache            protoimpl.SizeCache
@@ -1755,7 +1775,7 @@ func (x *RenewResponse) GetSupersededSerials() []string {
 // GetCertificateRequest names a certificate.
 type GetCertificateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Serial number, hex.
+	// Serial number, hex, at most 64 bytes (20 octets, R-P1).
 	Serial        string `protobuf:"bytes,1,opt,name=serial,proto3" json:"serial,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1849,7 +1869,7 @@ type ListCertificatesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Municipality code the holder belongs to; the caller must act for it.
 	MunicipalityCode string `protobuf:"bytes,1,opt,name=municipality_code,json=municipalityCode,proto3" json:"municipality_code,omitempty"`
-	// The holder's id.
+	// The holder's id, 1–64 bytes.
 	HolderId      string `protobuf:"bytes,2,opt,name=holder_id,json=holderId,proto3" json:"holder_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1950,7 +1970,7 @@ type OpenInquiryRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The municipality; the caller must act for it.
 	MunicipalityCode string `protobuf:"bytes,1,opt,name=municipality_code,json=municipalityCode,proto3" json:"municipality_code,omitempty"`
-	// The holder the proxy applies for.
+	// The holder the proxy applies for, 1–64 bytes.
 	HolderId      string `protobuf:"bytes,2,opt,name=holder_id,json=holderId,proto3" json:"holder_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2068,7 +2088,8 @@ func (x *OpenInquiryResponse) GetExpiresAt() string {
 // CheckCharactersRequest is a text to check.
 type CheckCharactersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// A name (surname + U+3000 + given name) or an address.
+	// A name (surname + U+3000 + given name) or an address, 1–200
+	// characters.
 	Text          string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

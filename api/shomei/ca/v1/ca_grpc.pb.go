@@ -14,6 +14,13 @@
 // holder's situation forbids it), with a google.rpc.BadRequest detail whose
 // field violations name the field and, in the description, the rule id. A
 // refused request changes nothing.
+//
+// Sizes: every count and length below is checked before anything else
+// (parsing, the JIS check, lint, the HSM), and a request over one is refused
+// with INVALID_ARGUMENT naming the field: "characters" are Unicode code
+// points, "bytes" are bytes of UTF-8. The server receives messages of at
+// most 64 KiB (ca.MaxRequestBytes, four times the largest request the
+// limits allow); a larger one is RESOURCE_EXHAUSTED.
 
 package cav1
 
