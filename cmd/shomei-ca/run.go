@@ -26,6 +26,7 @@ import (
 	"github.com/shomei-pki/shomei/crl"
 	"github.com/shomei-pki/shomei/internal/clienttoken"
 	"github.com/shomei-pki/shomei/internal/config"
+	"github.com/shomei-pki/shomei/internal/ratelimit"
 	"github.com/shomei-pki/shomei/internal/server"
 	"github.com/shomei-pki/shomei/ocsp"
 )
@@ -42,7 +43,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 	}
 	// The clients' tokens and the TLS files are read before anything else,
 	// so that a mistake in them stops the CA before a key ceremony.
-	auth, err := authorizer(cfg, log)
+	auth, gate, err := authorizer(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -77,6 +78,9 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := reg.Register(gate); err != nil {
+		return err
+	}
 	metrics, err := ca.NewMetrics(reg)
 	if err != nil {
 		return err
@@ -165,6 +169,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 			cav1.RegisterEventsServer(s, svc.Events())
 			cav1.RegisterReplicationServer(s, replication)
 		},
+		ServerOptions:   gate.ServerOptions(),
 		HTTP:            responder.InFront(mux),
 		ShutdownTimeout: cfg.Server.ShutdownTimeout,
 		Ready:           ready,
@@ -179,22 +184,36 @@ type clientAuthorizer interface {
 }
 
 // authorizer admits the configured clients, or anyone when none are
-// configured and the API listens on loopback only.
-func authorizer(cfg *config.Config, log *slog.Logger) (clientAuthorizer, error) {
+// configured and the API listens on loopback only; the gate authenticates
+// and rate-limits every call before the server reads its body.
+func authorizer(cfg *config.Config, log *slog.Logger) (clientAuthorizer, *service.Gate, error) {
+	limits := cfg.Server.RateLimits
+	gcfg := service.GateConfig{
+		ClientLimit:  ratelimit.Limit{Rate: limits.ClientRate, Burst: limits.ClientBurst},
+		FailureLimit: ratelimit.Limit{Rate: limits.FailureRate, Burst: limits.FailureBurst},
+	}
 	if len(cfg.Clients) == 0 {
 		if !config.IsLoopback(cfg.Server.GRPCListen) {
-			return nil, errors.New("no clients configured: refusing to serve the API on a non-loopback address without client tokens")
+			return nil, nil, errors.New("no clients configured: refusing to serve the API on a non-loopback address without client tokens")
 		}
 		log.Warn("no clients configured: any local caller may act for any municipality (development only)")
-		return service.Open{}, nil
+		gate, err := service.NewGate(gcfg)
+		return service.Open{}, gate, err
 	}
 	var clients []service.Client
 	for _, c := range cfg.Clients {
 		token, err := clienttoken.Read(c.TokenFile)
 		if err != nil {
-			return nil, fmt.Errorf("client %s: %w", c.Name, err)
+			return nil, nil, fmt.Errorf("client %s: %w", c.Name, err)
 		}
-		clients = append(clients, service.Client{Name: c.Name, Token: token, Municipalities: c.Municipalities, Replica: c.Replica})
+		clients = append(clients, service.Client{Name: c.Name, Token: token, Municipalities: c.Municipalities, Replica: c.Replica,
+			TLSName: c.TLSName, Limit: ratelimit.Limit{Rate: c.Rate, Burst: c.Burst}})
 	}
-	return service.NewTokenAuthorizer(clients)
+	auth, err := service.NewTokenAuthorizer(clients)
+	if err != nil {
+		return nil, nil, err
+	}
+	gcfg.Clients = auth
+	gate, err := service.NewGate(gcfg)
+	return auth, gate, err
 }

@@ -4,14 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
+
+	"github.com/shomei-pki/shomei/internal/secfile"
 )
 
 // Read returns the token in the file at path: its first line, trimmed. An
-// empty first line is an error.
+// empty first line is an error, and so is a file its group or others may
+// read (issue 9 item 12).
 func Read(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := secfile.Read(path, "client token file")
 	if err != nil {
 		return "", err
 	}
