@@ -105,9 +105,11 @@ func (p PINSource) Read() (string, error) {
 		if !ok || pin == "" {
 			return "", fmt.Errorf("hsm: the PIN environment variable %s is not set", p.Env)
 		}
-		// Read once: the variable is cleared, so that no child process,
-		// crash dump or /proc/<pid>/environ reader finds the PIN in the
-		// environment afterwards (issue 9 item 12). The Token keeps it in
+		// Read once: the variable is cleared, so that the PKCS#11 module,
+		// any process it starts and anything reading os.Environ later do
+		// not find the PIN (issue 9 item 12). (The kernel's copy of the
+		// initial environment, /proc/<pid>/environ, is readable by the
+		// same user only, like the PIN file.) The Token keeps the PIN in
 		// memory for its logins.
 		if err := os.Unsetenv(p.Env); err != nil {
 			return "", fmt.Errorf("hsm: clearing the PIN environment variable %s: %w", p.Env, err)

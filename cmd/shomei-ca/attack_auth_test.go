@@ -118,6 +118,34 @@ func TestAttackGRPCAuth(t *testing.T) {
 		}
 	})
 
+	t.Run("IndividualNumberIDs", func(t *testing.T) {
+		// Issue 9 item 12: free-form ids that look like an individual
+		// number are refused, naming the field; event ids never reach the
+		// log whole.
+		events := cav1.NewEventsClient(dialToken(t, p.grpc, kiyoseToken))
+		effective := time.Now().In(time.FixedZone("JST", 9*3600)).Format(time.RFC3339)
+		event := func(id, holderID string) error {
+			_, err := events.ReportEvent(ctx, &cav1.ReportEventRequest{EventId: id, MunicipalityCode: "13221", HolderId: holderID,
+				Kind: cav1.EventKind_EVENT_KIND_DEATH, EffectiveTime: effective})
+			return err
+		}
+		checkField(t, event("move-1234-5678-9018", "AUTH-1"), "event_id")
+		checkField(t, event("auth-move-1", "1234 5678 9018"), "holder_id")
+		_, err := kiyoseCA.ListCertificates(ctx, &cav1.ListCertificatesRequest{MunicipalityCode: "13221", HolderId: "123456789018"})
+		checkField(t, err, "holder_id")
+		if got, err := kiyoseCA.GetCertificate(ctx, &cav1.GetCertificateRequest{Serial: existing}); err != nil || got.Certificate.Status != cav1.Status_STATUS_VALID {
+			t.Errorf("a refused event changed the certificate: %v, %v", got, err)
+		}
+		if err := event("auth-evt-20261206", "AUTH-NOBODY"); err != nil && status.Code(err) != codes.NotFound {
+			t.Errorf("an ordinary event id: %v", err)
+		}
+		for _, id := range []string{"1234-5678-9018", "123456789018", "auth-evt-20261206"} {
+			if strings.Contains(p.log.String(), id) {
+				t.Errorf("the log holds %q:\n%s", id, p.log)
+			}
+		}
+	})
+
 	t.Run("ClientRateLimit", func(t *testing.T) {
 		slow := cav1.NewCertificateAuthorityClient(dialToken(t, p.grpc, slowToken))
 		var last error
@@ -207,6 +235,27 @@ func TestAttackGRPCAuth(t *testing.T) {
 	if strings.Contains(p.log.String(), kiyoseToken) || strings.Contains(p.log.String(), "guessed-token") {
 		t.Errorf("a token reached the log:\n%s", p.log)
 	}
+}
+
+// checkField fails unless err is InvalidArgument with a field violation
+// of field under rule R-P4.
+func checkField(t *testing.T, err error, field string) {
+	t.Helper()
+	st := status.Convert(err)
+	if st.Code() != codes.InvalidArgument {
+		t.Errorf("%s: %v, want InvalidArgument", field, err)
+		return
+	}
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			for _, v := range br.GetFieldViolations() {
+				if v.GetField() == field && v.GetReason() == "R-P4" {
+					return
+				}
+			}
+		}
+	}
+	t.Errorf("%s: %v names no violation of %s (R-P4)", field, err, field)
 }
 
 // checkExhausted fails unless err is ResourceExhausted with a RetryInfo
