@@ -84,6 +84,7 @@ const (
 func NewTokenAuthorizer(clients []Client) (*TokenAuthorizer, error) {
 	a := &TokenAuthorizer{byName: map[string]*tokenClient{}}
 	seen := map[[sha256.Size]byte]string{}
+	names := map[string]bool{}
 	for _, c := range clients {
 		sum := sha256.Sum256([]byte(c.Token))
 		switch {
@@ -95,11 +96,10 @@ func NewTokenAuthorizer(clients []Client) (*TokenAuthorizer, error) {
 			return nil, fmt.Errorf("service: client %s: a municipal client needs municipalities, a replica none", c.Name)
 		case seen[sum] != "":
 			return nil, fmt.Errorf("service: clients %s and %s have the same token", seen[sum], c.Name)
-		}
-		if _, dup := a.byName[c.Name]; dup {
+		case names[c.Name]:
 			return nil, fmt.Errorf("service: two clients are named %s", c.Name)
 		}
-		seen[sum] = c.Name
+		seen[sum], names[c.Name] = c.Name, true
 		tlsName := c.TLSName
 		if tlsName == "" {
 			tlsName = c.Name

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,7 +52,9 @@ type GateConfig struct {
 // headers alone. Refused there are: a missing or unknown token, a token
 // and client certificate naming different clients (Unauthenticated), a
 // client over its request rate, and any call from an address that failed
-// authentication too often (ResourceExhausted, with a RetryInfo delay).
+// authentication too often, unless it comes from a client that had
+// authenticated from that address before (ResourceExhausted, with a
+// RetryInfo delay).
 // The authenticated client is put into the call's context (caller.With)
 // for the handlers and the audit log (R-K3); interceptors refuse a call
 // without one, so a server built without the tap handle fails closed.
@@ -66,13 +69,14 @@ type Gate struct {
 	failure  ratelimit.Limit
 	perName  *ratelimit.Keyed
 	perAddr  *ratelimit.Keyed
+	known    *seenPairs
 	refusals *prometheus.CounterVec
 }
 
 // NewGate makes a Gate.
 func NewGate(cfg GateConfig) (*Gate, error) {
 	g := &Gate{clients: cfg.Clients, client: cfg.ClientLimit, failure: cfg.FailureLimit,
-		perName: ratelimit.NewKeyed(0, cfg.Now), perAddr: ratelimit.NewKeyed(0, cfg.Now)}
+		perName: ratelimit.NewKeyed(0, cfg.Now), perAddr: ratelimit.NewKeyed(0, cfg.Now), known: &seenPairs{m: map[string]struct{}{}}}
 	if g.client == (ratelimit.Limit{}) {
 		g.client = DefaultClientLimit
 	}
@@ -132,16 +136,22 @@ func (g *Gate) tap(ctx context.Context, info *tap.Info) (context.Context, error)
 	} else {
 		addr = ratelimit.AddressKey(nil)
 	}
-	if ok, wait := g.perAddr.Ready(addr, g.failure); !ok {
+	c, via, err := g.clients.authenticate(info.Header, p)
+	if ok, wait := g.perAddr.Ready(addr, g.failure); !ok && (err != nil || !g.known.has(addr, c.name)) {
+		// Over its budget of failures, an address gets this answer
+		// whatever it sends, so a right guess looks like a wrong one;
+		// only a client that had authenticated from the address before
+		// goes on, so that a flood from a shared address (a NAT, the
+		// loopback in a test) does not lock out the client behind it.
 		g.refusals.WithLabelValues("address_rate").Inc()
 		return ctx, exhausted("too many failed authentications from this address", wait)
 	}
-	c, via, err := g.clients.authenticate(info.Header, p)
 	if err != nil {
 		g.perAddr.Take(addr, g.failure)
 		g.refusals.WithLabelValues("unauthenticated").Inc()
 		return ctx, err
 	}
+	g.known.add(addr, c.name)
 	limit := c.limit
 	if limit == (ratelimit.Limit{}) {
 		limit = g.client
@@ -151,6 +161,31 @@ func (g *Gate) tap(ctx context.Context, info *tap.Info) (context.Context, error)
 		return ctx, exhausted(fmt.Sprintf("client %s is over its request rate", c.name), wait)
 	}
 	return caller.With(ctx, c.caller(via)), nil
+}
+
+// seenPairs remembers which clients authenticated from which addresses,
+// up to maxSeenPairs pairs (then it starts again: memory stays bounded).
+type seenPairs struct {
+	mu sync.Mutex
+	m  map[string]struct{}
+}
+
+const maxSeenPairs = 16384
+
+func (s *seenPairs) add(addr, client string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.m) >= maxSeenPairs {
+		clear(s.m)
+	}
+	s.m[addr+" "+client] = struct{}{}
+}
+
+func (s *seenPairs) has(addr, client string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.m[addr+" "+client]
+	return ok
 }
 
 // exhausted is ResourceExhausted with the delay after which a retry may

@@ -23,9 +23,18 @@ func TestGateTap(t *testing.T) {
 	auth, err := NewTokenAuthorizer([]Client{
 		{Name: "kiyose", Token: "kiyose-token-0123456789", Municipalities: []string{"13221"}},
 		{Name: "replica1", Token: "replica-token-0123456789", Replica: true},
+		{Name: "kurume", Token: "kurume-token-0123456789", Municipalities: []string{"13222"}},
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, dup := range [][]Client{
+		{{Name: "a", Token: "same-token-0123456789", Municipalities: []string{"13221"}}, {Name: "b", Token: "same-token-0123456789", Municipalities: []string{"13222"}}},
+		{{Name: "a", Token: "a-token-0123456789", Municipalities: []string{"13221"}}, {Name: "a", Token: "b-token-0123456789", Municipalities: []string{"13222"}}},
+	} {
+		if _, err := NewTokenAuthorizer(dup); err == nil {
+			t.Errorf("NewTokenAuthorizer accepted %+v", dup)
+		}
 	}
 	now := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
 	g, err := NewGate(GateConfig{Clients: auth, FailureLimit: ratelimit.Limit{Rate: 1, Burst: 2}, Now: func() time.Time { return now }})
@@ -58,12 +67,19 @@ func TestGateTap(t *testing.T) {
 			t.Errorf("token %q: %v, want Unauthenticated", token, err)
 		}
 	}
-	// Two failures used the address's burst: now even a good token waits.
-	if _, err := call(issue, "kiyose-token-0123456789"); status.Code(err) != codes.ResourceExhausted {
-		t.Errorf("after the failure burst: %v, want ResourceExhausted", err)
+	// Two failures used the address's burst: a guess now gets the same
+	// answer right or wrong, while kiyose, seen from this address before,
+	// goes on.
+	for _, token := range []string{"kurume-token-0123456789", "wrong-token-0123456789"} {
+		if _, err := call(issue, token); status.Code(err) != codes.ResourceExhausted {
+			t.Errorf("token %q after the failure burst: %v, want ResourceExhausted", token, err)
+		}
+	}
+	if _, err := call(issue, "kiyose-token-0123456789"); err != nil {
+		t.Errorf("kiyose after the failure burst: %v", err)
 	}
 	now = now.Add(time.Second)
-	if _, err := call(issue, "kiyose-token-0123456789"); err != nil {
+	if _, err := call(issue, "kurume-token-0123456789"); err != nil {
 		t.Errorf("after a second: %v", err)
 	}
 

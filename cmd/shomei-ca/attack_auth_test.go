@@ -217,6 +217,14 @@ func TestAttackGRPCAuth(t *testing.T) {
 			_, err = guesser.ListCertificates(ctx, &cav1.ListCertificatesRequest{MunicipalityCode: "13221", HolderId: "AUTH-1"})
 		}
 		checkExhausted(t, err, "token guessing")
+		// A right guess now gets the same answer; kiyose, which had
+		// called from this address before, goes on.
+		_, err = cav1.NewCertificateAuthorityClient(dialToken(t, p.grpc, slowToken)).ListCertificates(ctx,
+			&cav1.ListCertificatesRequest{MunicipalityCode: "13223", HolderId: "SLOW-1"})
+		checkExhausted(t, err, "a right token from a blocked address, never seen there")
+		if _, err := kiyoseCA.ListCertificates(ctx, &cav1.ListCertificatesRequest{MunicipalityCode: "13221", HolderId: "AUTH-1"}); err != nil {
+			t.Errorf("kiyose from the guessing address: %v", err)
+		}
 		metrics := get(t, "http://"+p.http+"/metrics")
 		for _, reason := range []string{"unauthenticated", "address_rate", "client_rate"} {
 			if !strings.Contains(metrics, `shomei_grpc_refused_total{reason="`+reason+`"}`) {

@@ -17,8 +17,8 @@ type RateLimits struct {
 	ClientBurst int     `yaml:"client_burst"`
 	// FailureRate and FailureBurst bound failed authentications per peer
 	// address (IP, IPv6 /64); default 1/s, burst 20. An address over it
-	// gets RESOURCE_EXHAUSTED for every call, even with a good token,
-	// until its bucket refills.
+	// gets RESOURCE_EXHAUSTED for every call until its bucket refills,
+	// except from clients that had authenticated from it before.
 	FailureRate  float64 `yaml:"failure_rate"`
 	FailureBurst int     `yaml:"failure_burst"`
 }
