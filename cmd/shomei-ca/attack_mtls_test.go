@@ -9,7 +9,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +25,7 @@ import (
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/internal/clienttoken"
+	"github.com/shomei-pki/shomei/internal/softhsm"
 )
 
 // TestAttackMTLSIdentity: issue 9 item 11. With mutual TLS, a
@@ -39,6 +42,8 @@ func TestAttackMTLSIdentity(t *testing.T) {
 	writeClientCert(t, caKey, caCert, path("kurume.pem"), path("kurume-key.pem"), "Higashikurume City", []string{"kurume.municipal.example"})
 	writeToken(t, dir, "kiyose.token", kiyoseToken)
 	writeToken(t, dir, "kurume.token", kurumeToken)
+	writeClientCert(t, caKey, caCert, path("ocsp1.pem"), path("ocsp1-key.pem"), "ocsp1", nil)
+	writeToken(t, dir, "replica.token", "replica-mtls-token-0123456789")
 	p := startCA(t, writeConfig(t, dir, "e2e-mtls", `  tls:
     cert_file: server.pem
     key_file: server-key.pem
@@ -51,6 +56,9 @@ clients:
     token_file: kurume.token
     municipalities: ["13222"]
     tls_name: kurume.municipal.example
+  - name: ocsp1
+    token_file: replica.token
+    replica: true
 `))
 	ctx := context.Background()
 	dial := func(cert, token string) cav1.CertificateAuthorityClient {
@@ -90,6 +98,61 @@ clients:
 	if err := list(dial("kurume", "kiyose.token"), "13221"); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("higashikurume's certificate with kiyose's token: %v, want Unauthenticated", err)
 	}
+
+	// shomei-ocsp presents its client certificate (ca.tls_cert_file) and
+	// syncs; the replica's token with a municipality's certificate is
+	// refused.
+	replicaOpts, err := clienttoken.Dial{TokenFile: path("replica.token"), CAFile: path("server.pem"),
+		CertFile: path("kiyose.pem"), KeyFile: path("kiyose-key.pem")}.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rconn, err := grpc.NewClient(p.grpc, replicaOpts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rconn.Close()
+	if _, err := cav1.NewReplicationClient(rconn).ListIssuers(ctx, &cav1.ListIssuersRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("the replica's token with kiyose's certificate: %v, want Unauthenticated", err)
+	}
+	mod, err := softhsm.Module()
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicaConfig := path("replica.yaml")
+	if err := os.WriteFile(replicaConfig, []byte(fmt.Sprintf(`name: r1
+ca:
+  address: %s
+  token_file: replica.token
+  tls_ca_file: server.pem
+  tls_cert_file: ocsp1.pem
+  tls_key_file: ocsp1-key.pem
+store:
+  path: replica.db
+hsm:
+  module: %s
+  module_env:
+    SOFTHSM2_CONF: %s
+  token_label: e2e-mtls
+  pin_file: pin
+http_listen: 127.0.0.1:0
+`, p.grpc, mod, testDir.Conf)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rp, addrs := startBinary(t, "shomei-ocsp", replicaConfig, replicaListening)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r, err := http.Get("http://" + addrs[0] + "/healthz")
+		if err == nil {
+			r.Body.Close()
+			if r.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("shomei-ocsp did not sync over mutual TLS within 20 s: %v\n%s", err, rp.log)
+		}
+	}
+	rp.stop(t)
 
 	// TLS 1.3 when the client offers it; nothing below 1.2.
 	pair, err := tls.LoadX509KeyPair(path("kiyose.pem"), path("kiyose-key.pem"))

@@ -126,6 +126,10 @@ http_listen: 127.0.0.1:0
 			s := replicaConfig(t)
 			return s.conf, chmod(t, filepath.Join(s.dir, "pin"), 0o640)
 		}},
+		{"shomei-ocsp store file", "shomei-ocsp", nil, func(t *testing.T) (string, string) {
+			s := replicaConfig(t)
+			return s.conf, chmod(t, filepath.Join(s.dir, "replica.db"), 0o664)
+		}},
 		{"shomei-ocsp client token file", "shomei-ocsp", nil, func(t *testing.T) (string, string) {
 			s := replicaConfig(t)
 			return s.conf, chmod(t, filepath.Join(s.dir, "replica.token"), 0o644)
