@@ -36,10 +36,11 @@ type GateConfig struct {
 	// allows that on a loopback address only).
 	Clients *TokenAuthorizer
 	// ClientLimit is the request rate of a client that has none of its
-	// own; zero: DefaultClientLimit; a negative Rate: none.
+	// own (Client.Limit.Rate 0); Rate 0: DefaultClientLimit; a negative
+	// Rate: none.
 	ClientLimit ratelimit.Limit
 	// FailureLimit bounds failed authentications per peer address (IP,
-	// or IPv6 /64); zero: DefaultFailureLimit; a negative Rate: none.
+	// or IPv6 /64); Rate 0: DefaultFailureLimit; a negative Rate: none.
 	FailureLimit ratelimit.Limit
 	// Now is the clock of the token buckets; nil: time.Now.
 	Now func() time.Time
@@ -77,16 +78,12 @@ type Gate struct {
 func NewGate(cfg GateConfig) (*Gate, error) {
 	g := &Gate{clients: cfg.Clients, client: cfg.ClientLimit, failure: cfg.FailureLimit,
 		perName: ratelimit.NewKeyed(0, cfg.Now), perAddr: ratelimit.NewKeyed(0, cfg.Now), known: &seenPairs{m: map[string]struct{}{}}}
-	if g.client == (ratelimit.Limit{}) {
+	// A zero rate takes the default, whatever the burst says.
+	if g.client.Rate == 0 {
 		g.client = DefaultClientLimit
 	}
-	if g.failure == (ratelimit.Limit{}) {
+	if g.failure.Rate == 0 {
 		g.failure = DefaultFailureLimit
-	}
-	for _, l := range []ratelimit.Limit{g.client, g.failure} {
-		if !l.Unlimited() && l.Burst < 1 {
-			return nil, fmt.Errorf("service: gate: a rate of %g a second needs a burst of at least 1", l.Rate)
-		}
 	}
 	g.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "shomei_grpc_refused_total",
@@ -153,7 +150,7 @@ func (g *Gate) tap(ctx context.Context, info *tap.Info) (context.Context, error)
 	}
 	g.known.add(addr, c.name)
 	limit := c.limit
-	if limit == (ratelimit.Limit{}) {
+	if limit.Rate == 0 {
 		limit = g.client
 	}
 	if ok, wait := g.perName.Take(c.name, limit); !ok {

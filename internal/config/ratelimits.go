@@ -7,7 +7,7 @@ import (
 
 // RateLimits bound gRPC calls before any work is done (issue 9 item 5).
 // A rate is in calls a second; 0 takes the default, a negative rate turns
-// the limit off.
+// the limit off. A burst of 0 is one second's worth.
 type RateLimits struct {
 	// ClientRate and ClientBurst are each client's token bucket, unless
 	// the client sets its own (clients[].rate, burst); default 200/s,

@@ -9,10 +9,19 @@ import (
 )
 
 // Limit is a token bucket's shape: Rate tokens a second, at most Burst at
-// once. A zero Rate means no limit.
+// once. A zero (or negative) Rate means no limit; a Burst below 1 means
+// one second's worth, at least 1.
 type Limit struct {
 	Rate  float64
 	Burst int
+}
+
+// burst is the bucket's capacity.
+func (l Limit) burst() float64 {
+	if l.Burst >= 1 {
+		return float64(l.Burst)
+	}
+	return math.Max(1, math.Ceil(l.Rate))
 }
 
 // Unlimited reports whether l limits nothing.
@@ -62,7 +71,7 @@ func (k *Keyed) use(key string, l Limit, take bool) (bool, time.Duration) {
 	if l.Unlimited() {
 		return true, 0
 	}
-	burst := float64(max(l.Burst, 1))
+	burst := l.burst()
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	now := k.now()
@@ -96,7 +105,7 @@ func (k *Keyed) use(key string, l Limit, take bool) (bool, time.Duration) {
 // flood from more addresses than maxKeys is beyond what per-key limits can
 // stop, and memory stays bounded.
 func (k *Keyed) prune(now time.Time, l Limit) {
-	burst := float64(max(l.Burst, 1))
+	burst := l.burst()
 	for key, b := range k.buckets {
 		if b.tokens+now.Sub(b.last).Seconds()*l.Rate >= burst {
 			delete(k.buckets, key)

@@ -36,6 +36,14 @@ func TestKeyedTakeRefill(t *testing.T) {
 	if ok, _ := k.Take("a", l); !ok {
 		t.Fatal("Ready took the token")
 	}
+	for i := range 3 {
+		if ok, _ := k.Take("no-burst", Limit{Rate: 3}); !ok {
+			t.Fatalf("take %d of a one-second burst refused", i)
+		}
+	}
+	if ok, _ := k.Take("no-burst", Limit{Rate: 3}); ok {
+		t.Fatal("a fourth take within a one-second burst of 3")
+	}
 	if ok, _ := k.Take("x", Limit{}); !ok {
 		t.Fatal("an unlimited Limit refused")
 	}
