@@ -28,9 +28,9 @@ func Read(path string) (string, error) {
 var errEmpty = errors.New("the first line is empty")
 
 // Bearer sends a client token as the CA expects it ("authorization: Bearer
-// <token>"); use it with grpc.WithPerRPCCredentials. The CA's gRPC API has
-// no TLS of its own (loopback, or a private network behind a TLS proxy), so
-// the token is allowed over plaintext connections.
+// <token>"); use it with grpc.WithPerRPCCredentials. It is allowed over
+// plaintext connections for a CA on loopback; the CA refuses to take
+// tokens in clear off loopback (server.tls).
 type Bearer string
 
 // GetRequestMetadata implements credentials.PerRPCCredentials.
