@@ -2,6 +2,8 @@ package ca
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
@@ -70,6 +72,8 @@ func (c *CA) ReportEvent(ctx context.Context, ev Event) (*Revocation, error) {
 	vs := &violations{}
 	if !eventIDPattern.MatchString(ev.ID) {
 		vs.add("event_id", "R-R1", "must be 1-128 printable ASCII characters, unique per municipality")
+	} else if looksLikeIndividualNumber(ev.ID) {
+		vs.add("event_id", "R-P4", individualNumberRefusal)
 	}
 	validateMunicipality(vs, Municipality{Code: ev.Municipality}, false)
 	validateHolderID(vs, "holder_id", ev.HolderID)
@@ -128,8 +132,18 @@ func (c *CA) ReportEvent(ctx context.Context, ev Event) (*Revocation, error) {
 		return nil, storeRefusal(err, "serial")
 	}
 	c.afterRevoke(res)
-	c.log.Info("event applied", "event_id", ev.ID, "kind", int(ev.Kind), "revoked", len(res.Revoked), "replayed", res.Replayed)
+	c.log.Info("event applied", "event", EventRef(ev.Municipality, ev.ID), "kind", int(ev.Kind), "revoked", len(res.Revoked), "replayed", res.Replayed)
 	return res, nil
+}
+
+// EventRef names an event in the log without its id: the first 8 bytes,
+// in hex, of SHA-256 over "<municipality>/<event_id>". An event id is the
+// municipal system's free-form text and is never logged whole (R-P4); an
+// operator who has the id computes the same reference to find its lines
+// (printf '13221/move-1' | sha256sum | cut -c1-16).
+func EventRef(municipality, eventID string) string {
+	sum := sha256.Sum256([]byte(municipality + "/" + eventID))
+	return hex.EncodeToString(sum[:8])
 }
 
 // Revoke revokes one certificate at a counter request. keyCompromise also

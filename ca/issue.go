@@ -107,6 +107,8 @@ func (c *CA) issue(ctx context.Context, req IssueRequest, renew bool) (*Issued, 
 	case ApplicantProxy:
 		if app.InquiryID == "" || app.InquiryCode == "" {
 			vs.add("application.inquiry_code", "R-A2", "a PROXY application needs the inquiry id and the code mailed to the holder (OpenInquiry)")
+		} else if looksLikeIndividualNumber(app.InquiryID) {
+			vs.add("application.inquiry_id", "R-P4", individualNumberRefusal)
 		}
 	default:
 		vs.add("application.applicant_kind", "R-A1", "must be SELF, LEGAL_REPRESENTATIVE or PROXY")

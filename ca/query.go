@@ -31,9 +31,17 @@ func (c *CA) Certificate(serialHex string) (*storev1.Certificate, error) {
 	}
 	rec, err := c.cfg.Store.Certificate(sn)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && rec.State != storev1.CertState_CERT_STATE_ISSUED) {
-		return nil, refuse(KindNotFound, "serial", "R-P1", "no certificate with serial %s", serialHex)
+		return nil, SerialNotFound(serialHex)
 	}
 	return rec, err
+}
+
+// SerialNotFound is the refusal for a serial the CA does not have. The API
+// gives it, word for word, for a serial of a municipality the caller may
+// not act for too, so that no caller learns which serials exist elsewhere
+// (issue 9 item 10).
+func SerialNotFound(serialHex string) error {
+	return refuse(KindNotFound, "serial", "R-P1", "no certificate with serial %s", serialHex)
 }
 
 // HolderCertificates returns a holder's issued certificates, newest first.

@@ -11,21 +11,22 @@ import (
 )
 
 var (
-	holderIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	// An individual number (マイナンバー) is exactly twelve digits; no
-	// holder id may look like one (R-P4).
-	individualNumberPattern = regexp.MustCompile(`^[0-9]{12}$`)
-	municipalityPattern     = regexp.MustCompile(`^[0-9]{5}$`)
-	romajiPattern           = regexp.MustCompile(`^[A-Za-z][A-Za-z -]{0,62}[A-Za-z]$`)
+	holderIDPattern     = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	municipalityPattern = regexp.MustCompile(`^[0-9]{5}$`)
+	romajiPattern       = regexp.MustCompile(`^[A-Za-z][A-Za-z -]{0,62}[A-Za-z]$`)
 )
+
+// individualNumberRefusal is the description of an id that looks like an
+// individual number (looksLikeIndividualNumber).
+const individualNumberRefusal = "a 12-digit number looks like an individual number, which Shomei never accepts; use the municipal system's own opaque id"
 
 // validateHolderID checks an opaque holder id (R-P4).
 func validateHolderID(vs *violations, field, id string) {
 	switch {
 	case len(id) > MaxHolderIDBytes:
 		vs.add(field, "R-P4", "at most %d bytes", MaxHolderIDBytes)
-	case individualNumberPattern.MatchString(id):
-		vs.add(field, "R-P4", "a 12-digit number looks like an individual number, which Shomei never accepts; use the municipal system's own opaque id")
+	case looksLikeIndividualNumber(id):
+		vs.add(field, "R-P4", individualNumberRefusal)
 	case !holderIDPattern.MatchString(id):
 		vs.add(field, "R-P4", "must be 1-64 characters of A-Z, a-z, 0-9, '-' and '_'")
 	}

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/shomei-pki/shomei/internal/secfile"
 )
 
 // Config says which PKCS#11 module and token to use and how.
@@ -79,13 +81,16 @@ type PINSource struct {
 	Env  string `yaml:"pin_env"`
 }
 
-// Read returns the PIN.
+// Read returns the PIN. A PIN file must be private to its owner (mode
+// 0600 or stricter); a PIN environment variable is removed from the
+// environment once read, so Read succeeds once per process with it.
 func (p PINSource) Read() (string, error) {
 	switch {
 	case p.File != "" && p.Env != "":
 		return "", errors.New("hsm: give the PIN by a file or an environment variable, not both")
 	case p.File != "":
-		b, err := os.ReadFile(p.File)
+		// A PIN file others may read is refused (issue 9 item 12).
+		b, err := secfile.Read(p.File, "PIN file")
 		if err != nil {
 			return "", fmt.Errorf("hsm: reading the PIN file: %w", err)
 		}
@@ -99,6 +104,15 @@ func (p PINSource) Read() (string, error) {
 		pin, ok := os.LookupEnv(p.Env)
 		if !ok || pin == "" {
 			return "", fmt.Errorf("hsm: the PIN environment variable %s is not set", p.Env)
+		}
+		// Read once: the variable is cleared, so that the PKCS#11 module,
+		// any process it starts and anything reading os.Environ later do
+		// not find the PIN (issue 9 item 12). (The kernel's copy of the
+		// initial environment, /proc/<pid>/environ, is readable by the
+		// same user only, like the PIN file.) The Token keeps the PIN in
+		// memory for its logins.
+		if err := os.Unsetenv(p.Env); err != nil {
+			return "", fmt.Errorf("hsm: clearing the PIN environment variable %s: %w", p.Env, err)
 		}
 		return pin, nil
 	default:

@@ -491,6 +491,13 @@ func TestPINSource(t *testing.T) {
 		}
 		return p
 	}
+	writeMode := func(name, content string, mode os.FileMode) string {
+		p := write(name, content)
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
 	t.Setenv("SHOMEI_TEST_PIN", "from-env")
 	cases := []struct {
 		name    string
@@ -502,6 +509,7 @@ func TestPINSource(t *testing.T) {
 		{"file with CRLF", PINSource{File: write("pin-crlf", "s3cret\r\n")}, "s3cret", ""},
 		{"env", PINSource{Env: "SHOMEI_TEST_PIN"}, "from-env", ""},
 		{"empty file", PINSource{File: write("empty", "\n")}, "", "is empty"},
+		{"file others may read", PINSource{File: writeMode("pin-0644", "s3cret\n", 0o644)}, "", "chmod 600"},
 		{"missing file", PINSource{File: filepath.Join(dir, "nope")}, "", "reading the PIN file"},
 		{"unset env", PINSource{Env: "SHOMEI_TEST_PIN_UNSET"}, "", "SHOMEI_TEST_PIN_UNSET is not set"},
 		{"both", PINSource{File: "x", Env: "y"}, "", "not both"},
@@ -518,6 +526,9 @@ func TestPINSource(t *testing.T) {
 			}
 			if err != nil || got != tc.want {
 				t.Fatalf("Read = %q, %v; want %q", got, err, tc.want)
+			}
+			if _, still := os.LookupEnv(tc.src.Env); tc.src.Env != "" && still {
+				t.Errorf("the PIN is still in the environment variable %s after Read", tc.src.Env)
 			}
 		})
 	}

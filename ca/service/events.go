@@ -44,11 +44,7 @@ func (e *Events) ReportEvent(ctx context.Context, req *cav1.ReportEventRequest) 
 
 // Revoke implements cav1.CertificateAuthorityServer.
 func (s *Service) Revoke(ctx context.Context, req *cav1.RevokeRequest) (*cav1.RevokeResponse, error) {
-	rec, err := s.ca.Certificate(req.GetSerial())
-	if err != nil {
-		return nil, s.status(err)
-	}
-	if err := s.auth.Authorize(ctx, rec.MunicipalityCode); err != nil {
+	if _, err := s.visibleCertificate(ctx, req.GetSerial()); err != nil {
 		return nil, err
 	}
 	res, err := s.ca.Revoke(ctx, req.GetSerial(), int32(req.GetReason()), req.GetEffectiveTime())

@@ -20,6 +20,9 @@ import (
 
 // Authorizer decides whether the caller of ctx may act for a municipality.
 type Authorizer interface {
+	// Authenticate checks that ctx comes from a known client, acting for
+	// no municipality in particular yet.
+	Authenticate(ctx context.Context) error
 	Authorize(ctx context.Context, municipalityCode string) error
 }
 
@@ -76,18 +79,33 @@ func (s *Service) Renew(ctx context.Context, req *cav1.RenewRequest) (*cav1.Rene
 
 // GetCertificate implements cav1.CertificateAuthorityServer.
 func (s *Service) GetCertificate(ctx context.Context, req *cav1.GetCertificateRequest) (*cav1.GetCertificateResponse, error) {
-	rec, err := s.ca.Certificate(req.GetSerial())
+	rec, err := s.visibleCertificate(ctx, req.GetSerial())
+	if err != nil {
+		return nil, err
+	}
+	return &cav1.GetCertificateResponse{Certificate: s.certificate(rec, true)}, nil
+}
+
+// visibleCertificate is the certificate with serial, if the caller may act
+// for its municipality. The caller is authenticated before the store is
+// looked at, and another municipality's serial gets exactly the answer of
+// a missing one (issue 9 item 10): the API is no oracle of which serials
+// exist.
+func (s *Service) visibleCertificate(ctx context.Context, serial string) (*storev1.Certificate, error) {
+	if err := s.auth.Authenticate(ctx); err != nil {
+		return nil, err
+	}
+	rec, err := s.ca.Certificate(serial)
 	if err != nil {
 		return nil, s.status(err)
 	}
 	if err := s.auth.Authorize(ctx, rec.MunicipalityCode); err != nil {
 		if status.Code(err) == codes.PermissionDenied {
-			// Another municipality's certificate: do not confirm it exists.
-			return nil, status.Errorf(codes.NotFound, "serial: no certificate with serial %s (R-P1)", req.GetSerial())
+			return nil, s.status(ca.SerialNotFound(serial))
 		}
 		return nil, err
 	}
-	return &cav1.GetCertificateResponse{Certificate: s.certificate(rec, true)}, nil
+	return rec, nil
 }
 
 // ListCertificates implements cav1.CertificateAuthorityServer.

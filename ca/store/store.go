@@ -10,6 +10,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/shomei-pki/shomei/internal/secfile"
 )
 
 var (
@@ -72,6 +74,14 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	// The store holds every holder's records: a store file others may
+	// read, or a directory others may write, is refused (issue 9 item 12).
+	if err := secfile.CheckDir(path, "store"); err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	if err := secfile.Check(path, "store file"); err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)

@@ -26,6 +26,7 @@ import (
 	"github.com/shomei-pki/shomei/crl"
 	"github.com/shomei-pki/shomei/internal/clienttoken"
 	"github.com/shomei-pki/shomei/internal/config"
+	"github.com/shomei-pki/shomei/internal/ratelimit"
 	"github.com/shomei-pki/shomei/internal/server"
 	"github.com/shomei-pki/shomei/ocsp"
 	"github.com/shomei-pki/shomei/relyingparty"
@@ -43,7 +44,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 	}
 	// The clients' tokens and the TLS files are read before anything else,
 	// so that a mistake in them stops the CA before a key ceremony.
-	auth, err := authorizer(cfg, log)
+	auth, grpcGate, err := authorizer(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -86,6 +87,9 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := reg.Register(grpcGate); err != nil {
+		return err
+	}
 	metrics, err := ca.NewMetrics(reg)
 	if err != nil {
 		return err
@@ -147,7 +151,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 	}
 	// Who may ask for status, and how often (R-R6, issue #9 items 5-6).
 	gateConfig.Log, gateConfig.Metrics = log, reg
-	gate, err := relyingparty.New(gateConfig)
+	statusGate, err := relyingparty.New(gateConfig)
 	if err != nil {
 		return err
 	}
@@ -166,7 +170,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 		})
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("GET /crl/", gate.Guard("crl", publisher, relyingparty.Forbidden))
+	mux.Handle("GET /crl/", statusGate.Guard("crl", publisher, relyingparty.Forbidden))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /cps", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -180,7 +184,8 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 			cav1.RegisterEventsServer(s, svc.Events())
 			cav1.RegisterReplicationServer(s, replication)
 		},
-		HTTP:            responder.Route(gate.Guard("ocsp", responder, responder.Unauthorized()), mux),
+		ServerOptions:   grpcGate.ServerOptions(),
+		HTTP:            responder.Route(statusGate.Guard("ocsp", responder, responder.Unauthorized()), mux),
 		HTTPTLS:         httpTLS,
 		ShutdownTimeout: cfg.Server.ShutdownTimeout,
 		Ready:           ready,
@@ -195,22 +200,36 @@ type clientAuthorizer interface {
 }
 
 // authorizer admits the configured clients, or anyone when none are
-// configured and the API listens on loopback only.
-func authorizer(cfg *config.Config, log *slog.Logger) (clientAuthorizer, error) {
+// configured and the API listens on loopback only; the gate authenticates
+// and rate-limits every call before the server reads its body.
+func authorizer(cfg *config.Config, log *slog.Logger) (clientAuthorizer, *service.Gate, error) {
+	limits := cfg.Server.RateLimits
+	gcfg := service.GateConfig{
+		ClientLimit:  ratelimit.Limit{Rate: limits.ClientRate, Burst: limits.ClientBurst},
+		FailureLimit: ratelimit.Limit{Rate: limits.FailureRate, Burst: limits.FailureBurst},
+	}
 	if len(cfg.Clients) == 0 {
 		if !config.IsLoopback(cfg.Server.GRPCListen) {
-			return nil, errors.New("no clients configured: refusing to serve the API on a non-loopback address without client tokens")
+			return nil, nil, errors.New("no clients configured: refusing to serve the API on a non-loopback address without client tokens")
 		}
 		log.Warn("no clients configured: any local caller may act for any municipality (development only)")
-		return service.Open{}, nil
+		gate, err := service.NewGate(gcfg)
+		return service.Open{}, gate, err
 	}
 	var clients []service.Client
 	for _, c := range cfg.Clients {
 		token, err := clienttoken.Read(c.TokenFile)
 		if err != nil {
-			return nil, fmt.Errorf("client %s: %w", c.Name, err)
+			return nil, nil, fmt.Errorf("client %s: %w", c.Name, err)
 		}
-		clients = append(clients, service.Client{Name: c.Name, Token: token, Municipalities: c.Municipalities, Replica: c.Replica})
+		clients = append(clients, service.Client{Name: c.Name, Token: token, Municipalities: c.Municipalities, Replica: c.Replica,
+			TLSName: c.TLSName, Limit: ratelimit.Limit{Rate: c.Rate, Burst: c.Burst}})
 	}
-	return service.NewTokenAuthorizer(clients)
+	auth, err := service.NewTokenAuthorizer(clients)
+	if err != nil {
+		return nil, nil, err
+	}
+	gcfg.Clients = auth
+	gate, err := service.NewGate(gcfg)
+	return auth, gate, err
 }

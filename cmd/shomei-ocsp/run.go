@@ -45,9 +45,10 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	}
 	defer tok.Close()
 
-	opts, err := clienttoken.DialOptions(cfg.CA.TokenFile, cfg.CA.TLSCAFile)
+	opts, err := clienttoken.Dial{TokenFile: cfg.CA.TokenFile, CAFile: cfg.CA.TLSCAFile,
+		CertFile: cfg.CA.TLSCertFile, KeyFile: cfg.CA.TLSKeyFile}.Options()
 	if err != nil {
-		return fmt.Errorf("ca.token_file / ca.tls_ca_file: %w", err)
+		return fmt.Errorf("ca.token_file / ca.tls_ca_file / ca.tls_cert_file / ca.tls_key_file: %w", err)
 	}
 	conn, err := grpc.NewClient(cfg.CA.Address, opts...)
 	if err != nil {

@@ -22,6 +22,8 @@ type importOptions struct {
 	addr        string
 	tokenFile   string
 	caCert      string
+	clientCert  string
+	clientKey   string
 	concurrency int
 	timeout     time.Duration
 }
@@ -74,6 +76,8 @@ the CA applied or had applied before (replayed).`,
 	imp.Flags().StringVar(&o.addr, "addr", "127.0.0.1:8443", "the CA's gRPC address (host:port)")
 	imp.Flags().StringVar(&o.tokenFile, "token-file", "", "file whose first line is the client's bearer token (not needed when the CA has no clients configured)")
 	imp.Flags().StringVar(&o.caCert, "ca-cert", "", "PEM certificate(s) to verify the CA's TLS certificate with (server.tls); without it the connection is plaintext")
+	imp.Flags().StringVar(&o.clientCert, "client-cert", "", "PEM client certificate to present when the CA requires mutual TLS (server.tls.client_ca_file); it names the client whose token is sent")
+	imp.Flags().StringVar(&o.clientKey, "client-key", "", "the client certificate's private key (PEM, mode 0600)")
 	imp.Flags().IntVar(&o.concurrency, "concurrency", 8, "events in flight at once (1-256)")
 	imp.Flags().DurationVar(&o.timeout, "timeout", 10*time.Second, "time limit of each call to the CA")
 	events.AddCommand(imp)
@@ -90,9 +94,9 @@ func runImport(ctx context.Context, o importOptions, file string, stdin io.Reade
 	if o.timeout <= 0 {
 		return fmt.Errorf("--timeout must be positive")
 	}
-	opts, err := clienttoken.DialOptions(o.tokenFile, o.caCert)
+	opts, err := clienttoken.Dial{TokenFile: o.tokenFile, CAFile: o.caCert, CertFile: o.clientCert, KeyFile: o.clientKey}.Options()
 	if err != nil {
-		return fmt.Errorf("--token-file / --ca-cert: %w", err)
+		return fmt.Errorf("--token-file / --ca-cert / --client-cert / --client-key: %w", err)
 	}
 	in, total, closeIn, err := openFeed(file, stdin)
 	if err != nil {

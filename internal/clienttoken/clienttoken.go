@@ -4,14 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
+
+	"github.com/shomei-pki/shomei/internal/secfile"
 )
 
 // Read returns the token in the file at path: its first line, trimmed. An
-// empty first line is an error.
+// empty first line is an error, and so is a file its group or others may
+// read (issue 9 item 12).
 func Read(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := secfile.Read(path, "client token file")
 	if err != nil {
 		return "", err
 	}
@@ -26,9 +28,9 @@ func Read(path string) (string, error) {
 var errEmpty = errors.New("the first line is empty")
 
 // Bearer sends a client token as the CA expects it ("authorization: Bearer
-// <token>"); use it with grpc.WithPerRPCCredentials. The CA's gRPC API has
-// no TLS of its own (loopback, or a private network behind a TLS proxy), so
-// the token is allowed over plaintext connections.
+// <token>"); use it with grpc.WithPerRPCCredentials. It is allowed over
+// plaintext connections for a CA on loopback; the CA refuses to take
+// tokens in clear off loopback (server.tls).
 type Bearer string
 
 // GetRequestMetadata implements credentials.PerRPCCredentials.

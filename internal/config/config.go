@@ -20,6 +20,7 @@ import (
 	"github.com/shomei-pki/shomei/ca/dn"
 	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/hsm"
+	"github.com/shomei-pki/shomei/internal/secfile"
 )
 
 // Config is the whole configuration file.
@@ -85,6 +86,9 @@ type Server struct {
 	// refused on a non-loopback address when clients are configured:
 	// their bearer tokens would cross the network in clear.
 	TLS *ServerTLS `yaml:"tls"`
+	// RateLimits bound gRPC calls per client and failed authentications
+	// per address.
+	RateLimits RateLimits `yaml:"rate_limits"`
 }
 
 // ServerTLS is the gRPC API's TLS (1.2 or later).
@@ -95,7 +99,8 @@ type ServerTLS struct {
 	KeyFile  string `yaml:"key_file"`
 	// ClientCAFile, when set, makes clients present a certificate issued
 	// by one of its PEM CA certificates (mutual TLS), on top of their
-	// bearer tokens.
+	// bearer tokens; the certificate must name the client whose token it
+	// comes with (clients[].tls_name).
 	ClientCAFile string `yaml:"client_ca_file"`
 }
 
@@ -106,7 +111,7 @@ func (c *Config) GRPCTLS() (*tls.Config, error) {
 	if t == nil {
 		return nil, nil
 	}
-	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	cert, err := secfile.LoadKeyPair(t.CertFile, t.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("server.tls.cert_file, key_file: %w", err)
 	}
@@ -161,6 +166,14 @@ type Client struct {
 	// every certificate's status and have its responder keys certified,
 	// and nothing else; it acts for no municipality.
 	Replica bool `yaml:"replica"`
+	// TLSName is, with server.tls.client_ca_file, the name the client's
+	// certificate carries (subject CN or a DNS name); default Name. A
+	// certificate and a token of different clients are refused.
+	TLSName string `yaml:"tls_name"`
+	// Rate and Burst are the client's own request limit (calls a second);
+	// 0: server.rate_limits.client_rate and client_burst.
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
 }
 
 // OCSP configures the OCSP responder (R-R6).
@@ -307,6 +320,14 @@ func (c *Config) validate() error {
 		case !cl.Replica && len(cl.Municipalities) == 0:
 			errs = append(errs, fmt.Errorf("clients[%d]: municipalities are required (or replica: true)", i))
 		}
+	}
+	for i, cl := range c.Clients {
+		if err := validateClientLimits(i, cl); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := c.Server.RateLimits.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.OCSP.validate(); err != nil {
 		errs = append(errs, err)

@@ -41,6 +41,13 @@ type ReplicaCA struct {
 	// certificate (its server.tls). Without it the connection is plaintext,
 	// which is refused when the CA is not on loopback and a token is set.
 	TLSCAFile string `yaml:"tls_ca_file"`
+	// TLSCertFile and TLSKeyFile are the replica's client certificate and
+	// key (PEM, the key mode 0600), presented when the CA requires mutual
+	// TLS (its server.tls.client_ca_file); the certificate names the
+	// replica's client (clients[].tls_name on the CA). Both or neither;
+	// they need tls_ca_file.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
 }
 
 var replicaName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,30}$`)
@@ -71,7 +78,7 @@ func DecodeReplica(r io.Reader, dir string) (*Replica, error) {
 	if err := decodeStrict(data, &c); err != nil {
 		return nil, err
 	}
-	for _, p := range []*string{&c.Store.Path, &c.CA.TokenFile, &c.CA.TLSCAFile} {
+	for _, p := range []*string{&c.Store.Path, &c.CA.TokenFile, &c.CA.TLSCAFile, &c.CA.TLSCertFile, &c.CA.TLSKeyFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
@@ -98,6 +105,11 @@ func DecodeReplica(r io.Reader, dir string) (*Replica, error) {
 	errs = append(errs, c.HTTPAccess.validate()...)
 	if c.CA.TokenFile != "" && c.CA.TLSCAFile == "" && !IsLoopback(c.CA.Address) {
 		errs = append(errs, fmt.Errorf("ca.tls_ca_file is required: the CA is at %s, not loopback, and the token would cross the network in clear", c.CA.Address))
+	}
+	if (c.CA.TLSCertFile == "") != (c.CA.TLSKeyFile == "") {
+		errs = append(errs, errors.New("ca.tls_cert_file and ca.tls_key_file: both or neither"))
+	} else if c.CA.TLSCertFile != "" && c.CA.TLSCAFile == "" {
+		errs = append(errs, errors.New("ca.tls_cert_file needs ca.tls_ca_file: a client certificate is only sent over TLS"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -1,6 +1,9 @@
-// Package ratelimit keeps token buckets: one (Bucket) for a single caller,
-// and a bounded table of them keyed by caller (Table), for per-address and
-// per-client limits.
+// Package ratelimit is Shomei's one token bucket: Bucket for a single
+// caller (a configured client, the OCSP signing budget), and Table, a
+// bounded set of buckets keyed by caller (a peer address), for the gRPC
+// gate, the OCSP/CRL relying-party gate and anything else that limits a
+// rate. Keys are configured names and addresses, never personal data
+// (R-P4).
 //
 // # Invariants
 //

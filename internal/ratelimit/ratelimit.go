@@ -5,11 +5,39 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
 )
+
+// Limit is a bucket's shape as configured: Rate tokens a second, at most
+// Burst at once. A zero or negative Rate means no limit; a Burst below 1
+// means one second's worth (at least 1).
+type Limit struct {
+	Rate  float64
+	Burst int
+}
+
+// Unlimited reports whether l limits nothing.
+func (l Limit) Unlimited() bool { return l.Rate <= 0 }
+
+// BurstOrDefault is l's bucket size: Burst, or one second's worth.
+func (l Limit) BurstOrDefault() int {
+	if l.Burst >= 1 {
+		return l.Burst
+	}
+	return int(math.Max(1, math.Ceil(l.Rate)))
+}
+
+// Bucket makes a full bucket of shape l at now; nil when l is unlimited.
+func (l Limit) Bucket(now time.Time) *Bucket {
+	if l.Unlimited() {
+		return nil
+	}
+	return &Bucket{rate: l.Rate, burst: float64(l.BurstOrDefault()), tokens: float64(l.BurstOrDefault()), last: now}
+}
 
 // Bucket is a token bucket: Rate tokens a second, at most Burst. The zero
 // value allows nothing; use NewBucket.
@@ -122,6 +150,28 @@ func (t *Table) Allow(key string, now time.Time) (bool, time.Duration) {
 		s.keys[key] = s.lru.PushFront(e)
 	}
 	return e.bucket.allow(now)
+}
+
+// Ready reports whether key's bucket holds a token at now, taking none,
+// and if not, how long until it does. A key not in the table has a full
+// bucket and is not added.
+func (t *Table) Ready(key string, now time.Time) (bool, time.Duration) {
+	s := &t.shards[maphash.String(t.seed, key)%uint64(len(t.shards))]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	el, ok := s.keys[key]
+	if !ok {
+		return true, 0
+	}
+	b := &el.Value.(*entry).bucket
+	if now.After(b.last) {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+		b.last = now
+	}
+	if b.tokens >= 1 {
+		return true, 0
+	}
+	return false, time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
 }
 
 // Len is the number of keys kept.

@@ -76,3 +76,39 @@ func TestAddressKey(t *testing.T) {
 		}
 	}
 }
+
+// TestLimitAndReady: a configured Limit makes a bucket (none when
+// unlimited, one second's worth when Burst is unset), and Ready peeks
+// without taking or adding a key.
+func TestLimitAndReady(t *testing.T) {
+	now := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	if (Limit{}).Bucket(now) != nil || (Limit{Rate: -1}).Bucket(now) != nil {
+		t.Fatal("an unlimited Limit made a bucket")
+	}
+	b := Limit{Rate: 3}.Bucket(now)
+	for i := range 3 {
+		if ok, _ := b.Allow(now); !ok {
+			t.Fatalf("take %d of a one-second burst of 3 refused", i)
+		}
+	}
+	if ok, _ := b.Allow(now); ok {
+		t.Fatal("a fourth take within a one-second burst of 3")
+	}
+	tab, err := NewTable(Config{Rate: 2, Burst: 1, Size: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := tab.Ready("never-seen", now); !ok || tab.Len() != 0 {
+		t.Fatal("Ready of an unknown key refused or added it")
+	}
+	tab.Allow("a", now)
+	if ok, wait := tab.Ready("a", now); ok || wait != 500*time.Millisecond {
+		t.Fatalf("Ready on an empty bucket = %v, %v", ok, wait)
+	}
+	if ok, _ := tab.Ready("a", now.Add(500*time.Millisecond)); !ok {
+		t.Fatal("no token after refilling")
+	}
+	if ok, _ := tab.Allow("a", now.Add(500*time.Millisecond)); !ok {
+		t.Fatal("Ready took the token")
+	}
+}

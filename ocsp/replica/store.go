@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
+	"github.com/shomei-pki/shomei/internal/secfile"
 	"github.com/shomei-pki/shomei/ocsp"
 )
 
@@ -45,7 +46,16 @@ type Store struct {
 }
 
 // Open opens or creates the replica file at path.
+// A file its group or others may access, or a directory they may write,
+// is refused: whoever could write it could make the replica vouch for a
+// revoked certificate (issue 9 item 12).
 func Open(path string) (*Store, error) {
+	if err := secfile.CheckDir(path, "replica store"); err != nil {
+		return nil, err
+	}
+	if err := secfile.Check(path, "replica store file"); err != nil {
+		return nil, err
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
