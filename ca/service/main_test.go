@@ -27,12 +27,13 @@ const (
 	tokenLookup     = "rules-lookup"
 	tokenEvents     = "rules-events"
 	tokenReplicate  = "rules-replication"
+	tokenResponders = "rules-responders"
 )
 
 var tokens = []string{
 	tokenApplicant, tokenInquiry, tokenAge, tokenDouble, tokenTogether, tokenKeys,
 	tokenKeysP256, tokenValidity, tokenRenewal, tokenCharacters, tokenLookup, tokenEvents,
-	tokenReplicate,
+	tokenReplicate, tokenResponders,
 }
 
 func TestMain(m *testing.M) {

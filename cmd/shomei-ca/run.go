@@ -101,6 +101,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 	authority, err := ca.New(ctx, ca.Config{
 		Store: st, Token: tok, Profile: pcfg, CRLBaseURL: cfg.Server.PublicURL + "/crl",
 		AllowECDSAP256: cfg.Certificates.AllowECDSAP256, Log: log, Metrics: metrics,
+		Responders:     responderPolicy(cfg),
 		OnStatusChange: func() { follow.Notify(); publisher.Notify(); replication.Notify() },
 	})
 	if err != nil {
@@ -126,7 +127,6 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 	}
 	replication, err = service.NewReplication(service.ReplicationConfig{
 		CA: authority, Store: st, Auth: auth, Log: log,
-		MaxResponderValidity: cfg.OCSP.ResponderValidity,
 	})
 	if err != nil {
 		return err

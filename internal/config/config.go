@@ -17,6 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/shomei-pki/shomei/ca"
 	"github.com/shomei-pki/shomei/ca/dn"
 	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/hsm"
@@ -159,15 +160,26 @@ type Client struct {
 	// every certificate's status and have its responder keys certified,
 	// and nothing else; it acts for no municipality.
 	Replica bool `yaml:"replica"`
+	// ResponderKeys (replicas only) are the responder keys the replica may
+	// have certified, each "sha256:" and the hex SHA-256 of the key's
+	// SubjectPublicKeyInfo DER, as `shomei-ocsp --print-responder-keys`
+	// prints them (R-R6). No key, no certificate.
+	ResponderKeys []string `yaml:"responder_keys"`
+	// Issuers (replicas only) are the issuer key generations the replica
+	// serves, e.g. [sign-g1, auth-g1]: it follows their statuses and has
+	// responders certified for them only. Empty: every generation.
+	Issuers []string `yaml:"issuers"`
 }
 
 // OCSP configures the OCSP responder (R-R6).
 type OCSP struct {
 	// ResponderValidity is how long a delegated responder certificate is
-	// valid; default 168h (7 days).
+	// valid; default 24h. On the CA it also bounds what replicas get. The
+	// certificate carries id-pkix-ocsp-nocheck, so a revoked responder
+	// stops being usable when it expires unrenewed: keep it short.
 	ResponderValidity time.Duration `yaml:"responder_validity"`
 	// RenewBefore: the responder certificate is renewed when less than
-	// this is left; default 48h.
+	// this is left; default 8h.
 	RenewBefore time.Duration `yaml:"renew_before"`
 	// ResponseValidity is nextUpdate - thisUpdate of a response; default 1h.
 	ResponseValidity time.Duration `yaml:"response_validity"`
@@ -292,6 +304,13 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("clients[%d]: a replica acts for no municipality; remove municipalities", i))
 		case !cl.Replica && len(cl.Municipalities) == 0:
 			errs = append(errs, fmt.Errorf("clients[%d]: municipalities are required (or replica: true)", i))
+		case !cl.Replica && (len(cl.ResponderKeys) > 0 || len(cl.Issuers) > 0):
+			errs = append(errs, fmt.Errorf("clients[%d]: responder_keys and issuers are for replicas only", i))
+		}
+		for j, k := range cl.ResponderKeys {
+			if _, err := ca.ParseKeyPin(k); err != nil {
+				errs = append(errs, fmt.Errorf("clients[%d].responder_keys[%d]: %w", i, j, err))
+			}
 		}
 	}
 	if err := c.OCSP.validate(); err != nil {
@@ -389,3 +408,4 @@ func (h *HSM) validate() []error {
 
 // OCSPEnabled says whether certificates carry the OCSP URL (default yes).
 func (c *Config) OCSPEnabled() bool { return c.Certificates.OCSP == nil || *c.Certificates.OCSP }
+

@@ -17,8 +17,8 @@ import (
 
 // Defaults for Config.
 const (
-	DefaultValidity    = 7 * 24 * time.Hour
-	DefaultRenewBefore = 2 * 24 * time.Hour
+	DefaultValidity    = 24 * time.Hour
+	DefaultRenewBefore = 8 * time.Hour
 	// DefaultKeyAlgorithm: responses are signed like the issuers sign
 	// certificates (R-P1).
 	DefaultKeyAlgorithm = hsm.RSA2048
