@@ -408,4 +408,3 @@ func (h *HSM) validate() []error {
 
 // OCSPEnabled says whether certificates carry the OCSP URL (default yes).
 func (c *Config) OCSPEnabled() bool { return c.Certificates.OCSP == nil || *c.Certificates.OCSP }
-
