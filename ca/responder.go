@@ -8,11 +8,9 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -105,28 +103,6 @@ func (e ReplicaEnrollment) Serves(issuer string) bool {
 	return len(e.Issuers) == 0 || slices.Contains(e.Issuers, issuer)
 }
 
-// ParseKeyPin reads a pin as configured: "sha256:" and 64 hex digits (or
-// the hex alone).
-func ParseKeyPin(s string) ([sha256.Size]byte, error) {
-	var pin [sha256.Size]byte
-	b, err := hex.DecodeString(strings.TrimPrefix(strings.TrimSpace(s), "sha256:"))
-	if err != nil || len(b) != sha256.Size {
-		return pin, fmt.Errorf("key pin %q: want sha256: and 64 hex digits (SHA-256 of the SubjectPublicKeyInfo DER)", s)
-	}
-	copy(pin[:], b)
-	return pin, nil
-}
-
-// KeyPin is the pin of a public key, as ParseKeyPin reads it.
-func KeyPin(pub crypto.PublicKey) (string, error) {
-	spki, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(spki)
-	return "sha256:" + hex.EncodeToString(sum[:]), nil
-}
-
 // ResponderRequest asks for a delegated OCSP responder certificate.
 type ResponderRequest struct {
 	// Issuer is the issuer key generation, e.g. "sign-g1".
@@ -165,7 +141,7 @@ func (c *CA) certifyResponder(ctx context.Context, req ResponderRequest) ([]byte
 	if err := checkResponderKey(req.PublicKey); err != nil {
 		return nil, err
 	}
-	pin, err := KeyPin(req.PublicKey)
+	pin, err := ocsp.KeyPin(req.PublicKey)
 	if err != nil {
 		return nil, refuse(KindInvalid, "csr", "R-R6", "the key does not encode: %v", err)
 	}
@@ -269,7 +245,7 @@ func checkResponderKey(pub crypto.PublicKey) error {
 }
 
 func enrolled(keys [][sha256.Size]byte, pin string) bool {
-	want, err := ParseKeyPin(pin)
+	want, err := ocsp.ParseKeyPin(pin)
 	return err == nil && slices.Contains(keys, want)
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/shomei-pki/shomei/ca"
 	"github.com/shomei-pki/shomei/ca/service"
 	"github.com/shomei-pki/shomei/internal/clienttoken"
+	"github.com/shomei-pki/shomei/ocsp"
 )
 
 const (
@@ -46,11 +47,11 @@ const (
 // ListIssuers are scoped to the replica's issuers.
 func TestAttackReplicaForgesResponder(t *testing.T) {
 	enrolledKey := mustRSA(t)
-	pin, err := ca.KeyPin(enrolledKey.Public())
+	pin, err := ocsp.KeyPin(enrolledKey.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
-	pinBytes, _ := ca.ParseKeyPin(pin)
+	pinBytes, _ := ocsp.ParseKeyPin(pin)
 	authz, err := service.NewTokenAuthorizer([]service.Client{
 		{Name: "kiyose", Token: cityToken, Municipalities: []string{kiyose.Code}},
 		{Name: "replica1", Token: replicaToken, Replica: true},

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/shomei-pki/shomei/ca"
 	"github.com/shomei-pki/shomei/internal/config"
+	"github.com/shomei-pki/shomei/ocsp"
 )
 
 // responderPolicy enrolls each replica client's responder keys and issuers
@@ -17,7 +18,7 @@ func responderPolicy(cfg *config.Config) ca.ResponderPolicy {
 		}
 		enr := ca.ReplicaEnrollment{Issuers: c.Issuers}
 		for _, k := range c.ResponderKeys {
-			pin, _ := ca.ParseKeyPin(k) // validated when the configuration was loaded
+			pin, _ := ocsp.ParseKeyPin(k) // validated when the configuration was loaded
 			enr.Keys = append(enr.Keys, pin)
 		}
 		pol.Replicas[c.Name] = enr

@@ -17,10 +17,10 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/shomei-pki/shomei/ca"
 	"github.com/shomei-pki/shomei/ca/dn"
 	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/hsm"
+	"github.com/shomei-pki/shomei/ocsp"
 )
 
 // Config is the whole configuration file.
@@ -308,7 +308,7 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("clients[%d]: responder_keys and issuers are for replicas only", i))
 		}
 		for j, k := range cl.ResponderKeys {
-			if _, err := ca.ParseKeyPin(k); err != nil {
+			if _, err := ocsp.ParseKeyPin(k); err != nil {
 				errs = append(errs, fmt.Errorf("clients[%d].responder_keys[%d]: %w", i, j, err))
 			}
 		}

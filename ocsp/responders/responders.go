@@ -208,7 +208,9 @@ func (k *Keeper) signer(ctx context.Context, label string, keys []hsm.KeyInfo) (
 		if err != nil {
 			return nil, err
 		}
-		k.cfg.Log.Info("OCSP responder key generated in the HSM", "key", label, "algorithm", k.cfg.KeyAlgorithm)
+		pin, _ := ocsp.KeyPin(s.Public())
+		// The pin is public: the operator enrolls it on the CA (R-R6).
+		k.cfg.Log.Info("OCSP responder key generated in the HSM", "key", label, "algorithm", k.cfg.KeyAlgorithm, "pin", pin)
 		return s, nil
 	case 1:
 		return k.cfg.Token.Signer(ctx, found[0])
@@ -294,4 +296,36 @@ func (k *Keeper) Maintain(ctx context.Context, responder *ocsp.Responder, next t
 		}
 		next = n
 	}
+}
+
+// ResponderKey is one responder key and its pin, for the operator to
+// enroll on the CA (clients[].responder_keys, R-R6).
+type ResponderKey struct {
+	Issuer string // the target's name, e.g. "sign-g1"
+	Label  string // the key's HSM label
+	Pin    string // ocsp.KeyPin of its public key
+}
+
+// Keys finds or generates the responder key of every target, without
+// certifying anything, and returns their pins: what an operator enrolls
+// before the CA certifies them.
+func (k *Keeper) Keys(ctx context.Context) ([]ResponderKey, error) {
+	keys, err := k.cfg.Token.Keys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("responders: listing the HSM's keys: %w", err)
+	}
+	out := make([]ResponderKey, 0, len(k.cfg.Targets))
+	for _, t := range k.cfg.Targets {
+		label := k.KeyLabel(t.Name)
+		s, err := k.signer(ctx, label, keys)
+		if err != nil {
+			return nil, fmt.Errorf("responders: %s: %w", label, err)
+		}
+		pin, err := ocsp.KeyPin(s.Public())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ResponderKey{Issuer: t.Name, Label: label, Pin: pin})
+	}
+	return out, nil
 }
