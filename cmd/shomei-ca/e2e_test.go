@@ -50,7 +50,7 @@ func TestMain(m *testing.M) {
 }
 
 func setup(m *testing.M) (int, error) {
-	dir, cleanup, err := softhsm.NewTestEnv("e2e-flow", "e2e-crash", "e2e-bench", "e2e-revoke", "e2e-replica-ca", "e2e-replica", "e2e-compromise", "e2e-events-bench", "e2e-tls")
+	dir, cleanup, err := softhsm.NewTestEnv("e2e-flow", "e2e-crash", "e2e-bench", "e2e-revoke", "e2e-replica-ca", "e2e-replica", "e2e-compromise", "e2e-events-bench", "e2e-tls", "e2e-audit")
 	if err != nil {
 		return 0, err
 	}

@@ -75,6 +75,14 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 		}
 	}
 
+	checkpoints, err := startAuditCheckpoints(ctx, cfg, st, tok, log)
+	if err != nil {
+		return err
+	}
+	// Deferred after the store's and the token's Close, so it runs before
+	// them: a clean stop leaves no unsigned tail.
+	defer checkpoints.stop()
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics, err := ca.NewMetrics(reg)
@@ -120,6 +128,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 		return err
 	}
 	go follow.run(bgCtx)
+	go checkpoints.Run(bgCtx)
 	go publisher.Run(bgCtx)
 	svc, err := service.New(authority, auth, log)
 	if err != nil {

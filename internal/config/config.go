@@ -31,6 +31,7 @@ type Config struct {
 	Server       Server       `yaml:"server"`
 	Certificates Certificates `yaml:"certificates"`
 	OCSP         OCSP         `yaml:"ocsp"`
+	Audit        Audit        `yaml:"audit"`
 	// Clients are the municipal systems allowed to call the API. With none,
 	// anyone who reaches the gRPC address may act for any municipality:
 	// acceptable only for development on a loopback address.
@@ -190,6 +191,17 @@ type OCSP struct {
 	CacheSize int `yaml:"cache_size"`
 }
 
+// Audit configures the signed checkpoints of the audit log (R-K3, ca/audit).
+type Audit struct {
+	// CheckpointEvery: a checkpoint at most this many records after the
+	// last; default 100.
+	CheckpointEvery int `yaml:"checkpoint_every"`
+	// CheckpointInterval: a checkpoint at most this long after a record
+	// was written; default 10s. One is also signed at start and at a clean
+	// stop.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+}
+
 // decodeStrict decodes YAML into v; unknown keys are errors.
 func decodeStrict(data []byte, v any) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -315,6 +327,9 @@ func (c *Config) validate() error {
 	}
 	if err := c.OCSP.validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Audit.CheckpointEvery < 0 || c.Audit.CheckpointInterval < 0 {
+		errs = append(errs, errors.New("audit: checkpoint_every and checkpoint_interval must not be negative"))
 	}
 	switch t := c.Server.TLS; {
 	case t != nil && (t.CertFile == "" || t.KeyFile == ""):
