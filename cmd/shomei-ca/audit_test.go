@@ -49,7 +49,26 @@ func TestAttackAuditRewrite(t *testing.T) {
 	if _, err := client.Revoke(ctx, &cav1.RevokeRequest{Serial: revoked, Reason: cav1.RevocationReason_REVOCATION_REASON_KEY_COMPROMISE}); err != nil {
 		t.Fatal(err)
 	}
+	// A refused call is audited: caller, method, code, rule, field; never
+	// the request's content.
+	refused := holder("AUDIT-REFUSED")
+	_, err = client.Issue(ctx, &cav1.IssueRequest{Municipality: kiyose, Holder: refused,
+		Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: "2000-01-01"},
+		Profiles:    []*cav1.ProfileRequest{{Profile: cav1.Profile_PROFILE_SIGN, Csr: []byte("not a CSR")}}})
+	if err == nil {
+		t.Fatal("a malformed Issue was accepted")
+	}
 	ca.stop(t) // a clean stop signs a checkpoint of the whole log
+
+	list, err := shomeictl(config, "audit", "list")
+	if err != nil || !strings.Contains(list, "request.refused\tmethod=/shomei.ca.v1.CertificateAuthority/Issue code=InvalidArgument") {
+		t.Errorf("the refused Issue is not in the audit log: %v\n%s", err, list)
+	}
+	for _, personal := range []string{refused.HolderId, refused.Surname, refused.Address, refused.DateOfBirth} {
+		if strings.Contains(list, personal) {
+			t.Errorf("the audit log carries personal data %q", personal)
+		}
+	}
 
 	if got, err := shomeictl(config, "audit", "verify"); err != nil || !strings.Contains(got, "intact") {
 		t.Fatalf("audit verify of the untouched store: %v\n%s", err, got)

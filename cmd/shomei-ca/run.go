@@ -18,6 +18,7 @@ import (
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/ca"
+	"github.com/shomei-pki/shomei/ca/audit"
 	"github.com/shomei-pki/shomei/ca/dn"
 	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/ca/profile"
@@ -130,6 +131,11 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 	go follow.run(bgCtx)
 	go checkpoints.Run(bgCtx)
 	go publisher.Run(bgCtx)
+	refusals, err := audit.NewRefusals(audit.RefusalsConfig{Store: st, Metrics: reg, Log: log})
+	if err != nil {
+		return err
+	}
+	refusedUnary, refusedStream := service.RefusalInterceptors(refusals)
 	svc, err := service.New(authority, auth, log)
 	if err != nil {
 		return err
@@ -174,6 +180,9 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 			cav1.RegisterEventsServer(s, svc.Events())
 			cav1.RegisterReplicationServer(s, replication)
 		},
+		// The refusal auditor goes inside the authenticating interceptor,
+		// when there is one, so that it sees the caller (ca/caller).
+		ServerOptions:   []grpc.ServerOption{grpc.ChainUnaryInterceptor(refusedUnary), grpc.ChainStreamInterceptor(refusedStream)},
 		HTTP:            responder.InFront(mux),
 		ShutdownTimeout: cfg.Server.ShutdownTimeout,
 		Ready:           ready,
