@@ -80,6 +80,7 @@ while it runs).`,
 			if err != nil {
 				return err
 			}
+			g.checkpoint(cmd, st)
 			fmt.Fprintf(cmd.OutOrStdout(), "revoked responder certificate %x of %s (replica %q): usable until it expires at %s; key sha256:%x is never certified again\n",
 				rec.Serial, rec.Issuer, rec.Replica, rec.NotAfter.AsTime().UTC().Format(time.RFC3339), rec.PublicKeySha256)
 			return nil
