@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -18,13 +20,32 @@ type checkpointer struct {
 }
 
 // startAuditCheckpoints finds the audit key in the HSM, generating it on
-// the first start of a store that predates it, and signs a checkpoint of
-// the log as it is now (R-K3).
+// the first start of a store that predates it, verifies the log (chain,
+// checkpoints, every certificate reconciled), and signs a checkpoint of it
+// as it is now (R-K3). A log that does not verify stops the CA: it would
+// otherwise sign a checkpoint over the tampering, and serve a certificate
+// un-revoked in the file as good.
 func startAuditCheckpoints(ctx context.Context, cfg *config.Config, st *store.Store, tok *hsm.Token, log *slog.Logger) (*checkpointer, error) {
-	key, err := audit.Key(ctx, tok, true, log)
+	key, err := audit.Key(ctx, tok, false, log)
+	created := errors.Is(err, audit.ErrNoKey)
+	if created {
+		key, err = audit.Key(ctx, tok, true, log)
+	}
 	if err != nil {
 		return nil, err
 	}
+	report, err := audit.Verify(st, key.Public())
+	if err != nil {
+		return nil, fmt.Errorf("the audit log does not verify (R-K3); investigate with shomeictl audit verify before starting the CA: %w", err)
+	}
+	switch {
+	case !created && report.Records > 0 && report.Checkpoints == 0:
+		return nil, fmt.Errorf("the audit log has %d records and no signed checkpoint, though the HSM has held the audit key: checkpoints were removed (R-K3); investigate with shomeictl audit verify", report.Records)
+	case report.UnsignedTail() > 0 && !created:
+		log.Warn("the audit log ends in an unsigned tail (the CA stopped without its last checkpoint, or the log was written without it); signing it now",
+			"records", report.UnsignedTail(), "after", report.Signed)
+	}
+	log.Info("audit log verified", "records", report.Records, "checkpoints", report.Checkpoints, "certificates", report.Certificates)
 	cp, err := audit.NewCheckpointer(audit.CheckpointerConfig{Store: st, Signer: key,
 		Every: cfg.Audit.CheckpointEvery, Interval: cfg.Audit.CheckpointInterval, Log: log})
 	if err != nil {

@@ -107,6 +107,14 @@ func TestAttackAuditRewrite(t *testing.T) {
 			if err == nil || !strings.Contains(got, tc.want) {
 				t.Errorf("audit verify after %s: %v, want a failure naming %q\n%s", tc.name, err, tc.want, got)
 			}
+			// Nor does the CA start on it: it would sign a checkpoint over
+			// the tampering and serve the un-revoked certificate as good.
+			run, cancel := context.WithTimeout(ctx, 60*time.Second)
+			defer cancel()
+			log, err := exec.CommandContext(run, filepath.Join(binDir, "shomei-ca"), "--config", copyConfig).CombinedOutput()
+			if err == nil || run.Err() != nil || !strings.Contains(string(log), "does not verify") {
+				t.Errorf("shomei-ca on the tampered store: %v (%v)\n%s", err, run.Err(), log)
+			}
 		})
 	}
 }
