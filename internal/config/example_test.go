@@ -58,7 +58,7 @@ func TestResponderKeysValidated(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, tc := range map[string]struct{ old, new, want string }{
-		"a short pin": {"sha256:8a1f7c3e5b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d2f4a", "sha256:8a1f", "clients[1].responder_keys[0]"},
+		"a short pin":                            {"sha256:8a1f7c3e5b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d2f4a", "sha256:8a1f", "clients[1].responder_keys[0]"},
 		"a municipal client with responder keys": {`municipalities: ["13221"]`, "municipalities: [\"13221\"]\n    issuers: [sign-g1]", "clients[0]: responder_keys and issuers are for replicas only"},
 	} {
 		_, err := Decode(strings.NewReader(strings.Replace(string(raw), tc.old, tc.new, 1)), "/etc/shomei")
