@@ -145,6 +145,17 @@ http_listen: 127.0.0.1:0
 		}
 	}
 
+	// Counted per issuer and replica (R-R6), the CA's own responders too.
+	caMetrics := get(t, "http://"+ca.http+"/metrics")
+	for _, want := range []string{
+		`shomei_ca_responder_certifications_total{issuer="sign-g1",outcome="certified",replica="replica1"} 1`,
+		`shomei_ca_responder_certifications_total{issuer="auth-g1",outcome="certified",replica="replica1"} 1`,
+	} {
+		if !strings.Contains(caMetrics, want) {
+			t.Errorf("CA metrics lack %s:\n%s", want, grepLines(caMetrics, "shomei_ca_responder"))
+		}
+	}
+
 	work := t.TempDir()
 	pemFile := func(name string, der []byte) string {
 		path := filepath.Join(work, name)
