@@ -74,6 +74,24 @@ func TestAttackAuditRewrite(t *testing.T) {
 		t.Fatalf("audit verify of the untouched store: %v\n%s", err, got)
 	}
 
+	// The operator lists the responder certificates (the CA's own two) and
+	// revokes one: audited, checkpointed, reconciled.
+	responders, err := shomeictl(config, "responders", "list")
+	rows := strings.Split(strings.TrimSpace(responders), "\n")
+	if err != nil || len(rows) != 3 || !strings.Contains(rows[1], "(the CA)") || !strings.Contains(rows[1], "ISSUED") {
+		t.Fatalf("responders list: %v\n%s", err, responders)
+	}
+	serial := strings.Fields(rows[1])[0]
+	if got, err := shomeictl(config, "responders", "revoke", "--operator", "alice", serial); err != nil || !strings.Contains(got, "never certified again") {
+		t.Fatalf("responders revoke: %v\n%s", err, got)
+	}
+	if got, err := shomeictl(config, "audit", "verify"); err != nil || !strings.Contains(got, "intact") {
+		t.Fatalf("audit verify after revoking a responder: %v\n%s", err, got)
+	}
+	if got, _ := shomeictl(config, "audit", "list"); !strings.Contains(got, "operator:alice\tocsp.responder.revoke\tserial="+serial) {
+		t.Errorf("the responder revocation is not audited as alice's:\n%s", got)
+	}
+
 	for _, tc := range []struct {
 		name   string
 		tamper func(t *testing.T, tx *bolt.Tx)
