@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -50,9 +51,10 @@ func RefusalInterceptors(rec RefusalRecorder) (grpc.UnaryServerInterceptor, grpc
 }
 
 // Refused records err for method if it is a refusal.
+// Health checks and reflection (/grpc.…) are not the CA's to audit.
 func Refused(ctx context.Context, rec RefusalRecorder, method string, err error) {
 	st := status.Convert(err)
-	if !refusedCodes[st.Code()] {
+	if !refusedCodes[st.Code()] || strings.HasPrefix(method, "/grpc.") {
 		return
 	}
 	f := audit.Refusal{Method: method, Code: st.Code().String()}
