@@ -164,8 +164,8 @@ func (k *Keeper) current(ctx context.Context, t Target, keys []hsm.KeyInfo) (*oc
 	if err != nil {
 		k.cfg.Log.Warn("OCSP responder certificate not usable; certifying a new one", "key", label, "err", err)
 	}
-	if saved != nil && saved.NotAfter.Sub(now) > k.cfg.RenewBefore {
-		return &ocsp.Issuer{Certificate: t.Certificate, Responder: saved, Signer: signer}, saved.NotAfter.Add(-k.cfg.RenewBefore), nil
+	if saved != nil && saved.NotAfter.Sub(now) > k.renewBefore(saved) {
+		return &ocsp.Issuer{Certificate: t.Certificate, Responder: saved, Signer: signer}, saved.NotAfter.Add(-k.renewBefore(saved)), nil
 	}
 
 	// Backdate a minute for relying parties' clock skew; the certifier
@@ -182,11 +182,24 @@ func (k *Keeper) current(ctx context.Context, t Target, keys []hsm.KeyInfo) (*oc
 		return nil, time.Time{}, fmt.Errorf("responders: %s: %w", label, err)
 	}
 	k.cfg.Log.Info("OCSP responder certificate certified", "key", label, "serial", fmt.Sprintf("%x", cert.SerialNumber), "not_after", cert.NotAfter)
-	renewAt := cert.NotAfter.Add(-k.cfg.RenewBefore)
+	renewAt := cert.NotAfter.Add(-k.renewBefore(cert))
 	if !renewAt.After(now) { // the issuer expires within RenewBefore
 		renewAt = cert.NotAfter
 	}
 	return &ocsp.Issuer{Certificate: t.Certificate, Responder: cert, Signer: signer}, renewAt, nil
+}
+
+// renewBefore is how long before its end cert is renewed: RenewBefore, or,
+// when the certifier granted less than Validity (the CA caps responder
+// certificates, R-R6), RenewBefore in proportion, so that a short
+// certificate is renewed well before it expires rather than at once or at
+// its end.
+func (k *Keeper) renewBefore(cert *x509.Certificate) time.Duration {
+	life := cert.NotAfter.Sub(cert.NotBefore)
+	if life >= k.cfg.Validity {
+		return k.cfg.RenewBefore
+	}
+	return time.Duration(float64(k.cfg.RenewBefore) * float64(life) / float64(k.cfg.Validity))
 }
 
 // signer finds the responder key labelled label among the token's keys,
