@@ -115,8 +115,9 @@ type CheckpointerConfig struct {
 // Checkpointer signs checkpoints of the audit log. Safe for concurrent
 // use.
 type Checkpointer struct {
-	cfg CheckpointerConfig
-	mu  sync.Mutex
+	cfg    CheckpointerConfig
+	mu     sync.Mutex
+	closed bool
 }
 
 // NewCheckpointer checks cfg.
@@ -145,6 +146,23 @@ func NewCheckpointer(cfg CheckpointerConfig) (*Checkpointer, error) {
 func (c *Checkpointer) Checkpoint(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.checkpoint(ctx)
+}
+
+// Close signs a last checkpoint and makes every later Checkpoint do
+// nothing, so that the store and the token can be closed after it.
+func (c *Checkpointer) Close(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err := c.checkpoint(ctx)
+	c.closed = true
+	return err
+}
+
+func (c *Checkpointer) checkpoint(ctx context.Context) error {
+	if c.closed {
+		return nil
+	}
 	seq, hash, err := c.cfg.Store.AuditHead()
 	if err != nil || seq == 0 {
 		return err
@@ -187,6 +205,12 @@ func (c *Checkpointer) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+		c.mu.Lock()
+		closed := c.closed
+		c.mu.Unlock()
+		if closed {
+			return
 		}
 		seq, _, err := c.cfg.Store.AuditHead()
 		if err != nil {

@@ -61,7 +61,7 @@ func startAuditCheckpoints(ctx context.Context, cfg *config.Config, st *store.St
 func (c *checkpointer) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := c.Checkpoint(ctx); err != nil {
+	if err := c.Close(ctx); err != nil {
 		c.log.Error("audit checkpoint at stop failed: the log ends in an unsigned tail", "error", err)
 	}
 }
