@@ -42,6 +42,9 @@ type Config struct {
 	Log *slog.Logger
 	// Metrics receives the CA's metrics; none when nil.
 	Metrics *Metrics
+	// Responders says which delegated OCSP responder keys may be
+	// certified, for whom, and for how long (R-R6).
+	Responders ResponderPolicy
 	// OnStatusChange, if set, is called after certificates were revoked
 	// (events, counter requests, renewal), so CRL and OCSP publishers
 	// react at once instead of at their next poll of the status log.
@@ -159,6 +162,11 @@ func New(ctx context.Context, cfg Config) (*CA, error) {
 	}
 	for _, serial := range abandoned {
 		c.log.Warn("issuance left pending by the previous process marked abandoned; it was never delivered", "serial", fmt.Sprintf("%x", serial))
+	}
+	if n, err := cfg.Store.AbandonPendingResponders(); err != nil {
+		return nil, err
+	} else if n > 0 {
+		c.log.Warn("responder certifications left pending by the previous process marked abandoned", "count", n)
 	}
 	return c, nil
 }

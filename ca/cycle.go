@@ -77,7 +77,7 @@ func (c *CA) cycle(ctx context.Context, now time.Time, h holderRef, plans []*pla
 		}
 		recs[i].Der = der
 		done.DER[string(recs[i].Serial)] = der
-		done.Audit = append(done.Audit, auditRecord(c.cfg.Actor, now, h, p, recs[i]))
+		done.Audit = append(done.Audit, auditRecord(c.actor(ctx), now, h, p, recs[i]))
 		dp := make([]string, len(p.req.CRL.Name))
 		for j, a := range p.req.CRL.Name {
 			dp[j] = a.Type + "=" + a.Value

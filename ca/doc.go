@@ -32,6 +32,16 @@
 // no software signature is made, and the store refuses a signed certificate
 // whose TBS is not the recorded one.
 //
+// Delegated OCSP responder certificates (CertifyResponder, R-R6) follow the
+// same order: every check first (key RSA 2048–4096 or ECDSA P-256/P-384,
+// notBefore within an hour of now, lifetime at most ResponderPolicy's
+// MaxValidity, the key enrolled for that replica and that issuer, or held
+// in the CA's own HSM for its own responders, and never revoked), then the
+// record and its audit record as PENDING, then the issuer's signature, then
+// ISSUED. The gRPC handler checks only the CSR's proof of possession.
+//
+// Audit records name the authenticated caller (ca/caller), else Config.Actor.
+//
 // No personal data (names, addresses, dates of birth, holder ids) is logged
 // or used as a metric label (R-P4); logs name certificates by serial.
 package ca

@@ -80,7 +80,7 @@ func (c *CA) ReportEvent(ctx context.Context, ev Event) (*Revocation, error) {
 	effective := parseEffective(vs, ev.EffectiveTime, now, true)
 
 	req := store.RevokeRequest{Municipality: ev.Municipality, EventID: ev.ID, HolderID: ev.HolderID, Now: now,
-		InvalidityDate: effective, Actor: c.cfg.Actor, Cause: "event " + ev.ID}
+		InvalidityDate: effective, Actor: c.actor(ctx), Cause: "event " + ev.ID}
 	both := []Profile{ProfileSign, ProfileAuth}
 	switch ev.Kind {
 	case EventRecordChange:
@@ -122,7 +122,7 @@ func (c *CA) ReportEvent(ctx context.Context, ev Event) (*Revocation, error) {
 	if err := vs.err(KindInvalid); err != nil {
 		return nil, err
 	}
-	req.Audit = []*storev1.AuditRecord{{Time: timestamppb.New(now), Actor: c.cfg.Actor, Action: "event.report",
+	req.Audit = []*storev1.AuditRecord{{Time: timestamppb.New(now), Actor: c.actor(ctx), Action: "event.report",
 		Fields: []*storev1.AuditField{{Key: "event_id", Value: ev.ID}, {Key: "municipality", Value: ev.Municipality},
 			{Key: "holder_id", Value: ev.HolderID}, {Key: "kind", Value: fmt.Sprint(int(ev.Kind))},
 			{Key: "cause", Value: fmt.Sprint(ev.Cause)},
@@ -172,7 +172,7 @@ func (c *CA) Revoke(ctx context.Context, serialHex string, reason int32, effecti
 		return nil, err
 	}
 	res, err := c.cfg.Store.Revoke(store.RevokeRequest{Serials: [][]byte{sn}, Reason: reason, InvalidityDate: effective, Now: now,
-		BlockKeys: reason == store.ReasonKeyCompromise, Actor: c.cfg.Actor, Cause: "counter request", Municipality: rec.MunicipalityCode})
+		BlockKeys: reason == store.ReasonKeyCompromise, Actor: c.actor(ctx), Cause: "counter request", Municipality: rec.MunicipalityCode})
 	if err != nil {
 		return nil, storeRefusal(err, "serial")
 	}

@@ -10,6 +10,9 @@ type Metrics struct {
 	issued   *prometheus.CounterVec
 	refused  *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// responders counts responder certification requests (R-R6) by issuer,
+	// replica (its configured name, "" for the CA's own) and outcome.
+	responders *prometheus.CounterVec
 }
 
 // NewMetrics registers the CA's metrics with reg.
@@ -29,10 +32,31 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}, []string{"operation", "outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.issued, m.refused, m.duration} {
+	m.responders = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shomei_ca_responder_certifications_total",
+		Help: "Delegated OCSP responder certification requests, by issuer, replica and outcome (certified, refused, failed).",
+	}, []string{"issuer", "replica", "outcome"})
+	for _, c := range []prometheus.Collector{m.issued, m.refused, m.duration, m.responders} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// responder counts one responder certification request. An issuer name not
+// of this CA is counted as "unknown", so callers cannot grow the label set.
+func (m *Metrics) responder(req ResponderRequest, err error) {
+	outcome := "certified"
+	switch {
+	case err != nil && KindOf(err) != 0 && KindOf(err) != KindUnavailable:
+		outcome = "refused"
+	case err != nil:
+		outcome = "failed"
+	}
+	iss := req.Issuer
+	if KindOf(err) == KindNotFound {
+		iss = "unknown"
+	}
+	m.responders.WithLabelValues(iss, req.Replica, outcome).Inc()
 }

@@ -3,14 +3,24 @@ package ca
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	"github.com/shomei-pki/shomei/ca/caller"
 	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/ca/serial"
+	"github.com/shomei-pki/shomei/ca/store"
+	"github.com/shomei-pki/shomei/hsm"
 	"github.com/shomei-pki/shomei/ocsp"
 )
 
@@ -51,55 +61,242 @@ func (c *CA) issuerByName(name string) (Profile, uint32, bool) {
 	return 0, 0, false
 }
 
-// CertifyResponder has the issuer key generation named issuerName sign a
-// delegated OCSP responder certificate for pub, valid from notBefore to
-// notAfter shortened to the issuer's own validity (R-R6), linted before the
-// HSM signs (ocsp.NewResponderCertificate), and audited as a key operation
-// (R-K3). actor names who asked.
-func (c *CA) CertifyResponder(ctx context.Context, issuerName string, pub crypto.PublicKey, notBefore, notAfter time.Time, actor string) ([]byte, error) {
-	p, gen, ok := c.issuerByName(issuerName)
+// Responder certification defaults (R-R6).
+const (
+	// DefaultResponderValidity is the longest a delegated responder
+	// certificate lives. It carries id-pkix-ocsp-nocheck (RFC 6960
+	// §4.2.2.2.1), so relying parties never check its status: a responder
+	// certificate an operator revokes stops being usable when it expires
+	// and is not renewed. The lifetime is that window.
+	DefaultResponderValidity = 24 * time.Hour
+	// responderSkew is how far notBefore may lie from now, either way.
+	responderSkew = time.Hour
+)
+
+// ResponderPolicy says which keys may be certified as delegated OCSP
+// responders (R-R6).
+type ResponderPolicy struct {
+	// Replicas enrolls each replica, by its client name. A replica not
+	// listed gets nothing certified.
+	Replicas map[string]ReplicaEnrollment
+	// EnrollAny certifies any key a replica offers: development only (the
+	// CA with no clients configured, on loopback).
+	EnrollAny bool
+	// MaxValidity bounds a responder certificate's lifetime; default
+	// DefaultResponderValidity.
+	MaxValidity time.Duration
+}
+
+// ReplicaEnrollment is what the operator enrolled for one replica.
+type ReplicaEnrollment struct {
+	// Keys are the SHA-256 pins of the SubjectPublicKeyInfo DER of the
+	// responder keys it may have certified (shomei-ocsp
+	// --print-responder-keys prints them).
+	Keys [][sha256.Size]byte
+	// Issuers are the issuer key generations it serves ("sign-g1"); empty
+	// means every one.
+	Issuers []string
+}
+
+// Serves says whether the replica may answer for the issuer generation.
+func (e ReplicaEnrollment) Serves(issuer string) bool {
+	return len(e.Issuers) == 0 || slices.Contains(e.Issuers, issuer)
+}
+
+// ResponderRequest asks for a delegated OCSP responder certificate.
+type ResponderRequest struct {
+	// Issuer is the issuer key generation, e.g. "sign-g1".
+	Issuer string
+	// PublicKey is the responder's key; its possession is proven by the
+	// caller (a CSR for a replica, the CA's own HSM for the local path).
+	PublicKey crypto.PublicKey
+	// NotBefore and NotAfter are what the responder asks for; notAfter is
+	// shortened to the policy's MaxValidity and the issuer's validity.
+	NotBefore, NotAfter time.Time
+	// Replica names the replica it is for; empty for the CA's own
+	// responder, whose keys are in the CA's HSM.
+	Replica string
+}
+
+// CertifyResponder has the issuer key generation req.Issuer sign a
+// delegated OCSP responder certificate (R-R6) after checking, here and not
+// at the API, that the key is RSA 2048–4096 or ECDSA P-256/P-384, the
+// validity is bounded, the key is enrolled for that replica and that issuer
+// and was never revoked. Like issuance it records before it signs: the
+// certificate is stored PENDING with its audit record (R-K3) first, signed,
+// then completed. The audit record names the caller (ca/caller).
+func (c *CA) CertifyResponder(ctx context.Context, req ResponderRequest) ([]byte, error) {
+	der, err := c.certifyResponder(ctx, req)
+	if c.metrics != nil {
+		c.metrics.responder(req, err)
+	}
+	return der, err
+}
+
+func (c *CA) certifyResponder(ctx context.Context, req ResponderRequest) ([]byte, error) {
+	p, gen, ok := c.issuerByName(req.Issuer)
 	if !ok {
-		return nil, refuse(KindNotFound, "issuer", "R-R6", "no issuer key generation is named %q", issuerName)
+		return nil, refuse(KindNotFound, "issuer", "R-R6", "no issuer key generation is named %q", req.Issuer)
+	}
+	if err := checkResponderKey(req.PublicKey); err != nil {
+		return nil, err
+	}
+	pin, err := ocsp.KeyPin(req.PublicKey)
+	if err != nil {
+		return nil, refuse(KindInvalid, "csr", "R-R6", "the key does not encode: %v", err)
+	}
+	pol := c.cfg.Responders
+	if req.Replica != "" && !pol.EnrollAny {
+		enr, ok := pol.Replicas[req.Replica]
+		switch {
+		case !ok:
+			return nil, refuse(KindPermission, "csr", "R-R6", "replica %s has no responder keys enrolled", req.Replica)
+		case !enr.Serves(req.Issuer):
+			return nil, refuse(KindPermission, "issuer", "R-R6", "replica %s does not serve issuer %s", req.Replica, req.Issuer)
+		case !enrolled(enr.Keys, pin):
+			return nil, refuse(KindPrecondition, "csr", "R-R6",
+				"key %s is not enrolled for replica %s: an operator adds it to that client's responder_keys", pin, req.Replica)
+		}
+	}
+	now := c.now()
+	notBefore, notAfter := req.NotBefore.Truncate(time.Second), req.NotAfter.Truncate(time.Second)
+	if notBefore.IsZero() {
+		notBefore = now.Add(-time.Minute).Truncate(time.Second)
+	}
+	if notBefore.Before(now.Add(-responderSkew)) || notBefore.After(now.Add(responderSkew)) {
+		return nil, refuse(KindInvalid, "not_before", "R-R6", "%s is more than %v from now", notBefore.UTC().Format(time.RFC3339), responderSkew)
+	}
+	maxValidity := pol.MaxValidity
+	if maxValidity <= 0 {
+		maxValidity = DefaultResponderValidity
+	}
+	if notAfter.IsZero() || notAfter.After(notBefore.Add(maxValidity)) {
+		notAfter = notBefore.Add(maxValidity)
+	}
+	if !notBefore.Before(notAfter) {
+		return nil, refuse(KindInvalid, "not_after", "R-R6", "is not after not_before")
 	}
 	cert, signer, err := c.IssuerSigner(p, gen)
 	if err != nil {
 		return nil, err
 	}
-	if notBefore.Before(cert.NotBefore) {
-		notBefore = cert.NotBefore
-	}
-	if notAfter.After(cert.NotAfter) {
-		notAfter = cert.NotAfter
+	notBefore, notAfter = maxTime(notBefore, cert.NotBefore), minTime(notAfter, cert.NotAfter)
+	if !notBefore.Before(notAfter) {
+		return nil, refuse(KindPrecondition, "issuer", "R-R6", "issuer %s is not valid at %s", req.Issuer, notBefore.UTC().Format(time.RFC3339))
 	}
 	sn, err := serial.New()
 	if err != nil {
 		return nil, err
 	}
-	der, err := ocsp.NewResponderCertificate(cert, signer, pub, notBefore, notAfter, sn)
-	if err != nil {
-		return nil, err
-	}
-	err = c.cfg.Store.AppendAudit(&storev1.AuditRecord{Time: timestamppb.New(c.now()), Actor: actor, Action: "ocsp.responder.certify",
+	spki, _ := x509.MarshalPKIXPublicKey(req.PublicKey)
+	sum := sha256.Sum256(spki)
+	rec := &storev1.ResponderCertificate{Serial: sn.Bytes(), Issuer: req.Issuer, Replica: req.Replica, PublicKeySha256: sum[:],
+		NotBefore: timestamppb.New(notBefore), NotAfter: timestamppb.New(notAfter), State: storev1.CertState_CERT_STATE_PENDING,
+		CreatedAt: timestamppb.New(now), Actor: c.actor(ctx)}
+	audit := &storev1.AuditRecord{Time: timestamppb.New(now), Actor: rec.Actor, Action: store.ActionResponderCertify,
 		Fields: []*storev1.AuditField{
-			{Key: "issuer", Value: issuerName},
-			{Key: "serial", Value: fmt.Sprintf("%x", sn)},
+			{Key: "issuer", Value: req.Issuer},
+			{Key: "serial", Value: fmt.Sprintf("%x", rec.Serial)},
+			{Key: "replica", Value: req.Replica},
+			{Key: "key", Value: pin},
 			{Key: "not_before", Value: notBefore.UTC().Format(time.RFC3339)},
 			{Key: "not_after", Value: notAfter.UTC().Format(time.RFC3339)},
-		}})
-	if err != nil {
+		}}
+	if err := c.cfg.Store.ReserveResponder(rec, audit); err != nil {
+		if errors.Is(err, store.ErrResponderKeyRevoked) {
+			return nil, &Error{Kind: KindPrecondition, Err: err, Violations: []Violation{{"csr", "R-R6",
+				fmt.Sprintf("key %s had a responder certificate revoked by an operator: it is never certified again; generate a new key", pin)}}}
+		}
 		return nil, err
 	}
+	der, err := ocsp.NewResponderCertificate(cert, signer, req.PublicKey, notBefore, notAfter, sn)
+	if err == nil {
+		err = c.cfg.Store.CompleteResponder(rec.Serial, der)
+	}
+	if err != nil {
+		if aerr := c.cfg.Store.AbandonResponder(rec.Serial); aerr != nil {
+			c.log.Error("could not mark a failed responder certification abandoned", "serial", fmt.Sprintf("%x", rec.Serial), "error", aerr)
+		}
+		if errors.Is(err, hsm.ErrTokenUnavailable) || errors.Is(err, hsm.ErrPoolExhausted) {
+			return nil, &Error{Kind: KindUnavailable, Err: err}
+		}
+		return nil, err
+	}
+	c.log.Info("OCSP responder certified", "issuer", req.Issuer, "replica", req.Replica, "serial", fmt.Sprintf("%x", rec.Serial),
+		"key", pin, "not_after", notAfter)
 	return der, nil
 }
 
+// checkResponderKey: RSA of 2048 to 4096 bits, or ECDSA P-256 or P-384.
+func checkResponderKey(pub crypto.PublicKey) error {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		if n := k.N.BitLen(); n < 2048 || n > 4096 {
+			return refuse(KindInvalid, "csr", "R-R6", "RSA key of %d bits; 2048 to 4096", n)
+		}
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
+			return refuse(KindInvalid, "csr", "R-R6", "ECDSA key on %s; P-256 or P-384", k.Curve.Params().Name)
+		}
+	default:
+		return refuse(KindInvalid, "csr", "R-R6", "%T keys are not responder keys; RSA or ECDSA", pub)
+	}
+	return nil
+}
+
+func enrolled(keys [][sha256.Size]byte, pin string) bool {
+	want, err := ocsp.ParseKeyPin(pin)
+	return err == nil && slices.Contains(keys, want)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// actor is who the audit log names for a request: the authenticated caller
+// (ca/caller), else this CA instance's configured actor.
+func (c *CA) actor(ctx context.Context) string {
+	if cl, ok := caller.From(ctx); ok {
+		return cl.String()
+	}
+	return c.cfg.Actor
+}
+
 // LocalResponderCertifier certifies the all-in-one CA's own responder keys
-// (it satisfies ocsp/responders.Certifier).
+// (it satisfies ocsp/responders.Certifier). Only keys held in an HSM
+// (*hsm.Signer) are certified: the CA's own responder keys are enrolled by
+// being in its token.
 type LocalResponderCertifier struct {
-	CA    *CA
-	Actor string
+	CA *CA
 }
 
 // CertifyResponder implements ocsp/responders.Certifier.
 func (l LocalResponderCertifier) CertifyResponder(ctx context.Context, issuerName string, responder crypto.Signer, notBefore, notAfter time.Time) ([]byte, error) {
-	return l.CA.CertifyResponder(ctx, issuerName, responder.Public(), notBefore, notAfter, l.Actor)
+	if _, ok := responder.(*hsm.Signer); !ok {
+		return nil, refuse(KindPermission, "responder", "R-R6", "the CA's own responder keys must be in its HSM, not %T", responder)
+	}
+	ctx = caller.With(ctx, caller.Caller{Kind: caller.Local, Name: l.CA.cfg.Actor, Via: "none"})
+	return l.CA.CertifyResponder(ctx, ResponderRequest{Issuer: issuerName, PublicKey: responder.Public(), NotBefore: notBefore, NotAfter: notAfter})
+}
+
+// ReplicaServes says whether the replica named may follow and answer for
+// the issuer key generation: the issuers its enrollment lists, or all when
+// it lists none. A replica not enrolled serves none (unless EnrollAny).
+func (c *CA) ReplicaServes(replica, issuerName string) bool {
+	pol := c.cfg.Responders
+	if pol.EnrollAny {
+		return true
+	}
+	enr, ok := pol.Replicas[replica]
+	return ok && enr.Serves(issuerName)
 }

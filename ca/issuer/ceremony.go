@@ -13,6 +13,7 @@ import (
 	"time"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	auditlog "github.com/shomei-pki/shomei/ca/audit"
 	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/hsm"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -120,6 +121,19 @@ func (c *Ceremony) Run(ctx context.Context) ([]*storev1.IssuerKey, error) {
 	record("ceremony.complete", "issuers", strconv.Itoa(len(keys)))
 	if err := c.Store.InitIssuers(keys, audit); err != nil {
 		return nil, fmt.Errorf("issuer: recording the issuers (the new keys stay in the token; delete them before running again): %w", err)
+	}
+	// The audit key, and the first checkpoint of the log, signed by it
+	// (R-K3, ca/audit).
+	key, err := auditlog.Key(ctx, c.Token, true, log)
+	if err != nil {
+		return nil, err
+	}
+	cp, err := auditlog.NewCheckpointer(auditlog.CheckpointerConfig{Store: c.Store, Signer: key, Now: now, Log: log})
+	if err == nil {
+		err = cp.Checkpoint(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("issuer: the first audit checkpoint: %w", err)
 	}
 	return keys, nil
 }

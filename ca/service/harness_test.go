@@ -106,6 +106,8 @@ type harness struct {
 	client      cav1.CertificateAuthorityClient
 	events      cav1.EventsClient
 	replication cav1.ReplicationClient
+	addr        string // the gRPC server's address
+	ca          *ca.CA
 	store       *store.Store
 	clock       *clock
 	issuers     map[cav1.Profile]*x509.Certificate
@@ -132,6 +134,13 @@ type options struct {
 	// maxRecv is the server's grpc.MaxRecvMsgSize when set (shomei-ca's
 	// is ca.MaxRequestBytes).
 	maxRecv int
+	// auth admits callers; service.Open{} when nil, and then any replica
+	// key is certified (responders.EnrollAny).
+	auth interface {
+		service.Authorizer
+		service.ReplicaAuthorizer
+	}
+	responders ca.ResponderPolicy
 }
 
 // start runs the key ceremony on token (one of tokens) and a new store in
@@ -158,6 +167,9 @@ func start(t *testing.T, token string, opts options) *harness {
 	}
 	t.Cleanup(func() { st.Close() })
 
+	if opts.auth == nil {
+		opts.auth, opts.responders.EnrollAny = service.Open{}, true
+	}
 	h := &harness{store: st, clock: &clock{now: at(t, ceremonyDay)}, issuers: map[cav1.Profile]*x509.Certificate{},
 		log: &logBuffer{}, personal: map[string]bool{}}
 	log := slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -188,12 +200,12 @@ func start(t *testing.T, token string, opts options) *harness {
 		Store: st, Token: tok,
 		Profile:    profile.Config{CPSURL: "https://shomei.example/cps", OCSPURL: "http://shomei.example/ocsp"},
 		CRLBaseURL: cmp.Or(opts.crlBaseURL, "http://shomei.example/crl"), AllowECDSAP256: opts.allowP256,
-		Actor: "service-test", Now: h.clock.Now, Log: log,
+		Actor: "service-test", Now: h.clock.Now, Log: log, Responders: opts.responders,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := service.New(authority, service.Open{}, log)
+	svc, err := service.New(authority, opts.auth, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +214,7 @@ func start(t *testing.T, token string, opts options) *harness {
 		t.Fatal(err)
 	}
 	// Small pages, so that tests see a snapshot in several messages.
-	repl, err := service.NewReplication(service.ReplicationConfig{CA: authority, Store: st, Auth: service.Open{},
+	repl, err := service.NewReplication(service.ReplicationConfig{CA: authority, Store: st, Auth: opts.auth,
 		Batch: 2, Poll: 20 * time.Millisecond, Now: h.clock.Now, Log: log})
 	if err != nil {
 		t.Fatal(err)
@@ -231,6 +243,7 @@ func start(t *testing.T, token string, opts options) *harness {
 	h.client = cav1.NewCertificateAuthorityClient(conn)
 	h.events = cav1.NewEventsClient(conn)
 	h.replication = cav1.NewReplicationClient(conn)
+	h.addr, h.ca = lis.Addr().String(), authority
 
 	// Registered last, so it runs first, while the test's state is there.
 	t.Cleanup(func() { h.checkLog(t) })

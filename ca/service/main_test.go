@@ -30,12 +30,13 @@ const (
 	tokenSizes      = "attack-sizes"
 	tokenCertSize   = "attack-cert-size"
 	tokenMaxRequest = "attack-max-request"
+	tokenResponders = "rules-responders"
 )
 
 var tokens = []string{
 	tokenApplicant, tokenInquiry, tokenAge, tokenDouble, tokenTogether, tokenKeys,
 	tokenKeysP256, tokenValidity, tokenRenewal, tokenCharacters, tokenLookup, tokenEvents,
-	tokenReplicate, tokenSizes, tokenCertSize, tokenMaxRequest,
+	tokenReplicate, tokenSizes, tokenCertSize, tokenMaxRequest, tokenResponders,
 }
 
 func TestMain(m *testing.M) {

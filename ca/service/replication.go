@@ -2,8 +2,6 @@ package service
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -18,6 +16,7 @@ import (
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	"github.com/shomei-pki/shomei/ca"
+	"github.com/shomei-pki/shomei/ca/caller"
 	"github.com/shomei-pki/shomei/ca/store"
 )
 
@@ -33,9 +32,6 @@ type ReplicationConfig struct {
 	// Heartbeat is the longest gap between messages on a stream; default
 	// 5 s. Each message tells the replica it was in sync at sent_at.
 	Heartbeat time.Duration
-	// MaxResponderValidity bounds the certificates CertifyResponder signs;
-	// default 7 days.
-	MaxResponderValidity time.Duration
 	// Batch is the most statuses in one message; default 1,000.
 	Batch int
 	Now   func() time.Time
@@ -62,9 +58,6 @@ func NewReplication(cfg ReplicationConfig) (*Replication, error) {
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 5 * time.Second
-	}
-	if cfg.MaxResponderValidity <= 0 {
-		cfg.MaxResponderValidity = 7 * 24 * time.Hour
 	}
 	if cfg.Batch <= 0 {
 		cfg.Batch = 1000
@@ -110,7 +103,7 @@ func (r *Replication) Follow(req *cav1.FollowRequest, stream cav1.Replication_Fo
 	}
 	if rev == 0 {
 		r.cfg.Log.Info("replica snapshot", "replica", name, "revision", head)
-		if err := r.snapshot(stream, head); err != nil {
+		if err := r.snapshot(stream, name, head); err != nil {
 			return err
 		}
 		rev = head
@@ -120,7 +113,7 @@ func (r *Replication) Follow(req *cav1.FollowRequest, stream cav1.Replication_Fo
 	last := r.cfg.Now()
 	for {
 		wake := r.woken()
-		batch, next, full, err := r.changes(rev)
+		batch, next, full, err := r.changes(name, rev)
 		if err != nil {
 			return status.Errorf(codes.Unavailable, "reading the status-change log: %v", err)
 		}
@@ -156,12 +149,15 @@ func (r *Replication) Follow(req *cav1.FollowRequest, stream cav1.Replication_Fo
 // snapshot complete at revision head. Certificates change while it pages
 // through them; every change after head is sent afterwards, and a status
 // only moves from good to revoked, so the replica converges.
-func (r *Replication) snapshot(stream cav1.Replication_FollowServer, head uint64) error {
+//
+// A replica gets the statuses of the issuers it serves only
+// (ca.CA.ReplicaServes).
+func (r *Replication) snapshot(stream cav1.Replication_FollowServer, replica string, head uint64) error {
 	var after []byte
 	for {
 		var batch []*cav1.CertificateStatus
 		last, err := r.cfg.Store.CertificatesAfter(after, r.cfg.Batch, func(rec *storev1.Certificate) error {
-			if rec.State == storev1.CertState_CERT_STATE_ISSUED {
+			if rec.State == storev1.CertState_CERT_STATE_ISSUED && r.serves(replica, rec) {
 				batch = append(batch, certificateStatus(rec, nil))
 			}
 			return nil
@@ -186,10 +182,10 @@ func (r *Replication) snapshot(stream cav1.Replication_FollowServer, head uint64
 // changes reads up to Batch changes after rev and returns the statuses
 // they lead to (the certificates' current statuses) and the revision of
 // the last one; full says a whole batch was read, so more may be waiting.
-func (r *Replication) changes(rev uint64) (batch []*cav1.CertificateStatus, next uint64, full bool, err error) {
+func (r *Replication) changes(replica string, rev uint64) (batch []*cav1.CertificateStatus, next uint64, full bool, err error) {
 	next, n := rev, 0
 	err = r.cfg.Store.ChangedCertificates(rev, r.cfg.Batch, func(ch *storev1.StatusChange, rec *storev1.Certificate) error {
-		if rec.State == storev1.CertState_CERT_STATE_ISSUED {
+		if rec.State == storev1.CertState_CERT_STATE_ISSUED && r.serves(replica, rec) {
 			batch = append(batch, certificateStatus(rec, ch.Time))
 		}
 		next, n = ch.Revision, n+1
@@ -211,64 +207,61 @@ func certificateStatus(rec *storev1.Certificate, recorded *timestamppb.Timestamp
 
 // ListIssuers implements cav1.ReplicationServer.
 func (r *Replication) ListIssuers(ctx context.Context, _ *cav1.ListIssuersRequest) (*cav1.ListIssuersResponse, error) {
-	if _, err := r.cfg.Auth.AuthorizeReplica(ctx); err != nil {
+	name, err := r.cfg.Auth.AuthorizeReplica(ctx)
+	if err != nil {
 		return nil, err
 	}
 	out := &cav1.ListIssuersResponse{}
 	for _, g := range r.cfg.CA.IssuerGenerations() {
+		if !r.cfg.CA.ReplicaServes(name, g.Name) {
+			continue
+		}
 		out.Issuers = append(out.Issuers, &cav1.IssuerGeneration{Name: g.Name, CertificateDer: g.Certificate})
 	}
 	return out, nil
 }
 
-// CertifyResponder implements cav1.ReplicationServer.
+// CertifyResponder implements cav1.ReplicationServer. It checks only what
+// the wire carries (the CSR and its proof of possession); what may be
+// certified, for whom and for how long is the domain's (ca.CertifyResponder).
 func (r *Replication) CertifyResponder(ctx context.Context, req *cav1.CertifyResponderRequest) (*cav1.CertifyResponderResponse, error) {
 	name, err := r.cfg.Auth.AuthorizeReplica(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var vs []ca.Violation
-	bad := func(field, format string, args ...any) {
-		vs = append(vs, ca.Violation{Field: field, Rule: "R-R6", Description: fmt.Sprintf(format, args...)})
+	if _, ok := caller.From(ctx); !ok {
+		// Until the gRPC layer names every caller (ca/caller), the
+		// replica is named here, for the audit log.
+		ctx = caller.With(ctx, caller.Caller{Name: name, Kind: caller.Replica, Via: "token"})
 	}
 	csr, err := x509.ParseCertificateRequest(req.GetCsr())
 	switch {
 	case err != nil:
-		bad("csr", "is not a DER PKCS#10 request: %v", err)
+		return nil, statusError(r.cfg.Log, &ca.Error{Kind: ca.KindInvalid, Violations: []ca.Violation{{Field: "csr", Rule: "R-R6",
+			Description: fmt.Sprintf("is not a DER PKCS#10 request: %v", err)}}})
 	case csr.CheckSignature() != nil:
-		bad("csr", "signature does not verify with its public key (proof of possession)")
-	default:
-		switch k := csr.PublicKey.(type) {
-		case *rsa.PublicKey:
-			if k.N.BitLen() < 2048 {
-				bad("csr", "RSA key of %d bits; at least 2048", k.N.BitLen())
-			}
-		case *ecdsa.PublicKey:
-		default:
-			bad("csr", "%T keys are not responder keys; RSA or ECDSA", k)
-		}
+		return nil, statusError(r.cfg.Log, &ca.Error{Kind: ca.KindInvalid, Violations: []ca.Violation{{Field: "csr", Rule: "R-R6",
+			Description: "signature does not verify with its public key (proof of possession)"}}})
 	}
-	now := r.cfg.Now()
-	notBefore, notAfter := now.Add(-time.Minute), now.Add(r.cfg.MaxResponderValidity)
-	if req.NotBefore != nil && req.NotBefore.AsTime().After(notBefore) {
-		notBefore = req.NotBefore.AsTime()
-	}
-	if req.NotAfter != nil && req.NotAfter.AsTime().Before(notAfter) {
-		notAfter = req.NotAfter.AsTime()
-	}
-	if !notBefore.Before(notAfter) {
-		bad("not_after", "is not after not_before")
-	}
-	if notBefore.After(now.Add(time.Hour)) {
-		bad("not_before", "is more than an hour ahead")
-	}
-	if len(vs) > 0 {
-		return nil, statusError(r.cfg.Log, &ca.Error{Kind: ca.KindInvalid, Violations: vs})
-	}
-	der, err := r.cfg.CA.CertifyResponder(ctx, req.GetIssuer(), csr.PublicKey, notBefore.Truncate(time.Second), notAfter.Truncate(time.Second), "replica "+name)
+	der, err := r.cfg.CA.CertifyResponder(ctx, ca.ResponderRequest{Issuer: req.GetIssuer(), PublicKey: csr.PublicKey,
+		NotBefore: optionalTime(req.GetNotBefore()), NotAfter: optionalTime(req.GetNotAfter()), Replica: name})
 	if err != nil {
+		r.cfg.Log.Warn("replica responder certification refused", "replica", name, "issuer", req.GetIssuer(), "error", err)
 		return nil, statusError(r.cfg.Log, err)
 	}
 	r.cfg.Log.Info("replica responder certified", "replica", name, "issuer", req.GetIssuer())
 	return &cav1.CertifyResponderResponse{CertificateDer: der}, nil
+}
+
+// optionalTime is ts, or the zero time when it is unset.
+func optionalTime(ts *timestamppb.Timestamp) time.Time {
+	if ts == nil {
+		return time.Time{}
+	}
+	return ts.AsTime()
+}
+
+// serves says whether the replica follows rec's issuer.
+func (r *Replication) serves(replica string, rec *storev1.Certificate) bool {
+	return r.cfg.CA.ReplicaServes(replica, ca.IssuerName(rec.Profile, rec.IssuerGeneration))
 }

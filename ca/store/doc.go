@@ -24,8 +24,22 @@
 //     an audit record, and refuses to append to a log whose head does not
 //     match its last record. The chain and its head live in the same file,
 //     so someone who rewrites a record and then re-chains every later record
-//     and the head is not detected; that needs the head anchored outside the
-//     file (signed, or copied off the machine).
+//     and the head is not detected by the chain alone: checkpoints anchor
+//     it. A checkpoint (SaveAuditCheckpoint, signed by ca/audit with the
+//     audit key in the HSM) names a record and the SHA-256 of its stored
+//     bytes; VerifyAuditCheckpoints finds a rewrite under a checkpoint and a
+//     log truncated below one.
+//   - Every certificate's state is explained by the audit log: issued by an
+//     issuance record, revoked by a revocation record with its reason (or a
+//     renewal that superseded it). ReconcileAudit names the first that is
+//     not, so a record changed behind the store's back (a revocation
+//     cleared) is found.
+//   - A delegated OCSP responder certificate is recorded PENDING with its
+//     audit record before the issuer signs it (ReserveResponder), like an
+//     end-entity certificate; a revoked responder's key is never reserved
+//     again (R-R6).
+//   - Buckets added after schema version 1 shipped (addedBuckets) are
+//     created when an older store is opened; the version does not change.
 //   - Audit records carry no personal data (spec R-P4). The store cannot check
 //     this; callers must refer to people and certificates by opaque
 //     identifiers and serial numbers only.

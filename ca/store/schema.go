@@ -59,10 +59,19 @@ var (
 	bucketParts   = []byte("partitions")
 	bucketEntries = []byte("crl_entries")
 	bucketCRLs    = []byte("crls")
+	// Added after schema version 1 was first released: created when an
+	// older store is opened (prepare).
+	bucketResponders  = []byte("responder_certs")
+	bucketRevokedKeys = []byte("responder_revoked_keys")
+	bucketCheckpoints = []byte("audit_checkpoints")
 )
 
+// addedBuckets are created in an existing store that lacks them.
+var addedBuckets = [][]byte{bucketResponders, bucketRevokedKeys, bucketCheckpoints}
+
 // allBuckets are created, in this order, when a store is new.
-var allBuckets = [][]byte{bucketMeta, bucketIssuers, bucketAudit, bucketCerts, bucketHolders, bucketKeys, bucketBlocked, bucketInquiry, bucketEvents, bucketChanges, bucketParts, bucketEntries, bucketCRLs}
+var allBuckets = [][]byte{bucketMeta, bucketIssuers, bucketAudit, bucketCerts, bucketHolders, bucketKeys, bucketBlocked, bucketInquiry, bucketEvents, bucketChanges, bucketParts, bucketEntries, bucketCRLs,
+	bucketResponders, bucketRevokedKeys, bucketCheckpoints}
 
 // Keys in the meta bucket.
 var (

@@ -135,6 +135,11 @@ func prepare(tx *bolt.Tx) error {
 	if found != schemaVersion {
 		return fmt.Errorf("%w: found %d, expected %d", ErrSchemaVersion, found, schemaVersion)
 	}
+	for _, name := range addedBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %q: %w", name, err)
+		}
+	}
 	for _, name := range allBuckets {
 		if tx.Bucket(name) == nil {
 			return fmt.Errorf("store is damaged: bucket %q is missing", name)

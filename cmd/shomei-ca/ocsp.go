@@ -30,7 +30,7 @@ func startOCSP(ctx context.Context, cfg *config.Config, st *store.Store, tok *hs
 		Token:       tok,
 		Targets:     targets,
 		KeyPrefix:   responderKeyPrefix,
-		Certifier:   ca.LocalResponderCertifier{CA: authority, Actor: "shomei-ca"},
+		Certifier:   ca.LocalResponderCertifier{CA: authority},
 		Store:       st,
 		Validity:    cfg.OCSP.ResponderValidity,
 		RenewBefore: cfg.OCSP.RenewBefore,

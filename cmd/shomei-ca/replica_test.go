@@ -66,7 +66,40 @@ func TestOCSPReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	write("shomei.yaml", strings.Replace(string(conf), "grpc_listen: 127.0.0.1:0", "grpc_listen: "+caAddr, 1))
+	mod, err := softhsm.Module()
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicaConfig := write("replica.yaml", fmt.Sprintf(`name: r1
+ca:
+  address: %s
+  token_file: replica.token
+store:
+  path: replica.db
+hsm:
+  module: %s
+  module_env:
+    SOFTHSM2_CONF: %s
+  token_label: e2e-replica
+  pin_file: pin
+http_listen: 127.0.0.1:0
+`, caAddr, mod, testDir.Conf))
+	// Enrollment (R-R6): the replica makes its responder keys in its own
+	// HSM and prints their pins; the operator adds them to the replica's
+	// client on the CA and restarts it. Before that the CA certifies none.
 	ca := startCA(t, caConfig)
+	pins := printResponderKeys(t, replicaConfig)
+	if len(pins) != 2 {
+		t.Fatalf("shomei-ocsp --print-responder-keys printed %d keys, want 2 (sign-g1, auth-g1)", len(pins))
+	}
+	ca.stop(t)
+	conf, err = os.ReadFile(caConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("shomei.yaml", strings.Replace(string(conf), "    replica: true\n",
+		"    replica: true\n    responder_keys: ["+strings.Join(pins, ", ")+"]\n", 1))
+	ca = startCA(t, caConfig)
 	ctx := context.Background()
 	city := dialToken(t, ca.grpc, cityToken)
 	issue := func(id string) (sign, auth *cav1.Certificate) {
@@ -95,24 +128,6 @@ func TestOCSPReplica(t *testing.T) {
 		t.Errorf("a replica token was let in to issue: %v", err)
 	}
 
-	mod, err := softhsm.Module()
-	if err != nil {
-		t.Fatal(err)
-	}
-	replicaConfig := write("replica.yaml", fmt.Sprintf(`name: r1
-ca:
-  address: %s
-  token_file: replica.token
-store:
-  path: replica.db
-hsm:
-  module: %s
-  module_env:
-    SOFTHSM2_CONF: %s
-  token_label: e2e-replica
-  pin_file: pin
-http_listen: 127.0.0.1:0
-`, ca.grpc, mod, testDir.Conf))
 	rp, addrs := startBinary(t, "shomei-ocsp", replicaConfig, replicaListening)
 	url := "http://" + addrs[0] + "/ocsp"
 	// Until its first sync the replica vouches for nothing (internalError)
@@ -127,6 +142,17 @@ http_listen: 127.0.0.1:0
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the replica did not sync within 10 s: %v\n%s", err, rp.log)
+		}
+	}
+
+	// Counted per issuer and replica (R-R6), the CA's own responders too.
+	caMetrics := get(t, "http://"+ca.http+"/metrics")
+	for _, want := range []string{
+		`shomei_ca_responder_certifications_total{issuer="sign-g1",outcome="certified",replica="replica1"} 1`,
+		`shomei_ca_responder_certifications_total{issuer="auth-g1",outcome="certified",replica="replica1"} 1`,
+	} {
+		if !strings.Contains(caMetrics, want) {
+			t.Errorf("CA metrics lack %s:\n%s", want, grepLines(caMetrics, "shomei_ca_responder"))
 		}
 	}
 
@@ -261,4 +287,23 @@ func grepLines(text, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// printResponderKeys runs shomei-ocsp --print-responder-keys and returns the
+// pins it prints.
+func printResponderKeys(t *testing.T, config string) []string {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(binDir, "shomei-ocsp"), "--config", config, "--print-responder-keys").Output()
+	if err != nil {
+		t.Fatalf("shomei-ocsp --print-responder-keys: %v\n%s", err, out)
+	}
+	var pins []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 3 || !strings.HasPrefix(f[2], "sha256:") {
+			t.Fatalf("shomei-ocsp --print-responder-keys printed %q", line)
+		}
+		pins = append(pins, f[2])
+	}
+	return pins
 }

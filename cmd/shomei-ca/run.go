@@ -18,6 +18,7 @@ import (
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/ca"
+	"github.com/shomei-pki/shomei/ca/audit"
 	"github.com/shomei-pki/shomei/ca/dn"
 	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/ca/profile"
@@ -85,6 +86,14 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 		}
 	}
 
+	checkpoints, err := startAuditCheckpoints(ctx, cfg, st, tok, log)
+	if err != nil {
+		return err
+	}
+	// Deferred after the store's and the token's Close, so it runs before
+	// them: a clean stop leaves no unsigned tail.
+	defer checkpoints.stop()
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := reg.Register(grpcGate); err != nil {
@@ -114,6 +123,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 	authority, err := ca.New(ctx, ca.Config{
 		Store: st, Token: tok, Profile: pcfg, CRLBaseURL: cfg.Server.PublicURL + "/crl",
 		AllowECDSAP256: cfg.Certificates.AllowECDSAP256, Log: log, Metrics: metrics,
+		Responders:     responderPolicy(cfg),
 		OnStatusChange: func() { follow.Notify(); publisher.Notify(); replication.Notify() },
 	})
 	if err != nil {
@@ -132,14 +142,19 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 		return err
 	}
 	go follow.run(bgCtx)
+	go checkpoints.Run(bgCtx)
 	go publisher.Run(bgCtx)
+	refusals, err := audit.NewRefusals(audit.RefusalsConfig{Store: st, Metrics: reg, Log: log})
+	if err != nil {
+		return err
+	}
+	refusedUnary, refusedStream := service.RefusalInterceptors(refusals)
 	svc, err := service.New(authority, auth, log)
 	if err != nil {
 		return err
 	}
 	replication, err = service.NewReplication(service.ReplicationConfig{
 		CA: authority, Store: st, Auth: auth, Log: log,
-		MaxResponderValidity: cfg.OCSP.ResponderValidity,
 	})
 	if err != nil {
 		return err
@@ -184,7 +199,10 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 			cav1.RegisterEventsServer(s, svc.Events())
 			cav1.RegisterReplicationServer(s, replication)
 		},
-		ServerOptions:   grpcGate.ServerOptions(),
+		// The refusal auditor goes inside the authenticating gate, so that
+		// it sees the caller (ca/caller).
+		ServerOptions: append(grpcGate.ServerOptions(),
+			grpc.ChainUnaryInterceptor(refusedUnary), grpc.ChainStreamInterceptor(refusedStream)),
 		HTTP:            responder.Route(statusGate.Guard("ocsp", responder, responder.Unauthorized()), mux),
 		HTTPTLS:         httpTLS,
 		ShutdownTimeout: cfg.Server.ShutdownTimeout,

@@ -13,8 +13,9 @@ import (
 func main() {
 	configPath := flag.String("config", envOr("SHOMEI_OCSP_CONFIG", "var/shomei-ocsp.yaml"), "configuration file")
 	verbose := flag.Bool("v", false, "log in detail")
+	printKeys := flag.Bool("print-responder-keys", false, "generate the responder keys in the HSM if missing, print their pins (to enroll as the CA's clients[].responder_keys) and exit")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), `Usage: shomei-ocsp [--config FILE] [-v]
+		fmt.Fprintf(flag.CommandLine.Output(), `Usage: shomei-ocsp [--config FILE] [-v] [--print-responder-keys]
 
 Runs an OCSP replica: it follows a Shomei CA's certificate statuses over
 gRPC into its own bbolt file, signs with its own delegated responder keys
@@ -35,6 +36,13 @@ Flags:
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *printKeys {
+		if err := printResponderKeys(ctx, *configPath, os.Stdout, log); err != nil {
+			log.Error("shomei-ocsp --print-responder-keys", "error", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(ctx, *configPath, log); err != nil {
 		log.Error("shomei-ocsp stopped", "error", err)
 		os.Exit(1)

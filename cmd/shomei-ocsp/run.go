@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
+	"github.com/shomei-pki/shomei/hsm"
 	"github.com/shomei-pki/shomei/internal/clienttoken"
 	"github.com/shomei-pki/shomei/internal/config"
 	"github.com/shomei-pki/shomei/ocsp"
@@ -44,41 +46,12 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 		return err
 	}
 	defer tok.Close()
-
-	opts, err := clienttoken.Dial{TokenFile: cfg.CA.TokenFile, CAFile: cfg.CA.TLSCAFile,
-		CertFile: cfg.CA.TLSCertFile, KeyFile: cfg.CA.TLSKeyFile}.Options()
-	if err != nil {
-		return fmt.Errorf("ca.token_file / ca.tls_ca_file / ca.tls_cert_file / ca.tls_key_file: %w", err)
-	}
-	conn, err := grpc.NewClient(cfg.CA.Address, opts...)
-	if err != nil {
-		return fmt.Errorf("ca.address: %w", err)
-	}
-	defer conn.Close()
-	client := cav1.NewReplicationClient(conn)
-
-	list, err := replica.Issuers(ctx, client, st, log)
+	conn, client, err := dialCA(cfg)
 	if err != nil {
 		return err
 	}
-	var targets []responders.Target
-	byName := map[string]*x509.Certificate{}
-	for _, is := range list.Issuers {
-		cert, err := x509.ParseCertificate(is.CertificateDer)
-		if err != nil {
-			return fmt.Errorf("issuer %s: %w", is.Name, err)
-		}
-		targets = append(targets, responders.Target{Name: is.Name, Certificate: cert})
-		byName[is.Name] = cert
-	}
-	if len(targets) == 0 {
-		return errors.New("the CA has no issuers")
-	}
-	keeper, err := responders.New(responders.Config{
-		Token: tok, Targets: targets, KeyPrefix: "shomei-ocsp-" + cfg.Name,
-		Certifier: replica.RemoteCertifier{Client: client}, Store: st,
-		Validity: cfg.OCSP.ResponderValidity, RenewBefore: cfg.OCSP.RenewBefore, Log: log,
-	})
+	defer conn.Close()
+	keeper, byName, err := newKeeper(ctx, cfg, client, st, tok, log)
 	if err != nil {
 		return err
 	}
@@ -140,4 +113,89 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdown)
+}
+
+// dialCA connects to the CA's Replication service.
+func dialCA(cfg *config.Replica) (*grpc.ClientConn, cav1.ReplicationClient, error) {
+	opts, err := clienttoken.Dial{TokenFile: cfg.CA.TokenFile, CAFile: cfg.CA.TLSCAFile,
+		CertFile: cfg.CA.TLSCertFile, KeyFile: cfg.CA.TLSKeyFile}.Options()
+	if err != nil {
+		return nil, nil, fmt.Errorf("ca.token_file / ca.tls_ca_file / ca.tls_cert_file / ca.tls_key_file: %w", err)
+	}
+	conn, err := grpc.NewClient(cfg.CA.Address, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ca.address: %w", err)
+	}
+	return conn, cav1.NewReplicationClient(conn), nil
+}
+
+// newKeeper makes the keeper of the replica's responders, one per issuer
+// key generation the CA lets it serve.
+func newKeeper(ctx context.Context, cfg *config.Replica, client cav1.ReplicationClient, st *replica.Store, tok *hsm.Token, log *slog.Logger) (*responders.Keeper, map[string]*x509.Certificate, error) {
+	list, err := replica.Issuers(ctx, client, st, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	var targets []responders.Target
+	byName := map[string]*x509.Certificate{}
+	for _, is := range list.Issuers {
+		cert, err := x509.ParseCertificate(is.CertificateDer)
+		if err != nil {
+			return nil, nil, fmt.Errorf("issuer %s: %w", is.Name, err)
+		}
+		targets = append(targets, responders.Target{Name: is.Name, Certificate: cert})
+		byName[is.Name] = cert
+	}
+	if len(targets) == 0 {
+		return nil, nil, errors.New("the CA has no issuers for this replica")
+	}
+	keeper, err := responders.New(responders.Config{
+		Token: tok, Targets: targets, KeyPrefix: "shomei-ocsp-" + cfg.Name,
+		Certifier: replica.RemoteCertifier{Client: client}, Store: st,
+		Validity: cfg.OCSP.ResponderValidity, RenewBefore: cfg.OCSP.RenewBefore, Log: log,
+	})
+	return keeper, byName, err
+}
+
+// printResponderKeys writes, one a line, each responder key's issuer,
+// HSM label and pin, for the operator to enroll on the CA:
+//
+//	clients:
+//	  - name: replica1
+//	    replica: true
+//	    responder_keys: ["sha256:…", "sha256:…"]
+func printResponderKeys(ctx context.Context, configPath string, out io.Writer, log *slog.Logger) error {
+	cfg, err := config.LoadReplica(configPath)
+	if err != nil {
+		return err
+	}
+	st, err := replica.Open(cfg.Store.Path)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tok, err := cfg.HSM.Open()
+	if err != nil {
+		return err
+	}
+	defer tok.Close()
+	conn, client, err := dialCA(cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	keeper, _, err := newKeeper(ctx, cfg, client, st, tok, log)
+	if err != nil {
+		return err
+	}
+	keys, err := keeper.Keys(ctx)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if _, err := fmt.Fprintf(out, "%s\t%s\t%s\n", k.Issuer, k.Label, k.Pin); err != nil {
+			return err
+		}
+	}
+	return nil
 }

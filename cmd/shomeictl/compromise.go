@@ -63,6 +63,7 @@ invalidityDate, RFC 3339); default now. Running it again changes nothing.`,
 			if err != nil {
 				return err
 			}
+			g.checkpoint(cmd, st)
 			fmt.Fprintf(cmd.OutOrStdout(), "%s is COMPROMISED: %d certificates revoked (cACompromise), %d already revoked; status revision %d\n",
 				args[0], res.Revoked, res.AlreadyRevoked, res.Revision)
 			return nil

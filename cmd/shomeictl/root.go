@@ -42,7 +42,7 @@ configuration names; it is never accepted as a flag.`,
 	}
 	root.PersistentFlags().StringVar(&g.configPath, "config", def, "configuration file")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log progress in detail")
-	root.AddCommand(newInitCommand(g), newKeysCommand(g), newIssuersCommand(g), newAuditCommand(g), newCardCommand(), newEventsCommand())
+	root.AddCommand(newInitCommand(g), newKeysCommand(g), newIssuersCommand(g), newAuditCommand(g), newRespondersCommand(g), newCardCommand(), newEventsCommand())
 	return root
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/hsm"
 	"github.com/shomei-pki/shomei/internal/secfile"
+	"github.com/shomei-pki/shomei/ocsp"
 )
 
 // Config is the whole configuration file.
@@ -33,6 +34,7 @@ type Config struct {
 	OCSP         OCSP         `yaml:"ocsp"`
 	// HTTPAccess: who may fetch OCSP and CRLs on server.http_listen (R-R6).
 	HTTPAccess HTTPAccess `yaml:"http_access"`
+	Audit        Audit        `yaml:"audit"`
 	// Clients are the municipal systems allowed to call the API. With none,
 	// anyone who reaches the gRPC address may act for any municipality:
 	// acceptable only for development on a loopback address.
@@ -174,15 +176,26 @@ type Client struct {
 	// 0: server.rate_limits.client_rate and client_burst.
 	Rate  float64 `yaml:"rate"`
 	Burst int     `yaml:"burst"`
+	// ResponderKeys (replicas only) are the responder keys the replica may
+	// have certified, each "sha256:" and the hex SHA-256 of the key's
+	// SubjectPublicKeyInfo DER, as `shomei-ocsp --print-responder-keys`
+	// prints them (R-R6). No key, no certificate.
+	ResponderKeys []string `yaml:"responder_keys"`
+	// Issuers (replicas only) are the issuer key generations the replica
+	// serves, e.g. [sign-g1, auth-g1]: it follows their statuses and has
+	// responders certified for them only. Empty: every generation.
+	Issuers []string `yaml:"issuers"`
 }
 
 // OCSP configures the OCSP responder (R-R6).
 type OCSP struct {
 	// ResponderValidity is how long a delegated responder certificate is
-	// valid; default 168h (7 days).
+	// valid; default 24h. On the CA it also bounds what replicas get. The
+	// certificate carries id-pkix-ocsp-nocheck, so a revoked responder
+	// stops being usable when it expires unrenewed: keep it short.
 	ResponderValidity time.Duration `yaml:"responder_validity"`
 	// RenewBefore: the responder certificate is renewed when less than
-	// this is left; default 48h.
+	// this is left; default 8h.
 	RenewBefore time.Duration `yaml:"renew_before"`
 	// ResponseValidity is nextUpdate - thisUpdate of a response; default 1h.
 	ResponseValidity time.Duration `yaml:"response_validity"`
@@ -199,6 +212,17 @@ type OCSP struct {
 	// UnknownReuse is how long an "unknown" answer is served from the
 	// cache; default 1m.
 	UnknownReuse time.Duration `yaml:"unknown_reuse"`
+}
+
+// Audit configures the signed checkpoints of the audit log (R-K3, ca/audit).
+type Audit struct {
+	// CheckpointEvery: a checkpoint at most this many records after the
+	// last; default 100.
+	CheckpointEvery int `yaml:"checkpoint_every"`
+	// CheckpointInterval: a checkpoint at most this long after a record
+	// was written; default 10s. One is also signed at start and at a clean
+	// stop.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 }
 
 // decodeStrict decodes YAML into v; unknown keys are errors.
@@ -319,6 +343,13 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("clients[%d]: a replica acts for no municipality; remove municipalities", i))
 		case !cl.Replica && len(cl.Municipalities) == 0:
 			errs = append(errs, fmt.Errorf("clients[%d]: municipalities are required (or replica: true)", i))
+		case !cl.Replica && (len(cl.ResponderKeys) > 0 || len(cl.Issuers) > 0):
+			errs = append(errs, fmt.Errorf("clients[%d]: responder_keys and issuers are for replicas only", i))
+		}
+		for j, k := range cl.ResponderKeys {
+			if _, err := ocsp.ParseKeyPin(k); err != nil {
+				errs = append(errs, fmt.Errorf("clients[%d].responder_keys[%d]: %w", i, j, err))
+			}
 		}
 	}
 	for i, cl := range c.Clients {
@@ -333,6 +364,9 @@ func (c *Config) validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.HTTPAccess.validate()...)
+	if c.Audit.CheckpointEvery < 0 || c.Audit.CheckpointInterval < 0 {
+		errs = append(errs, errors.New("audit: checkpoint_every and checkpoint_interval must not be negative"))
+	}
 	switch t := c.Server.TLS; {
 	case t != nil && (t.CertFile == "" || t.KeyFile == ""):
 		errs = append(errs, errors.New("server.tls: cert_file and key_file are required"))

@@ -20,7 +20,7 @@ func TestExampleConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the example configuration does not load: %v", err)
 	}
-	if len(c.Clients) != 2 || !c.Clients[1].Replica || c.Server.GRPCListen != "127.0.0.1:8443" || !c.OCSPEnabled() || c.OCSP.RenewBefore != 48*time.Hour {
+	if len(c.Clients) != 2 || !c.Clients[1].Replica || c.Server.GRPCListen != "127.0.0.1:8443" || !c.OCSPEnabled() || c.OCSP.RenewBefore != 8*time.Hour || len(c.Clients[1].ResponderKeys) != 2 || c.Audit.CheckpointEvery != 100 {
 		t.Fatalf("example configuration decoded as %+v", c)
 	}
 }
@@ -47,5 +47,23 @@ func TestExampleReplicaConfiguration(t *testing.T) {
 	os.WriteFile(bad, []byte("name: Tokyo 1\nstore: {path: r.db}\nhsm: {module: x.so, token_label: t, pin_file: p}\ntypo: 1\n"), 0o600)
 	if _, err := LoadReplica(bad); err == nil || !strings.Contains(err.Error(), "typo") {
 		t.Errorf("an unknown key: %v; want it named", err)
+	}
+}
+
+// TestResponderKeysValidated: a malformed pin, or enrollment on a
+// municipal client, is refused at load with the client named.
+func TestResponderKeysValidated(t *testing.T) {
+	raw, err := os.ReadFile("../../deploy/shomei.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct{ old, new, want string }{
+		"a short pin":                            {"sha256:8a1f7c3e5b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d2f4a", "sha256:8a1f", "clients[1].responder_keys[0]"},
+		"a municipal client with responder keys": {`municipalities: ["13221"]`, "municipalities: [\"13221\"]\n    issuers: [sign-g1]", "clients[0]: responder_keys and issuers are for replicas only"},
+	} {
+		_, err := Decode(strings.NewReader(strings.Replace(string(raw), tc.old, tc.new, 1)), "/etc/shomei")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v; want %q", name, err, tc.want)
+		}
 	}
 }

@@ -17,8 +17,8 @@ import (
 
 // Defaults for Config.
 const (
-	DefaultValidity    = 7 * 24 * time.Hour
-	DefaultRenewBefore = 2 * 24 * time.Hour
+	DefaultValidity    = 24 * time.Hour
+	DefaultRenewBefore = 8 * time.Hour
 	// DefaultKeyAlgorithm: responses are signed like the issuers sign
 	// certificates (R-P1).
 	DefaultKeyAlgorithm = hsm.RSA2048
@@ -164,8 +164,8 @@ func (k *Keeper) current(ctx context.Context, t Target, keys []hsm.KeyInfo) (*oc
 	if err != nil {
 		k.cfg.Log.Warn("OCSP responder certificate not usable; certifying a new one", "key", label, "err", err)
 	}
-	if saved != nil && saved.NotAfter.Sub(now) > k.cfg.RenewBefore {
-		return &ocsp.Issuer{Certificate: t.Certificate, Responder: saved, Signer: signer}, saved.NotAfter.Add(-k.cfg.RenewBefore), nil
+	if saved != nil && saved.NotAfter.Sub(now) > k.renewBefore(saved) {
+		return &ocsp.Issuer{Certificate: t.Certificate, Responder: saved, Signer: signer}, saved.NotAfter.Add(-k.renewBefore(saved)), nil
 	}
 
 	// Backdate a minute for relying parties' clock skew; the certifier
@@ -182,11 +182,24 @@ func (k *Keeper) current(ctx context.Context, t Target, keys []hsm.KeyInfo) (*oc
 		return nil, time.Time{}, fmt.Errorf("responders: %s: %w", label, err)
 	}
 	k.cfg.Log.Info("OCSP responder certificate certified", "key", label, "serial", fmt.Sprintf("%x", cert.SerialNumber), "not_after", cert.NotAfter)
-	renewAt := cert.NotAfter.Add(-k.cfg.RenewBefore)
+	renewAt := cert.NotAfter.Add(-k.renewBefore(cert))
 	if !renewAt.After(now) { // the issuer expires within RenewBefore
 		renewAt = cert.NotAfter
 	}
 	return &ocsp.Issuer{Certificate: t.Certificate, Responder: cert, Signer: signer}, renewAt, nil
+}
+
+// renewBefore is how long before its end cert is renewed: RenewBefore, or,
+// when the certifier granted less than Validity (the CA caps responder
+// certificates, R-R6), RenewBefore in proportion, so that a short
+// certificate is renewed well before it expires rather than at once or at
+// its end.
+func (k *Keeper) renewBefore(cert *x509.Certificate) time.Duration {
+	life := cert.NotAfter.Sub(cert.NotBefore)
+	if life >= k.cfg.Validity {
+		return k.cfg.RenewBefore
+	}
+	return time.Duration(float64(k.cfg.RenewBefore) * float64(life) / float64(k.cfg.Validity))
 }
 
 // signer finds the responder key labelled label among the token's keys,
@@ -208,7 +221,9 @@ func (k *Keeper) signer(ctx context.Context, label string, keys []hsm.KeyInfo) (
 		if err != nil {
 			return nil, err
 		}
-		k.cfg.Log.Info("OCSP responder key generated in the HSM", "key", label, "algorithm", k.cfg.KeyAlgorithm)
+		pin, _ := ocsp.KeyPin(s.Public())
+		// The pin is public: the operator enrolls it on the CA (R-R6).
+		k.cfg.Log.Info("OCSP responder key generated in the HSM", "key", label, "algorithm", k.cfg.KeyAlgorithm, "pin", pin)
 		return s, nil
 	case 1:
 		return k.cfg.Token.Signer(ctx, found[0])
@@ -294,4 +309,36 @@ func (k *Keeper) Maintain(ctx context.Context, responder *ocsp.Responder, next t
 		}
 		next = n
 	}
+}
+
+// ResponderKey is one responder key and its pin, for the operator to
+// enroll on the CA (clients[].responder_keys, R-R6).
+type ResponderKey struct {
+	Issuer string // the target's name, e.g. "sign-g1"
+	Label  string // the key's HSM label
+	Pin    string // ocsp.KeyPin of its public key
+}
+
+// Keys finds or generates the responder key of every target, without
+// certifying anything, and returns their pins: what an operator enrolls
+// before the CA certifies them.
+func (k *Keeper) Keys(ctx context.Context) ([]ResponderKey, error) {
+	keys, err := k.cfg.Token.Keys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("responders: listing the HSM's keys: %w", err)
+	}
+	out := make([]ResponderKey, 0, len(k.cfg.Targets))
+	for _, t := range k.cfg.Targets {
+		label := k.KeyLabel(t.Name)
+		s, err := k.signer(ctx, label, keys)
+		if err != nil {
+			return nil, fmt.Errorf("responders: %s: %w", label, err)
+		}
+		pin, err := ocsp.KeyPin(s.Public())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ResponderKey{Issuer: t.Name, Label: label, Pin: pin})
+	}
+	return out, nil
 }

@@ -57,6 +57,9 @@ type issuerCA struct {
 	n    int   // certificates signed
 	// wrong makes it certify another key.
 	wrong bool
+	// cap, when set, shortens every certificate to at most this, as the
+	// CA caps responder certificates (R-R6).
+	cap time.Duration
 }
 
 func newIssuer(t *testing.T, now time.Time) *issuerCA {
@@ -94,6 +97,9 @@ func (c *issuerCA) CertifyResponder(_ context.Context, issuer string, responder 
 		pub = k.Public()
 	}
 	c.n++
+	if c.cap > 0 && notAfter.Sub(notBefore) > c.cap {
+		notAfter = notBefore.Add(c.cap)
+	}
 	return ocsp.NewResponderCertificate(c.cert, c.key, pub, notBefore, notAfter, big.NewInt(int64(100+c.n)))
 }
 
@@ -240,5 +246,36 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		if _, err := responders.New(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestKeeperCappedValidity: a replica configured for 7-day certificates,
+// renewed 2 days before, against a CA that grants 24 h: the certificate is
+// renewed in proportion (about 6.9 h before its end), not at once on every
+// start nor only when it expires.
+func TestKeeperCappedValidity(t *testing.T) {
+	ctx := context.Background()
+	tok := openToken(t)
+	now := time.Now().Truncate(time.Second)
+	clock := func() time.Time { return now }
+	ca := newIssuer(t, now)
+	ca.cap = 24 * time.Hour
+	k, err := responders.New(responders.Config{
+		Token: tok, Targets: []responders.Target{{Name: "sign-g1", Certificate: ca.cert}}, KeyPrefix: "test-ocsp-capped",
+		Certifier: ca, Store: &memStore{m: map[string][]byte{}}, Validity: 7 * 24 * time.Hour, RenewBefore: 2 * 24 * time.Hour, Now: clock,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuers, next, err := k.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := issuers[0].Responder.NotAfter.Sub(next)
+	if left < 6*time.Hour || left > 8*time.Hour {
+		t.Errorf("renewal %v before the end of a 24 h certificate; want about 6.9 h", left)
+	}
+	if _, _, err := k.Current(ctx); err != nil || ca.n != 1 {
+		t.Errorf("a second Current re-certified (%d signed, %v); want the saved certificate kept", ca.n, err)
 	}
 }

@@ -1,0 +1,169 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+)
+
+// ErrUnexplained means a certificate's recorded state is not what the audit
+// log says happened to it: the certificate bucket was changed behind the
+// store's back (R-K3). Errors wrapping it are *UnexplainedError.
+var ErrUnexplained = errors.New("certificate state not explained by the audit log")
+
+// UnexplainedError names the first certificate whose state the audit log
+// does not explain.
+type UnexplainedError struct {
+	Serial string // hex, without leading zeros
+	Reason string
+}
+
+func (e *UnexplainedError) Error() string {
+	return fmt.Sprintf("%s: serial %s: %s", ErrUnexplained, e.Serial, e.Reason)
+}
+
+// Unwrap makes errors.Is(err, ErrUnexplained) hold.
+func (e *UnexplainedError) Unwrap() error { return ErrUnexplained }
+
+// The audit actions that change a certificate's state.
+const (
+	actionIssue  = "certificate.issue"
+	actionRenew  = "certificate.renew"
+	actionRevoke = "certificate.revoke"
+)
+
+// explained is what the audit log says happened to one serial.
+type explained struct {
+	issued     bool
+	revoked    bool
+	reason     int32
+	superseded bool // a renewal record supersedes it (reason 4, no revoke record)
+}
+
+// ReconcileAudit checks, in one read transaction, that every certificate's
+// and responder certificate's state is explained by the audit log: an
+// issued certificate by an issuance record, a revocation by a revocation
+// record with the same reason (or, for superseded, by the renewal that
+// superseded it), and that nothing the log issued or revoked is missing or
+// un-revoked. It returns how many certificates it checked, and an
+// *UnexplainedError naming the first that does not hold. It holds one entry
+// per serial in memory (about 100 bytes each).
+func (s *Store) ReconcileAudit() (int, error) {
+	n := 0
+	err := s.db.View(func(tx *bolt.Tx) error {
+		log := map[string]*explained{}
+		at := func(serialHex string) *explained {
+			k := normalSerial(serialHex)
+			if log[k] == nil {
+				log[k] = &explained{}
+			}
+			return log[k]
+		}
+		err := tx.Bucket(bucketAudit).ForEach(func(k, v []byte) error {
+			var r storev1.AuditRecord
+			if err := proto.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("audit record %x: %w", k, err)
+			}
+			f := fields(&r)
+			switch r.Action {
+			case actionIssue, actionRenew, ActionResponderCertify:
+				at(f["serial"]).issued = true
+				if sup := f["supersedes"]; sup != "" {
+					at(sup).superseded = true
+				}
+			case actionRevoke, ActionResponderRevoke:
+				e := at(f["serial"])
+				reason, _ := strconv.ParseInt(f["reason"], 10, 32)
+				e.revoked, e.reason = true, int32(reason)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		check := func(serial []byte, issued bool, rv *storev1.Revocation, state storev1.CertState) error {
+			n++
+			key := normalSerial(fmt.Sprintf("%x", serial))
+			seen[key] = true
+			e := log[key]
+			if e == nil {
+				e = &explained{}
+			}
+			bad := func(format string, args ...any) error {
+				return &UnexplainedError{Serial: key, Reason: fmt.Sprintf(format, args...)}
+			}
+			switch {
+			case issued && !e.issued:
+				return bad("it is issued, and no audit record issued it")
+			case !issued && e.issued:
+				return bad("an audit record issued it, and it is %s", state)
+			case rv != nil && e.revoked && rv.Reason != e.reason:
+				return bad("it is revoked with reason %d, and the audit log revoked it with reason %d", rv.Reason, e.reason)
+			case rv != nil && !e.revoked && !(e.superseded && rv.Reason == ReasonSuperseded):
+				return bad("it is revoked (reason %d), and no audit record revoked it", rv.Reason)
+			case rv == nil && e.revoked:
+				return bad("the audit log revoked it (reason %d), and it is not revoked: un-revoked behind the CA's back", e.reason)
+			case rv == nil && e.superseded && issued:
+				return bad("a renewal superseded it, and it is not revoked: un-revoked behind the CA's back")
+			}
+			return nil
+		}
+		err = tx.Bucket(bucketCerts).ForEach(func(k, v []byte) error {
+			var rec storev1.Certificate
+			if err := proto.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("certificate %x: %w", k, err)
+			}
+			return check(rec.Serial, rec.State == storev1.CertState_CERT_STATE_ISSUED, rec.Revocation, rec.State)
+		})
+		if err != nil {
+			return err
+		}
+		err = tx.Bucket(bucketResponders).ForEach(func(k, v []byte) error {
+			var rec storev1.ResponderCertificate
+			if err := proto.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("responder certificate %x: %w", k, err)
+			}
+			// A responder's record is written with its audit record, before
+			// it is signed: pending and abandoned ones were audited too.
+			return check(rec.Serial, true, rec.Revocation, rec.State)
+		})
+		if err != nil {
+			return err
+		}
+		for serial, e := range log {
+			if e.issued && !seen[serial] {
+				return &UnexplainedError{Serial: serial, Reason: "the audit log issued it, and no certificate record exists: deleted?"}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("store: reconcile audit: %w", err)
+	}
+	return n, nil
+}
+
+func fields(r *storev1.AuditRecord) map[string]string {
+	m := make(map[string]string, len(r.Fields))
+	for _, f := range r.Fields {
+		m[f.Key] = f.Value
+	}
+	return m
+}
+
+// normalSerial is a hex serial without leading zeros, lower case: audit
+// records write serials both as %x of the bytes and as big.Int.Text(16).
+func normalSerial(s string) string {
+	s = strings.TrimLeft(strings.ToLower(s), "0")
+	if s == "" {
+		return "0"
+	}
+	return s
+}

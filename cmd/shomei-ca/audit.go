@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/shomei-pki/shomei/ca/audit"
+	"github.com/shomei-pki/shomei/ca/store"
+	"github.com/shomei-pki/shomei/hsm"
+	"github.com/shomei-pki/shomei/internal/config"
+)
+
+// checkpointer signs the audit log's checkpoints while the CA runs.
+type checkpointer struct {
+	*audit.Checkpointer
+	log *slog.Logger
+}
+
+// startAuditCheckpoints finds the audit key in the HSM, generating it on
+// the first start of a store that predates it, verifies the log (chain,
+// checkpoints, every certificate reconciled), and signs a checkpoint of it
+// as it is now (R-K3). A log that does not verify stops the CA: it would
+// otherwise sign a checkpoint over the tampering, and serve a certificate
+// un-revoked in the file as good.
+func startAuditCheckpoints(ctx context.Context, cfg *config.Config, st *store.Store, tok *hsm.Token, log *slog.Logger) (*checkpointer, error) {
+	key, err := audit.Key(ctx, tok, false, log)
+	created := errors.Is(err, audit.ErrNoKey)
+	if created {
+		key, err = audit.Key(ctx, tok, true, log)
+	}
+	if err != nil {
+		return nil, err
+	}
+	report, err := audit.Verify(st, key.Public())
+	if err != nil {
+		return nil, fmt.Errorf("the audit log does not verify (R-K3); investigate with shomeictl audit verify before starting the CA: %w", err)
+	}
+	switch {
+	case !created && report.Records > 0 && report.Checkpoints == 0:
+		return nil, fmt.Errorf("the audit log has %d records and no signed checkpoint, though the HSM has held the audit key: checkpoints were removed (R-K3); investigate with shomeictl audit verify", report.Records)
+	case report.UnsignedTail() > 0 && !created:
+		log.Warn("the audit log ends in an unsigned tail (the CA stopped without its last checkpoint, or the log was written without it); signing it now",
+			"records", report.UnsignedTail(), "after", report.Signed)
+	}
+	log.Info("audit log verified", "records", report.Records, "checkpoints", report.Checkpoints, "certificates", report.Certificates)
+	cp, err := audit.NewCheckpointer(audit.CheckpointerConfig{Store: st, Signer: key,
+		Every: cfg.Audit.CheckpointEvery, Interval: cfg.Audit.CheckpointInterval, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	if err := cp.Checkpoint(ctx); err != nil {
+		return nil, err
+	}
+	return &checkpointer{Checkpointer: cp, log: log}, nil
+}
+
+// stop signs the last checkpoint at a clean stop.
+func (c *checkpointer) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Close(ctx); err != nil {
+		c.log.Error("audit checkpoint at stop failed: the log ends in an unsigned tail", "error", err)
+	}
+}
