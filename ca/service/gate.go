@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,6 +74,7 @@ type Gate struct {
 	perAddr  *ratelimit.Table             // nil: failures unlimited
 	known    *seenPairs
 	refusals *prometheus.CounterVec
+	audit    atomic.Pointer[RefusalRecorder] // set once by AuditRefusals
 }
 
 // NewGate makes a Gate.
@@ -162,23 +164,38 @@ func (g *Gate) tap(ctx context.Context, info *tap.Info) (context.Context, error)
 		// goes on, so that a flood from a shared address (a NAT, the
 		// loopback in a test) does not lock out the client behind it.
 		g.refusals.WithLabelValues("address_rate").Inc()
-		return ctx, exhausted("too many failed authentications from this address", wait)
+		return ctx, g.refused(ctx, info.FullMethodName, exhausted("too many failed authentications from this address", wait))
 	}
 	if err != nil {
 		if g.perAddr != nil {
 			g.perAddr.Allow(addr, now)
 		}
 		g.refusals.WithLabelValues("unauthenticated").Inc()
-		return ctx, err
+		return ctx, g.refused(ctx, info.FullMethodName, err)
 	}
 	g.known.add(addr, c.name)
 	if b := g.perName[c.name]; b != nil {
 		if ok, wait := b.Allow(now); !ok {
 			g.refusals.WithLabelValues("client_rate").Inc()
-			return ctx, exhausted(fmt.Sprintf("client %s is over its request rate", c.name), wait)
+			return caller.With(ctx, c.caller(via)), g.refused(caller.With(ctx, c.caller(via)), info.FullMethodName,
+				exhausted(fmt.Sprintf("client %s is over its request rate", c.name), wait))
 		}
 	}
 	return caller.With(ctx, c.caller(via)), nil
+}
+
+// AuditRefusals makes the gate audit the calls it refuses (R-K3), as the
+// refusal interceptors audit those refused later; rec rate-limits the
+// records itself. Call it before serving.
+func (g *Gate) AuditRefusals(rec RefusalRecorder) { g.audit.Store(&rec) }
+
+// refused audits err as a refusal of method, when AuditRefusals was
+// called, and returns it.
+func (g *Gate) refused(ctx context.Context, method string, err error) error {
+	if rec := g.audit.Load(); rec != nil {
+		Refused(ctx, *rec, method, err)
+	}
+	return err
 }
 
 // maxFailureAddresses bounds the addresses whose failed authentications

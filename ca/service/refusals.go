@@ -8,6 +8,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/shomei-pki/shomei/ca/audit"
 	"github.com/shomei-pki/shomei/ca/caller"
@@ -57,7 +59,7 @@ func Refused(ctx context.Context, rec RefusalRecorder, method string, err error)
 	if !refusedCodes[st.Code()] || strings.HasPrefix(method, "/grpc.") {
 		return
 	}
-	f := audit.Refusal{Method: method, Code: st.Code().String()}
+	f := audit.Refusal{Method: knownMethod(method), Code: st.Code().String()}
 	if c, ok := caller.From(ctx); ok {
 		f.Caller = c.String()
 	}
@@ -68,4 +70,24 @@ func Refused(ctx context.Context, rec RefusalRecorder, method string, err error)
 		}
 	}
 	rec.Record(f)
+}
+
+// knownMethod is method when it names a method of a service compiled into
+// this binary, and "unknown" otherwise: the gate refuses calls before
+// grpc-go has looked the method up, and a caller's invented method names
+// must not become audit records or metric labels without bound.
+func knownMethod(method string) string {
+	svc, name, ok := strings.Cut(strings.TrimPrefix(method, "/"), "/")
+	if !ok || len(method) > 200 {
+		return "unknown"
+	}
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(svc))
+	if err != nil {
+		return "unknown"
+	}
+	sd, ok := d.(protoreflect.ServiceDescriptor)
+	if !ok || sd.Methods().ByName(protoreflect.Name(name)) == nil {
+		return "unknown"
+	}
+	return method
 }

@@ -44,7 +44,7 @@ func TestAttackMTLSIdentity(t *testing.T) {
 	writeToken(t, dir, "kurume.token", kurumeToken)
 	writeClientCert(t, caKey, caCert, path("ocsp1.pem"), path("ocsp1-key.pem"), "ocsp1", nil)
 	writeToken(t, dir, "replica.token", "replica-mtls-token-0123456789")
-	p := startCA(t, writeConfig(t, dir, "e2e-mtls", `  tls:
+	caConfig := writeConfig(t, dir, "e2e-mtls", `  tls:
     cert_file: server.pem
     key_file: server-key.pem
     client_ca_file: clients-ca.pem
@@ -59,7 +59,8 @@ clients:
   - name: ocsp1
     token_file: replica.token
     replica: true
-`))
+`)
+	p := startCA(t, caConfig)
 	ctx := context.Background()
 	dial := func(cert, token string) cav1.CertificateAuthorityClient {
 		t.Helper()
@@ -120,7 +121,9 @@ clients:
 		t.Fatal(err)
 	}
 	replicaConfig := path("replica.yaml")
-	if err := os.WriteFile(replicaConfig, []byte(fmt.Sprintf(`name: r1
+	writeReplicaConfig := func(caAddr string) {
+		t.Helper()
+		if err := os.WriteFile(replicaConfig, []byte(fmt.Sprintf(`name: r1
 ca:
   address: %s
   token_file: replica.token
@@ -136,9 +139,25 @@ hsm:
   token_label: e2e-mtls
   pin_file: pin
 http_listen: 127.0.0.1:0
-`, p.grpc, mod, testDir.Conf)), 0o600); err != nil {
+`, caAddr, mod, testDir.Conf)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The operator enrols the replica's responder keys (R-R6), then
+	// restarts the CA with them.
+	writeReplicaConfig(p.grpc)
+	pins := printResponderKeys(t, replicaConfig)
+	p.stop(t)
+	conf, err := os.ReadFile(caConfig)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(caConfig, []byte(strings.Replace(string(conf), "    replica: true\n",
+		"    replica: true\n    responder_keys: ["+strings.Join(pins, ", ")+"]\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p = startCA(t, caConfig)
+	writeReplicaConfig(p.grpc)
 	rp, addrs := startBinary(t, "shomei-ocsp", replicaConfig, replicaListening)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		r, err := http.Get("http://" + addrs[0] + "/healthz")

@@ -149,6 +149,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 		return err
 	}
 	refusedUnary, refusedStream := service.RefusalInterceptors(refusals)
+	grpcGate.AuditRefusals(refusals)
 	svc, err := service.New(authority, auth, log)
 	if err != nil {
 		return err
