@@ -166,6 +166,9 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 			cav1.RegisterReplicationServer(s, replication)
 		},
 		HTTP:            responder.InFront(mux),
+		GRPCLimits:      cfg.Server.GRPCLimits,
+		HTTPLimits:      cfg.Server.HTTPLimits,
+		Metrics:         reg,
 		ShutdownTimeout: cfg.Server.ShutdownTimeout,
 		Ready:           ready,
 		Log:             log,

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/internal/clienttoken"
 	"github.com/shomei-pki/shomei/internal/config"
+	"github.com/shomei-pki/shomei/internal/server"
 	"github.com/shomei-pki/shomei/ocsp"
 	"github.com/shomei-pki/shomei/ocsp/replica"
 	"github.com/shomei-pki/shomei/ocsp/responders"
@@ -113,21 +113,10 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 		}
 		fmt.Fprintf(w, "ok, in sync with the CA as of %s\n", st.SyncedAt().UTC().Format(time.RFC3339))
 	})
-	ln, err := net.Listen("tcp", cfg.HTTPListen)
-	if err != nil {
-		return fmt.Errorf("http_listen %s: %w", cfg.HTTPListen, err)
-	}
-	srv := &http.Server{Handler: responder.InFront(mux), ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	log.Info("listening", "http", ln.Addr().String(), "ca", cfg.CA.Address, "replica", cfg.Name)
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("stopping")
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return srv.Shutdown(shutdown)
+	return server.Run(ctx, server.Options{
+		HTTPListen: cfg.HTTPListen, HTTP: responder.InFront(mux),
+		HTTPLimits: cfg.HTTPLimits, Metrics: reg,
+		LogAttrs: []any{"ca", cfg.CA.Address, "replica", cfg.Name},
+		Log:      log,
+	})
 }

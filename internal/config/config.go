@@ -20,6 +20,7 @@ import (
 	"github.com/shomei-pki/shomei/ca/dn"
 	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/hsm"
+	"github.com/shomei-pki/shomei/internal/server"
 )
 
 // Config is the whole configuration file.
@@ -83,6 +84,12 @@ type Server struct {
 	// refused on a non-loopback address when clients are configured:
 	// their bearer tokens would cross the network in clear.
 	TLS *ServerTLS `yaml:"tls"`
+	// GRPCLimits and HTTPLimits bound each listener separately: timeouts,
+	// connection caps, gRPC keepalive, streams and message size (issue 9,
+	// item 3). Defaults in internal/server; the caps are lowered at start
+	// to fit the file-descriptor limit.
+	GRPCLimits server.GRPCLimits `yaml:"grpc_limits"`
+	HTTPLimits server.HTTPLimits `yaml:"http_limits"`
 }
 
 // ServerTLS is the gRPC API's TLS (1.2 or later).
@@ -295,6 +302,9 @@ func (c *Config) validate() error {
 		}
 	}
 	if err := c.OCSP.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(c.Server.GRPCLimits.Validate("server.grpc_limits"), c.Server.HTTPLimits.Validate("server.http_limits")); err != nil {
 		errs = append(errs, err)
 	}
 	switch t := c.Server.TLS; {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+
+	"github.com/shomei-pki/shomei/internal/server"
 )
 
 // Replica is the configuration file of shomei-ocsp, an OCSP replica that
@@ -23,7 +25,10 @@ type Replica struct {
 	HSM HSM `yaml:"hsm"`
 	// HTTPListen serves /ocsp, /metrics and /healthz; default 127.0.0.1:8081.
 	HTTPListen string `yaml:"http_listen"`
-	OCSP       OCSP   `yaml:"ocsp"`
+	// HTTPLimits bound the HTTP listener as the CA's server.http_limits
+	// do (issue 9, item 3).
+	HTTPLimits server.HTTPLimits `yaml:"http_limits"`
+	OCSP       OCSP              `yaml:"ocsp"`
 
 	Path string `yaml:"-"`
 }
@@ -90,6 +95,9 @@ func DecodeReplica(r io.Reader, dir string) (*Replica, error) {
 	}
 	errs = append(errs, c.HSM.validate()...)
 	if err := c.OCSP.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.HTTPLimits.Validate("http_limits"); err != nil {
 		errs = append(errs, err)
 	}
 	if c.CA.TokenFile != "" && c.CA.TLSCAFile == "" && !IsLoopback(c.CA.Address) {

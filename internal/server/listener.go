@@ -1,0 +1,102 @@
+package server
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics count each listener's connections.
+type metrics struct {
+	refused *prometheus.CounterVec
+	open    *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shomei_server_connections_refused_total",
+		Help: "Connections accepted and closed at once because the listener had its maximum open (server.*_limits.max_connections).",
+	}, []string{"listener"})
+	open := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "shomei_server_connections_open",
+		Help: "Connections open on the listener.",
+	}, []string{"listener"})
+	if reg != nil {
+		var err error
+		if refused, err = register(reg, refused); err != nil {
+			return nil, err
+		}
+		if open, err = register(reg, open); err != nil {
+			return nil, err
+		}
+	}
+	return &metrics{refused: refused, open: open}, nil
+}
+
+// register registers c, or returns the collector already registered
+// under its name (a second Run on the same registry).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, err
+}
+
+// limitListener caps the connections open at once. At the cap, a new
+// connection is accepted and closed at once with a reset (no TLS, HTTP
+// or HTTP/2 work, no TIME_WAIT kept here), and counted; the listener
+// keeps accepting, so the backlog never fills with connections it will
+// not serve.
+type limitListener struct {
+	net.Listener
+	max     int64
+	n       atomic.Int64
+	refused prometheus.Counter
+	open    prometheus.Gauge
+}
+
+func newLimitListener(l net.Listener, max int, name string, m *metrics) *limitListener {
+	return &limitListener{Listener: l, max: int64(max), refused: m.refused.WithLabelValues(name), open: m.open.WithLabelValues(name)}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.n.Add(1) > l.max {
+			l.n.Add(-1)
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetLinger(0)
+			}
+			c.Close()
+			l.refused.Inc()
+			continue
+		}
+		l.open.Inc()
+		return &limitConn{Conn: c, l: l}, nil
+	}
+}
+
+// limitConn gives its place back once, when closed.
+type limitConn struct {
+	net.Conn
+	l    *limitListener
+	once sync.Once
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.l.n.Add(-1)
+		c.l.open.Dec()
+	})
+	return err
+}
