@@ -73,11 +73,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		if l.n.Add(1) > l.max {
 			l.n.Add(-1)
+			l.refused.Inc()
 			if tc, ok := c.(*net.TCPConn); ok {
 				tc.SetLinger(0)
 			}
 			c.Close()
-			l.refused.Inc()
 			continue
 		}
 		l.open.Inc()
