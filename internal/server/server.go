@@ -187,6 +187,13 @@ func newGRPCServer(o Options) (*grpc.Server, *health.Server) {
 		grpc.MaxConcurrentStreams(l.MaxConcurrentStreams),
 		grpc.ConnectionTimeout(l.ConnectionTimeout),
 		grpc.MaxHeaderListSize(16 << 10),
+		// Fixed HTTP/2 receive windows (no BDP growth, which reaches
+		// megabytes): a caller can have at most 64 KiB per call and
+		// 1 MiB per connection in flight towards the CA. A message over
+		// MaxRecvMsgSize is refused from its length prefix, and its
+		// sender cannot push the rest faster than the CA discards it.
+		grpc.InitialWindowSize(64 << 10),
+		grpc.InitialConnWindowSize(1 << 20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: l.KeepaliveMinTime}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			MaxConnectionIdle: l.MaxConnectionIdle,
