@@ -258,3 +258,18 @@ func TestLargeResponseProgresses(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestGRPCHandshakeTimeout: a connection to the gRPC listener that never
+// completes the HTTP/2 handshake is closed after connection_timeout.
+func TestGRPCHandshakeTimeout(t *testing.T) {
+	g, _ := serve(t, Options{GRPCListen: "127.0.0.1:0", GRPCLimits: GRPCLimits{ConnectionTimeout: 200 * time.Millisecond}})
+	c, err := net.Dial("tcp", g.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The server speaks first (its SETTINGS); read until it closes.
+	if _, err := io.Copy(io.Discard, c); err != nil && !errors.Is(err, net.ErrClosed) {
+		t.Logf("closed with %v", err)
+	}
+}
