@@ -181,8 +181,32 @@ func Run(ctx context.Context, o Options) error {
 // newGRPCServer makes the gRPC server with o's limits, the health service
 // and reflection.
 func newGRPCServer(o Options) (*grpc.Server, *health.Server) {
-	l := o.GRPCLimits
-	sopts := []grpc.ServerOption{
+	// The caller's options come after, so that they may override.
+	sopts := append(GRPCServerOptions(o.GRPCLimits), o.ServerOptions...)
+	if o.GRPCTLS != nil {
+		sopts = append(sopts, grpc.Creds(credentials.NewTLS(o.GRPCTLS)))
+	}
+	gs := grpc.NewServer(sopts...)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+	if o.Register != nil {
+		o.Register(gs)
+	}
+	for name := range gs.GetServiceInfo() {
+		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	return gs, hs
+}
+
+// GRPCServerOptions are the gRPC server options that enforce l (zero
+// fields: their defaults), for Run and for tests that build a gRPC server
+// of their own (ca/service's harness), so that they see the limits the
+// binary has.
+func GRPCServerOptions(l GRPCLimits) []grpc.ServerOption {
+	l.defaults()
+	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(l.MaxRecvMsgSize),
 		grpc.MaxConcurrentStreams(l.MaxConcurrentStreams),
 		grpc.ConnectionTimeout(l.ConnectionTimeout),
@@ -201,23 +225,6 @@ func newGRPCServer(o Options) (*grpc.Server, *health.Server) {
 			Timeout:           l.KeepaliveTimeout,
 		}),
 	}
-	// The caller's options come after, so that they may override.
-	sopts = append(sopts, o.ServerOptions...)
-	if o.GRPCTLS != nil {
-		sopts = append(sopts, grpc.Creds(credentials.NewTLS(o.GRPCTLS)))
-	}
-	gs := grpc.NewServer(sopts...)
-	hs := health.NewServer()
-	healthpb.RegisterHealthServer(gs, hs)
-	reflection.Register(gs)
-	if o.Register != nil {
-		o.Register(gs)
-	}
-	for name := range gs.GetServiceInfo() {
-		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
-	}
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	return gs, hs
 }
 
 // newHTTPServer makes the HTTP server with l's timeouts.
