@@ -8,8 +8,9 @@
 // that no load on the public HTTP side takes the municipal systems' gRPC
 // API down:
 //
-//   - a cap on open connections per listener (limitListener): a connection
-//     over it is accepted and reset at once, before any TLS, HTTP or HTTP/2
+//   - a cap on open connections per listener, and optionally per client
+//     address (limitListener): a connection over it is accepted and reset
+//     at once, before any TLS, HTTP or HTTP/2
 //     work, and counted in shomei_server_connections_refused_total; the
 //     caps are lowered at start to fit RLIMIT_NOFILE (FitToFileLimit), so
 //     both listeners full never exhaust the process's descriptors;

@@ -44,6 +44,11 @@ type HTTPLimits struct {
 	// or behind a proxy. Lowered at start if the file-descriptor limit
 	// cannot hold both listeners' caps (FitToFileLimit).
 	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerAddress caps the connections open from one client
+	// IP address, refused like those over MaxConnections, so that one
+	// host cannot fill the listener; 0 (the default): no cap per address,
+	// as relying parties behind a NAT or proxy share one.
+	MaxConnectionsPerAddress int `yaml:"max_connections_per_address"`
 }
 
 // GRPCLimits bound what one gRPC client can hold. The zero value of a
@@ -54,6 +59,9 @@ type GRPCLimits struct {
 	// cap is separate from HTTP's so that a flood of public HTTP
 	// connections never takes the gRPC listener's room.
 	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerAddress caps the connections from one client IP
+	// address; 0 (the default): none.
+	MaxConnectionsPerAddress int `yaml:"max_connections_per_address"`
 	// MaxConcurrentStreams caps the calls in flight on one connection;
 	// default 64.
 	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
@@ -137,8 +145,8 @@ func (l HTTPLimits) Validate(prefix string) error {
 			errs = append(errs, fmt.Errorf("%s.%s must not be negative", prefix, name))
 		}
 	}
-	if l.MaxHeaderBytes < 0 || l.MaxConnections < 0 {
-		errs = append(errs, fmt.Errorf("%s: max_header_bytes and max_connections must not be negative", prefix))
+	if l.MaxHeaderBytes < 0 || l.MaxConnections < 0 || l.MaxConnectionsPerAddress < 0 {
+		errs = append(errs, fmt.Errorf("%s: max_header_bytes, max_connections and max_connections_per_address must not be negative", prefix))
 	}
 	return errors.Join(errs...)
 }
@@ -154,8 +162,8 @@ func (l GRPCLimits) Validate(prefix string) error {
 			errs = append(errs, fmt.Errorf("%s.%s must not be negative", prefix, name))
 		}
 	}
-	if l.MaxConnections < 0 || l.MaxRecvMsgSize < 0 {
-		errs = append(errs, fmt.Errorf("%s: max_connections and max_recv_msg_size must not be negative", prefix))
+	if l.MaxConnections < 0 || l.MaxConnectionsPerAddress < 0 || l.MaxRecvMsgSize < 0 {
+		errs = append(errs, fmt.Errorf("%s: max_connections, max_connections_per_address and max_recv_msg_size must not be negative", prefix))
 	}
 	return errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
@@ -48,21 +49,29 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 	return c, err
 }
 
-// limitListener caps the connections open at once. At the cap, a new
-// connection is accepted and closed at once with a reset (no TLS, HTTP
-// or HTTP/2 work, no TIME_WAIT kept here), and counted; the listener
-// keeps accepting, so the backlog never fills with connections it will
-// not serve.
+// limitListener caps the connections open at once, in all and, when
+// perAddr > 0, from one client IP address. A connection over a cap is
+// accepted and closed at once with a reset (no TLS, HTTP or HTTP/2 work,
+// no TIME_WAIT kept here), and counted; the listener keeps accepting, so
+// the backlog never fills with connections it will not serve.
 type limitListener struct {
 	net.Listener
 	max     int64
 	n       atomic.Int64
+	perAddr int
+	mu      sync.Mutex
+	byAddr  map[netip.Addr]int // only when perAddr > 0
 	refused prometheus.Counter
 	open    prometheus.Gauge
 }
 
-func newLimitListener(l net.Listener, max int, name string, m *metrics) *limitListener {
-	return &limitListener{Listener: l, max: int64(max), refused: m.refused.WithLabelValues(name), open: m.open.WithLabelValues(name)}
+func newLimitListener(l net.Listener, max, perAddr int, name string, m *metrics) *limitListener {
+	ll := &limitListener{Listener: l, max: int64(max), perAddr: perAddr,
+		refused: m.refused.WithLabelValues(name), open: m.open.WithLabelValues(name)}
+	if perAddr > 0 {
+		ll.byAddr = map[netip.Addr]int{}
+	}
+	return ll
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -73,15 +82,62 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		if l.n.Add(1) > l.max {
 			l.n.Add(-1)
-			l.refused.Inc()
-			if tc, ok := c.(*net.TCPConn); ok {
-				tc.SetLinger(0)
-			}
-			c.Close()
+			l.refuse(c)
+			continue
+		}
+		addr, ok := l.take(c)
+		if !ok {
+			l.n.Add(-1)
+			l.refuse(c)
 			continue
 		}
 		l.open.Inc()
-		return &limitConn{Conn: c, l: l}, nil
+		return &limitConn{Conn: c, l: l, addr: addr}, nil
+	}
+}
+
+// refuse counts c and resets it.
+func (l *limitListener) refuse(c net.Conn) {
+	l.refused.Inc()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+// take counts c against its address's cap; false when the address has
+// its maximum open.
+func (l *limitListener) take(c net.Conn) (netip.Addr, bool) {
+	if l.byAddr == nil {
+		return netip.Addr{}, true
+	}
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil {
+		return netip.Addr{}, true // not TCP/IP: no address to count
+	}
+	a := ap.Addr().Unmap()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byAddr[a] >= l.perAddr {
+		return a, false
+	}
+	l.byAddr[a]++
+	return a, true
+}
+
+// release gives back a connection's place.
+func (l *limitListener) release(a netip.Addr) {
+	l.n.Add(-1)
+	l.open.Dec()
+	if l.byAddr == nil || !a.IsValid() {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byAddr[a] <= 1 {
+		delete(l.byAddr, a)
+	} else {
+		l.byAddr[a]--
 	}
 }
 
@@ -89,14 +145,12 @@ func (l *limitListener) Accept() (net.Conn, error) {
 type limitConn struct {
 	net.Conn
 	l    *limitListener
+	addr netip.Addr
 	once sync.Once
 }
 
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() {
-		c.l.n.Add(-1)
-		c.l.open.Dec()
-	})
+	c.once.Do(func() { c.l.release(c.addr) })
 	return err
 }

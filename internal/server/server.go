@@ -98,7 +98,7 @@ func Run(ctx context.Context, o Options) error {
 		if err != nil {
 			return fmt.Errorf("server: gRPC listen on %s: %w", o.GRPCListen, err)
 		}
-		gl = newLimitListener(l, o.GRPCLimits.MaxConnections, "grpc", m)
+		gl = newLimitListener(l, o.GRPCLimits.MaxConnections, o.GRPCLimits.MaxConnectionsPerAddress, "grpc", m)
 	}
 	if o.HTTPListen != "" {
 		l, err := net.Listen("tcp", o.HTTPListen)
@@ -106,7 +106,7 @@ func Run(ctx context.Context, o Options) error {
 			closeAll()
 			return fmt.Errorf("server: HTTP listen on %s: %w", o.HTTPListen, err)
 		}
-		hl = newLimitListener(l, o.HTTPLimits.MaxConnections, "http", m)
+		hl = newLimitListener(l, o.HTTPLimits.MaxConnections, o.HTTPLimits.MaxConnectionsPerAddress, "http", m)
 	}
 
 	errs := make(chan error, 2)

@@ -273,3 +273,59 @@ func TestGRPCHandshakeTimeout(t *testing.T) {
 		t.Logf("closed with %v", err)
 	}
 }
+
+// TestConnectionCapPerAddress: with max_connections_per_address, one
+// address cannot hold more than its share, though the listener has room.
+func TestConnectionCapPerAddress(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	_, h := serve(t, Options{
+		HTTPListen: "127.0.0.1:0", Metrics: reg,
+		HTTP:       http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }),
+		HTTPLimits: HTTPLimits{MaxConnections: 100, MaxConnectionsPerAddress: 2},
+	})
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", h.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	for gatherGauge(t, reg, "shomei_server_connections_open") != 2 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if extra, err := net.Dial("tcp", h.String()); err == nil {
+		defer extra.Close()
+		io.WriteString(extra, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		if n, err := extra.Read(make([]byte, 64)); err == nil || n > 0 {
+			t.Fatalf("a third connection from one address was served (%d bytes, %v)", n, err)
+		}
+	}
+	if got := gatherCounter(t, reg, "shomei_server_connections_refused_total"); got != 1 {
+		t.Errorf("refused %v, want 1", got)
+	}
+	held[0].Close()
+	for gatherGauge(t, reg, "shomei_server_connections_open") != 1 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + h.String() + "/")
+	if err != nil {
+		t.Fatalf("after the address freed a place: %v", err)
+	}
+	resp.Body.Close()
+}
+
+func gatherGauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	m, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range m {
+		if f.GetName() == name {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return 0
+}
