@@ -90,3 +90,14 @@ bench-ocsp: deps
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends iproute2 util-linux >/dev/null; }
 	$(GO) build -o $(BIN)/ ./cmd/shomei-bench
 	$(BIN)/shomei-bench ocsp $(BENCH_OCSP_FLAGS)
+
+# A good client issuing and querying OCSP while garbage and oversized OCSP,
+# nonce floods, unauthenticated 4 MiB gRPC messages, slow bodies and 20,000
+# idle connections hit a real shomei-ca for 60 s (docs/benchmarks.md); exit
+# status 1 if the good client saw a failure or the CA's peak RSS passed the
+# bound. Flags: BENCH_HOSTILE_FLAGS, e.g. '--out var/bench-hostile.md'.
+BENCH_HOSTILE_FLAGS ?=
+.PHONY: bench-hostile
+bench-hostile: deps
+	$(GO) build -o $(BIN)/ ./cmd/shomei-ca ./cmd/shomei-bench
+	$(BIN)/shomei-bench hostile $(BENCH_HOSTILE_FLAGS)

@@ -19,6 +19,13 @@
 // Uncached: requests with a nonce, which Shomei signs every time, next to
 // the raw RSA-2048 signing rate of the same token through hsm.Signer.
 //
+// shomei-bench hostile (`make bench-hostile`, issue 9) starts a real
+// shomei-ca and runs a mixed hostile load against it (garbage, oversized
+// and nonce OCSP requests, unauthenticated 4 MiB gRPC messages, slow
+// bodies, 20,000 idle connections held by hostile-hold child processes)
+// while one good client issues and queries OCSP; it fails if the good
+// client saw a failure or the CA's peak RSS passed its bound.
+//
 // # Invariants
 //
 //   - openssl ocsp listens on every interface (OpenSSL 3.0's -port takes a

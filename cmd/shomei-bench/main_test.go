@@ -11,13 +11,14 @@ import (
 // TestMain runs the tests in a network namespace with only loopback, as
 // the ocsp command runs: openssl ocsp listens on every interface. It also
 // plays the server process (ocsp-serve) when measureOCSP starts this
-// binary as one.
+// binary as one, and the connection holder (hostile-hold) of the hostile
+// command.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "ocsp-serve" {
+	if len(os.Args) > 1 && (os.Args[1] == "ocsp-serve" || os.Args[1] == "hostile-hold") {
 		root := newRootCommand()
 		root.SetArgs(os.Args[1:])
 		if err := root.Execute(); err != nil {
-			fmt.Fprintln(os.Stderr, "ocsp-serve:", err)
+			fmt.Fprintln(os.Stderr, os.Args[1]+":", err)
 			os.Exit(1)
 		}
 		os.Exit(0)

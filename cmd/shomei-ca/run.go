@@ -206,6 +206,9 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 			grpc.ChainUnaryInterceptor(refusedUnary), grpc.ChainStreamInterceptor(refusedStream)),
 		HTTP:            responder.Route(statusGate.Guard("ocsp", responder, responder.Unauthorized()), mux),
 		HTTPTLS:         httpTLS,
+		GRPCLimits:      grpcLimits(cfg.Server.GRPCLimits),
+		HTTPLimits:      cfg.Server.HTTPLimits,
+		Metrics:         reg,
 		ShutdownTimeout: cfg.Server.ShutdownTimeout,
 		Ready:           ready,
 		Log:             log,
@@ -251,4 +254,13 @@ func authorizer(cfg *config.Config, log *slog.Logger) (clientAuthorizer, *servic
 	gcfg.Clients = auth
 	gate, err := service.NewGate(gcfg)
 	return auth, gate, err
+}
+
+// grpcLimits are the configured gRPC limits, with the receive limit sized
+// to the largest valid request (ca.MaxRequestBytes) unless configured.
+func grpcLimits(l server.GRPCLimits) server.GRPCLimits {
+	if l.MaxRecvMsgSize == 0 {
+		l.MaxRecvMsgSize = ca.MaxRequestBytes
+	}
+	return l
 }

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/shomei-pki/shomei/hsm"
 	"github.com/shomei-pki/shomei/internal/clienttoken"
 	"github.com/shomei-pki/shomei/internal/config"
+	"github.com/shomei-pki/shomei/internal/server"
 	"github.com/shomei-pki/shomei/ocsp"
 	"github.com/shomei-pki/shomei/ocsp/replica"
 	"github.com/shomei-pki/shomei/ocsp/responders"
@@ -93,26 +92,12 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 		}
 		fmt.Fprintf(w, "ok, in sync with the CA as of %s\n", st.SyncedAt().UTC().Format(time.RFC3339))
 	})
-	ln, err := net.Listen("tcp", cfg.HTTPListen)
-	if err != nil {
-		return fmt.Errorf("http_listen %s: %w", cfg.HTTPListen, err)
-	}
-	if httpTLS != nil {
-		ln = tls.NewListener(ln, httpTLS)
-	}
-	srv := &http.Server{Handler: responder.Route(gate.Guard("ocsp", responder, responder.Unauthorized()), mux), ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	log.Info("listening", "http", ln.Addr().String(), "ca", cfg.CA.Address, "replica", cfg.Name)
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("stopping")
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return srv.Shutdown(shutdown)
+	return server.Run(ctx, server.Options{
+		HTTPListen: cfg.HTTPListen, HTTP: responder.Route(gate.Guard("ocsp", responder, responder.Unauthorized()), mux),
+		HTTPTLS: httpTLS, HTTPLimits: cfg.HTTPLimits, Metrics: reg,
+		LogAttrs: []any{"ca", cfg.CA.Address, "replica", cfg.Name},
+		Log:      log,
+	})
 }
 
 // dialCA connects to the CA's Replication service.

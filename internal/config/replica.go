@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+
+	"github.com/shomei-pki/shomei/internal/server"
 )
 
 // Replica is the configuration file of shomei-ocsp, an OCSP replica that
@@ -26,6 +28,9 @@ type Replica struct {
 	OCSP       OCSP   `yaml:"ocsp"`
 	// HTTPAccess: who may ask for OCSP on http_listen (R-R6).
 	HTTPAccess HTTPAccess `yaml:"http_access"`
+	// HTTPLimits bound the HTTP listener as the CA's server.http_limits
+	// do (issue 9, item 3).
+	HTTPLimits server.HTTPLimits `yaml:"http_limits"`
 
 	Path string `yaml:"-"`
 }
@@ -103,6 +108,9 @@ func DecodeReplica(r io.Reader, dir string) (*Replica, error) {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.HTTPAccess.validate()...)
+	if err := c.HTTPLimits.Validate("http_limits"); err != nil {
+		errs = append(errs, err)
+	}
 	if c.CA.TokenFile != "" && c.CA.TLSCAFile == "" && !IsLoopback(c.CA.Address) {
 		errs = append(errs, fmt.Errorf("ca.tls_ca_file is required: the CA is at %s, not loopback, and the token would cross the network in clear", c.CA.Address))
 	}

@@ -8,19 +8,21 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 )
 
 // Options configure Run.
 type Options struct {
-	// GRPCListen is the gRPC address, e.g. 127.0.0.1:8443.
+	// GRPCListen is the gRPC address, e.g. 127.0.0.1:8443; empty for
+	// none (an HTTP-only server, such as the OCSP replica's).
 	GRPCListen string
 	// HTTPListen is the HTTP address, e.g. 127.0.0.1:8080; empty for none.
 	HTTPListen string
@@ -35,11 +37,22 @@ type Options struct {
 	// HTTPTLS, when set, secures the HTTP listener (relying parties that
 	// identify by client certificate, R-R6); nil means plain HTTP.
 	HTTPTLS *tls.Config
+	// GRPCLimits and HTTPLimits bound each listener separately; zero
+	// fields take their defaults, and the connection caps are lowered to
+	// fit the process's file-descriptor limit (FitToFileLimit).
+	GRPCLimits GRPCLimits
+	HTTPLimits HTTPLimits
+	// Metrics, if set, gets shomei_server_connections_refused_total and
+	// shomei_server_connections_open, by listener ("grpc", "http").
+	Metrics prometheus.Registerer
 	// ShutdownTimeout bounds the graceful stop; 10 s when zero.
 	ShutdownTimeout time.Duration
-	// Ready, if set, is called with the bound addresses once both listen.
+	// Ready, if set, is called with the bound addresses once both listen
+	// (nil for a listener not served).
 	Ready func(grpcAddr, httpAddr net.Addr)
-	Log   *slog.Logger
+	// LogAttrs are added to the "listening" log line.
+	LogAttrs []any
+	Log      *slog.Logger
 }
 
 // Run serves until ctx ends, then shuts down gracefully.
@@ -50,42 +63,69 @@ func Run(ctx context.Context, o Options) error {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	gl, err := net.Listen("tcp", o.GRPCListen)
-	if err != nil {
-		return fmt.Errorf("server: gRPC listen on %s: %w", o.GRPCListen, err)
+	if o.GRPCListen == "" && o.HTTPListen == "" {
+		return errors.New("server: neither a gRPC nor an HTTP address to listen on")
 	}
-	var hl net.Listener
+	if err := errors.Join(o.GRPCLimits.Validate("grpc limits"), o.HTTPLimits.Validate("http limits")); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	o.GRPCLimits.defaults()
+	o.HTTPLimits.defaults()
+	var gLimits *GRPCLimits
+	var hLimits *HTTPLimits
+	if o.GRPCListen != "" {
+		gLimits = &o.GRPCLimits
+	}
 	if o.HTTPListen != "" {
-		if hl, err = net.Listen("tcp", o.HTTPListen); err != nil {
-			gl.Close()
+		hLimits = &o.HTTPLimits
+	}
+	if limit, err := fileLimit(); err == nil && FitToFileLimit(limit, gLimits, hLimits) {
+		o.Log.Warn("connection caps lowered to fit the file-descriptor limit (raise LimitNOFILE / ulimit -n to keep the configured ones)",
+			"nofile", limit, "grpc_max_connections", o.GRPCLimits.MaxConnections, "http_max_connections", o.HTTPLimits.MaxConnections)
+	}
+	m, err := newMetrics(o.Metrics)
+	if err != nil {
+		return fmt.Errorf("server: metrics: %w", err)
+	}
+
+	var gl, hl net.Listener
+	closeAll := func() {
+		for _, l := range []net.Listener{gl, hl} {
+			if l != nil {
+				l.Close()
+			}
+		}
+	}
+	if o.GRPCListen != "" {
+		l, err := net.Listen("tcp", o.GRPCListen)
+		if err != nil {
+			return fmt.Errorf("server: gRPC listen on %s: %w", o.GRPCListen, err)
+		}
+		gl = newLimitListener(l, o.GRPCLimits.MaxConnections, o.GRPCLimits.MaxConnectionsPerAddress, "grpc", m)
+	}
+	if o.HTTPListen != "" {
+		l, err := net.Listen("tcp", o.HTTPListen)
+		if err != nil {
+			closeAll()
 			return fmt.Errorf("server: HTTP listen on %s: %w", o.HTTPListen, err)
 		}
+		hl = newLimitListener(l, o.HTTPLimits.MaxConnections, o.HTTPLimits.MaxConnectionsPerAddress, "http", m)
 		if o.HTTPTLS != nil {
+			// The cap counts connections before their TLS handshake.
 			hl = tls.NewListener(hl, o.HTTPTLS)
 		}
 	}
 
-	sopts := o.ServerOptions
-	if o.GRPCTLS != nil {
-		sopts = append(slices.Clone(sopts), grpc.Creds(credentials.NewTLS(o.GRPCTLS)))
-	}
-	gs := grpc.NewServer(sopts...)
-	hs := health.NewServer()
-	healthpb.RegisterHealthServer(gs, hs)
-	reflection.Register(gs)
-	if o.Register != nil {
-		o.Register(gs)
-	}
-	for name := range gs.GetServiceInfo() {
-		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
-	}
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-
 	errs := make(chan error, 2)
-	go func() { errs <- gs.Serve(gl) }()
+	var gs *grpc.Server
+	var hs *health.Server
+	if gl != nil {
+		gs, hs = newGRPCServer(o)
+		go func() { errs <- gs.Serve(gl) }()
+	}
 	var hsrv *http.Server
 	if hl != nil {
-		hsrv = &http.Server{Handler: o.HTTP, ReadHeaderTimeout: 10 * time.Second}
+		hsrv = newHTTPServer(o.HTTP, o.HTTPLimits)
 		go func() {
 			if err := hsrv.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
 				errs <- err
@@ -94,13 +134,25 @@ func Run(ctx context.Context, o Options) error {
 			errs <- nil
 		}()
 	}
-	var httpAddr net.Addr
+	var grpcAddr, httpAddr net.Addr
+	attrs := []any{}
+	if gl != nil {
+		grpcAddr = gl.Addr()
+		attrs = append(attrs, "grpc", grpcAddr.String())
+	}
 	if hl != nil {
 		httpAddr = hl.Addr()
 	}
-	o.Log.Info("listening", "grpc", gl.Addr().String(), "http", fmt.Sprint(httpAddr), "grpc_tls", o.GRPCTLS != nil)
+	attrs = append(attrs, "http", fmt.Sprint(httpAddr))
+	if gl != nil {
+		attrs = append(attrs, "grpc_tls", o.GRPCTLS != nil, "grpc_max_connections", o.GRPCLimits.MaxConnections)
+	}
+	if hl != nil {
+		attrs = append(attrs, "http_max_connections", o.HTTPLimits.MaxConnections)
+	}
+	o.Log.Info("listening", append(attrs, o.LogAttrs...)...)
 	if o.Ready != nil {
-		o.Ready(gl.Addr(), httpAddr)
+		o.Ready(grpcAddr, httpAddr)
 	}
 
 	var runErr error
@@ -110,9 +162,13 @@ func Run(ctx context.Context, o Options) error {
 	case runErr = <-errs:
 		o.Log.Error("a listener failed; shutting down", "error", runErr)
 	}
-	hs.Shutdown() // health checks now say NOT_SERVING
 	stopped := make(chan struct{})
-	go func() { gs.GracefulStop(); close(stopped) }()
+	if gs != nil {
+		hs.Shutdown() // health checks now say NOT_SERVING
+		go func() { gs.GracefulStop(); close(stopped) }()
+	} else {
+		close(stopped)
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
 	defer cancel()
 	if hsrv != nil {
@@ -127,4 +183,65 @@ func Run(ctx context.Context, o Options) error {
 		gs.Stop()
 	}
 	return runErr
+}
+
+// newGRPCServer makes the gRPC server with o's limits, the health service
+// and reflection.
+func newGRPCServer(o Options) (*grpc.Server, *health.Server) {
+	// The caller's options come after, so that they may override.
+	sopts := append(GRPCServerOptions(o.GRPCLimits), o.ServerOptions...)
+	if o.GRPCTLS != nil {
+		sopts = append(sopts, grpc.Creds(credentials.NewTLS(o.GRPCTLS)))
+	}
+	gs := grpc.NewServer(sopts...)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+	if o.Register != nil {
+		o.Register(gs)
+	}
+	for name := range gs.GetServiceInfo() {
+		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	return gs, hs
+}
+
+// GRPCServerOptions are the gRPC server options that enforce l (zero
+// fields: their defaults), for Run and for tests that build a gRPC server
+// of their own (ca/service's harness), so that they see the limits the
+// binary has.
+func GRPCServerOptions(l GRPCLimits) []grpc.ServerOption {
+	l.defaults()
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(l.MaxRecvMsgSize),
+		grpc.MaxConcurrentStreams(l.MaxConcurrentStreams),
+		grpc.ConnectionTimeout(l.ConnectionTimeout),
+		grpc.MaxHeaderListSize(16 << 10),
+		// Fixed HTTP/2 receive windows (no BDP growth, which reaches
+		// megabytes): a caller can have at most 64 KiB per call and
+		// 1 MiB per connection in flight towards the CA. A message over
+		// MaxRecvMsgSize is refused from its length prefix, and its
+		// sender cannot push the rest faster than the CA discards it.
+		grpc.InitialWindowSize(64 << 10),
+		grpc.InitialConnWindowSize(1 << 20),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: l.KeepaliveMinTime}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: l.MaxConnectionIdle,
+			Time:              l.KeepaliveTime,
+			Timeout:           l.KeepaliveTimeout,
+		}),
+	}
+}
+
+// newHTTPServer makes the HTTP server with l's timeouts.
+func newHTTPServer(h http.Handler, l HTTPLimits) *http.Server {
+	return &http.Server{
+		Handler:           progressDeadlines(h, l),
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		ReadTimeout:       l.ReadTimeout,
+		WriteTimeout:      l.WriteTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    l.MaxHeaderBytes,
+	}
 }
