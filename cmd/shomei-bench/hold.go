@@ -30,6 +30,7 @@ type holdOptions struct {
 	Mode      string        // holdIdle or holdSlowBody
 	Reconnect time.Duration // pause before a closed connection is opened again
 	Dials     int           // dials in flight at once
+	Source    string        // local (loopback) address to dial from; "" lets the kernel choose
 }
 
 // holdStats count what the server did with the held connections.
@@ -67,6 +68,9 @@ func (h *holder) run(ctx context.Context) {
 			for ctx.Err() == nil {
 				dials <- struct{}{}
 				d := net.Dialer{Timeout: 10 * time.Second}
+				if h.o.Source != "" {
+					d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(h.o.Source)}
+				}
 				c, err := d.DialContext(ctx, "tcp", h.o.Target)
 				<-dials
 				if first {
@@ -167,6 +171,7 @@ tried, then every second, and a last one when it stops.`,
 	f.StringVar(&o.Mode, "mode", o.Mode, "idle or slow-body")
 	f.DurationVar(&o.Reconnect, "reconnect", o.Reconnect, "pause before reopening a connection the server closed")
 	f.IntVar(&o.Dials, "dials", o.Dials, "dials in flight at once")
+	f.StringVar(&o.Source, "source", "", "loopback address to dial from (an attacker's address of its own)")
 	return cmd
 }
 
@@ -177,6 +182,11 @@ func runHold(ctx context.Context, o holdOptions, stdin io.Reader, stdout io.Writ
 	host, _, err := net.SplitHostPort(o.Target)
 	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
 		return fmt.Errorf("hostile-hold: --target %q must be a loopback address", o.Target)
+	}
+	if o.Source != "" {
+		if ip := net.ParseIP(o.Source); ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("hostile-hold: --source %q must be a loopback address", o.Source)
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

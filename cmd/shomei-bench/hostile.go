@@ -80,7 +80,8 @@ func newHostileCommand() *cobra.Command {
 		Short: "A good client issuing and querying OCSP while a mixed hostile load runs against a real shomei-ca",
 		Long: `hostile starts a real shomei-ca (the binary next to this one, or --ca-bin) on a
 fresh SoftHSM2 token, with one municipal client, and for --duration runs at
-once, all on 127.0.0.1:
+once, from attackers' loopback addresses of their own (127.0.1.x, 127.0.2.1,
+127.0.3.1; Linux routes all of 127.0.0.0/8 to lo):
 
   garbage OCSP        random bytes POSTed to /ocsp
   oversized OCSP      1 MiB POSTed to /ocsp
@@ -89,8 +90,9 @@ once, all on 127.0.0.1:
   idle connections    --idle-conns held, reopened when the CA closes them
   slow-body POSTs     --slow-bodies POSTs sending one body byte a second
 
-and one good client issuing certificates over gRPC (with its token) and
-asking OCSP about each. It prints a Markdown table: the good client's
+and one good client, from 127.0.0.1, issuing certificates over gRPC (with
+its token) and asking OCSP about each. Per-address limits tell the two apart
+only by address, as on a real network. It prints a Markdown table: the good client's
 requests ok/failed, the hostile requests by kind and outcome, the CA's peak
 RSS (VmHWM, /proc), and its refused connections. The exit status is 1 if the
 good client saw any failure or the peak RSS passed --rss-bound-mib.`,
@@ -241,7 +243,10 @@ func measureHostile(ctx context.Context, o *hostileOptions, log *slog.Logger) (_
 		return nil, err
 	}
 	defer good.Close()
-	bad, err := grpc.NewClient(ca.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	bad, err := grpc.NewClient(ca.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return attackerDialer("127.0.2.1").DialContext(ctx, "tcp", addr)
+		}))
 	if err != nil {
 		return nil, err
 	}
@@ -277,12 +282,18 @@ func measureHostile(ctx context.Context, o *hostileOptions, log *slog.Logger) (_
 			h.kill()
 		}
 	}()
+	// The attackers dial from loopback addresses of their own (Linux
+	// routes all of 127.0.0.0/8 to lo), the good clients from 127.0.0.1:
+	// per-address limits can only tell them apart by address, as on a
+	// real network.
+	holdSource := 0
 	for _, hk := range []struct {
 		mode, kind string
 		n          int
 	}{{holdIdle, kindIdle, o.IdleConns}, {holdSlowBody, kindSlow, o.SlowBodies}} {
 		for _, n := range splitByFileLimit(hk.n) {
-			h, err := startHoldChild(exe, ca.http, hk.mode, hk.kind, n)
+			holdSource++
+			h, err := startHoldChild(exe, ca.http, hk.mode, hk.kind, n, fmt.Sprintf("127.0.1.%d", holdSource))
 			if err != nil {
 				return nil, err
 			}
@@ -295,7 +306,8 @@ func measureHostile(ctx context.Context, o *hostileOptions, log *slog.Logger) (_
 	var t tally
 	var wg sync.WaitGroup
 	ocspURL := "http://" + ca.http + "/ocsp"
-	hostileHTTP := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	hostileHTTP := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64,
+		DialContext: attackerDialer("127.0.3.1").DialContext}}
 	// Each worker sends one request at a time; after a transport error
 	// (a connection refused at the cap) it pauses 10 ms, so that a
 	// refusing CA does not turn the load generator into a busy loop on
@@ -405,6 +417,12 @@ func measureHostile(ctx context.Context, o *hostileOptions, log *slog.Logger) (_
 	return rep, nil
 }
 
+// attackerDialer dials from the loopback address source, an attacker's
+// own.
+func attackerDialer(source string) *net.Dialer {
+	return &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}
+}
+
 func randByte() byte {
 	var b [1]byte
 	rand.Read(b[:])
@@ -430,7 +448,7 @@ func (r *hostileReport) markdown(w io.Writer) {
 	p("### shomei-bench hostile, %s", r.Started.Format("2006-01-02 15:04 MST"))
 	p("")
 	p("A real shomei-ca (fresh SoftHSM2 token, one municipal client, RLIMIT_NOFILE %d) under %v of mixed hostile load "+
-		"from this machine's 127.0.0.1, while one good client issues AUTH certificates over gRPC (with its token) and "+
+		"from attackers' own loopback addresses (127.0.1.x, 127.0.2.1, 127.0.3.1), while one good client, from 127.0.0.1, issues AUTH certificates over gRPC (with its token) and "+
 		"asks OCSP about each. Everything shares the machine's CPUs. Run took %v.",
 		r.CANofile, o.Duration, r.Finished.Sub(r.Started).Round(time.Second))
 	p("")
@@ -836,8 +854,8 @@ type holdChild struct {
 	done  chan struct{}
 }
 
-func startHoldChild(exe, target, mode, kind string, n int) (*holdChild, error) {
-	cmd := exec.Command(exe, "hostile-hold", "--target", target, "--mode", mode, "--conns", strconv.Itoa(n), "--reconnect", "1s")
+func startHoldChild(exe, target, mode, kind string, n int, source string) (*holdChild, error) {
+	cmd := exec.Command(exe, "hostile-hold", "--target", target, "--mode", mode, "--conns", strconv.Itoa(n), "--reconnect", "1s", "--source", source)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
