@@ -308,3 +308,30 @@ func ecdsaDER(raw []byte, curve elliptic.Curve) ([]byte, error) {
 	})
 	return b.Bytes()
 }
+
+// Check finds the signer's key in the token again and reads its public
+// key, without signing: a cheap proof that the token is reachable, logged
+// in and still holds this key, for readiness probes. Like every operation
+// it recovers (new session, new login, reconnect, module re-initialisation)
+// when the token went away and came back, so a probe also brings a
+// returned token back into use before the next signature needs it.
+func (s *Signer) Check(ctx context.Context) error {
+	op := "check key " + s.ref.String()
+	return s.tok.do(ctx, op, func(ses session) error {
+		h, err := s.tok.findPrivateKey(ses, s.ref)
+		if err != nil {
+			return err
+		}
+		pub, err := publicKeyOf(ses, s.ref, h)
+		if err != nil {
+			return err
+		}
+		if k, ok := pub.(interface{ Equal(crypto.PublicKey) bool }); !ok || !k.Equal(s.pub) {
+			return fmt.Errorf("%w (the key found under its label and id is another one)", ErrKeyMismatch)
+		}
+		s.mu.Lock()
+		s.handle, s.handleGen, s.hasHandle = h, ses.gen, true
+		s.mu.Unlock()
+		return nil
+	})
+}

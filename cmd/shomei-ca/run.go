@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	grpchealth "google.golang.org/grpc/health"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/ca"
@@ -26,6 +27,7 @@ import (
 	"github.com/shomei-pki/shomei/crl"
 	"github.com/shomei-pki/shomei/internal/clienttoken"
 	"github.com/shomei-pki/shomei/internal/config"
+	"github.com/shomei-pki/shomei/internal/health"
 	"github.com/shomei-pki/shomei/internal/server"
 	"github.com/shomei-pki/shomei/ocsp"
 )
@@ -114,7 +116,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 	if follow, err = newFollower(st, responder.Invalidate, reg, log); err != nil {
 		return err
 	}
-	publisher, err = crl.NewPublisher(crl.PublisherConfig{Source: st, Issuers: authority.IssuerSigner, Log: log, Published: follow.published})
+	publisher, err = crl.NewPublisher(crl.PublisherConfig{Source: st, Issuers: authority.IssuerSigner, Log: log, Published: follow.published, Metrics: reg})
 	if err != nil {
 		return err
 	}
@@ -152,7 +154,12 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /crl/", publisher)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	readiness, err := newReadiness(authority, publisher, log)
+	if err != nil {
+		return err
+	}
+	mux.HandleFunc("GET /healthz", health.Live) // liveness
+	mux.Handle("GET /readyz", readiness)        // readiness: HSM, CRL freshness
 	mux.HandleFunc("GET /cps", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "Shomei certification practice statement: certificates are issued under the JPKI-style rules of the Shomei rule book.")
@@ -164,6 +171,9 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 			cav1.RegisterCertificateAuthorityServer(s, svc)
 			cav1.RegisterEventsServer(s, svc.Events())
 			cav1.RegisterReplicationServer(s, replication)
+		},
+		Health: func(hs *grpchealth.Server, services []string) {
+			go readiness.Follow(bgCtx, hs, services, healthFollowEvery)
 		},
 		HTTP:            responder.InFront(mux),
 		ShutdownTimeout: cfg.Server.ShutdownTimeout,

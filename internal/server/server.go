@@ -30,6 +30,10 @@ type Options struct {
 	Register func(*grpc.Server)
 	// ServerOptions are extra gRPC server options (interceptors, …).
 	ServerOptions []grpc.ServerOption
+	// Health, if set, gets the gRPC health server and the registered
+	// services once they are marked SERVING, to keep their status with
+	// readiness (internal/health).
+	Health func(hs *health.Server, services []string)
 	// HTTP serves the HTTP listener.
 	HTTP http.Handler
 	// ShutdownTimeout bounds the graceful stop; 10 s when zero.
@@ -70,10 +74,15 @@ func Run(ctx context.Context, o Options) error {
 	if o.Register != nil {
 		o.Register(gs)
 	}
+	var services []string
 	for name := range gs.GetServiceInfo() {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+		services = append(services, name)
 	}
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	if o.Health != nil {
+		o.Health(hs, services)
+	}
 
 	errs := make(chan error, 2)
 	go func() { errs <- gs.Serve(gl) }()
