@@ -217,7 +217,7 @@ func parseEffective(vs *violations, s string, now time.Time, required bool) time
 	case err != nil:
 		vs.add("effective_time", "R-R3", "must be an RFC 3339 time, e.g. 2026-11-21T09:00:00+09:00")
 	case t.After(now.Add(maxClockSkew)):
-		vs.add("effective_time", "R-R3", "is in the future (more than %s after the CA's clock)", maxClockSkew)
+		vs.add("effective_time", "R-R3", "is in the future")
 	case t.Year() < minEffectiveYear:
 		vs.add("effective_time", "R-R3", "is before %d: no certificate is that old, and a CRL cannot carry it", minEffectiveYear)
 	}

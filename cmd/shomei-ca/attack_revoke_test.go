@@ -295,3 +295,90 @@ func plantInvalidityDate(t *testing.T, path string, serial []byte, at time.Time)
 		t.Fatalf("planting the invalidityDate: %d records, %v", planted, err)
 	}
 }
+
+// TestAttackEventIDReuse: a municipal system (or a replayed, edited feed)
+// reuses an event id for another holder and another kind. Before, the CA
+// answered with the first event's result as a replay and revoked nothing,
+// silently. Now the reuse is AlreadyExists naming the event id, changes
+// nothing, and an exact replay is still answered as one (R-R1).
+func TestAttackEventIDReuse(t *testing.T) {
+	pc := newPrivateCA(t, "")
+	p := startCA(t, pc.config)
+	cl := p.client(t)
+	events := cav1.NewEventsClient(p.conn(t))
+	ctx := context.Background()
+	signA, _ := issuePair(t, cl, "ATT-E1")
+	signB, authB := issuePair(t, cl, "ATT-E2")
+	effective := time.Now().Format(time.RFC3339)
+
+	move := &cav1.ReportEventRequest{EventId: "feed-42", MunicipalityCode: kiyose.Code, HolderId: "ATT-E1",
+		Kind: cav1.EventKind_EVENT_KIND_RECORD_CHANGE, ChangedFields: []cav1.ChangedField{cav1.ChangedField_CHANGED_FIELD_ADDRESS},
+		Cause: cav1.ChangeCause_CHANGE_CAUSE_MOVE, EffectiveTime: effective}
+	first, err := events.ReportEvent(ctx, move)
+	if err != nil || len(first.Revoked) != 1 || first.Revoked[0].Serial != signA.Serial {
+		t.Fatalf("the first event: %v %v", first, err)
+	}
+	again, err := events.ReportEvent(ctx, move)
+	if err != nil || !again.Replayed || len(again.Revoked) != 1 || again.Revoked[0].Serial != signA.Serial {
+		t.Fatalf("an exact replay: %v %v; want the first result, replayed", again, err)
+	}
+
+	for name, req := range map[string]*cav1.ReportEventRequest{
+		"another holder and kind": {EventId: "feed-42", MunicipalityCode: kiyose.Code, HolderId: "ATT-E2",
+			Kind: cav1.EventKind_EVENT_KIND_DEATH, EffectiveTime: effective},
+		"the same holder, another kind": {EventId: "feed-42", MunicipalityCode: kiyose.Code, HolderId: "ATT-E1",
+			Kind: cav1.EventKind_EVENT_KIND_LOSS_REPORT, EffectiveTime: effective},
+		"another effective time": {EventId: "feed-42", MunicipalityCode: kiyose.Code, HolderId: "ATT-E1",
+			Kind: cav1.EventKind_EVENT_KIND_RECORD_CHANGE, ChangedFields: []cav1.ChangedField{cav1.ChangedField_CHANGED_FIELD_ADDRESS},
+			Cause: cav1.ChangeCause_CHANGE_CAUSE_MOVE, EffectiveTime: time.Now().Add(-time.Minute).Format(time.RFC3339)},
+	} {
+		resp, err := events.ReportEvent(ctx, req)
+		refusedNaming(t, name, err, codes.AlreadyExists, "event_id", "feed-42", "R-R1")
+		if resp != nil {
+			t.Errorf("%s: answered %v", name, resp)
+		}
+	}
+	for _, c := range []*cav1.Certificate{signB, authB} {
+		got, err := cl.GetCertificate(ctx, &cav1.GetCertificateRequest{Serial: c.Serial})
+		if err != nil || got.GetCertificate().GetStatus() != cav1.Status_STATUS_VALID {
+			t.Errorf("%s is %v %v after the refused reuse, want VALID", c.Serial, got.GetCertificate().GetStatus(), err)
+		}
+	}
+	p.stop(t)
+}
+
+// TestAttackEventUnknownHolder: an event naming a holder the CA never
+// issued to in that municipality was accepted and audited as applied.
+// Now it is NotFound naming holder_id, and records nothing: the same event
+// id, later used for a known holder, applies.
+func TestAttackEventUnknownHolder(t *testing.T) {
+	pc := newPrivateCA(t, "")
+	p := startCA(t, pc.config)
+	cl := p.client(t)
+	events := cav1.NewEventsClient(p.conn(t))
+	ctx := context.Background()
+	sign, auth := issuePair(t, cl, "ATT-U1")
+	effective := time.Now().Format(time.RFC3339)
+
+	for name, req := range map[string]*cav1.ReportEventRequest{
+		"never issued to": {EventId: "death-1", MunicipalityCode: kiyose.Code, HolderId: "ATT-NOBODY",
+			Kind: cav1.EventKind_EVENT_KIND_DEATH, EffectiveTime: effective},
+		"a holder of another municipality": {EventId: "death-1", MunicipalityCode: "13101", HolderId: "ATT-U1",
+			Kind: cav1.EventKind_EVENT_KIND_DEATH, EffectiveTime: effective},
+	} {
+		_, err := events.ReportEvent(ctx, req)
+		refusedNaming(t, name, err, codes.NotFound, "holder_id", "R-R1")
+	}
+	resp, err := events.ReportEvent(ctx, &cav1.ReportEventRequest{EventId: "death-1", MunicipalityCode: kiyose.Code, HolderId: "ATT-U1",
+		Kind: cav1.EventKind_EVENT_KIND_DEATH, EffectiveTime: effective})
+	if err != nil || resp.Replayed || len(resp.Revoked) != 2 {
+		t.Fatalf("the event for the known holder, with the id a refused one used: %v %v; want both revoked now", resp, err)
+	}
+	for _, c := range []*cav1.Certificate{sign, auth} {
+		got, _ := cl.GetCertificate(ctx, &cav1.GetCertificateRequest{Serial: c.Serial})
+		if got.GetCertificate().GetStatus() != cav1.Status_STATUS_REVOKED {
+			t.Errorf("%s is %v, want REVOKED", c.Serial, got.GetCertificate().GetStatus())
+		}
+	}
+	p.stop(t)
+}
