@@ -195,7 +195,7 @@ func (s *Signer) keyHandle(ses session) (pkcs11.ObjectHandle, error) {
 	}
 	h, err := s.tok.findPrivateKey(ses, s.ref)
 	if err != nil {
-		return 0, err
+		return 0, vanished(err)
 	}
 	s.handle, s.handleGen, s.hasHandle = h, ses.gen, true
 	return h, nil
@@ -320,7 +320,7 @@ func (s *Signer) Check(ctx context.Context) error {
 	return s.tok.do(ctx, op, func(ses session) error {
 		h, err := s.tok.findPrivateKey(ses, s.ref)
 		if err != nil {
-			return err
+			return vanished(err)
 		}
 		pub, err := publicKeyOf(ses, s.ref, h)
 		if err != nil {
@@ -334,4 +334,27 @@ func (s *Signer) Check(ctx context.Context) error {
 		s.mu.Unlock()
 		return nil
 	})
+}
+
+// keyVanished is the key of a Signer, found and checked before, missing
+// from a logged-in session: the token lost its objects (its storage was
+// moved away, or it was swapped) rather than the key never having been
+// there. Recovery re-initialises the module, which makes the library read
+// the token afresh; it brings the key back once the token's storage is
+// back, without a restart. It is ErrTokenUnavailable, so callers answer
+// "try again", and ErrKeyNotFound.
+type keyVanished struct{ error }
+
+func (e keyVanished) Error() string {
+	return fmt.Sprintf("%v: %v (it was there before: the token lost its objects)", ErrTokenUnavailable, e.error)
+}
+
+func (e keyVanished) Unwrap() []error { return []error{ErrTokenUnavailable, e.error} }
+
+// vanished marks a failure to find a Signer's key as keyVanished.
+func vanished(err error) error {
+	if errors.Is(err, ErrKeyNotFound) {
+		return keyVanished{err}
+	}
+	return err
 }

@@ -30,6 +30,7 @@ import (
 // that a test may take the token away), with its work directory.
 type privateCA struct {
 	dir, tokens, config string
+	hsm                 *softhsm.Dir
 }
 
 // newPrivateCA makes a token directory with one token and the CA's
@@ -68,7 +69,7 @@ server:
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return privateCA{dir: dir, tokens: filepath.Join(hsmDir.Root, "tokens"), config: path}
+	return privateCA{dir: dir, tokens: filepath.Join(hsmDir.Root, "tokens"), config: path, hsm: hsmDir}
 }
 
 // issuePair issues SIGN and AUTH to a new holder of Kiyose.

@@ -113,6 +113,12 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 		}
 		fmt.Fprintf(w, "ok, in sync with the CA as of %s\n", st.SyncedAt().UTC().Format(time.RFC3339))
 	})
+	// /healthz: started (synced once); /readyz: in sync now.
+	readiness, err := newReadiness(st, log)
+	if err != nil {
+		return err
+	}
+	mux.Handle("GET /readyz", readiness)
 	ln, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("http_listen %s: %w", cfg.HTTPListen, err)
