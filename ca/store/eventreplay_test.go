@@ -61,3 +61,32 @@ func TestEventReplayDigest(t *testing.T) {
 		t.Fatalf("the id of the refused event, reused: %v %v; want it applied (the refusal recorded nothing)", r, err)
 	}
 }
+
+// TestRevokeInvalidityNotBeforeNotBefore: an effective time before a
+// certificate's notBefore spares it, unless the event ends every
+// certificate (LaterIssued: a death reported after the fact); then, as for
+// a counter revocation dated a little before issuance, the invalidityDate
+// is the notBefore, never earlier (R-R3).
+func TestRevokeInvalidityNotBeforeNotBefore(t *testing.T) {
+	s := openTemp(t)
+	sign, auth := pending("late", storev1.Profile_PROFILE_SIGN), pending("late", storev1.Profile_PROFILE_AUTH)
+	issue(t, s, Reservation{Certs: []*storev1.Certificate{sign, auth}, Now: t0})
+	before := t0.Add(-time.Hour)
+	base := RevokeRequest{Municipality: "13221", HolderID: "late", Profiles: []storev1.Profile{storev1.Profile_PROFILE_SIGN},
+		Reason: ReasonAffiliationChanged, InvalidityDate: before, Now: t0.Add(time.Hour), Actor: "shomei-ca", Cause: "test"}
+	if r, err := s.Revoke(base); err != nil || len(r.Revoked) != 0 {
+		t.Fatalf("a move effective before issuance: %v %v; want SIGN spared", r, err)
+	}
+	death := base
+	death.EventID, death.Profiles, death.Reason, death.LaterIssued = "death", []storev1.Profile{storev1.Profile_PROFILE_SIGN, storev1.Profile_PROFILE_AUTH},
+		ReasonCessationOfOperation, true
+	r, err := s.Revoke(death)
+	if err != nil || len(r.Revoked) != 2 {
+		t.Fatalf("a death effective before issuance: %v %v; want both revoked", r, err)
+	}
+	for _, e := range r.Revoked {
+		if got := e.Revocation.InvalidityDate.AsTime(); !got.Equal(t0) {
+			t.Errorf("invalidityDate %v, want the notBefore %v", got, t0)
+		}
+	}
+}
