@@ -248,8 +248,8 @@ func (c *CA) checkEventTime(ev Event, effective time.Time) error {
 
 // digest is the SHA-256 of the event's canonical payload: every field the
 // caller sent but the event id, in a fixed order, each length-prefixed, the
-// lists in the order given, the serial as parsed and the effective time in
-// UTC. A replay must carry the same (R-R1).
+// lists sorted (their order means nothing), the serial as parsed and the
+// effective time in UTC. A replay must carry the same (R-R1).
 func (ev Event) digest(effective time.Time) []byte {
 	h := sha256.New()
 	put := func(s string) {
@@ -263,12 +263,12 @@ func (ev Event) digest(effective time.Time) []byte {
 	put(ev.HolderID)
 	put(strconv.Itoa(int(ev.Kind)))
 	put(strconv.Itoa(len(ev.ChangedFields)))
-	for _, f := range ev.ChangedFields {
+	for _, f := range slices.Sorted(slices.Values(ev.ChangedFields)) {
 		put(strconv.Itoa(int(f)))
 	}
 	put(strconv.Itoa(ev.Cause))
 	put(strconv.Itoa(len(ev.Profiles)))
-	for _, p := range ev.Profiles {
+	for _, p := range slices.Sorted(slices.Values(ev.Profiles)) {
 		put(strconv.Itoa(int(p)))
 	}
 	sn, _ := parseSerial(ev.Serial)
