@@ -51,13 +51,15 @@ func waitReady(t *testing.T, p *caProc, ready bool, within time.Duration) string
 // TestAttackHSMKeyGoneAndBack: the HSM's token (its directory, here) is
 // taken away while the CA runs, then put back. Liveness stays ok
 // throughout; readiness (/readyz and the gRPC health status) turns not
-// ready naming the HSM, and ready again once the token is back; and the CA
-// issues again without a restart.
+// ready naming the HSM — and, once a revocation has waited longer than
+// R-R4's 60 s for its CRL, naming the partition too — and ready again once
+// the token is back; the CA issues again without a restart, and the CRL
+// catches up.
 func TestAttackHSMKeyGoneAndBack(t *testing.T) {
 	pc := newPrivateCA(t, "")
 	p := startCA(t, pc.config)
 	cl := p.client(t)
-	issuePair(t, cl, "ATT-H1")
+	sign, _ := issuePair(t, cl, "ATT-H1")
 	if body := waitReady(t, p, true, 30*time.Second); !strings.Contains(body, "hsm: ok") || !strings.Contains(body, "crl: ok") {
 		t.Errorf("/readyz when all is well: %q", body)
 	}
@@ -84,7 +86,21 @@ func TestAttackHSMKeyGoneAndBack(t *testing.T) {
 		Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: time.Now().AddDate(8, 0, 0).Format(time.DateOnly)},
 		Profiles:    []*cav1.ProfileRequest{{Profile: cav1.Profile_PROFILE_AUTH, Csr: csr(t, rsaKey(t))}},
 	}); status.Code(err) != codes.Unavailable {
-		t.Errorf("Issue with the token gone: %v, want Unavailable (try again)", err)
+		t.Errorf("Issue with the token gone: %v, want Unavailable (try again)\n%s", err, p.log)
+	}
+	// A revocation is recorded (the store needs no HSM), but its CRL cannot
+	// be signed.
+	if _, err := cl.Revoke(context.Background(), &cav1.RevokeRequest{Serial: sign.Serial, Reason: cav1.RevocationReason_REVOCATION_REASON_KEY_COMPROMISE}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(time.Second) {
+		_, body = httpGet(t, "http://"+p.http+"/readyz")
+		if strings.Contains(body, "crl: not ready: CRLs: partition sign-g1-13221: no CRL published for") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz does not report the unpublishable CRL: %q", body)
+		}
 	}
 
 	if err := os.Rename(away, pc.tokens); err != nil {
@@ -105,6 +121,7 @@ func TestAttackHSMKeyGoneAndBack(t *testing.T) {
 			t.Fatalf("30 s after the token came back the CA still cannot issue: %v\n%s", err, p.log)
 		}
 	}
+	crlEntries(t, p, sign, sign.Serial)
 	p.stop(t)
 }
 
