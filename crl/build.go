@@ -275,11 +275,11 @@ func validateEntry(e Entry, thisUpdate time.Time, failEntry func(field, format s
 	return serialOK
 }
 
-// EntryProblem says why e cannot be written on a CRL with thisUpdate, or ""
+// entryProblem says why e cannot be written on a CRL with thisUpdate, or ""
 // if it can: the checks Build makes of each entry, one entry at a time. The
 // publisher leaves out (and reports) an entry with a problem rather than
 // let it stop its whole partition.
-func EntryProblem(e Entry, thisUpdate time.Time) string {
+func entryProblem(e Entry, thisUpdate time.Time) string {
 	var why string
 	validateEntry(e, seconds(thisUpdate), func(field, format string, args ...any) {
 		if why == "" {

@@ -105,7 +105,7 @@
 //     makes their serials from chunks.
 //
 // No single entry stops a partition: the Publisher checks each entry as
-// Build would (EntryProblem) and leaves out one it cannot encode — a
+// Build would (entryProblem) and leaves out one it cannot encode — a
 // record from before the API bounded effective times, say — logging its
 // serial and the problem (no personal data), counting it in
 // shomei_crl_entries_skipped_total{partition} and reporting the partition

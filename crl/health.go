@@ -97,7 +97,7 @@ func (p *Publisher) dropBadEntries(partition string, req *Request) int {
 	kept := req.Entries[:0]
 	skipped := 0
 	for _, e := range req.Entries {
-		if why := EntryProblem(e, req.ThisUpdate); why != "" {
+		if why := entryProblem(e, req.ThisUpdate); why != "" {
 			skipped++
 			p.cfg.Log.Error("revoked certificate left off its CRL: its entry cannot be encoded; repair its record",
 				"partition", partition, "serial", serialText(e.Serial), "problem", why)
