@@ -23,6 +23,9 @@ const (
 	KindPermission
 	// KindUnavailable: the HSM or store is unavailable right now (UNAVAILABLE).
 	KindUnavailable
+	// KindConflict: the request reuses an id of an earlier, different
+	// request (ALREADY_EXISTS).
+	KindConflict
 )
 
 // Violation is one broken rule: the request field, the rule id and what is wrong.

@@ -3,11 +3,13 @@ package ca
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -59,8 +61,30 @@ type Revocation = store.RevokeResult
 
 var eventIDPattern = regexp.MustCompile(`^[\x21-\x7e]{1,128}$`)
 
-// maxClockSkew is how far in the future an effective time may be.
-const maxClockSkew = time.Minute
+// The domain of a caller-supplied effective time (R-R3). It becomes the
+// invalidityDate of CRL entries and OCSP responses, so it is checked at the
+// API, before anything is recorded: a time the CRL cannot encode (year 1000,
+// year 0001) must never reach the store.
+const (
+	// maxClockSkew is how far in the future an effective time may be: the
+	// caller's clock may run a little ahead of the CA's.
+	maxClockSkew = time.Minute
+	// effectiveTolerance is how far before a certificate's notBefore an
+	// effective time may lie. A counter revocation effective before the
+	// certificate existed is refused beyond it; within it (clocks, a report
+	// dated the day before issuance) the invalidityDate is raised to the
+	// notBefore, since a certificate cannot become invalid before it exists.
+	// An event effective more than this before every certificate of its
+	// holder is refused too: it ends none of them, and is most likely a
+	// wrong date. (Events effective before some of the holder's
+	// certificates are normal: those certificates already reflect the
+	// change and are spared, except after a death, which ends them all.)
+	effectiveTolerance = 24 * time.Hour
+	// minEffectiveYear bounds every effective time, whatever the holder:
+	// X.509 times start in 1950 (UTCTime), and an event for a holder with
+	// no certificate must be refused as such, not fail in the store.
+	minEffectiveYear = 1950
+)
 
 // ReportEvent revokes what the R-R1 table says the event ends, all in one
 // transaction; replaying an event id returns the first result.
@@ -80,7 +104,7 @@ func (c *CA) ReportEvent(ctx context.Context, ev Event) (*Revocation, error) {
 	effective := parseEffective(vs, ev.EffectiveTime, now, true)
 
 	req := store.RevokeRequest{Municipality: ev.Municipality, EventID: ev.ID, HolderID: ev.HolderID, Now: now,
-		InvalidityDate: effective, Actor: c.actor(ctx), Cause: "event " + ev.ID}
+		InvalidityDate: effective, Actor: c.actor(ctx), Cause: "event " + ev.ID, KnownHolder: true}
 	both := []Profile{ProfileSign, ProfileAuth}
 	switch ev.Kind {
 	case EventRecordChange:
@@ -96,7 +120,11 @@ func (c *CA) ReportEvent(ctx context.Context, ev Event) (*Revocation, error) {
 		}
 	case EventMovedAbroad:
 		req.Profiles, req.Reason = []Profile{ProfileSign}, store.ReasonAffiliationChanged
-	case EventDeath, EventCardInvalidated:
+	case EventDeath:
+		// A death reported after the fact also ends certificates issued
+		// after it (their invalidityDate is their notBefore).
+		req.Profiles, req.Reason, req.LaterIssued = both, store.ReasonCessationOfOperation, true
+	case EventCardInvalidated:
 		req.Profiles, req.Reason = both, store.ReasonCessationOfOperation
 	case EventLossReport:
 		req.Profiles, req.Reason, req.BlockKeys = both, store.ReasonKeyCompromise, true
@@ -122,13 +150,24 @@ func (c *CA) ReportEvent(ctx context.Context, ev Event) (*Revocation, error) {
 	if err := vs.err(KindInvalid); err != nil {
 		return nil, err
 	}
+	if err := c.checkEventTime(ev, effective); err != nil {
+		return nil, err
+	}
+	req.PayloadSHA256 = ev.digest(effective)
 	req.Audit = []*storev1.AuditRecord{{Time: timestamppb.New(now), Actor: c.actor(ctx), Action: "event.report",
 		Fields: []*storev1.AuditField{{Key: "event_id", Value: ev.ID}, {Key: "municipality", Value: ev.Municipality},
 			{Key: "holder_id", Value: ev.HolderID}, {Key: "kind", Value: fmt.Sprint(int(ev.Kind))},
 			{Key: "cause", Value: fmt.Sprint(ev.Cause)},
 			{Key: "effective", Value: effective.UTC().Format(time.RFC3339)}}}}
 	res, err := c.cfg.Store.Revoke(req)
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrEventConflict):
+		return nil, &Error{Kind: KindConflict, Err: err, Violations: []Violation{{"event_id", "R-R1",
+			fmt.Sprintf("event %s was already reported with a different payload; a replay must repeat it exactly, another event needs its own id", ev.ID)}}}
+	case errors.Is(err, store.ErrUnknownHolder):
+		return nil, &Error{Kind: KindNotFound, Err: err, Violations: []Violation{{"holder_id", "R-R1",
+			fmt.Sprintf("no certificate was ever issued to this holder in municipality %s", ev.Municipality)}}}
+	case err != nil:
 		return nil, storeRefusal(err, "serial")
 	}
 	c.afterRevoke(res)
@@ -171,6 +210,10 @@ func (c *CA) Revoke(ctx context.Context, serialHex string, reason int32, effecti
 	if err != nil {
 		return nil, err
 	}
+	if nb := rec.NotBefore.AsTime(); effective.Before(nb.Add(-effectiveTolerance)) {
+		return nil, refuse(KindInvalid, "effective_time", "R-R3", "is before the certificate's notBefore %s (by more than %s)",
+			nb.UTC().Format(time.RFC3339), effectiveTolerance)
+	}
 	res, err := c.cfg.Store.Revoke(store.RevokeRequest{Serials: [][]byte{sn}, Reason: reason, InvalidityDate: effective, Now: now,
 		BlockKeys: reason == store.ReasonKeyCompromise, Actor: c.actor(ctx), Cause: "counter request", Municipality: rec.MunicipalityCode})
 	if err != nil {
@@ -193,8 +236,63 @@ func parseEffective(vs *violations, s string, now time.Time, required bool) time
 		vs.add("effective_time", "R-R3", "must be an RFC 3339 time, e.g. 2026-11-21T09:00:00+09:00")
 	case t.After(now.Add(maxClockSkew)):
 		vs.add("effective_time", "R-R3", "is in the future")
+	case t.Year() < minEffectiveYear:
+		vs.add("effective_time", "R-R3", "is before %d: no certificate is that old, and a CRL cannot carry it", minEffectiveYear)
 	}
 	return t
+}
+
+// checkEventTime refuses an effective time more than effectiveTolerance
+// before every certificate of the event's holder (R-R3). A holder with no
+// certificate is left to the store, which answers a replay or refuses the
+// unknown holder in the revoking transaction.
+func (c *CA) checkEventTime(ev Event, effective time.Time) error {
+	recs, err := c.cfg.Store.HolderCertificates(ev.Municipality, ev.HolderID)
+	if err != nil {
+		return fmt.Errorf("ca: reading the holder's certificates: %w", err)
+	}
+	var first time.Time
+	for _, r := range recs {
+		if nb := r.NotBefore.AsTime(); r.NotBefore != nil && (first.IsZero() || nb.Before(first)) {
+			first = nb
+		}
+	}
+	if !first.IsZero() && effective.Before(first.Add(-effectiveTolerance)) {
+		return refuse(KindInvalid, "effective_time", "R-R3", "is before the holder's first certificate (notBefore %s) by more than %s",
+			first.UTC().Format(time.RFC3339), effectiveTolerance)
+	}
+	return nil
+}
+
+// digest is the SHA-256 of the event's canonical payload: every field the
+// caller sent but the event id, in a fixed order, each length-prefixed, the
+// lists sorted (their order means nothing), the serial as parsed and the
+// effective time in UTC. A replay must carry the same (R-R1).
+func (ev Event) digest(effective time.Time) []byte {
+	h := sha256.New()
+	put := func(s string) {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	put("shomei event v1")
+	put(ev.Municipality)
+	put(ev.HolderID)
+	put(strconv.Itoa(int(ev.Kind)))
+	put(strconv.Itoa(len(ev.ChangedFields)))
+	for _, f := range slices.Sorted(slices.Values(ev.ChangedFields)) {
+		put(strconv.Itoa(int(f)))
+	}
+	put(strconv.Itoa(ev.Cause))
+	put(strconv.Itoa(len(ev.Profiles)))
+	for _, p := range slices.Sorted(slices.Values(ev.Profiles)) {
+		put(strconv.Itoa(int(p)))
+	}
+	sn, _ := parseSerial(ev.Serial)
+	put(hex.EncodeToString(sn))
+	put(effective.UTC().Format(time.RFC3339Nano))
+	return h.Sum(nil)
 }
 
 // storeRefusal maps store errors of revocation onto refusals.

@@ -241,29 +241,52 @@ func validateEntries(req Request, thisUpdate time.Time, fail func(field, format 
 		failEntry := func(field, format string, args ...any) {
 			fail(fmt.Sprintf("Request.Entries[%d].%s", i, field), format, args...)
 		}
-		switch n := e.Serial; {
-		case n == nil:
-			failEntry("Serial", "required")
+		if !validateEntry(e, thisUpdate, failEntry) {
 			serialsOK = false
-		case n.Sign() <= 0:
-			failEntry("Serial", "must be positive")
-			serialsOK = false
-		case n.BitLen() > 159:
-			failEntry("Serial", "%d bits encode to more than 20 octets", n.BitLen())
-			serialsOK = false
-		}
-		validateTime("RevokedAt", e.RevokedAt, failEntry)
-		if !e.RevokedAt.IsZero() && !thisUpdate.IsZero() && seconds(e.RevokedAt).After(thisUpdate) {
-			failEntry("RevokedAt", "after the CRL's ThisUpdate")
-		}
-		if _, ok := allowedReasons[e.Reason]; !ok {
-			failEntry("Reason", "%d is not a reason code of these CRLs: %s", e.Reason, reasonRule(e.Reason))
-		}
-		if !e.InvalidityDate.IsZero() {
-			validateTime("InvalidityDate", e.InvalidityDate, failEntry)
 		}
 	}
 	return serialsOK
+}
+
+// validateEntry checks one entry and reports whether its serial is valid.
+func validateEntry(e Entry, thisUpdate time.Time, failEntry func(field, format string, args ...any)) bool {
+	serialOK := true
+	switch n := e.Serial; {
+	case n == nil:
+		failEntry("Serial", "required")
+		serialOK = false
+	case n.Sign() <= 0:
+		failEntry("Serial", "must be positive")
+		serialOK = false
+	case n.BitLen() > 159:
+		failEntry("Serial", "%d bits encode to more than 20 octets", n.BitLen())
+		serialOK = false
+	}
+	validateTime("RevokedAt", e.RevokedAt, failEntry)
+	if !e.RevokedAt.IsZero() && !thisUpdate.IsZero() && seconds(e.RevokedAt).After(thisUpdate) {
+		failEntry("RevokedAt", "after the CRL's ThisUpdate")
+	}
+	if _, ok := allowedReasons[e.Reason]; !ok {
+		failEntry("Reason", "%d is not a reason code of these CRLs: %s", e.Reason, reasonRule(e.Reason))
+	}
+	if !e.InvalidityDate.IsZero() {
+		validateTime("InvalidityDate", e.InvalidityDate, failEntry)
+	}
+	return serialOK
+}
+
+// entryProblem says why e cannot be written on a CRL with thisUpdate, or ""
+// if it can: the checks Build makes of each entry, one entry at a time. The
+// publisher leaves out (and reports) an entry with a problem rather than
+// let it stop its whole partition.
+func entryProblem(e Entry, thisUpdate time.Time) string {
+	var why string
+	validateEntry(e, seconds(thisUpdate), func(field, format string, args ...any) {
+		if why == "" {
+			why = field + ": " + fmt.Sprintf(format, args...)
+		}
+	})
+	return why
 }
 
 // reasonRule says why an RFC 5280 reason code is refused.

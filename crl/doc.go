@@ -104,6 +104,15 @@
 //   - The Publisher sizes its entries from the partition's last CRL and
 //     makes their serials from chunks.
 //
+// No single entry stops a partition: the Publisher checks each entry as
+// Build would (entryProblem) and leaves out one it cannot encode — a
+// record from before the API bounded effective times, say — logging its
+// serial and the problem (no personal data), counting it in
+// shomei_crl_entries_skipped_total{partition} and reporting the partition
+// degraded in Health; the rest of the partition is published. Health also
+// fails, naming the partition, when a due partition stays unpublished for
+// longer than StaleAfter (R-R4: 60 s) or its CRL runs past nextUpdate.
+//
 // BenchmarkBuild and BenchmarkCheck measure 1,000 to 1,000,000 entries
 // with a software RSA-2048 key; BenchmarkPartitionSet a 1,000,000-entry
 // partition set signed in SoftHSM2 (10 × 100,000 and 1 × 1,000,000), and

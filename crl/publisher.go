@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -53,6 +54,12 @@ type PublisherConfig struct {
 	// Published, if set, is told each partition published and the revision
 	// it reflects (for the freshness metric, R-R4).
 	Published func(partition string, revision uint64, at time.Time)
+	// Metrics, if set, gets shomei_crl_entries_skipped_total.
+	Metrics prometheus.Registerer
+	// StaleAfter is how long a partition may stay unpublished while due
+	// (changed, or near its nextUpdate) before Health reports it: R-R4's
+	// 60 s when zero.
+	StaleAfter time.Duration
 }
 
 // Publisher keeps every partition's CRL current and serves it over HTTP.
@@ -64,6 +71,9 @@ type Publisher struct {
 
 	mu     sync.RWMutex
 	latest map[string]*published
+
+	health  health
+	skipped *prometheus.CounterVec
 }
 
 type published struct {
@@ -93,7 +103,19 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.StaleAfter == 0 {
+		cfg.StaleAfter = time.Minute
+	}
 	p := &Publisher{cfg: cfg, notify: make(chan struct{}, 1), latest: map[string]*published{}}
+	p.health.init()
+	p.skipped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shomei_crl_entries_skipped_total",
+		Help: "Revoked certificates left off their partition's CRL because their entry cannot be encoded (see the log and /readyz)."},
+		[]string{"partition"})
+	if cfg.Metrics != nil {
+		if err := cfg.Metrics.Register(p.skipped); err != nil {
+			return nil, fmt.Errorf("crl: metrics: %w", err)
+		}
+	}
 	parts, err := cfg.Source.Partitions()
 	if err != nil {
 		return nil, err
@@ -108,6 +130,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 		}
 		if len(der) > 0 {
 			p.latest[part.Name] = newPublished(der, part.ThisUpdate.AsTime(), part.NextUpdate.AsTime(), entryCount(der))
+			p.health.published(part.Name, part.NextUpdate.AsTime(), 0)
 		}
 	}
 	return p, nil
@@ -161,6 +184,7 @@ func (p *Publisher) PublishDue(ctx context.Context) error {
 		}
 		if err := p.publish(part, now); err != nil {
 			errs = append(errs, fmt.Errorf("partition %s: %w", part.Name, err))
+			p.health.failed(part.Name, now, err)
 		}
 		if ctx.Err() != nil {
 			break
@@ -208,6 +232,10 @@ func (p *Publisher) publish(part *storev1.CRLPartition, now time.Time) error {
 	// lists was recorded before it.
 	req.ThisUpdate = p.cfg.Now()
 	req.NextUpdate = req.ThisUpdate.Add(p.cfg.Validity)
+	// One entry that cannot be encoded (stored before the API checked
+	// effective times, say) must not keep the partition's other
+	// revocations off its CRL: it is left out and reported.
+	skipped := p.dropBadEntries(part.Name, &req)
 	// Build and Check of one prepared request: the entries are validated
 	// and sorted once.
 	pl, err := prepare(req, true)
@@ -227,6 +255,7 @@ func (p *Publisher) publish(part *storev1.CRLPartition, now time.Time) error {
 	p.mu.Lock()
 	p.latest[part.Name] = newPublished(der, req.ThisUpdate, req.NextUpdate, len(req.Entries))
 	p.mu.Unlock()
+	p.health.published(part.Name, req.NextUpdate, skipped)
 	p.cfg.Log.Info("CRL published", "partition", part.Name, "number", part.Number+1, "entries", len(req.Entries), "revision", rev)
 	if p.cfg.Published != nil {
 		p.cfg.Published(part.Name, rev, p.cfg.Now())

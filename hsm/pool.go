@@ -14,8 +14,12 @@ import (
 // away after a reconnect calls for a module re-initialisation next).
 const maxAttempts = 3
 
-// place is where an attempt ran: the module epoch and the Token's connection.
-type place struct{ epoch, gen uint64 }
+// place is where an attempt ran: the module epoch and the Token's
+// connection; connecting when it failed before it had a session.
+type place struct {
+	epoch, gen uint64
+	connecting bool
+}
 
 // do runs fn with a session from the pool. It waits at most WaitTimeout (or
 // until ctx ends) for a free session. If fn, or getting the session, fails in
@@ -38,7 +42,11 @@ func (t *Token) run(ctx context.Context, op string, fn func(session) error, mayR
 			return nil
 		}
 		how, retry := t.recover(at, err)
-		if errors.Is(err, ErrTokenNotFound) && t.wasConnected() && !errors.Is(err, ErrTokenUnavailable) {
+		// A token that was there before and cannot be reached now
+		// (not found, or the library fails to reach it) is unavailable:
+		// callers answer "try again", not an internal error. A refused
+		// PIN is not: trying again does not help.
+		if (errors.Is(err, ErrTokenNotFound) || (at.connecting && !isLoginRefusal(err))) && t.wasConnected() && !errors.Is(err, ErrTokenUnavailable) {
 			err = fmt.Errorf("%w: %w", ErrTokenUnavailable, err)
 		}
 		if !retry || tried[how] || attempt == maxAttempts || ctx.Err() != nil || (mayRetry != nil && !mayRetry()) {
@@ -74,8 +82,9 @@ func (t *Token) attempt(fn func(session) error) (place, error) {
 	t.mod.opMu.RLock()
 	defer t.mod.opMu.RUnlock()
 	s, err := t.get()
-	at := place{s.epoch, s.gen}
+	at := place{epoch: s.epoch, gen: s.gen}
 	if err != nil {
+		at.connecting = true
 		return at, err
 	}
 	err = fn(s)

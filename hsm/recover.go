@@ -14,6 +14,10 @@ func (t *Token) recover(at place, err error) (recovery, bool) {
 	switch {
 	case errors.Is(err, ErrClosed), isLoginRefusal(err), errors.As(err, &later):
 		return reportIt, false
+	case errors.As(err, new(keyVanished)):
+		// The token lost the objects of a key it showed before: only a
+		// fresh initialisation makes the library read them again.
+		return reinitModule, t.reinitialize(at.epoch)
 	case errors.Is(err, ErrTokenNotFound):
 		if !t.wasConnected() {
 			return reportIt, false

@@ -276,7 +276,7 @@ func TestOldFailureKeepsNewConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := place{epochOf(tok), tok.gen}
+	old := place{epoch: epochOf(tok), gen: tok.gen}
 	forceReinit(t, tok)
 	if err := sign(s); err != nil { // reconnects in the new epoch
 		t.Fatal(err)

@@ -195,7 +195,7 @@ func (s *Signer) keyHandle(ses session) (pkcs11.ObjectHandle, error) {
 	}
 	h, err := s.tok.findPrivateKey(ses, s.ref)
 	if err != nil {
-		return 0, err
+		return 0, vanished(err)
 	}
 	s.handle, s.handleGen, s.hasHandle = h, ses.gen, true
 	return h, nil
@@ -307,4 +307,54 @@ func ecdsaDER(raw []byte, curve elliptic.Curve) ([]byte, error) {
 		b.AddASN1BigInt(sv)
 	})
 	return b.Bytes()
+}
+
+// Check finds the signer's key in the token again and reads its public
+// key, without signing: a cheap proof that the token is reachable, logged
+// in and still holds this key, for readiness probes. Like every operation
+// it recovers (new session, new login, reconnect, module re-initialisation)
+// when the token went away and came back, so a probe also brings a
+// returned token back into use before the next signature needs it.
+func (s *Signer) Check(ctx context.Context) error {
+	op := "check key " + s.ref.String()
+	return s.tok.do(ctx, op, func(ses session) error {
+		h, err := s.tok.findPrivateKey(ses, s.ref)
+		if err != nil {
+			return vanished(err)
+		}
+		pub, err := publicKeyOf(ses, s.ref, h)
+		if err != nil {
+			return err
+		}
+		if k, ok := pub.(interface{ Equal(crypto.PublicKey) bool }); !ok || !k.Equal(s.pub) {
+			return fmt.Errorf("%w (the key found under its label and id is another one)", ErrKeyMismatch)
+		}
+		s.mu.Lock()
+		s.handle, s.handleGen, s.hasHandle = h, ses.gen, true
+		s.mu.Unlock()
+		return nil
+	})
+}
+
+// keyVanished is the key of a Signer, found and checked before, missing
+// from a logged-in session: the token lost its objects (its storage was
+// moved away, or it was swapped) rather than the key never having been
+// there. Recovery re-initialises the module, which makes the library read
+// the token afresh; it brings the key back once the token's storage is
+// back, without a restart. It is ErrTokenUnavailable, so callers answer
+// "try again", and ErrKeyNotFound.
+type keyVanished struct{ error }
+
+func (e keyVanished) Error() string {
+	return fmt.Sprintf("%v: %v (it was there before: the token lost its objects)", ErrTokenUnavailable, e.error)
+}
+
+func (e keyVanished) Unwrap() []error { return []error{ErrTokenUnavailable, e.error} }
+
+// vanished marks a failure to find a Signer's key as keyVanished.
+func vanished(err error) error {
+	if errors.Is(err, ErrKeyNotFound) {
+		return keyVanished{err}
+	}
+	return err
 }

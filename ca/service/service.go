@@ -169,6 +169,7 @@ func statusError(log *slog.Logger, err error) error {
 		ca.KindNotFound:     codes.NotFound,
 		ca.KindPermission:   codes.PermissionDenied,
 		ca.KindUnavailable:  codes.Unavailable,
+		ca.KindConflict:     codes.AlreadyExists,
 	}[e.Kind]
 	if code == codes.OK {
 		code = codes.Internal

@@ -40,6 +40,16 @@
 //     again (R-R6).
 //   - Buckets added after schema version 1 shipped (addedBuckets) are
 //     created when an older store is opened; the version does not change.
+//   - An event id (per municipality) is applied once (R-R1). Its result is
+//     kept with the SHA-256 of the event's payload; a later request with the
+//     same id is answered with the first result only if its digest is the
+//     same, and fails with ErrEventConflict otherwise. Events kept before
+//     the digest was are matched by their audit record (eventreplay.go).
+//     An event whose holder has no certificate in the municipality fails
+//     with ErrUnknownHolder when the caller asks (KnownHolder) and records
+//     nothing.
+//   - A revocation's invalidityDate is never before the certificate's
+//     notBefore (R-R3).
 //   - Audit records carry no personal data (spec R-P4). The store cannot check
 //     this; callers must refer to people and certificates by opaque
 //     identifiers and serial numbers only.

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -52,7 +53,29 @@ type RevokeRequest struct {
 	Actor string
 	// Audit records to append in the same transaction, e.g. the event.
 	Audit []*storev1.AuditRecord
+	// PayloadSHA256 is the digest of the event's canonical payload, kept
+	// with its result: a later request with the same event id is a replay
+	// only if it carries the same digest; otherwise it fails with
+	// ErrEventConflict (R-R1). Events recorded without a digest (before it
+	// was kept) are matched by their audit record instead (see
+	// legacyReplay).
+	PayloadSHA256 []byte
+	// KnownHolder refuses, with ErrUnknownHolder, a request whose HolderID
+	// has no certificate in Municipality (a replay is still answered).
+	KnownHolder bool
+	// LaterIssued also targets the holder's certificates issued after
+	// InvalidityDate (a death reported after the fact ends those too).
+	LaterIssued bool
 }
+
+// Errors of event requests (R-R1).
+var (
+	// ErrEventConflict: the event id was used before for another payload.
+	ErrEventConflict = errors.New("event id already used for a different event")
+	// ErrUnknownHolder: no certificate was ever issued to the holder in
+	// that municipality.
+	ErrUnknownHolder = errors.New("no such holder in this municipality")
+)
 
 // RevokeResult is what a revocation did.
 type RevokeResult struct {
@@ -99,7 +122,16 @@ func revoke(tx *bolt.Tx, r RevokeRequest, audit []*storev1.AuditRecord) (*Revoke
 			if err := proto.Unmarshal(v, &first); err != nil {
 				return nil, fmt.Errorf("store is damaged: event %s: %w", r.EventID, err)
 			}
+			if err := sameEvent(tx, r, &first); err != nil {
+				return nil, err
+			}
 			return &RevokeResult{Replayed: true, Revoked: first.Revoked, Revision: currentRevision(tx)}, nil
+		}
+	}
+	if r.KnownHolder && r.HolderID != "" {
+		prefix := holderPrefix(r.Municipality, r.HolderID)
+		if k, _ := tx.Bucket(bucketHolders).Cursor().Seek(prefix); k == nil || !bytes.HasPrefix(k, prefix) {
+			return nil, fmt.Errorf("holder of municipality %s: %w", r.Municipality, ErrUnknownHolder)
 		}
 	}
 
@@ -138,7 +170,7 @@ func revoke(tx *bolt.Tx, r RevokeRequest, audit []*storev1.AuditRecord) (*Revoke
 			affected := rec.State == storev1.CertState_CERT_STATE_PENDING || rec.State == storev1.CertState_CERT_STATE_ISSUED
 			// Expired certificates need no revocation; certificates issued
 			// after the event's effective time already reflect it.
-			if affected && rec.NotAfter.AsTime().After(r.Now) && !rec.NotBefore.AsTime().After(r.InvalidityDate) {
+			if affected && rec.NotAfter.AsTime().After(r.Now) && (r.LaterIssued || !rec.NotBefore.AsTime().After(r.InvalidityDate)) {
 				add(rec)
 			}
 		}
@@ -152,8 +184,14 @@ func revoke(tx *bolt.Tx, r RevokeRequest, audit []*storev1.AuditRecord) (*Revoke
 			res.Revoked = append(res.Revoked, entry)
 			continue
 		}
+		// A certificate cannot have become invalid before it existed: the
+		// invalidityDate (R-R3) is never before its notBefore.
+		invalid := r.InvalidityDate
+		if nb := rec.NotBefore.AsTime(); rec.NotBefore != nil && invalid.Before(nb) {
+			invalid = nb
+		}
 		rec.Revocation = &storev1.Revocation{RevokedAt: timestamppb.New(r.Now), Reason: r.Reason,
-			InvalidityDate: timestamppb.New(r.InvalidityDate), Cause: r.Cause}
+			InvalidityDate: timestamppb.New(invalid), Cause: r.Cause}
 		entry.Revocation = rec.Revocation
 		if err := putCert(certs, rec); err != nil {
 			return nil, err
@@ -179,7 +217,7 @@ func revoke(tx *bolt.Tx, r RevokeRequest, audit []*storev1.AuditRecord) (*Revoke
 	}
 	if r.EventID != "" {
 		v, err := marshal(&storev1.EventResult{MunicipalityCode: r.Municipality, EventId: r.EventID,
-			AppliedAt: timestamppb.New(r.Now), Revoked: res.Revoked})
+			AppliedAt: timestamppb.New(r.Now), Revoked: res.Revoked, PayloadSha256: r.PayloadSHA256})
 		if err != nil {
 			return nil, err
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	grpchealth "google.golang.org/grpc/health"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/ca"
@@ -27,6 +28,7 @@ import (
 	"github.com/shomei-pki/shomei/crl"
 	"github.com/shomei-pki/shomei/internal/clienttoken"
 	"github.com/shomei-pki/shomei/internal/config"
+	"github.com/shomei-pki/shomei/internal/health"
 	"github.com/shomei-pki/shomei/internal/ratelimit"
 	"github.com/shomei-pki/shomei/internal/server"
 	"github.com/shomei-pki/shomei/ocsp"
@@ -137,7 +139,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 	if follow, err = newFollower(st, responder.Invalidate, reg, log); err != nil {
 		return err
 	}
-	publisher, err = crl.NewPublisher(crl.PublisherConfig{Source: st, Issuers: authority.IssuerSigner, Log: log, Published: follow.published})
+	publisher, err = crl.NewPublisher(crl.PublisherConfig{Source: st, Issuers: authority.IssuerSigner, Log: log, Published: follow.published, Metrics: reg})
 	if err != nil {
 		return err
 	}
@@ -187,7 +189,12 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /crl/", statusGate.Guard("crl", publisher, relyingparty.Forbidden))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	readiness, err := newReadiness(authority, publisher, log)
+	if err != nil {
+		return err
+	}
+	mux.HandleFunc("GET /healthz", health.Live) // liveness
+	mux.Handle("GET /readyz", readiness)        // readiness: HSM, CRL freshness
 	mux.HandleFunc("GET /cps", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "Shomei certification practice statement: certificates are issued under the JPKI-style rules of the Shomei rule book.")
@@ -204,11 +211,14 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 		// it sees the caller (ca/caller).
 		ServerOptions: append(grpcGate.ServerOptions(),
 			grpc.ChainUnaryInterceptor(refusedUnary), grpc.ChainStreamInterceptor(refusedStream)),
-		HTTP:            responder.Route(statusGate.Guard("ocsp", responder, responder.Unauthorized()), mux),
-		HTTPTLS:         httpTLS,
-		GRPCLimits:      grpcLimits(cfg.Server.GRPCLimits),
-		HTTPLimits:      cfg.Server.HTTPLimits,
-		Metrics:         reg,
+		HTTP:       responder.Route(statusGate.Guard("ocsp", responder, responder.Unauthorized()), mux),
+		HTTPTLS:    httpTLS,
+		GRPCLimits: grpcLimits(cfg.Server.GRPCLimits),
+		HTTPLimits: cfg.Server.HTTPLimits,
+		Metrics:    reg,
+		Health: func(hs *grpchealth.Server, services []string) {
+			go readiness.Follow(bgCtx, hs, services, healthFollowEvery)
+		},
 		ShutdownTimeout: cfg.Server.ShutdownTimeout,
 		Ready:           ready,
 		Log:             log,

@@ -92,6 +92,12 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 		}
 		fmt.Fprintf(w, "ok, in sync with the CA as of %s\n", st.SyncedAt().UTC().Format(time.RFC3339))
 	})
+	// /healthz: started (synced once); /readyz: in sync now.
+	readiness, err := newReadiness(st, log)
+	if err != nil {
+		return err
+	}
+	mux.Handle("GET /readyz", readiness)
 	return server.Run(ctx, server.Options{
 		HTTPListen: cfg.HTTPListen, HTTP: responder.Route(gate.Guard("ocsp", responder, responder.Unauthorized()), mux),
 		HTTPTLS: httpTLS, HTTPLimits: cfg.HTTPLimits, Metrics: reg,

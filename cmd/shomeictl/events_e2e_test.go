@@ -136,12 +136,20 @@ already revoked before  0
 	// client without a token is stopped at once.
 	future := time.Now().Add(time.Hour).Format(time.RFC3339)
 	refused := filepath.Join(dir, "refused.jsonl")
-	writeTestFile(t, refused, `{"event_id":"e2e-future","municipality_code":"13221","holder_id":"CTL-EV-A","kind":"death","effective_time":"`+future+`"}`+"\n")
+	// An event for a holder the CA never issued to, and an event id reused
+	// for another event, are refused and named per line (R-R1).
+	writeTestFile(t, refused, `{"event_id":"e2e-future","municipality_code":"13221","holder_id":"CTL-EV-A","kind":"death","effective_time":"`+future+`"}
+{"event_id":"e2e-nobody","municipality_code":"13221","holder_id":"CTL-EV-NOBODY","kind":"death","effective_time":"`+effective+`"}
+{"event_id":"e2e-move-A","municipality_code":"13221","holder_id":"CTL-EV-A","kind":"death","effective_time":"`+effective+`"}
+`)
 	r = importFeed(t, nil, "--addr", ca.grpc, "--token-file", tokenFile, refused)
 	if r.code == 0 || !strings.Contains(r.stderr, "line 1: refused by the CA: InvalidArgument: effective_time: is in the future (R-R3)") ||
-		!strings.Contains(r.stdout, "events refused          1\n") {
-		t.Errorf("refused event: code %d\nstdout:\n%sstderr:\n%s", r.code, r.stdout, r.stderr)
+		!strings.Contains(r.stderr, "line 2: refused by the CA (holder unknown to the CA in this municipality): NotFound: holder_id:") ||
+		!strings.Contains(r.stderr, "line 3: refused by the CA (event id already used for a different event): AlreadyExists: event_id:") ||
+		!strings.Contains(r.stdout, "events refused          3\n") {
+		t.Errorf("refused events: code %d\nstdout:\n%sstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
+	noPersonalData(t, r)
 	if c := getCertificate(t, client, authA); c.Status != cav1.Status_STATUS_VALID {
 		t.Errorf("a refused death revoked AUTH: %v", c.Status)
 	}

@@ -217,7 +217,7 @@ func (im *importer) apply(ctx context.Context, j job) lineResult {
 			r.outcome, r.report = failed, fmt.Sprintf("line %d: not applied: the import was interrupted", j.line)
 			return r
 		case refusal(st.Code()):
-			r.outcome, r.report = refused, fmt.Sprintf("line %d: refused by the CA: %v: %s", j.line, st.Code(), st.Message())
+			r.outcome, r.report = refused, fmt.Sprintf("line %d: refused by the CA%s: %v: %s", j.line, refusalNote(st.Code()), st.Code(), st.Message())
 			return r
 		case !transient(st.Code()):
 			r.outcome, r.report = failed, fmt.Sprintf("line %d: not applied: %v: %s", j.line, st.Code(), st.Message())
@@ -244,6 +244,20 @@ func refusal(c codes.Code) bool {
 		return true
 	}
 	return false
+}
+
+// refusalNote names the refusals of the event feed's own making, which an
+// operator resolves with the municipality rather than by resending (R-R1):
+// an event for a holder the CA never issued to in that municipality, and
+// an event id already used for a different event.
+func refusalNote(c codes.Code) string {
+	switch c {
+	case codes.NotFound:
+		return " (holder unknown to the CA in this municipality)"
+	case codes.AlreadyExists:
+		return " (event id already used for a different event)"
+	}
+	return ""
 }
 
 // transient says whether a call may succeed when tried again: the CA was

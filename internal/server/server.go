@@ -32,6 +32,10 @@ type Options struct {
 	Register func(*grpc.Server)
 	// ServerOptions are extra gRPC server options (interceptors, …).
 	ServerOptions []grpc.ServerOption
+	// Health, if set, gets the gRPC health server and the registered
+	// services once they are marked SERVING, to keep their status with
+	// readiness (internal/health).
+	Health func(hs *health.Server, services []string)
 	// HTTP serves the HTTP listener.
 	HTTP http.Handler
 	// HTTPTLS, when set, secures the HTTP listener (relying parties that
@@ -200,10 +204,15 @@ func newGRPCServer(o Options) (*grpc.Server, *health.Server) {
 	if o.Register != nil {
 		o.Register(gs)
 	}
+	var services []string
 	for name := range gs.GetServiceInfo() {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+		services = append(services, name)
 	}
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	if o.Health != nil {
+		o.Health(hs, services)
+	}
 	return gs, hs
 }
 

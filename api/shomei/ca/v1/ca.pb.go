@@ -536,12 +536,14 @@ func (Status) EnumDescriptor() ([]byte, []int) {
 // ReportEventRequest is one event for one holder.
 type ReportEventRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Unique per municipality; a replay returns the first result (R-R1).
-	// 1–128 printable ASCII characters.
+	// Unique per municipality. A replay (the same id with the same payload)
+	// returns the first result; the same id with a different payload is
+	// ALREADY_EXISTS (R-R1). 1–128 printable ASCII characters.
 	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	// The municipality reporting; the caller must act for it. 5 digits.
 	MunicipalityCode string `protobuf:"bytes,2,opt,name=municipality_code,json=municipalityCode,proto3" json:"municipality_code,omitempty"`
-	// The holder the event is about: 1–64 bytes, as Holder.holder_id.
+	// The holder the event is about: 1–64 bytes, as Holder.holder_id; one the
+	// CA issued to in this municipality, or NOT_FOUND.
 	HolderId string `protobuf:"bytes,3,opt,name=holder_id,json=holderId,proto3" json:"holder_id,omitempty"`
 	// Which row of the R-R1 table.
 	Kind EventKind `protobuf:"varint,4,opt,name=kind,proto3,enum=shomei.ca.v1.EventKind" json:"kind,omitempty"`
@@ -556,7 +558,8 @@ type ReportEventRequest struct {
 	// bytes.
 	Serial string `protobuf:"bytes,8,opt,name=serial,proto3" json:"serial,omitempty"`
 	// When the event took effect, RFC 3339 (invalidityDate, R-R3), at most 64
-	// bytes. Not in the future.
+	// bytes. Not in the future (a minute of clock skew is allowed), not before
+	// 1950, and not more than 24 h before the holder's first certificate.
 	EffectiveTime string `protobuf:"bytes,9,opt,name=effective_time,json=effectiveTime,proto3" json:"effective_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -809,7 +812,9 @@ type RevokeRequest struct {
 	Serial string `protobuf:"bytes,1,opt,name=serial,proto3" json:"serial,omitempty"`
 	// Why.
 	Reason RevocationReason `protobuf:"varint,2,opt,name=reason,proto3,enum=shomei.ca.v1.RevocationReason" json:"reason,omitempty"`
-	// When it took effect, RFC 3339, at most 64 bytes; now when empty.
+	// When it took effect, RFC 3339, at most 64 bytes; now when empty. Not
+	// more than 24 h before the certificate's notBefore, not in the future
+	// (R-R3).
 	EffectiveTime string `protobuf:"bytes,3,opt,name=effective_time,json=effectiveTime,proto3" json:"effective_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -82,7 +82,10 @@ type CertificateAuthorityClient interface {
 	// Revoke revokes one certificate at a counter request, by serial. Revoking
 	// an already revoked certificate changes nothing and reports the first
 	// revocation (R-R2). A keyCompromise revocation also blocks the key
-	// forever (R-V8).
+	// forever (R-V8). An effective_time more than 24 h before the
+	// certificate's notBefore, before 1950, or more than a minute ahead of the
+	// CA's clock is INVALID_ARGUMENT naming effective_time (R-R3); within the
+	// 24 h the invalidityDate is the notBefore.
 	Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error)
 }
 
@@ -200,7 +203,10 @@ type CertificateAuthorityServer interface {
 	// Revoke revokes one certificate at a counter request, by serial. Revoking
 	// an already revoked certificate changes nothing and reports the first
 	// revocation (R-R2). A keyCompromise revocation also blocks the key
-	// forever (R-V8).
+	// forever (R-V8). An effective_time more than 24 h before the
+	// certificate's notBefore, before 1950, or more than a minute ahead of the
+	// CA's clock is INVALID_ARGUMENT naming effective_time (R-R3); within the
+	// 24 h the invalidityDate is the notBefore.
 	Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error)
 	mustEmbedUnimplementedCertificateAuthorityServer()
 }
@@ -435,7 +441,17 @@ type EventsClient interface {
 	// in one transaction. Replaying an event id returns the first result and
 	// changes nothing. Only certificates issued before the event's effective
 	// time are affected, so a late event never revokes a certificate issued
-	// after the change it reports.
+	// after the change it reports — except a death, which ends every
+	// certificate of the holder (those issued after it get their notBefore
+	// as invalidityDate).
+	//
+	// Refusals, each changing nothing: INVALID_ARGUMENT naming the field
+	// (effective_time more than 24 h before the holder's first certificate,
+	// before 1950, or ahead of the CA's clock, R-R3); NOT_FOUND naming
+	// holder_id when the CA never issued a certificate to that holder in that
+	// municipality (R-R1); ALREADY_EXISTS naming event_id when the id was
+	// used before for a different event (another holder, kind, field,
+	// profile, serial, cause or effective time, R-R1).
 	ReportEvent(ctx context.Context, in *ReportEventRequest, opts ...grpc.CallOption) (*ReportEventResponse, error)
 }
 
@@ -468,7 +484,17 @@ type EventsServer interface {
 	// in one transaction. Replaying an event id returns the first result and
 	// changes nothing. Only certificates issued before the event's effective
 	// time are affected, so a late event never revokes a certificate issued
-	// after the change it reports.
+	// after the change it reports — except a death, which ends every
+	// certificate of the holder (those issued after it get their notBefore
+	// as invalidityDate).
+	//
+	// Refusals, each changing nothing: INVALID_ARGUMENT naming the field
+	// (effective_time more than 24 h before the holder's first certificate,
+	// before 1950, or ahead of the CA's clock, R-R3); NOT_FOUND naming
+	// holder_id when the CA never issued a certificate to that holder in that
+	// municipality (R-R1); ALREADY_EXISTS naming event_id when the id was
+	// used before for a different event (another holder, kind, field,
+	// profile, serial, cause or effective time, R-R1).
 	ReportEvent(context.Context, *ReportEventRequest) (*ReportEventResponse, error)
 	mustEmbedUnimplementedEventsServer()
 }

@@ -1025,7 +1025,11 @@ type EventResult struct {
 	// When it was applied.
 	AppliedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=applied_at,json=appliedAt,proto3" json:"applied_at,omitempty"`
 	// What it revoked.
-	Revoked       []*RevokedEntry `protobuf:"bytes,4,rep,name=revoked,proto3" json:"revoked,omitempty"`
+	Revoked []*RevokedEntry `protobuf:"bytes,4,rep,name=revoked,proto3" json:"revoked,omitempty"`
+	// SHA-256 of the event's canonical payload (everything the caller said
+	// but the event id), so that a replay is told from another event reusing
+	// its id (R-R1). Absent in events recorded before it was kept.
+	PayloadSha256 []byte `protobuf:"bytes,5,opt,name=payload_sha256,json=payloadSha256,proto3" json:"payload_sha256,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1084,6 +1088,13 @@ func (x *EventResult) GetAppliedAt() *timestamppb.Timestamp {
 func (x *EventResult) GetRevoked() []*RevokedEntry {
 	if x != nil {
 		return x.Revoked
+	}
+	return nil
+}
+
+func (x *EventResult) GetPayloadSha256() []byte {
+	if x != nil {
+		return x.PayloadSha256
 	}
 	return nil
 }
@@ -1459,13 +1470,14 @@ const file_shomei_store_v1_store_proto_rawDesc = "" +
 	"\n" +
 	"blocked_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tblockedAt\x12\x16\n" +
 	"\x06serial\x18\x03 \x01(\fR\x06serial\x12\x14\n" +
-	"\x05cause\x18\x04 \x01(\tR\x05cause\"\xc9\x01\n" +
+	"\x05cause\x18\x04 \x01(\tR\x05cause\"\xf0\x01\n" +
 	"\vEventResult\x12+\n" +
 	"\x11municipality_code\x18\x01 \x01(\tR\x10municipalityCode\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x129\n" +
 	"\n" +
 	"applied_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tappliedAt\x127\n" +
-	"\arevoked\x18\x04 \x03(\v2\x1d.shomei.store.v1.RevokedEntryR\arevoked\"\xc0\x01\n" +
+	"\arevoked\x18\x04 \x03(\v2\x1d.shomei.store.v1.RevokedEntryR\arevoked\x12%\n" +
+	"\x0epayload_sha256\x18\x05 \x01(\fR\rpayloadSha256\"\xc0\x01\n" +
 	"\fRevokedEntry\x12\x16\n" +
 	"\x06serial\x18\x01 \x01(\fR\x06serial\x122\n" +
 	"\aprofile\x18\x02 \x01(\x0e2\x18.shomei.store.v1.ProfileR\aprofile\x12;\n" +

@@ -1,0 +1,88 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	grpchealth "google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// TestReadiness: a check's result is kept for its interval (a flood of
+// probes costs one HSM look-up per interval, not one each), /readyz says
+// 503 with the reason when a check fails and 200 with notes when one is
+// degraded, and Follow moves the gRPC status with it.
+func TestReadiness(t *testing.T) {
+	var clock atomic.Int64 // seconds after start
+	start := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	now := func() time.Time { return start.Add(time.Duration(clock.Load()) * time.Second) }
+	var hsmCalls atomic.Int32
+	var hsmErr, crlNote atomic.Value
+	hsmErr.Store(errors.New(""))
+	crlNote.Store("")
+	c, err := New(Config{Now: now, Checks: []Check{
+		{Name: "hsm", Every: 5 * time.Second, Probe: func(context.Context) Result {
+			hsmCalls.Add(1)
+			if e := hsmErr.Load().(error); e.Error() != "" {
+				return Result{Err: e}
+			}
+			return Result{}
+		}},
+		{Name: "crl", Probe: func(context.Context) Result { return Result{Degraded: crlNote.Load().(string)} }},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func() (int, string) {
+		rec := httptest.NewRecorder()
+		c.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		return rec.Code, rec.Body.String()
+	}
+	for range 1000 {
+		if code, body := get(); code != http.StatusOK || body != "ready\nhsm: ok\ncrl: ok\n" {
+			t.Fatalf("/readyz: %d %q", code, body)
+		}
+	}
+	if n := hsmCalls.Load(); n != 1 {
+		t.Errorf("1000 probes within 5 s checked the HSM %d times, want once", n)
+	}
+
+	hsmErr.Store(errors.New("issuer shomei-sign-g1: key gone"))
+	crlNote.Store("partition sign-g1-13221: 1 revoked certificate(s) left off")
+	if code, body := get(); code != http.StatusOK || !strings.Contains(body, "crl: degraded: partition sign-g1-13221") {
+		t.Errorf("before the HSM result expires: %d %q; want the kept result, and the CRL note", code, body)
+	}
+	clock.Add(5)
+	if code, body := get(); code != http.StatusServiceUnavailable || !strings.Contains(body, "hsm: not ready: issuer shomei-sign-g1: key gone") {
+		t.Errorf("with the HSM failing: %d %q", code, body)
+	}
+
+	hs := grpchealth.NewServer()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Follow(ctx, hs, []string{"svc"}, time.Millisecond); close(done) }()
+	wait := func(want healthpb.HealthCheckResponse_ServingStatus) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			resp, err := hs.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "svc"})
+			if err == nil && resp.Status == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("gRPC health of svc: %v %v, want %v", resp, err, want)
+			}
+		}
+	}
+	wait(healthpb.HealthCheckResponse_NOT_SERVING)
+	hsmErr.Store(errors.New(""))
+	clock.Add(5)
+	wait(healthpb.HealthCheckResponse_SERVING)
+	cancel()
+	<-done
+}
