@@ -178,7 +178,7 @@ http_listen: 127.0.0.1:0
 		t.Fatal(err)
 	}
 
-	ca := startCA(t, pc.config)
+	ca := enrolReplica(t, startCA(t, pc.config), pc.config, replicaConfig)
 	rp, addrs := startBinary(t, "shomei-ocsp", replicaConfig, replicaListening)
 	readyz := "http://" + addrs[0] + "/readyz"
 	waitFor := func(want int, within time.Duration) string {

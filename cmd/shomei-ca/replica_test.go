@@ -289,6 +289,30 @@ func grepLines(text, prefix string) string {
 	return strings.Join(out, "\n")
 }
 
+// enrolReplica is the operator enrolling a replica's responder keys (R-R6):
+// with the CA running (ca, started from caConfig), shomei-ocsp
+// --print-responder-keys makes the keys and prints their pins; the operator
+// adds them to the first replica client of caConfig and restarts the CA,
+// which enrolReplica returns.
+func enrolReplica(t *testing.T, ca *caProc, caConfig, replicaConfig string) *caProc {
+	t.Helper()
+	pins := printResponderKeys(t, replicaConfig)
+	ca.stop(t)
+	conf, err := os.ReadFile(caConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enrolled := strings.Replace(string(conf), "    replica: true\n",
+		"    replica: true\n    responder_keys: ["+strings.Join(pins, ", ")+"]\n", 1)
+	if enrolled == string(conf) {
+		t.Fatal("enrolReplica: no replica client in the CA's configuration")
+	}
+	if err := os.WriteFile(caConfig, []byte(enrolled), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startCA(t, caConfig)
+}
+
 // printResponderKeys runs shomei-ocsp --print-responder-keys and returns the
 // pins it prints.
 func printResponderKeys(t *testing.T, config string) []string {
