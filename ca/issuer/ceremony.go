@@ -123,12 +123,12 @@ func (c *Ceremony) Run(ctx context.Context) ([]*storev1.IssuerKey, error) {
 		return nil, fmt.Errorf("issuer: recording the issuers (the new keys stay in the token; delete them before running again): %w", err)
 	}
 	// The audit key, and the first checkpoint of the log, signed by it
-	// (R-K3, ca/audit).
+	// and witnessed in the HSM (R-K3, ca/audit).
 	key, err := auditlog.Key(ctx, c.Token, true, log)
 	if err != nil {
 		return nil, err
 	}
-	cp, err := auditlog.NewCheckpointer(auditlog.CheckpointerConfig{Store: c.Store, Signer: key, Now: now, Log: log})
+	cp, err := auditlog.NewCheckpointer(auditlog.CheckpointerConfig{Store: c.Store, Signer: key, Witness: c.Token, Now: now, Log: log})
 	if err == nil {
 		err = cp.Checkpoint(ctx)
 	}
