@@ -249,6 +249,14 @@ func (c *Checkpointer) checkOwn(cp *storev1.AuditCheckpoint) error {
 	return nil
 }
 
+// witnessBehind reports whether the HSM's witness is known to lag the
+// checkpoint of record signed (its write failed): it is retried then.
+func (c *Checkpointer) witnessBehind(signed uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfg.Witness != nil && c.witnessLoaded && signed > 0 && (c.witness == nil || c.witness.Seq() < signed)
+}
+
 // loadWitness reads the HSM's witness once.
 func (c *Checkpointer) loadWitness(ctx context.Context) error {
 	if c.cfg.Witness == nil || c.witnessLoaded {
@@ -378,7 +386,8 @@ func (c *Checkpointer) Run(ctx context.Context) {
 		if last != nil {
 			signed = last.Seq
 		}
-		if seq <= signed || (seq-signed < uint64(c.cfg.Every) && c.cfg.Now().Sub(lastAt) < c.cfg.Interval) {
+		due := seq > signed && (seq-signed >= uint64(c.cfg.Every) || c.cfg.Now().Sub(lastAt) >= c.cfg.Interval)
+		if !due && !c.witnessBehind(signed) {
 			continue
 		}
 		if err := c.Checkpoint(ctx); err != nil {

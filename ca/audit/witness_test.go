@@ -47,10 +47,19 @@ func (m *memHSM) WriteData(_ context.Context, obj hsm.DataObject) error {
 	return nil
 }
 
-// snapshot and restore copy the objects, as a crash between creating the
-// new one and destroying the old one leaves both.
-func (m *memHSM) snapshot() []hsm.DataObject { m.mu.Lock(); defer m.mu.Unlock(); return slices.Clone(m.objs) }
-func (m *memHSM) add(objs ...hsm.DataObject) { m.mu.Lock(); defer m.mu.Unlock(); m.objs = append(m.objs, objs...) }
+// snapshot copies the objects; add puts objects back, as a crash between
+// creating the new one and destroying the old one leaves both.
+func (m *memHSM) snapshot() []hsm.DataObject {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.objs)
+}
+
+func (m *memHSM) add(objs ...hsm.DataObject) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.objs = append(m.objs, objs...)
+}
 
 // TestWitness: every checkpoint is witnessed in the HSM; a log truncated
 // before the witness, or rewritten at its record, does not verify, and the
