@@ -185,3 +185,43 @@ func TestWitness(t *testing.T) {
 		t.Errorf("last audit record %q; want alice's accepted rollback of record 5", last)
 	}
 }
+
+// TestWitnessUpgrade: a store whose checkpoints predate the witness gets
+// one at the first checkpoint with the HSM, of its last checkpoint, even
+// with no record to sign; a last checkpoint that another key signed is
+// never witnessed.
+func TestWitnessUpgrade(t *testing.T) {
+	ctx := context.Background()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for _, tc := range []struct {
+		name   string
+		signer *ecdsa.PrivateKey // of the checkpoint before the upgrade
+		ok     bool
+	}{{"the audit key's checkpoint", key, true}, {"another key's checkpoint", nil, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := openStore(t)
+			appendN(t, st, 2)
+			signer := tc.signer
+			if signer == nil {
+				signer, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			}
+			before, _ := audit.NewCheckpointer(audit.CheckpointerConfig{Store: st, Signer: signer})
+			if err := before.Checkpoint(ctx); err != nil {
+				t.Fatal(err)
+			}
+			h := &memHSM{}
+			cp, _ := audit.NewCheckpointer(audit.CheckpointerConfig{Store: st, Signer: key, Witness: h})
+			err := cp.Checkpoint(ctx)
+			w, rerr := audit.ReadWitness(ctx, h, key.Public())
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if tc.ok != (err == nil) || tc.ok != (w != nil) {
+				t.Fatalf("Checkpoint: %v, witness %v; want one: %v", err, w, tc.ok)
+			}
+			if tc.ok && (w.Seq() != 2 || w.Counter != 1) {
+				t.Errorf("witness %v (counter %d); want record 2, counter 1", w, w.Counter)
+			}
+		})
+	}
+}
