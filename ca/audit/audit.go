@@ -413,7 +413,8 @@ type Report struct {
 // (signature, the record it signed, no truncation), that the log still
 // holds the record the HSM witnessed (else it was rewritten) and a
 // checkpoint at or past it (else it was truncated or rolled back, a
-// *RollbackError), and every certificate's state against the log. pub may
+// *RollbackError, returned only when all else verifies, certificates
+// included), and every certificate's state against the log. pub may
 // be nil when the HSM holds no audit key: then any checkpoint is an error.
 // w is nil when the HSM holds no witness yet. The unsigned tail is
 // reported, not judged: the caller decides.
@@ -428,12 +429,17 @@ func Verify(st *store.Store, pub crypto.PublicKey, w *Witness) (*Report, error) 
 	if err != nil {
 		return r, err
 	}
+	var rolledBack error
 	if w != nil {
 		r.Witnessed = w.Seq()
-		if err := checkWitnessed(st, w, status.Records, status.Signed); err != nil {
-			return r, err
+		rolledBack = checkWitnessed(st, w, status.Records, status.Signed)
+		if rolledBack != nil && !errors.Is(rolledBack, ErrRolledBack) {
+			return r, rolledBack // rewritten
 		}
 	}
 	r.Certificates, err = st.ReconcileAudit()
+	if err == nil {
+		err = rolledBack
+	}
 	return r, err
 }
