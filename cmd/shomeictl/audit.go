@@ -111,8 +111,8 @@ It exits non-zero on any failure.`,
 			if witness == nil {
 				fmt.Fprintln(out, "warning: the HSM holds no witness of the audit log yet (a store older than it): shomei-ca creates it at its next start")
 			}
-			fmt.Fprintf(out, "audit log intact: %d records, %d signed checkpoints (last covers record %d, the HSM witnessed record %d), %d certificates reconciled\n",
-				r.Records, r.Checkpoints, r.Signed, r.Witnessed, r.Certificates)
+			fmt.Fprintf(out, "audit log intact: %d records, %d signed checkpoints (last covers record %d), %d certificates reconciled; the HSM witnessed record %d\n",
+				r.Records, r.Checkpoints, r.Signed, r.Certificates, r.Witnessed)
 			return nil
 		},
 	}
