@@ -139,7 +139,7 @@ func (c *Ceremony) Run(ctx context.Context) ([]*storev1.IssuerKey, error) {
 }
 
 // checkTokenEmpty refuses a token that already holds keys under Shomei's
-// issuer labels.
+// labels, or an audit witness.
 func (c *Ceremony) checkTokenEmpty(ctx context.Context) error {
 	keys, err := c.Token.Keys(ctx)
 	if err != nil {
@@ -150,6 +150,15 @@ func (c *Ceremony) checkTokenEmpty(ctx context.Context) error {
 		if strings.HasPrefix(k.Label, "shomei-") {
 			clash = append(clash, k.KeyRef.String())
 		}
+	}
+	// An audit witness left by an earlier CA would not verify with the
+	// new audit key, and stop the ceremony after it recorded the issuers.
+	witnesses, err := c.Token.ReadData(ctx, auditlog.WitnessLabel)
+	if err != nil {
+		return fmt.Errorf("issuer: reading the data objects in token %q: %w", c.Token.Label(), err)
+	}
+	for _, w := range witnesses {
+		clash = append(clash, w.String())
 	}
 	if len(clash) > 0 {
 		return fmt.Errorf("issuer: %w: token %q has %s; run the ceremony on an empty token, or delete them (for example with pkcs11-tool --delete-object) if they are left over from an interrupted ceremony",
