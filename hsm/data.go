@@ -12,12 +12,12 @@ import (
 
 // DataObject is a small value kept in the token as a data object
 // (CKO_DATA), named by its CKA_LABEL and CKA_APPLICATION (a data object has
-// no CKA_ID). Shomei keeps in the token
-// what must outlive an insider who can rewrite the CA's files but cannot
-// log in to the HSM: the audit log's witness (ca/audit).
+// no CKA_ID). Shomei keeps in the token what must outlive an insider who
+// can rewrite the CA's files but cannot log in to the HSM: the audit log's
+// witness (ca/audit).
 //
-// Data objects written here are token objects (persistent), private (only a
-// logged-in session sees or changes them) and modifiable.
+// Data objects written here are token objects (persistent) and private
+// (only a logged-in session sees, replaces or destroys them).
 type DataObject struct {
 	Label       string
 	Application string
