@@ -20,6 +20,9 @@ import (
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	auditlog "github.com/shomei-pki/shomei/ca/audit"
+	"github.com/shomei-pki/shomei/hsm"
+	"github.com/shomei-pki/shomei/internal/softhsm"
 )
 
 // TestAttackAuditRewrite is an insider with the store file, and the CA
@@ -333,6 +336,26 @@ func TestAttackAuditTruncation(t *testing.T) {
 		})
 	}
 
+	// A store from before the witness: the HSM holds none. Verify says
+	// so, and the CA's next start makes it.
+	t.Run("an older store, with no witness yet", func(t *testing.T) {
+		deleteWitness(t, "e2e-audit-trunc")
+		got, err := shomeictl(config, "audit", "verify")
+		if err != nil || !strings.Contains(got, "intact") || !strings.Contains(got, "no witness") {
+			t.Fatalf("audit verify with no witness: %v\n%s", err, got)
+		}
+		ca := startCA(t, config)
+		ca.stop(t)
+		if !strings.Contains(ca.log.String(), "creating it") {
+			t.Errorf("shomei-ca did not say it created the witness:\n%s", ca.log)
+		}
+		full = auditLength(t, filepath.Join(dir, "shomei.db"))
+		witnessed = fmt.Sprintf("record %d", full)
+		if got, err := shomeictl(config, "audit", "verify"); err != nil || !strings.Contains(got, "the HSM witnessed "+witnessed) {
+			t.Fatalf("audit verify after the upgrade: %v\n%s", err, got)
+		}
+	})
+
 	// The backup restored: an older log, legitimately. Refused until the
 	// operator accepts the rollback, which is audited; then the CA starts.
 	t.Run("a backup restored", func(t *testing.T) {
@@ -360,6 +383,30 @@ func TestAttackAuditTruncation(t *testing.T) {
 			t.Errorf("audit verify of the abandoned branch: %v\n%s", err, got)
 		}
 	})
+}
+
+// deleteWitness removes the audit witness from the token, as a token
+// written before the witness was.
+func deleteWitness(t *testing.T, label string) {
+	t.Helper()
+	mod, err := softhsm.Module()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := hsm.Open(hsm.Config{Module: mod, TokenLabel: label, PIN: softhsm.TestPIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tok.Close()
+	objs, err := tok.ReadData(context.Background(), auditlog.WitnessLabel)
+	if err != nil || len(objs) == 0 {
+		t.Fatalf("the token holds no witness to delete: %v", err)
+	}
+	for _, o := range objs {
+		if err := tok.DeleteData(context.Background(), o.Label, o.Application); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func copyFile(t *testing.T, from, to string) {
