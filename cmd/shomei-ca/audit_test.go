@@ -251,7 +251,8 @@ func dropAuditTail(t *testing.T, tx *bolt.Tx, n int) {
 // (ca/audit). Now `shomeictl audit verify` and `shomei-ca` refuse it,
 // naming the record the HSM witnessed and the log's last checkpoint. A
 // store restored from a backup looks the same; the operator accepts it
-// explicitly, and that is audited.
+// explicitly, and that is audited. A store from before the witness gets
+// one at the CA's next start.
 func TestAttackAuditTruncation(t *testing.T) {
 	dir := t.TempDir()
 	config := writeConfig(t, dir, "e2e-audit-trunc", "")
