@@ -27,6 +27,11 @@
 //     nothing about the connection are reported as they are. Signers stay
 //     valid across all of it: no process restart is needed when a network
 //     HSM comes back (spec §5; the restart complaint is boulder#3468).
+//   - Data objects ([Token.WriteData]) are private token objects, seen and
+//     changed only after the login; a write creates the new object before
+//     destroying the old, so a failure leaves the old value or both, never
+//     neither, and is retried like a signature (its retry leaves one).
+//     A search that finds none checks the login first: "none" means none.
 //   - Key generation is never retried once the request reached the token: a
 //     failure then may still have made the key, and the error says so.
 //   - A PIN the token refused is never tried again by the same Token (each

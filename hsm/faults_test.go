@@ -210,3 +210,21 @@ func (c faulty) Sign(h pkcs11.SessionHandle, msg []byte) ([]byte, error) {
 	c.f.mu.Unlock()
 	return sig, err
 }
+
+func (c faulty) CreateObject(h pkcs11.SessionHandle, tmpl []*pkcs11.Attribute) (pkcs11.ObjectHandle, error) {
+	if err := c.f.before("CreateObject"); err != nil {
+		return 0, err
+	}
+	o, err := c.cryptoki.CreateObject(h, tmpl)
+	if err == nil {
+		err = c.f.afterCall("CreateObject")
+	}
+	return o, err
+}
+
+func (c faulty) DestroyObject(h pkcs11.SessionHandle, o pkcs11.ObjectHandle) error {
+	if err := c.f.before("DestroyObject"); err != nil {
+		return err
+	}
+	return c.cryptoki.DestroyObject(h, o)
+}

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -79,17 +80,32 @@ func digest(cp *storev1.AuditCheckpoint) []byte {
 
 // VerifyCheckpoint checks cp's signature with the audit key's public key.
 func VerifyCheckpoint(pub crypto.PublicKey, cp *storev1.AuditCheckpoint) error {
-	d := digest(cp)
+	return verifySignature(pub, digest(cp), cp.Signature)
+}
+
+// verifySignature checks an audit key's signature of a SHA-256 digest.
+func verifySignature(pub crypto.PublicKey, d, sig []byte) error {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
-		if !ecdsa.VerifyASN1(k, d, cp.Signature) {
+		if !ecdsa.VerifyASN1(k, d, sig) {
 			return errors.New("bad ECDSA signature")
 		}
 		return nil
 	case *rsa.PublicKey:
-		return rsa.VerifyPKCS1v15(k, crypto.SHA256, d, cp.Signature)
+		return rsa.VerifyPKCS1v15(k, crypto.SHA256, d, sig)
 	}
 	return fmt.Errorf("audit keys are RSA or ECDSA, not %T", pub)
+}
+
+// sign signs a SHA-256 digest with the audit key, within ctx when the key
+// can.
+func sign(ctx context.Context, signer crypto.Signer, d []byte) ([]byte, error) {
+	if cs, ok := signer.(interface {
+		SignContext(context.Context, []byte, crypto.SignerOpts) ([]byte, error)
+	}); ok {
+		return cs.SignContext(ctx, d, crypto.SHA256)
+	}
+	return signer.Sign(rand.Reader, d, crypto.SHA256)
 }
 
 // Defaults of CheckpointerConfig.
@@ -102,6 +118,10 @@ const (
 type CheckpointerConfig struct {
 	Store  *store.Store  // required
 	Signer crypto.Signer // the audit key (Key); required
+	// Witness is where the HSM keeps its witness of the last checkpoint
+	// (the audit key's token). Every caller that runs against an HSM sets
+	// it; without it (unit tests) no witness is kept or checked.
+	Witness DataObjects
 	// Every: a checkpoint at most this many records after the last;
 	// default DefaultEvery.
 	Every int
@@ -118,6 +138,10 @@ type Checkpointer struct {
 	cfg    CheckpointerConfig
 	mu     sync.Mutex
 	closed bool
+	// witness is the HSM's witness, read at the first checkpoint and
+	// kept up to date after; nil when the HSM holds none yet.
+	witness       *Witness
+	witnessLoaded bool
 }
 
 // NewCheckpointer checks cfg.
@@ -163,35 +187,171 @@ func (c *Checkpointer) checkpoint(ctx context.Context) error {
 	if c.closed {
 		return nil
 	}
+	if err := c.loadWitness(ctx); err != nil {
+		return err
+	}
 	seq, hash, err := c.cfg.Store.AuditHead()
 	if err != nil || seq == 0 {
 		return err
+	}
+	// Never sign over a log that does not extend what the HSM witnessed:
+	// the signature would bless the truncation or the rewrite.
+	if w := c.witness; w != nil {
+		if err := checkWitnessed(c.cfg.Store, w, seq, seq); err != nil {
+			return fmt.Errorf("audit: not signing a checkpoint: %w", err)
+		}
 	}
 	last, err := c.cfg.Store.LastAuditCheckpoint()
 	if err != nil {
 		return err
 	}
-	if last != nil && last.Seq >= seq {
-		return nil
+	if last == nil || last.Seq < seq {
+		if last, err = c.sign(ctx, seq, hash); err != nil {
+			return err
+		}
+	} else if err := c.checkOwn(last); err != nil {
+		return err
 	}
+	return c.witnessCheckpoint(ctx, last)
+}
+
+// sign signs and saves a checkpoint of record seq.
+func (c *Checkpointer) sign(ctx context.Context, seq uint64, hash [sha256.Size]byte) (*storev1.AuditCheckpoint, error) {
 	cp := &storev1.AuditCheckpoint{Seq: seq, RecordSha256: hash[:], Time: timestamppb.New(c.cfg.Now()), KeyLabel: KeyLabel}
-	var sig []byte
-	if cs, ok := c.cfg.Signer.(interface {
-		SignContext(context.Context, []byte, crypto.SignerOpts) ([]byte, error)
-	}); ok {
-		sig, err = cs.SignContext(ctx, digest(cp), crypto.SHA256)
-	} else {
-		sig, err = c.cfg.Signer.Sign(rand.Reader, digest(cp), crypto.SHA256)
-	}
+	sig, err := sign(ctx, c.cfg.Signer, digest(cp))
 	if err != nil {
-		return fmt.Errorf("audit: signing the checkpoint of record %d: %w", seq, err)
+		return nil, fmt.Errorf("audit: signing the checkpoint of record %d: %w", seq, err)
 	}
 	cp.Signature = sig
 	if err := c.cfg.Store.SaveAuditCheckpoint(cp); err != nil {
-		return err
+		return nil, err
 	}
 	c.cfg.Log.Info("audit checkpoint signed", "seq", seq, "record_sha256", fmt.Sprintf("%x", hash))
+	return cp, nil
+}
+
+// checkOwn checks a checkpoint read back from the store before the HSM
+// witnesses it: signed by the audit key, over the record the log holds.
+func (c *Checkpointer) checkOwn(cp *storev1.AuditCheckpoint) error {
+	if c.cfg.Witness == nil || (c.witness != nil && c.witness.Seq() >= cp.Seq) {
+		return nil // nothing will be witnessed
+	}
+	if err := VerifyCheckpoint(c.cfg.Signer.Public(), cp); err != nil {
+		return fmt.Errorf("audit: the last checkpoint in the store (record %d) does not verify with the audit key: %w", cp.Seq, err)
+	}
+	sum, err := c.cfg.Store.AuditRecordHash(cp.Seq)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(sum[:], cp.RecordSha256) {
+		return fmt.Errorf("audit: the last checkpoint in the store does not sign record %d as the log holds it", cp.Seq)
+	}
 	return nil
+}
+
+// witnessBehind reports whether the HSM's witness is known to lag the
+// checkpoint of record signed (its write failed): it is retried then.
+func (c *Checkpointer) witnessBehind(signed uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfg.Witness != nil && c.witnessLoaded && signed > 0 && (c.witness == nil || c.witness.Seq() < signed)
+}
+
+// loadWitness reads the HSM's witness once.
+func (c *Checkpointer) loadWitness(ctx context.Context) error {
+	if c.cfg.Witness == nil || c.witnessLoaded {
+		return nil
+	}
+	w, err := ReadWitness(ctx, c.cfg.Witness, c.cfg.Signer.Public())
+	if err != nil {
+		return err
+	}
+	c.witness, c.witnessLoaded = w, true
+	return nil
+}
+
+// witnessCheckpoint has the HSM witness cp, the checkpoint now in the
+// store, unless it already witnesses it or a later one. The store has
+// committed cp first: a crash in between leaves the witness behind the
+// log, which verifies, never ahead of it.
+func (c *Checkpointer) witnessCheckpoint(ctx context.Context, cp *storev1.AuditCheckpoint) error {
+	if c.cfg.Witness == nil || (c.witness != nil && c.witness.Seq() >= cp.Seq) {
+		return nil
+	}
+	var counter uint64 = 1
+	if c.witness == nil {
+		c.cfg.Log.Info("the HSM holds no witness of the audit log yet: creating it", "witness", WitnessLabel, "seq", cp.Seq)
+	} else {
+		counter = c.witness.Counter + 1
+	}
+	w, err := writeWitness(ctx, c.cfg.Witness, c.cfg.Signer, counter, cp)
+	if err != nil {
+		return err
+	}
+	c.witness = w
+	return nil
+}
+
+// ActionRollbackAccepted is the audit action of an accepted rollback.
+const ActionRollbackAccepted = "audit.rollback.accept"
+
+// AcceptRollback is the operator's escape for a store restored from a
+// backup, whose log is older than the HSM's witness: it appends a record
+// saying who accepted which rollback (actor, the witnessed record and its
+// hash, the log's length and last checkpoint), signs a checkpoint of the
+// log so extended, and moves the witness to it. The log must verify
+// otherwise (Verify failing only with ErrRolledBack): the caller checks.
+// It returns the witness it replaced.
+func (c *Checkpointer) AcceptRollback(ctx context.Context, actor string) (*Witness, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cfg.Witness == nil {
+		return nil, errors.New("audit: accepting a rollback needs the HSM's witness")
+	}
+	if err := c.loadWitness(ctx); err != nil {
+		return nil, err
+	}
+	old := c.witness
+	if old == nil {
+		return nil, errors.New("audit: the HSM holds no witness: there is no rollback to accept")
+	}
+	seq, _, err := c.cfg.Store.AuditHead()
+	if err != nil {
+		return nil, err
+	}
+	last, err := c.cfg.Store.LastAuditCheckpoint()
+	if err != nil {
+		return nil, err
+	}
+	var signed uint64
+	if last != nil {
+		signed = last.Seq
+	}
+	rec := &storev1.AuditRecord{Time: timestamppb.New(c.cfg.Now()), Actor: actor, Action: ActionRollbackAccepted, Fields: []*storev1.AuditField{
+		{Key: "witnessed_seq", Value: fmt.Sprint(old.Seq())},
+		{Key: "witnessed_record_sha256", Value: fmt.Sprintf("%x", old.Checkpoint.RecordSha256)},
+		{Key: "witnessed_at", Value: old.Checkpoint.GetTime().AsTime().UTC().Format(time.RFC3339)},
+		{Key: "log_records", Value: fmt.Sprint(seq)},
+		{Key: "log_last_checkpoint", Value: fmt.Sprint(signed)},
+	}}
+	if err := c.cfg.Store.AppendAudit(rec); err != nil {
+		return nil, err
+	}
+	seq, hash, err := c.cfg.Store.AuditHead()
+	if err != nil {
+		return nil, err
+	}
+	cp, err := c.sign(ctx, seq, hash)
+	if err != nil {
+		return nil, err
+	}
+	w, err := writeWitness(ctx, c.cfg.Witness, c.cfg.Signer, old.Counter+1, cp)
+	if err != nil {
+		return nil, err
+	}
+	c.witness = w
+	c.cfg.Log.Warn("audit log rollback accepted: the HSM's witness moved back", "actor", actor, "witnessed_seq", old.Seq(), "now_seq", seq)
+	return old, nil
 }
 
 // Run signs a checkpoint whenever Every records or Interval have passed
@@ -226,7 +386,8 @@ func (c *Checkpointer) Run(ctx context.Context) {
 		if last != nil {
 			signed = last.Seq
 		}
-		if seq <= signed || (seq-signed < uint64(c.cfg.Every) && c.cfg.Now().Sub(lastAt) < c.cfg.Interval) {
+		due := seq > signed && (seq-signed >= uint64(c.cfg.Every) || c.cfg.Now().Sub(lastAt) >= c.cfg.Interval)
+		if !due && !c.witnessBehind(signed) {
 			continue
 		}
 		if err := c.Checkpoint(ctx); err != nil {
@@ -242,14 +403,22 @@ type Report struct {
 	store.AuditStatus
 	// Certificates is how many certificate records were reconciled.
 	Certificates int
+	// Witnessed is the record the HSM's witness covers; 0 when there was
+	// no witness.
+	Witnessed uint64
 }
 
-// Verify checks the audit log of st against the audit key's public key:
-// the hash chain, every checkpoint (signature, the record it signed, no
-// truncation), and every certificate's state against the log. pub may be
-// nil when the HSM holds no audit key: then any checkpoint is an error. The
-// unsigned tail is reported, not judged: the caller decides.
-func Verify(st *store.Store, pub crypto.PublicKey) (*Report, error) {
+// Verify checks the audit log of st against the audit key's public key
+// and the HSM's witness w (ReadWitness): the hash chain, every checkpoint
+// (signature, the record it signed, no truncation), that the log still
+// holds the record the HSM witnessed (else it was rewritten) and a
+// checkpoint at or past it (else it was truncated or rolled back, a
+// *RollbackError, returned only when all else verifies, certificates
+// included), and every certificate's state against the log. pub may
+// be nil when the HSM holds no audit key: then any checkpoint is an error.
+// w is nil when the HSM holds no witness yet. The unsigned tail is
+// reported, not judged: the caller decides.
+func Verify(st *store.Store, pub crypto.PublicKey, w *Witness) (*Report, error) {
 	status, err := st.VerifyAuditCheckpoints(func(cp *storev1.AuditCheckpoint) error {
 		if pub == nil {
 			return ErrNoKey
@@ -260,6 +429,17 @@ func Verify(st *store.Store, pub crypto.PublicKey) (*Report, error) {
 	if err != nil {
 		return r, err
 	}
+	var rolledBack error
+	if w != nil {
+		r.Witnessed = w.Seq()
+		rolledBack = checkWitnessed(st, w, status.Records, status.Signed)
+		if rolledBack != nil && !errors.Is(rolledBack, ErrRolledBack) {
+			return r, rolledBack // rewritten
+		}
+	}
 	r.Certificates, err = st.ReconcileAudit()
+	if err == nil {
+		err = rolledBack
+	}
 	return r, err
 }

@@ -58,7 +58,7 @@ func TestCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendN(t, st, 2)
-	r, err := audit.Verify(st, key.Public())
+	r, err := audit.Verify(st, key.Public(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,10 +66,10 @@ func TestCheckpoints(t *testing.T) {
 		t.Errorf("report %+v; want 5 records, 1 checkpoint at 3, a tail of 2", r.AuditStatus)
 	}
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if _, err := audit.Verify(st, other.Public()); !errors.Is(err, store.ErrAuditTampered) {
+	if _, err := audit.Verify(st, other.Public(), nil); !errors.Is(err, store.ErrAuditTampered) {
 		t.Errorf("verified with another key: %v", err)
 	}
-	if _, err := audit.Verify(st, nil); !errors.Is(err, store.ErrAuditTampered) {
+	if _, err := audit.Verify(st, nil, nil); !errors.Is(err, store.ErrAuditTampered) {
 		t.Errorf("checkpoints with no audit key: %v", err)
 	}
 }

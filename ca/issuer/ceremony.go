@@ -123,12 +123,12 @@ func (c *Ceremony) Run(ctx context.Context) ([]*storev1.IssuerKey, error) {
 		return nil, fmt.Errorf("issuer: recording the issuers (the new keys stay in the token; delete them before running again): %w", err)
 	}
 	// The audit key, and the first checkpoint of the log, signed by it
-	// (R-K3, ca/audit).
+	// and witnessed in the HSM (R-K3, ca/audit).
 	key, err := auditlog.Key(ctx, c.Token, true, log)
 	if err != nil {
 		return nil, err
 	}
-	cp, err := auditlog.NewCheckpointer(auditlog.CheckpointerConfig{Store: c.Store, Signer: key, Now: now, Log: log})
+	cp, err := auditlog.NewCheckpointer(auditlog.CheckpointerConfig{Store: c.Store, Signer: key, Witness: c.Token, Now: now, Log: log})
 	if err == nil {
 		err = cp.Checkpoint(ctx)
 	}
@@ -139,7 +139,7 @@ func (c *Ceremony) Run(ctx context.Context) ([]*storev1.IssuerKey, error) {
 }
 
 // checkTokenEmpty refuses a token that already holds keys under Shomei's
-// issuer labels.
+// labels, or an audit witness.
 func (c *Ceremony) checkTokenEmpty(ctx context.Context) error {
 	keys, err := c.Token.Keys(ctx)
 	if err != nil {
@@ -150,6 +150,15 @@ func (c *Ceremony) checkTokenEmpty(ctx context.Context) error {
 		if strings.HasPrefix(k.Label, "shomei-") {
 			clash = append(clash, k.KeyRef.String())
 		}
+	}
+	// An audit witness left by an earlier CA would not verify with the
+	// new audit key, and stop the ceremony after it recorded the issuers.
+	witnesses, err := c.Token.ReadData(ctx, auditlog.WitnessLabel)
+	if err != nil {
+		return fmt.Errorf("issuer: reading the data objects in token %q: %w", c.Token.Label(), err)
+	}
+	for _, w := range witnesses {
+		clash = append(clash, w.String())
 	}
 	if len(clash) > 0 {
 		return fmt.Errorf("issuer: %w: token %q has %s; run the ceremony on an empty token, or delete them (for example with pkcs11-tool --delete-object) if they are left over from an interrupted ceremony",

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	auditlog "github.com/shomei-pki/shomei/ca/audit"
 	"github.com/shomei-pki/shomei/ca/dn"
 	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/ca/store"
@@ -237,10 +238,16 @@ func TestCeremonyRefusesLeftoverKeys(t *testing.T) {
 	if _, err := tok.GenerateKey(context.Background(), hsm.KeyRef{Label: "shomei-sign-g1", ID: []byte{1}}, hsm.RSA2048); err != nil {
 		t.Fatal(err)
 	}
+	// And an earlier CA's audit witness, which the new audit key would
+	// not verify.
+	if err := tok.WriteData(context.Background(), hsm.DataObject{Label: auditlog.WitnessLabel, Application: "old", Value: []byte("old")}); err != nil {
+		t.Fatal(err)
+	}
 	c := issuer.Ceremony{Token: tok, Store: openStore(t), Config: issuer.DefaultConfig(), Log: quiet}
 	_, err := c.Run(context.Background())
-	if !errors.Is(err, issuer.ErrTokenNotEmpty) || !strings.Contains(err.Error(), `label "shomei-sign-g1" id 01`) {
-		t.Fatalf("ceremony over leftover keys = %v, want ErrTokenNotEmpty naming the key", err)
+	if !errors.Is(err, issuer.ErrTokenNotEmpty) || !strings.Contains(err.Error(), `label "shomei-sign-g1" id 01`) ||
+		!strings.Contains(err.Error(), `label "shomei-audit-witness"`) {
+		t.Fatalf("ceremony over leftover keys = %v, want ErrTokenNotEmpty naming the key and the witness", err)
 	}
 	if done, _ := c.Store.Initialized(); done {
 		t.Fatal("the refused ceremony initialised the store")

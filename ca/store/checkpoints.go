@@ -134,3 +134,22 @@ func (s *Store) VerifyAuditCheckpoints(verify func(*storev1.AuditCheckpoint) err
 	}
 	return st, nil
 }
+
+// AuditRecordHash returns the SHA-256 of the stored bytes of audit record
+// seq, what a checkpoint of it signs; ErrNotFound when the log has no such
+// record.
+func (s *Store) AuditRecordHash(seq uint64) ([sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketAudit).Get(auditKey(seq))
+		if v == nil {
+			return fmt.Errorf("%w: audit record %d", ErrNotFound, seq)
+		}
+		sum = sha256.Sum256(v)
+		return nil
+	})
+	if err != nil {
+		return sum, fmt.Errorf("store: audit record hash: %w", err)
+	}
+	return sum, nil
+}

@@ -21,8 +21,9 @@ type checkpointer struct {
 
 // startAuditCheckpoints finds the audit key in the HSM, generating it on
 // the first start of a store that predates it, verifies the log (chain,
-// checkpoints, every certificate reconciled), and signs a checkpoint of it
-// as it is now (R-K3). A log that does not verify stops the CA: it would
+// checkpoints, the HSM's witness of the last one, every certificate
+// reconciled), and signs a checkpoint of it as it is now, which the HSM
+// witnesses (R-K3); a store that predates the witness gets one here. A log that does not verify stops the CA: it would
 // otherwise sign a checkpoint over the tampering, and serve a certificate
 // un-revoked in the file as good.
 func startAuditCheckpoints(ctx context.Context, cfg *config.Config, st *store.Store, tok *hsm.Token, log *slog.Logger) (*checkpointer, error) {
@@ -34,7 +35,11 @@ func startAuditCheckpoints(ctx context.Context, cfg *config.Config, st *store.St
 	if err != nil {
 		return nil, err
 	}
-	report, err := audit.Verify(st, key.Public())
+	witness, err := audit.ReadWitness(ctx, tok, key.Public())
+	if err != nil {
+		return nil, fmt.Errorf("the audit log does not verify (R-K3) against the HSM's witness; investigate with shomeictl audit verify before starting the CA: %w", err)
+	}
+	report, err := audit.Verify(st, key.Public(), witness)
 	if err != nil {
 		return nil, fmt.Errorf("the audit log does not verify (R-K3); investigate with shomeictl audit verify before starting the CA: %w", err)
 	}
@@ -45,8 +50,8 @@ func startAuditCheckpoints(ctx context.Context, cfg *config.Config, st *store.St
 		log.Warn("the audit log ends in an unsigned tail (the CA stopped without its last checkpoint, or the log was written without it); signing it now",
 			"records", report.UnsignedTail(), "after", report.Signed)
 	}
-	log.Info("audit log verified", "records", report.Records, "checkpoints", report.Checkpoints, "certificates", report.Certificates)
-	cp, err := audit.NewCheckpointer(audit.CheckpointerConfig{Store: st, Signer: key,
+	log.Info("audit log verified", "records", report.Records, "checkpoints", report.Checkpoints, "witnessed", report.Witnessed, "certificates", report.Certificates)
+	cp, err := audit.NewCheckpointer(audit.CheckpointerConfig{Store: st, Signer: key, Witness: tok,
 		Every: cfg.Audit.CheckpointEvery, Interval: cfg.Audit.CheckpointInterval, Log: log})
 	if err != nil {
 		return nil, err

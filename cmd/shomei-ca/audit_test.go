@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,9 +16,13 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	auditlog "github.com/shomei-pki/shomei/ca/audit"
+	"github.com/shomei-pki/shomei/hsm"
+	"github.com/shomei-pki/shomei/internal/softhsm"
 )
 
 // TestAttackAuditRewrite is an insider with the store file, and the CA
@@ -143,9 +148,15 @@ func shomeictl(config string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// copyStore copies dir's store and configuration into a new directory,
-// tampers with the copy and returns its configuration.
+// copyStore copies dir's store and configuration (token e2e-audit) into a
+// new directory, tampers with the copy and returns its configuration.
 func copyStore(t *testing.T, dir string, tamper func(*testing.T, *bolt.Tx)) string {
+	t.Helper()
+	return copyStoreOn(t, dir, "e2e-audit", tamper)
+}
+
+// copyStoreOn is copyStore for a store whose CA uses token label.
+func copyStoreOn(t *testing.T, dir, label string, tamper func(*testing.T, *bolt.Tx)) string {
 	t.Helper()
 	to := t.TempDir()
 	data, err := os.ReadFile(filepath.Join(dir, "shomei.db"))
@@ -155,7 +166,7 @@ func copyStore(t *testing.T, dir string, tamper func(*testing.T, *bolt.Tx)) stri
 	if err := os.WriteFile(filepath.Join(to, "shomei.db"), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	config := writeConfig(t, to, "e2e-audit", "")
+	config := writeConfig(t, to, label, "")
 	db, err := bolt.Open(filepath.Join(to, "shomei.db"), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -230,4 +241,237 @@ func dropAuditTail(t *testing.T, tx *bolt.Tx, n int) {
 	if err := tx.Bucket([]byte("meta")).Put([]byte("audit_head"), append(bytes.Clone(k), sum[:]...)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestAttackAuditTruncation is the insider of TestAttackAuditRewrite, with
+// the store file but not the HSM PIN, going one step further: deleting the
+// tail of the audit log together with every checkpoint after some point.
+// What remains is a shorter log, validly chained and signed, which verified
+// as intact before the CA kept a witness of its last checkpoint in the HSM
+// (ca/audit). Now `shomeictl audit verify` and `shomei-ca` refuse it,
+// naming the record the HSM witnessed and the log's last checkpoint. A
+// store restored from a backup looks the same; the operator accepts it
+// explicitly, and that is audited. A store from before the witness gets
+// one at the CA's next start.
+func TestAttackAuditTruncation(t *testing.T) {
+	dir := t.TempDir()
+	config := writeConfig(t, dir, "e2e-audit-trunc", "")
+	ctx := context.Background()
+	ca := startCA(t, config)
+	client := ca.client(t)
+	if _, err := client.Issue(ctx, &cav1.IssueRequest{
+		Municipality: kiyose, Holder: holder("TRUNC-1"),
+		Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: time.Now().AddDate(8, 0, 0).Format(time.DateOnly)},
+		Profiles:    []*cav1.ProfileRequest{{Profile: cav1.Profile_PROFILE_SIGN, Csr: csr(t, rsaKey(t))}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ca.stop(t)
+	// The operator's backup, and how far its log goes.
+	backup := t.TempDir()
+	copyFile(t, filepath.Join(dir, "shomei.db"), filepath.Join(backup, "shomei.db"))
+	kept := auditLength(t, filepath.Join(dir, "shomei.db"))
+
+	// The CA runs on: what happens now is what the insider wants gone
+	// (here, refused requests, which only the audit log records).
+	ca = startCA(t, config)
+	client = ca.client(t)
+	for _, id := range []string{"TRUNC-HIDDEN-1", "TRUNC-HIDDEN-2"} {
+		if _, err := client.Issue(ctx, &cav1.IssueRequest{Municipality: kiyose, Holder: holder(id),
+			Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: "2000-01-01"},
+			Profiles:    []*cav1.ProfileRequest{{Profile: cav1.Profile_PROFILE_SIGN, Csr: []byte("not a CSR")}}}); err == nil {
+			t.Fatal("a malformed Issue was accepted")
+		}
+	}
+	ca.stop(t)
+	full := auditLength(t, filepath.Join(dir, "shomei.db"))
+	if full <= kept {
+		t.Fatalf("the log did not grow (%d records, %d before)", full, kept)
+	}
+	if got, err := shomeictl(config, "audit", "verify"); err != nil || !strings.Contains(got, "intact") {
+		t.Fatalf("audit verify of the untouched store: %v\n%s", err, got)
+	}
+	witnessed := fmt.Sprintf("record %d", full)
+	older := fmt.Sprintf("record %d", kept)
+
+	startFails := func(t *testing.T, config string, want ...string) {
+		t.Helper()
+		run, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(run, filepath.Join(binDir, "shomei-ca"), "--config", config).CombinedOutput()
+		if err == nil || run.Err() != nil || !strings.Contains(string(out), "does not verify") {
+			t.Errorf("shomei-ca on the tampered store: %v (%v)\n%s", err, run.Err(), out)
+		}
+		for _, w := range want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("shomei-ca's refusal does not name %q:\n%s", w, out)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		tamper func(t *testing.T, tx *bolt.Tx)
+		want   []string
+	}{
+		{"the tail and its checkpoints deleted", func(t *testing.T, tx *bolt.Tx) {
+			truncateAudit(t, tx, kept)
+		}, []string{"truncated", witnessed, older}},
+		{"the tail deleted and rewritten past the witness", func(t *testing.T, tx *bolt.Tx) {
+			truncateAudit(t, tx, kept)
+			appendForged(t, tx, full-kept)
+		}, []string{"rewritten", witnessed}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			copyConfig := copyStoreOn(t, dir, "e2e-audit-trunc", tc.tamper)
+			got, err := shomeictl(copyConfig, "audit", "verify", "--accept-unsigned-tail")
+			t.Logf("shomeictl audit verify: %s", got)
+			if err == nil {
+				t.Errorf("audit verify after %s: accepted", tc.name)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("audit verify's refusal does not name %q", w)
+				}
+			}
+			startFails(t, copyConfig, tc.want...)
+		})
+	}
+
+	// A store from before the witness: the HSM holds none. Verify says
+	// so, and the CA's next start makes it.
+	t.Run("an older store, with no witness yet", func(t *testing.T) {
+		deleteWitness(t, "e2e-audit-trunc")
+		got, err := shomeictl(config, "audit", "verify")
+		if err != nil || !strings.Contains(got, "intact") || !strings.Contains(got, "no witness") {
+			t.Fatalf("audit verify with no witness: %v\n%s", err, got)
+		}
+		ca := startCA(t, config)
+		ca.stop(t)
+		if !strings.Contains(ca.log.String(), "creating it") {
+			t.Errorf("shomei-ca did not say it created the witness:\n%s", ca.log)
+		}
+		full = auditLength(t, filepath.Join(dir, "shomei.db"))
+		witnessed = fmt.Sprintf("record %d", full)
+		if got, err := shomeictl(config, "audit", "verify"); err != nil || !strings.Contains(got, "the HSM witnessed "+witnessed) {
+			t.Fatalf("audit verify after the upgrade: %v\n%s", err, got)
+		}
+	})
+
+	// The backup restored: an older log, legitimately. Refused until the
+	// operator accepts the rollback, which is audited; then the CA starts.
+	t.Run("a backup restored", func(t *testing.T) {
+		restored := copyStoreOn(t, backup, "e2e-audit-trunc", func(*testing.T, *bolt.Tx) {})
+		got, err := shomeictl(restored, "audit", "verify")
+		if err == nil || !strings.Contains(got, witnessed) || !strings.Contains(got, "--accept-rollback") {
+			t.Fatalf("audit verify of the restored backup: %v, want a refusal naming %s and --accept-rollback\n%s", err, witnessed, got)
+		}
+		startFails(t, restored, witnessed)
+		got, err = shomeictl(restored, "audit", "verify", "--accept-rollback", "--operator", "alice")
+		if err != nil || !strings.Contains(got, "rollback accepted") {
+			t.Fatalf("audit verify --accept-rollback: %v\n%s", err, got)
+		}
+		if got, _ := shomeictl(restored, "audit", "list"); !strings.Contains(got, "operator:alice\taudit.rollback.accept\twitnessed_seq="+fmt.Sprint(full)) {
+			t.Errorf("the accepted rollback is not audited as alice's:\n%s", got)
+		}
+		if got, err := shomeictl(restored, "audit", "verify"); err != nil || !strings.Contains(got, "intact") {
+			t.Fatalf("audit verify after the accepted rollback: %v\n%s", err, got)
+		}
+		ca := startCA(t, restored)
+		ca.stop(t)
+		// The HSM now witnesses the restored branch: the original store,
+		// which went further on the other, no longer verifies.
+		if got, err := shomeictl(config, "audit", "verify"); err == nil || !strings.Contains(got, "rewritten") {
+			t.Errorf("audit verify of the abandoned branch: %v\n%s", err, got)
+		}
+	})
+}
+
+// deleteWitness removes the audit witness from the token, as a token
+// written before the witness was.
+func deleteWitness(t *testing.T, label string) {
+	t.Helper()
+	mod, err := softhsm.Module()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := hsm.Open(hsm.Config{Module: mod, TokenLabel: label, PIN: softhsm.TestPIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tok.Close()
+	objs, err := tok.ReadData(context.Background(), auditlog.WitnessLabel)
+	if err != nil || len(objs) == 0 {
+		t.Fatalf("the token holds no witness to delete: %v", err)
+	}
+	for _, o := range objs {
+		if err := tok.DeleteData(context.Background(), o.Label, o.Application); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// auditLength is the seq of the last audit record in the store file.
+func auditLength(t *testing.T, path string) uint64 {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n uint64
+	db.View(func(tx *bolt.Tx) error {
+		if k, _ := tx.Bucket([]byte("audit")).Cursor().Last(); k != nil {
+			n = binary.BigEndian.Uint64(k)
+		}
+		return nil
+	})
+	return n
+}
+
+// truncateAudit deletes the audit records and checkpoints after record
+// keep and points the head in meta at it.
+func truncateAudit(t *testing.T, tx *bolt.Tx, keep uint64) {
+	t.Helper()
+	for _, name := range []string{"audit", "audit_checkpoints"} {
+		b := tx.Bucket([]byte(name))
+		for k, _ := b.Cursor().Last(); k != nil && binary.BigEndian.Uint64(k) > keep; k, _ = b.Cursor().Last() {
+			if err := b.Delete(bytes.Clone(k)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	dropAuditTail(t, tx, 0)
+}
+
+// appendForged chains n made-up records onto the log, as the store would.
+func appendForged(t *testing.T, tx *bolt.Tx, n uint64) {
+	t.Helper()
+	b := tx.Bucket([]byte("audit"))
+	k, v := b.Cursor().Last()
+	seq := binary.BigEndian.Uint64(k)
+	for range n {
+		seq++
+		sum := sha256.Sum256(v)
+		var err error
+		v, err = proto.MarshalOptions{Deterministic: true}.Marshal(&storev1.AuditRecord{Seq: seq, PrevHash: sum[:],
+			Time: timestamppb.Now(), Actor: "shomei-ca", Action: "ca.start"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Put(binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dropAuditTail(t, tx, 0)
 }

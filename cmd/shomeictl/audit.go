@@ -11,7 +11,9 @@ import (
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	auditlog "github.com/shomei-pki/shomei/ca/audit"
+	"github.com/shomei-pki/shomei/ca/caller"
 	"github.com/shomei-pki/shomei/ca/store"
+	"github.com/shomei-pki/shomei/hsm"
 )
 
 func newAuditCommand(g *globals) *cobra.Command {
@@ -19,7 +21,10 @@ func newAuditCommand(g *globals) *cobra.Command {
 		Use:   "audit",
 		Short: "Read and verify the append-only audit log (R-K3)",
 	}
-	var acceptTail bool
+	var (
+		acceptTail, acceptRollback bool
+		operator                   string
+	)
 	verify := &cobra.Command{
 		Use:   "verify",
 		Short: "Check the audit log: hash chain, signed checkpoints, and every certificate's state against it",
@@ -30,6 +35,13 @@ func newAuditCommand(g *globals) *cobra.Command {
   - every checkpoint, signed by the audit key in the HSM (shomei-audit):
     its signature, that the record it signed is still that record (else the
     log was rewritten) and still there (else it was truncated);
+  - the HSM's witness (shomei-audit-witness, a private object in the HSM
+    holding the last checkpoint the CA signed): the log must still hold the
+    record it witnessed (else it was rewritten) and a checkpoint at or past
+    it (else it was truncated: records deleted with their checkpoints). A
+    store restored from a backup is older than the witness too: after a
+    restore, and only then, --accept-rollback --operator NAME records in the
+    log who accepted which rollback, signs it and moves the witness back;
   - the unsigned tail: records after the last checkpoint. A clean stop of
     shomei-ca leaves none; after a crash, accept it with --accept-unsigned-tail;
   - reconciliation: every certificate's state (issued, revoked with its
@@ -46,17 +58,47 @@ It exits non-zero on any failure.`,
 			}
 			defer st.Close()
 			defer tok.Close()
-			var pub crypto.PublicKey
-			key, err := auditlog.Key(cmd.Context(), tok, false, nil)
+			var (
+				pub     crypto.PublicKey
+				key     *hsm.Signer
+				witness *auditlog.Witness
+			)
+			key, err = auditlog.Key(cmd.Context(), tok, false, nil)
 			switch {
 			case err == nil:
 				pub = key.Public()
 			case !errors.Is(err, auditlog.ErrNoKey):
 				return err
 			}
-			r, err := auditlog.Verify(st, pub)
+			if witness, err = auditlog.ReadWitness(cmd.Context(), tok, pub); err != nil {
+				return fmt.Errorf("audit log of %s cannot be checked against the HSM: %w", st.Path(), err)
+			}
+			r, err := auditlog.Verify(st, pub, witness)
+			if errors.Is(err, auditlog.ErrRolledBack) && acceptRollback {
+				if operator == "" {
+					return errors.New("--accept-rollback needs --operator: who accepts it, for the audit log")
+				}
+				cp, cerr := auditlog.NewCheckpointer(auditlog.CheckpointerConfig{Store: st, Signer: key, Witness: tok})
+				if cerr != nil {
+					return cerr
+				}
+				actor := caller.Caller{Kind: caller.Operator, Name: operator}.String()
+				old, cerr := cp.AcceptRollback(cmd.Context(), actor)
+				if cerr != nil {
+					return fmt.Errorf("accepting the rollback: %w", cerr)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "rollback accepted by %s: the HSM had witnessed %s; the log ended at record %d (last checkpoint: record %d); audited and witnessed again\n",
+					actor, old, r.Records, r.Signed)
+				if witness, err = auditlog.ReadWitness(cmd.Context(), tok, pub); err != nil {
+					return err
+				}
+				r, err = auditlog.Verify(st, pub, witness)
+			}
 			if err != nil {
 				return fmt.Errorf("audit log of %s is NOT intact (%d records, %d checkpoints verified): %w", st.Path(), r.Records, r.Checkpoints, err)
+			}
+			if acceptRollback && r.Witnessed == 0 {
+				return errors.New("--accept-rollback: the HSM holds no witness of the audit log; there is no rollback to accept")
 			}
 			out := cmd.OutOrStdout()
 			if tail := r.UnsignedTail(); tail > 0 {
@@ -66,12 +108,17 @@ It exits non-zero on any failure.`,
 				}
 				fmt.Fprintln(out, "warning:", msg)
 			}
-			fmt.Fprintf(out, "audit log intact: %d records, %d signed checkpoints (last covers record %d), %d certificates reconciled\n",
-				r.Records, r.Checkpoints, r.Signed, r.Certificates)
+			if witness == nil {
+				fmt.Fprintln(out, "warning: the HSM holds no witness of the audit log yet (a store older than it): shomei-ca creates it at its next start")
+			}
+			fmt.Fprintf(out, "audit log intact: %d records, %d signed checkpoints (last covers record %d), %d certificates reconciled; the HSM witnessed record %d\n",
+				r.Records, r.Checkpoints, r.Signed, r.Certificates, r.Witnessed)
 			return nil
 		},
 	}
 	verify.Flags().BoolVar(&acceptTail, "accept-unsigned-tail", false, "accept records after the last checkpoint (after a crash of shomei-ca)")
+	verify.Flags().BoolVar(&acceptRollback, "accept-rollback", false, "accept a log older than the HSM's witness (after restoring the store from a backup): audited, signed and witnessed")
+	verify.Flags().StringVar(&operator, "operator", "", "who accepts a rollback, for the audit log")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "Print the audit log, oldest first",
@@ -123,7 +170,7 @@ func (g *globals) checkpoint(cmd *cobra.Command, st *store.Store) {
 		warn(err)
 		return
 	}
-	cp, err := auditlog.NewCheckpointer(auditlog.CheckpointerConfig{Store: st, Signer: key})
+	cp, err := auditlog.NewCheckpointer(auditlog.CheckpointerConfig{Store: st, Signer: key, Witness: tok})
 	if err == nil {
 		err = cp.Checkpoint(cmd.Context())
 	}

@@ -137,7 +137,8 @@ func TestOperatorWorkflow(t *testing.T) {
 	}
 
 	r = run(t, "--config", conf, "audit", "verify")
-	if r.code != 0 || !strings.HasPrefix(r.stdout, "audit log intact: 5 records, 1 signed checkpoints (last covers record 5)") {
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "audit log intact: 5 records, 1 signed checkpoints (last covers record 5)") ||
+		!strings.Contains(r.stdout, "the HSM witnessed record 5") {
 		t.Errorf("audit verify: code %d, %q %q", r.code, r.stdout, r.stderr)
 	}
 	r = run(t, "--config", conf, "audit", "list")
