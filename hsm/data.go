@@ -35,22 +35,7 @@ func findData(s session, label, application string) ([]pkcs11.ObjectHandle, erro
 	if application != "" {
 		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_APPLICATION, application))
 	}
-	if err := s.ctx.FindObjectsInit(s.h, tmpl); err != nil {
-		return nil, err
-	}
-	var all []pkcs11.ObjectHandle
-	for {
-		hs, _, err := s.ctx.FindObjects(s.h, 64)
-		if err != nil {
-			_ = s.ctx.FindObjectsFinal(s.h) // the search error is the one to report
-			return nil, err
-		}
-		if len(hs) == 0 {
-			break
-		}
-		all = append(all, hs...)
-	}
-	return all, s.ctx.FindObjectsFinal(s.h)
+	return findMatching(s, tmpl)
 }
 
 // ReadData returns the data objects labelled label, ordered by application. Before

@@ -230,6 +230,12 @@ func findObjects(s session, ref KeyRef, class uint) ([]pkcs11.ObjectHandle, erro
 	if len(ref.ID) > 0 {
 		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_ID, ref.ID))
 	}
+	return findMatching(s, tmpl)
+}
+
+// findMatching returns the handles of every object matching tmpl: the one
+// search loop of this package.
+func findMatching(s session, tmpl []*pkcs11.Attribute) ([]pkcs11.ObjectHandle, error) {
 	if err := s.ctx.FindObjectsInit(s.h, tmpl); err != nil {
 		return nil, err
 	}

@@ -31,29 +31,12 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	if percent, fromEnv := gctuning.Apply(); fromEnv {
 		log.Info("garbage collector target from GOGC", "percent", percent)
 	}
-	cfg, err := config.LoadReplica(configPath)
+	r, err := openReplica(ctx, configPath, log)
 	if err != nil {
 		return err
 	}
-	st, err := replica.Open(cfg.Store.Path)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	tok, err := cfg.HSM.Open()
-	if err != nil {
-		return err
-	}
-	defer tok.Close()
-	conn, client, err := dialCA(cfg)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	keeper, byName, err := newKeeper(ctx, cfg, client, st, tok, log)
-	if err != nil {
-		return err
-	}
+	defer r.close()
+	cfg, st, client, keeper, byName := r.cfg, r.st, r.client, r.keeper, r.byName
 	issuers, next, err := keeper.Current(ctx)
 	if err != nil {
 		return err
@@ -106,6 +89,59 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	})
 }
 
+// openedReplica is what both the replica and --print-responder-keys open:
+// its configuration, store, HSM token, connection to the CA and the keeper
+// of its responders.
+type openedReplica struct {
+	cfg    *config.Replica
+	st     *replica.Store
+	tok    *hsm.Token
+	conn   *grpc.ClientConn
+	client cav1.ReplicationClient
+	keeper *responders.Keeper
+	byName map[string]*x509.Certificate
+}
+
+// openReplica reads the configuration at configPath and opens the
+// replica's store and HSM token, connects to the CA and makes the keeper.
+func openReplica(ctx context.Context, configPath string, log *slog.Logger) (_ *openedReplica, err error) {
+	r := &openedReplica{}
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
+	if r.cfg, err = config.LoadReplica(configPath); err != nil {
+		return nil, err
+	}
+	if r.st, err = replica.Open(r.cfg.Store.Path); err != nil {
+		return nil, err
+	}
+	if r.tok, err = r.cfg.HSM.Open(); err != nil {
+		return nil, err
+	}
+	if r.conn, r.client, err = dialCA(r.cfg); err != nil {
+		return nil, err
+	}
+	if r.keeper, r.byName, err = newKeeper(ctx, r.cfg, r.client, r.st, r.tok, log); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// close closes what openReplica opened, last first.
+func (r *openedReplica) close() {
+	if r.conn != nil {
+		r.conn.Close()
+	}
+	if r.tok != nil {
+		r.tok.Close()
+	}
+	if r.st != nil {
+		r.st.Close()
+	}
+}
+
 // dialCA connects to the CA's Replication service.
 func dialCA(cfg *config.Replica) (*grpc.ClientConn, cav1.ReplicationClient, error) {
 	opts, err := clienttoken.Dial{TokenFile: cfg.CA.TokenFile, CAFile: cfg.CA.TLSCAFile,
@@ -156,30 +192,12 @@ func newKeeper(ctx context.Context, cfg *config.Replica, client cav1.Replication
 //	    replica: true
 //	    responder_keys: ["sha256:…", "sha256:…"]
 func printResponderKeys(ctx context.Context, configPath string, out io.Writer, log *slog.Logger) error {
-	cfg, err := config.LoadReplica(configPath)
+	r, err := openReplica(ctx, configPath, log)
 	if err != nil {
 		return err
 	}
-	st, err := replica.Open(cfg.Store.Path)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	tok, err := cfg.HSM.Open()
-	if err != nil {
-		return err
-	}
-	defer tok.Close()
-	conn, client, err := dialCA(cfg)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	keeper, _, err := newKeeper(ctx, cfg, client, st, tok, log)
-	if err != nil {
-		return err
-	}
-	keys, err := keeper.Keys(ctx)
+	defer r.close()
+	keys, err := r.keeper.Keys(ctx)
 	if err != nil {
 		return err
 	}
