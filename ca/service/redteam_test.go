@@ -114,3 +114,44 @@ func unverifiableCSR(t *testing.T, bits int) []byte {
 	}
 	return der
 }
+
+// TestAttackIndividualNumberElsewhere: the individual number is never
+// accepted, stored, logged or put in a certificate (R-P4), but the check
+// covered the ids only, with a fixed list of separators. A compromised
+// municipal system put one into the holder's address or name, which the
+// CA signed into a certificate every relying party reads, and into event
+// ids grouped by slashes, colons or " - ". Now every text a certificate
+// carries gets the ids' rule, and any punctuation separates groups.
+func TestAttackIndividualNumberElsewhere(t *testing.T) {
+	h := start(t, tokenCharacters, options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for name, tc := range map[string]struct {
+		holder *cav1.Holder
+		field  string
+	}{
+		"full-width in the address": {withAddress(resident("IN-1", "1980-04-01"), "東京都清瀬市中里１２３４５６７８９０１８"), "holder.address"},
+		"grouped in the address":    {withAddress(resident("IN-2", "1980-04-01"), "東京都清瀬市中里１２３４－５６７８－９０１８"), "holder.address"},
+		"in the surname":            {named("IN-3", "1980-04-01", "山田１２３４５６７８９０１８", "太郎"), "holder.surname"},
+		"across surname and given":  {named("IN-4", "1980-04-01", "１２３４５６", "７８９０１８"), "holder.surname"},
+	} {
+		_, err := h.client.Issue(ctx, request(tc.holder, application(self, "2035-01-01"), sign(holderKeys.csr(t)), auth(holderKeys.csr(t))))
+		fields := violations(err)
+		if status.Code(err) != codes.InvalidArgument || len(fields) == 0 || fields[0].Field != tc.field || fields[0].Reason != "R-P4" {
+			t.Errorf("%s: %v; want InvalidArgument naming %s (R-P4)", name, describe(err), tc.field)
+		}
+	}
+	for _, id := range []string{"move/1234/5678/9018", "1234:5678:9018", "ev-1234.-.5678.-.9018", "(1234)5678,9018"} {
+		_, err := h.events.ReportEvent(ctx, &cav1.ReportEventRequest{EventId: id, MunicipalityCode: kiyose.Code, HolderId: "IN-1",
+			Kind: cav1.EventKind_EVENT_KIND_DEATH, EffectiveTime: h.clock.Now().Format(time.RFC3339)})
+		fields := violations(err)
+		if status.Code(err) != codes.InvalidArgument || len(fields) == 0 || fields[0].Field != "event_id" || fields[0].Reason != "R-P4" {
+			t.Errorf("event id %q: %v; want InvalidArgument naming event_id (R-P4)", id, describe(err))
+		}
+	}
+}
+
+func withAddress(h *cav1.Holder, address string) *cav1.Holder {
+	h.Address = address
+	return h
+}
