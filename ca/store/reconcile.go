@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
@@ -44,6 +45,9 @@ type explained struct {
 	revoked    bool
 	reason     int32
 	superseded bool // a renewal record supersedes it (reason 4, no revoke record)
+	// issuance holds the fields of the record that issued a holder's
+	// certificate: what the certificate record must still say.
+	issuance map[string]string
 }
 
 // ReconcileAudit checks, in one read transaction, that every certificate's
@@ -73,7 +77,11 @@ func (s *Store) ReconcileAudit() (int, error) {
 			f := fields(&r)
 			switch r.Action {
 			case actionIssue, actionRenew, ActionResponderCertify:
-				at(f["serial"]).issued = true
+				e := at(f["serial"])
+				e.issued = true
+				if r.Action != ActionResponderCertify {
+					e.issuance = f
+				}
 				if sup := f["supersedes"]; sup != "" {
 					at(sup).superseded = true
 				}
@@ -120,7 +128,13 @@ func (s *Store) ReconcileAudit() (int, error) {
 			if err := proto.Unmarshal(v, &rec); err != nil {
 				return fmt.Errorf("certificate %x: %w", k, err)
 			}
-			return check(rec.Serial, rec.State == storev1.CertState_CERT_STATE_ISSUED, rec.Revocation, rec.State)
+			if err := check(rec.Serial, rec.State == storev1.CertState_CERT_STATE_ISSUED, rec.Revocation, rec.State); err != nil {
+				return err
+			}
+			if e := log[normalSerial(fmt.Sprintf("%x", rec.Serial))]; e != nil && e.issuance != nil {
+				return issuedAsRecorded(&rec, e.issuance)
+			}
+			return nil
 		})
 		if err != nil {
 			return err
@@ -148,6 +162,30 @@ func (s *Store) ReconcileAudit() (int, error) {
 		return n, fmt.Errorf("store: reconcile audit: %w", err)
 	}
 	return n, nil
+}
+
+// issuedAsRecorded checks that a certificate record still says what its
+// issuance record says: whose it is, which issuer key generation signed
+// it and until when it is valid. Those decide where its revocation is
+// published (the issuer's CRL, until notAfter) and who may see and revoke
+// it, so an insider who changed them hid a revocation as surely as one
+// who removed it. Fields an older issuance record lacks are not compared.
+func issuedAsRecorded(rec *storev1.Certificate, f map[string]string) error {
+	serial := normalSerial(fmt.Sprintf("%x", rec.Serial))
+	profile := strings.ToLower(strings.TrimPrefix(rec.Profile.String(), "PROFILE_"))
+	for _, c := range []struct{ key, got string }{
+		{"profile", profile},
+		{"issuer_generation", strconv.FormatUint(uint64(rec.IssuerGeneration), 10)},
+		{"municipality", rec.MunicipalityCode},
+		{"holder_id", rec.HolderId},
+		{"expiry", rec.ExpiryDate},
+		{"not_after", rec.NotAfter.AsTime().UTC().Format(time.RFC3339)},
+	} {
+		if want, ok := f[c.key]; ok && want != c.got {
+			return &UnexplainedError{Serial: serial, Reason: fmt.Sprintf("its %s is %q, and the audit record that issued it says %q", c.key, c.got, want)}
+		}
+	}
+	return nil
 }
 
 func fields(r *storev1.AuditRecord) map[string]string {

@@ -147,6 +147,12 @@ func shomeictl(config string, args ...string) (string, error) {
 // tampers with the copy and returns its configuration.
 func copyStore(t *testing.T, dir string, tamper func(*testing.T, *bolt.Tx)) string {
 	t.Helper()
+	return copyStoreOf(t, dir, "e2e-audit", tamper)
+}
+
+// copyStoreOf is copyStore for the CA of token label.
+func copyStoreOf(t *testing.T, dir, label string, tamper func(*testing.T, *bolt.Tx)) string {
+	t.Helper()
 	to := t.TempDir()
 	data, err := os.ReadFile(filepath.Join(dir, "shomei.db"))
 	if err != nil {
@@ -155,7 +161,7 @@ func copyStore(t *testing.T, dir string, tamper func(*testing.T, *bolt.Tx)) stri
 	if err := os.WriteFile(filepath.Join(to, "shomei.db"), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	config := writeConfig(t, to, "e2e-audit", "")
+	config := writeConfig(t, to, label, "")
 	db, err := bolt.Open(filepath.Join(to, "shomei.db"), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)

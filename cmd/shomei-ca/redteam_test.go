@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
+	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+)
+
+// TestAttackAuditRetarget is the insider of TestAttackAuditRewrite, who
+// leaves the revocation alone and edits what the reconciliation did not
+// compare: the revoked certificate's notAfter moved into the past (the CRL
+// leaves out expired certificates, so `openssl verify -crl_check` accepts
+// the still-valid revoked card), its profile or issuer generation changed
+// (OCSP answers unknown, the entry moves to another issuer's CRL), or its
+// municipality and holder changed (another municipal system sees and
+// answers for it). Each verified as intact. Now the certificate record must
+// agree with the issuance record the signed audit log holds.
+func TestAttackAuditRetarget(t *testing.T) {
+	dir := t.TempDir()
+	config := writeConfig(t, dir, "e2e-audit-retarget", "")
+	ca := startCA(t, config)
+	ctx := context.Background()
+	client := ca.client(t)
+	out, err := client.Issue(ctx, &cav1.IssueRequest{
+		Municipality: kiyose, Holder: holder("RETARGET-1"),
+		Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: time.Now().AddDate(8, 0, 0).Format(time.DateOnly)},
+		Profiles: []*cav1.ProfileRequest{
+			{Profile: cav1.Profile_PROFILE_SIGN, Csr: csr(t, rsaKey(t))},
+			{Profile: cav1.Profile_PROFILE_AUTH, Csr: csr(t, rsaKey(t))},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked := out.Certificates[0].Serial
+	if _, err := client.Revoke(ctx, &cav1.RevokeRequest{Serial: revoked, Reason: cav1.RevocationReason_REVOCATION_REASON_KEY_COMPROMISE}); err != nil {
+		t.Fatal(err)
+	}
+	ca.stop(t)
+	if got, err := shomeictl(config, "audit", "verify"); err != nil || !strings.Contains(got, "intact") {
+		t.Fatalf("audit verify of the untouched store: %v\n%s", err, got)
+	}
+	edit := func(change func(*storev1.Certificate)) func(*testing.T, *bolt.Tx) {
+		return func(t *testing.T, tx *bolt.Tx) {
+			serial, _ := hex.DecodeString(revoked)
+			b := tx.Bucket([]byte("certs"))
+			rec := new(storev1.Certificate)
+			if err := proto.Unmarshal(b.Get(serial), rec); err != nil {
+				t.Fatal(err)
+			}
+			change(rec)
+			put(t, b, serial, rec)
+		}
+	}
+	for name, tamper := range map[string]func(*testing.T, *bolt.Tx){
+		"notAfter moved into the past": edit(func(r *storev1.Certificate) {
+			r.NotAfter = timestamppb.New(time.Now().Add(-time.Hour))
+		}),
+		"the profile changed":           edit(func(r *storev1.Certificate) { r.Profile = storev1.Profile_PROFILE_AUTH }),
+		"the issuer generation changed": edit(func(r *storev1.Certificate) { r.IssuerGeneration++ }),
+		"the municipality changed":      edit(func(r *storev1.Certificate) { r.MunicipalityCode = "13101" }),
+		"the holder changed":            edit(func(r *storev1.Certificate) { r.HolderId = "SOMEONE-ELSE" }),
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, err := shomeictl(copyStoreOf(t, dir, "e2e-audit-retarget", tamper), "audit", "verify")
+			if err == nil || !strings.Contains(got, strings.TrimLeft(revoked, "0")) {
+				t.Errorf("audit verify after %s: %v, want a failure naming serial %s\n%s", name, err, revoked, got)
+			}
+		})
+	}
+}
