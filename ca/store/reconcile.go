@@ -123,6 +123,7 @@ func (s *Store) ReconcileAudit() (int, error) {
 			}
 			return nil
 		}
+		entries := tx.Bucket(bucketEntries)
 		err = tx.Bucket(bucketCerts).ForEach(func(k, v []byte) error {
 			var rec storev1.Certificate
 			if err := proto.Unmarshal(v, &rec); err != nil {
@@ -132,9 +133,11 @@ func (s *Store) ReconcileAudit() (int, error) {
 				return err
 			}
 			if e := log[normalSerial(fmt.Sprintf("%x", rec.Serial))]; e != nil && e.issuance != nil {
-				return issuedAsRecorded(&rec, e.issuance)
+				if err := issuedAsRecorded(&rec, e.issuance); err != nil {
+					return err
+				}
 			}
-			return nil
+			return inCRLIndex(entries, &rec)
 		})
 		if err != nil {
 			return err
@@ -180,10 +183,40 @@ func issuedAsRecorded(rec *storev1.Certificate, f map[string]string) error {
 		{"holder_id", rec.HolderId},
 		{"expiry", rec.ExpiryDate},
 		{"not_after", rec.NotAfter.AsTime().UTC().Format(time.RFC3339)},
+		{"crl_partition", rec.CrlPartition},
 	} {
 		if want, ok := f[c.key]; ok && want != c.got {
 			return &UnexplainedError{Serial: serial, Reason: fmt.Sprintf("its %s is %q, and the audit record that issued it says %q", c.key, c.got, want)}
 		}
+	}
+	return nil
+}
+
+// inCRLIndex checks that a revoked certificate is in its partition's CRL
+// index as the certificate record has it: the CRL is built from that index
+// (PartitionEntries), so an entry removed, or given an earlier notAfter or
+// another revocation, leaves the revocation out of every later CRL while
+// the certificate record still says revoked.
+func inCRLIndex(entries *bolt.Bucket, rec *storev1.Certificate) error {
+	if rec.Revocation == nil || rec.CrlPartition == "" || rec.State != storev1.CertState_CERT_STATE_ISSUED {
+		return nil
+	}
+	bad := func(reason string) error {
+		return &UnexplainedError{Serial: normalSerial(fmt.Sprintf("%x", rec.Serial)), Reason: reason}
+	}
+	v := entries.Get(append(entryPrefix(rec.CrlPartition), rec.Serial...))
+	switch {
+	case v == nil:
+		return bad(fmt.Sprintf("it is revoked, and partition %s's CRL index has no entry for it: its CRLs leave it out", rec.CrlPartition))
+	case len(v) == 0:
+		return nil // indexed before the index kept the entry itself: read from rec
+	}
+	e := new(storev1.Certificate)
+	if err := proto.Unmarshal(v, e); err != nil {
+		return bad(fmt.Sprintf("its CRL index entry does not decode: %v", err))
+	}
+	if !proto.Equal(e.NotAfter, rec.NotAfter) || !proto.Equal(e.Revocation, rec.Revocation) {
+		return bad(fmt.Sprintf("its entry in partition %s's CRL index differs from the certificate (notAfter or revocation)", rec.CrlPartition))
 	}
 	return nil
 }

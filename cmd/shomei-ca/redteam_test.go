@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"strings"
@@ -17,13 +18,17 @@ import (
 
 // TestAttackAuditRetarget is the insider of TestAttackAuditRewrite, who
 // leaves the revocation alone and edits what the reconciliation did not
-// compare: the revoked certificate's notAfter moved into the past (the CRL
-// leaves out expired certificates, so `openssl verify -crl_check` accepts
-// the still-valid revoked card), its profile or issuer generation changed
-// (OCSP answers unknown, the entry moves to another issuer's CRL), or its
-// municipality and holder changed (another municipal system sees and
-// answers for it). Each verified as intact. Now the certificate record must
-// agree with the issuance record the signed audit log holds.
+// compare: the CRL index entry of the revoked certificate deleted, or its
+// notAfter moved into the past (the CRL is built from that index and
+// leaves out expired certificates, so every later CRL omits the revoked,
+// still-valid card and `openssl verify -crl_check` accepts it, while OCSP
+// still says revoked); the certificate's notAfter moved into the past (the
+// API calls it expired), its profile or issuer generation changed (OCSP
+// answers unknown), its CRL partition, municipality or holder changed
+// (another municipal system sees and answers for it). Each verified as
+// intact. Now the certificate record must agree with the issuance record
+// the signed audit log holds, and every revocation must be in its
+// partition's CRL index as the certificate has it.
 func TestAttackAuditRetarget(t *testing.T) {
 	dir := t.TempDir()
 	config := writeConfig(t, dir, "e2e-audit-retarget", "")
@@ -61,6 +66,23 @@ func TestAttackAuditRetarget(t *testing.T) {
 			put(t, b, serial, rec)
 		}
 	}
+	entry := func(change func(b *bolt.Bucket, k, v []byte)) func(*testing.T, *bolt.Tx) {
+		return func(t *testing.T, tx *bolt.Tx) {
+			serial, _ := hex.DecodeString(revoked)
+			b := tx.Bucket([]byte("crl_entries"))
+			var key, value []byte
+			b.ForEach(func(k, v []byte) error {
+				if bytes.HasSuffix(k, serial) {
+					key, value = bytes.Clone(k), bytes.Clone(v)
+				}
+				return nil
+			})
+			if key == nil {
+				t.Fatal("no CRL entry of the revoked certificate")
+			}
+			change(b, key, value)
+		}
+	}
 	for name, tamper := range map[string]func(*testing.T, *bolt.Tx){
 		"notAfter moved into the past": edit(func(r *storev1.Certificate) {
 			r.NotAfter = timestamppb.New(time.Now().Add(-time.Hour))
@@ -69,6 +91,20 @@ func TestAttackAuditRetarget(t *testing.T) {
 		"the issuer generation changed": edit(func(r *storev1.Certificate) { r.IssuerGeneration++ }),
 		"the municipality changed":      edit(func(r *storev1.Certificate) { r.MunicipalityCode = "13101" }),
 		"the holder changed":            edit(func(r *storev1.Certificate) { r.HolderId = "SOMEONE-ELSE" }),
+		"the CRL partition changed":     edit(func(r *storev1.Certificate) { r.CrlPartition += "x" }),
+		"its CRL entry deleted": entry(func(b *bolt.Bucket, k, _ []byte) {
+			if err := b.Delete(k); err != nil {
+				t.Fatal(err)
+			}
+		}),
+		"its CRL entry's notAfter moved into the past": entry(func(b *bolt.Bucket, k, v []byte) {
+			e := new(storev1.Certificate)
+			if err := proto.Unmarshal(v, e); err != nil {
+				t.Fatal(err)
+			}
+			e.NotAfter = timestamppb.New(time.Now().Add(-time.Hour))
+			put(t, b, k, e)
+		}),
 	} {
 		t.Run(name, func(t *testing.T) {
 			got, err := shomeictl(copyStoreOf(t, dir, "e2e-audit-retarget", tamper), "audit", "verify")
@@ -78,3 +114,4 @@ func TestAttackAuditRetarget(t *testing.T) {
 		})
 	}
 }
+
