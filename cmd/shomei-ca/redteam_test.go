@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -115,3 +118,92 @@ func TestAttackAuditRetarget(t *testing.T) {
 	}
 }
 
+// TestAttackSecretFileSymlinks: the holes in TestAttackSecretFiles' checks.
+// A store file that is a symlink into a directory others may write passed
+// (only the link's own directory was looked at), and a PIN or client token
+// file in a directory others may write passed (only the file's mode was),
+// though whoever may write the directory may replace the file: with the
+// store, the certificates and the audit log; with a token file read by a
+// CA running as root, a municipal client's token of their choosing. Now
+// each stops the binary at start, naming the directory.
+func TestAttackSecretFileSymlinks(t *testing.T) {
+	setup := func(t *testing.T, extra string) (dir, conf, shared string) {
+		dir = t.TempDir()
+		shared = filepath.Join(dir, "shared")
+		if err := os.Mkdir(shared, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		writeToken(t, dir, "kiyose.token", kiyoseToken)
+		return dir, writeConfig(t, dir, "e2e-secret-dirs", extra), shared
+	}
+	move := func(t *testing.T, from, to string) {
+		if err := os.Rename(from, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, make := range map[string]func(t *testing.T) (conf, shared string){
+		"the store file a symlink into it": func(t *testing.T) (string, string) {
+			dir, conf, shared := setup(t, "")
+			if err := os.WriteFile(filepath.Join(shared, "shomei.db"), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(filepath.Join(shared, "shomei.db"), filepath.Join(dir, "shomei.db")); err != nil {
+				t.Fatal(err)
+			}
+			return conf, shared
+		},
+		"the PIN file in it": func(t *testing.T) (string, string) {
+			dir, conf, shared := setup(t, "")
+			move(t, filepath.Join(dir, "pin"), filepath.Join(shared, "pin"))
+			rewrite(t, conf, "pin_file: pin", "pin_file: shared/pin")
+			return conf, shared
+		},
+		"the PIN file a symlink into it": func(t *testing.T) (string, string) {
+			dir, conf, shared := setup(t, "")
+			move(t, filepath.Join(dir, "pin"), filepath.Join(shared, "pin"))
+			if err := os.Symlink(filepath.Join(shared, "pin"), filepath.Join(dir, "pin")); err != nil {
+				t.Fatal(err)
+			}
+			return conf, shared
+		},
+		"a client token file in it": func(t *testing.T) (string, string) {
+			dir, conf, shared := setup(t, "clients:\n  - name: kiyose\n    token_file: shared/kiyose.token\n    municipalities: [\"13221\"]\n")
+			move(t, filepath.Join(dir, "kiyose.token"), filepath.Join(shared, "kiyose.token"))
+			return conf, shared
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			conf, shared := make(t)
+			if err := os.Chmod(shared, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, filepath.Join(binDir, "shomei-ca"), "--config", conf).CombinedOutput()
+			if err == nil || ctx.Err() != nil {
+				t.Fatalf("shomei-ca started with %s: %v\n%s", name, err, out)
+			}
+			if !strings.Contains(string(out), shared) || !strings.Contains(string(out), "group or others may write") {
+				t.Errorf("shomei-ca's refusal does not name %s:\n%s", shared, out)
+			}
+			if strings.Contains(string(out), "listening") {
+				t.Errorf("shomei-ca listened before refusing:\n%s", out)
+			}
+		})
+	}
+}
+
+// rewrite replaces old with new in the file at path.
+func rewrite(t *testing.T, path, old, new string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("%s has no %q", path, old)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
