@@ -69,6 +69,11 @@ const (
 	// certificate an operator revokes stops being usable when it expires
 	// and is not renewed. The lifetime is that window.
 	DefaultResponderValidity = 24 * time.Hour
+	// MaxResponderValidity is the longest an operator may make it
+	// (ResponderPolicy.MaxValidity, ocsp.responder_validity): a
+	// weekend's outage of the CA without replicas going dark, and no
+	// longer a revoked responder stays usable.
+	MaxResponderValidity = 72 * time.Hour
 	// responderSkew is how far notBefore may lie from now, either way.
 	responderSkew = time.Hour
 )
@@ -83,7 +88,7 @@ type ResponderPolicy struct {
 	// CA with no clients configured, on loopback).
 	EnrollAny bool
 	// MaxValidity bounds a responder certificate's lifetime; default
-	// DefaultResponderValidity.
+	// DefaultResponderValidity, at most MaxResponderValidity.
 	MaxValidity time.Duration
 }
 
@@ -170,6 +175,7 @@ func (c *CA) certifyResponder(ctx context.Context, req ResponderRequest) ([]byte
 	if maxValidity <= 0 {
 		maxValidity = DefaultResponderValidity
 	}
+	maxValidity = min(maxValidity, MaxResponderValidity)
 	if notAfter.IsZero() || notAfter.After(notBefore.Add(maxValidity)) {
 		notAfter = notBefore.Add(maxValidity)
 	}

@@ -207,3 +207,25 @@ func rewrite(t *testing.T, path, old, new string) {
 		t.Fatal(err)
 	}
 }
+
+// TestAttackLongResponderValidity: a revoked responder certificate stops
+// being usable only when it expires unrenewed (it carries
+// id-pkix-ocsp-nocheck, R-R6), so its lifetime is the window in which a
+// stolen replica key forges status after the operator revoked it. The CA
+// took any ocsp.responder_validity: with a year, a replica's responder
+// certificate lived a year. Now more than ca.MaxResponderValidity stops
+// the CA at start, naming the setting.
+func TestAttackLongResponderValidity(t *testing.T) {
+	dir := t.TempDir()
+	conf := writeConfig(t, dir, "e2e-secret-dirs", "ocsp:\n  responder_validity: 8760h\n")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, filepath.Join(binDir, "shomei-ca"), "--config", conf).CombinedOutput()
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("shomei-ca started with responder_validity 8760h: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "responder_validity") || strings.Contains(string(out), "listening") ||
+		strings.Contains(string(out), "key ceremony") {
+		t.Errorf("shomei-ca's refusal does not name ocsp.responder_validity before anything else:\n%s", out)
+	}
+}
