@@ -228,6 +228,8 @@ func auditRecord(actor string, now time.Time, h holderRef, p *plan, rec *storev1
 		{Key: "holder_id", Value: h.holderID},
 		{Key: "applicant", Value: fmt.Sprint(int(h.applicant))},
 		{Key: "expiry", Value: rec.ExpiryDate},
+		{Key: "not_after", Value: p.req.NotAfter.UTC().Format(time.RFC3339)},
+		{Key: "crl_partition", Value: rec.CrlPartition},
 	}
 	if p.supersede != nil {
 		fields = append(fields, &storev1.AuditField{Key: "supersedes", Value: fmt.Sprintf("%x", p.supersede)})

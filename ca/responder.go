@@ -69,6 +69,11 @@ const (
 	// certificate an operator revokes stops being usable when it expires
 	// and is not renewed. The lifetime is that window.
 	DefaultResponderValidity = 24 * time.Hour
+	// MaxResponderValidity is the longest an operator may make it
+	// (ResponderPolicy.MaxValidity, ocsp.responder_validity): a
+	// weekend's outage of the CA without replicas going dark, and no
+	// longer a revoked responder stays usable.
+	MaxResponderValidity = 72 * time.Hour
 	// responderSkew is how far notBefore may lie from now, either way.
 	responderSkew = time.Hour
 )
@@ -83,7 +88,7 @@ type ResponderPolicy struct {
 	// CA with no clients configured, on loopback).
 	EnrollAny bool
 	// MaxValidity bounds a responder certificate's lifetime; default
-	// DefaultResponderValidity.
+	// DefaultResponderValidity, at most MaxResponderValidity.
 	MaxValidity time.Duration
 }
 
@@ -170,6 +175,7 @@ func (c *CA) certifyResponder(ctx context.Context, req ResponderRequest) ([]byte
 	if maxValidity <= 0 {
 		maxValidity = DefaultResponderValidity
 	}
+	maxValidity = min(maxValidity, MaxResponderValidity)
 	if notAfter.IsZero() || notAfter.After(notBefore.Add(maxValidity)) {
 		notAfter = notBefore.Add(maxValidity)
 	}
@@ -227,12 +233,35 @@ func (c *CA) certifyResponder(ctx context.Context, req ResponderRequest) ([]byte
 	return der, nil
 }
 
-// checkResponderKey: RSA of 2048 to 4096 bits, or ECDSA P-256 or P-384.
+// ResponderKey is the key of a replica's responder request (PKCS#10 DER)
+// once its proof of possession verifies. Like a card's request (parseCSR)
+// the size and the key are checked first: the signature, whose cost grows
+// with the key, is verified last, so that a replica credential cannot make
+// the CA spend seconds on one call.
+func ResponderKey(der []byte) (crypto.PublicKey, error) {
+	if len(der) > MaxCSRBytes {
+		return nil, refuse(KindInvalid, "csr", "R-R6", "%d bytes: a responder's request is at most %d bytes", len(der), MaxCSRBytes)
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, refuse(KindInvalid, "csr", "R-R6", "is not a DER PKCS#10 request: %v", err)
+	}
+	if err := checkResponderKey(csr.PublicKey); err != nil {
+		return nil, err
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, refuse(KindInvalid, "csr", "R-R6", "signature does not verify with its public key (proof of possession)")
+	}
+	return csr.PublicKey, nil
+}
+
+// checkResponderKey: RSA of 2048 to 4096 bits with exponent 65537, or
+// ECDSA P-256 or P-384.
 func checkResponderKey(pub crypto.PublicKey) error {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
-		if n := k.N.BitLen(); n < 2048 || n > 4096 {
-			return refuse(KindInvalid, "csr", "R-R6", "RSA key of %d bits; 2048 to 4096", n)
+		if n := k.N.BitLen(); n < 2048 || n > 4096 || k.E != 65537 {
+			return refuse(KindInvalid, "csr", "R-R6", "RSA key of %d bits with exponent %d; 2048 to 4096 bits and exponent 65537", n, k.E)
 		}
 	case *ecdsa.PublicKey:
 		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {

@@ -139,6 +139,16 @@ func validatePersonal(vs *violations, req IssueRequest, birth validity.Date) per
 	} else if req.Municipality.Prefecture != "" && !strings.HasPrefix(h.Address, req.Municipality.Prefecture) {
 		vs.add("holder.address", "R-P2", "must start with the prefecture (%s): the address runs from the prefecture on, without postal code", req.Municipality.Prefecture)
 	}
+	// An individual number is never put in a certificate (R-P4), in one
+	// text or across the name's two.
+	for _, f := range []struct{ field, value string }{
+		{"holder.surname", h.Surname}, {"holder.given_name", h.GivenName}, {"holder.surname", nameText(h)}, {"holder.address", h.Address},
+	} {
+		if looksLikeIndividualNumber(f.value) {
+			vs.add(f.field, "R-P4", individualNumberRefusal)
+			break
+		}
+	}
 	switch h.Sex {
 	case SexMale, SexFemale, SexNotRecorded:
 		p.sex = fmt.Sprint(int(h.Sex))
@@ -158,6 +168,13 @@ func validatePersonal(vs *violations, req IssueRequest, birth validity.Date) per
 	p.address, p.addressMap = certificateText(vs, h.Address, "address_substitutions", req.AddressSubstitutions, func(pos int) (string, int) {
 		return "holder.address", pos
 	})
+	// Substitutes are characters too: the texts as the certificate has them.
+	if looksLikeIndividualNumber(p.name) {
+		vs.add("name_substitutions", "R-P4", individualNumberRefusal)
+	}
+	if looksLikeIndividualNumber(p.address) {
+		vs.add("address_substitutions", "R-P4", individualNumberRefusal)
+	}
 	if code, err := validity.EraCode(birth); err != nil {
 		vs.add("holder.date_of_birth", "R-P2", "cannot be era-coded: %v", err)
 	} else {

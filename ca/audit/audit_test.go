@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -98,5 +99,30 @@ func TestRefusalsRateLimited(t *testing.T) {
 	mfs, _ := reg.Gather()
 	if len(mfs) != 1 || mfs[0].Metric[0].Counter.GetValue() != 1001 {
 		t.Errorf("metrics %v; want 1001 refusals counted", mfs)
+	}
+}
+
+// TestAttackRefusalFieldFlood: the window is per caller, method, code and
+// rule, as documented, but was kept per field too, so a compromised
+// municipal system that made each refused Issue fail at another index
+// (address_substitutions[0..199], name_substitutions[0..100], …) wrote an
+// audit record, with its fsync, for every one: hundreds a minute from one
+// client, growing the log that every start verifies. Now one record per
+// window, naming the first field, counts the rest.
+func TestAttackRefusalFieldFlood(t *testing.T) {
+	st := openStore(t)
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	r, err := audit.NewRefusals(audit.RefusalsConfig{Store: st, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		r.Record(audit.Refusal{Caller: "municipal:kiyose", Method: "/shomei.ca.v1.CertificateAuthority/Issue", Code: "InvalidArgument",
+			Rule: "R-P5", Field: fmt.Sprintf("address_substitutions[%d].position", i)})
+	}
+	n := 0
+	st.AuditRecords(func(*storev1.AuditRecord) error { n++; return nil })
+	if n != 1 {
+		t.Errorf("200 refusals differing only in the field index wrote %d audit records in one window; want 1", n)
 	}
 }

@@ -52,8 +52,8 @@ type RefusalsConfig struct {
 
 // Refusals audits refused calls (R-K3) at a bounded rate: every refusal is
 // counted in a metric, and the first of each caller, method, code and rule
-// per window is written to the audit log with how many like it were
-// suppressed before it. Safe for concurrent use.
+// per window (whatever its field) is written to the audit log with how many
+// like it were suppressed before it. Safe for concurrent use.
 type Refusals struct {
 	cfg     RefusalsConfig
 	counter *prometheus.CounterVec
@@ -99,8 +99,12 @@ func NewRefusals(cfg RefusalsConfig) (*Refusals, error) {
 func (r *Refusals) Record(f Refusal) {
 	r.counter.WithLabelValues(f.Caller, f.Method, f.Code).Inc()
 	now := r.cfg.Now()
+	// The window's key leaves the field out: a caller picks the field
+	// (any index of a list), and must not get a record per index.
+	key := f
+	key.Field = ""
 	r.mu.Lock()
-	w := r.windows[f]
+	w := r.windows[key]
 	if w != nil && now.Sub(w.start) < r.cfg.Window {
 		w.suppressed++
 		r.mu.Unlock()
@@ -120,7 +124,7 @@ func (r *Refusals) Record(f Refusal) {
 			clear(r.windows)
 		}
 	}
-	r.windows[f] = &refusalWindow{start: now}
+	r.windows[key] = &refusalWindow{start: now}
 	r.mu.Unlock()
 
 	actor := f.Caller

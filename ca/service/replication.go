@@ -2,9 +2,7 @@ package service
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -221,9 +219,9 @@ func (r *Replication) ListIssuers(ctx context.Context, _ *cav1.ListIssuersReques
 	return out, nil
 }
 
-// CertifyResponder implements cav1.ReplicationServer. It checks only what
-// the wire carries (the CSR and its proof of possession); what may be
-// certified, for whom and for how long is the domain's (ca.CertifyResponder).
+// CertifyResponder implements cav1.ReplicationServer. The request's key
+// (ca.ResponderKey) and what may be certified, for whom and for how long
+// (ca.CertifyResponder) are the domain's.
 func (r *Replication) CertifyResponder(ctx context.Context, req *cav1.CertifyResponderRequest) (*cav1.CertifyResponderResponse, error) {
 	name, err := r.cfg.Auth.AuthorizeReplica(ctx)
 	if err != nil {
@@ -234,16 +232,11 @@ func (r *Replication) CertifyResponder(ctx context.Context, req *cav1.CertifyRes
 		// replica is named here, for the audit log.
 		ctx = caller.With(ctx, caller.Caller{Name: name, Kind: caller.Replica, Via: "token"})
 	}
-	csr, err := x509.ParseCertificateRequest(req.GetCsr())
-	switch {
-	case err != nil:
-		return nil, statusError(r.cfg.Log, &ca.Error{Kind: ca.KindInvalid, Violations: []ca.Violation{{Field: "csr", Rule: "R-R6",
-			Description: fmt.Sprintf("is not a DER PKCS#10 request: %v", err)}}})
-	case csr.CheckSignature() != nil:
-		return nil, statusError(r.cfg.Log, &ca.Error{Kind: ca.KindInvalid, Violations: []ca.Violation{{Field: "csr", Rule: "R-R6",
-			Description: "signature does not verify with its public key (proof of possession)"}}})
+	pub, err := ca.ResponderKey(req.GetCsr())
+	if err != nil {
+		return nil, statusError(r.cfg.Log, err)
 	}
-	der, err := r.cfg.CA.CertifyResponder(ctx, ca.ResponderRequest{Issuer: req.GetIssuer(), PublicKey: csr.PublicKey,
+	der, err := r.cfg.CA.CertifyResponder(ctx, ca.ResponderRequest{Issuer: req.GetIssuer(), PublicKey: pub,
 		NotBefore: optionalTime(req.GetNotBefore()), NotAfter: optionalTime(req.GetNotAfter()), Replica: name})
 	if err != nil {
 		r.cfg.Log.Warn("replica responder certification refused", "replica", name, "issuer", req.GetIssuer(), "error", err)

@@ -31,9 +31,12 @@
 //     log truncated below one.
 //   - Every certificate's state is explained by the audit log: issued by an
 //     issuance record, revoked by a revocation record with its reason (or a
-//     renewal that superseded it). ReconcileAudit names the first that is
-//     not, so a record changed behind the store's back (a revocation
-//     cleared) is found.
+//     renewal that superseded it), and it still says what its issuance
+//     record says (profile, issuer generation, municipality, holder id,
+//     expiry, notAfter: where and until when its revocation is published,
+//     and who may see it). ReconcileAudit names the first that is not, so
+//     a record changed behind the store's back (a revocation cleared, a
+//     notAfter moved into the past to drop it from the CRL) is found.
 //   - A delegated OCSP responder certificate is recorded PENDING with its
 //     audit record before the issuer signs it (ReserveResponder), like an
 //     end-entity certificate; a revoked responder's key is never reserved

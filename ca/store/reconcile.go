@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
@@ -44,6 +45,9 @@ type explained struct {
 	revoked    bool
 	reason     int32
 	superseded bool // a renewal record supersedes it (reason 4, no revoke record)
+	// issuance holds the fields of the record that issued a holder's
+	// certificate: what the certificate record must still say.
+	issuance map[string]string
 }
 
 // ReconcileAudit checks, in one read transaction, that every certificate's
@@ -73,7 +77,11 @@ func (s *Store) ReconcileAudit() (int, error) {
 			f := fields(&r)
 			switch r.Action {
 			case actionIssue, actionRenew, ActionResponderCertify:
-				at(f["serial"]).issued = true
+				e := at(f["serial"])
+				e.issued = true
+				if r.Action != ActionResponderCertify {
+					e.issuance = f
+				}
 				if sup := f["supersedes"]; sup != "" {
 					at(sup).superseded = true
 				}
@@ -115,12 +123,21 @@ func (s *Store) ReconcileAudit() (int, error) {
 			}
 			return nil
 		}
+		entries := tx.Bucket(bucketEntries)
 		err = tx.Bucket(bucketCerts).ForEach(func(k, v []byte) error {
 			var rec storev1.Certificate
 			if err := proto.Unmarshal(v, &rec); err != nil {
 				return fmt.Errorf("certificate %x: %w", k, err)
 			}
-			return check(rec.Serial, rec.State == storev1.CertState_CERT_STATE_ISSUED, rec.Revocation, rec.State)
+			if err := check(rec.Serial, rec.State == storev1.CertState_CERT_STATE_ISSUED, rec.Revocation, rec.State); err != nil {
+				return err
+			}
+			if e := log[normalSerial(fmt.Sprintf("%x", rec.Serial))]; e != nil && e.issuance != nil {
+				if err := issuedAsRecorded(&rec, e.issuance); err != nil {
+					return err
+				}
+			}
+			return inCRLIndex(entries, &rec)
 		})
 		if err != nil {
 			return err
@@ -148,6 +165,60 @@ func (s *Store) ReconcileAudit() (int, error) {
 		return n, fmt.Errorf("store: reconcile audit: %w", err)
 	}
 	return n, nil
+}
+
+// issuedAsRecorded checks that a certificate record still says what its
+// issuance record says: whose it is, which issuer key generation signed
+// it and until when it is valid. Those decide where its revocation is
+// published (the issuer's CRL, until notAfter) and who may see and revoke
+// it, so an insider who changed them hid a revocation as surely as one
+// who removed it. Fields an older issuance record lacks are not compared.
+func issuedAsRecorded(rec *storev1.Certificate, f map[string]string) error {
+	serial := normalSerial(fmt.Sprintf("%x", rec.Serial))
+	profile := strings.ToLower(strings.TrimPrefix(rec.Profile.String(), "PROFILE_"))
+	for _, c := range []struct{ key, got string }{
+		{"profile", profile},
+		{"issuer_generation", strconv.FormatUint(uint64(rec.IssuerGeneration), 10)},
+		{"municipality", rec.MunicipalityCode},
+		{"holder_id", rec.HolderId},
+		{"expiry", rec.ExpiryDate},
+		{"not_after", rec.NotAfter.AsTime().UTC().Format(time.RFC3339)},
+		{"crl_partition", rec.CrlPartition},
+	} {
+		if want, ok := f[c.key]; ok && want != c.got {
+			return &UnexplainedError{Serial: serial, Reason: fmt.Sprintf("its %s is %q, and the audit record that issued it says %q", c.key, c.got, want)}
+		}
+	}
+	return nil
+}
+
+// inCRLIndex checks that a revoked certificate is in its partition's CRL
+// index as the certificate record has it: the CRL is built from that index
+// (PartitionEntries), so an entry removed, or given an earlier notAfter or
+// another revocation, leaves the revocation out of every later CRL while
+// the certificate record still says revoked.
+func inCRLIndex(entries *bolt.Bucket, rec *storev1.Certificate) error {
+	if rec.Revocation == nil || rec.CrlPartition == "" || rec.State != storev1.CertState_CERT_STATE_ISSUED {
+		return nil
+	}
+	bad := func(reason string) error {
+		return &UnexplainedError{Serial: normalSerial(fmt.Sprintf("%x", rec.Serial)), Reason: reason}
+	}
+	v := entries.Get(append(entryPrefix(rec.CrlPartition), rec.Serial...))
+	switch {
+	case v == nil:
+		return bad(fmt.Sprintf("it is revoked, and partition %s's CRL index has no entry for it: its CRLs leave it out", rec.CrlPartition))
+	case len(v) == 0:
+		return nil // indexed before the index kept the entry itself: read from rec
+	}
+	e := new(storev1.Certificate)
+	if err := proto.Unmarshal(v, e); err != nil {
+		return bad(fmt.Sprintf("its CRL index entry does not decode: %v", err))
+	}
+	if !proto.Equal(e.NotAfter, rec.NotAfter) || !proto.Equal(e.Revocation, rec.Revocation) {
+		return bad(fmt.Sprintf("its entry in partition %s's CRL index differs from the certificate (notAfter or revocation)", rec.CrlPartition))
+	}
+	return nil
 }
 
 func fields(r *storev1.AuditRecord) map[string]string {

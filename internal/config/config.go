@@ -17,6 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/shomei-pki/shomei/ca"
 	"github.com/shomei-pki/shomei/ca/dn"
 	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/hsm"
@@ -248,6 +249,9 @@ func decodeStrict(data []byte, v any) error {
 func (o OCSP) validate() error {
 	if o.ResponderValidity < 0 || o.RenewBefore < 0 || o.ResponseValidity < 0 || o.MaxAge < 0 || o.UnknownReuse < 0 {
 		return errors.New("ocsp: durations must not be negative")
+	}
+	if o.ResponderValidity > ca.MaxResponderValidity {
+		return fmt.Errorf("ocsp.responder_validity %v: at most %v; a revoked responder certificate stays usable until it expires (R-R6)", o.ResponderValidity, ca.MaxResponderValidity)
 	}
 	if o.SignatureBurst < 0 {
 		return errors.New("ocsp.signature_burst must not be negative")

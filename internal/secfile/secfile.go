@@ -18,7 +18,8 @@ const maxSize = 1 << 20
 
 // Read returns the contents of the secret file at path, what naming it in
 // messages ("PIN file", "client token file"). It refuses a file with any
-// group or other permission bit, checked on the open file.
+// group or other permission bit, checked on the open file, and one in a
+// directory group or others may write (CheckDir).
 func Read(path, what string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -30,6 +31,9 @@ func Read(path, what string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if err := private(path, what, fi); err != nil {
+		return nil, err
+	}
+	if err := CheckDir(path, what); err != nil {
 		return nil, err
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxSize+1))
@@ -56,9 +60,20 @@ func Check(path, what string) error {
 }
 
 // CheckDir refuses the directory holding path if group or others may
-// write to it (and so replace the file). A missing directory passes.
+// write to it (and so replace the file): the directory of path as named
+// and, when path is a symbolic link, the directory of the file it leads
+// to. A missing directory passes.
 func CheckDir(path, what string) error {
-	dir := filepath.Dir(path)
+	if err := checkDir(filepath.Dir(path), what); err != nil {
+		return err
+	}
+	if real, err := filepath.EvalSymlinks(path); err == nil && filepath.Dir(real) != filepath.Dir(path) {
+		return checkDir(filepath.Dir(real), what)
+	}
+	return nil
+}
+
+func checkDir(dir, what string) error {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
