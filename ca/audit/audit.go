@@ -173,14 +173,81 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) error {
 	return c.checkpoint(ctx)
 }
 
-// Close signs a last checkpoint and makes every later Checkpoint do
-// nothing, so that the store and the token can be closed after it.
+// Close signs a last checkpoint, seals the log there in the HSM's witness
+// (a record appended after it, by anyone without the HSM, is then found
+// by Verify), and makes every later Checkpoint do nothing, so that the
+// store and the token can be closed after it.
 func (c *Checkpointer) Close(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err := c.checkpoint(ctx)
+	if err == nil {
+		err = c.seal(ctx)
+	}
+	c.closed = true
+	return err
+}
+
+// CloseOpen signs a last checkpoint and leaves the log open (as a crash
+// would): for a stop whose writers may not all have ended.
+func (c *Checkpointer) CloseOpen(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	err := c.checkpoint(ctx)
 	c.closed = true
 	return err
+}
+
+// Open opens a sealed log for writing: it checks that nothing was
+// appended since it was sealed, then has the HSM witness it unsealed.
+// Writers call it before they append (Checkpoint does, for shomei-ca's
+// first checkpoint at start); a log that is not sealed is left as it is.
+func (c *Checkpointer) Open(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.loadWitness(ctx); err != nil {
+		return err
+	}
+	seq, _, err := c.cfg.Store.AuditHead()
+	if err != nil {
+		return err
+	}
+	return c.unseal(ctx, seq)
+}
+
+// unseal: see Open; seq is the log's head.
+func (c *Checkpointer) unseal(ctx context.Context, seq uint64) error {
+	w := c.witness
+	if c.cfg.Witness == nil || w == nil || !w.Sealed {
+		return nil
+	}
+	if err := checkWitnessed(c.cfg.Store, w, seq, seq); err != nil {
+		return fmt.Errorf("audit: not opening the sealed log: %w", err)
+	}
+	opened, err := writeWitness(ctx, c.cfg.Witness, c.cfg.Signer, w.Counter+1, w.Checkpoint, false)
+	if err != nil {
+		return err
+	}
+	c.witness = opened
+	return nil
+}
+
+// seal has the HSM witness the last checkpoint as the log's end. The
+// checkpoint covers the log's head (checkpoint just ran).
+func (c *Checkpointer) seal(ctx context.Context) error {
+	w := c.witness
+	if c.cfg.Witness == nil || w == nil || w.Sealed {
+		return nil
+	}
+	if seq, _, err := c.cfg.Store.AuditHead(); err != nil || seq != w.Seq() {
+		return err // a record came after the checkpoint: not sealed, it stays an unsigned tail
+	}
+	sealed, err := writeWitness(ctx, c.cfg.Witness, c.cfg.Signer, w.Counter+1, w.Checkpoint, true)
+	if err != nil {
+		return err
+	}
+	c.witness = sealed
+	return nil
 }
 
 func (c *Checkpointer) checkpoint(ctx context.Context) error {
@@ -195,11 +262,15 @@ func (c *Checkpointer) checkpoint(ctx context.Context) error {
 		return err
 	}
 	// Never sign over a log that does not extend what the HSM witnessed:
-	// the signature would bless the truncation or the rewrite.
+	// the signature would bless the truncation, the rewrite or records
+	// appended to a sealed log.
 	if w := c.witness; w != nil {
 		if err := checkWitnessed(c.cfg.Store, w, seq, seq); err != nil {
 			return fmt.Errorf("audit: not signing a checkpoint: %w", err)
 		}
+	}
+	if err := c.unseal(ctx, seq); err != nil {
+		return err
 	}
 	last, err := c.cfg.Store.LastAuditCheckpoint()
 	if err != nil {
@@ -284,7 +355,7 @@ func (c *Checkpointer) witnessCheckpoint(ctx context.Context, cp *storev1.AuditC
 	} else {
 		counter = c.witness.Counter + 1
 	}
-	w, err := writeWitness(ctx, c.cfg.Witness, c.cfg.Signer, counter, cp)
+	w, err := writeWitness(ctx, c.cfg.Witness, c.cfg.Signer, counter, cp, false)
 	if err != nil {
 		return err
 	}
@@ -345,7 +416,9 @@ func (c *Checkpointer) AcceptRollback(ctx context.Context, actor string) (*Witne
 	if err != nil {
 		return nil, err
 	}
-	w, err := writeWitness(ctx, c.cfg.Witness, c.cfg.Signer, old.Counter+1, cp)
+	// Sealed: the operator's command is the log's last writer until
+	// shomei-ca opens it again.
+	w, err := writeWitness(ctx, c.cfg.Witness, c.cfg.Signer, old.Counter+1, cp, true)
 	if err != nil {
 		return nil, err
 	}

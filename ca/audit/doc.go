@@ -32,9 +32,20 @@
 //     exist but none of which verifies are an error, never "no witness".
 //   - A store older than the witness gets one at its first checkpoint (the
 //     CA's start); until then Verify reports Witnessed 0.
+//   - A clean stop seals the log (Close): the witness then says the log ends
+//     exactly at its checkpoint. Nothing appends to a sealed log but a
+//     writer that first opens it through the HSM (Open; the CA's first
+//     checkpoint at start does), so a record after a sealed witness — forged
+//     while the CA was stopped, chained as the store would — fails Verify
+//     and is never signed over. A stop whose writers may still run
+//     (CloseOpen), and a crash, leave the log open: then an unsigned tail is
+//     accepted and signed at the next start, with a warning.
 //
 // What it still cannot see: an insider with the HSM PIN can sign anything
-// the audit key signs, and delete the witness. Each checkpoint is also
+// the audit key signs, and delete the witness; one who can kill the CA
+// (leaving the log open, as a crash does) can append records before its
+// next start, which accepts an unsigned tail with a warning rather than
+// refuse to start after every crash. Each checkpoint is also
 // logged (seq, hash; no personal data), so the operations log outside the
 // store and the HSM witnesses how far the log had reached.
 package audit

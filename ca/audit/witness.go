@@ -23,10 +23,10 @@ const WitnessLabel = "shomei-audit-witness"
 
 // witnessApplication is the witness object's CKA_APPLICATION, which names
 // its encoding.
-const witnessApplication = "shomei audit witness v1"
+const witnessApplication = "shomei audit witness v2"
 
 // witnessMagic starts an encoded witness.
-var witnessMagic = []byte("shomei-audit-witness-v1\x00")
+var witnessMagic = []byte("shomei-audit-witness-v2\x00")
 
 // DataObjects is the part of the HSM the witness lives in; *hsm.Token is
 // one.
@@ -38,12 +38,19 @@ type DataObjects interface {
 var _ DataObjects = (*hsm.Token)(nil)
 
 // Witness is what the HSM holds of the audit log: a checkpoint the CA
-// signed, and a counter of the witness's writes (the newest is the
-// highest; a rollback accepted by an operator moves the checkpoint back but
-// the counter on). The audit key signs both together.
+// signed, a counter of the witness's writes (the newest is the highest; a
+// rollback accepted by an operator moves the checkpoint back but the
+// counter on), and whether the log was sealed there. The audit key signs
+// all three together.
+//
+// Sealed: the writer closed the log cleanly at the checkpoint (shomei-ca's
+// clean stop, an offline shomeictl command done), so the log ends exactly
+// there until a writer opens it again through the HSM (Checkpointer.Open).
+// A record after a sealed witness was written by someone without the HSM.
 type Witness struct {
 	Counter    uint64
 	Checkpoint *storev1.AuditCheckpoint
+	Sealed     bool
 	signature  []byte
 }
 
@@ -51,7 +58,11 @@ type Witness struct {
 func (w *Witness) Seq() uint64 { return w.Checkpoint.GetSeq() }
 
 func (w *Witness) String() string {
-	return fmt.Sprintf("a checkpoint of record %d signed %s", w.Seq(), w.Checkpoint.GetTime().AsTime().UTC().Format(time.RFC3339))
+	s := fmt.Sprintf("a checkpoint of record %d signed %s", w.Seq(), w.Checkpoint.GetTime().AsTime().UTC().Format(time.RFC3339))
+	if w.Sealed {
+		s += ", sealed"
+	}
+	return s
 }
 
 // ErrWitnessUnreadable: the HSM holds witness objects, but none decodes
@@ -80,23 +91,33 @@ func (e *RollbackError) Error() string {
 // Unwrap makes errors.Is hold for ErrRolledBack and store.ErrAuditTampered.
 func (e *RollbackError) Unwrap() []error { return []error{ErrRolledBack, store.ErrAuditTampered} }
 
+// witnessFlags encodes Sealed.
+func witnessFlags(sealed bool) byte {
+	if sealed {
+		return 1
+	}
+	return 0
+}
+
 // witnessDigest is what the witness's own signature signs.
-func witnessDigest(counter uint64, cp *storev1.AuditCheckpoint) []byte {
+func witnessDigest(counter uint64, sealed bool, cp *storev1.AuditCheckpoint) []byte {
 	h := sha256.New()
 	h.Write(witnessMagic)
 	h.Write(binary.BigEndian.AppendUint64(nil, counter))
+	h.Write([]byte{witnessFlags(sealed)})
 	h.Write(digest(cp))
 	return h.Sum(nil)
 }
 
-// encodeWitness: magic, counter, length and bytes of the checkpoint, and
-// the witness's signature.
+// encodeWitness: magic, counter, flags, length and bytes of the
+// checkpoint, and the witness's signature.
 func encodeWitness(w *Witness) ([]byte, error) {
 	cp, err := proto.MarshalOptions{Deterministic: true}.Marshal(w.Checkpoint)
 	if err != nil {
 		return nil, err
 	}
 	out := append(bytes.Clone(witnessMagic), binary.BigEndian.AppendUint64(nil, w.Counter)...)
+	out = append(out, witnessFlags(w.Sealed))
 	out = binary.BigEndian.AppendUint32(out, uint32(len(cp)))
 	out = append(out, cp...)
 	return append(out, w.signature...), nil
@@ -106,12 +127,19 @@ func encodeWitness(w *Witness) ([]byte, error) {
 // with pub.
 func decodeWitness(b []byte, pub crypto.PublicKey) (*Witness, error) {
 	rest, ok := bytes.CutPrefix(b, witnessMagic)
-	if !ok || len(rest) < 12 {
-		return nil, errors.New("not a v1 witness")
+	if !ok || len(rest) < 13 {
+		return nil, errors.New("not a v2 witness")
 	}
 	w := &Witness{Counter: binary.BigEndian.Uint64(rest)}
-	n := binary.BigEndian.Uint32(rest[8:])
-	rest = rest[12:]
+	switch rest[8] {
+	case 0:
+	case 1:
+		w.Sealed = true
+	default:
+		return nil, fmt.Errorf("unknown flags %#x", rest[8])
+	}
+	n := binary.BigEndian.Uint32(rest[9:])
+	rest = rest[13:]
 	if uint64(n) > uint64(len(rest)) {
 		return nil, errors.New("the checkpoint runs past the end")
 	}
@@ -126,7 +154,7 @@ func decodeWitness(b []byte, pub crypto.PublicKey) (*Witness, error) {
 	if err := VerifyCheckpoint(pub, w.Checkpoint); err != nil {
 		return nil, fmt.Errorf("the checkpoint's signature: %w", err)
 	}
-	if err := verifySignature(pub, witnessDigest(w.Counter, w.Checkpoint), w.signature); err != nil {
+	if err := verifySignature(pub, witnessDigest(w.Counter, w.Sealed, w.Checkpoint), w.signature); err != nil {
 		return nil, fmt.Errorf("the witness's signature: %w", err)
 	}
 	return w, nil
@@ -166,11 +194,12 @@ func ReadWitness(ctx context.Context, objs DataObjects, pub crypto.PublicKey) (*
 	return best, nil
 }
 
-// writeWitness signs and writes a witness of cp with counter.
-func writeWitness(ctx context.Context, objs DataObjects, signer crypto.Signer, counter uint64, cp *storev1.AuditCheckpoint) (*Witness, error) {
-	w := &Witness{Counter: counter, Checkpoint: cp}
+// writeWitness signs and writes a witness of cp with counter, sealed or
+// not.
+func writeWitness(ctx context.Context, objs DataObjects, signer crypto.Signer, counter uint64, cp *storev1.AuditCheckpoint, sealed bool) (*Witness, error) {
+	w := &Witness{Counter: counter, Checkpoint: cp, Sealed: sealed}
 	var err error
-	if w.signature, err = sign(ctx, signer, witnessDigest(counter, cp)); err != nil {
+	if w.signature, err = sign(ctx, signer, witnessDigest(counter, sealed, cp)); err != nil {
 		return nil, fmt.Errorf("audit: signing the witness of record %d: %w", cp.Seq, err)
 	}
 	value, err := encodeWitness(w)
@@ -199,6 +228,11 @@ func checkWitnessed(st *store.Store, w *Witness, records, signed uint64) error {
 			return fmt.Errorf("store: verify audit: %w", &store.AuditTamperedError{Seq: w.Seq(),
 				Reason: fmt.Sprintf("records up to %d were rewritten: record %d is not the one the HSM witnessed (%s)", w.Seq(), w.Seq(), w)})
 		}
+	}
+	if w.Sealed && records > w.Seq() {
+		return fmt.Errorf("store: verify audit: %w", &store.AuditTamperedError{Seq: w.Seq() + 1,
+			Reason: fmt.Sprintf("records %d to %d were appended after the log was sealed at record %d (%s): only a writer holding the HSM opens a sealed log, "+
+				"so they were not written by shomei-ca or shomeictl", w.Seq()+1, records, w.Seq(), w)})
 	}
 	if signed < w.Seq() {
 		return &RollbackError{Witnessed: w.Seq(), WitnessedAt: w.Checkpoint.GetTime().AsTime(), LastCheckpoint: signed, Records: records}

@@ -23,16 +23,18 @@ func FuzzDecodeWitness(f *testing.F) {
 		f.Fatal(err)
 	}
 	cp.Signature = sig
-	w := &Witness{Counter: 3, Checkpoint: cp}
-	if w.signature, err = sign(context.Background(), key, witnessDigest(w.Counter, cp)); err != nil {
-		f.Fatal(err)
+	for _, sealed := range []bool{false, true} {
+		w := &Witness{Counter: 3, Checkpoint: cp, Sealed: sealed}
+		if w.signature, err = sign(context.Background(), key, witnessDigest(w.Counter, sealed, cp)); err != nil {
+			f.Fatal(err)
+		}
+		good, err := encodeWitness(w)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(good)
+		f.Add(good[:len(good)-1])
 	}
-	good, err := encodeWitness(w)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(good)
-	f.Add(good[:len(good)-1])
 	f.Add(witnessMagic)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		w, err := decodeWitness(b, key.Public())

@@ -225,3 +225,82 @@ func TestWitnessUpgrade(t *testing.T) {
 		})
 	}
 }
+
+// TestWitnessSealed: a clean Close seals the log in the witness; a record
+// appended after it, as someone without the HSM would (the store's own
+// append, the chain intact), fails Verify and stops the next checkpoint;
+// Open unseals a log nothing was appended to, so its writer may go on; and
+// CloseOpen, for a stop whose writers may still run, leaves it open, as a
+// crash does, where an unsigned tail is accepted.
+func TestWitnessSealed(t *testing.T) {
+	ctx := context.Background()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	newCP := func(st *store.Store, h *memHSM) *audit.Checkpointer {
+		cp, err := audit.NewCheckpointer(audit.CheckpointerConfig{Store: st, Signer: key, Witness: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cp
+	}
+	read := func(h *memHSM) *audit.Witness {
+		w, err := audit.ReadWitness(ctx, h, key.Public())
+		if err != nil || w == nil {
+			t.Fatalf("ReadWitness = %v, %v", w, err)
+		}
+		return w
+	}
+
+	st, h := openStore(t), &memHSM{}
+	appendN(t, st, 3)
+	if err := newCP(st, h).Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if w := read(h); !w.Sealed || w.Seq() != 3 {
+		t.Fatalf("after Close the witness is %s; want sealed at record 3", w)
+	}
+	if _, err := audit.Verify(st, key.Public(), read(h)); err != nil {
+		t.Fatalf("Verify of the sealed log: %v", err)
+	}
+
+	// A writer opens the sealed log through the HSM, appends, and seals
+	// it again.
+	cp := newCP(st, h)
+	if err := cp.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if w := read(h); w.Sealed {
+		t.Fatalf("after Open the witness is %s; want open", w)
+	}
+	appendN(t, st, 2)
+	if err := cp.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if w := read(h); !w.Sealed || w.Seq() != 5 {
+		t.Fatalf("after the writer's Close the witness is %s; want sealed at record 5", w)
+	}
+
+	// Appended without opening: found, and never signed over.
+	appendN(t, st, 1)
+	_, err := audit.Verify(st, key.Public(), read(h))
+	if !errors.Is(err, store.ErrAuditTampered) || !strings.Contains(err.Error(), "sealed at record 5") {
+		t.Fatalf("Verify of a record appended to the sealed log: %v", err)
+	}
+	if err := newCP(st, h).Checkpoint(ctx); err == nil {
+		t.Fatal("a checkpoint was signed over a record appended to the sealed log")
+	}
+
+	// CloseOpen leaves the log open: a later record is an unsigned tail.
+	st2, h2 := openStore(t), &memHSM{}
+	appendN(t, st2, 2)
+	if err := newCP(st2, h2).CloseOpen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if w := read(h2); w.Sealed {
+		t.Fatalf("after CloseOpen the witness is %s; want open", w)
+	}
+	appendN(t, st2, 1)
+	r, err := audit.Verify(st2, key.Public(), read(h2))
+	if err != nil || r.UnsignedTail() != 1 {
+		t.Fatalf("Verify after CloseOpen and one more record: %v, unsigned tail %d", err, r.UnsignedTail())
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/shomei-pki/shomei/ca/audit"
@@ -62,11 +63,35 @@ func startAuditCheckpoints(ctx context.Context, cfg *config.Config, st *store.St
 	return &checkpointer{Checkpointer: cp, log: log}, nil
 }
 
-// stop signs the last checkpoint at a clean stop.
-func (c *checkpointer) stop() {
+// stop signs the last checkpoint at a stop and, when every writer has
+// ended (quiet), seals the log there in the HSM's witness: a record
+// appended while the CA is stopped is then found at the next start. A
+// writer still running could append after the seal and stop the next
+// start, so without quiet the log is left open, as after a crash.
+func (c *checkpointer) stop(quiet bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := c.Close(ctx); err != nil {
+	finish := c.Close
+	if !quiet {
+		finish = c.CloseOpen
+	}
+	if err := finish(ctx); err != nil {
 		c.log.Error("audit checkpoint at stop failed: the log ends in an unsigned tail", "error", err)
+	}
+}
+
+// backgroundStopTimeout bounds the wait for the background work at a stop.
+const backgroundStopTimeout = 10 * time.Second
+
+// waitFor waits for wg at most timeout and reports whether it ended.
+func waitFor(wg *sync.WaitGroup, timeout time.Duration, log *slog.Logger) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		log.Warn("background work still running at stop: the audit log is left unsealed", "waited", timeout)
+		return false
 	}
 }

@@ -320,6 +320,12 @@ func TestAttackAuditTruncation(t *testing.T) {
 			truncateAudit(t, tx, kept)
 			appendForged(t, tx, full-kept)
 		}, []string{"rewritten", witnessed}},
+		// The CA stopped cleanly and sealed the log in the HSM's witness:
+		// records chained onto it while it is stopped, as the store itself
+		// would write them, were not written through the HSM.
+		{"records appended after the clean stop", func(t *testing.T, tx *bolt.Tx) {
+			appendForged(t, tx, 2)
+		}, []string{"sealed", witnessed}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			copyConfig := copyStoreOn(t, dir, "e2e-audit-trunc", tc.tamper)

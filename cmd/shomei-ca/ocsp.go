@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -21,7 +22,7 @@ const responderKeyPrefix = "shomei-ocsp"
 // startOCSP makes the OCSP responder of every issuer key generation (R-R6):
 // responder keys in the HSM, their certificates signed by the issuers and
 // renewed before they expire by a goroutine that lives as long as ctx.
-func startOCSP(ctx context.Context, cfg *config.Config, st *store.Store, tok *hsm.Token, authority *ca.CA, reg prometheus.Registerer, log *slog.Logger) (*ocsp.Responder, error) {
+func startOCSP(ctx context.Context, background *sync.WaitGroup, cfg *config.Config, st *store.Store, tok *hsm.Token, authority *ca.CA, reg prometheus.Registerer, log *slog.Logger) (*ocsp.Responder, error) {
 	var targets []responders.Target
 	for _, g := range authority.IssuerGenerations() {
 		targets = append(targets, responders.Target{Name: g.Name, Certificate: authority.IssuerCertificate(g.Profile, g.Generation)})
@@ -59,6 +60,6 @@ func startOCSP(ctx context.Context, cfg *config.Config, st *store.Store, tok *hs
 	if err != nil {
 		return nil, err
 	}
-	go keeper.Maintain(ctx, responder, next)
+	background.Go(func() { keeper.Maintain(ctx, responder, next) })
 	return responder, nil
 }

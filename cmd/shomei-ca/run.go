@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 
 	"github.com/shomei-pki/shomei/internal/gctuning"
 
@@ -92,9 +93,16 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 	if err != nil {
 		return err
 	}
-	// Deferred after the store's and the token's Close, so it runs before
-	// them: a clean stop leaves no unsigned tail.
-	defer checkpoints.stop()
+	// The background work (below) writes audit records too: at a stop it
+	// is ended and waited for, then the last checkpoint is signed and the
+	// log sealed in the HSM's witness, before the store and the token
+	// close (deferred after them, so run before).
+	var background sync.WaitGroup
+	var stopBackground context.CancelFunc = func() {}
+	defer func() {
+		stopBackground()
+		checkpoints.stop(waitFor(&background, backgroundStopTimeout, log))
+	}()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -131,9 +139,9 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 	if err != nil {
 		return err
 	}
-	bgCtx, stopBackground := context.WithCancel(ctx)
-	defer stopBackground()
-	if responder, err = startOCSP(bgCtx, cfg, st, tok, authority, reg, log); err != nil {
+	bgCtx, cancelBackground := context.WithCancel(ctx)
+	stopBackground = cancelBackground
+	if responder, err = startOCSP(bgCtx, &background, cfg, st, tok, authority, reg, log); err != nil {
 		return fmt.Errorf("OCSP responder: %w", err)
 	}
 	if follow, err = newFollower(st, responder.Invalidate, reg, log); err != nil {
@@ -143,9 +151,9 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 	if err != nil {
 		return err
 	}
-	go follow.run(bgCtx)
-	go checkpoints.Run(bgCtx)
-	go publisher.Run(bgCtx)
+	background.Go(func() { follow.run(bgCtx) })
+	background.Go(func() { checkpoints.Run(bgCtx) })
+	background.Go(func() { publisher.Run(bgCtx) })
 	refusals, err := audit.NewRefusals(audit.RefusalsConfig{Store: st, Metrics: reg, Log: log})
 	if err != nil {
 		return err
@@ -217,7 +225,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 		HTTPLimits: cfg.Server.HTTPLimits,
 		Metrics:    reg,
 		Health: func(hs *grpchealth.Server, services []string) {
-			go readiness.Follow(bgCtx, hs, services, healthFollowEvery)
+			background.Go(func() { readiness.Follow(bgCtx, hs, services, healthFollowEvery) })
 		},
 		ShutdownTimeout: cfg.Server.ShutdownTimeout,
 		Ready:           ready,

@@ -145,36 +145,36 @@ It exits non-zero on any failure.`,
 	return audit
 }
 
-// checkpoint signs a checkpoint of the audit log after this command wrote
-// to it, with the audit key in the HSM (R-K3), so that shomei-ca stopped
-// leaves no unsigned tail. Best effort: if the HSM cannot be reached the
-// command's change stands and a warning says the tail is unsigned; the CA
-// signs it at its next start (run `audit verify` before that).
-func (g *globals) checkpoint(cmd *cobra.Command, st *store.Store) {
-	warn := func(err error) {
-		fmt.Fprintf(cmd.ErrOrStderr(), "warning: no audit checkpoint signed (%v): the log ends in an unsigned tail until shomei-ca starts\n", err)
-	}
+// openAudit opens the audit log for this command's writes (R-K3): the
+// HSM's witness seals the log at shomei-ca's clean stop, and a record
+// appended without opening it through the HSM would be taken for a forgery
+// at the CA's next start. So a command that writes needs the HSM. done
+// signs a checkpoint of what the command wrote and seals the log again; if
+// that fails, a warning says the log ends in an unsigned tail, which the CA
+// signs at its next start.
+func (g *globals) openAudit(cmd *cobra.Command, st *store.Store) (done func(), err error) {
 	c, err := g.config()
 	if err != nil {
-		warn(err)
-		return
+		return nil, err
 	}
 	tok, err := c.OpenHSM()
 	if err != nil {
-		warn(err)
-		return
+		return nil, fmt.Errorf("writing the audit log needs the HSM (its witness seals the log): %w", err)
 	}
-	defer tok.Close()
 	key, err := auditlog.Key(cmd.Context(), tok, false, nil)
-	if err != nil {
-		warn(err)
-		return
-	}
-	cp, err := auditlog.NewCheckpointer(auditlog.CheckpointerConfig{Store: st, Signer: key, Witness: tok})
 	if err == nil {
-		err = cp.Checkpoint(cmd.Context())
+		var cp *auditlog.Checkpointer
+		if cp, err = auditlog.NewCheckpointer(auditlog.CheckpointerConfig{Store: st, Signer: key, Witness: tok}); err == nil {
+			if err = cp.Open(cmd.Context()); err == nil {
+				return func() {
+					defer tok.Close()
+					if err := cp.Close(cmd.Context()); err != nil {
+						fmt.Fprintf(cmd.ErrOrStderr(), "warning: no audit checkpoint signed (%v): the log ends in an unsigned tail until shomei-ca starts\n", err)
+					}
+				}, nil
+			}
+		}
 	}
-	if err != nil {
-		warn(err)
-	}
+	tok.Close()
+	return nil, fmt.Errorf("opening the audit log for writing (R-K3); investigate with shomeictl audit verify: %w", err)
 }

@@ -59,11 +59,15 @@ invalidityDate, RFC 3339); default now. Running it again changes nothing.`,
 				return err
 			}
 			defer st.Close()
-			res, err := st.CompromiseIssuer(p, gen, now, invalid, operator)
+			done, err := g.openAudit(cmd, st)
 			if err != nil {
 				return err
 			}
-			g.checkpoint(cmd, st)
+			res, err := st.CompromiseIssuer(p, gen, now, invalid, operator)
+			done()
+			if err != nil {
+				return err
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s is COMPROMISED: %d certificates revoked (cACompromise), %d already revoked; status revision %d\n",
 				args[0], res.Revoked, res.AlreadyRevoked, res.Revision)
 			return nil

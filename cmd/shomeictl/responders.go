@@ -72,15 +72,19 @@ while it runs).`,
 				return err
 			}
 			defer st.Close()
+			done, err := g.openAudit(cmd, st)
+			if err != nil {
+				return err
+			}
 			actor := caller.Caller{Kind: caller.Operator, Name: operator}.String()
 			rec, err := st.RevokeResponder(serial, time.Now(), 1 /* keyCompromise */, actor)
+			done()
 			if errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("no responder certificate has serial %x (see `shomeictl responders list`)", serial)
 			}
 			if err != nil {
 				return err
 			}
-			g.checkpoint(cmd, st)
 			fmt.Fprintf(cmd.OutOrStdout(), "revoked responder certificate %x of %s (replica %q): usable until it expires at %s; key sha256:%x is never certified again\n",
 				rec.Serial, rec.Issuer, rec.Replica, rec.NotAfter.AsTime().UTC().Format(time.RFC3339), rec.PublicKeySha256)
 			return nil
