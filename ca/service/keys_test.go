@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -10,6 +11,8 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -23,12 +26,19 @@ var holderKeys = &keyPool{lent: map[string]*rsa.PrivateKey{}}
 // request. Each test has a store of its own, so the pool only has to keep a
 // key from being certified twice within one test; it keeps it from being
 // certified twice at all.
+//
+// A key is lent in a request of its own (a subject with a lending number),
+// and comes back only by that request: a test that still holds a request
+// it gave back, and sends it again, cannot return the key a second time
+// while another test holds it. A key certified after it came back leaves
+// the pool.
 type keyPool struct {
 	mu   sync.Mutex
 	free []*rsa.PrivateKey
-	// lent are keys handed out and not known to be certified, by the
-	// SHA-256 of their SubjectPublicKeyInfo.
-	lent map[string]*rsa.PrivateKey
+	// lent are the requests handed out and not known to be certified, by
+	// the SHA-256 of their DER, with their keys.
+	lent  map[string]*rsa.PrivateKey
+	loans int
 }
 
 // fill generates n keys in the background, on two goroutines.
@@ -63,19 +73,32 @@ func (p *keyPool) csr(t testing.TB) []byte {
 			t.Fatal(err)
 		}
 	}
-	der := csrOf(t, k)
 	p.mu.Lock()
-	p.lent[string(spkiHash(t, der))] = k
+	p.loans++
+	loan := p.loans
+	p.mu.Unlock()
+	der := csrWith(t, k, fmt.Sprintf("JPKI card key, loan %d", loan))
+	sum := sha256.Sum256(der)
+	p.mu.Lock()
+	p.lent[string(sum[:])] = k
 	p.mu.Unlock()
 	return der
 }
 
-// certified records that the key of csr is certified: it never comes back.
+// certified records that the key of csr is certified: it never comes back,
+// and leaves the pool if it had come back already.
 func (p *keyPool) certified(t testing.TB, csr []byte) {
 	t.Helper()
+	sum := sha256.Sum256(csr)
+	spki := spkiHash(t, csr)
 	p.mu.Lock()
-	delete(p.lent, string(spkiHash(t, csr)))
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	delete(p.lent, string(sum[:]))
+	p.free = slices.DeleteFunc(p.free, func(k *rsa.PrivateKey) bool {
+		der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+		s := sha256.Sum256(der)
+		return err == nil && bytes.Equal(s[:], spki)
+	})
 }
 
 // giveBack returns the keys of refused requests to the pool, unless they
@@ -85,11 +108,7 @@ func (p *keyPool) giveBack(t testing.TB, csrs ...[]byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, der := range csrs {
-		csr, err := x509.ParseCertificateRequest(der)
-		if err != nil {
-			continue // not a request of the pool
-		}
-		sum := sha256.Sum256(csr.RawSubjectPublicKeyInfo)
+		sum := sha256.Sum256(der)
 		if k, ok := p.lent[string(sum[:])]; ok {
 			delete(p.lent, string(sum[:]))
 			p.free = append(p.free, k)
@@ -101,7 +120,13 @@ func (p *keyPool) giveBack(t testing.TB, csrs ...[]byte) {
 // subject.
 func csrOf(t testing.TB, key crypto.Signer) []byte {
 	t.Helper()
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "JPKI card key"}}, key)
+	return csrWith(t, key, "JPKI card key")
+}
+
+// csrWith is csrOf with the subject's common name cn.
+func csrWith(t testing.TB, key crypto.Signer, cn string) []byte {
+	t.Helper()
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, key)
 	if err != nil {
 		t.Fatal(err)
 	}

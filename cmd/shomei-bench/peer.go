@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -47,6 +48,21 @@ func opensslVersion(ctx context.Context) (string, error) {
 // namespace with nothing but loopback (inOwnNetns). It refuses to start
 // otherwise.
 func startPeer(ctx context.Context, f peerFiles, procs int, logDir string) (*peer, error) {
+	var err error
+	for range 3 {
+		var p *peer
+		if p, err = startPeerOnce(ctx, f, procs, logDir); !errors.Is(err, errPeerExited) {
+			return p, err
+		}
+	}
+	return nil, err
+}
+
+// errPeerExited: openssl exited before it listened (its port was taken
+// meanwhile, say); startPeer tries another port.
+var errPeerExited = errors.New("openssl ocsp exited before listening")
+
+func startPeerOnce(ctx context.Context, f peerFiles, procs int, logDir string) (*peer, error) {
 	alone, err := onlyLoopback()
 	if err != nil {
 		return nil, err
@@ -91,7 +107,7 @@ func startPeer(ctx context.Context, f peerFiles, procs int, logDir string) (*pee
 		select {
 		case <-p.done:
 			out, _ := os.ReadFile(log.Name())
-			return nil, fmt.Errorf("openssl %s exited: %v\n%s", strings.Join(args, " "), waitErr, out)
+			return nil, fmt.Errorf("%w: openssl %s: %v\n%s", errPeerExited, strings.Join(args, " "), waitErr, out)
 		case <-ctx.Done():
 			p.stop()
 			return nil, ctx.Err()
@@ -119,12 +135,37 @@ func (p *peer) stop() {
 	syscall.Kill(-pgid, syscall.SIGKILL)
 }
 
-// freePort is a TCP port free on 127.0.0.1 a moment ago.
+// freePort is a TCP port free on 127.0.0.1 a moment ago, below the
+// kernel's ephemeral range where it can (the load generators' own
+// connections take ephemeral ports, and could take this one before openssl
+// binds it).
 func freePort() (int, error) {
+	if lo, err := ephemeralLow(); err == nil && lo > 10000 {
+		for range 50 {
+			port := 10000 + mrand.IntN(lo-10000)
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+				l.Close()
+				return port, nil
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range.
+func ephemeralLow() (int, error) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, fmt.Errorf("ip_local_port_range: %q", b)
+	}
+	return strconv.Atoi(f[0])
 }
