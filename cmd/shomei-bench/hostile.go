@@ -117,7 +117,7 @@ good client saw any failure or the peak RSS passed --rss-bound-mib.`,
 			rep.markdown(&out)
 			io.WriteString(cmd.OutOrStdout(), out.String())
 			if o.Out != "" {
-				if err := os.WriteFile(o.Out, []byte(out.String()), 0o644); err != nil {
+				if err := writeReport(o.Out, out.String()); err != nil {
 					return err
 				}
 			}

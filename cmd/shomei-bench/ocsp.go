@@ -48,7 +48,7 @@ func runOCSP(ctx context.Context, o *ocspOptions, stdout io.Writer, log *slog.Lo
 		return err
 	}
 	if o.Out != "" {
-		return os.WriteFile(o.Out, []byte(out.String()), 0o644)
+		return writeReport(o.Out, out.String())
 	}
 	return nil
 }

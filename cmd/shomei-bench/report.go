@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -180,4 +182,13 @@ func (r *report) markdown(w io.Writer) {
 	p("÷ raw HSM compares with the raw rate at the same number of workers, or the most workers measured below it. "+
 		"The responder's HSM session pool has %d sessions (the number of CPUs). Run took %v.",
 		runtime.NumCPU(), r.Finished.Sub(r.Started).Round(time.Second))
+}
+
+// writeReport writes a report to path (--out), making its directory (such
+// as var/, which only make run creates) if needed.
+func writeReport(path, text string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(text), 0o644)
 }
