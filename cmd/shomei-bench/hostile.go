@@ -401,7 +401,10 @@ func measureHostile(ctx context.Context, o *hostileOptions, log *slog.Logger) (_
 	rep.Refused = map[string]float64{}
 	for _, l := range []string{"http", "grpc"} {
 		name := `shomei_server_connections_refused_total{listener="` + l + `"}`
-		v, err := scrape(ctx, "http://"+ca.http+"/metrics", name)
+		v, err := sample(ctx, "http://"+ca.http+"/metrics", name)
+		if errors.Is(err, errNoSample) {
+			v, err = 0, nil // a counter with a label appears once counted
+		}
 		if err != nil {
 			log.Warn("reading the CA's metrics", "error", err)
 		}
@@ -759,27 +762,6 @@ func fetchIssuerCert(ctx context.Context, httpAddr, label string) (*x509.Certifi
 		return nil, fmt.Errorf("GET issuer %s: %s", label, resp.Status)
 	}
 	return x509.ParseCertificate(block.Bytes)
-}
-
-// scrape reads one sample of a Prometheus text exposition; 0 when absent.
-func scrape(ctx context.Context, url, sample string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), sample+" "); ok {
-			return strconv.ParseFloat(v, 64)
-		}
-	}
-	return 0, sc.Err()
 }
 
 // watchRSS samples a process's VmRSS every 200 ms until ctx ends and

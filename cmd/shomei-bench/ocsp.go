@@ -199,7 +199,7 @@ func measureOCSP(ctx context.Context, o *ocspOptions, log *slog.Logger) (_ *repo
 
 	// Cached: the three servers, interleaved so that a noisy neighbour
 	// hits all of them alike.
-	misses, err := counter(ctx, srv.Metrics, "shomei_ocsp_cache_misses_total")
+	misses, err := sample(ctx, srv.Metrics, "shomei_ocsp_cache_misses_total")
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +242,7 @@ func measureOCSP(ctx context.Context, o *ocspOptions, log *slog.Logger) (_ *repo
 			}
 		}
 	}
-	after, err := counter(ctx, srv.Metrics, "shomei_ocsp_cache_misses_total")
+	after, err := sample(ctx, srv.Metrics, "shomei_ocsp_cache_misses_total")
 	if err != nil {
 		return nil, err
 	}
@@ -277,8 +277,12 @@ func measureOCSP(ctx context.Context, o *ocspOptions, log *slog.Logger) (_ *repo
 	return rep, nil
 }
 
-// counter reads a counter from a Prometheus text exposition.
-func counter(ctx context.Context, url, name string) (float64, error) {
+// errNoSample: the exposition has no such sample.
+var errNoSample = errors.New("no such sample")
+
+// sample reads one sample (a name with its labels, as exposed) from a
+// Prometheus text exposition.
+func sample(ctx context.Context, url, name string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, err
@@ -297,7 +301,7 @@ func counter(ctx context.Context, url, name string) (float64, error) {
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, fmt.Errorf("%s: no %s", url, name)
+	return 0, fmt.Errorf("%s: %w: %s", url, errNoSample, name)
 }
 
 // cpuProfile saves a CPU profile of the server process over d.
