@@ -45,6 +45,9 @@ type explained struct {
 	revoked    bool
 	reason     int32
 	superseded bool // a renewal record supersedes it (reason 4, no revoke record)
+	// keyBlocked: the revocation blocked the key for good (R-V8), or,
+	// for a responder, made it one that is never certified again.
+	keyBlocked bool
 	// issuance holds the fields of the record that issued a holder's
 	// certificate: what the certificate record must still say.
 	issuance map[string]string
@@ -54,8 +57,9 @@ type explained struct {
 // and responder certificate's state is explained by the audit log: an
 // issued certificate by an issuance record, a revocation by a revocation
 // record with the same reason (or, for superseded, by the renewal that
-// superseded it), and that nothing the log issued or revoked is missing or
-// un-revoked. It returns how many certificates it checked, and an
+// superseded it), that nothing the log issued or revoked is missing or
+// un-revoked, and that every key a revocation blocked (R-V8, a revoked
+// responder's) is still blocked. It returns how many certificates it checked, and an
 // *UnexplainedError naming the first that does not hold. It holds one entry
 // per serial in memory (about 100 bytes each).
 func (s *Store) ReconcileAudit() (int, error) {
@@ -89,6 +93,7 @@ func (s *Store) ReconcileAudit() (int, error) {
 				e := at(f["serial"])
 				reason, _ := strconv.ParseInt(f["reason"], 10, 32)
 				e.revoked, e.reason = true, int32(reason)
+				e.keyBlocked = e.keyBlocked || f["key_blocked"] == "true" || r.Action == ActionResponderRevoke
 			}
 			return nil
 		})
@@ -96,6 +101,18 @@ func (s *Store) ReconcileAudit() (int, error) {
 			return err
 		}
 		seen := map[string]bool{}
+		// A key the log blocked must still be: deleting it from its
+		// bucket would let a compromised key be certified again.
+		blockedIn := func(b *bolt.Bucket, what string) func(serial, spki []byte) error {
+			return func(serial, spki []byte) error {
+				key := normalSerial(fmt.Sprintf("%x", serial))
+				if e := log[key]; e != nil && e.keyBlocked && b.Get(spki) == nil {
+					return &UnexplainedError{Serial: key, Reason: "the audit log revoked it and blocked its key, and the key is not in " + what + ": unblocked behind the CA's back"}
+				}
+				return nil
+			}
+		}
+		keyBlocked, responderKeyRevoked := blockedIn(tx.Bucket(bucketBlocked), "the blocked keys"), blockedIn(tx.Bucket(bucketRevokedKeys), "the revoked responder keys")
 		check := func(serial []byte, issued bool, rv *storev1.Revocation, state storev1.CertState) error {
 			n++
 			key := normalSerial(fmt.Sprintf("%x", serial))
@@ -132,6 +149,9 @@ func (s *Store) ReconcileAudit() (int, error) {
 			if err := check(rec.Serial, rec.State == storev1.CertState_CERT_STATE_ISSUED, rec.Revocation, rec.State); err != nil {
 				return err
 			}
+			if err := keyBlocked(rec.Serial, rec.PublicKeySha256); err != nil {
+				return err
+			}
 			if e := log[normalSerial(fmt.Sprintf("%x", rec.Serial))]; e != nil && e.issuance != nil {
 				if err := issuedAsRecorded(&rec, e.issuance); err != nil {
 					return err
@@ -149,7 +169,10 @@ func (s *Store) ReconcileAudit() (int, error) {
 			}
 			// A responder's record is written with its audit record, before
 			// it is signed: pending and abandoned ones were audited too.
-			return check(rec.Serial, true, rec.Revocation, rec.State)
+			if err := check(rec.Serial, true, rec.Revocation, rec.State); err != nil {
+				return err
+			}
+			return responderKeyRevoked(rec.Serial, rec.PublicKeySha256)
 		})
 		if err != nil {
 			return err

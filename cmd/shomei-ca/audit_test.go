@@ -30,7 +30,8 @@ import (
 // reconciliation, each of these verified as intact: editing a record and
 // recomputing the hash chain, dropping the tail of the log, and
 // un-revoking a certificate in the certificate bucket (OCSP then said
-// good). Now `shomeictl audit verify` checks the chain against checkpoints
+// good), and (found later) unblocking a compromised key or a revoked
+// responder's key so that it could be certified again. Now `shomeictl audit verify` checks the chain against checkpoints
 // signed by the audit key in the HSM, and every certificate's state
 // against the log, and names what does not hold.
 func TestAttackAuditRewrite(t *testing.T) {
@@ -122,6 +123,29 @@ func TestAttackAuditRewrite(t *testing.T) {
 			rec.Revocation = nil
 			put(t, b, serial, rec)
 		}, strings.TrimLeft(revoked, "0")},
+		// The key-compromise revocation blocked the key (R-V8); deleting
+		// it from the blocked bucket let the key be certified again,
+		// and verify said intact.
+		{"a compromised key unblocked", func(t *testing.T, tx *bolt.Tx) {
+			serial, _ := hex.DecodeString(revoked)
+			rec := new(storev1.Certificate)
+			if err := proto.Unmarshal(tx.Bucket([]byte("certs")).Get(serial), rec); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Bucket([]byte("blocked")).Delete(rec.PublicKeySha256); err != nil {
+				t.Fatal(err)
+			}
+		}, "unblocked behind the CA's back"},
+		{"a revoked responder key allowed again", func(t *testing.T, tx *bolt.Tx) {
+			b := tx.Bucket([]byte("responder_revoked_keys"))
+			k, _ := b.Cursor().First()
+			if k == nil {
+				t.Fatal("no revoked responder key to delete")
+			}
+			if err := b.Delete(k); err != nil {
+				t.Fatal(err)
+			}
+		}, "unblocked behind the CA's back"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			copyConfig := copyStore(t, dir, tc.tamper)
