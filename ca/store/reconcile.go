@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -58,8 +59,9 @@ type explained struct {
 // issued certificate by an issuance record, a revocation by a revocation
 // record with the same reason (or, for superseded, by the renewal that
 // superseded it), that nothing the log issued or revoked is missing or
-// un-revoked, and that every key a revocation blocked (R-V8, a revoked
-// responder's) is still blocked. It returns how many certificates it checked, and an
+// un-revoked, that every key a revocation blocked (R-V8, a revoked
+// responder's) is still blocked, and that every certificate is in its
+// holder's index and its key among the used ones (indexed). It returns how many certificates it checked, and an
 // *UnexplainedError naming the first that does not hold. It holds one entry
 // per serial in memory (about 100 bytes each).
 func (s *Store) ReconcileAudit() (int, error) {
@@ -140,7 +142,7 @@ func (s *Store) ReconcileAudit() (int, error) {
 			}
 			return nil
 		}
-		entries := tx.Bucket(bucketEntries)
+		entries, holders, usedKeys := tx.Bucket(bucketEntries), tx.Bucket(bucketHolders), tx.Bucket(bucketKeys)
 		err = tx.Bucket(bucketCerts).ForEach(func(k, v []byte) error {
 			var rec storev1.Certificate
 			if err := proto.Unmarshal(v, &rec); err != nil {
@@ -150,6 +152,9 @@ func (s *Store) ReconcileAudit() (int, error) {
 				return err
 			}
 			if err := keyBlocked(rec.Serial, rec.PublicKeySha256); err != nil {
+				return err
+			}
+			if err := indexed(holders, usedKeys, &rec); err != nil {
 				return err
 			}
 			if e := log[normalSerial(fmt.Sprintf("%x", rec.Serial))]; e != nil && e.issuance != nil {
@@ -188,6 +193,25 @@ func (s *Store) ReconcileAudit() (int, error) {
 		return n, fmt.Errorf("store: reconcile audit: %w", err)
 	}
 	return n, nil
+}
+
+// indexed checks that a certificate is where the store looks for it: in
+// its holder's index, by which events find what they revoke (a
+// certificate left out stayed good through its holder's death or lost
+// card, the event applied), and, unless abandoned, its key among the used
+// ones, which no other certificate may have (R-A4).
+func indexed(holders, usedKeys *bolt.Bucket, rec *storev1.Certificate) error {
+	bad := func(why string) error {
+		return &UnexplainedError{Serial: normalSerial(fmt.Sprintf("%x", rec.Serial)), Reason: why}
+	}
+	hk := holderKey(rec.MunicipalityCode, rec.HolderId, rec.Profile, rec.Serial)
+	if k, _ := holders.Cursor().Seek(hk); !bytes.Equal(k, hk) {
+		return bad("it is missing from its holder's index, so its holder's events would not revoke it: removed behind the CA's back")
+	}
+	if rec.State != storev1.CertState_CERT_STATE_ABANDONED && !bytes.Equal(usedKeys.Get(rec.PublicKeySha256), rec.Serial) {
+		return bad("its key is not recorded as used by it, so another certificate could have it: freed behind the CA's back")
+	}
+	return nil
 }
 
 // issuedAsRecorded checks that a certificate record still says what its

@@ -146,6 +146,19 @@ func TestAttackAuditRewrite(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "unblocked behind the CA's back"},
+		// Events find a holder's certificates through the holder index:
+		// with the entry of the good AUTH certificate removed, a death
+		// report applied and left it good.
+		{"a certificate removed from its holder's index", func(t *testing.T, tx *bolt.Tx) {
+			deleteIndexOf(t, tx, out.Certificates[1].Serial, func(rec *storev1.Certificate) (string, []byte) {
+				return "holders", bytes.Join([][]byte{[]byte(rec.MunicipalityCode), []byte(rec.HolderId), {byte(rec.Profile)}}, []byte{0})
+			})
+		}, "missing from its holder's index"},
+		{"a used key freed", func(t *testing.T, tx *bolt.Tx) {
+			deleteIndexOf(t, tx, out.Certificates[1].Serial, func(rec *storev1.Certificate) (string, []byte) {
+				return "keys", rec.PublicKeySha256
+			})
+		}, "freed behind the CA's back"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			copyConfig := copyStore(t, dir, tc.tamper)
@@ -163,6 +176,34 @@ func TestAttackAuditRewrite(t *testing.T) {
 				t.Errorf("shomei-ca on the tampered store: %v (%v)\n%s", err, run.Err(), log)
 			}
 		})
+	}
+}
+
+// deleteIndexOf deletes from bucket the keys starting with the prefix
+// index gives for the certificate serialHex.
+func deleteIndexOf(t *testing.T, tx *bolt.Tx, serialHex string, index func(*storev1.Certificate) (bucket string, prefix []byte)) {
+	t.Helper()
+	serial, _ := hex.DecodeString(serialHex)
+	rec := new(storev1.Certificate)
+	if err := proto.Unmarshal(tx.Bucket([]byte("certs")).Get(serial), rec); err != nil {
+		t.Fatal(err)
+	}
+	name, prefix := index(rec)
+	b := tx.Bucket([]byte(name))
+	var del [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if bytes.HasSuffix(k, serial) || name == "keys" {
+			del = append(del, bytes.Clone(k))
+		}
+	}
+	if len(del) == 0 {
+		t.Fatalf("no %s entry of %s", name, serialHex)
+	}
+	for _, k := range del {
+		if err := b.Delete(k); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
