@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
@@ -27,7 +28,8 @@ var eventAuditFields = []string{"holder_id", "kind", "cause", "effective"}
 // An event recorded with a payload digest is matched by the digest. An event
 // recorded before the digest was kept (PayloadSha256 empty) is matched by its
 // audit record: the holder, kind, cause and effective time it recorded must
-// be those of r's event audit record. Without such a record to compare, the
+// be those of r's event audit record, and the certificates it ended must be
+// among those r names (its serials, or its profiles). Without such a record to compare, the
 // request is refused rather than guessed to be a replay.
 func sameEvent(tx *bolt.Tx, r RevokeRequest, first *storev1.EventResult) error {
 	conflict := func(why string) error {
@@ -58,6 +60,20 @@ func sameEvent(tx *bolt.Tx, r RevokeRequest, first *storev1.EventResult) error {
 	for _, key := range eventAuditFields {
 		if auditField(then, key) != auditField(now, key) {
 			return conflict("its " + key + " differs from the event first recorded with this id")
+		}
+	}
+	// The audit record has no profiles or serial: the certificates the
+	// event ended stand for them. A replay names them all (a record
+	// error exactly its serial); a request naming others is another event.
+	for _, e := range first.Revoked {
+		if len(r.Serials) > 0 && !slices.ContainsFunc(r.Serials, func(sn []byte) bool { return bytes.Equal(sn, e.Serial) }) ||
+			len(r.Serials) == 0 && !slices.Contains(r.Profiles, e.Profile) {
+			return conflict("it names other certificates than the event first recorded with this id ended")
+		}
+	}
+	for _, sn := range r.Serials {
+		if !slices.ContainsFunc(first.Revoked, func(e *storev1.RevokedEntry) bool { return bytes.Equal(sn, e.Serial) }) {
+			return conflict("it names another serial than the event first recorded with this id")
 		}
 	}
 	return nil

@@ -90,3 +90,42 @@ func TestRevokeInvalidityNotBeforeNotBefore(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackLegacyEventTargets: an event recorded before payload digests
+// were kept is compared by its audit record, which has the holder, kind,
+// cause and effective time but not the profiles or the serial. Reusing its
+// id with the same four and other targets (stop using AUTH after SIGN, a
+// record error naming another serial) was taken for a replay and revoked
+// nothing; now the first result's targets must be among the request's.
+func TestAttackLegacyEventTargets(t *testing.T) {
+	s := openTemp(t)
+	sign, auth := pending("H-1", storev1.Profile_PROFILE_SIGN), pending("H-1", storev1.Profile_PROFILE_AUTH)
+	issue(t, s, Reservation{Certs: []*storev1.Certificate{sign, auth}, Now: t0})
+	event := func(id, kind string, digest []byte, profiles []storev1.Profile, serials ...[]byte) RevokeRequest {
+		return RevokeRequest{Municipality: "13221", EventID: id, HolderID: "H-1", Reason: ReasonCessationOfOperation,
+			Profiles: profiles, Serials: serials, InvalidityDate: t0, Now: t0.Add(time.Hour), Actor: "shomei-ca", Cause: "event " + id,
+			PayloadSHA256: digest,
+			Audit: []*storev1.AuditRecord{testAudit("event.report", "event_id", id, "municipality", "13221", "holder_id", "H-1",
+				"kind", kind, "cause", "0", "effective", t0.Format(time.RFC3339))}}
+	}
+	signOnly, authOnly := []storev1.Profile{storev1.Profile_PROFILE_SIGN}, []storev1.Profile{storev1.Profile_PROFILE_AUTH}
+	// Legacy (no digest): stop using SIGN; a record error naming AUTH.
+	if r, err := s.Revoke(event("stop", "6", nil, signOnly)); err != nil || len(r.Revoked) != 1 {
+		t.Fatalf("legacy stop-using SIGN: %v %v", r, err)
+	}
+	if _, err := s.Revoke(event("fix", "7", nil, nil, auth.Serial)); err != nil {
+		t.Fatalf("legacy record error: %v", err)
+	}
+	if r, err := s.Revoke(event("stop", "6", []byte("d"), signOnly)); err != nil || !r.Replayed {
+		t.Fatalf("a true replay of the legacy stop-using: %v %v, want a replay", r, err)
+	}
+	if r, err := s.Revoke(event("fix", "7", []byte("d"), nil, auth.Serial)); err != nil || !r.Replayed {
+		t.Fatalf("a true replay of the legacy record error: %v %v, want a replay", r, err)
+	}
+	if _, err := s.Revoke(event("stop", "6", []byte("d"), authOnly)); !errors.Is(err, ErrEventConflict) {
+		t.Errorf("the legacy stop-using id reused for AUTH: %v, want ErrEventConflict", err)
+	}
+	if _, err := s.Revoke(event("fix", "7", []byte("d"), nil, sign.Serial)); !errors.Is(err, ErrEventConflict) {
+		t.Errorf("the legacy record-error id reused for another serial: %v, want ErrEventConflict", err)
+	}
+}

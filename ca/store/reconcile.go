@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -45,6 +46,9 @@ type explained struct {
 	revoked    bool
 	reason     int32
 	superseded bool // a renewal record supersedes it (reason 4, no revoke record)
+	// keyBlocked: the revocation blocked the key for good (R-V8), or,
+	// for a responder, made it one that is never certified again.
+	keyBlocked bool
 	// issuance holds the fields of the record that issued a holder's
 	// certificate: what the certificate record must still say.
 	issuance map[string]string
@@ -54,8 +58,10 @@ type explained struct {
 // and responder certificate's state is explained by the audit log: an
 // issued certificate by an issuance record, a revocation by a revocation
 // record with the same reason (or, for superseded, by the renewal that
-// superseded it), and that nothing the log issued or revoked is missing or
-// un-revoked. It returns how many certificates it checked, and an
+// superseded it), that nothing the log issued or revoked is missing or
+// un-revoked, that every key a revocation blocked (R-V8, a revoked
+// responder's) is still blocked, and that every certificate is in its
+// holder's index and its key among the used ones (indexed). It returns how many certificates it checked, and an
 // *UnexplainedError naming the first that does not hold. It holds one entry
 // per serial in memory (about 100 bytes each).
 func (s *Store) ReconcileAudit() (int, error) {
@@ -89,6 +95,7 @@ func (s *Store) ReconcileAudit() (int, error) {
 				e := at(f["serial"])
 				reason, _ := strconv.ParseInt(f["reason"], 10, 32)
 				e.revoked, e.reason = true, int32(reason)
+				e.keyBlocked = e.keyBlocked || f["key_blocked"] == "true" || r.Action == ActionResponderRevoke
 			}
 			return nil
 		})
@@ -96,6 +103,18 @@ func (s *Store) ReconcileAudit() (int, error) {
 			return err
 		}
 		seen := map[string]bool{}
+		// A key the log blocked must still be: deleting it from its
+		// bucket would let a compromised key be certified again.
+		blockedIn := func(b *bolt.Bucket, what string) func(serial, spki []byte) error {
+			return func(serial, spki []byte) error {
+				key := normalSerial(fmt.Sprintf("%x", serial))
+				if e := log[key]; e != nil && e.keyBlocked && b.Get(spki) == nil {
+					return &UnexplainedError{Serial: key, Reason: "the audit log revoked it and blocked its key, and the key is not in " + what + ": unblocked behind the CA's back"}
+				}
+				return nil
+			}
+		}
+		keyBlocked, responderKeyRevoked := blockedIn(tx.Bucket(bucketBlocked), "the blocked keys"), blockedIn(tx.Bucket(bucketRevokedKeys), "the revoked responder keys")
 		check := func(serial []byte, issued bool, rv *storev1.Revocation, state storev1.CertState) error {
 			n++
 			key := normalSerial(fmt.Sprintf("%x", serial))
@@ -123,13 +142,19 @@ func (s *Store) ReconcileAudit() (int, error) {
 			}
 			return nil
 		}
-		entries := tx.Bucket(bucketEntries)
+		entries, holders, usedKeys := tx.Bucket(bucketEntries), tx.Bucket(bucketHolders), tx.Bucket(bucketKeys)
 		err = tx.Bucket(bucketCerts).ForEach(func(k, v []byte) error {
 			var rec storev1.Certificate
 			if err := proto.Unmarshal(v, &rec); err != nil {
 				return fmt.Errorf("certificate %x: %w", k, err)
 			}
 			if err := check(rec.Serial, rec.State == storev1.CertState_CERT_STATE_ISSUED, rec.Revocation, rec.State); err != nil {
+				return err
+			}
+			if err := keyBlocked(rec.Serial, rec.PublicKeySha256); err != nil {
+				return err
+			}
+			if err := indexed(holders, usedKeys, &rec); err != nil {
 				return err
 			}
 			if e := log[normalSerial(fmt.Sprintf("%x", rec.Serial))]; e != nil && e.issuance != nil {
@@ -149,7 +174,10 @@ func (s *Store) ReconcileAudit() (int, error) {
 			}
 			// A responder's record is written with its audit record, before
 			// it is signed: pending and abandoned ones were audited too.
-			return check(rec.Serial, true, rec.Revocation, rec.State)
+			if err := check(rec.Serial, true, rec.Revocation, rec.State); err != nil {
+				return err
+			}
+			return responderKeyRevoked(rec.Serial, rec.PublicKeySha256)
 		})
 		if err != nil {
 			return err
@@ -165,6 +193,25 @@ func (s *Store) ReconcileAudit() (int, error) {
 		return n, fmt.Errorf("store: reconcile audit: %w", err)
 	}
 	return n, nil
+}
+
+// indexed checks that a certificate is where the store looks for it: in
+// its holder's index, by which events find what they revoke (a
+// certificate left out stayed good through its holder's death or lost
+// card, the event applied), and, unless abandoned, its key among the used
+// ones, which no other certificate may have (R-A4).
+func indexed(holders, usedKeys *bolt.Bucket, rec *storev1.Certificate) error {
+	bad := func(why string) error {
+		return &UnexplainedError{Serial: normalSerial(fmt.Sprintf("%x", rec.Serial)), Reason: why}
+	}
+	hk := holderKey(rec.MunicipalityCode, rec.HolderId, rec.Profile, rec.Serial)
+	if k, _ := holders.Cursor().Seek(hk); !bytes.Equal(k, hk) {
+		return bad("it is missing from its holder's index, so its holder's events would not revoke it: removed behind the CA's back")
+	}
+	if rec.State != storev1.CertState_CERT_STATE_ABANDONED && !bytes.Equal(usedKeys.Get(rec.PublicKeySha256), rec.Serial) {
+		return bad("its key is not recorded as used by it, so another certificate could have it: freed behind the CA's back")
+	}
+	return nil
 }
 
 // issuedAsRecorded checks that a certificate record still says what its

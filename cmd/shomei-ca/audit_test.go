@@ -30,7 +30,8 @@ import (
 // reconciliation, each of these verified as intact: editing a record and
 // recomputing the hash chain, dropping the tail of the log, and
 // un-revoking a certificate in the certificate bucket (OCSP then said
-// good). Now `shomeictl audit verify` checks the chain against checkpoints
+// good), and (found later) unblocking a compromised key or a revoked
+// responder's key so that it could be certified again. Now `shomeictl audit verify` checks the chain against checkpoints
 // signed by the audit key in the HSM, and every certificate's state
 // against the log, and names what does not hold.
 func TestAttackAuditRewrite(t *testing.T) {
@@ -122,6 +123,42 @@ func TestAttackAuditRewrite(t *testing.T) {
 			rec.Revocation = nil
 			put(t, b, serial, rec)
 		}, strings.TrimLeft(revoked, "0")},
+		// The key-compromise revocation blocked the key (R-V8); deleting
+		// it from the blocked bucket let the key be certified again,
+		// and verify said intact.
+		{"a compromised key unblocked", func(t *testing.T, tx *bolt.Tx) {
+			serial, _ := hex.DecodeString(revoked)
+			rec := new(storev1.Certificate)
+			if err := proto.Unmarshal(tx.Bucket([]byte("certs")).Get(serial), rec); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Bucket([]byte("blocked")).Delete(rec.PublicKeySha256); err != nil {
+				t.Fatal(err)
+			}
+		}, "unblocked behind the CA's back"},
+		{"a revoked responder key allowed again", func(t *testing.T, tx *bolt.Tx) {
+			b := tx.Bucket([]byte("responder_revoked_keys"))
+			k, _ := b.Cursor().First()
+			if k == nil {
+				t.Fatal("no revoked responder key to delete")
+			}
+			if err := b.Delete(k); err != nil {
+				t.Fatal(err)
+			}
+		}, "unblocked behind the CA's back"},
+		// Events find a holder's certificates through the holder index:
+		// with the entry of the good AUTH certificate removed, a death
+		// report applied and left it good.
+		{"a certificate removed from its holder's index", func(t *testing.T, tx *bolt.Tx) {
+			deleteIndexOf(t, tx, out.Certificates[1].Serial, func(rec *storev1.Certificate) (string, []byte) {
+				return "holders", bytes.Join([][]byte{[]byte(rec.MunicipalityCode), []byte(rec.HolderId), {byte(rec.Profile)}}, []byte{0})
+			})
+		}, "missing from its holder's index"},
+		{"a used key freed", func(t *testing.T, tx *bolt.Tx) {
+			deleteIndexOf(t, tx, out.Certificates[1].Serial, func(rec *storev1.Certificate) (string, []byte) {
+				return "keys", rec.PublicKeySha256
+			})
+		}, "freed behind the CA's back"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			copyConfig := copyStore(t, dir, tc.tamper)
@@ -139,6 +176,34 @@ func TestAttackAuditRewrite(t *testing.T) {
 				t.Errorf("shomei-ca on the tampered store: %v (%v)\n%s", err, run.Err(), log)
 			}
 		})
+	}
+}
+
+// deleteIndexOf deletes from bucket the keys starting with the prefix
+// index gives for the certificate serialHex.
+func deleteIndexOf(t *testing.T, tx *bolt.Tx, serialHex string, index func(*storev1.Certificate) (bucket string, prefix []byte)) {
+	t.Helper()
+	serial, _ := hex.DecodeString(serialHex)
+	rec := new(storev1.Certificate)
+	if err := proto.Unmarshal(tx.Bucket([]byte("certs")).Get(serial), rec); err != nil {
+		t.Fatal(err)
+	}
+	name, prefix := index(rec)
+	b := tx.Bucket([]byte(name))
+	var del [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if bytes.HasSuffix(k, serial) || name == "keys" {
+			del = append(del, bytes.Clone(k))
+		}
+	}
+	if len(del) == 0 {
+		t.Fatalf("no %s entry of %s", name, serialHex)
+	}
+	for _, k := range del {
+		if err := b.Delete(k); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -97,11 +97,15 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 	// is ended and waited for, then the last checkpoint is signed and the
 	// log sealed in the HSM's witness, before the store and the token
 	// close (deferred after them, so run before).
+	// The gRPC handlers write too: the log is sealed only when server.Run
+	// has seen them all end (not server.ErrHandlersRunning).
 	var background sync.WaitGroup
 	var stopBackground context.CancelFunc = func() {}
+	handlersEnded := true
 	defer func() {
 		stopBackground()
-		checkpoints.stop(waitFor(&background, backgroundStopTimeout, log))
+		quiet := waitFor(&background, backgroundStopTimeout, log)
+		checkpoints.stop(quiet && handlersEnded)
 	}()
 
 	reg := prometheus.NewRegistry()
@@ -208,7 +212,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 		fmt.Fprintln(w, "Shomei certification practice statement: certificates are issued under the JPKI-style rules of the Shomei rule book.")
 	})
 
-	return server.Run(ctx, server.Options{
+	err = server.Run(ctx, server.Options{
 		GRPCListen: cfg.Server.GRPCListen, HTTPListen: cfg.Server.HTTPListen, GRPCTLS: grpcTLS,
 		Register: func(s *grpc.Server) {
 			cav1.RegisterCertificateAuthorityServer(s, svc)
@@ -231,6 +235,8 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 		Ready:           ready,
 		Log:             log,
 	})
+	handlersEnded = !errors.Is(err, server.ErrHandlersRunning)
+	return err
 }
 
 // clientAuthorizer admits municipal systems and OCSP replicas.

@@ -47,9 +47,10 @@ type Config struct {
 type Checker struct {
 	cfg Config
 
-	mu     sync.Mutex
-	cached map[string]cachedResult
-	last   string // the last not-ready reason logged, to log changes only
+	mu      sync.Mutex
+	cached  map[string]cachedResult
+	flights map[string]*flight // probes under way, by check
+	last    string             // the last not-ready reason logged, to log changes only
 }
 
 type cachedResult struct {
@@ -73,7 +74,7 @@ func New(cfg Config) (*Checker, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Checker{cfg: cfg, cached: map[string]cachedResult{}}, nil
+	return &Checker{cfg: cfg, cached: map[string]cachedResult{}, flights: map[string]*flight{}}, nil
 }
 
 // Report is the verdict of all checks.
@@ -115,24 +116,53 @@ func (c *Checker) result(ctx context.Context, chk Check) Result {
 	now := c.cfg.Now()
 	c.mu.Lock()
 	kept, ok := c.cached[chk.Name]
-	c.mu.Unlock()
 	if ok && now.Sub(kept.at) < chk.Every {
+		c.mu.Unlock()
 		return kept.r
 	}
-	pctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	// One probe per check at a time, whoever asks: a flood of /readyz
+	// when the kept result expires costs one probe (one HSM look-up),
+	// and its result does not depend on a caller staying.
+	fl := c.flights[chk.Name]
+	if fl == nil {
+		fl = &flight{done: make(chan struct{})}
+		c.flights[chk.Name] = fl
+		go c.probe(chk, fl, now)
+	}
+	c.mu.Unlock()
+	select {
+	case <-fl.done:
+		return fl.r
+	case <-ctx.Done():
+		// Not kept: a caller that leaves (a client closing its
+		// connection at once) must not make the process not ready.
+		return Result{Err: fmt.Errorf("the caller left before the check answered: %w", ctx.Err())}
+	}
+}
+
+// flight is a probe under way; r is set before done closes.
+type flight struct {
+	done chan struct{}
+	r    Result
+}
+
+// probe runs chk, bounded by the Timeout but by no caller, keeps its result
+// as of now, and ends fl.
+func (c *Checker) probe(chk Check, fl *flight, now time.Time) {
+	pctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 	defer cancel()
 	done := make(chan Result, 1)
 	go func() { done <- chk.Probe(pctx) }()
-	var r Result
 	select {
-	case r = <-done:
+	case fl.r = <-done:
 	case <-pctx.Done():
-		r = Result{Err: fmt.Errorf("no answer within %s", c.cfg.Timeout)}
+		fl.r = Result{Err: fmt.Errorf("no answer within %s", c.cfg.Timeout)}
 	}
 	c.mu.Lock()
-	c.cached[chk.Name] = cachedResult{r: r, at: now}
+	c.cached[chk.Name] = cachedResult{r: fl.r, at: now}
+	delete(c.flights, chk.Name)
 	c.mu.Unlock()
-	return r
+	close(fl.done)
 }
 
 // Live serves liveness: 200 "ok" while the process serves HTTP.

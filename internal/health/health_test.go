@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -85,4 +86,59 @@ func TestReadiness(t *testing.T) {
 	wait(healthpb.HealthCheckResponse_SERVING)
 	cancel()
 	<-done
+}
+
+// TestAttackReadinessCallerLeaves: a caller of /readyz that closes its
+// connection at once (its request context ends) made the HSM probe fail
+// with the caller's cancellation, and that failure was kept for the
+// probe's interval: anyone could take the CA out of its load balancer, and
+// its gRPC health to NOT_SERVING, one request every 5 s. And every
+// concurrent caller finding the result expired ran a probe of its own.
+func TestAttackReadinessCallerLeaves(t *testing.T) {
+	start := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	var calls atomic.Int32
+	release := make(chan struct{})
+	c, err := New(Config{Now: func() time.Time { return start }, Checks: []Check{
+		{Name: "hsm", Every: 5 * time.Second, Probe: func(ctx context.Context) Result {
+			calls.Add(1)
+			select {
+			case <-release:
+				return Result{}
+			case <-ctx.Done():
+				return Result{Err: ctx.Err()}
+			}
+		}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(ctx context.Context) (int, string) {
+		rec := httptest.NewRecorder()
+		c.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil).WithContext(ctx))
+		return rec.Code, rec.Body.String()
+	}
+	left, cancel := context.WithCancel(context.Background())
+	cancel()
+	if code, _ := get(left); code != http.StatusServiceUnavailable {
+		t.Errorf("a caller that left: %d, want 503 (it gets no verdict)", code)
+	}
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			if code, body := get(context.Background()); code != http.StatusOK {
+				t.Errorf("a caller waiting for the probe: %d %q", code, body)
+			}
+		})
+	}
+	for calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	if code, body := get(context.Background()); code != http.StatusOK {
+		t.Errorf("after a caller left: %d %q, want ready", code, body)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("11 callers ran the probe %d times, want once", n)
+	}
 }

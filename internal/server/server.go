@@ -183,11 +183,29 @@ func Run(ctx context.Context, o Options) error {
 	select {
 	case <-stopped:
 	case <-sctx.Done():
-		o.Log.Warn("graceful stop timed out; closing remaining connections")
-		gs.Stop()
+	}
+	select {
+	case <-stopped: // gs is nil when not serving gRPC
+	default:
+		o.Log.Warn("graceful stop timed out; closing remaining connections and cancelling the calls in flight")
+		// Stop cancels the calls and waits for their handlers
+		// (grpc.WaitForHandlers), which may still write the store; it
+		// is given as long again.
+		go gs.Stop()
+		select {
+		case <-stopped:
+		case <-time.After(o.ShutdownTimeout):
+			o.Log.Error("gRPC handlers still running after they were cancelled", "waited", o.ShutdownTimeout)
+			return errors.Join(runErr, ErrHandlersRunning)
+		}
 	}
 	return runErr
 }
+
+// ErrHandlersRunning: Run returned with gRPC handlers still running (they
+// ignored their cancellation), which may yet write; a caller that seals
+// what they write (the audit log) must not.
+var ErrHandlersRunning = errors.New("server: gRPC handlers still running at the end of the stop")
 
 // newGRPCServer makes the gRPC server with o's limits, the health service
 // and reflection.
@@ -223,6 +241,9 @@ func newGRPCServer(o Options) (*grpc.Server, *health.Server) {
 func GRPCServerOptions(l GRPCLimits) []grpc.ServerOption {
 	l.defaults()
 	return []grpc.ServerOption{
+		// Stop waits for the handlers it cancels: Run returning means
+		// no call still writes (shomei-ca seals its audit log then).
+		grpc.WaitForHandlers(true),
 		grpc.MaxRecvMsgSize(l.MaxRecvMsgSize),
 		grpc.MaxConcurrentStreams(l.MaxConcurrentStreams),
 		grpc.ConnectionTimeout(l.ConnectionTimeout),

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -328,4 +330,55 @@ func gatherGauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestAttackHandlerOutlivesStop: a call still running when the graceful
+// stop times out is cancelled, and Run returns only once its handler has
+// ended, or says it has not (ErrHandlersRunning): shomei-ca seals its
+// audit log when Run returns, and a handler writing after the seal (an
+// Issue held by a slow HSM at a stop) stopped the next start as a forgery.
+func TestAttackHandlerOutlivesStop(t *testing.T) {
+	for _, ignoresCancel := range []bool{false, true} {
+		started, cancelled, release := make(chan struct{}), make(chan struct{}), make(chan struct{})
+		var ended atomic.Bool
+		slow := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			defer ended.Store(true)
+			close(started)
+			<-ctx.Done()
+			close(cancelled)
+			if ignoresCancel {
+				<-release
+			}
+			return handler(ctx, req)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		addr := make(chan net.Addr, 1)
+		runDone := make(chan struct{})
+		var runErr error
+		var endedAtReturn bool
+		go func() {
+			runErr = Run(ctx, Options{GRPCListen: "127.0.0.1:0", ShutdownTimeout: 50 * time.Millisecond,
+				ServerOptions: []grpc.ServerOption{grpc.ChainUnaryInterceptor(slow)},
+				Ready:         func(g, _ net.Addr) { addr <- g }, Log: slog.New(slog.DiscardHandler)})
+			endedAtReturn = ended.Load()
+			close(runDone)
+		}()
+		conn, err := grpc.NewClient((<-addr).String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		go healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
+		<-started
+		cancel()
+		<-cancelled
+		<-runDone
+		if !endedAtReturn && !errors.Is(runErr, ErrHandlersRunning) {
+			t.Errorf("ignores cancel %v: Run returned %v with a handler still running", ignoresCancel, runErr)
+		}
+		if !ignoresCancel && (runErr != nil || !endedAtReturn) {
+			t.Errorf("a handler that ends when cancelled: Run returned %v, handler ended %v", runErr, endedAtReturn)
+		}
+		close(release)
+		conn.Close()
+	}
 }
