@@ -40,25 +40,15 @@ func TestAttackAuditRewrite(t *testing.T) {
 	ca := startCA(t, config)
 	ctx := context.Background()
 	client := ca.client(t)
-	out, err := client.Issue(ctx, &cav1.IssueRequest{
-		Municipality: kiyose, Holder: holder("AUDIT-1"),
-		Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: time.Now().AddDate(8, 0, 0).Format(time.DateOnly)},
-		Profiles: []*cav1.ProfileRequest{
-			{Profile: cav1.Profile_PROFILE_SIGN, Csr: csr(t, rsaKey(t))},
-			{Profile: cav1.Profile_PROFILE_AUTH, Csr: csr(t, rsaKey(t))},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	revoked := out.Certificates[0].Serial
+	sign, auth := issuePair(t, client, "AUDIT-1")
+	revoked := sign.Serial
 	if _, err := client.Revoke(ctx, &cav1.RevokeRequest{Serial: revoked, Reason: cav1.RevocationReason_REVOCATION_REASON_KEY_COMPROMISE}); err != nil {
 		t.Fatal(err)
 	}
 	// A refused call is audited: caller, method, code, rule, field; never
 	// the request's content.
 	refused := holder("AUDIT-REFUSED")
-	_, err = client.Issue(ctx, &cav1.IssueRequest{Municipality: kiyose, Holder: refused,
+	_, err := client.Issue(ctx, &cav1.IssueRequest{Municipality: kiyose, Holder: refused,
 		Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: "2000-01-01"},
 		Profiles:    []*cav1.ProfileRequest{{Profile: cav1.Profile_PROFILE_SIGN, Csr: []byte("not a CSR")}}})
 	if err == nil {
@@ -150,12 +140,12 @@ func TestAttackAuditRewrite(t *testing.T) {
 		// with the entry of the good AUTH certificate removed, a death
 		// report applied and left it good.
 		{"a certificate removed from its holder's index", func(t *testing.T, tx *bolt.Tx) {
-			deleteIndexOf(t, tx, out.Certificates[1].Serial, func(rec *storev1.Certificate) (string, []byte) {
+			deleteIndexOf(t, tx, auth.Serial, func(rec *storev1.Certificate) (string, []byte) {
 				return "holders", bytes.Join([][]byte{[]byte(rec.MunicipalityCode), []byte(rec.HolderId), {byte(rec.Profile)}}, []byte{0})
 			})
 		}, "missing from its holder's index"},
 		{"a used key freed", func(t *testing.T, tx *bolt.Tx) {
-			deleteIndexOf(t, tx, out.Certificates[1].Serial, func(rec *storev1.Certificate) (string, []byte) {
+			deleteIndexOf(t, tx, auth.Serial, func(rec *storev1.Certificate) (string, []byte) {
 				return "keys", rec.PublicKeySha256
 			})
 		}, "freed behind the CA's back"},

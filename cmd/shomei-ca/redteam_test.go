@@ -38,18 +38,8 @@ func TestAttackAuditRetarget(t *testing.T) {
 	ca := startCA(t, config)
 	ctx := context.Background()
 	client := ca.client(t)
-	out, err := client.Issue(ctx, &cav1.IssueRequest{
-		Municipality: kiyose, Holder: holder("RETARGET-1"),
-		Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: time.Now().AddDate(8, 0, 0).Format(time.DateOnly)},
-		Profiles: []*cav1.ProfileRequest{
-			{Profile: cav1.Profile_PROFILE_SIGN, Csr: csr(t, rsaKey(t))},
-			{Profile: cav1.Profile_PROFILE_AUTH, Csr: csr(t, rsaKey(t))},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	revoked := out.Certificates[0].Serial
+	sign, _ := issuePair(t, client, "RETARGET-1")
+	revoked := sign.Serial
 	if _, err := client.Revoke(ctx, &cav1.RevokeRequest{Serial: revoked, Reason: cav1.RevocationReason_REVOCATION_REASON_KEY_COMPROMISE}); err != nil {
 		t.Fatal(err)
 	}
