@@ -255,16 +255,7 @@ func writeClientCert(t *testing.T, caKey *ecdsa.PrivateKey, ca *x509.Certificate
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeCertAndKey(t, certFile, keyFile, der, key)
 }
 
 func readCert(t *testing.T, file string) *x509.Certificate {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -123,6 +124,13 @@ func writeServerCert(t *testing.T, certFile, keyFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	writeCertAndKey(t, certFile, keyFile, der, key)
+}
+
+// writeCertAndKey writes a certificate and its private key as PEM files
+// that only their owner may read.
+func writeCertAndKey(t *testing.T, certFile, keyFile string, der []byte, key crypto.PrivateKey) {
+	t.Helper()
 	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
