@@ -14,6 +14,7 @@ import (
 	"github.com/shomei-pki/shomei/ca/caller"
 	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/hsm"
+	"github.com/shomei-pki/shomei/internal/config"
 )
 
 func newAuditCommand(g *globals) *cobra.Command {
@@ -152,11 +153,7 @@ It exits non-zero on any failure.`,
 // signs a checkpoint of what the command wrote and seals the log again; if
 // that fails, a warning says the log ends in an unsigned tail, which the CA
 // signs at its next start.
-func (g *globals) openAudit(cmd *cobra.Command, st *store.Store) (done func(), err error) {
-	c, err := g.config()
-	if err != nil {
-		return nil, err
-	}
+func openAudit(cmd *cobra.Command, c *config.Config, st *store.Store) (done func(), err error) {
 	tok, err := c.OpenHSM()
 	if err != nil {
 		return nil, fmt.Errorf("writing the audit log needs the HSM (its witness seals the log): %w", err)
