@@ -115,7 +115,9 @@ func (s *Store) ReconcileAudit() (int, error) {
 			}
 		}
 		keyBlocked, responderKeyRevoked := blockedIn(tx.Bucket(bucketBlocked), "the blocked keys"), blockedIn(tx.Bucket(bucketRevokedKeys), "the revoked responder keys")
-		check := func(serial []byte, issued bool, rv *storev1.Revocation, state storev1.CertState) error {
+		// check returns what the log says of serial, for the caller's
+		// further checks.
+		check := func(serial []byte, issued bool, rv *storev1.Revocation, state storev1.CertState) (*explained, error) {
 			n++
 			key := normalSerial(fmt.Sprintf("%x", serial))
 			seen[key] = true
@@ -123,8 +125,8 @@ func (s *Store) ReconcileAudit() (int, error) {
 			if e == nil {
 				e = &explained{}
 			}
-			bad := func(format string, args ...any) error {
-				return &UnexplainedError{Serial: key, Reason: fmt.Sprintf(format, args...)}
+			bad := func(format string, args ...any) (*explained, error) {
+				return nil, &UnexplainedError{Serial: key, Reason: fmt.Sprintf(format, args...)}
 			}
 			switch {
 			case issued && !e.issued:
@@ -140,7 +142,7 @@ func (s *Store) ReconcileAudit() (int, error) {
 			case rv == nil && e.superseded && issued:
 				return bad("a renewal superseded it, and it is not revoked: un-revoked behind the CA's back")
 			}
-			return nil
+			return e, nil
 		}
 		entries, holders, usedKeys := tx.Bucket(bucketEntries), tx.Bucket(bucketHolders), tx.Bucket(bucketKeys)
 		err = tx.Bucket(bucketCerts).ForEach(func(k, v []byte) error {
@@ -148,7 +150,8 @@ func (s *Store) ReconcileAudit() (int, error) {
 			if err := proto.Unmarshal(v, &rec); err != nil {
 				return fmt.Errorf("certificate %x: %w", k, err)
 			}
-			if err := check(rec.Serial, rec.State == storev1.CertState_CERT_STATE_ISSUED, rec.Revocation, rec.State); err != nil {
+			e, err := check(rec.Serial, rec.State == storev1.CertState_CERT_STATE_ISSUED, rec.Revocation, rec.State)
+			if err != nil {
 				return err
 			}
 			if err := keyBlocked(rec.Serial, rec.PublicKeySha256); err != nil {
@@ -157,7 +160,7 @@ func (s *Store) ReconcileAudit() (int, error) {
 			if err := indexed(holders, usedKeys, &rec); err != nil {
 				return err
 			}
-			if e := log[normalSerial(fmt.Sprintf("%x", rec.Serial))]; e != nil && e.issuance != nil {
+			if e.issuance != nil {
 				if err := issuedAsRecorded(&rec, e.issuance); err != nil {
 					return err
 				}
@@ -174,7 +177,7 @@ func (s *Store) ReconcileAudit() (int, error) {
 			}
 			// A responder's record is written with its audit record, before
 			// it is signed: pending and abandoned ones were audited too.
-			if err := check(rec.Serial, true, rec.Revocation, rec.State); err != nil {
+			if _, err := check(rec.Serial, true, rec.Revocation, rec.State); err != nil {
 				return err
 			}
 			return responderKeyRevoked(rec.Serial, rec.PublicKeySha256)

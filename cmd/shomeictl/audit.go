@@ -14,6 +14,7 @@ import (
 	"github.com/shomei-pki/shomei/ca/caller"
 	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/hsm"
+	"github.com/shomei-pki/shomei/internal/config"
 )
 
 func newAuditCommand(g *globals) *cobra.Command {
@@ -152,29 +153,30 @@ It exits non-zero on any failure.`,
 // signs a checkpoint of what the command wrote and seals the log again; if
 // that fails, a warning says the log ends in an unsigned tail, which the CA
 // signs at its next start.
-func (g *globals) openAudit(cmd *cobra.Command, st *store.Store) (done func(), err error) {
-	c, err := g.config()
-	if err != nil {
-		return nil, err
-	}
+func openAudit(cmd *cobra.Command, c *config.Config, st *store.Store) (done func(), err error) {
 	tok, err := c.OpenHSM()
 	if err != nil {
 		return nil, fmt.Errorf("writing the audit log needs the HSM (its witness seals the log): %w", err)
 	}
-	key, err := auditlog.Key(cmd.Context(), tok, false, nil)
-	if err == nil {
-		var cp *auditlog.Checkpointer
-		if cp, err = auditlog.NewCheckpointer(auditlog.CheckpointerConfig{Store: st, Signer: key, Witness: tok}); err == nil {
-			if err = cp.Open(cmd.Context()); err == nil {
-				return func() {
-					defer tok.Close()
-					if err := cp.Close(cmd.Context()); err != nil {
-						fmt.Fprintf(cmd.ErrOrStderr(), "warning: no audit checkpoint signed (%v): the log ends in an unsigned tail until shomei-ca starts\n", err)
-					}
-				}, nil
-			}
-		}
+	fail := func(err error) (func(), error) {
+		tok.Close()
+		return nil, fmt.Errorf("opening the audit log for writing (R-K3); investigate with shomeictl audit verify: %w", err)
 	}
-	tok.Close()
-	return nil, fmt.Errorf("opening the audit log for writing (R-K3); investigate with shomeictl audit verify: %w", err)
+	key, err := auditlog.Key(cmd.Context(), tok, false, nil)
+	if err != nil {
+		return fail(err)
+	}
+	cp, err := auditlog.NewCheckpointer(auditlog.CheckpointerConfig{Store: st, Signer: key, Witness: tok})
+	if err != nil {
+		return fail(err)
+	}
+	if err := cp.Open(cmd.Context()); err != nil {
+		return fail(err)
+	}
+	return func() {
+		defer tok.Close()
+		if err := cp.Close(cmd.Context()); err != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: no audit checkpoint signed (%v): the log ends in an unsigned tail until shomei-ca starts\n", err)
+		}
+	}, nil
 }

@@ -51,7 +51,7 @@ invalidityDate, RFC 3339); default now. Running it again changes nothing.`,
 			if !yes {
 				return fmt.Errorf("this revokes every certificate of %s and stops it issuing; add --yes to go ahead", args[0])
 			}
-			_, st, _, err := g.open(false)
+			c, st, _, err := g.open(false)
 			if err != nil {
 				if errors.Is(err, store.ErrLocked) {
 					return fmt.Errorf("%w: stop shomei-ca first", err)
@@ -59,7 +59,7 @@ invalidityDate, RFC 3339); default now. Running it again changes nothing.`,
 				return err
 			}
 			defer st.Close()
-			done, err := g.openAudit(cmd, st)
+			done, err := openAudit(cmd, c, st)
 			if err != nil {
 				return err
 			}

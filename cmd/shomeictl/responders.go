@@ -67,12 +67,12 @@ while it runs).`,
 			if err != nil || len(serial) == 0 {
 				return fmt.Errorf("serial %q: want hex, as `responders list` prints it", args[0])
 			}
-			_, st, _, err := g.open(false)
+			c, st, _, err := g.open(false)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			done, err := g.openAudit(cmd, st)
+			done, err := openAudit(cmd, c, st)
 			if err != nil {
 				return err
 			}
