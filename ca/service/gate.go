@@ -174,14 +174,15 @@ func (g *Gate) tap(ctx context.Context, info *tap.Info) (context.Context, error)
 		return ctx, g.refused(ctx, info.FullMethodName, err)
 	}
 	g.known.add(addr, c.name)
+	ctx = caller.With(ctx, c.caller(via))
 	if b := g.perName[c.name]; b != nil {
 		if ok, wait := b.Allow(now); !ok {
 			g.refusals.WithLabelValues("client_rate").Inc()
-			return caller.With(ctx, c.caller(via)), g.refused(caller.With(ctx, c.caller(via)), info.FullMethodName,
+			return ctx, g.refused(ctx, info.FullMethodName,
 				exhausted(fmt.Sprintf("client %s is over its request rate", c.name), wait))
 		}
 	}
-	return caller.With(ctx, c.caller(via)), nil
+	return ctx, nil
 }
 
 // AuditRefusals makes the gate audit the calls it refuses (R-K3), as the
