@@ -10,12 +10,14 @@ type metrics struct {
 	responses *prometheus.CounterVec
 	// byStatus are responses' children for good, revoked and unknown,
 	// looked up once.
-	byStatus          [Unknown + 1]prometheus.Counter
-	cacheHits         prometheus.Counter
-	cacheMisses       prometheus.Counter
-	signing           prometheus.Histogram
-	overBudget        *prometheus.CounterVec
-	responderNotAfter *prometheus.GaugeVec
+	byStatus    [Unknown + 1]prometheus.Counter
+	cacheHits   prometheus.Counter
+	cacheMisses prometheus.Counter
+	signing     prometheus.Histogram
+	overBudget  *prometheus.CounterVec
+	// tryLater and withoutNonce are overBudget's children, looked up once.
+	tryLater, withoutNonce prometheus.Counter
+	responderNotAfter      *prometheus.GaugeVec
 }
 
 // newMetrics makes the metrics and registers them with reg when it is not
@@ -51,6 +53,8 @@ func newMetrics(reg prometheus.Registerer, c *cache) (*metrics, error) {
 	for _, st := range []CertStatus{Good, Revoked, Unknown} {
 		m.byStatus[st] = m.responses.WithLabelValues(st.String())
 	}
+	m.tryLater = m.overBudget.WithLabelValues("tryLater")
+	m.withoutNonce = m.overBudget.WithLabelValues("withoutNonce")
 	if reg == nil {
 		return m, nil
 	}

@@ -295,13 +295,13 @@ func (r *Responder) answer(ctx context.Context, req *Request, now time.Time) (*r
 			return r.produce(ctx, is, req.CertIDs, req.Nonce, true)
 		}
 		if !shareable {
-			r.metrics.overBudget.WithLabelValues("tryLater").Inc()
+			r.metrics.tryLater.Inc()
 			return nil, tryLaterError{wait}
 		}
 		// RFC 5019 §4 and RFC 8954 let a responder leave the nonce out: the
 		// client gets the response everyone gets, signed at most once
 		// per half validity.
-		r.metrics.overBudget.WithLabelValues("withoutNonce").Inc()
+		r.metrics.withoutNonce.Inc()
 	}
 	if resp := r.cache.get(k, now); resp != nil {
 		r.metrics.cacheHits.Inc()
@@ -356,7 +356,7 @@ func (r *Responder) produce(ctx context.Context, is *issuer, ids []CertID, nonce
 		if st.Status == Unknown && !budgeted {
 			ok, wait := r.budget.take(r.now())
 			if !ok {
-				r.metrics.overBudget.WithLabelValues("tryLater").Inc()
+				r.metrics.tryLater.Inc()
 				return nil, tryLaterError{wait}
 			}
 			budgeted = true

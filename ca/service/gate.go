@@ -83,7 +83,7 @@ func NewGate(cfg GateConfig) (*Gate, error) {
 		cfg.Now = time.Now
 	}
 	g := &Gate{clients: cfg.Clients, client: cfg.ClientLimit, failure: cfg.FailureLimit, now: cfg.Now,
-		perName: map[string]*ratelimit.Bucket{}, known: &seenPairs{m: map[string]struct{}{}}}
+		perName: map[string]*ratelimit.Bucket{}, known: &seenPairs{m: map[seenPair]struct{}{}}}
 	// A zero rate takes the default, whatever the burst says.
 	if g.client.Rate == 0 {
 		g.client = DefaultClientLimit
@@ -174,14 +174,15 @@ func (g *Gate) tap(ctx context.Context, info *tap.Info) (context.Context, error)
 		return ctx, g.refused(ctx, info.FullMethodName, err)
 	}
 	g.known.add(addr, c.name)
+	ctx = caller.With(ctx, c.caller(via))
 	if b := g.perName[c.name]; b != nil {
 		if ok, wait := b.Allow(now); !ok {
 			g.refusals.WithLabelValues("client_rate").Inc()
-			return caller.With(ctx, c.caller(via)), g.refused(caller.With(ctx, c.caller(via)), info.FullMethodName,
+			return ctx, g.refused(ctx, info.FullMethodName,
 				exhausted(fmt.Sprintf("client %s is over its request rate", c.name), wait))
 		}
 	}
-	return caller.With(ctx, c.caller(via)), nil
+	return ctx, nil
 }
 
 // AuditRefusals makes the gate audit the calls it refuses (R-K3), as the
@@ -215,8 +216,12 @@ func (g *Gate) failuresReady(addr string, now time.Time) (bool, time.Duration) {
 // up to maxSeenPairs pairs (then it starts again: memory stays bounded).
 type seenPairs struct {
 	mu sync.Mutex
-	m  map[string]struct{}
+	m  map[seenPair]struct{}
 }
+
+// seenPair is a seenPairs key: a struct, so that remembering the pair on
+// every authenticated call allocates no concatenated string.
+type seenPair struct{ addr, client string }
 
 const maxSeenPairs = 16384
 
@@ -226,13 +231,13 @@ func (s *seenPairs) add(addr, client string) {
 	if len(s.m) >= maxSeenPairs {
 		clear(s.m)
 	}
-	s.m[addr+" "+client] = struct{}{}
+	s.m[seenPair{addr, client}] = struct{}{}
 }
 
 func (s *seenPairs) has(addr, client string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.m[addr+" "+client]
+	_, ok := s.m[seenPair{addr, client}]
 	return ok
 }
 
