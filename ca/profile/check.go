@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // ErrMismatch is wrapped by every difference Check finds between a
@@ -121,8 +123,6 @@ func tbsShape(raw []byte) string {
 	return ""
 }
 
-var attrNames = map[string]string{"2.5.4.6": "C", "2.5.4.8": "ST", "2.5.4.7": "L", "2.5.4.10": "O", "2.5.4.11": "OU", "2.5.4.3": "CN"}
-
 // subjectProblem says how a subject that differs from the profile's is
 // wrong, without its values.
 func subjectProblem(raw []byte, s spec) string {
@@ -135,8 +135,8 @@ func subjectProblem(raw []byte, s spec) string {
 		if len(rdn) != 1 {
 			return "subject has a multi-valued RDN; one attribute per RDN"
 		}
-		t, ok := attrNames[rdn[0].Type.String()]
-		if !ok {
+		t := x509enc.AttributeName(rdn[0].Type)
+		if t == "" {
 			t = rdn[0].Type.String()
 		}
 		types = append(types, t)
@@ -198,7 +198,7 @@ func checkExtensions(cert, issuer *x509.Certificate, cfg Config, req Request, wa
 		case oid.Equal(oidExtCertPolicies):
 			return checkCertificatePolicies(v, want.spec, cfg.CPSURL)
 		case oid.Equal(oidExtSubjectKeyID):
-			if ski, err := subjectKeyID(cert.RawSubjectPublicKeyInfo); err != nil || !bytes.Equal(cert.SubjectKeyId, ski) {
+			if ski, err := x509enc.SubjectKeyID(cert.RawSubjectPublicKeyInfo); err != nil || !bytes.Equal(cert.SubjectKeyId, ski) {
 				return []string{"not the SHA-1 of the subjectPublicKey (RFC 5280 §4.2.1.2 method 1)"}
 			}
 		case oid.Equal(oidExtAuthorityInfo):
@@ -273,12 +273,11 @@ func readSequence(der []byte) (cryptobyte.String, bool) {
 }
 
 func checkAuthorityKeyID(v, issuerKeyID []byte) []string {
-	seq, ok := readSequence(v)
-	var kid cryptobyte.String
-	if !ok || !seq.ReadASN1(&kid, tagKeyID) {
+	kid, only, ok := x509enc.ParseAuthorityKeyID(v)
+	if !ok {
 		return []string{"no keyIdentifier"}
 	}
-	if !seq.Empty() {
+	if !only {
 		return []string{"has authorityCertIssuer or authorityCertSerialNumber; keyIdentifier only"}
 	}
 	if !bytes.Equal(kid, issuerKeyID) {
@@ -363,7 +362,7 @@ func checkIssuerAltName(v []byte, cfg Config, want []byte) []string {
 	if !ok || !ok2 {
 		return []string{"malformed GeneralNames"}
 	}
-	if len(names) != 1 || names[0].tag != tagDirectoryName {
+	if len(names) != 1 || names[0].tag != x509enc.TagDirectoryName {
 		return []string{"want exactly one directoryName (R-P2)"}
 	}
 	if !bytes.Equal(names[0].body, want) {
@@ -375,32 +374,15 @@ func checkIssuerAltName(v []byte, cfg Config, want []byte) []string {
 // checkCRLDistributionPoints checks the partition's URL and name, whose DER
 // is wantName.
 func checkCRLDistributionPoints(v []byte, want CRLDistributionPoint, wantName []byte) []string {
-	dps, ok := readSequence(v)
-	var dp, dpName, fullName cryptobyte.String
-	if !ok || !dps.ReadASN1(&dp, cbasn1.SEQUENCE) {
-		return []string{"malformed"}
-	}
-	if !dps.Empty() {
-		return []string{"more than one DistributionPoint; want one (R-R5)"}
-	}
-	if !dp.ReadASN1(&dpName, cbasn1.Tag(0).ContextSpecific().Constructed()) {
-		return []string{"no distributionPoint name"}
-	}
-	if !dp.Empty() {
-		return []string{"has reasons or cRLIssuer"}
-	}
-	if !dpName.ReadASN1(&fullName, cbasn1.Tag(0).ContextSpecific().Constructed()) || !dpName.Empty() {
-		return []string{"distributionPoint is not a fullName"}
-	}
-	names, ok := readGeneralNames(fullName)
-	if !ok || len(names) != 2 || names[0].tag != tagURI || names[1].tag != tagDirectoryName {
-		return []string{"fullName is not a URI then a directoryName (R-R5)"}
+	uri, name, err := x509enc.ParseCRLDistributionPoints(v)
+	if err != nil {
+		return []string{err.Error()}
 	}
 	var problems []string
-	if string(names[0].body) != want.URL {
-		problems = append(problems, fmt.Sprintf("URI %q, want %q", names[0].body, want.URL))
+	if uri != want.URL {
+		problems = append(problems, fmt.Sprintf("URI %q, want %q", uri, want.URL))
 	}
-	if !bytes.Equal(names[1].body, wantName) {
+	if !bytes.Equal(name, wantName) {
 		problems = append(problems, fmt.Sprintf("directoryName is not %s", want.Name))
 	}
 	return problems
@@ -451,7 +433,7 @@ func checkAuthorityInfoAccess(v []byte, ocsp string) []string {
 	if !desc.ReadASN1ObjectIdentifier(&method) || !method.Equal(oidAccessOCSP) {
 		return []string{"accessMethod is not id-ad-ocsp"}
 	}
-	if !desc.ReadASN1(&location, tagURI) || !desc.Empty() {
+	if !desc.ReadASN1(&location, x509enc.TagURI) || !desc.Empty() {
 		return []string{"accessLocation is not a URI"}
 	}
 	if string(location) != ocsp {

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shomei-pki/shomei/ca/dn"
 	"github.com/shomei-pki/shomei/ca/profile"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
@@ -202,7 +202,7 @@ func TestCheckCatches(t *testing.T) {
 			tmpl.ExtraExtensions = slices.Insert(tmpl.ExtraExtensions, 2, pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: v})
 		}, want: "AUTH certificate has a subjectAltName: no personal data anywhere (R-P3)"},
 		{name: "AUTH with a locality", req: authRequest, tamper: func(t *testing.T, tmpl *x509.Certificate) {
-			raw, err := dn.DN{{Type: "C", Value: "JP"}, {Type: "L", Value: "Tokyo-to"}, {Type: "CN", Value: authRequest().SubjectCN}}.Marshal()
+			raw, err := x509enc.DN{{Type: "C", Value: "JP"}, {Type: "L", Value: "Tokyo-to"}, {Type: "CN", Value: authRequest().SubjectCN}}.Marshal()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -265,7 +265,7 @@ func TestCheckCatches(t *testing.T) {
 			r.CRL.Name = profile.CRLDistributionPointName(sign, "東京都", "東久留米市")
 		}, want: "cRLDistributionPoints: directoryName is not C=JP, O=JPKI, OU=JPKI for digital signature, OU=CRL Distribution Points, OU=東京都, CN=東久留米市 CRLDP"},
 		{name: "another issuerAltName", req: signRequest, checkCfg: func(c *profile.Config) {
-			c.IssuerAltName = dn.DN{{Type: "C", Value: "JP"}, {Type: "O", Value: "Shomei"}}
+			c.IssuerAltName = x509enc.DN{{Type: "C", Value: "JP"}, {Type: "O", Value: "Shomei"}}
 		}, want: "issuerAltName: directoryName is not C=JP, O=Shomei"},
 		{name: "another serial", req: authRequest, checkReq: func(r *profile.Request) { r.Serial = serial() },
 			want: "serial number differs from the request"},

@@ -7,12 +7,11 @@ import (
 	"crypto/x509"
 	"fmt"
 	"math/big"
-	"time"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
-	"github.com/shomei-pki/shomei/ca/dn"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // Draft is a certificate of the profile before it is signed: the DER
@@ -48,7 +47,7 @@ func NewDraft(issuer *x509.Certificate, cfg Config, req Request) (*Draft, error)
 	if err != nil {
 		return nil, err
 	}
-	sigAlg, err := algorithmIdentifier(t.sigAlg)
+	sigAlg, err := x509enc.Algorithm(t.sigAlg)
 	if err != nil {
 		return nil, &FieldError{"issuer", err.Error()}
 	}
@@ -58,11 +57,11 @@ func NewDraft(issuer *x509.Certificate, cfg Config, req Request) (*Draft, error)
 			b.AddASN1Int64(2) // v3
 		})
 		b.AddASN1BigInt(req.Serial)
-		b.AddBytes(sigAlg)
+		b.AddBytes(sigAlg.ID)
 		b.AddBytes(issuer.RawSubject)
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			addTime(b, req.NotBefore)
-			addTime(b, req.NotAfter)
+			x509enc.AddTime(b, req.NotBefore)
+			x509enc.AddTime(b, req.NotAfter)
 		})
 		b.AddBytes(t.subject)
 		b.AddBytes(t.spki)
@@ -96,52 +95,15 @@ func (d *Draft) Check(cert *x509.Certificate) error {
 	return check(cert, d.issuer, d.cfg, d.req, d.want)
 }
 
-// addTime adds an X.509 Time as RFC 5280 §4.1.2.5 and Go's encoding/asn1
-// write it: UTCTime for the years 1950 to 2049, GeneralizedTime otherwise,
-// in UTC with whole seconds (validateValidity refuses fractions).
-func addTime(b *cryptobyte.Builder, t time.Time) {
-	t = t.UTC()
-	if y := t.Year(); y >= 1950 && y < 2050 {
-		b.AddASN1UTCTime(t)
-	} else {
-		b.AddASN1GeneralizedTime(t)
-	}
-}
-
-// DER AlgorithmIdentifiers of the issuer signature algorithms, as Go's
-// crypto/x509 writes them: NULL parameters for RSA PKCS #1 v1.5, none for
-// ECDSA (RFC 4055 §5, RFC 5758 §3.2).
-var (
-	algSHA256WithRSA   = []byte{0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05, 0x00}
-	algECDSAWithSHA256 = []byte{0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02}
-	algECDSAWithSHA384 = []byte{0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03}
-)
-
-func algorithmIdentifier(alg x509.SignatureAlgorithm) ([]byte, error) {
-	switch alg {
-	case x509.SHA256WithRSA:
-		return algSHA256WithRSA, nil
-	case x509.ECDSAWithSHA256:
-		return algECDSAWithSHA256, nil
-	case x509.ECDSAWithSHA384:
-		return algECDSAWithSHA384, nil
-	}
-	return nil, fmt.Errorf("signature algorithm %v is not an issuer algorithm of R-P1", alg)
-}
-
 // SignatureAlgorithmIdentifier returns the DER AlgorithmIdentifier that an
 // issuer key of pub's type signs with (see SignatureAlgorithm), as it
 // appears in TBSCertificate and in the signed certificate.
 func SignatureAlgorithmIdentifier(pub crypto.PublicKey) ([]byte, error) {
-	alg, err := SignatureAlgorithm(pub)
+	alg, err := x509enc.ForPublicKey(pub)
 	if err != nil {
 		return nil, err
 	}
-	der, err := algorithmIdentifier(alg)
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte(nil), der...), nil
+	return append([]byte(nil), alg.ID...), nil
 }
 
 // LintCopy returns the certificate that the draft becomes when the issuer
@@ -153,7 +115,7 @@ func SignatureAlgorithmIdentifier(pub crypto.PublicKey) ([]byte, error) {
 // is not self-issued), so the CA lints exactly what it will have signed,
 // before the HSM signs anything.
 func (d *Draft) LintCopy() ([]byte, error) {
-	sigAlg, err := algorithmIdentifier(d.want.sigAlg)
+	alg, err := x509enc.Algorithm(d.want.sigAlg)
 	if err != nil {
 		return nil, &FieldError{"issuer", err.Error()}
 	}
@@ -173,101 +135,5 @@ func (d *Draft) LintCopy() ([]byte, error) {
 			return nil, err
 		}
 	}
-	b := cryptobyte.NewBuilder(make([]byte, 0, len(d.TBS)+len(sigAlg)+len(sig)+16))
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddBytes(d.TBS)
-		b.AddBytes(sigAlg)
-		b.AddASN1BitString(sig)
-	})
-	return b.Bytes()
-}
-
-// Attribute type OIDs of the names the profiles write, RFC 4519; the same
-// set ca/dn accepts.
-var attrTypes = map[string][]byte{
-	"C":  {0x55, 0x04, 0x06},
-	"ST": {0x55, 0x04, 0x08},
-	"L":  {0x55, 0x04, 0x07},
-	"O":  {0x55, 0x04, 0x0a},
-	"OU": {0x55, 0x04, 0x0b},
-	"CN": {0x55, 0x04, 0x03},
-}
-
-// marshalName returns d.Marshal()'s DER, one attribute per RDN, without
-// encoding/asn1's reflection, which cost most of the profile's encoding
-// time. Like encoding/asn1 for an untyped string, a value is a
-// PrintableString when every byte is in its character set, and a
-// UTF8String otherwise. The tests compare it with d.Marshal.
-func marshalName(d dn.DN) ([]byte, error) {
-	if err := d.Validate(); err != nil {
-		return nil, err
-	}
-	// RDNSequence ::= SEQUENCE OF SET { SEQUENCE { OID, string } }, each
-	// length known before its element is written.
-	size := 0
-	for _, a := range d {
-		size += derSize(derSize(derSize(len(attrTypes[a.Type])) + derSize(len(a.Value))))
-	}
-	out := make([]byte, 0, derSize(size))
-	out = appendHeader(out, byte(cbasn1.SEQUENCE), size)
-	for _, a := range d {
-		oid, ok := attrTypes[a.Type]
-		if !ok {
-			return nil, fmt.Errorf("dn: attribute type %q", a.Type)
-		}
-		tag := byte(cbasn1.PrintableString)
-		if !printableString(a.Value) {
-			tag = byte(cbasn1.UTF8String)
-		}
-		atv := derSize(len(oid)) + derSize(len(a.Value))
-		out = appendHeader(out, byte(cbasn1.SET), derSize(atv))
-		out = appendHeader(out, byte(cbasn1.SEQUENCE), atv)
-		out = appendHeader(out, byte(cbasn1.OBJECT_IDENTIFIER), len(oid))
-		out = append(out, oid...)
-		out = appendHeader(out, tag, len(a.Value))
-		out = append(out, a.Value...)
-	}
-	return out, nil
-}
-
-// derSize is the size of a DER element with n bytes of contents and a
-// one-byte tag.
-func derSize(n int) int {
-	switch {
-	case n < 0x80:
-		return 2 + n
-	case n <= 0xff:
-		return 3 + n
-	case n <= 0xffff:
-		return 4 + n
-	}
-	return 5 + n // up to 16 MiB, far beyond any name
-}
-
-// appendHeader appends a one-byte tag and the DER length n.
-func appendHeader(b []byte, tag byte, n int) []byte {
-	switch {
-	case n < 0x80:
-		return append(b, tag, byte(n))
-	case n <= 0xff:
-		return append(b, tag, 0x81, byte(n))
-	case n <= 0xffff:
-		return append(b, tag, 0x82, byte(n>>8), byte(n))
-	}
-	return append(b, tag, 0x83, byte(n>>16), byte(n>>8), byte(n))
-}
-
-// printableString reports whether encoding/asn1 would marshal s as a
-// PrintableString: only A-Z a-z 0-9 space ' ( ) + , - . / : = ? (no '*'
-// or '&', which it accepts only when parsing).
-func printableString(s string) bool {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == ' ', '\'' <= c && c <= ')', '+' <= c && c <= '/', c == ':', c == '=', c == '?':
-		default:
-			return false
-		}
-	}
-	return true
+	return x509enc.Signed(d.TBS, alg.ID, sig), nil
 }

@@ -17,8 +17,8 @@ import (
 	"github.com/zmap/zlint/v3/lint"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
-	"github.com/shomei-pki/shomei/ca/dn"
 	"github.com/shomei-pki/shomei/ca/profile"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // reference is the certificate made the way the CA used to make them,
@@ -141,7 +141,7 @@ func TestDraftIsCreateCertificates(t *testing.T) {
 	noOCSP := config()
 	noOCSP.OCSPURL = ""
 	customIAN := config()
-	customIAN.IssuerAltName = dn.DN{{Type: "C", Value: "JP"}, {Type: "O", Value: "Shomei & Co*"}, {Type: "OU", Value: "公的個人認証サービス"}}
+	customIAN.IssuerAltName = x509enc.DN{{Type: "C", Value: "JP"}, {Type: "O", Value: "Shomei & Co*"}, {Type: "OU", Value: "公的個人認証サービス"}}
 	configs := []profile.Config{config(), noOCSP, customIAN}
 
 	rng := mrand.New(mrand.NewPCG(2026, 1))

@@ -1,7 +1,6 @@
 package profile
 
 import (
-	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -9,6 +8,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // Extension and other OIDs, RFC 5280 unless noted.
@@ -73,13 +74,10 @@ func sanValues(req Request) []string {
 	return []string{req.Name, req.DateOfBirth, req.Sex, req.Address, req.NameMap, req.AddressMap}
 }
 
-// GeneralName tags, RFC 5280 §4.2.1.6.
+// GeneralName tags, RFC 5280 §4.2.1.6; x509enc has directoryName and URI.
 var (
-	tagOtherName     = cbasn1.Tag(0).ContextSpecific().Constructed() // [0] IMPLICIT OtherName
-	tagExplicit0     = cbasn1.Tag(0).ContextSpecific().Constructed() // [0] EXPLICIT
-	tagDirectoryName = cbasn1.Tag(4).ContextSpecific().Constructed() // [4] EXPLICIT Name (a CHOICE)
-	tagURI           = cbasn1.Tag(6).ContextSpecific()               // [6] IMPLICIT IA5String
-	tagKeyID         = cbasn1.Tag(0).ContextSpecific()               // [0] IMPLICIT KeyIdentifier
+	tagOtherName = cbasn1.Tag(0).ContextSpecific().Constructed() // [0] IMPLICIT OtherName
+	tagExplicit0 = cbasn1.Tag(0).ContextSpecific().Constructed() // [0] EXPLICIT
 )
 
 // extensions returns the extensions of the profile in R-P1's order:
@@ -90,7 +88,7 @@ var (
 // ianDER and crlNameDER are the DER of cfg.IssuerAltName (SIGN only) and of
 // req.CRL.Name.
 func extensions(s spec, issuerKeyID, spki []byte, cfg Config, req Request, ianDER, crlNameDER []byte) ([]pkix.Extension, error) {
-	ski, err := subjectKeyID(spki)
+	ski, err := x509enc.SubjectKeyID(spki)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +98,7 @@ func extensions(s spec, issuerKeyID, spki []byte, cfg Config, req Request, ianDE
 		value    func() ([]byte, error)
 	}
 	list := []ext{
-		{oidExtAuthorityKeyID, false, func() ([]byte, error) { return marshalAuthorityKeyID(issuerKeyID) }},
+		{oidExtAuthorityKeyID, false, func() ([]byte, error) { return x509enc.MarshalAuthorityKeyID(issuerKeyID) }},
 		{oidExtKeyUsage, true, func() ([]byte, error) { return marshalKeyUsage(s.keyUsage) }},
 	}
 	if s.personal {
@@ -109,9 +107,9 @@ func extensions(s spec, issuerKeyID, spki []byte, cfg Config, req Request, ianDE
 			ext{oidExtIssuerAltName, false, func() ([]byte, error) { return marshalIssuerAltName(ianDER) }})
 	}
 	list = append(list,
-		ext{oidExtCRLDistribution, false, func() ([]byte, error) { return marshalCRLDistributionPoints(req.CRL.URL, crlNameDER) }},
+		ext{oidExtCRLDistribution, false, func() ([]byte, error) { return x509enc.MarshalCRLDistributionPoints(req.CRL.URL, crlNameDER) }},
 		ext{oidExtCertPolicies, true, func() ([]byte, error) { return marshalCertificatePolicies(s.policy, cfg.CPSURL) }},
-		ext{oidExtSubjectKeyID, false, func() ([]byte, error) { return marshalSubjectKeyID(ski), nil }})
+		ext{oidExtSubjectKeyID, false, func() ([]byte, error) { return x509enc.MarshalSubjectKeyID(ski), nil }})
 	if cfg.OCSPURL != "" {
 		list = append(list, ext{oidExtAuthorityInfo, false, func() ([]byte, error) { return marshalAuthorityInfoAccess(cfg.OCSPURL) }})
 	}
@@ -125,36 +123,6 @@ func extensions(s spec, issuerKeyID, spki []byte, cfg Config, req Request, ianDE
 		out[i] = pkix.Extension{Id: e.oid, Critical: e.critical, Value: v}
 	}
 	return out, nil
-}
-
-// subjectKeyID is RFC 5280 §4.2.1.2 method (1): the SHA-1 of the
-// subjectPublicKey BIT STRING of a DER SubjectPublicKeyInfo.
-func subjectKeyID(spki []byte) ([]byte, error) {
-	in := cryptobyte.String(spki)
-	var body cryptobyte.String
-	var bits asn1.BitString
-	if !in.ReadASN1(&body, cbasn1.SEQUENCE) || !in.Empty() ||
-		!body.SkipASN1(cbasn1.SEQUENCE) || !body.ReadASN1BitString(&bits) || !body.Empty() {
-		return nil, fmt.Errorf("profile: malformed subjectPublicKeyInfo")
-	}
-	sum := sha1.Sum(bits.Bytes)
-	return sum[:], nil
-}
-
-// marshalSubjectKeyID: SubjectKeyIdentifier ::= OCTET STRING, here the 20
-// bytes of a SHA-1.
-func marshalSubjectKeyID(ski []byte) []byte {
-	return append([]byte{byte(cbasn1.OCTET_STRING), byte(len(ski))}, ski...)
-}
-
-// marshalAuthorityKeyID: AuthorityKeyIdentifier ::= SEQUENCE {
-// keyIdentifier [0] KeyIdentifier } with no issuer name or serial.
-func marshalAuthorityKeyID(keyID []byte) ([]byte, error) {
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1(tagKeyID, func(b *cryptobyte.Builder) { b.AddBytes(keyID) })
-	})
-	return b.Bytes()
 }
 
 // marshalKeyUsage: KeyUsage ::= BIT STRING, DER (no trailing zero bits).
@@ -197,34 +165,7 @@ func marshalSubjectAltName(values []string) ([]byte, error) {
 func marshalIssuerAltName(der []byte) ([]byte, error) {
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1(tagDirectoryName, func(b *cryptobyte.Builder) { b.AddBytes(der) })
-	})
-	return b.Bytes()
-}
-
-// marshalCRLDistributionPoints: CRLDistributionPoints with one
-// DistributionPoint { distributionPoint [0] { fullName [0] GeneralNames {
-// uniformResourceIdentifier, directoryName } } } and no reasons or
-// cRLIssuer (R-R5).
-//
-// The URI comes first: Go's crypto/x509 parser stops reading fullName at
-// the first name that is not a URI, so with the directoryName first Go
-// relying parties would see no CRL URL at all. The order of the names of
-// one DistributionPoint carries no meaning in RFC 5280, and OpenSSL and
-// zlint read both orders.
-func marshalCRLDistributionPoints(url string, der []byte) ([]byte, error) {
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			// distributionPoint [0] DistributionPointName: explicit, a CHOICE.
-			b.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
-				// fullName [0] IMPLICIT GeneralNames.
-				b.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
-					b.AddASN1(tagURI, func(b *cryptobyte.Builder) { b.AddBytes([]byte(url)) })
-					b.AddASN1(tagDirectoryName, func(b *cryptobyte.Builder) { b.AddBytes(der) })
-				})
-			})
-		})
+		b.AddASN1(x509enc.TagDirectoryName, func(b *cryptobyte.Builder) { b.AddBytes(der) })
 	})
 	return b.Bytes()
 }
@@ -253,7 +194,7 @@ func marshalAuthorityInfoAccess(ocsp string) ([]byte, error) {
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 			b.AddASN1ObjectIdentifier(oidAccessOCSP)
-			b.AddASN1(tagURI, func(b *cryptobyte.Builder) { b.AddBytes([]byte(ocsp)) })
+			b.AddASN1(x509enc.TagURI, func(b *cryptobyte.Builder) { b.AddBytes([]byte(ocsp)) })
 		})
 	})
 	return b.Bytes()

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
-	"github.com/shomei-pki/shomei/ca/dn"
 	"github.com/shomei-pki/shomei/ca/profile"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 const (
@@ -49,12 +49,12 @@ var keys = sync.OnceValue(func() map[string]crypto.Signer {
 func key(name string) crypto.Signer { return keys()[name] }
 
 // issuerDN is R-P1's issuer name of p.
-func issuerDN(p storev1.Profile) dn.DN {
+func issuerDN(p storev1.Profile) x509enc.DN {
 	ou := "JPKI for digital signature"
 	if p == auth {
 		ou = "JPKI for user authentication"
 	}
-	return dn.DN{
+	return x509enc.DN{
 		{Type: "C", Value: "JP"}, {Type: "O", Value: "JPKI"}, {Type: "OU", Value: ou},
 		{Type: "OU", Value: "Japan Agency for Local Authority Information Systems"},
 	}

@@ -18,7 +18,8 @@ import (
 	"unicode/utf8"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
-	"github.com/shomei-pki/shomei/ca/dn"
+	"github.com/shomei-pki/shomei/ca/validity"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // Certificate policy OIDs of the two profiles (R-P2, R-P3).
@@ -62,19 +63,19 @@ type Config struct {
 	CPSURL string
 	// IssuerAltName is the directoryName of the SIGN certificate's
 	// issuerAltName. Empty: DefaultIssuerAltName().
-	IssuerAltName dn.DN
+	IssuerAltName x509enc.DN
 }
 
 // DefaultIssuerAltName is R-P2's issuerAltName: C=JP, O=公的個人認証サービス.
-func DefaultIssuerAltName() dn.DN {
-	return dn.DN{{Type: "C", Value: "JP"}, {Type: "O", Value: "公的個人認証サービス"}}
+func DefaultIssuerAltName() x509enc.DN {
+	return x509enc.DN{{Type: "C", Value: "JP"}, {Type: "O", Value: "公的個人認証サービス"}}
 }
 
 // CRLDistributionPoint is the CRL partition a certificate is issued into
 // (R-R5), written into its cRLDistributionPoints as both names.
 type CRLDistributionPoint struct {
 	// Name is the partition's directoryName; see CRLDistributionPointName.
-	Name dn.DN
+	Name x509enc.DN
 	// URL is the HTTP URL the partition's CRL is published at.
 	URL string
 }
@@ -84,8 +85,8 @@ type CRLDistributionPoint struct {
 // JPKI for user authentication), OU=CRL Distribution Points,
 // OU=<prefecture>, CN=<municipality> CRLDP. The names are written as given;
 // for example (SIGN, "東京都", "清瀬市") ends in OU=東京都, CN=清瀬市 CRLDP.
-func CRLDistributionPointName(p storev1.Profile, prefecture, municipality string) dn.DN {
-	return dn.DN{
+func CRLDistributionPointName(p storev1.Profile, prefecture, municipality string) x509enc.DN {
+	return x509enc.DN{
 		{Type: "C", Value: "JP"},
 		{Type: "O", Value: "JPKI"},
 		{Type: "OU", Value: specOf(p).issuerOU},
@@ -244,18 +245,18 @@ func build(issuer *x509.Certificate, cfg Config, req Request) (*tbs, error) {
 	}
 
 	t := &tbs{spec: s, sigAlg: sigAlg}
-	if t.subject, err = marshalName(subject(s, req)); err != nil {
+	if t.subject, err = subject(s, req).Marshal(); err != nil {
 		return nil, &FieldError{"Request", fmt.Sprintf("subject: %v", err)}
 	}
 	if t.spki, err = x509.MarshalPKIXPublicKey(req.PublicKey); err != nil {
 		return nil, &FieldError{"Request.PublicKey", err.Error()}
 	}
 	if s.personal {
-		if t.issuerAltName, err = marshalName(cfg.IssuerAltName); err != nil {
+		if t.issuerAltName, err = cfg.IssuerAltName.Marshal(); err != nil {
 			return nil, &FieldError{"Config.IssuerAltName", err.Error()}
 		}
 	}
-	if t.crlName, err = marshalName(req.CRL.Name); err != nil {
+	if t.crlName, err = req.CRL.Name.Marshal(); err != nil {
 		return nil, &FieldError{"Request.CRL.Name", err.Error()}
 	}
 	if t.extensions, err = extensions(s, issuer.SubjectKeyId, t.spki, cfg, req, t.issuerAltName, t.crlName); err != nil {
@@ -265,33 +266,24 @@ func build(issuer *x509.Certificate, cfg Config, req Request) (*tbs, error) {
 }
 
 // subject is the holder's name (R-P2, R-P3), one attribute per RDN.
-func subject(s spec, req Request) dn.DN {
-	name := dn.DN{{Type: "C", Value: "JP"}}
+func subject(s spec, req Request) x509enc.DN {
+	name := x509enc.DN{{Type: "C", Value: "JP"}}
 	if s.personal {
-		name = name.With(dn.Attr{Type: "L", Value: req.PrefectureRomaji}, dn.Attr{Type: "L", Value: req.MunicipalityRomaji})
+		name = name.With(x509enc.Attr{Type: "L", Value: req.PrefectureRomaji}, x509enc.Attr{Type: "L", Value: req.MunicipalityRomaji})
 	}
-	return name.With(dn.Attr{Type: "CN", Value: req.SubjectCN})
+	return name.With(x509enc.Attr{Type: "CN", Value: req.SubjectCN})
 }
 
 // SignatureAlgorithm is what an issuer key of pub's type signs
-// certificates and CRLs with (R-P1): sha256WithRSAEncryption for RSA, ECDSA
-// with SHA-256 for P-256 and SHA-384 for P-384.
+// certificates and CRLs with (R-P1), as x509enc.ForPublicKey chooses it:
+// sha256WithRSAEncryption for RSA, ECDSA with SHA-256 for P-256 and
+// SHA-384 for P-384.
 func SignatureAlgorithm(pub crypto.PublicKey) (x509.SignatureAlgorithm, error) {
-	switch k := pub.(type) {
-	case *rsa.PublicKey:
-		return x509.SHA256WithRSA, nil
-	case *ecdsa.PublicKey:
-		switch k.Curve {
-		case elliptic.P256():
-			return x509.ECDSAWithSHA256, nil
-		case elliptic.P384():
-			return x509.ECDSAWithSHA384, nil
-		}
-		return 0, fmt.Errorf("ECDSA key on %s; issuers use P-256 or P-384", k.Curve.Params().Name)
-	case nil:
-		return 0, errors.New("no public key")
+	alg, err := x509enc.ForPublicKey(pub)
+	if err != nil {
+		return 0, err
 	}
-	return 0, fmt.Errorf("%T key; issuers use RSA or ECDSA", pub)
+	return alg.Algorithm, nil
 }
 
 func validateConfig(cfg Config, fail func(field, format string, args ...any)) {
@@ -513,16 +505,6 @@ func checkMap(field, m, textField, text string, fail func(field, format string, 
 	}
 }
 
-// eras are the first days of the eras of R-P2's date-of-birth codes, as
-// ca/validity counts them.
-var eras = []time.Time{
-	time.Date(1868, time.January, 25, 0, 0, 0, 0, time.UTC),  // 1 Meiji
-	time.Date(1912, time.July, 30, 0, 0, 0, 0, time.UTC),     // 2 Taisho
-	time.Date(1926, time.December, 25, 0, 0, 0, 0, time.UTC), // 3 Showa
-	time.Date(1989, time.January, 8, 0, 0, 0, 0, time.UTC),   // 4 Heisei
-	time.Date(2019, time.May, 1, 0, 0, 0, 0, time.UTC),       // 5 Reiwa
-}
-
 // checkDateOfBirth reports why dob is not an era-coded date of birth on or
 // before the issuance date, or "". The message does not repeat the date.
 func checkDateOfBirth(dob string, notBefore time.Time) string {
@@ -530,23 +512,22 @@ func checkDateOfBirth(dob string, notBefore time.Time) string {
 	if len(dob) != 9 || strings.Trim(dob, "0123456789") != "" {
 		return format
 	}
-	era := int(dob[0] - '0')
-	if era < 1 || era > len(eras) {
+	era := dob[0]
+	if era < '1' || era > '5' {
 		return format
 	}
-	d, err := time.Parse("20060102", dob[1:])
+	t, err := time.Parse("20060102", dob[1:])
 	if err != nil {
 		return "not an existing date; " + format
 	}
-	if d.Before(eras[era-1]) || era < len(eras) && !d.Before(eras[era]) {
+	// ca/validity holds the era table: the era of the date must be the
+	// digit's. A date it cannot code (before Meiji) has no era at all.
+	d := validity.Date{Year: t.Year(), Month: t.Month(), Day: t.Day()}
+	if code, err := validity.EraCode(d); err != nil || code[0] != era {
 		return "the era digit does not match the date"
 	}
-	if !notBefore.IsZero() {
-		jst := time.FixedZone("JST", 9*60*60)
-		y, m, day := notBefore.In(jst).Date()
-		if d.After(time.Date(y, m, day, 0, 0, 0, 0, time.UTC)) {
-			return "after the issuance date"
-		}
+	if !notBefore.IsZero() && d.After(validity.DateOf(notBefore)) {
+		return "after the issuance date"
 	}
 	return ""
 }

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shomei-pki/shomei/ca/dn"
 	"github.com/shomei-pki/shomei/ca/profile"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
@@ -26,7 +26,7 @@ import (
 func TestCRLDistributionPointName(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		got  dn.DN
+		got  x509enc.DN
 		want string
 	}{
 		{"sign", profile.CRLDistributionPointName(sign, "東京都", "清瀬市"),

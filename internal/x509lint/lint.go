@@ -1,4 +1,4 @@
-package profile
+package x509lint
 
 import (
 	"errors"
@@ -15,7 +15,7 @@ import (
 )
 
 // ErrLint is wrapped by Lint's error when a lint fails.
-var ErrLint = errors.New("profile: certificate fails RFC 5280 lints")
+var ErrLint = errors.New("certificate fails RFC 5280 lints")
 
 // rfc5280Lints are zlint's certificate lints whose source is RFC 5280,
 // found once, with the registry's configuration. The CA/Browser Forum,
@@ -53,7 +53,7 @@ type lintSet struct {
 func Lint(der []byte) (warnings []string, err error) {
 	set, err := rfc5280Lints()
 	if err != nil {
-		return nil, fmt.Errorf("profile: zlint registry: %w", err)
+		return nil, fmt.Errorf("x509lint: zlint registry: %w", err)
 	}
 	cert, err := zx509.ParseCertificate(der)
 	if err != nil {

@@ -1,4 +1,4 @@
-package profile
+package x509lint
 
 import (
 	"testing"
