@@ -17,6 +17,7 @@ import (
 	"github.com/shomei-pki/shomei/ca/profile"
 	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/hsm"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // Config wires a CA.
@@ -125,23 +126,21 @@ func New(ctx context.Context, cfg Config) (*CA, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ca: %s issuer generation %d: %w", issuer.ShortName(is.Profile), is.Generation, err)
 		}
-		alg, err := hsm.AlgorithmOf(signer.Public())
-		if err != nil {
+		if _, err := hsm.AlgorithmOf(signer.Public()); err != nil {
 			return nil, err
 		}
-		sigAlg, err := signatureAlgorithmOf(is.Certificate.Raw)
+		sigAlg, err := x509enc.SignatureAlgorithmOf(is.Certificate.Raw)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("ca: %s issuer generation %d: %w", issuer.ShortName(is.Profile), is.Generation, err)
 		}
 		// The TBS the profile encodes names the algorithm of the issuer's
-		// key; the certificates carry the issuer certificate's. They agree.
-		if want, err := profile.SignatureAlgorithmIdentifier(is.Certificate.PublicKey); err != nil || !bytes.Equal(want, sigAlg) {
+		// key; the certificates carry the issuer certificate's. They agree,
+		// and the digest is that algorithm's hash (R-P1).
+		alg, err := x509enc.ForPublicKey(is.Certificate.PublicKey)
+		if err != nil || !bytes.Equal(alg.ID, sigAlg) {
 			return nil, fmt.Errorf("ca: %s issuer generation %d: certificate signature algorithm is not the one its key type signs with (R-P1)", issuer.ShortName(is.Profile), is.Generation)
 		}
-		hash := crypto.SHA256
-		if issuer.SignatureAlgorithm(alg) == x509.ECDSAWithSHA384 {
-			hash = crypto.SHA384
-		}
+		hash := alg.Hash
 		c.active[is.Profile] = &issuerKey{rec: is.IssuerKey, cert: is.Certificate, signer: signer, hash: hash, sigAlg: sigAlg}
 	}
 	for _, p := range []Profile{ProfileSign, ProfileAuth} {

@@ -15,6 +15,7 @@ import (
 	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/ca/validity"
 	"github.com/shomei-pki/shomei/hsm"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // plan is one certificate about to be issued.
@@ -163,7 +164,7 @@ func (c *CA) sign(ctx context.Context, p *plan, tbs []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return assemble(tbs, p.iss.sigAlg, sig)
+	return x509enc.Signed(tbs, p.iss.sigAlg, sig), nil
 }
 
 // abandon marks reserved certificates abandoned after a failure and returns

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shomei-pki/shomei/ca/profile"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // Entry is one revoked certificate on a CRL.
@@ -25,7 +25,8 @@ type Entry struct {
 	RevokedAt time.Time
 	// Reason is the RFC 5280 CRLReason code: 0 unspecified, 1
 	// keyCompromise, 2 cACompromise, 3 affiliationChanged, 4 superseded,
-	// 5 cessationOfOperation or 9 privilegeWithdrawn. 0 is written as no
+	// 5 cessationOfOperation or 9 privilegeWithdrawn, the reasons
+	// x509enc.CheckReason allows on CRLs and in OCSP alike. 0 is written as no
 	// reasonCode extension (RFC 5280 §5.3.1: the extension SHOULD be
 	// absent rather than unspecified).
 	Reason int
@@ -52,21 +53,6 @@ type Request struct {
 	// Entries are the partition's revoked, unexpired certificates, in any
 	// order, each serial once.
 	Entries []Entry
-}
-
-// allowedReasons are the CRLReason codes an entry may carry (RFC 5280
-// §5.3.1). Refused: 6 certificateHold (revocation is permanent, R-R2),
-// 7 (unassigned), 8 removeFromCRL (for delta CRLs; Shomei publishes full
-// CRLs only) and 10 aACompromise (attribute certificates; these CRLs
-// cover end-entity public-key certificates).
-var allowedReasons = map[int]string{
-	0: "unspecified",
-	1: "keyCompromise",
-	2: "cACompromise",
-	3: "affiliationChanged",
-	4: "superseded",
-	5: "cessationOfOperation",
-	9: "privilegeWithdrawn",
 }
 
 var (
@@ -101,23 +87,23 @@ func Build(req Request) ([]byte, error) {
 
 // build is Build of a prepared request.
 func build(req Request, pl *plan) ([]byte, error) {
-	alg, ok := signatureAlgorithms[pl.sigAlg]
-	if !ok { // profile.SignatureAlgorithm chose an algorithm not in the table
-		return nil, fmt.Errorf("crl: partition %s: no encoding for signature algorithm %v", req.Partition.Name, pl.sigAlg)
+	alg, err := x509enc.Algorithm(pl.sigAlg)
+	if err != nil {
+		return nil, fmt.Errorf("crl: partition %s: %w", req.Partition.Name, err)
 	}
 	buf, tbs, err := encodeTBS(req, pl, alg)
 	if err != nil {
 		return nil, fmt.Errorf("crl: partition %s: %w", req.Partition.Name, err)
 	}
-	digest := alg.digest(buf[tbs:])
-	sig, err := req.Signer.Sign(rand.Reader, digest, alg.hash)
+	digest := alg.Digest(buf[tbs:])
+	sig, err := req.Signer.Sign(rand.Reader, digest, alg.Hash)
 	if err != nil {
 		return nil, fmt.Errorf("crl: partition %s: signing: %w", req.Partition.Name, err)
 	}
-	if err := alg.verify(req.Issuer.PublicKey, digest, sig); err != nil {
+	if err := alg.Verify(req.Issuer.PublicKey, digest, sig); err != nil {
 		return nil, fmt.Errorf("crl: partition %s: the signer's signature does not verify with the issuer's key: %w", req.Partition.Name, err)
 	}
-	return assemble(buf, tbs, alg, sig), nil
+	return x509enc.AppendSigned(buf, tbs, alg.ID, sig), nil
 }
 
 // seconds is t rounded down to the second: X.509 times keep whole seconds.
@@ -203,11 +189,11 @@ func validateIssuer(req Request, forBuild bool, pl *plan, fail func(field, forma
 	if iss.KeyUsage&x509.KeyUsageCRLSign == 0 {
 		fail("Request.Issuer", "no cRLSign key usage")
 	}
-	alg, err := profile.SignatureAlgorithm(iss.PublicKey)
-	if err != nil {
+	if alg, err := x509enc.ForPublicKey(iss.PublicKey); err != nil {
 		fail("Request.Issuer", "%v", err)
+	} else {
+		pl.sigAlg = alg.Algorithm
 	}
-	pl.sigAlg = alg
 	if !forBuild {
 		return
 	}
@@ -266,8 +252,8 @@ func validateEntry(e Entry, thisUpdate time.Time, failEntry func(field, format s
 	if !e.RevokedAt.IsZero() && !thisUpdate.IsZero() && seconds(e.RevokedAt).After(thisUpdate) {
 		failEntry("RevokedAt", "after the CRL's ThisUpdate")
 	}
-	if _, ok := allowedReasons[e.Reason]; !ok {
-		failEntry("Reason", "%d is not a reason code of these CRLs: %s", e.Reason, reasonRule(e.Reason))
+	if err := x509enc.CheckReason(e.Reason); err != nil {
+		failEntry("Reason", "%d is not a reason code of these CRLs: %v", e.Reason, err)
 	}
 	if !e.InvalidityDate.IsZero() {
 		validateTime("InvalidityDate", e.InvalidityDate, failEntry)
@@ -287,19 +273,6 @@ func entryProblem(e Entry, thisUpdate time.Time) string {
 		}
 	})
 	return why
-}
-
-// reasonRule says why an RFC 5280 reason code is refused.
-func reasonRule(code int) string {
-	switch code {
-	case 6:
-		return "certificateHold, but revocation is permanent (R-R2)"
-	case 8:
-		return "removeFromCRL belongs to delta CRLs"
-	case 10:
-		return "aACompromise concerns attribute certificates"
-	}
-	return "not a CRLReason of RFC 5280 §5.3.1"
 }
 
 // sortKey is an entry's serial as a fixed-width big-endian key, which

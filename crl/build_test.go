@@ -19,8 +19,8 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
-	"github.com/shomei-pki/shomei/ca/dn"
 	"github.com/shomei-pki/shomei/crl"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // TestBuild builds CRLs for both issuers and checks them with Go's parser,
@@ -234,7 +234,7 @@ func TestBuildRefuses(t *testing.T) {
 		{"https URL", func(r *crl.Request) { r.Partition.URL = "https://shomei.example/crl/sign-g1-13221.crl" }, `scheme "https"`},
 		{"URL with a query", func(r *crl.Request) { r.Partition.URL += "?x=1" }, "no user, query or fragment"},
 		{"no directoryName", func(r *crl.Request) { r.Partition.DistributionPoint = nil }, "Request.Partition.DistributionPoint: dn: empty name"},
-		{"bad directoryName", func(r *crl.Request) { r.Partition.DistributionPoint = dn.DN{{Type: "X", Value: "y"}} }, "Request.Partition.DistributionPoint"},
+		{"bad directoryName", func(r *crl.Request) { r.Partition.DistributionPoint = x509enc.DN{{Type: "X", Value: "y"}} }, "Request.Partition.DistributionPoint"},
 		{"no serial", entry(func(e *crl.Entry) { e.Serial = nil }), "Request.Entries[0].Serial: required"},
 		{"serial 0", entry(func(e *crl.Entry) { e.Serial = big.NewInt(0) }), "Request.Entries[0].Serial: must be positive"},
 		{"no revokedAt", entry(func(e *crl.Entry) { e.RevokedAt = time.Time{} }), "Request.Entries[0].RevokedAt: required"},

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"errors"
 	"fmt"
 	"iter"
 	"math/big"
@@ -15,7 +16,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
-	"github.com/shomei-pki/shomei/ca/dn"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // Check verifies that der is exactly the CRL Build promises for req: a v2
@@ -126,18 +127,18 @@ func readCRL(der []byte, fail func(kind, format string, args ...any)) (v *crlVie
 
 	var present, ok bool
 	var utc bool
-	if v.thisUpdate, utc, present, ok = readTime(&tbs); !present || !ok {
+	if v.thisUpdate, utc, present, ok = x509enc.ReadTime(&tbs); !present || !ok {
 		return nil, "malformed thisUpdate"
 	}
-	if utc != isUTCTime(v.thisUpdate) {
+	if utc != x509enc.IsUTCTime(v.thisUpdate) {
 		fail("shape", "thisUpdate is not UTCTime through 2049 and GeneralizedTime from 2050")
 	}
-	if v.nextUpdate, utc, v.hasNextUpdate, ok = readTime(&tbs); !ok {
+	if v.nextUpdate, utc, v.hasNextUpdate, ok = x509enc.ReadTime(&tbs); !ok {
 		return nil, "malformed nextUpdate"
 	}
 	if !v.hasNextUpdate {
 		fail("shape", "no nextUpdate")
-	} else if utc != isUTCTime(v.nextUpdate) {
+	} else if utc != x509enc.IsUTCTime(v.nextUpdate) {
 		fail("shape", "nextUpdate is not UTCTime through 2049 and GeneralizedTime from 2050")
 	}
 
@@ -216,68 +217,12 @@ func asn1Unmarshal(der []byte, out any) error {
 	return err
 }
 
-// readTime reads an optional Time (RFC 5280 §4.1.2.5): present is false
-// when the next field is neither a UTCTime nor a GeneralizedTime, ok
-// false when it is one but not YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ of a real
-// date and time. utc says which.
-func readTime(s *cryptobyte.String) (t time.Time, utc, present, ok bool) {
-	var tag cbasn1.Tag
-	var value cryptobyte.String
-	switch {
-	case s.PeekASN1Tag(cbasn1.UTCTime):
-		tag, utc = cbasn1.UTCTime, true
-	case s.PeekASN1Tag(cbasn1.GeneralizedTime):
-		tag = cbasn1.GeneralizedTime
-	default:
-		return time.Time{}, false, false, true
-	}
-	if !s.ReadASN1(&value, tag) {
-		return time.Time{}, utc, true, false
-	}
-	t, ok = parseTime(value, utc)
-	return t, utc, true, ok
-}
-
-// parseTime parses the contents of a DER UTCTime (YYMMDDHHMMSSZ, 50-99
-// being 1950-1999) or GeneralizedTime (YYYYMMDDHHMMSSZ), in UTC, without
-// fractional seconds, as RFC 5280 allows them.
-func parseTime(b []byte, utc bool) (time.Time, bool) {
-	n := 15
-	if utc {
-		n = 13
-	}
-	if len(b) != n || b[n-1] != 'Z' {
-		return time.Time{}, false
-	}
-	var d [7]int // the two-digit numbers
-	for i := range (n - 1) / 2 {
-		hi, lo := b[2*i], b[2*i+1]
-		if hi < '0' || hi > '9' || lo < '0' || lo > '9' {
-			return time.Time{}, false
-		}
-		d[i] = int(hi-'0')*10 + int(lo-'0')
-	}
-	year, f := d[0]*100+d[1], d[2:]
-	if utc {
-		year, f = 1900+d[0], d[1:]
-		if d[0] < 50 {
-			year += 100
-		}
-	}
-	month, day, hour, minute, second := time.Month(f[0]), f[1], f[2], f[3], f[4]
-	if month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59 {
-		return time.Time{}, false
-	}
-	t := time.Date(year, month, day, hour, minute, second, 0, time.UTC)
-	return t, t.Day() == day // not 31 April
-}
-
 // checkSignature checks the signature algorithm and the signature.
 func checkSignature(v *crlView, issuer *x509.Certificate, want x509.SignatureAlgorithm, fail func(kind, format string, args ...any)) {
 	if !bytes.Equal(v.innerAlg, v.outerAlg) {
 		fail("signature", "the TBSCertList's signature algorithm is not the CertificateList's")
 	}
-	alg := signatureAlgorithmOf(v.outerAlg)
+	alg := x509enc.AlgorithmOf(v.outerAlg)
 	if alg != want {
 		name := alg.String()
 		if alg == x509.UnknownSignatureAlgorithm {
@@ -402,37 +347,28 @@ func names(want []wantExtension) string {
 // idpDifference says how an issuingDistributionPoint value differs from
 // the one of partition p.
 func idpDifference(got []byte, p Partition) string {
-	in := cryptobyte.String(got)
-	var idp, dpName, fullName cryptobyte.String
-	var hasDP bool
-	if !in.ReadASN1(&idp, cbasn1.SEQUENCE) || !in.Empty() || !idp.ReadOptionalASN1(&dpName, &hasDP, tagDistributionPoint) {
-		return "malformed"
-	}
-	if !hasDP {
+	uri, dirName, err := x509enc.ParseIssuingDistributionPoint(got)
+	switch {
+	case errors.Is(err, x509enc.ErrDPNoName):
 		return "names no distribution point; want the partition's fullName"
-	}
-	if !dpName.ReadASN1(&fullName, tagFullName) || !dpName.Empty() {
-		return "distribution point is not a fullName"
-	}
-	var uri, dirName cryptobyte.String
-	if !fullName.ReadASN1(&uri, tagURI) || !fullName.ReadASN1(&dirName, tagDirectoryName) || !fullName.Empty() {
+	case errors.Is(err, x509enc.ErrDPNames):
 		return "fullName is not the URI then the directoryName, the certificates' cRLDistributionPoints"
+	case errors.Is(err, x509enc.ErrIDPNotUserCerts), errors.Is(err, x509enc.ErrIDPMoreFields):
+		// The names first: they say more than the flag.
+	case err != nil:
+		return err.Error()
 	}
-	if string(uri) != p.URL {
+	if uri != p.URL {
 		return fmt.Sprintf("names URI %q, want %q", uri, p.URL)
 	}
 	if want, _ := p.DistributionPoint.Marshal(); !bytes.Equal(dirName, want) {
-		if d, err := dn.FromDER(dirName); err == nil {
+		if d, err := x509enc.DNFromDER(dirName); err == nil {
 			return fmt.Sprintf("names directoryName %s, want %s", d, p.DistributionPoint)
 		}
 		return fmt.Sprintf("names another directoryName, want %s", p.DistributionPoint)
 	}
-	var user cryptobyte.String
-	if !idp.ReadASN1(&user, tagOnlyContainsUserCerts) || !bytes.Equal(user, []byte{0xff}) {
-		return "lacks onlyContainsUserCerts TRUE"
-	}
-	if !idp.Empty() {
-		return "has fields besides the distribution point and onlyContainsUserCerts"
+	if err != nil {
+		return err.Error()
 	}
 	return "differs in encoding"
 }
@@ -555,14 +491,14 @@ var (
 // checkEntry compares one entry; buf is scratch space, returned for reuse.
 func checkEntry(got gotEntry, want *Entry, buf []byte, fail func(kind, format string, args ...any)) []byte {
 	sn, body := got.key, got.body
-	revokedAt, utc, present, ok := readTime(&body)
+	revokedAt, utc, present, ok := x509enc.ReadTime(&body)
 	var exts cryptobyte.String
 	var hasExts bool
 	if !present || !ok || !body.ReadOptionalASN1(&exts, &hasExts, cbasn1.SEQUENCE) || !body.Empty() {
 		fail("entry", "serial %x: malformed entry (a revocationDate and crlEntryExtensions, nothing else)", sn)
 		return buf
 	}
-	if utc != isUTCTime(revokedAt) {
+	if utc != x509enc.IsUTCTime(revokedAt) {
 		fail("revocationDate", "serial %x: revocationDate is not UTCTime through 2049 and GeneralizedTime from 2050", sn)
 	}
 	if wantTime := seconds(want.RevokedAt); !revokedAt.Equal(wantTime) {
@@ -573,7 +509,7 @@ func checkEntry(got gotEntry, want *Entry, buf []byte, fail func(kind, format st
 	}
 	wantInvalidity, wantReason := !want.InvalidityDate.IsZero(), want.Reason != 0
 	if wantInvalidity {
-		buf = appendGeneralizedTime(buf[:0], want.InvalidityDate)
+		buf = x509enc.AppendGeneralizedTime(buf[:0], want.InvalidityDate)
 	}
 	invalidity, reason := -1, -1
 	for k := 0; !exts.Empty(); k++ {
@@ -615,7 +551,7 @@ func checkEntry(got gotEntry, want *Entry, buf []byte, fail func(kind, format st
 			case !wantReason:
 				fail("reasonCode", "serial %x: has reasonCode %d; reason 0 (unspecified) is written as no reasonCode (RFC 5280 §5.3.1)", sn, code)
 			case code != want.Reason:
-				fail("reasonCode", "serial %x: reasonCode %d, want %d (%s)", sn, code, want.Reason, allowedReasons[want.Reason])
+				fail("reasonCode", "serial %x: reasonCode %d, want %d (%s)", sn, code, want.Reason, x509enc.ReasonName(want.Reason))
 			case !bytes.Equal(value, []byte{byte(cbasn1.ENUM), 1, byte(want.Reason)}):
 				fail("reasonCode", "serial %x: reasonCode is not DER", sn)
 			}
@@ -632,7 +568,7 @@ func checkEntry(got gotEntry, want *Entry, buf []byte, fail func(kind, format st
 		fail("invalidityDate", "serial %x: no invalidityDate", sn)
 	}
 	if wantReason && reason < 0 {
-		fail("reasonCode", "serial %x: no reasonCode, want %d (%s)", sn, want.Reason, allowedReasons[want.Reason])
+		fail("reasonCode", "serial %x: no reasonCode, want %d (%s)", sn, want.Reason, x509enc.ReasonName(want.Reason))
 	}
 	if invalidity >= 0 && reason >= 0 && reason < invalidity {
 		fail("entryExtension", "serial %x: reasonCode before invalidityDate", sn)

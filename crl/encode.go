@@ -3,10 +3,11 @@ package crl
 import (
 	"encoding/asn1"
 	"fmt"
-	"time"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // The encoder writes the DER of RFC 5280 §5.1 directly: cryptobyte for the
@@ -15,16 +16,14 @@ import (
 // allocation per entry. The whole CertificateList is written into one
 // buffer sized in advance (every length is known before the first byte is
 // written), leaving room in front for the outer SEQUENCE header and after
-// for the signature, so that a million-entry CRL is never copied.
-
-// outerHeadroom is room for the CertificateList's tag and length in front
-// of the TBSCertList: a length of up to 2³² - 1 octets takes 5.
-const outerHeadroom = 1 + 5
+// for the signature (x509enc.AppendSigned), so that a million-entry CRL is
+// never copied. Times, lengths and the DER shared with certificates come
+// from internal/x509enc.
 
 // encodeTBS writes the TBSCertList of req to buf[tbs:]; buf has
-// outerHeadroom bytes in front of it and capacity for the signature after
-// it (assemble).
-func encodeTBS(req Request, pl *plan, alg signatureAlgorithm) (buf []byte, tbs int, err error) {
+// x509enc.Headroom bytes in front of it and capacity for the signature
+// after it (x509enc.AppendSigned).
+func encodeTBS(req Request, pl *plan, alg *x509enc.SignatureAlgorithm) (buf []byte, tbs int, err error) {
 	exts, err := encodeExtensions(req, pl)
 	if err != nil {
 		return nil, 0, err
@@ -34,20 +33,20 @@ func encodeTBS(req Request, pl *plan, alg signatureAlgorithm) (buf []byte, tbs i
 		k := &pl.sorted[i]
 		entries += entryLen(k, &req.Entries[k.index])
 	}
-	content := 3 + len(alg.id) + len(req.Issuer.RawSubject) + timeLen(pl.thisUpdate) + timeLen(pl.nextUpdate) + len(exts)
+	content := 3 + len(alg.ID) + len(req.Issuer.RawSubject) + x509enc.TimeLen(pl.thisUpdate) + x509enc.TimeLen(pl.nextUpdate) + len(exts)
 	if len(pl.sorted) > 0 {
-		content += tlvLen(entries)
+		content += x509enc.Size(entries)
 	}
-	trailer := len(alg.id) + tlvLen(1+alg.maxSignatureLen(req.Issuer.PublicKey))
-	b := cryptobyte.NewBuilder(make([]byte, outerHeadroom, outerHeadroom+tlvLen(content)+trailer))
+	trailer := x509enc.SignedSize(len(alg.ID), alg.MaxSignatureLen(req.Issuer.PublicKey))
+	b := cryptobyte.NewBuilder(make([]byte, x509enc.Headroom, x509enc.Headroom+x509enc.Size(content)+trailer))
 
 	var scratch [maxEntryLen]byte
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1Int64(1) // version v2
-		b.AddBytes(alg.id)
+		b.AddBytes(alg.ID)
 		b.AddBytes(req.Issuer.RawSubject)
-		b.AddBytes(appendTime(scratch[:0], pl.thisUpdate))
-		b.AddBytes(appendTime(scratch[:0], pl.nextUpdate))
+		b.AddBytes(x509enc.AppendTime(scratch[:0], pl.thisUpdate))
+		b.AddBytes(x509enc.AppendTime(scratch[:0], pl.nextUpdate))
 		// An empty partition has no revokedCertificates at all (RFC 5280
 		// §5.1.2.6), not an empty one.
 		if len(pl.sorted) > 0 {
@@ -64,7 +63,7 @@ func encodeTBS(req Request, pl *plan, alg signatureAlgorithm) (buf []byte, tbs i
 	if err != nil {
 		return nil, 0, fmt.Errorf("encoding the TBSCertList: %w", err)
 	}
-	return buf, outerHeadroom, nil
+	return buf, x509enc.Headroom, nil
 }
 
 // encodeExtensions is the TBSCertList's crlExtensions field, [0] EXPLICIT
@@ -72,7 +71,7 @@ func encodeTBS(req Request, pl *plan, alg signatureAlgorithm) (buf []byte, tbs i
 // issuingDistributionPoint, in the order x509.CreateRevocationList wrote
 // them (its own two, then ExtraExtensions).
 func encodeExtensions(req Request, pl *plan) ([]byte, error) {
-	aki, err := marshalAuthorityKeyID(req.Issuer.SubjectKeyId)
+	aki, err := x509enc.MarshalAuthorityKeyID(req.Issuer.SubjectKeyId)
 	if err != nil {
 		return nil, err
 	}
@@ -105,16 +104,6 @@ func addExtension(b *cryptobyte.Builder, oid asn1.ObjectIdentifier, critical boo
 	})
 }
 
-// marshalAuthorityKeyID is AuthorityKeyIdentifier ::= SEQUENCE {
-// keyIdentifier [0] } as x509.CreateRevocationList writes it.
-func marshalAuthorityKeyID(keyID []byte) ([]byte, error) {
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(keyID) })
-	})
-	return b.Bytes()
-}
-
 // Entries. A revokedCertificates entry is
 //
 //	SEQUENCE {
@@ -135,15 +124,15 @@ const maxEntryLen = 2 + (2 + 21) + 17 + (2 + 26 + 12)
 var (
 	// invalidityDatePrefix is an invalidityDate extension up to its
 	// GeneralizedTime: SEQUENCE (24) { OID 2.5.29.24, OCTET STRING (17) }.
-	invalidityDatePrefix = []byte{0x30, 24, 0x06, 3, 0x55, 0x1d, 0x18, 0x04, generalizedTimeLen}
+	invalidityDatePrefix = []byte{0x30, 24, 0x06, 3, 0x55, 0x1d, 0x18, 0x04, x509enc.GeneralizedTimeLen}
 	// reasonCodePrefix is a reasonCode extension up to its value octet:
 	// SEQUENCE (10) { OID 2.5.29.21, OCTET STRING (3) { ENUMERATED (1) } }.
 	reasonCodePrefix = []byte{0x30, 10, 0x06, 3, 0x55, 0x1d, 0x15, 0x04, 3, byte(cbasn1.ENUM), 1}
 )
 
 const (
-	invalidityDateLen = 9 + generalizedTimeLen // an invalidityDate extension
-	reasonCodeLen     = 12                     // a reasonCode extension
+	invalidityDateLen = 9 + x509enc.GeneralizedTimeLen // an invalidityDate extension
+	reasonCodeLen     = 12                             // a reasonCode extension
 )
 
 // entryExtensionsLen is the length of the contents of e's
@@ -163,7 +152,7 @@ func entryExtensionsLen(e *Entry) int {
 // length included (a two-octet header: the content is at most 80 octets).
 func entryLen(k *sortKey, e *Entry) int {
 	mag := k.magnitude()
-	n := 2 + 2 + len(mag) + int(mag[0]>>7) + timeLen(e.RevokedAt)
+	n := 2 + 2 + len(mag) + int(mag[0]>>7) + x509enc.TimeLen(e.RevokedAt)
 	if exts := entryExtensionsLen(e); exts > 0 {
 		n += 2 + exts
 	}
@@ -184,136 +173,17 @@ func appendEntry(b []byte, k *sortKey, e *Entry) []byte {
 		b = append(b, byte(cbasn1.INTEGER), byte(len(mag)))
 	}
 	b = append(b, mag...)
-	b = appendTime(b, e.RevokedAt)
+	b = x509enc.AppendTime(b, e.RevokedAt)
 	if exts > 0 {
 		b = append(b, byte(cbasn1.SEQUENCE), byte(exts))
 		if !e.InvalidityDate.IsZero() {
 			b = append(b, invalidityDatePrefix...)
-			b = appendGeneralizedTime(b, e.InvalidityDate)
+			b = x509enc.AppendGeneralizedTime(b, e.InvalidityDate)
 		}
 		if e.Reason != 0 {
 			b = append(b, reasonCodePrefix...)
 			b = append(b, byte(e.Reason))
 		}
-	}
-	return b
-}
-
-// Times. RFC 5280 §4.1.2.5 (and §5.1.2.4-6 for CRLs): UTCTime
-// YYMMDDHHMMSSZ through 2049, GeneralizedTime YYYYMMDDHHMMSSZ from 2050,
-// always in UTC (Z) and without fractional seconds. encoding/asn1 chose
-// the same for x509.CreateRevocationList. The invalidityDate is always a
-// GeneralizedTime (§5.3.2).
-
-const (
-	utcTimeLen         = 2 + 13 // a DER UTCTime, tag and length included
-	generalizedTimeLen = 2 + 15 // a DER GeneralizedTime, tag and length included
-)
-
-// utcTimeFrom and utcTimeUntil bound the times written as UTCTime, in Unix
-// seconds: 1950-01-01 to 2049-12-31 23:59:59 UTC.
-var (
-	utcTimeFrom  = time.Date(1950, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
-	utcTimeUntil = time.Date(2050, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
-)
-
-// isUTCTime reports whether t is written as a UTCTime.
-func isUTCTime(t time.Time) bool {
-	u := t.Unix() // rounded down: the second t is in
-	return utcTimeFrom <= u && u < utcTimeUntil
-}
-
-// timeLen is the length of the DER Time of t.
-func timeLen(t time.Time) int {
-	if isUTCTime(t) {
-		return utcTimeLen
-	}
-	return generalizedTimeLen
-}
-
-// appendTime appends the DER Time of t, to the second, rounded down. t's
-// year must be 1950 to 9999 (prepare checks).
-func appendTime(b []byte, t time.Time) []byte {
-	if isUTCTime(t) {
-		b = append(b, byte(cbasn1.UTCTime), utcTimeLen-2)
-		return appendDigits(b, t.UTC(), false)
-	}
-	return appendGeneralizedTime(b, t)
-}
-
-// appendGeneralizedTime appends the DER GeneralizedTime of t, to the
-// second, rounded down. t's year must be 1950 to 9999.
-func appendGeneralizedTime(b []byte, t time.Time) []byte {
-	b = append(b, byte(cbasn1.GeneralizedTime), generalizedTimeLen-2)
-	return appendDigits(b, t.UTC(), true)
-}
-
-// appendDigits appends [YY]YYMMDDHHMMSSZ of t, four year digits when
-// century is set. It is time.AppendFormat for this one layout, at a
-// fraction of its cost: Build writes up to two times per entry.
-func appendDigits(b []byte, t time.Time, century bool) []byte {
-	year, month, day := t.Date()
-	hour, minute, second := t.Clock()
-	if century {
-		b = append2(b, year/100)
-	}
-	b = append2(b, year%100)
-	b = append2(b, int(month))
-	b = append2(b, day)
-	b = append2(b, hour)
-	b = append2(b, minute)
-	b = append2(b, second)
-	return append(b, 'Z')
-}
-
-// append2 appends n, 0 to 99, as two decimal digits.
-func append2(b []byte, n int) []byte { return append(b, byte('0'+n/10), byte('0'+n%10)) }
-
-// tlvLen is the length of a DER TLV of a short-form tag whose contents are
-// n octets long.
-func tlvLen(n int) int {
-	switch {
-	case n < 0x80:
-		return 2 + n
-	case n < 1<<8:
-		return 3 + n
-	case n < 1<<16:
-		return 4 + n
-	case n < 1<<24:
-		return 5 + n
-	}
-	return 6 + n
-}
-
-// assemble makes the CertificateList ::= SEQUENCE { tbsCertList,
-// signatureAlgorithm, signatureValue BIT STRING } around buf[tbs:], the
-// TBSCertList encodeTBS wrote, in place: the signature goes after it and
-// the SEQUENCE's tag and length in the headroom before it.
-func assemble(buf []byte, tbs int, alg signatureAlgorithm, sig []byte) []byte {
-	buf = append(buf, alg.id...)
-	buf = appendHeader(buf, cbasn1.BIT_STRING, 1+len(sig))
-	buf = append(buf, 0) // no unused bits
-	buf = append(buf, sig...)
-	header := appendHeader(make([]byte, 0, outerHeadroom), cbasn1.SEQUENCE, len(buf)-tbs)
-	start := tbs - len(header)
-	copy(buf[start:], header)
-	return buf[start:]
-}
-
-// appendHeader appends the DER tag and length of a TLV whose contents are
-// n octets long.
-func appendHeader(b []byte, tag cbasn1.Tag, n int) []byte {
-	b = append(b, byte(tag))
-	if n < 0x80 {
-		return append(b, byte(n))
-	}
-	octets := 0
-	for l := n; l > 0; l >>= 8 {
-		octets++
-	}
-	b = append(b, 0x80|byte(octets))
-	for i := octets - 1; i >= 0; i-- {
-		b = append(b, byte(n>>(8*i)))
 	}
 	return b
 }

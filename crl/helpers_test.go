@@ -21,9 +21,9 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
-	"github.com/shomei-pki/shomei/ca/dn"
 	"github.com/shomei-pki/shomei/ca/profile"
 	"github.com/shomei-pki/shomei/crl"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 const (
@@ -118,12 +118,12 @@ func partition(p storev1.Profile, short, code, municipality string) crl.Partitio
 }
 
 // issuerDN is R-P1's issuer name of p.
-func issuerDN(p storev1.Profile) dn.DN {
+func issuerDN(p storev1.Profile) x509enc.DN {
 	ou := "JPKI for digital signature"
 	if p == auth {
 		ou = "JPKI for user authentication"
 	}
-	return dn.DN{
+	return x509enc.DN{
 		{Type: "C", Value: "JP"}, {Type: "O", Value: "JPKI"}, {Type: "OU", Value: ou},
 		{Type: "OU", Value: "Japan Agency for Local Authority Information Systems"},
 	}
@@ -132,7 +132,7 @@ func issuerDN(p storev1.Profile) dn.DN {
 // newIssuer makes a self-signed issuer certificate like ca/issuer's:
 // cA with path length 0, keyCertSign and cRLSign, and an RFC 5280 method 1
 // subjectKeyIdentifier.
-func newIssuer(name dn.DN, key crypto.Signer) (*x509.Certificate, error) {
+func newIssuer(name x509enc.DN, key crypto.Signer) (*x509.Certificate, error) {
 	raw, err := name.Marshal()
 	if err != nil {
 		return nil, err

@@ -10,10 +10,7 @@ import (
 	"path"
 	"strings"
 
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
-
-	"github.com/shomei-pki/shomei/ca/dn"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // Partition is what a CRL covers (R-R5): the name and URL written in its
@@ -28,22 +25,12 @@ type Partition struct {
 	URL string
 	// DistributionPoint is the partition's directoryName
 	// (profile.CRLDistributionPointName).
-	DistributionPoint dn.DN
+	DistributionPoint x509enc.DN
 }
 
 var (
 	oidExtCRLDistributionPoints    = asn1.ObjectIdentifier{2, 5, 29, 31}
 	oidExtIssuingDistributionPoint = asn1.ObjectIdentifier{2, 5, 29, 28}
-)
-
-// Tags of the distribution point structures (RFC 5280 §4.2.1.13, §5.2.5;
-// the module is IMPLICIT, but a tag on a CHOICE is explicit).
-var (
-	tagDistributionPoint     = cbasn1.Tag(0).ContextSpecific().Constructed() // distributionPoint [0] DistributionPointName (CHOICE)
-	tagFullName              = cbasn1.Tag(0).ContextSpecific().Constructed() // fullName [0] IMPLICIT GeneralNames
-	tagOnlyContainsUserCerts = cbasn1.Tag(1).ContextSpecific()               // onlyContainsUserCerts [1] IMPLICIT BOOLEAN
-	tagURI                   = cbasn1.Tag(6).ContextSpecific()               // uniformResourceIdentifier [6] IMPLICIT IA5String
-	tagDirectoryName         = cbasn1.Tag(4).ContextSpecific().Constructed() // directoryName [4] EXPLICIT Name (CHOICE)
 )
 
 // validate reports every problem of p through fail, naming fields under
@@ -121,52 +108,26 @@ func nameFromURL(u string) string {
 	return name
 }
 
-// addDistributionPointName adds distributionPoint [0] { fullName [0] {
-// uniformResourceIdentifier, directoryName } }: the URI first, then the
-// directoryName, as ca/profile writes cRLDistributionPoints (Go's x509
-// parser stops reading a fullName at its first non-URI name).
-// cRLDistributionPoints and issuingDistributionPoint both hold it, so the
-// two extensions name the partition with the same bytes.
-func addDistributionPointName(b *cryptobyte.Builder, uri string, directoryName []byte) {
-	b.AddASN1(tagDistributionPoint, func(b *cryptobyte.Builder) {
-		b.AddASN1(tagFullName, func(b *cryptobyte.Builder) {
-			b.AddASN1(tagURI, func(b *cryptobyte.Builder) { b.AddBytes([]byte(uri)) })
-			b.AddASN1(tagDirectoryName, func(b *cryptobyte.Builder) { b.AddBytes(directoryName) })
-		})
-	})
-}
-
 // marshalCRLDistributionPoints is the value of the cRLDistributionPoints
-// extension of p's certificates: one DistributionPoint with the
-// distribution point name only (no reasons, no cRLIssuer).
+// extension of p's certificates (x509enc.MarshalCRLDistributionPoints).
 func (p Partition) marshalCRLDistributionPoints() ([]byte, error) {
 	name, err := p.DistributionPoint.Marshal()
 	if err != nil {
 		return nil, err
 	}
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			addDistributionPointName(b, p.URL, name)
-		})
-	})
-	return b.Bytes()
+	return x509enc.MarshalCRLDistributionPoints(p.URL, name)
 }
 
 // marshalIssuingDistributionPoint is the value of p's CRL's
-// issuingDistributionPoint extension: the distribution point name and
-// onlyContainsUserCerts TRUE, nothing else (RFC 5280 §5.2.5).
+// issuingDistributionPoint extension: the same distribution point name as
+// its certificates' and onlyContainsUserCerts TRUE, nothing else (RFC 5280
+// §5.2.5; x509enc.MarshalIssuingDistributionPoint).
 func (p Partition) marshalIssuingDistributionPoint() ([]byte, error) {
 	name, err := p.DistributionPoint.Marshal()
 	if err != nil {
 		return nil, err
 	}
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		addDistributionPointName(b, p.URL, name)
-		b.AddASN1(tagOnlyContainsUserCerts, func(b *cryptobyte.Builder) { b.AddUint8(0xff) })
-	})
-	return b.Bytes()
+	return x509enc.MarshalIssuingDistributionPoint(p.URL, name)
 }
 
 // PartitionOf reads the partition a certificate was issued into from its
@@ -195,11 +156,11 @@ func PartitionOf(cert *x509.Certificate) (Partition, error) {
 	if !found {
 		return Partition{}, fmt.Errorf("%w: no cRLDistributionPoints extension", ErrNoPartition)
 	}
-	uri, directoryName, err := parseCRLDistributionPoints(value)
+	uri, directoryName, err := x509enc.ParseCRLDistributionPoints(value)
 	if err != nil {
 		return Partition{}, fmt.Errorf("%w: cRLDistributionPoints: %v", ErrNoPartition, err)
 	}
-	name, err := dn.FromDER(directoryName)
+	name, err := x509enc.DNFromDER(directoryName)
 	if err != nil {
 		return Partition{}, fmt.Errorf("%w: directoryName: %v", ErrNoPartition, err)
 	}
@@ -219,29 +180,4 @@ func PartitionOf(cert *x509.Certificate) (Partition, error) {
 		return Partition{}, fmt.Errorf("%w: cRLDistributionPoints is not encoded as this CA encodes partitions (one attribute per RDN, PrintableString or UTF8String), so a CRL could not repeat its names byte for byte", ErrNoPartition)
 	}
 	return p, nil
-}
-
-// parseCRLDistributionPoints reads the URI and the DER directoryName of a
-// cRLDistributionPoints value holding exactly one DistributionPoint with a
-// fullName of a URI then a directoryName, and nothing else.
-func parseCRLDistributionPoints(value []byte) (uri string, directoryName []byte, err error) {
-	in := cryptobyte.String(value)
-	var points, point, dpName, fullName cryptobyte.String
-	if !in.ReadASN1(&points, cbasn1.SEQUENCE) || !in.Empty() || !points.ReadASN1(&point, cbasn1.SEQUENCE) {
-		return "", nil, errors.New("malformed")
-	}
-	if !points.Empty() {
-		return "", nil, errors.New("more than one DistributionPoint")
-	}
-	if !point.ReadASN1(&dpName, tagDistributionPoint) || !point.Empty() {
-		return "", nil, errors.New("not a distributionPoint name alone (reasons or cRLIssuer present, or no name)")
-	}
-	if !dpName.ReadASN1(&fullName, tagFullName) || !dpName.Empty() {
-		return "", nil, errors.New("the distributionPoint is not a fullName")
-	}
-	var u, d cryptobyte.String
-	if !fullName.ReadASN1(&u, tagURI) || !fullName.ReadASN1(&d, tagDirectoryName) || !fullName.Empty() {
-		return "", nil, errors.New("the fullName is not a URI then a directoryName")
-	}
-	return string(u), d, nil
 }

@@ -21,7 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
-	"github.com/shomei-pki/shomei/ca/dn"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // Source is what the publisher needs of the store.
@@ -198,7 +198,7 @@ func (p *Publisher) publish(part *storev1.CRLPartition, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	name, err := dn.Parse(part.DistributionPoint)
+	name, err := x509enc.ParseDN(part.DistributionPoint)
 	if err != nil {
 		return err
 	}

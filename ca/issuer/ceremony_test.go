@@ -21,11 +21,11 @@ import (
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	auditlog "github.com/shomei-pki/shomei/ca/audit"
-	"github.com/shomei-pki/shomei/ca/dn"
 	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/hsm"
 	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 const (
@@ -183,7 +183,7 @@ func TestCeremonyRSADefaults(t *testing.T) {
 
 func TestCeremonyECDSAAndCustomDN(t *testing.T) {
 	tok, st := openToken(t, labelEC), openStore(t)
-	signDN := dn.DN{{Type: "C", Value: "JP"}, {Type: "O", Value: "Shomei Test"}, {Type: "OU", Value: "Signature"}}
+	signDN := x509enc.DN{{Type: "C", Value: "JP"}, {Type: "O", Value: "Shomei Test"}, {Type: "OU", Value: "Signature"}}
 	cfg := issuer.Config{Algorithm: hsm.ECDSAP384, ValidityYears: 12, SignDN: signDN}
 	c := issuer.Ceremony{Token: tok, Store: st, Config: cfg, Now: func() time.Time { return fixedNow }, Log: quiet}
 	if _, err := c.Run(context.Background()); err != nil {
@@ -261,7 +261,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{issuer.Config{Algorithm: "rsa1024"}, `unknown key algorithm "rsa1024"`},
 		{issuer.Config{ValidityYears: 31}, "validity_years 31"},
-		{issuer.Config{SignDN: dn.DN{{Type: "X", Value: "y"}}}, `attribute type "X"`},
+		{issuer.Config{SignDN: x509enc.DN{{Type: "X", Value: "y"}}}, `attribute type "X"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.want, func(t *testing.T) {

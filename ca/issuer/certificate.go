@@ -7,26 +7,27 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/shomei-pki/shomei/ca/dn"
 	"github.com/shomei-pki/shomei/ca/serial"
 	"github.com/shomei-pki/shomei/hsm"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // template is an issuer certificate before signing.
-func template(name dn.DN, pub crypto.PublicKey, alg hsm.KeyAlgorithm, notBefore, notAfter time.Time) (*x509.Certificate, error) {
+func template(name x509enc.DN, pub crypto.PublicKey, notBefore, notAfter time.Time) (*x509.Certificate, error) {
 	raw, err := name.Marshal()
 	if err != nil {
 		return nil, err
 	}
-	ski, err := subjectKeyID(pub)
+	ski, err := x509enc.SubjectKeyIDOf(pub)
+	if err != nil {
+		return nil, err
+	}
+	sigAlg, err := x509enc.ForPublicKey(pub) // R-P1
 	if err != nil {
 		return nil, err
 	}
@@ -46,26 +47,8 @@ func template(name dn.DN, pub crypto.PublicKey, alg hsm.KeyAlgorithm, notBefore,
 		MaxPathLen:         0,
 		MaxPathLenZero:     true,
 		SubjectKeyId:       ski,
-		SignatureAlgorithm: SignatureAlgorithm(alg),
+		SignatureAlgorithm: sigAlg.Algorithm,
 	}, nil
-}
-
-// subjectKeyID is RFC 5280 §4.2.1.2 method (1): the SHA-1 of the
-// subjectPublicKey bit string.
-func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return nil, err
-	}
-	var spki struct {
-		Algorithm pkix.AlgorithmIdentifier
-		PublicKey asn1.BitString
-	}
-	if _, err := asn1.Unmarshal(der, &spki); err != nil {
-		return nil, err
-	}
-	sum := sha1.Sum(spki.PublicKey.Bytes)
-	return sum[:], nil
 }
 
 // throwawayKey makes a software key of the same type as alg, for the lint pass.
@@ -86,19 +69,19 @@ func throwawayKey(alg hsm.KeyAlgorithm) (crypto.Signer, error) {
 // build makes the self-signed issuer certificate for signer. It lints a copy
 // signed by a throwaway key before asking the HSM for a signature, and checks
 // the real certificate again afterwards.
-func build(name dn.DN, signer crypto.Signer, alg hsm.KeyAlgorithm, notBefore, notAfter time.Time) (*x509.Certificate, error) {
+func build(name x509enc.DN, signer crypto.Signer, alg hsm.KeyAlgorithm, notBefore, notAfter time.Time) (*x509.Certificate, error) {
 	lintKey, err := throwawayKey(alg)
 	if err != nil {
 		return nil, err
 	}
-	lintTmpl, err := template(name, lintKey.Public(), alg, notBefore, notAfter)
+	lintTmpl, err := template(name, lintKey.Public(), notBefore, notAfter)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := sign(lintTmpl, lintKey, name, notBefore, notAfter); err != nil {
 		return nil, fmt.Errorf("issuer certificate fails its profile before signing: %w", err)
 	}
-	tmpl, err := template(name, signer.Public(), alg, notBefore, notAfter)
+	tmpl, err := template(name, signer.Public(), notBefore, notAfter)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +93,7 @@ func build(name dn.DN, signer crypto.Signer, alg hsm.KeyAlgorithm, notBefore, no
 }
 
 // sign creates, parses and checks a self-signed certificate.
-func sign(tmpl *x509.Certificate, key crypto.Signer, name dn.DN, notBefore, notAfter time.Time) (*x509.Certificate, error) {
+func sign(tmpl *x509.Certificate, key crypto.Signer, name x509enc.DN, notBefore, notAfter time.Time) (*x509.Certificate, error) {
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		return nil, err
@@ -127,12 +110,12 @@ func sign(tmpl *x509.Certificate, key crypto.Signer, name dn.DN, notBefore, notA
 // the DN encoded one attribute per RDN in order, a CA with path length 0,
 // keyCertSign and cRLSign only, and a subject key identifier that matches
 // its key.
-func Check(cert *x509.Certificate, name dn.DN, notBefore, notAfter time.Time) error {
+func Check(cert *x509.Certificate, name x509enc.DN, notBefore, notAfter time.Time) error {
 	want, err := name.Marshal()
 	if err != nil {
 		return err
 	}
-	ski, err := subjectKeyID(cert.PublicKey)
+	ski, err := x509enc.SubjectKeyIDOf(cert.PublicKey)
 	if err != nil {
 		return err
 	}

@@ -1,14 +1,13 @@
 package issuer
 
 import (
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"time"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
-	"github.com/shomei-pki/shomei/ca/dn"
 	"github.com/shomei-pki/shomei/hsm"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // Profiles are the two issuers, in the order the ceremony creates them.
@@ -33,12 +32,12 @@ func KeyLabel(p storev1.Profile, generation uint32) string {
 // DefaultDN returns the issuer DN of the real system for a profile (R-P1):
 // C=JP, O=JPKI, OU=JPKI for digital signature | JPKI for user
 // authentication, OU=Japan Agency for Local Authority Information Systems.
-func DefaultDN(p storev1.Profile) dn.DN {
+func DefaultDN(p storev1.Profile) x509enc.DN {
 	ou := "JPKI for digital signature"
 	if p == storev1.Profile_PROFILE_AUTH {
 		ou = "JPKI for user authentication"
 	}
-	return dn.DN{
+	return x509enc.DN{
 		{Type: "C", Value: "JP"},
 		{Type: "O", Value: "JPKI"},
 		{Type: "OU", Value: ou},
@@ -54,7 +53,7 @@ type Config struct {
 	// certificates must outlive every certificate they issue (R-V7).
 	ValidityYears int
 	// SignDN and AuthDN are the issuer names; R-P1's by default.
-	SignDN, AuthDN dn.DN
+	SignDN, AuthDN x509enc.DN
 }
 
 // DefaultConfig is R-P1's issuers: RSA-2048, ten years, the real DNs.
@@ -95,24 +94,11 @@ func (c *Config) Validate() error {
 }
 
 // DN returns the configured DN of a profile.
-func (c *Config) DN(p storev1.Profile) dn.DN {
+func (c *Config) DN(p storev1.Profile) x509enc.DN {
 	if p == storev1.Profile_PROFILE_AUTH {
 		return c.AuthDN
 	}
 	return c.SignDN
-}
-
-// SignatureAlgorithm is what an issuer key of alg signs with (R-P1):
-// sha256WithRSAEncryption for RSA keys, ECDSA with SHA-256 or SHA-384 matched
-// to the curve for EC keys.
-func SignatureAlgorithm(alg hsm.KeyAlgorithm) x509.SignatureAlgorithm {
-	switch alg {
-	case hsm.ECDSAP256:
-		return x509.ECDSAWithSHA256
-	case hsm.ECDSAP384:
-		return x509.ECDSAWithSHA384
-	}
-	return x509.SHA256WithRSA
 }
 
 // validity is the certificate's notBefore and notAfter for issuance at now.
