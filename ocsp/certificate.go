@@ -5,10 +5,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/asn1"
 	"errors"
 	"fmt"
 	"math/big"
@@ -17,14 +15,13 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
-	"github.com/shomei-pki/shomei/ca/profile"
+	"github.com/shomei-pki/shomei/internal/x509enc"
+	"github.com/shomei-pki/shomei/internal/x509lint"
 )
 
 // responderCN is the common name added to the issuer's DN to name its
 // delegated responder.
 const responderCN = "OCSP Responder"
-
-var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
 
 // NewResponderCertificate makes the DER delegated responder certificate of
 // responderKey, signed by issuerSigner for issuer (RFC 6960 §4.2.2.2):
@@ -52,7 +49,7 @@ func NewResponderCertificate(issuer *x509.Certificate, issuerSigner crypto.Signe
 	if pub, ok := issuerSigner.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(issuer.PublicKey) {
 		return nil, errors.New("ocsp: issuerSigner's public key is not the issuer certificate's")
 	}
-	if _, _, err := signatureAlgorithm(responderKey); err != nil {
+	if _, err := signatureAlgorithm(responderKey); err != nil {
 		return nil, fmt.Errorf("ocsp: responderKey: %w", err)
 	}
 	if serial.Sign() <= 0 || len(serial.Bytes()) > 20 {
@@ -73,11 +70,10 @@ func NewResponderCertificate(issuer *x509.Certificate, issuerSigner crypto.Signe
 	if err != nil {
 		return nil, fmt.Errorf("ocsp: responderKey: %w", err)
 	}
-	bits, err := publicKeyBits(spki)
+	ski, err := x509enc.SubjectKeyID(spki)
 	if err != nil {
 		return nil, fmt.Errorf("ocsp: responderKey: %w", err)
 	}
-	ski := sha1.Sum(bits)
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		RawSubject:   subject,
@@ -85,7 +81,7 @@ func NewResponderCertificate(issuer *x509.Certificate, issuerSigner crypto.Signe
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning},
-		SubjectKeyId: ski[:],
+		SubjectKeyId: ski,
 		ExtraExtensions: []pkix.Extension{
 			{Id: oidOCSPNoCheck, Value: []byte{byte(cbasn1.NULL), 0}},
 		},
@@ -102,7 +98,7 @@ func NewResponderCertificate(issuer *x509.Certificate, issuerSigner crypto.Signe
 	if err != nil {
 		return nil, fmt.Errorf("ocsp: build the responder certificate: %w", err)
 	}
-	if _, err := profile.Lint(draft); err != nil {
+	if _, err := x509lint.Lint(draft); err != nil {
 		return nil, fmt.Errorf("ocsp: responder certificate: %w", err)
 	}
 
@@ -128,7 +124,7 @@ func responderSubject(issuerName []byte) ([]byte, error) {
 		b.AddBytes(rdns)
 		b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				b.AddASN1ObjectIdentifier(oidCommonName)
+				b.AddASN1ObjectIdentifier(x509enc.AttributeOID("CN"))
 				b.AddASN1(cbasn1.UTF8String, func(b *cryptobyte.Builder) {
 					b.AddBytes([]byte(responderCN))
 				})

@@ -2,14 +2,10 @@ package ocsp
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rsa"
-	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,6 +14,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // Issuer is one issuer key generation the responder answers for, with its
@@ -115,32 +113,32 @@ func newIssuer(is *Issuer, index int, now time.Time) (*issuer, error) {
 	if !ok || !pub.Equal(rc.PublicKey) {
 		return nil, errors.New("Signer's public key is not the responder certificate's")
 	}
-	sigAlg, h, err := signatureAlgorithm(rc.PublicKey)
+	alg, err := signatureAlgorithm(rc.PublicKey)
 	if err != nil {
 		return nil, fmt.Errorf("responder key: %w", err)
 	}
-	issuerBits, err := publicKeyBits(c.RawSubjectPublicKeyInfo)
+	issuerBits, err := x509enc.PublicKeyBits(c.RawSubjectPublicKeyInfo)
 	if err != nil {
 		return nil, fmt.Errorf("issuer certificate: %w", err)
 	}
-	responderBits, err := publicKeyBits(rc.RawSubjectPublicKeyInfo)
+	// ResponderID byKey is the SHA-1 of the key bits (RFC 6960 §4.2.1):
+	// subjectKeyIdentifier method (1).
+	responderKeyHash, err := x509enc.SubjectKeyID(rc.RawSubjectPublicKeyInfo)
 	if err != nil {
 		return nil, fmt.Errorf("responder certificate: %w", err)
 	}
-	out := &issuer{Issuer: is, index: index, sigAlg: sigAlg, hash: h}
+	out := &issuer{Issuer: is, index: index, sigAlg: alg.ID, hash: alg.Hash, responderKeyHash: responderKeyHash}
 	for _, h := range certIDHashes {
 		name, key := h.New(), h.New()
 		name.Write(c.RawSubject)
 		key.Write(issuerBits)
 		out.names = append(out.names, issuerKey(h, name.Sum(nil), key.Sum(nil)))
 	}
-	sum := sha1.Sum(responderBits)
-	out.responderKeyHash = sum[:]
 	if len(c.SubjectKeyId) > 0 {
 		out.keyID = hex.EncodeToString(c.SubjectKeyId)
 	} else {
-		sum := sha1.Sum(issuerBits)
-		out.keyID = hex.EncodeToString(sum[:])
+		ski, _ := x509enc.SubjectKeyID(c.RawSubjectPublicKeyInfo) // its bits were read above
+		out.keyID = hex.EncodeToString(ski)
 	}
 	b := cryptobyte.NewBuilder(nil)
 	b.AddASN1(tagExplicit0, func(b *cryptobyte.Builder) {
@@ -154,54 +152,11 @@ func newIssuer(is *Issuer, index int, now time.Time) (*issuer, error) {
 	return out, nil
 }
 
-// publicKeyBits returns the subjectPublicKey BIT STRING's bytes of a DER
-// SubjectPublicKeyInfo: what CertIDs and ResponderIDs hash.
-func publicKeyBits(spki []byte) ([]byte, error) {
-	in := cryptobyte.String(spki)
-	var body cryptobyte.String
-	var bits asn1.BitString
-	if !in.ReadASN1(&body, cbasn1.SEQUENCE) || !body.SkipASN1(cbasn1.SEQUENCE) || !body.ReadASN1BitString(&bits) {
-		return nil, errors.New("cannot parse subjectPublicKeyInfo")
+// signatureAlgorithm is what the responder key signs with: R-P1's choice
+// for its type (x509enc.ForPublicKey), an RSA key of at least 2048 bits.
+func signatureAlgorithm(pub crypto.PublicKey) (*x509enc.SignatureAlgorithm, error) {
+	if k, ok := pub.(*rsa.PublicKey); ok && k.N.BitLen() < 2048 {
+		return nil, fmt.Errorf("RSA key of %d bits; want at least 2048", k.N.BitLen())
 	}
-	if bits.BitLength%8 != 0 {
-		return nil, errors.New("subjectPublicKey is not a whole number of octets")
-	}
-	return bits.Bytes, nil
-}
-
-// signatureAlgorithm is the DER AlgorithmIdentifier and digest the
-// responder key signs with: sha256WithRSAEncryption for RSA (as R-P1 for
-// certificates), ECDSA with the curve's matching SHA-2.
-func signatureAlgorithm(pub crypto.PublicKey) ([]byte, crypto.Hash, error) {
-	var oid asn1.ObjectIdentifier
-	var h crypto.Hash
-	switch k := pub.(type) {
-	case *rsa.PublicKey:
-		if k.N.BitLen() < 2048 {
-			return nil, 0, fmt.Errorf("RSA key of %d bits; want at least 2048", k.N.BitLen())
-		}
-		oid, h = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 11}, crypto.SHA256
-	case *ecdsa.PublicKey:
-		switch k.Curve {
-		case elliptic.P256():
-			oid, h = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}, crypto.SHA256
-		case elliptic.P384():
-			oid, h = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}, crypto.SHA384
-		case elliptic.P521():
-			oid, h = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}, crypto.SHA512
-		default:
-			return nil, 0, fmt.Errorf("ECDSA curve %s is not supported", k.Curve.Params().Name)
-		}
-	default:
-		return nil, 0, fmt.Errorf("%T keys are not supported; use RSA or ECDSA", pub)
-	}
-	b := cryptobyte.NewBuilder(nil)
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1ObjectIdentifier(oid)
-		if _, ok := pub.(*rsa.PublicKey); ok {
-			b.AddASN1NULL() // RFC 4055 §5: NULL parameters for RSA.
-		}
-	})
-	der, err := b.Bytes()
-	return der, h, err
+	return x509enc.ForPublicKey(pub)
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/big"
 	"time"
+
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // CertStatus is a certificate's status in a response (RFC 6960 §4.2.1).
@@ -44,8 +46,10 @@ type Status struct {
 	// revocationTime (R-R3's revocationDate). Revoked only; required.
 	RevokedAt time.Time
 	// Reason is the RFC 5280 CRLReason code. 0 (unspecified) is left out of
-	// the response, as RFC 5280 §5.3.1 asks; 7 does not exist and 8
-	// (removeFromCRL) is for delta CRLs only, so both are Source failures.
+	// the response, as RFC 5280 §5.3.1 asks. A reason a CRL entry may not
+	// carry (x509enc.CheckReason: 6 certificateHold, 7 unassigned, 8
+	// removeFromCRL, 10 aACompromise) is a Source failure, so that OCSP
+	// and the CRL never disagree.
 	Reason int
 	// InvalidityDate is the revocation event's effective time (R-R3). When
 	// set on a revoked certificate it is sent as the invalidityDate
@@ -70,12 +74,6 @@ type Source interface {
 	Status(ctx context.Context, issuer *Issuer, serial *big.Int) (Status, error)
 }
 
-// validReason reports whether an RFC 5280 CRLReason may be a revoked
-// response's revocationReason.
-func validReason(r int) bool {
-	return r >= 0 && r <= 10 && r != 7 && r != 8
-}
-
 // check refuses a Status no response can be made from.
 func (s Status) check() error {
 	switch s.Status {
@@ -85,8 +83,8 @@ func (s Status) check() error {
 		if s.RevokedAt.IsZero() {
 			return fmt.Errorf("revoked without RevokedAt")
 		}
-		if !validReason(s.Reason) {
-			return fmt.Errorf("reason %d is not an RFC 5280 CRLReason for OCSP", s.Reason)
+		if err := x509enc.CheckReason(s.Reason); err != nil {
+			return fmt.Errorf("reason %d is not an RFC 5280 CRLReason for OCSP: %w", s.Reason, err)
 		}
 		return nil
 	}

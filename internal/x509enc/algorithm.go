@@ -92,12 +92,12 @@ func ForPublicKey(pub crypto.PublicKey) (*SignatureAlgorithm, error) {
 		case elliptic.P384():
 			alg = x509.ECDSAWithSHA384
 		default:
-			return nil, fmt.Errorf("ECDSA key on %s; issuers use P-256 or P-384", k.Curve.Params().Name)
+			return nil, fmt.Errorf("ECDSA curve %s is not supported; R-P1 signs with P-256 or P-384", k.Curve.Params().Name)
 		}
 	case nil:
 		return nil, errors.New("no public key")
 	default:
-		return nil, fmt.Errorf("%T key; issuers use RSA or ECDSA", pub)
+		return nil, fmt.Errorf("%T keys are not supported; R-P1 signs with RSA or ECDSA", pub)
 	}
 	return Algorithm(alg)
 }
