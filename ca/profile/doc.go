@@ -51,7 +51,7 @@
 //     (Go 1.26 crypto/x509: CreateCertificate, buildCertExtensions). So
 //     Template puts every extension into ExtraExtensions, in order, and
 //     leaves all those fields empty; Check proves the result.
-//   - Names are encoded with ca/dn, one attribute per RDN: pkix.Name would
+//   - Names are encoded with internal/x509enc (x509enc.DN), one attribute per RDN: pkix.Name would
 //     put the SIGN subject's two L values into one multi-valued RDN.
 //   - AUTH certificates carry nothing about the person (R-P3): subject
 //     C and CN only, no subjectAltName, no issuerAltName.

@@ -21,7 +21,6 @@ import (
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/ca"
 	"github.com/shomei-pki/shomei/ca/audit"
-	"github.com/shomei-pki/shomei/ca/dn"
 	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/ca/profile"
 	"github.com/shomei-pki/shomei/ca/service"
@@ -32,6 +31,7 @@ import (
 	"github.com/shomei-pki/shomei/internal/health"
 	"github.com/shomei-pki/shomei/internal/ratelimit"
 	"github.com/shomei-pki/shomei/internal/server"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 	"github.com/shomei-pki/shomei/ocsp"
 	"github.com/shomei-pki/shomei/relyingparty"
 )
@@ -122,7 +122,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 		pcfg.OCSPURL = cfg.Server.PublicURL + "/ocsp"
 	}
 	if len(cfg.Certificates.IssuerAltName) > 0 {
-		if pcfg.IssuerAltName, err = dn.Parse(cfg.Certificates.IssuerAltName); err != nil {
+		if pcfg.IssuerAltName, err = x509enc.ParseDN(cfg.Certificates.IssuerAltName); err != nil {
 			return err
 		}
 	}

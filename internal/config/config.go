@@ -18,11 +18,11 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/shomei-pki/shomei/ca"
-	"github.com/shomei-pki/shomei/ca/dn"
 	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/hsm"
 	"github.com/shomei-pki/shomei/internal/secfile"
 	"github.com/shomei-pki/shomei/internal/server"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 	"github.com/shomei-pki/shomei/ocsp"
 )
 
@@ -342,7 +342,7 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("server.public_url %q must be an http(s) URL", c.Server.PublicURL))
 	}
 	if len(c.Certificates.IssuerAltName) > 0 {
-		if _, err := dn.Parse(c.Certificates.IssuerAltName); err != nil {
+		if _, err := x509enc.ParseDN(c.Certificates.IssuerAltName); err != nil {
 			errs = append(errs, fmt.Errorf("certificates.issuer_alt_name: %w", err))
 		}
 	}
@@ -395,12 +395,12 @@ func (c *Config) IssuerConfig() (issuer.Config, error) {
 	ic := issuer.Config{Algorithm: hsm.KeyAlgorithm(c.Issuers.KeyAlgorithm), ValidityYears: c.Issuers.ValidityYears}
 	var err error
 	if len(c.Issuers.SignDN) > 0 {
-		if ic.SignDN, err = dn.Parse(c.Issuers.SignDN); err != nil {
+		if ic.SignDN, err = x509enc.ParseDN(c.Issuers.SignDN); err != nil {
 			return ic, fmt.Errorf("issuers.sign_dn: %w", err)
 		}
 	}
 	if len(c.Issuers.AuthDN) > 0 {
-		if ic.AuthDN, err = dn.Parse(c.Issuers.AuthDN); err != nil {
+		if ic.AuthDN, err = x509enc.ParseDN(c.Issuers.AuthDN); err != nil {
 			return ic, fmt.Errorf("issuers.auth_dn: %w", err)
 		}
 	}

@@ -1,4 +1,4 @@
-package dn
+package x509enc
 
 import (
 	"crypto/x509/pkix"
@@ -9,7 +9,7 @@ import (
 
 func TestParseAndEncode(t *testing.T) {
 	parts := []string{"C=JP", "O=JPKI", "OU=JPKI for digital signature", "OU=Japan Agency for Local Authority Information Systems"}
-	d, err := Parse(parts)
+	d, err := ParseDN(parts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,10 +34,10 @@ func TestParseAndEncode(t *testing.T) {
 			t.Fatalf("RDN %d has %d attributes, want 1", i, len(rdn))
 		}
 	}
-	if !seq[2][0].Type.Equal(oidOU) || seq[2][0].Value != "JPKI for digital signature" {
+	if !seq[2][0].Type.Equal(AttributeOID("OU")) || seq[2][0].Value != "JPKI for digital signature" {
 		t.Fatalf("third RDN = %v", seq[2][0])
 	}
-	back, err := FromDER(der)
+	back, err := DNFromDER(der)
 	if err != nil || back.String() != d.String() {
 		t.Fatalf("FromDER = %v, %v", back, err)
 	}
@@ -69,9 +69,9 @@ func TestParseErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.want, func(t *testing.T) {
-			_, err := Parse(tc.parts)
+			_, err := ParseDN(tc.parts)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Parse(%q) = %v, want error containing %q", tc.parts, err, tc.want)
+				t.Fatalf("ParseDN(%q) = %v, want error containing %q", tc.parts, err, tc.want)
 			}
 		})
 	}
