@@ -6,17 +6,12 @@ import (
 	"time"
 )
 
-// JST is Japan Standard Time, UTC+9 all year (Japan has no daylight saving
-// time). It is a fixed zone, so nothing here reads the machine's time zone or
-// needs tzdata. All calendar dates of the spec are Japan dates (spec §3).
-//
-// The package's own functions use an unexported copy, so reassigning JST
-// cannot change their results.
-var JST = time.FixedZone("JST", jstOffset)
-
-const jstOffset = 9 * 60 * 60
-
-var jst = time.FixedZone("JST", jstOffset)
+// jst is Japan Standard Time, UTC+9 all year (Japan has no daylight saving
+// time): the one JST zone of Shomei. It is a fixed zone, so nothing here
+// reads the machine's time zone or needs tzdata. All calendar dates of the
+// spec are Japan dates (spec §3); other packages use DateOf and
+// Date.Start/EndOfDay rather than a zone of their own.
+var jst = time.FixedZone("JST", 9*60*60)
 
 // The range of years NewDate and ParseDate accept: the first year of the
 // Meiji era (the earliest date of birth R-P2 can encode) to the last year
