@@ -56,7 +56,7 @@ type Request struct {
 }
 
 var (
-	oidExtAuthorityKeyID = asn1.ObjectIdentifier{2, 5, 29, 35}
+	oidExtAuthorityKeyID = x509enc.OIDExtAuthorityKeyID
 	oidExtCRLNumber      = asn1.ObjectIdentifier{2, 5, 29, 20}
 )
 

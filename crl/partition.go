@@ -3,7 +3,6 @@ package crl
 import (
 	"bytes"
 	"crypto/x509"
-	"encoding/asn1"
 	"errors"
 	"fmt"
 	"net/url"
@@ -29,8 +28,8 @@ type Partition struct {
 }
 
 var (
-	oidExtCRLDistributionPoints    = asn1.ObjectIdentifier{2, 5, 29, 31}
-	oidExtIssuingDistributionPoint = asn1.ObjectIdentifier{2, 5, 29, 28}
+	oidExtCRLDistributionPoints    = x509enc.OIDExtCRLDistributionPoints
+	oidExtIssuingDistributionPoint = x509enc.OIDExtIssuingDistributionPoint
 )
 
 // validate reports every problem of p through fail, naming fields under

@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // ErrMalformed is wrapped by every error ParseRequest returns, and by the
@@ -30,7 +32,7 @@ var (
 	oidOCSPBasic      = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 1}
 	oidOCSPNonce      = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 2}
 	oidOCSPNoCheck    = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
-	oidInvalidityDate = asn1.ObjectIdentifier{2, 5, 29, 24}
+	oidInvalidityDate = x509enc.OIDExtInvalidityDate
 
 	// The contents octets of the CertID hash OIDs.
 	oidSHA1DER, oidSHA256DER = oidContents(oidSHA1), oidContents(oidSHA256)

@@ -14,11 +14,11 @@ import (
 
 // Extension and other OIDs, RFC 5280 unless noted.
 var (
-	oidExtAuthorityKeyID  = asn1.ObjectIdentifier{2, 5, 29, 35}
+	oidExtAuthorityKeyID  = x509enc.OIDExtAuthorityKeyID
 	oidExtKeyUsage        = asn1.ObjectIdentifier{2, 5, 29, 15}
 	oidExtSubjectAltName  = asn1.ObjectIdentifier{2, 5, 29, 17}
 	oidExtIssuerAltName   = asn1.ObjectIdentifier{2, 5, 29, 18}
-	oidExtCRLDistribution = asn1.ObjectIdentifier{2, 5, 29, 31}
+	oidExtCRLDistribution = x509enc.OIDExtCRLDistributionPoints
 	oidExtCertPolicies    = asn1.ObjectIdentifier{2, 5, 29, 32}
 	oidExtSubjectKeyID    = asn1.ObjectIdentifier{2, 5, 29, 14}
 	oidExtAuthorityInfo   = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 1}
