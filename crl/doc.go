@@ -28,7 +28,7 @@
 //     same GeneralNames, with the same bytes, as the certificates'
 //     cRLDistributionPoints: the http URL, then the directoryName (URL
 //     first because Go's x509 parser stops reading a fullName at the first
-//     non-URI name; see ca/profile). Relying parties such as OpenSSL use a
+//     non-URI name; internal/x509enc encodes both). Relying parties such as OpenSSL use a
 //     CRL with an issuingDistributionPoint only for certificates whose
 //     cRLDistributionPoints share a name with it, so a difference makes
 //     every certificate of the partition "unable to get certificate CRL".
@@ -60,7 +60,8 @@
 //     difference. Accepted codes are 0-5 and 9; 6 certificateHold is
 //     refused (revocation is permanent, R-R2), 8 removeFromCRL belongs to
 //     delta CRLs (none are published), 10 aACompromise to attribute
-//     certificates, 7 is unassigned.
+//     certificates, 7 is unassigned: x509enc.CheckReason, the rule OCSP
+//     applies too, so the two never disagree.
 //   - onlyContainsUserCerts is TRUE: a partition is a municipality's SIGN
 //     or AUTH holder certificates, all end-entity certificates. Issuer
 //     certificates are self-signed and named in no partition (a compromised

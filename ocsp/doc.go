@@ -46,9 +46,10 @@
 //     Retry-After — never internalError. malformedRequest and
 //     unauthorized are unsigned (RFC 6960 §4.2.1) and cost no signature.
 //   - Any Source failure, or a Status no response can be made from (no
-//     status, revoked without a time, reason 7 or 8, a ThisUpdate more than
-//     half the validity old), is internalError; it is logged, never
-//     answered as good.
+//     status, revoked without a time, a reason a CRL entry may not carry:
+//     6, 7, 8 or 10, x509enc.CheckReason; a ThisUpdate more than half the
+//     validity old), is internalError; it is logged, never answered as
+//     good.
 //
 // # HTTP
 //
@@ -102,8 +103,9 @@
 //     responder (BenchmarkCacheMemory), about 180 more with RSA-2048 and
 //     300 more with RSA-3072 (longer signatures): the default costs
 //     roughly 175–260 MB. Each (issuer, CertID hash, serial) is one entry.
-//   - Responder keys: RSA ≥ 2048 (sha256WithRSAEncryption) or ECDSA P-256,
-//     P-384, P-521 (ECDSA with SHA-256, -384, -512). A Signer with
+//   - Responder keys: RSA ≥ 2048 (sha256WithRSAEncryption) or ECDSA P-256
+//     or P-384 (ECDSA with SHA-256 or -384): R-P1's algorithms, from
+//     internal/x509enc like the issuers'. P-521 is refused. A Signer with
 //     SignContext(ctx, digest, opts), like hsm.Signer, gets the request's
 //     deadline (Config.Timeout, default 5 s, bounds Source and signature).
 //
