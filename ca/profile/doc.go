@@ -32,7 +32,7 @@
 //
 // The signature algorithm follows the issuer's key (R-P1): sha256WithRSA for
 // RSA, ECDSA-SHA256 for P-256, ECDSA-SHA384 for P-384. It is inferred from
-// issuer.PublicKey, not configured (SignatureAlgorithm,
+// issuer.PublicKey, not configured (x509enc.ForPublicKey,
 // SignatureAlgorithmIdentifier). Template's users that sign a lint copy
 // with a throwaway key must use a key of the issuer key's type.
 //

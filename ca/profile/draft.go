@@ -96,7 +96,7 @@ func (d *Draft) Check(cert *x509.Certificate) error {
 }
 
 // SignatureAlgorithmIdentifier returns the DER AlgorithmIdentifier that an
-// issuer key of pub's type signs with (see SignatureAlgorithm), as it
+// issuer key of pub's type signs with (x509enc.ForPublicKey, R-P1), as it
 // appears in TBSCertificate and in the signed certificate.
 func SignatureAlgorithmIdentifier(pub crypto.PublicKey) ([]byte, error) {
 	alg, err := x509enc.ForPublicKey(pub)

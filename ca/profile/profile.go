@@ -223,9 +223,11 @@ func build(issuer *x509.Certificate, cfg Config, req Request) (*tbs, error) {
 	fail := func(field, format string, args ...any) {
 		errs = append(errs, &FieldError{field, fmt.Sprintf(format, args...)})
 	}
-	sigAlg, err := SignatureAlgorithm(issuer.PublicKey)
-	if err != nil {
+	var sigAlg x509.SignatureAlgorithm
+	if alg, err := x509enc.ForPublicKey(issuer.PublicKey); err != nil { // R-P1
 		fail("issuer", "%v", err)
+	} else {
+		sigAlg = alg.Algorithm
 	}
 	if len(issuer.RawSubject) == 0 {
 		fail("issuer", "no subject name")
@@ -245,6 +247,7 @@ func build(issuer *x509.Certificate, cfg Config, req Request) (*tbs, error) {
 	}
 
 	t := &tbs{spec: s, sigAlg: sigAlg}
+	var err error
 	if t.subject, err = subject(s, req).Marshal(); err != nil {
 		return nil, &FieldError{"Request", fmt.Sprintf("subject: %v", err)}
 	}
@@ -272,18 +275,6 @@ func subject(s spec, req Request) x509enc.DN {
 		name = name.With(x509enc.Attr{Type: "L", Value: req.PrefectureRomaji}, x509enc.Attr{Type: "L", Value: req.MunicipalityRomaji})
 	}
 	return name.With(x509enc.Attr{Type: "CN", Value: req.SubjectCN})
-}
-
-// SignatureAlgorithm is what an issuer key of pub's type signs
-// certificates and CRLs with (R-P1), as x509enc.ForPublicKey chooses it:
-// sha256WithRSAEncryption for RSA, ECDSA with SHA-256 for P-256 and
-// SHA-384 for P-384.
-func SignatureAlgorithm(pub crypto.PublicKey) (x509.SignatureAlgorithm, error) {
-	alg, err := x509enc.ForPublicKey(pub)
-	if err != nil {
-		return 0, err
-	}
-	return alg.Algorithm, nil
 }
 
 func validateConfig(cfg Config, fail func(field, format string, args ...any)) {
