@@ -16,6 +16,7 @@ import (
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	"github.com/shomei-pki/shomei/ca"
 	"github.com/shomei-pki/shomei/ca/validity"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // Authorizer decides whether the caller of ctx may act for a municipality.
@@ -233,11 +234,9 @@ func (s *Service) certificate(r *storev1.Certificate, withDER bool) *cav1.Certif
 	return c
 }
 
-// reasonName names an RFC 5280 CRLReason code.
+// reasonName names an RFC 5280 CRLReason code (x509enc's table).
 func reasonName(code int32) string {
-	names := map[int32]string{0: "unspecified", 1: "keyCompromise", 2: "cACompromise", 3: "affiliationChanged",
-		4: "superseded", 5: "cessationOfOperation", 6: "certificateHold", 8: "removeFromCRL", 9: "privilegeWithdrawn", 10: "aACompromise"}
-	if n, ok := names[code]; ok {
+	if n := x509enc.ReasonName(int(code)); n != "" {
 		return n
 	}
 	return "unknown"
