@@ -50,8 +50,8 @@ type issuer struct {
 	// responderKeyHash is the ResponderID byKey: the SHA-1 of the
 	// responder's subjectPublicKey bits (RFC 6960 §4.2.1).
 	responderKeyHash []byte
-	sigAlg           []byte // DER AlgorithmIdentifier of the responses' signatures
-	hash             crypto.Hash
+	// alg is what the responder key signs responses with (R-P1).
+	alg *x509enc.SignatureAlgorithm
 	// certs is the BasicOCSPResponse certs field, [0] EXPLICIT SEQUENCE {
 	// responder certificate }: the tail of every response.
 	certs []byte
@@ -127,7 +127,7 @@ func newIssuer(is *Issuer, index int, now time.Time) (*issuer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("responder certificate: %w", err)
 	}
-	out := &issuer{Issuer: is, index: index, sigAlg: alg.ID, hash: alg.Hash, responderKeyHash: responderKeyHash}
+	out := &issuer{Issuer: is, index: index, alg: alg, responderKeyHash: responderKeyHash}
 	for _, h := range certIDHashes {
 		name, key := h.New(), h.New()
 		name.Write(c.RawSubject)

@@ -105,19 +105,17 @@ func (is *issuer) sign(ctx context.Context, producedAt time.Time, singles []sing
 	if err != nil {
 		return nil, fmt.Errorf("encode ResponseData: %w", err)
 	}
-	h := is.hash.New()
-	h.Write(tbs)
-	digest := h.Sum(nil)
+	digest := is.alg.Digest(tbs)
 	var sig []byte
 	if cs, ok := is.Signer.(contextSigner); ok {
-		sig, err = cs.SignContext(ctx, digest, is.hash)
+		sig, err = cs.SignContext(ctx, digest, is.alg.Hash)
 	} else {
-		sig, err = is.Signer.Sign(rand.Reader, digest, is.hash)
+		sig, err = is.Signer.Sign(rand.Reader, digest, is.alg.Hash)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sign with the responder key of issuer %s: %w", is.keyID, err)
 	}
-	b := cryptobyte.NewBuilder(make([]byte, 0, len(tbs)+len(is.sigAlg)+len(sig)+len(is.certs)+32))
+	b := cryptobyte.NewBuilder(make([]byte, 0, len(tbs)+len(is.alg.ID)+len(sig)+len(is.certs)+32))
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // OCSPResponse
 		b.AddASN1Enum(int64(successful))
 		b.AddASN1(tagExplicit0, func(b *cryptobyte.Builder) {
@@ -126,7 +124,7 @@ func (is *issuer) sign(ctx context.Context, producedAt time.Time, singles []sing
 				b.AddASN1(cbasn1.OCTET_STRING, func(b *cryptobyte.Builder) {
 					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // BasicOCSPResponse
 						b.AddBytes(tbs)
-						b.AddBytes(is.sigAlg)
+						b.AddBytes(is.alg.ID)
 						b.AddASN1BitString(sig)
 						b.AddBytes(is.certs)
 					})
