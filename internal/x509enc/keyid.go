@@ -32,8 +32,9 @@ func PublicKeyBits(spki []byte) ([]byte, error) {
 	return bits.Bytes, nil
 }
 
-// SubjectKeyID is RFC 5280 §4.2.1.2 method (1): the SHA-1 of the
-// subjectPublicKey BIT STRING of a DER SubjectPublicKeyInfo.
+// SubjectKeyID is RFC 5280 §4.2.1.2 method (1), Shomei's one key
+// identifier of a public key (issuers, holders, OCSP responders): the
+// SHA-1 of the subjectPublicKey BIT STRING of a DER SubjectPublicKeyInfo.
 func SubjectKeyID(spki []byte) ([]byte, error) {
 	bits, err := PublicKeyBits(spki)
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
-// Signature splicing: a Certificate (RFC 5280 §4.1) and a CertificateList
+// Signature splicing, done here only: a Certificate (RFC 5280 §4.1) and a CertificateList
 // (§5.1) are SEQUENCE { tbs, signatureAlgorithm, signatureValue BIT STRING },
 // put together around the exact bytes the HSM signed.
 

@@ -8,7 +8,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
-// Times. RFC 5280 §4.1.2.5 (and §5.1.2.4-6 for CRLs): UTCTime
+// Times: Shomei's one writer and reader of X.509 Time. RFC 5280 §4.1.2.5 (and §5.1.2.4-6 for CRLs): UTCTime
 // YYMMDDHHMMSSZ for the years 1950 through 2049, GeneralizedTime
 // YYYYMMDDHHMMSSZ otherwise, always in UTC (Z) and to the second, rounded
 // down. encoding/asn1 chooses the same for crypto/x509. An invalidityDate
