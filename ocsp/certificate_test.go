@@ -82,6 +82,8 @@ func TestNewResponderCertificate(t *testing.T) {
 		{name: "wrong signer", issuer: g.cert, signer: key, pub: key.Public(), nb: now, na: now.Add(time.Hour), serial: big.NewInt(9), want: "issuerSigner"},
 		{name: "Ed25519 responder", issuer: g.cert, signer: g.key, pub: edKey.Public(), nb: now, na: now.Add(time.Hour), serial: big.NewInt(9), want: "not supported"},
 		{name: "RSA-1024 responder", issuer: g.cert, signer: g.key, pub: smallRSA.Public(), nb: now, na: now.Add(time.Hour), serial: big.NewInt(9), want: "at least 2048"},
+		// Not an R-P1 curve: x509enc.ForPublicKey refuses it, as for issuers.
+		{name: "P-521 responder", issuer: g.cert, signer: g.key, pub: mustECDSA(elliptic.P521()).Public(), nb: now, na: now.Add(time.Hour), serial: big.NewInt(9), want: "P-521 is not supported"},
 		{name: "zero serial", issuer: g.cert, signer: g.key, pub: key.Public(), nb: now, na: now.Add(time.Hour), serial: big.NewInt(0), want: "serial"},
 		{name: "21-octet serial", issuer: g.cert, signer: g.key, pub: key.Public(), nb: now, na: now.Add(time.Hour), serial: new(big.Int).Lsh(big.NewInt(1), 161), want: "serial"},
 		{name: "backwards", issuer: g.cert, signer: g.key, pub: key.Public(), nb: now, na: now, serial: big.NewInt(9), want: "not before"},

@@ -335,6 +335,9 @@ func TestSourceFailures(t *testing.T) {
 		{name: "revoked without time", status: ocsp.Status{Status: ocsp.Revoked, Reason: 1}},
 		{name: "reason 7", status: ocsp.Status{Status: ocsp.Revoked, RevokedAt: revokedAt, Reason: 7}},
 		{name: "removeFromCRL", status: ocsp.Status{Status: ocsp.Revoked, RevokedAt: revokedAt, Reason: 8}},
+		// The CRL refuses these too (x509enc.CheckReason): OCSP and CRL agree.
+		{name: "certificateHold", status: ocsp.Status{Status: ocsp.Revoked, RevokedAt: revokedAt, Reason: 6}},
+		{name: "aACompromise", status: ocsp.Status{Status: ocsp.Revoked, RevokedAt: revokedAt, Reason: 10}},
 		{name: "stale thisUpdate", status: ocsp.Status{Status: ocsp.Good, ThisUpdate: time.Now().Add(-31 * time.Minute)}},
 	}
 	for _, tc := range tests {
