@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	"github.com/shomei-pki/shomei/ca/validity"
 )
 
 // RFC 5280 CRLReason codes used by the rule book (R-R1).
@@ -170,7 +171,7 @@ func revoke(tx *bolt.Tx, r RevokeRequest, audit []*storev1.AuditRecord) (*Revoke
 			affected := rec.State == storev1.CertState_CERT_STATE_PENDING || rec.State == storev1.CertState_CERT_STATE_ISSUED
 			// Expired certificates need no revocation; certificates issued
 			// after the event's effective time already reflect it.
-			if affected && rec.NotAfter.AsTime().After(r.Now) && (r.LaterIssued || !rec.NotBefore.AsTime().After(r.InvalidityDate)) {
+			if affected && validity.Live(rec.NotAfter.AsTime(), r.Now) && (r.LaterIssued || !rec.NotBefore.AsTime().After(r.InvalidityDate)) {
 				add(rec)
 			}
 		}
