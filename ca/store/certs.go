@@ -241,15 +241,15 @@ func (s *Store) Complete(c Completion) error {
 				if err != nil {
 					return err
 				}
-				if old.Revocation == nil {
-					old.Revocation = &storev1.Revocation{RevokedAt: timestamppb.New(c.Now), Reason: ReasonSuperseded,
-						InvalidityDate: timestamppb.New(c.Now), Cause: "renewal"}
-					if err := logChange(tx, old, c.Now); err != nil {
-						return err
-					}
-				}
 				old.SupersededBy = rec.Serial
-				if err := putCert(certs, old); err != nil {
+				if old.Revocation != nil {
+					// Revoked meanwhile: it keeps that revocation (R-R2).
+					err = putCert(certs, old)
+				} else {
+					err = revokeRecord(tx, old, &storev1.Revocation{RevokedAt: timestamppb.New(c.Now), Reason: ReasonSuperseded,
+						InvalidityDate: timestamppb.New(c.Now), Cause: "renewal"}, false)
+				}
+				if err != nil {
 					return err
 				}
 			}
