@@ -63,33 +63,31 @@ func TestLastSecond(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// At 23:59:59 JST on the expiry date: valid.
-	h.clock.set(lastSecond)
-	t.Run("23:59:59 GetCertificate says VALID", func(t *testing.T) {
-		for _, c := range holders["ls-get"].certs {
-			if got := h.get(t, c.Serial); got.Status != cav1.Status_STATUS_VALID {
-				t.Errorf("%v %s is %v, want VALID (R-V6)", c.Profile, c.Serial, got.Status)
-			}
-			h.wantOCSP(t, c, ocsp.Good, 0)
-		}
-	})
-	t.Run("23:59:59 the valid certificate blocks a new issuance (R-A4)", func(t *testing.T) {
-		req := request(resident("ls-double", born), app, auth(holderKeys.csr(t)))
-		h.refused(t, codes.FailedPrecondition, []violation{{"profiles[0].profile", "R-A4", nil}}, func() error {
-			_, err := h.call(false, req)
-			return err
-		}, req)
-	})
-	t.Run("23:59:59 renewal of SIGN and AUTH (R-V4)", func(t *testing.T) {
-		old := holders["ls-renew"]
-		out := h.grant(t, true, request(resident("ls-renew", born), app, sign(holderKeys.csr(t)), auth(holderKeys.csr(t))))
+	// renewBoth renews the holder's SIGN and AUTH on their expiry date:
+	// the new ones expire on the 5th birthday after it (R-V4).
+	renewBoth := func(t *testing.T, id string) issued {
+		t.Helper()
+		old := holders[id]
+		out := h.grant(t, true, request(resident(id, born), app, sign(holderKeys.csr(t)), auth(holderKeys.csr(t))))
 		for _, c := range out.certs {
 			if c.ExpiryDate != "2036-03-15" {
 				t.Errorf("renewed %v expires %s, want 2036-03-15 (renewed on the expiry date: the 5th birthday, R-V4)", c.Profile, c.ExpiryDate)
 			}
 		}
 		h.supersedes(&old)(t, out)
-		holders["ls-renew new"] = out
+		return out
+	}
+
+	// At 23:59:59 JST on the expiry date: valid.
+	h.clock.set(lastSecond)
+	t.Run("23:59:59 GetCertificate says VALID", func(t *testing.T) {
+		h.wantUnrevoked(t, holders["ls-get"].certs, cav1.Status_STATUS_VALID)
+	})
+	t.Run("23:59:59 the valid certificate blocks a new issuance (R-A4)", func(t *testing.T) {
+		h.refusedFor(t, false, request(resident("ls-double", born), app, auth(holderKeys.csr(t))), "R-A4")
+	})
+	t.Run("23:59:59 renewal of SIGN and AUTH (R-V4)", func(t *testing.T) {
+		holders["ls-renew new"] = renewBoth(t, "ls-renew")
 	})
 	t.Run("23:59:59 a death revokes both (R-R1)", func(t *testing.T) {
 		resp, err := h.events.ReportEvent(ctx, &cav1.ReportEventRequest{EventId: "ls-death", MunicipalityCode: kiyose.Code,
@@ -120,35 +118,19 @@ func TestLastSecond(t *testing.T) {
 	// At 23:59:59.999 JST: still valid.
 	h.clock.set(lastMillisecond)
 	t.Run("23:59:59.999 GetCertificate says VALID", func(t *testing.T) {
-		for _, c := range holders["ls-get"].certs {
-			if got := h.get(t, c.Serial); got.Status != cav1.Status_STATUS_VALID {
-				t.Errorf("%v %s is %v, want VALID (R-V6)", c.Profile, c.Serial, got.Status)
-			}
-		}
+		h.wantUnrevoked(t, holders["ls-get"].certs, cav1.Status_STATUS_VALID)
 	})
 	t.Run("23:59:59.999 renewal of SIGN and AUTH (R-V4)", func(t *testing.T) {
-		old := holders["ls-renew-ms"]
-		out := h.grant(t, true, request(resident("ls-renew-ms", born), app, sign(holderKeys.csr(t)), auth(holderKeys.csr(t))))
-		h.supersedes(&old)(t, out)
+		renewBoth(t, "ls-renew-ms")
 	})
 
 	// At 00:00:00 JST the next day: expired.
 	h.clock.set(nextDay)
 	t.Run("00:00:00 GetCertificate says EXPIRED", func(t *testing.T) {
-		for _, c := range holders["ls-get"].certs {
-			if got := h.get(t, c.Serial); got.Status != cav1.Status_STATUS_EXPIRED {
-				t.Errorf("%v %s is %v, want EXPIRED (R-V6)", c.Profile, c.Serial, got.Status)
-			}
-			// Expiry does not change what OCSP says (ca.StatusOf).
-			h.wantOCSP(t, c, ocsp.Good, 0)
-		}
+		h.wantUnrevoked(t, holders["ls-get"].certs, cav1.Status_STATUS_EXPIRED)
 	})
 	t.Run("00:00:00 renewal is refused: it is a new issuance (R-V4)", func(t *testing.T) {
-		req := request(resident("ls-renew-late", born), app, auth(holderKeys.csr(t)))
-		h.refused(t, codes.FailedPrecondition, []violation{{"profiles[0].profile", "R-V4", nil}}, func() error {
-			_, err := h.call(true, req)
-			return err
-		}, req)
+		h.refusedFor(t, true, request(resident("ls-renew-late", born), app, auth(holderKeys.csr(t))), "R-V4")
 	})
 	t.Run("00:00:00 the expired certificate no longer blocks issuance (R-A4)", func(t *testing.T) {
 		for _, id := range []string{"ls-double", "ls-renew-late"} {
@@ -167,12 +149,7 @@ func TestLastSecond(t *testing.T) {
 		if len(resp.Revoked) != 0 {
 			t.Errorf("the death revoked %d expired certificates, want none", len(resp.Revoked))
 		}
-		for _, c := range holders["ls-death-late"].certs {
-			if got := h.get(t, c.Serial); got.Status != cav1.Status_STATUS_EXPIRED {
-				t.Errorf("%v %s is %v, want EXPIRED", c.Profile, c.Serial, got.Status)
-			}
-			h.wantOCSP(t, c, ocsp.Good, 0)
-		}
+		h.wantUnrevoked(t, holders["ls-death-late"].certs, cav1.Status_STATUS_EXPIRED)
 	})
 	t.Run("00:00:00 the CRLs drop the expired certificates (R-R5)", func(t *testing.T) {
 		// A revocation in each partition, so that both CRLs are published
@@ -201,6 +178,30 @@ func TestLastSecond(t *testing.T) {
 			h.wantOCSP(t, c, ocsp.Revoked, -1)
 		}
 	})
+}
+
+// wantUnrevoked checks that GetCertificate says want (VALID or EXPIRED,
+// R-V6) of each of certs, and OCSP good: expiry does not change what OCSP
+// says (ocsp.RecordedStatus).
+func (h *harness) wantUnrevoked(t *testing.T, certs []*cav1.Certificate, want cav1.Status) {
+	t.Helper()
+	for _, c := range certs {
+		if got := h.get(t, c.Serial); got.Status != want {
+			t.Errorf("%v %s is %v, want %v (R-V6)", c.Profile, c.Serial, got.Status, want)
+		}
+		h.wantOCSP(t, c, ocsp.Good, 0)
+	}
+}
+
+// refusedFor makes an Issue or Renew call that must be refused with
+// FailedPrecondition for rule, on the request's one profile, changing
+// nothing.
+func (h *harness) refusedFor(t *testing.T, renew bool, req *cav1.IssueRequest, rule string) {
+	t.Helper()
+	h.refused(t, codes.FailedPrecondition, []violation{{"profiles[0].profile", rule, nil}}, func() error {
+		_, err := h.call(renew, req)
+		return err
+	}, req)
 }
 
 // wantRevokedNow checks that got revokes exactly certs, now, for reason,
