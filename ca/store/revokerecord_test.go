@@ -2,9 +2,11 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -132,5 +134,39 @@ func TestRevocationWritesAgree(t *testing.T) {
 		if !proto.Equal(changes[i], changes[0]) {
 			t.Errorf("%s logged\n %v\n%s logged\n %v", paths[i].name, changes[i], paths[0].name, changes[0])
 		}
+	}
+}
+
+// TestRevokeRecordKeepsTheFirst: revokeRecord refuses a certificate that is
+// already revoked and writes nothing (R-R2), whatever its caller checked.
+func TestRevokeRecordKeepsTheFirst(t *testing.T) {
+	s := openTemp(t)
+	rec := pending("h-twice", sign)
+	issue(t, s, Reservation{Certs: []*storev1.Certificate{rec}, Now: t0})
+	if _, err := s.Revoke(RevokeRequest{Serials: [][]byte{rec.Serial}, Reason: ReasonKeyCompromise, InvalidityDate: t0, Now: t0,
+		Actor: "test", Cause: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.Certificate(rec.Serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	since, err := s.Revision()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		return revokeRecord(tx, proto.CloneOf(first), &storev1.Revocation{RevokedAt: timestamppb.New(t0.Add(time.Hour)),
+			Reason: ReasonSuperseded, Cause: "second"}, false)
+	})
+	if !errors.Is(err, errAlreadyRevoked) {
+		t.Fatalf("revoking again: %v, want %v", err, errAlreadyRevoked)
+	}
+	now, err := s.Certificate(rec.Serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev, err := s.Revision(); err != nil || rev != since || !proto.Equal(now, first) {
+		t.Errorf("revoking again changed the store: revision %d (was %d, %v), record %v (was %v)", rev, since, err, now, first)
 	}
 }
