@@ -22,7 +22,8 @@ var _ ocsp.Source = ocspSource{}
 // Status: good for an issued certificate of that issuer key generation,
 // revoked once revoked (R-R2, R-R3), unknown for a serial the generation
 // never issued — including reserved serials whose certificate was never
-// delivered (PENDING, ABANDONED). Expired certificates keep their status.
+// delivered (PENDING, ABANDONED). Expired certificates keep their status
+// (ocsp.RecordedStatus, which the replicas use too).
 func (s ocspSource) Status(_ context.Context, is *ocsp.Issuer, serial *big.Int) (ocsp.Status, error) {
 	rec, err := s.c.cfg.Store.Certificate(serial.Bytes())
 	if errors.Is(err, store.ErrNotFound) {
@@ -34,20 +35,5 @@ func (s ocspSource) Status(_ context.Context, is *ocsp.Issuer, serial *big.Int) 
 	if cert := s.c.all[rec.Profile][rec.IssuerGeneration]; cert == nil || !cert.Equal(is.Certificate) {
 		return ocsp.Status{Status: ocsp.Unknown}, nil
 	}
-	return StatusOf(rec), nil
-}
-
-// StatusOf is the OCSP status of a certificate record.
-func StatusOf(rec *storev1.Certificate) ocsp.Status {
-	if rec.State != storev1.CertState_CERT_STATE_ISSUED {
-		return ocsp.Status{Status: ocsp.Unknown}
-	}
-	if r := rec.Revocation; r != nil {
-		st := ocsp.Status{Status: ocsp.Revoked, RevokedAt: r.RevokedAt.AsTime(), Reason: int(r.Reason)}
-		if r.InvalidityDate != nil {
-			st.InvalidityDate = r.InvalidityDate.AsTime()
-		}
-		return st
-	}
-	return ocsp.Status{Status: ocsp.Good}
+	return ocsp.RecordedStatus(rec.State == storev1.CertState_CERT_STATE_ISSUED, rec.GetRevocation()), nil
 }

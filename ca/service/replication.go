@@ -16,6 +16,7 @@ import (
 	"github.com/shomei-pki/shomei/ca"
 	"github.com/shomei-pki/shomei/ca/caller"
 	"github.com/shomei-pki/shomei/ca/store"
+	"github.com/shomei-pki/shomei/ocsp"
 )
 
 // ReplicationConfig configures the Replication service.
@@ -155,8 +156,8 @@ func (r *Replication) snapshot(stream cav1.Replication_FollowServer, replica str
 	for {
 		var batch []*cav1.CertificateStatus
 		last, err := r.cfg.Store.CertificatesAfter(after, r.cfg.Batch, func(rec *storev1.Certificate) error {
-			if rec.State == storev1.CertState_CERT_STATE_ISSUED && r.serves(replica, rec) {
-				batch = append(batch, certificateStatus(rec, nil))
+			if st, ok := certificateStatus(rec, nil); ok && r.serves(replica, rec) {
+				batch = append(batch, st)
 			}
 			return nil
 		})
@@ -183,8 +184,8 @@ func (r *Replication) snapshot(stream cav1.Replication_FollowServer, replica str
 func (r *Replication) changes(replica string, rev uint64) (batch []*cav1.CertificateStatus, next uint64, full bool, err error) {
 	next, n := rev, 0
 	err = r.cfg.Store.ChangedCertificates(rev, r.cfg.Batch, func(ch *storev1.StatusChange, rec *storev1.Certificate) error {
-		if rec.State == storev1.CertState_CERT_STATE_ISSUED && r.serves(replica, rec) {
-			batch = append(batch, certificateStatus(rec, ch.Time))
+		if st, ok := certificateStatus(rec, ch.Time); ok && r.serves(replica, rec) {
+			batch = append(batch, st)
 		}
 		next, n = ch.Revision, n+1
 		return nil
@@ -195,12 +196,24 @@ func (r *Replication) changes(replica string, rev uint64) (batch []*cav1.Certifi
 	return batch, next, n == r.cfg.Batch, nil
 }
 
-func certificateStatus(rec *storev1.Certificate, recorded *timestamppb.Timestamp) *cav1.CertificateStatus {
-	st := &cav1.CertificateStatus{Serial: rec.Serial, Issuer: ca.IssuerName(rec.Profile, rec.IssuerGeneration), NotAfter: rec.NotAfter, RecordedAt: recorded}
-	if rv := rec.Revocation; rv != nil {
-		st.Revocation = &cav1.StatusRevocation{RevokedAt: rv.RevokedAt, Reason: rv.Reason, InvalidityDate: rv.InvalidityDate}
+// certificateStatus is what the stream sends of rec: its OCSP status
+// (ocsp.RecordedStatus, the conversion the CA's own responder and the
+// replica's use), recorded at recorded (nil in a snapshot). ok is false for
+// a certificate whose status is unknown (never delivered), which is not
+// sent: the replica answers unknown for a serial it does not hold.
+func certificateStatus(rec *storev1.Certificate, recorded *timestamppb.Timestamp) (st *cav1.CertificateStatus, ok bool) {
+	s := ocsp.RecordedStatus(rec.State == storev1.CertState_CERT_STATE_ISSUED, rec.GetRevocation())
+	if s.Status == ocsp.Unknown {
+		return nil, false
 	}
-	return st
+	st = &cav1.CertificateStatus{Serial: rec.Serial, Issuer: ca.IssuerName(rec.Profile, rec.IssuerGeneration), NotAfter: rec.NotAfter, RecordedAt: recorded}
+	if s.Status == ocsp.Revoked {
+		st.Revocation = &cav1.StatusRevocation{RevokedAt: timestamppb.New(s.RevokedAt), Reason: int32(s.Reason)}
+		if !s.InvalidityDate.IsZero() {
+			st.Revocation.InvalidityDate = timestamppb.New(s.InvalidityDate)
+		}
+	}
+	return st, true
 }
 
 // ListIssuers implements cav1.ReplicationServer.

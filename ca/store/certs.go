@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	"github.com/shomei-pki/shomei/ca/validity"
 )
 
 // Refusals of an issuance, found inside the transaction that would record
@@ -131,7 +132,7 @@ func reserve(tx *bolt.Tx, r Reservation) error {
 		if err != nil {
 			return err
 		}
-		if rec.State != storev1.CertState_CERT_STATE_ISSUED || rec.Revocation != nil || !rec.NotAfter.AsTime().After(r.Now) {
+		if rec.State != storev1.CertState_CERT_STATE_ISSUED || rec.Revocation != nil || validity.Expired(rec.NotAfter.AsTime(), r.Now) {
 			return fmt.Errorf("%w: %s is not valid (state %s, revoked %t)", ErrNotRenewable, hex.EncodeToString(old), rec.State, rec.Revocation != nil)
 		}
 	}
@@ -180,13 +181,14 @@ func reserve(tx *bolt.Tx, r Reservation) error {
 }
 
 // isLive reports whether a certificate counts against a new issuance of its
-// profile (R-A4): pending, or issued, unrevoked and unexpired at now.
+// profile (R-A4): pending, or issued, unrevoked and unexpired at now
+// (validity.Live: valid through the whole second of its notAfter).
 func isLive(rec *storev1.Certificate, now time.Time) bool {
 	switch rec.State {
 	case storev1.CertState_CERT_STATE_PENDING:
 		return true
 	case storev1.CertState_CERT_STATE_ISSUED:
-		return rec.Revocation == nil && rec.NotAfter.AsTime().After(now)
+		return rec.Revocation == nil && validity.Live(rec.NotAfter.AsTime(), now)
 	}
 	return false
 }
@@ -239,15 +241,15 @@ func (s *Store) Complete(c Completion) error {
 				if err != nil {
 					return err
 				}
-				if old.Revocation == nil {
-					old.Revocation = &storev1.Revocation{RevokedAt: timestamppb.New(c.Now), Reason: ReasonSuperseded,
-						InvalidityDate: timestamppb.New(c.Now), Cause: "renewal"}
-					if err := logChange(tx, old, c.Now); err != nil {
-						return err
-					}
-				}
 				old.SupersededBy = rec.Serial
-				if err := putCert(certs, old); err != nil {
+				if old.Revocation != nil {
+					// Revoked meanwhile: it keeps that revocation (R-R2).
+					err = putCert(certs, old)
+				} else {
+					err = revokeRecord(tx, old, &storev1.Revocation{RevokedAt: timestamppb.New(c.Now), Reason: ReasonSuperseded,
+						InvalidityDate: timestamppb.New(c.Now), Cause: "renewal"}, false)
+				}
+				if err != nil {
 					return err
 				}
 			}

@@ -62,6 +62,8 @@ func pending(holder string, p storev1.Profile) *storev1.Certificate {
 	}
 }
 
+// issue reserves and completes r, recording the CRL partitions its
+// certificates name.
 func issue(t *testing.T, s *Store, r Reservation) {
 	t.Helper()
 	if err := s.Reserve(r); err != nil {
@@ -70,6 +72,10 @@ func issue(t *testing.T, s *Store, r Reservation) {
 	c := Completion{DER: map[string][]byte{}, Now: r.Now}
 	for _, rec := range r.Certs {
 		c.DER[string(rec.Serial)] = fakeDER(rec.TbsDer)
+		if rec.CrlPartition != "" {
+			c.Partitions = append(c.Partitions, &storev1.CRLPartition{Name: rec.CrlPartition, Profile: rec.Profile,
+				IssuerGeneration: rec.IssuerGeneration})
+		}
 	}
 	if err := s.Complete(c); err != nil {
 		t.Fatal(err)

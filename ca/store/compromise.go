@@ -75,12 +75,9 @@ func (s *Store) CompromiseIssuer(p storev1.Profile, generation uint32, now, inva
 		// Written after the walk: bbolt forbids changing a bucket while
 		// ForEach runs over it.
 		for _, rec := range targets {
-			rec.Revocation = &storev1.Revocation{RevokedAt: timestamppb.New(now), Reason: ReasonCACompromise,
-				InvalidityDate: timestamppb.New(invalidSince), Cause: "issuer key compromise"}
-			if err := putCert(certs, rec); err != nil {
-				return err
-			}
-			if err := logChange(tx, rec, now); err != nil {
+			err := revokeRecord(tx, rec, &storev1.Revocation{RevokedAt: timestamppb.New(now), Reason: ReasonCACompromise,
+				InvalidityDate: timestamppb.New(invalidSince), Cause: "issuer key compromise"}, false)
+			if err != nil {
 				return err
 			}
 			audit = append(audit, revocationAudit(rec, now, actor, rec.Revocation.Cause, false))

@@ -53,6 +53,15 @@
 //     nothing.
 //   - A revocation's invalidityDate is never before the certificate's
 //     notBefore (R-R3).
+//   - Every revocation of a certificate (events and counter requests, issuer
+//     compromise, a renewal's supersede) is written by one function,
+//     revokeRecord: the record, its status change, its CRL entry in the
+//     partition's index and the partition touched, and the key block when
+//     asked, in the caller's transaction; a revoked certificate keeps its
+//     first revocation (R-R2).
+//   - Expiry is judged by validity.Live alone: a certificate counts as live
+//     (R-A4, renewal, event targets) and stays on its CRL (R-R5) through the
+//     whole second of its notAfter, 23:59:59 JST of its expiry date.
 //   - Audit records carry no personal data (spec R-P4). The store cannot check
 //     this; callers must refer to people and certificates by opaque
 //     identifiers and serial numbers only.

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	"github.com/shomei-pki/shomei/ca/validity"
 )
 
 // ErrCRLNumber means a CRL would not have a higher number than the last one
@@ -69,7 +70,7 @@ func (s *Store) Partition(name string) (*storev1.CRLPartition, error) {
 
 // PartitionEntries calls fn for each revoked certificate of a partition
 // that has not expired at now (R-R5: entries are dropped after the
-// certificate's expiry), in serial order, and returns the status-change
+// certificate's expiry, validity.Expired), in serial order, and returns the status-change
 // revision the entries reflect. The records fn gets carry only the serial,
 // notAfter and the revocation: the index keeps those, so that a
 // million-entry CRL does not read a million certificates.
@@ -92,7 +93,7 @@ func (s *Store) PartitionEntries(name string, now time.Time, fn func(*storev1.Ce
 			if err != nil {
 				return fmt.Errorf("store is damaged: CRL entry %x: %w", k, err)
 			}
-			if rec.Revocation == nil || !rec.NotAfter.AsTime().After(now) {
+			if rec.Revocation == nil || validity.Expired(rec.NotAfter.AsTime(), now) {
 				continue
 			}
 			if err := fn(rec); err != nil {

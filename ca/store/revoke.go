@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	"github.com/shomei-pki/shomei/ca/validity"
 )
 
 // RFC 5280 CRLReason codes used by the rule book (R-R1).
@@ -170,7 +171,7 @@ func revoke(tx *bolt.Tx, r RevokeRequest, audit []*storev1.AuditRecord) (*Revoke
 			affected := rec.State == storev1.CertState_CERT_STATE_PENDING || rec.State == storev1.CertState_CERT_STATE_ISSUED
 			// Expired certificates need no revocation; certificates issued
 			// after the event's effective time already reflect it.
-			if affected && rec.NotAfter.AsTime().After(r.Now) && (r.LaterIssued || !rec.NotBefore.AsTime().After(r.InvalidityDate)) {
+			if affected && validity.Live(rec.NotAfter.AsTime(), r.Now) && (r.LaterIssued || !rec.NotBefore.AsTime().After(r.InvalidityDate)) {
 				add(rec)
 			}
 		}
@@ -190,28 +191,12 @@ func revoke(tx *bolt.Tx, r RevokeRequest, audit []*storev1.AuditRecord) (*Revoke
 		if nb := rec.NotBefore.AsTime(); rec.NotBefore != nil && invalid.Before(nb) {
 			invalid = nb
 		}
-		rec.Revocation = &storev1.Revocation{RevokedAt: timestamppb.New(r.Now), Reason: r.Reason,
-			InvalidityDate: timestamppb.New(invalid), Cause: r.Cause}
+		err := revokeRecord(tx, rec, &storev1.Revocation{RevokedAt: timestamppb.New(r.Now), Reason: r.Reason,
+			InvalidityDate: timestamppb.New(invalid), Cause: r.Cause}, r.BlockKeys)
+		if err != nil {
+			return nil, err
+		}
 		entry.Revocation = rec.Revocation
-		if err := putCert(certs, rec); err != nil {
-			return nil, err
-		}
-		if err := logChange(tx, rec, r.Now); err != nil {
-			return nil, err
-		}
-		if r.BlockKeys {
-			b := tx.Bucket(bucketBlocked)
-			if b.Get(rec.PublicKeySha256) == nil {
-				v, err := marshal(&storev1.BlockedKey{PublicKeySha256: rec.PublicKeySha256, BlockedAt: timestamppb.New(r.Now),
-					Serial: rec.Serial, Cause: r.Cause})
-				if err != nil {
-					return nil, err
-				}
-				if err := b.Put(rec.PublicKeySha256, v); err != nil {
-					return nil, err
-				}
-			}
-		}
 		res.Revoked = append(res.Revoked, entry)
 		audit = append(audit, revocationAudit(rec, r.Now, r.Actor, r.Cause, r.BlockKeys))
 	}
@@ -240,9 +225,47 @@ func revocationAudit(rec *storev1.Certificate, now time.Time, actor, cause strin
 			{Key: "key_blocked", Value: fmt.Sprint(keyBlocked)}}}
 }
 
-// logChange appends a certificate's status change to the log.
-func logChange(tx *bolt.Tx, rec *storev1.Certificate, now time.Time) error {
-	return appendChange(tx, rec, storev1.ChangeKind_CHANGE_KIND_REVOKED, now)
+// errAlreadyRevoked: revokeRecord was asked to revoke a revoked
+// certificate; its callers keep the first revocation (R-R2) before that.
+var errAlreadyRevoked = errors.New("certificate is already revoked")
+
+// revokeRecord writes the revocation of one certificate, the one way every
+// revocation is written (events and counter requests, issuer-key
+// compromise, a renewal's supersede): rec gets rev and is stored; the
+// change enters the status-change log at rev's revocation time, with the
+// certificate's CRL entry in its partition's index and the partition
+// touched so that its CRL is published again (appendChange); with blockKey
+// the certificate's public key is blocked forever (R-V8), blamed on rev's
+// cause. A certificate that is already revoked keeps its first revocation
+// (R-R2): that is errAlreadyRevoked, and nothing is written.
+//
+// The audit record is the caller's (revocationAudit): a renewal's own
+// record covers the certificate it supersedes.
+func revokeRecord(tx *bolt.Tx, rec *storev1.Certificate, rev *storev1.Revocation, blockKey bool) error {
+	if rec.Revocation != nil {
+		return fmt.Errorf("certificate %x: %w", rec.Serial, errAlreadyRevoked)
+	}
+	rec.Revocation = rev
+	if err := putCert(tx.Bucket(bucketCerts), rec); err != nil {
+		return err
+	}
+	now := rev.RevokedAt.AsTime()
+	if err := appendChange(tx, rec, storev1.ChangeKind_CHANGE_KIND_REVOKED, now); err != nil {
+		return err
+	}
+	if !blockKey {
+		return nil
+	}
+	b := tx.Bucket(bucketBlocked)
+	if b.Get(rec.PublicKeySha256) != nil {
+		return nil
+	}
+	v, err := marshal(&storev1.BlockedKey{PublicKeySha256: rec.PublicKeySha256, BlockedAt: timestamppb.New(now),
+		Serial: rec.Serial, Cause: rev.Cause})
+	if err != nil {
+		return err
+	}
+	return b.Put(rec.PublicKeySha256, v)
 }
 
 // appendChange appends a status change for rec. A revocation also enters the

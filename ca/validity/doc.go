@@ -7,7 +7,9 @@
 //   - the expiry date of a new issuance (Expiry, R-V1) and of a renewal,
 //     with its window (RenewalWindowOpens, RenewalExpiry; R-V3, R-V4);
 //   - the caps by the card and the AUTH certificate (ApplyCaps, R-V5);
-//   - the status of a certificate at an instant (StatusAt, R-V6);
+//   - the status of a certificate at an instant (StatusAt, R-V6), and the
+//     one expiry rule that issuance, renewal, revocation, events and CRL
+//     entries all judge by (Live, Expired);
 //   - the era-coded date of birth of the SIGN certificate (EraCode, R-P2).
 //
 // It does not decide whether a holder may have a certificate, store anything,

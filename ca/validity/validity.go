@@ -201,8 +201,23 @@ func StatusAt(notAfter time.Time, revoked bool, now time.Time) Status {
 	switch {
 	case revoked:
 		return StatusRevoked
-	case now.Truncate(time.Second).After(notAfter.Truncate(time.Second)):
+	case !Live(notAfter, now):
 		return StatusExpired
 	}
 	return StatusValid
 }
+
+// Live reports whether a certificate with the given notAfter has not yet
+// expired at instant now: the one rule of expiry that StatusAt, issuance
+// (R-A4), renewal (R-V4), revocation and events (R-R1) and CRL entry expiry
+// (R-R5) all use. RFC 5280 validity is inclusive and X.509 times have whole
+// seconds, so a certificate is live through the whole second of its
+// notAfter: with notAfter 14:59:59Z (23:59:59 JST) it is live at
+// 14:59:59.999Z and expired at 15:00:00Z. Revocation is not looked at.
+func Live(notAfter, now time.Time) bool {
+	return !now.Truncate(time.Second).After(notAfter.Truncate(time.Second))
+}
+
+// Expired is !Live: the certificate with the given notAfter has expired at
+// now.
+func Expired(notAfter, now time.Time) bool { return !Live(notAfter, now) }

@@ -310,15 +310,9 @@ func (s *Source) Status(_ context.Context, is *ocsp.Issuer, serial *big.Int) (oc
 	if err != nil {
 		return ocsp.Status{}, err
 	}
-	if st == nil {
-		return ocsp.Status{Status: ocsp.Unknown, ThisUpdate: synced}, nil
-	}
-	if r := st.Revocation; r != nil {
-		out := ocsp.Status{Status: ocsp.Revoked, RevokedAt: r.RevokedAt.AsTime(), Reason: int(r.Reason), ThisUpdate: synced}
-		if r.InvalidityDate != nil {
-			out.InvalidityDate = r.InvalidityDate.AsTime()
-		}
-		return out, nil
-	}
-	return ocsp.Status{Status: ocsp.Good, ThisUpdate: synced}, nil
+	// The stream sends issued certificates only: a serial the replica
+	// does not hold is unknown.
+	out := ocsp.RecordedStatus(st != nil, st.GetRevocation())
+	out.ThisUpdate = synced
+	return out, nil
 }
