@@ -15,14 +15,16 @@ import (
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/ca/profile"
-	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/hsm"
 )
 
 // Config wires a CA.
 type Config struct {
-	Store *store.Store
-	Token *hsm.Token
+	// Store records and reads certificates, revocations and responder
+	// certifications: a *store.Store.
+	Store Store
+	// Token holds the issuer keys: the HSM's *hsm.Token.
+	Token IssuerKeys
 	// Profile is the certificate content that is configuration: OCSP URL,
 	// CPS URL, issuerAltName (R-P1, R-P2).
 	Profile profile.Config
@@ -72,7 +74,7 @@ type CA struct {
 type issuerKey struct {
 	rec    *storev1.IssuerKey
 	cert   *x509.Certificate
-	signer *hsm.Signer
+	signer issuerSigner
 	hash   crypto.Hash
 	sigAlg []byte // DER AlgorithmIdentifier the key signs with
 }
