@@ -78,4 +78,3 @@ var (
 	_ IssuerKeys   = (*hsm.Token)(nil)
 	_ issuerSigner = (*hsm.Signer)(nil)
 )
-
