@@ -194,7 +194,7 @@ func newTestCA(t *testing.T, opts caOptions) *testCA {
 	logs := &lockedBuffer{}
 	c, err := New(context.Background(), Config{
 		Store: s, Token: tok,
-		Profile:    profile.Config{CPSURL: "https://shomei.example/cps", OCSPURL: "http://shomei.example/ocsp"},
+		Profile:    profileConfig(),
 		CRLBaseURL: "http://shomei.example/crl", AllowECDSAP256: true, Actor: "ca-test", Now: clk.Now,
 		Log:        slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Responders: opts.responders,
@@ -205,6 +205,10 @@ func newTestCA(t *testing.T, opts caOptions) *testCA {
 	tc := &testCA{CA: c, store: st, clock: clk, log: logs}
 	t.Cleanup(func() { tc.checkLog(t) })
 	return tc
+}
+
+func profileConfig() profile.Config {
+	return profile.Config{CPSURL: "https://shomei.example/cps", OCSPURL: "http://shomei.example/ocsp"}
 }
 
 func auditOf(now time.Time, action string) *storev1.AuditRecord {
