@@ -158,19 +158,28 @@ func New(ctx context.Context, cfg Config) (*CA, error) {
 		}
 		return nil, fmt.Errorf("ca: no active %s issuer in the store: run the key ceremony (shomeictl init)", issuer.ShortName(p))
 	}
-	abandoned, err := cfg.Store.AbandonPending()
-	if err != nil {
+	if err := c.abandonLeftovers(); err != nil {
 		return nil, err
+	}
+	return c, nil
+}
+
+// abandonLeftovers marks what a previous process reserved and never
+// completed, certificates and responder certificates, ABANDONED.
+func (c *CA) abandonLeftovers() error {
+	abandoned, err := c.cfg.Store.AbandonPending()
+	if err != nil {
+		return err
 	}
 	for _, serial := range abandoned {
 		c.log.Warn("issuance left pending by the previous process marked abandoned; it was never delivered", "serial", fmt.Sprintf("%x", serial))
 	}
-	if n, err := cfg.Store.AbandonPendingResponders(); err != nil {
-		return nil, err
+	if n, err := c.cfg.Store.AbandonPendingResponders(); err != nil {
+		return err
 	} else if n > 0 {
 		c.log.Warn("responder certifications left pending by the previous process marked abandoned", "count", n)
 	}
-	return c, nil
+	return nil
 }
 
 // compromised reports whether p's latest generation is compromised (R-K2).

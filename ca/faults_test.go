@@ -49,16 +49,17 @@ func breakSigner(t *testing.T, c *testCA, p Profile, err error) (repair func()) 
 }
 
 // faultyStore fails Complete, the write that stores signed certificates,
-// while fail is set.
+// or Abandon, the write that gives up reserved ones, while the method's
+// error is set.
 type faultyStore struct {
 	Store
-	mu   sync.Mutex
-	fail error
+	mu                        sync.Mutex
+	failComplete, failAbandon error
 }
 
 func (s *faultyStore) Complete(c store.Completion) error {
 	s.mu.Lock()
-	err := s.fail
+	err := s.failComplete
 	s.mu.Unlock()
 	if err != nil {
 		return err
@@ -66,9 +67,19 @@ func (s *faultyStore) Complete(c store.Completion) error {
 	return s.Store.Complete(c)
 }
 
-func (s *faultyStore) setFail(err error) {
+func (s *faultyStore) Abandon(serials [][]byte) error {
 	s.mu.Lock()
-	s.fail = err
+	err := s.failAbandon
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.Store.Abandon(serials)
+}
+
+func (s *faultyStore) set(complete, abandon error) {
+	s.mu.Lock()
+	s.failComplete, s.failAbandon = complete, abandon
 	s.mu.Unlock()
 }
 
@@ -155,7 +166,7 @@ func TestCompleteFailsNothingHalfWritten(t *testing.T) {
 	old := c.mustIssue(t, ceremonyDay, false, request(t, ProfileAuth)).Certificates[0]
 	audits := issuanceAudits(t, c)
 
-	faulty.setFail(errors.New("disk full"))
+	faulty.set(errors.New("disk full"), nil)
 	req := request(t, ProfileAuth)
 	req.Application.CardExpiry = renewalCardLater
 	c.setDate(t, "2031-04-01")
@@ -176,13 +187,41 @@ func TestCompleteFailsNothingHalfWritten(t *testing.T) {
 		t.Errorf("%d issuance audit records after the failed renewal, want %d", n, audits)
 	}
 
-	faulty.setFail(nil)
+	faulty.set(nil, nil)
 	out, err := c.Renew(context.Background(), req)
 	if err != nil {
 		t.Fatalf("the same renewal once the store works: %v", err)
 	}
 	if len(out.Superseded) != 1 || SerialHex(out.Superseded[0]) != serialHex(old) {
 		t.Errorf("superseded %x, want %x", out.Superseded, old.Serial)
+	}
+}
+
+// A failed issuance that could not even be marked abandoned (as after a
+// crash between reservation and completion) stays PENDING, and the next
+// CA to start on the store abandons it: the store knows every serial the
+// HSM may have signed, and none of them was delivered (doc.go).
+func TestPendingAbandonedAtNextStart(t *testing.T) {
+	var faulty *faultyStore
+	c := newTestCA(t, caOptions{wrap: func(st *store.Store) Store {
+		faulty = &faultyStore{Store: st}
+		return faulty
+	}})
+	faulty.set(nil, errors.New("disk full"))
+	breakSigner(t, c, ProfileAuth, fmt.Errorf("sign: %w", hsm.ErrBadSignature))
+	if _, err := c.Issue(context.Background(), request(t, ProfileSign, ProfileAuth)); err == nil {
+		t.Fatal("issued despite the HSM failing")
+	}
+	if got := states(t, c); got[storev1.CertState_CERT_STATE_PENDING] != 2 || len(got) != 1 {
+		t.Fatalf("records by state %v, want both PENDING", got)
+	}
+	tok, _ := issuerToken(t)
+	if _, err := New(context.Background(), Config{Store: c.store, Token: tok, Profile: profileConfig(),
+		CRLBaseURL: "http://shomei.example/crl", Now: c.clock.Now, Log: c.log.logger()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := states(t, c); got[storev1.CertState_CERT_STATE_ABANDONED] != 2 || len(got) != 1 {
+		t.Errorf("records by state %v after the restart, want both ABANDONED", got)
 	}
 }
 

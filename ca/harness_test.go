@@ -159,6 +159,11 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
+// logger writes to the buffer, every level.
+func (b *lockedBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
 // testCA is a CA on a store of its own, its clock at 10:00 JST on
 // ceremonyDay.
 type testCA struct {
@@ -196,7 +201,7 @@ func newTestCA(t *testing.T, opts caOptions) *testCA {
 		Store: s, Token: tok,
 		Profile:    profileConfig(),
 		CRLBaseURL: "http://shomei.example/crl", AllowECDSAP256: true, Actor: "ca-test", Now: clk.Now,
-		Log:        slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Log:        logs.logger(),
 		Responders: opts.responders,
 	})
 	if err != nil {
