@@ -106,7 +106,7 @@ func TestReportEvent(t *testing.T) {
 			for _, e := range res.Revoked {
 				reported = append(reported, fmt.Sprintf("%v/%d", e.Profile, e.Revocation.Reason))
 				r := e.Revocation
-				if !r.InvalidityDate.AsTime().Equal(mustTime(t, effective)) || !r.RevokedAt.AsTime().Equal(c.clock.Now()) {
+				if !r.InvalidityDate.AsTime().Equal(mustTime(t, effective)) || !r.RevokedAt.AsTime().Equal(c.clock) {
 					t.Errorf("%v: invalidityDate %s, revocationDate %s; want %s and now (R-R3)", e.Profile,
 						r.InvalidityDate.AsTime(), r.RevokedAt.AsTime(), effective)
 				}
@@ -124,7 +124,7 @@ func TestReportEvent(t *testing.T) {
 				}
 			}
 
-			c.clock.set(c.clock.Now().Add(time.Hour))
+			c.clock = c.clock.Add(time.Hour)
 			again, err := c.ReportEvent(context.Background(), ev)
 			if err != nil {
 				t.Fatal(err)
@@ -155,26 +155,15 @@ func TestReportEventRefusals(t *testing.T) {
 			refused: refusal{KindInvalid, "changed_fields[0]", "R-R1", ""}},
 		{name: "record error without a serial", event: kind(EventRecordError),
 			refused: refusal{KindInvalid, "serial", "R-R1", "hex serial"}},
-		{name: "event id like an individual number", event: func(h holderCertificates) Event {
-			ev := kind(EventDeath)(h)
-			ev.ID = "123456789012"
-			return ev
-		}, refused: refusal{KindInvalid, "event_id", "R-P4", "individual number"}},
-		{name: "effective in the future", event: func(h holderCertificates) Event {
-			ev := kind(EventDeath)(h)
-			ev.EffectiveTime = "2026-12-01T11:00:00+09:00"
-			return ev
-		}, refused: refusal{KindInvalid, "effective_time", "R-R3", "future"}},
-		{name: "effective days before the holder's first certificate", event: func(h holderCertificates) Event {
-			ev := kind(EventDeath)(h)
-			ev.EffectiveTime = "2026-11-19T09:00:00+09:00"
-			return ev
-		}, refused: refusal{KindInvalid, "effective_time", "R-R3", "first certificate"}},
-		{name: "unknown holder", event: func(h holderCertificates) Event {
-			ev := kind(EventDeath)(h)
-			ev.HolderID = "holder-2"
-			return ev
-		}, refused: refusal{KindNotFound, "holder_id", "R-R1", "no certificate was ever issued"}},
+		{name: "event id like an individual number", event: death(func(ev *Event) { ev.ID = "123456789012" }),
+			refused: refusal{KindInvalid, "event_id", "R-P4", "individual number"}},
+		{name: "effective in the future", event: death(func(ev *Event) { ev.EffectiveTime = "2026-12-01T11:00:00+09:00" }),
+			refused: refusal{KindInvalid, "effective_time", "R-R3", "future"}},
+		{name: "effective days before the holder's first certificate",
+			event:   death(func(ev *Event) { ev.EffectiveTime = "2026-11-19T09:00:00+09:00" }),
+			refused: refusal{KindInvalid, "effective_time", "R-R3", "first certificate"}},
+		{name: "unknown holder", event: death(func(ev *Event) { ev.HolderID = "holder-2" }),
+			refused: refusal{KindNotFound, "holder_id", "R-R1", "no certificate was ever issued"}},
 		{name: "record error naming another holder's certificate",
 			before: func(t *testing.T, c *testCA, _ holderCertificates) {
 				other := request(t, ProfileAuth)
@@ -218,6 +207,15 @@ func TestReportEventRefusals(t *testing.T) {
 func kind(k EventKind, changed ...ChangedField) func(holderCertificates) Event {
 	return func(holderCertificates) Event {
 		return Event{ID: "event-1", Municipality: "13221", HolderID: "holder-1", Kind: k, ChangedFields: changed, EffectiveTime: effective}
+	}
+}
+
+// death is a death of the holder, changed by edit.
+func death(edit func(*Event)) func(holderCertificates) Event {
+	return func(h holderCertificates) Event {
+		ev := kind(EventDeath)(h)
+		edit(&ev)
+		return ev
 	}
 }
 

@@ -58,23 +58,24 @@ type faultyStore struct {
 }
 
 func (s *faultyStore) Complete(c store.Completion) error {
-	s.mu.Lock()
-	err := s.failComplete
-	s.mu.Unlock()
-	if err != nil {
+	if err := s.fault(&s.failComplete); err != nil {
 		return err
 	}
 	return s.Store.Complete(c)
 }
 
 func (s *faultyStore) Abandon(serials [][]byte) error {
-	s.mu.Lock()
-	err := s.failAbandon
-	s.mu.Unlock()
-	if err != nil {
+	if err := s.fault(&s.failAbandon); err != nil {
 		return err
 	}
 	return s.Store.Abandon(serials)
+}
+
+// fault is the error set for a method.
+func (s *faultyStore) fault(which *error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return *which
 }
 
 func (s *faultyStore) set(complete, abandon error) {
@@ -217,7 +218,7 @@ func TestPendingAbandonedAtNextStart(t *testing.T) {
 	}
 	tok, _ := issuerToken(t)
 	if _, err := New(context.Background(), Config{Store: c.store, Token: tok, Profile: profileConfig(),
-		CRLBaseURL: "http://shomei.example/crl", Now: c.clock.Now, Log: c.log.logger()}); err != nil {
+		CRLBaseURL: "http://shomei.example/crl", Now: c.readClock, Log: c.logger()}); err != nil {
 		t.Fatal(err)
 	}
 	if got := states(t, c); got[storev1.CertState_CERT_STATE_ABANDONED] != 2 || len(got) != 1 {

@@ -25,6 +25,7 @@ import (
 	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/ca/profile"
 	"github.com/shomei-pki/shomei/ca/store"
+	"github.com/shomei-pki/shomei/ca/validity"
 	"github.com/shomei-pki/shomei/hsm"
 	"github.com/shomei-pki/shomei/internal/softhsm"
 )
@@ -100,78 +101,43 @@ func ceremony() error {
 		return err
 	}
 	defer st.Close()
-	day, err := time.ParseInLocation(time.DateOnly, ceremonyDay, jst)
+	day, err := validity.ParseDate(ceremonyDay)
 	if err != nil {
 		return err
 	}
 	cer := issuer.Ceremony{Token: hsmEnv.tok, Store: st, Config: issuer.DefaultConfig(), Operator: "ca-test",
-		Now: func() time.Time { return day.Add(10 * time.Hour) }, Log: slog.New(slog.DiscardHandler)}
+		Now: func() time.Time { return day.Start().Add(10 * time.Hour) }, Log: slog.New(slog.DiscardHandler)}
 	hsmEnv.keys, err = cer.Run(context.Background())
 	return err
 }
 
-// jst is Japan time: the rule book's dates are Japan dates.
-var jst = time.FixedZone("JST", 9*60*60)
-
 // at is 10:00 JST of a YYYY-MM-DD date: a working day at the counter.
 func at(t testing.TB, date string) time.Time {
 	t.Helper()
-	d, err := time.ParseInLocation(time.DateOnly, date, jst)
+	d, err := validity.ParseDate(date)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return d.Add(10 * time.Hour)
-}
-
-// clock is a CA's injected clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) set(now time.Time) {
-	c.mu.Lock()
-	c.now = now
-	c.mu.Unlock()
-}
-
-// lockedBuffer collects a CA's log.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// logger writes to the buffer, every level.
-func (b *lockedBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return d.Start().Add(10 * time.Hour)
 }
 
 // testCA is a CA on a store of its own, its clock at 10:00 JST on
-// ceremonyDay.
+// ceremonyDay. Each test drives its CA from its own goroutine, and the CA
+// starts none: the clock and the log need no lock.
 type testCA struct {
 	*CA
 	store *store.Store
-	clock *clock
-	log   *lockedBuffer
+	clock time.Time // what the CA's Now returns
+	logs  *bytes.Buffer
 }
+
+// logger writes to the CA's log buffer, every level.
+func (c *testCA) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(c.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// readClock is the CA's Now.
+func (c *testCA) readClock() time.Time { return c.clock }
 
 type caOptions struct {
 	// wrap, when set, puts a fault-injecting store between the CA and the
@@ -188,26 +154,21 @@ func newTestCA(t *testing.T, opts caOptions) *testCA {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	clk := &clock{now: at(t, ceremonyDay)}
-	if err := st.InitIssuers(keys, []*storev1.AuditRecord{auditOf(clk.Now(), "test.issuers.copy")}); err != nil {
+	tc := &testCA{store: st, clock: at(t, ceremonyDay), logs: &bytes.Buffer{}}
+	if err := st.InitIssuers(keys, []*storev1.AuditRecord{auditOf(tc.clock, "test.issuers.copy")}); err != nil {
 		t.Fatal(err)
 	}
 	var s Store = st
 	if opts.wrap != nil {
 		s = opts.wrap(st)
 	}
-	logs := &lockedBuffer{}
-	c, err := New(context.Background(), Config{
-		Store: s, Token: tok,
-		Profile:    profileConfig(),
-		CRLBaseURL: "http://shomei.example/crl", AllowECDSAP256: true, Actor: "ca-test", Now: clk.Now,
-		Log:        logs.logger(),
-		Responders: opts.responders,
+	tc.CA, err = New(context.Background(), Config{
+		Store: s, Token: tok, Profile: profileConfig(), CRLBaseURL: "http://shomei.example/crl",
+		AllowECDSAP256: true, Actor: "ca-test", Now: tc.readClock, Log: tc.logger(), Responders: opts.responders,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc := &testCA{CA: c, store: st, clock: clk, log: logs}
 	t.Cleanup(func() { tc.checkLog(t) })
 	return tc
 }
@@ -223,7 +184,7 @@ func auditOf(now time.Time, action string) *storev1.AuditRecord {
 // checkLog fails if the CA logged a holder id or any personal data of the
 // requests these tests send (R-P4).
 func (c *testCA) checkLog(t *testing.T) {
-	log := c.log.String()
+	log := c.logs.String()
 	for _, s := range []string{"holder-1", "holder-2", "山田", "花子", "髙橋", "高橋", "清瀬市中里", "1990-06-15", "19900615"} {
 		if strings.Contains(log, s) {
 			t.Errorf("the CA logged personal data %q (R-P4)", s)
@@ -232,7 +193,7 @@ func (c *testCA) checkLog(t *testing.T) {
 }
 
 // setDate moves the CA's clock to 10:00 JST of date.
-func (c *testCA) setDate(t *testing.T, date string) { c.clock.set(at(t, date)) }
+func (c *testCA) setDate(t *testing.T, date string) { c.clock = at(t, date) }
 
 // holderCerts returns every record of a holder, whatever its state.
 func (c *testCA) holderCerts(t *testing.T, holderID string) []*storev1.Certificate {

@@ -90,13 +90,8 @@ func TestIssuePlan(t *testing.T) {
 			before: issuedBefore(ceremonyDay, "", auth),
 			want:   []wantCert{{sign, "2031-06-15", reasonV1}}},
 		{name: "a revoked certificate is no double issuance (R-A4)", profiles: []Profile{auth},
-			before: func(t *testing.T, c *testCA, req *IssueRequest) {
-				out := c.mustIssue(t, ceremonyDay, false, request(t, auth))
-				if _, err := c.Revoke(context.Background(), serialHex(out.Certificates[0]), reasonCessationOfOperation, ""); err != nil {
-					t.Fatal(err)
-				}
-			},
-			want: []wantCert{{auth, "2031-06-15", reasonV1}}},
+			before: revokedBefore(auth),
+			want:   []wantCert{{auth, "2031-06-15", reasonV1}}},
 		{name: "an expired certificate is no double issuance (R-A4)", date: "2027-01-11", profiles: []Profile{auth},
 			before: issuedBefore(ceremonyDay, "2027-01-10", auth),
 			want:   []wantCert{{auth, "2031-06-15", reasonV1}}},
@@ -242,12 +237,7 @@ func TestRenewPlan(t *testing.T) {
 			before: issuedBefore(ceremonyDay, "", sign, auth), edit: later,
 			want: []wantCert{{sign, "2031-06-15", reasonAuth}}},
 		{name: "a revoked certificate is not renewed (R-V4)", date: "2031-04-01", profiles: []Profile{auth},
-			before: func(t *testing.T, c *testCA, _ *IssueRequest) {
-				out := c.mustIssue(t, ceremonyDay, false, request(t, auth))
-				if _, err := c.Revoke(context.Background(), serialHex(out.Certificates[0]), reasonCessationOfOperation, ""); err != nil {
-					t.Fatal(err)
-				}
-			},
+			before:  revokedBefore(auth),
 			edit:    later,
 			refused: refuse(KindPrecondition, "profiles[0].profile", "R-V4", "")},
 		{name: "one profile outside its window refuses both (R-A5)", date: "2031-04-01", profiles: []Profile{sign, auth},
@@ -258,6 +248,17 @@ func TestRenewPlan(t *testing.T) {
 			edit:    later,
 			refused: refuse(KindPrecondition, "profiles[1].profile", "R-V3", "AUTH certificate")},
 	})
+}
+
+// revokedBefore issues the profile to the holder on ceremonyDay and revokes
+// it at a counter request.
+func revokedBefore(p Profile) func(*testing.T, *testCA, *IssueRequest) {
+	return func(t *testing.T, c *testCA, _ *IssueRequest) {
+		out := c.mustIssue(t, ceremonyDay, false, request(t, p))
+		if _, err := c.Revoke(context.Background(), serialHex(out.Certificates[0]), reasonCessationOfOperation, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // proxy opens an inquiry for the holder on date and puts it in the request
@@ -288,7 +289,7 @@ func keyUsedBefore(lost bool) func(*testing.T, *testCA, *IssueRequest) {
 			return
 		}
 		if _, err := c.ReportEvent(context.Background(), Event{ID: "loss-1", Municipality: "13221", HolderID: "holder-2",
-			Kind: EventLossReport, EffectiveTime: c.clock.Now().Format(time.RFC3339)}); err != nil {
+			Kind: EventLossReport, EffectiveTime: c.clock.Format(time.RFC3339)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -344,7 +345,7 @@ func checkIssued(t *testing.T, c *testCA, renew bool, out *Issued, want []wantCe
 	if len(out.Certificates) != len(want) {
 		t.Fatalf("%d certificates, want %d", len(out.Certificates), len(want))
 	}
-	now := c.clock.Now()
+	now := c.clock
 	for i, w := range want {
 		rec := out.Certificates[i]
 		if rec.Profile != w.profile || rec.ExpiryDate != w.expiry || rec.ExpiryReason != w.reason {
@@ -361,7 +362,7 @@ func checkIssued(t *testing.T, c *testCA, renew bool, out *Issued, want []wantCe
 		if err != nil {
 			t.Fatalf("certificate %d: %v", i, err)
 		}
-		if !cert.NotBefore.Equal(now) || !cert.NotAfter.Equal(expiry.EndOfDay()) || cert.NotAfter.In(jst).Format(time.TimeOnly) != "23:59:59" {
+		if !cert.NotBefore.Equal(now) || !cert.NotAfter.Equal(expiry.EndOfDay()) || cert.NotAfter.In(validity.JST).Format(time.TimeOnly) != "23:59:59" {
 			t.Errorf("certificate %d: valid %s to %s, want from %s to the end of %s JST", i, cert.NotBefore, cert.NotAfter, now, w.expiry)
 		}
 		if err := cert.CheckSignatureFrom(c.IssuerCertificate(w.profile, rec.IssuerGeneration)); err != nil {

@@ -22,9 +22,6 @@ import (
 //	planProfile    caps and issuer of one profile, given its expiry
 //	execute        the collected refusals (FAILED_PRECONDITION), the
 //	               certificates' requests, the issuance cycle (cycle.go)
-//
-// Issue and Renew differ only in how each profile's expiry is found
-// (issue.go, renew.go).
 
 // issuance is one Issue or Renew request as it is worked through.
 type issuance struct {
@@ -71,7 +68,10 @@ func (c *CA) prepare(req IssueRequest, op string) (*issuance, error) {
 	if err := c.checkKeys(is); err != nil {
 		return nil, err
 	}
-	return is, c.findCurrent(is)
+	if err := c.findCurrent(is); err != nil {
+		return nil, err
+	}
+	return is, nil
 }
 
 // validateRequest checks every field of the request and parses its dates,

@@ -170,7 +170,7 @@ func TestCertifyResponder(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := c.store.RevokeResponder(cert.SerialNumber.Bytes(), c.clock.Now(), reasonKeyCompromise, "operator"); err != nil {
+				if _, err := c.store.RevokeResponder(cert.SerialNumber.Bytes(), c.clock, reasonKeyCompromise, "operator"); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -188,7 +188,7 @@ func TestCertifyResponder(t *testing.T) {
 				tc.before(t, c)
 			}
 			if !tc.now.IsZero() {
-				c.clock.set(tc.now)
+				c.clock = tc.now
 			}
 			was := responderRecords(t, c)
 			der, err := c.CertifyResponder(context.Background(), tc.req)
