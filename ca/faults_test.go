@@ -216,11 +216,7 @@ func TestPendingAbandonedAtNextStart(t *testing.T) {
 	if got := states(t, c); got[storev1.CertState_CERT_STATE_PENDING] != 2 || len(got) != 1 {
 		t.Fatalf("records by state %v, want both PENDING", got)
 	}
-	tok, _ := issuerToken(t)
-	if _, err := New(context.Background(), Config{Store: c.store, Token: tok, Profile: profileConfig(),
-		CRLBaseURL: "http://shomei.example/crl", Now: c.readClock, Log: c.logger()}); err != nil {
-		t.Fatal(err)
-	}
+	c.restart(t)
 	if got := states(t, c); got[storev1.CertState_CERT_STATE_ABANDONED] != 2 || len(got) != 1 {
 		t.Errorf("records by state %v after the restart, want both ABANDONED", got)
 	}

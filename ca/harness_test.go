@@ -45,6 +45,7 @@ const ceremonyDay = "2026-11-21"
 // RFC 5280 CRLReason codes, as the rule book's table names them (R-R1).
 const (
 	reasonKeyCompromise        = 1
+	reasonCACompromise         = 2
 	reasonAffiliationChanged   = 3
 	reasonSuperseded           = 4
 	reasonCessationOfOperation = 5
@@ -190,6 +191,17 @@ func (c *testCA) checkLog(t *testing.T) {
 			t.Errorf("the CA logged personal data %q (R-P4)", s)
 		}
 	}
+}
+
+// restart replaces the CA by a new one on the same store and HSM, as a new
+// process would start.
+func (c *testCA) restart(t *testing.T) {
+	t.Helper()
+	next, err := New(context.Background(), c.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.CA = next
 }
 
 // setDate moves the CA's clock to 10:00 JST of date.

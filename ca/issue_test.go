@@ -250,6 +250,42 @@ func TestRenewPlan(t *testing.T) {
 	})
 }
 
+// After an issuer key compromise (R-K2) its certificates are revoked
+// (cACompromise) and a CA that starts issues nothing of that profile until
+// a new generation is made; the other profile is issued as before.
+func TestCompromisedIssuer(t *testing.T) {
+	c := newTestCA(t, caOptions{})
+	old := c.mustIssue(t, ceremonyDay, false, request(t, ProfileSign, ProfileAuth))
+	c.setDate(t, "2027-01-05")
+	if _, err := c.store.CompromiseIssuer(ProfileSign, 1, c.clock, c.clock.Add(-time.Hour), "operator"); err != nil {
+		t.Fatal(err)
+	}
+	c.restart(t)
+	for _, rec := range old.Certificates {
+		now, err := c.Certificate(serialHex(rec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if revoked := now.Revocation != nil && now.Revocation.Reason == reasonCACompromise; revoked != (rec.Profile == ProfileSign) {
+			t.Errorf("%v: revocation %v; only SIGN is revoked, as cACompromise (R-K2)", rec.Profile, now.Revocation)
+		}
+	}
+	req := request(t, ProfileSign)
+	_, err := c.Issue(context.Background(), req)
+	refusal{KindPrecondition, "profiles[0].profile", "R-K2", "compromised"}.check(t, err)
+
+	other := request(t, ProfileAuth, ProfileSign)
+	other.Holder.ID = "holder-2"
+	_, err = c.Issue(context.Background(), other)
+	refusal{KindPrecondition, "profiles[1].profile", "R-K2", "new key generation"}.check(t, err)
+	other.Profiles = other.Profiles[:1]
+	out, err := c.Issue(context.Background(), other)
+	if err != nil {
+		t.Fatalf("AUTH of another holder: %v", err)
+	}
+	checkIssued(t, c, false, out, []wantCert{{ProfileAuth, "2031-06-15", reasonV1}})
+}
+
 // revokedBefore issues the profile to the holder on ceremonyDay and revokes
 // it at a counter request.
 func revokedBefore(p Profile) func(*testing.T, *testCA, *IssueRequest) {
