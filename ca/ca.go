@@ -15,15 +15,17 @@ import (
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/ca/profile"
-	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/hsm"
 	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // Config wires a CA.
 type Config struct {
-	Store *store.Store
-	Token *hsm.Token
+	// Store records and reads certificates, revocations and responder
+	// certifications: a *store.Store.
+	Store Store
+	// Token holds the issuer keys: the HSM's *hsm.Token.
+	Token IssuerKeys
 	// Profile is the certificate content that is configuration: OCSP URL,
 	// CPS URL, issuerAltName (R-P1, R-P2).
 	Profile profile.Config
@@ -73,7 +75,7 @@ type CA struct {
 type issuerKey struct {
 	rec    *storev1.IssuerKey
 	cert   *x509.Certificate
-	signer *hsm.Signer
+	signer issuerSigner
 	hash   crypto.Hash
 	sigAlg []byte // DER AlgorithmIdentifier the key signs with
 }
@@ -155,19 +157,28 @@ func New(ctx context.Context, cfg Config) (*CA, error) {
 		}
 		return nil, fmt.Errorf("ca: no active %s issuer in the store: run the key ceremony (shomeictl init)", issuer.ShortName(p))
 	}
-	abandoned, err := cfg.Store.AbandonPending()
-	if err != nil {
+	if err := c.abandonLeftovers(); err != nil {
 		return nil, err
+	}
+	return c, nil
+}
+
+// abandonLeftovers marks what a previous process reserved and never
+// completed, certificates and responder certificates, ABANDONED.
+func (c *CA) abandonLeftovers() error {
+	abandoned, err := c.cfg.Store.AbandonPending()
+	if err != nil {
+		return err
 	}
 	for _, serial := range abandoned {
 		c.log.Warn("issuance left pending by the previous process marked abandoned; it was never delivered", "serial", fmt.Sprintf("%x", serial))
 	}
-	if n, err := cfg.Store.AbandonPendingResponders(); err != nil {
-		return nil, err
+	if n, err := c.cfg.Store.AbandonPendingResponders(); err != nil {
+		return err
 	} else if n > 0 {
 		c.log.Warn("responder certifications left pending by the previous process marked abandoned", "count", n)
 	}
-	return c, nil
+	return nil
 }
 
 // compromised reports whether p's latest generation is compromised (R-K2).

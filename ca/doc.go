@@ -40,6 +40,16 @@
 // record and its audit record as PENDING, then the issuer's signature, then
 // ISSUED. The gRPC handler checks only the CSR's proof of possession.
 //
+// Issue (issue.go) and Renew (renew.go) differ only in how each profile's
+// expiry is found (R-V1; R-V3, R-V4); the steps they share are plan.go's:
+// prepare (steps 0–1 and the holder's situation), planProfile (the R-V5
+// caps, R-K2, R-V7) and execute (the refusals, then cycle.go).
+//
+// The CA takes what it needs of the world as the small interfaces of
+// deps.go, grouped by use: Store (*store.Store) and IssuerKeys
+// (*hsm.Token). The package's tests run on a real bbolt store and SoftHSM2
+// issuer keys, and wrap them only to inject faults.
+//
 // Audit records name the authenticated caller (ca/caller), else Config.Actor.
 //
 // No personal data (names, addresses, dates of birth, holder ids) is logged

@@ -105,6 +105,34 @@ func (c *CA) ReportEvent(ctx context.Context, ev Event) (*Revocation, error) {
 
 	req := store.RevokeRequest{Municipality: ev.Municipality, EventID: ev.ID, HolderID: ev.HolderID, Now: now,
 		InvalidityDate: effective, Actor: c.actor(ctx), Cause: "event " + ev.ID, KnownHolder: true}
+	eventTargets(vs, ev, &req)
+	if err := vs.err(KindInvalid); err != nil {
+		return nil, err
+	}
+	if err := c.checkEventTime(ev, effective); err != nil {
+		return nil, err
+	}
+	req.PayloadSHA256 = ev.digest(effective)
+	req.Audit = []*storev1.AuditRecord{eventAudit(ev, c.actor(ctx), now, effective)}
+	res, err := c.cfg.Store.Revoke(req)
+	switch {
+	case errors.Is(err, store.ErrEventConflict):
+		return nil, &Error{Kind: KindConflict, Err: err, Violations: []Violation{{"event_id", "R-R1",
+			fmt.Sprintf("event %s was already reported with a different payload; a replay must repeat it exactly, another event needs its own id", ev.ID)}}}
+	case errors.Is(err, store.ErrUnknownHolder):
+		return nil, &Error{Kind: KindNotFound, Err: err, Violations: []Violation{{"holder_id", "R-R1",
+			fmt.Sprintf("no certificate was ever issued to this holder in municipality %s", ev.Municipality)}}}
+	case err != nil:
+		return nil, storeRefusal(err, "serial")
+	}
+	c.afterRevoke(res)
+	c.log.Info("event applied", "event", EventRef(ev.Municipality, ev.ID), "kind", int(ev.Kind), "revoked", len(res.Revoked), "replayed", res.Replayed)
+	return res, nil
+}
+
+// eventTargets sets what the R-R1 table says ev revokes, and why, in req;
+// a malformed event is refused in vs.
+func eventTargets(vs *violations, ev Event, req *store.RevokeRequest) {
 	both := []Profile{ProfileSign, ProfileAuth}
 	switch ev.Kind {
 	case EventRecordChange:
@@ -147,32 +175,16 @@ func (c *CA) ReportEvent(ctx context.Context, ev Event) (*Revocation, error) {
 	default:
 		vs.add("kind", "R-R1", "must be one of the R-R1 events")
 	}
-	if err := vs.err(KindInvalid); err != nil {
-		return nil, err
-	}
-	if err := c.checkEventTime(ev, effective); err != nil {
-		return nil, err
-	}
-	req.PayloadSHA256 = ev.digest(effective)
-	req.Audit = []*storev1.AuditRecord{{Time: timestamppb.New(now), Actor: c.actor(ctx), Action: "event.report",
+}
+
+// eventAudit is the R-K3 record of a reported event. It names the holder
+// by municipality and holder id only (R-P4).
+func eventAudit(ev Event, actor string, now, effective time.Time) *storev1.AuditRecord {
+	return &storev1.AuditRecord{Time: timestamppb.New(now), Actor: actor, Action: "event.report",
 		Fields: []*storev1.AuditField{{Key: "event_id", Value: ev.ID}, {Key: "municipality", Value: ev.Municipality},
 			{Key: "holder_id", Value: ev.HolderID}, {Key: "kind", Value: fmt.Sprint(int(ev.Kind))},
 			{Key: "cause", Value: fmt.Sprint(ev.Cause)},
-			{Key: "effective", Value: effective.UTC().Format(time.RFC3339)}}}}
-	res, err := c.cfg.Store.Revoke(req)
-	switch {
-	case errors.Is(err, store.ErrEventConflict):
-		return nil, &Error{Kind: KindConflict, Err: err, Violations: []Violation{{"event_id", "R-R1",
-			fmt.Sprintf("event %s was already reported with a different payload; a replay must repeat it exactly, another event needs its own id", ev.ID)}}}
-	case errors.Is(err, store.ErrUnknownHolder):
-		return nil, &Error{Kind: KindNotFound, Err: err, Violations: []Violation{{"holder_id", "R-R1",
-			fmt.Sprintf("no certificate was ever issued to this holder in municipality %s", ev.Municipality)}}}
-	case err != nil:
-		return nil, storeRefusal(err, "serial")
-	}
-	c.afterRevoke(res)
-	c.log.Info("event applied", "event", EventRef(ev.Municipality, ev.ID), "kind", int(ev.Kind), "revoked", len(res.Revoked), "replayed", res.Replayed)
-	return res, nil
+			{Key: "effective", Value: effective.UTC().Format(time.RFC3339)}}}
 }
 
 // EventRef names an event in the log without its id: the first 8 bytes,

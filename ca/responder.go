@@ -150,37 +150,13 @@ func (c *CA) certifyResponder(ctx context.Context, req ResponderRequest) ([]byte
 	if err != nil {
 		return nil, refuse(KindInvalid, "csr", "R-R6", "the key does not encode: %v", err)
 	}
-	pol := c.cfg.Responders
-	if req.Replica != "" && !pol.EnrollAny {
-		enr, ok := pol.Replicas[req.Replica]
-		switch {
-		case !ok:
-			return nil, refuse(KindPermission, "csr", "R-R6", "replica %s has no responder keys enrolled", req.Replica)
-		case !enr.Serves(req.Issuer):
-			return nil, refuse(KindPermission, "issuer", "R-R6", "replica %s does not serve issuer %s", req.Replica, req.Issuer)
-		case !enrolled(enr.Keys, pin):
-			return nil, refuse(KindPrecondition, "csr", "R-R6",
-				"key %s is not enrolled for replica %s: an operator adds it to that client's responder_keys", pin, req.Replica)
-		}
+	if err := c.checkEnrollment(req, pin); err != nil {
+		return nil, err
 	}
 	now := c.now()
-	notBefore, notAfter := req.NotBefore.Truncate(time.Second), req.NotAfter.Truncate(time.Second)
-	if notBefore.IsZero() {
-		notBefore = now.Add(-time.Minute).Truncate(time.Second)
-	}
-	if notBefore.Before(now.Add(-responderSkew)) || notBefore.After(now.Add(responderSkew)) {
-		return nil, refuse(KindInvalid, "not_before", "R-R6", "%s is more than %v from now", notBefore.UTC().Format(time.RFC3339), responderSkew)
-	}
-	maxValidity := pol.MaxValidity
-	if maxValidity <= 0 {
-		maxValidity = DefaultResponderValidity
-	}
-	maxValidity = min(maxValidity, MaxResponderValidity)
-	if notAfter.IsZero() || notAfter.After(notBefore.Add(maxValidity)) {
-		notAfter = notBefore.Add(maxValidity)
-	}
-	if !notBefore.Before(notAfter) {
-		return nil, refuse(KindInvalid, "not_after", "R-R6", "is not after not_before")
+	notBefore, notAfter, err := c.responderValidity(req, now)
+	if err != nil {
+		return nil, err
 	}
 	cert, signer, err := c.IssuerSigner(p, gen)
 	if err != nil {
@@ -190,6 +166,70 @@ func (c *CA) certifyResponder(ctx context.Context, req ResponderRequest) ([]byte
 	if !notBefore.Before(notAfter) {
 		return nil, refuse(KindPrecondition, "issuer", "R-R6", "issuer %s is not valid at %s", req.Issuer, notBefore.UTC().Format(time.RFC3339))
 	}
+	return c.signResponder(ctx, responderGrant{req: req, pin: pin, issuer: cert, signer: signer, now: now, notBefore: notBefore, notAfter: notAfter})
+}
+
+// checkEnrollment: a replica's key must be enrolled for it, and the replica
+// must serve the issuer (R-R6). The CA's own responders (no replica) hold
+// their keys in its HSM.
+func (c *CA) checkEnrollment(req ResponderRequest, pin string) error {
+	pol := c.cfg.Responders
+	if req.Replica == "" || pol.EnrollAny {
+		return nil
+	}
+	enr, ok := pol.Replicas[req.Replica]
+	switch {
+	case !ok:
+		return refuse(KindPermission, "csr", "R-R6", "replica %s has no responder keys enrolled", req.Replica)
+	case !enr.Serves(req.Issuer):
+		return refuse(KindPermission, "issuer", "R-R6", "replica %s does not serve issuer %s", req.Replica, req.Issuer)
+	case !enrolled(enr.Keys, pin):
+		return refuse(KindPrecondition, "csr", "R-R6",
+			"key %s is not enrolled for replica %s: an operator adds it to that client's responder_keys", pin, req.Replica)
+	}
+	return nil
+}
+
+// responderValidity is the validity asked for, in whole seconds: notBefore
+// within responderSkew of now (a minute ago when not given), notAfter at
+// most the policy's MaxValidity later (R-R6).
+func (c *CA) responderValidity(req ResponderRequest, now time.Time) (notBefore, notAfter time.Time, err error) {
+	notBefore, notAfter = req.NotBefore.Truncate(time.Second), req.NotAfter.Truncate(time.Second)
+	if notBefore.IsZero() {
+		notBefore = now.Add(-time.Minute).Truncate(time.Second)
+	}
+	if notBefore.Before(now.Add(-responderSkew)) || notBefore.After(now.Add(responderSkew)) {
+		return notBefore, notAfter, refuse(KindInvalid, "not_before", "R-R6", "%s is more than %v from now", notBefore.UTC().Format(time.RFC3339), responderSkew)
+	}
+	maxValidity := c.cfg.Responders.MaxValidity
+	if maxValidity <= 0 {
+		maxValidity = DefaultResponderValidity
+	}
+	maxValidity = min(maxValidity, MaxResponderValidity)
+	if notAfter.IsZero() || notAfter.After(notBefore.Add(maxValidity)) {
+		notAfter = notBefore.Add(maxValidity)
+	}
+	if !notBefore.Before(notAfter) {
+		return notBefore, notAfter, refuse(KindInvalid, "not_after", "R-R6", "is not after not_before")
+	}
+	return notBefore, notAfter, nil
+}
+
+// responderGrant is a responder certification that passed every check.
+type responderGrant struct {
+	req                 ResponderRequest
+	pin                 string
+	issuer              *x509.Certificate
+	signer              crypto.Signer
+	now                 time.Time
+	notBefore, notAfter time.Time
+}
+
+// signResponder records the responder certificate PENDING with its audit
+// record, has the issuer sign it, and records it ISSUED; a failure after
+// the record abandons it.
+func (c *CA) signResponder(ctx context.Context, g responderGrant) ([]byte, error) {
+	req, pin, notBefore, notAfter, now := g.req, g.pin, g.notBefore, g.notAfter, g.now
 	sn, err := serial.New()
 	if err != nil {
 		return nil, err
@@ -215,7 +255,7 @@ func (c *CA) certifyResponder(ctx context.Context, req ResponderRequest) ([]byte
 		}
 		return nil, err
 	}
-	der, err := ocsp.NewResponderCertificate(cert, signer, req.PublicKey, notBefore, notAfter, sn)
+	der, err := ocsp.NewResponderCertificate(g.issuer, g.signer, req.PublicKey, notBefore, notAfter, sn)
 	if err == nil {
 		err = c.cfg.Store.CompleteResponder(rec.Serial, der)
 	}

@@ -173,8 +173,13 @@ type Issuer struct {
 	Certificate *x509.Certificate
 }
 
+// Records is where issuer key generations are recorded; *store.Store is one.
+type Records interface {
+	Issuers() ([]*storev1.IssuerKey, error)
+}
+
 // Load returns the issuers recorded in the store, ordered by profile and generation.
-func Load(st *store.Store) ([]Issuer, error) {
+func Load(st Records) ([]Issuer, error) {
 	keys, err := st.Issuers()
 	if err != nil {
 		return nil, err
@@ -190,8 +195,14 @@ func Load(st *store.Store) ([]Issuer, error) {
 	return out, nil
 }
 
+// Keys finds a private key in the HSM and checks it against its
+// certificate; *hsm.Token is one.
+type Keys interface {
+	SignerFor(ctx context.Context, ref hsm.KeyRef, cert *x509.Certificate) (*hsm.Signer, error)
+}
+
 // Signer finds the issuer's key in the token and checks it against the
 // issuer certificate.
-func (i Issuer) Signer(ctx context.Context, tok *hsm.Token) (*hsm.Signer, error) {
+func (i Issuer) Signer(ctx context.Context, tok Keys) (*hsm.Signer, error) {
 	return tok.SignerFor(ctx, hsm.KeyRef{Label: i.KeyLabel, ID: i.KeyId}, i.Certificate)
 }

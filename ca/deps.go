@@ -1,0 +1,80 @@
+package ca
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+
+	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	"github.com/shomei-pki/shomei/ca/store"
+	"github.com/shomei-pki/shomei/hsm"
+)
+
+// What the CA core needs of the world, declared here where it is used:
+// the store (*store.Store in production) and the HSM token holding the
+// issuer keys (*hsm.Token). Tests use the real ones, and wrap them only to
+// inject a fault.
+
+// CertificateStore answers what is recorded: certificates, a holder's
+// certificates, and the issuer key generations (R-K1).
+type CertificateStore interface {
+	Certificate(serial []byte) (*storev1.Certificate, error)
+	HolderCertificates(municipality, holderID string) ([]*storev1.Certificate, error)
+	Issuers() ([]*storev1.IssuerKey, error)
+}
+
+// IssuanceStore records the issuance cycle of doc.go: the reservation
+// (re-checking R-A2, R-A4, R-P1, R-V8 in its transaction), its completion
+// or abandonment, and the keys and inquiries issuance looks at first.
+type IssuanceStore interface {
+	KeyBlocked(spkiSHA256 []byte) (bool, error)
+	KeyCertified(spkiSHA256 []byte) (bool, error)
+	OpenInquiry(inq *storev1.Inquiry) error
+	Reserve(r store.Reservation) error
+	Complete(c store.Completion) error
+	Abandon(serials [][]byte) error
+	AbandonPending() ([][]byte, error)
+}
+
+// RevocationStore records revocations (R-R1, R-R2), events and counter
+// requests alike, in one transaction each.
+type RevocationStore interface {
+	Revoke(r store.RevokeRequest) (*store.RevokeResult, error)
+}
+
+// ResponderStore records delegated OCSP responder certifications (R-R6)
+// in the same reserve → complete or abandon order as issuance.
+type ResponderStore interface {
+	ReserveResponder(rec *storev1.ResponderCertificate, audit *storev1.AuditRecord) error
+	CompleteResponder(serial, der []byte) error
+	AbandonResponder(serial []byte) error
+	AbandonPendingResponders() (int, error)
+}
+
+// Store is everything the CA core records and reads.
+type Store interface {
+	CertificateStore
+	IssuanceStore
+	RevocationStore
+	ResponderStore
+}
+
+// IssuerKeys finds an issuer key generation's private key in the HSM and
+// checks it against that generation's certificate.
+type IssuerKeys interface {
+	SignerFor(ctx context.Context, ref hsm.KeyRef, cert *x509.Certificate) (*hsm.Signer, error)
+}
+
+// issuerSigner is an issuer key as the CA uses it: it signs in the HSM
+// (bounded by ctx) and says whether it is still usable (readiness).
+type issuerSigner interface {
+	crypto.Signer
+	SignContext(ctx context.Context, digest []byte, opts crypto.SignerOpts) ([]byte, error)
+	Check(ctx context.Context) error
+}
+
+var (
+	_ Store        = (*store.Store)(nil)
+	_ IssuerKeys   = (*hsm.Token)(nil)
+	_ issuerSigner = (*hsm.Signer)(nil)
+)
