@@ -84,14 +84,7 @@ func TestStartRefusesUninitializedStore(t *testing.T) {
 // tokenObjects lists the token's private keys and audit witnesses, sorted.
 func tokenObjects(t *testing.T, label string) []string {
 	t.Helper()
-	mod, err := softhsm.Module()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := hsm.Open(hsm.Config{Module: mod, TokenLabel: label, PIN: softhsm.TestPIN})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := openToken(t, label)
 	defer tok.Close()
 	ctx := context.Background()
 	keys, err := tok.Keys(ctx)
@@ -111,4 +104,19 @@ func tokenObjects(t *testing.T, label string) []string {
 	}
 	slices.Sort(objs)
 	return objs
+}
+
+// openToken opens the test token label with the user PIN; the caller
+// closes it.
+func openToken(t testing.TB, label string) *hsm.Token {
+	t.Helper()
+	mod, err := softhsm.Module()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := hsm.Open(hsm.Config{Module: mod, TokenLabel: label, PIN: softhsm.TestPIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
