@@ -25,7 +25,8 @@ build:
 $(BIN)/grpcurl: internal/tools/go.mod
 	GOWORK=off $(GO) build -modfile=internal/tools/go.mod -o $(BIN)/grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl
 
-# The whole service on the development HSM: key ceremony on the first run,
+# The whole service on the development HSM: key ceremony on the first run
+# (shomeictl init; shomei-ca refuses a store without issuers),
 # issuer certificates exported to var/issuers/, then shomei-ca in the
 # foreground (gRPC 127.0.0.1:8443, HTTP 127.0.0.1:8080) until Ctrl-C.
 run: dev-hsm build $(BIN)/grpcurl

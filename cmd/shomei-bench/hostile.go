@@ -221,7 +221,10 @@ func measureHostile(ctx context.Context, o *hostileOptions, log *slog.Logger) (_
 	if err != nil {
 		return nil, err
 	}
-	log.Info("starting shomei-ca (key ceremony on a fresh token)", "binary", caBin, "dir", dir)
+	log.Info("key ceremony on a fresh token, then starting shomei-ca", "binary", caBin, "dir", dir)
+	if err := runCeremony(ctx, conf, log); err != nil {
+		return nil, err
+	}
 	ca, err := startCA(ctx, caBin, conf, filepath.Join(dir, "shomei-ca.log"))
 	if err != nil {
 		return nil, err

@@ -166,6 +166,7 @@ func startCAWithNofile(t *testing.T, config string, nofile int) *caProc {
 	if err := os.WriteFile(filepath.Join(binDir, name), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	initStore(t, config)
 	p, addrs := startBinary(t, name, config, listening)
 	p.grpc, p.http = addrs[0], addrs[1]
 	return p

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/shomei-pki/shomei/ca/audit"
@@ -82,16 +81,3 @@ func (c *checkpointer) stop(quiet bool) {
 
 // backgroundStopTimeout bounds the wait for the background work at a stop.
 const backgroundStopTimeout = 10 * time.Second
-
-// waitFor waits for wg at most timeout and reports whether it ended.
-func waitFor(wg *sync.WaitGroup, timeout time.Duration, log *slog.Logger) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return true
-	case <-time.After(timeout):
-		log.Warn("background work still running at stop: the audit log is left unsealed", "waited", timeout)
-		return false
-	}
-}

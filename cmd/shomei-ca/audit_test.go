@@ -21,8 +21,6 @@ import (
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	auditlog "github.com/shomei-pki/shomei/ca/audit"
-	"github.com/shomei-pki/shomei/hsm"
-	"github.com/shomei-pki/shomei/internal/softhsm"
 )
 
 // TestAttackAuditRewrite is an insider with the store file, and the CA
@@ -451,14 +449,7 @@ func TestAttackAuditTruncation(t *testing.T) {
 // written before the witness was.
 func deleteWitness(t *testing.T, label string) {
 	t.Helper()
-	mod, err := softhsm.Module()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := hsm.Open(hsm.Config{Module: mod, TokenLabel: label, PIN: softhsm.TestPIN})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := openToken(t, label)
 	defer tok.Close()
 	objs, err := tok.ReadData(context.Background(), auditlog.WitnessLabel)
 	if err != nil || len(objs) == 0 {

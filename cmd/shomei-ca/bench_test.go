@@ -68,6 +68,7 @@ func benchCA(b *testing.B) string {
 			b.Fatal(err)
 		}
 		conf := writeConfig(b, dir, "e2e-bench", "")
+		initStore(b, conf)
 		ready := make(chan string, 1)
 		go func() {
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -3,9 +3,16 @@
 // the HTTP listener for relying parties and monitoring (default
 // 127.0.0.1:8080: the CPS, /metrics, /healthz for liveness, /readyz for readiness).
 //
-// On its first start over an empty store it runs the key ceremony, so the
-// development set-up (`make run`) needs nothing else. It stops gracefully on
-// SIGTERM or SIGINT.
+// It never runs the key ceremony itself: over a store without issuers
+// (empty, or a wrong store.path) it refuses to start, naming the store and
+// `shomeictl init`, so that a mistake cannot mint new issuer keys. The
+// development set-up (`make run`) runs `shomeictl init --existing-ok`
+// first. It stops gracefully on SIGTERM or SIGINT.
+//
+// main only wires: the CA (package ca), what carries its status changes to
+// OCSP, the CRLs and the replicas (package propagation), and the listeners
+// (internal/server), with the plumbing the binaries share
+// (internal/command).
 //
 //	shomei-ca --config var/shomei.yaml
 package main

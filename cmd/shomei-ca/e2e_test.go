@@ -52,7 +52,7 @@ func TestMain(m *testing.M) {
 func setup(m *testing.M) (int, error) {
 	dir, cleanup, err := softhsm.NewTestEnv("e2e-flow", "e2e-crash", "e2e-bench", "e2e-revoke", "e2e-replica-ca", "e2e-replica", "e2e-compromise", "e2e-events-bench", "e2e-tls",
 		"e2e-ocsp-flood", "e2e-addr-flood", "e2e-rp", "e2e-rp-ca", "e2e-rp-replica", "e2e-auth", "e2e-mtls", "e2e-audit", "e2e-audit-trunc",
-		"e2e-audit-retarget", "e2e-secret-dirs")
+		"e2e-audit-retarget", "e2e-secret-dirs", "e2e-uninitialized")
 	if err != nil {
 		return 0, err
 	}
@@ -117,12 +117,24 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 
 var listening = regexp.MustCompile(`msg=listening grpc=(\S+) http=(\S+)`)
 
-// startCA starts the binary and waits until it listens.
+// startCA initializes config's store as an operator does (initStore) if
+// it has no issuers yet, starts the binary and waits until it listens.
 func startCA(t testing.TB, config string) *caProc {
 	t.Helper()
+	initStore(t, config)
 	p, addrs := startBinary(t, "shomei-ca", config, listening)
 	p.grpc, p.http = addrs[0], addrs[1]
 	return p
+}
+
+// initStore runs the key ceremony on config's store, unless it has its
+// issuers already, the way an operator does before the first start:
+// shomeictl init (shomei-ca refuses a store without issuers).
+func initStore(t testing.TB, config string) {
+	t.Helper()
+	if out, err := shomeictl(config, "init", "--existing-ok"); err != nil {
+		t.Fatalf("shomeictl init: %v\n%s", err, out)
+	}
 }
 
 // startBinary starts binary with --config config and waits for the log

@@ -55,6 +55,7 @@ func eventsBenchCA(b *testing.B) (string, string) {
 			b.Fatal(err)
 		}
 		conf := writeConfig(b, dir, "e2e-events-bench", "certificates:\n  allow_ecdsa_p256: true\n")
+		initStore(b, conf)
 		ready := make(chan [2]string, 1)
 		go func() {
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))

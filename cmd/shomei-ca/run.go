@@ -2,19 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/pem"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	"sync"
 
-	"github.com/shomei-pki/shomei/internal/gctuning"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	grpchealth "google.golang.org/grpc/health"
 
@@ -26,91 +19,97 @@ import (
 	"github.com/shomei-pki/shomei/ca/service"
 	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/crl"
+	"github.com/shomei-pki/shomei/hsm"
 	"github.com/shomei-pki/shomei/internal/clienttoken"
+	"github.com/shomei-pki/shomei/internal/command"
 	"github.com/shomei-pki/shomei/internal/config"
-	"github.com/shomei-pki/shomei/internal/health"
 	"github.com/shomei-pki/shomei/internal/ratelimit"
 	"github.com/shomei-pki/shomei/internal/server"
 	"github.com/shomei-pki/shomei/internal/x509enc"
-	"github.com/shomei-pki/shomei/ocsp"
+	"github.com/shomei-pki/shomei/propagation"
 	"github.com/shomei-pki/shomei/relyingparty"
 )
+
+// errUninitialized: the store has no issuers. shomei-ca never runs the key
+// ceremony itself, so that a wrong store path cannot mint new issuer keys.
+var errUninitialized = errors.New("the store has no issuers")
+
+// opened is what run opens and checks before it serves.
+type opened struct {
+	cfg              *config.Config
+	st               *store.Store
+	tok              *hsm.Token
+	auth             clientAuthorizer
+	grpcGate         *service.Gate
+	grpcTLS, httpTLS *tls.Config
+	gateConfig       relyingparty.Config
+}
 
 // run starts the CA and serves until ctx ends. ready, if set, gets the bound
 // addresses (tests use it).
 func run(ctx context.Context, configPath string, log *slog.Logger, ready func(grpcAddr, httpAddr net.Addr)) error {
-	if percent, fromEnv := gctuning.Apply(); fromEnv {
-		log.Info("garbage collector target from GOGC", "percent", percent)
-	}
-	cfg, err := config.Load(configPath)
-	if err != nil {
+	command.TuneGC(log)
+	o := &opened{}
+	var err error
+	if o.cfg, err = config.Load(configPath); err != nil {
 		return err
 	}
 	// The clients' tokens and the TLS files are read before anything else,
-	// so that a mistake in them stops the CA before a key ceremony.
-	auth, grpcGate, err := authorizer(cfg, log)
-	if err != nil {
+	// so that a mistake in them stops the CA before it touches the HSM.
+	if o.auth, o.grpcGate, err = authorizer(o.cfg, log); err != nil {
 		return err
 	}
-	grpcTLS, err := cfg.GRPCTLS()
-	if err != nil {
+	if o.grpcTLS, err = o.cfg.GRPCTLS(); err != nil {
 		return err
 	}
-	httpTLS, err := cfg.HTTPAccess.ServerTLS()
-	if err != nil {
+	if o.httpTLS, err = o.cfg.HTTPAccess.ServerTLS(); err != nil {
 		return err
 	}
-	gateConfig, err := cfg.HTTPAccess.GateConfig()
-	if err != nil {
+	if o.gateConfig, err = o.cfg.HTTPAccess.GateConfig(); err != nil {
 		return err
 	}
-	st, err := store.Open(cfg.Store.Path, store.Options{})
-	if err != nil {
+	if o.st, err = store.Open(o.cfg.Store.Path, store.Options{}); err != nil {
 		return err
 	}
-	defer st.Close()
-	tok, err := cfg.OpenHSM()
-	if err != nil {
+	defer o.st.Close()
+	if o.tok, err = o.cfg.OpenHSM(); err != nil {
 		return err
 	}
-	defer tok.Close()
-
-	if done, err := st.Initialized(); err != nil {
+	defer o.tok.Close()
+	if done, err := o.st.Initialized(); err != nil {
 		return err
 	} else if !done {
-		log.Info("empty store: running the key ceremony", "store", cfg.Store.Path, "token", tok.Label())
-		ic, err := cfg.IssuerConfig()
-		if err != nil {
-			return err
-		}
-		cer := issuer.Ceremony{Token: tok, Store: st, Config: ic, Operator: "shomei-ca first start", Log: log}
-		if _, err := cer.Run(ctx); err != nil {
-			return err
-		}
+		return fmt.Errorf("store %s: %w (empty, or not this CA's store); shomei-ca does not create issuer keys itself: "+
+			"run the key ceremony with `shomeictl init` (shomeictl --config %s init) first, or correct store.path",
+			o.cfg.Store.Path, errUninitialized, configPath)
 	}
 
-	checkpoints, err := startAuditCheckpoints(ctx, cfg, st, tok, log)
+	checkpoints, err := startAuditCheckpoints(ctx, o.cfg, o.st, o.tok, log)
 	if err != nil {
 		return err
 	}
-	// The background work (below) writes audit records too: at a stop it
-	// is ended and waited for, then the last checkpoint is signed and the
-	// log sealed in the HSM's witness, before the store and the token
-	// close (deferred after them, so run before).
-	// The gRPC handlers write too: the log is sealed only when server.Run
-	// has seen them all end (not server.ErrHandlersRunning).
-	var background sync.WaitGroup
-	var stopBackground context.CancelFunc = func() {}
-	handlersEnded := true
-	defer func() {
-		stopBackground()
-		quiet := waitFor(&background, backgroundStopTimeout, log)
-		checkpoints.stop(quiet && handlersEnded)
-	}()
+	// The background work writes audit records too, and so do the gRPC
+	// handlers: at a stop the work is ended and waited for, then the last
+	// checkpoint is signed and the log sealed in the HSM's witness, before
+	// the store and the token close (deferred above). The log is sealed
+	// only when the work ended and server.Run saw every handler end (not
+	// server.ErrHandlersRunning).
+	bg := command.NewBackground(ctx)
+	err = serve(ctx, bg, o, checkpoints, log, ready)
+	quiet := bg.Stop(backgroundStopTimeout)
+	if !quiet {
+		log.Warn("background work still running at stop: the audit log is left unsealed", "waited", backgroundStopTimeout)
+	}
+	checkpoints.stop(quiet && !errors.Is(err, server.ErrHandlersRunning))
+	return err
+}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if err := reg.Register(grpcGate); err != nil {
+// serve builds the CA and what publishes its statuses, in dependency
+// order, and serves until ctx ends.
+func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *checkpointer, log *slog.Logger, ready func(grpcAddr, httpAddr net.Addr)) error {
+	cfg, st := o.cfg, o.st
+	reg := command.NewRegistry()
+	if err := reg.Register(o.grpcGate); err != nil {
 		return err
 	}
 	metrics, err := ca.NewMetrics(reg)
@@ -126,94 +125,67 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 			return err
 		}
 	}
-	// Revocations wake the CRL publisher and the OCSP follower at once;
-	// both also poll the store's status-change log (R-R4).
-	var (
-		publisher   *crl.Publisher
-		responder   *ocsp.Responder
-		follow      *follower
-		replication *service.Replication
-	)
+	// Revocations wake the propagation at once (the OCSP cache, the CRL
+	// publisher, the replicas' stream); it also polls the store's
+	// status-change log (R-R4).
+	changed := propagation.NewNotifier()
 	authority, err := ca.New(ctx, ca.Config{
-		Store: st, Token: tok, Profile: pcfg, CRLBaseURL: cfg.Server.PublicURL + "/crl",
+		Store: st, Token: o.tok, Profile: pcfg, CRLBaseURL: cfg.Server.PublicURL + "/crl",
 		AllowECDSAP256: cfg.Certificates.AllowECDSAP256, Log: log, Metrics: metrics,
 		Responders:     responderPolicy(cfg),
-		OnStatusChange: func() { follow.Notify(); publisher.Notify(); replication.Notify() },
+		OnStatusChange: changed.Notify,
 	})
 	if err != nil {
 		return err
 	}
-	bgCtx, cancelBackground := context.WithCancel(ctx)
-	stopBackground = cancelBackground
-	if responder, err = startOCSP(bgCtx, &background, cfg, st, tok, authority, reg, log); err != nil {
+	responder, err := startOCSP(ctx, bg, cfg, st, o.tok, authority, reg, log)
+	if err != nil {
 		return fmt.Errorf("OCSP responder: %w", err)
 	}
-	if follow, err = newFollower(st, responder.Invalidate, reg, log); err != nil {
-		return err
-	}
-	publisher, err = crl.NewPublisher(crl.PublisherConfig{Source: st, Issuers: authority.IssuerSigner, Log: log, Published: follow.published, Metrics: reg})
+	replication, err := service.NewReplication(service.ReplicationConfig{
+		CA: authority, Store: st, Auth: o.auth, Log: log,
+	})
 	if err != nil {
 		return err
 	}
-	background.Go(func() { follow.run(bgCtx) })
-	background.Go(func() { checkpoints.Run(bgCtx) })
-	background.Go(func() { publisher.Run(bgCtx) })
+	prop, err := propagation.New(propagation.Config{
+		Notifier: changed, Changes: st, Cache: responder, Replication: replication,
+		CRL: crl.PublisherConfig{Source: st, Issuers: authority.IssuerSigner},
+		Log: log, Metrics: reg,
+	})
+	if err != nil {
+		return err
+	}
+	bg.Go(prop.Run)
+	bg.Go(checkpoints.Run)
 	refusals, err := audit.NewRefusals(audit.RefusalsConfig{Store: st, Metrics: reg, Log: log})
 	if err != nil {
 		return err
 	}
 	refusedUnary, refusedStream := service.RefusalInterceptors(refusals)
-	grpcGate.AuditRefusals(refusals)
-	svc, err := service.New(authority, auth, log)
+	o.grpcGate.AuditRefusals(refusals)
+	svc, err := service.New(authority, o.auth, log)
 	if err != nil {
 		return err
 	}
-	replication, err = service.NewReplication(service.ReplicationConfig{
-		CA: authority, Store: st, Auth: auth, Log: log,
-	})
-	if err != nil {
-		return err
-	}
-
 	issuers, err := issuer.Load(st)
 	if err != nil {
 		return err
 	}
 	// Who may ask for status, and how often (R-R6, issue #9 items 5-6).
+	gateConfig := o.gateConfig
 	gateConfig.Log, gateConfig.Metrics = log, reg
 	statusGate, err := relyingparty.New(gateConfig)
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
-	// Issuer certificates for relying parties: /issuers/shomei-sign-g1.pem, …
-	for _, is := range issuers {
-		body := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.CertificateDer})
-		mux.HandleFunc("GET /issuers/"+is.KeyLabel+".pem", func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/x-pem-file")
-			w.Write(body)
-		})
-		der := is.CertificateDer
-		mux.HandleFunc("GET /issuers/"+is.KeyLabel+".cer", func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/pkix-cert")
-			w.Write(der)
-		})
-	}
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("GET /crl/", statusGate.Guard("crl", publisher, relyingparty.Forbidden))
-	readiness, err := newReadiness(authority, publisher, log)
+	readiness, err := newReadiness(authority, prop.Publisher(), log)
 	if err != nil {
 		return err
 	}
-	mux.HandleFunc("GET /healthz", health.Live) // liveness
-	mux.Handle("GET /readyz", readiness)        // readiness: HSM, CRL freshness
-	mux.HandleFunc("GET /cps", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "Shomei certification practice statement: certificates are issued under the JPKI-style rules of the Shomei rule book.")
-	})
-
-	err = server.Run(ctx, server.Options{
-		GRPCListen: cfg.Server.GRPCListen, HTTPListen: cfg.Server.HTTPListen, GRPCTLS: grpcTLS,
+	mux := newMux(issuers, reg, statusGate, prop.Publisher(), readiness)
+	return server.Run(ctx, server.Options{
+		GRPCListen: cfg.Server.GRPCListen, HTTPListen: cfg.Server.HTTPListen, GRPCTLS: o.grpcTLS,
 		Register: func(s *grpc.Server) {
 			cav1.RegisterCertificateAuthorityServer(s, svc)
 			cav1.RegisterEventsServer(s, svc.Events())
@@ -221,22 +193,20 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 		},
 		// The refusal auditor goes inside the authenticating gate, so that
 		// it sees the caller (ca/caller).
-		ServerOptions: append(grpcGate.ServerOptions(),
+		ServerOptions: append(o.grpcGate.ServerOptions(),
 			grpc.ChainUnaryInterceptor(refusedUnary), grpc.ChainStreamInterceptor(refusedStream)),
 		HTTP:       responder.Route(statusGate.Guard("ocsp", responder, responder.Unauthorized()), mux),
-		HTTPTLS:    httpTLS,
+		HTTPTLS:    o.httpTLS,
 		GRPCLimits: grpcLimits(cfg.Server.GRPCLimits),
 		HTTPLimits: cfg.Server.HTTPLimits,
 		Metrics:    reg,
 		Health: func(hs *grpchealth.Server, services []string) {
-			background.Go(func() { readiness.Follow(bgCtx, hs, services, healthFollowEvery) })
+			bg.Go(func(ctx context.Context) { readiness.Follow(ctx, hs, services, healthFollowEvery) })
 		},
 		ShutdownTimeout: cfg.Server.ShutdownTimeout,
 		Ready:           ready,
 		Log:             log,
 	})
-	handlersEnded = !errors.Is(err, server.ErrHandlersRunning)
-	return err
 }
 
 // clientAuthorizer admits municipal systems and OCSP replicas.

@@ -4,15 +4,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/shomei-pki/shomei/internal/command"
 )
 
 func main() {
-	configPath := flag.String("config", envOr("SHOMEI_OCSP_CONFIG", "var/shomei-ocsp.yaml"), "configuration file")
-	verbose := flag.Bool("v", false, "log in detail")
+	var f command.Flags
+	f.Register(flag.CommandLine, "SHOMEI_OCSP_CONFIG", "var/shomei-ocsp.yaml")
 	printKeys := flag.Bool("print-responder-keys", false, "generate the responder keys in the HSM if missing, print their pins (to enroll as the CA's clients[].responder_keys) and exit")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), `Usage: shomei-ocsp [--config FILE] [-v] [--print-responder-keys]
@@ -28,30 +27,14 @@ Flags:
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	log := f.Logger()
 	if *printKeys {
-		if err := printResponderKeys(ctx, *configPath, os.Stdout, log); err != nil {
-			log.Error("shomei-ocsp --print-responder-keys", "error", err)
-			os.Exit(1)
-		}
+		command.Main(log, "shomei-ocsp --print-responder-keys", func(ctx context.Context) error {
+			return printResponderKeys(ctx, f.Config, os.Stdout, log)
+		})
 		return
 	}
-	if err := run(ctx, *configPath, log); err != nil {
-		log.Error("shomei-ocsp stopped", "error", err)
-		os.Exit(1)
-	}
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
+	command.Main(log, "shomei-ocsp stopped", func(ctx context.Context) error {
+		return run(ctx, f.Config, log)
+	})
 }

@@ -10,45 +10,35 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/shomei-pki/shomei/internal/gctuning"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/hsm"
 	"github.com/shomei-pki/shomei/internal/clienttoken"
+	"github.com/shomei-pki/shomei/internal/command"
 	"github.com/shomei-pki/shomei/internal/config"
 	"github.com/shomei-pki/shomei/internal/server"
-	"github.com/shomei-pki/shomei/ocsp"
 	"github.com/shomei-pki/shomei/ocsp/replica"
 	"github.com/shomei-pki/shomei/ocsp/responders"
 )
 
 func run(ctx context.Context, configPath string, log *slog.Logger) error {
-	if percent, fromEnv := gctuning.Apply(); fromEnv {
-		log.Info("garbage collector target from GOGC", "percent", percent)
-	}
+	command.TuneGC(log)
 	r, err := openReplica(ctx, configPath, log)
 	if err != nil {
 		return err
 	}
 	defer r.close()
-	cfg, st, client, keeper, byName := r.cfg, r.st, r.client, r.keeper, r.byName
-	issuers, next, err := keeper.Current(ctx)
-	if err != nil {
-		return err
-	}
+	// The background work (responder renewal, following the CA) ends and
+	// is waited for before the store and the token close.
+	bg := command.NewBackground(ctx)
+	defer bg.Stop(backgroundStopTimeout)
+	cfg, st := r.cfg, r.st
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	responder, err := ocsp.New(ocsp.Config{
-		Issuers: issuers, Source: replica.NewSource(st, byName),
-		Validity: cfg.OCSP.ResponseValidity, MaxAge: cfg.OCSP.MaxAge, CacheSize: cfg.OCSP.CacheSize,
-		SignatureBudget: cfg.OCSP.SignatureBudget, SignatureBurst: cfg.OCSP.SignatureBurst, UnknownReuse: cfg.OCSP.UnknownReuse,
-		Log: log, Metrics: reg,
+	reg := command.NewRegistry()
+	responder, err := command.StartResponder(ctx, bg, command.ResponderConfig{
+		Settings: cfg.OCSP, Keeper: r.keeper, Source: replica.NewSource(st, r.byName), Log: log, Metrics: reg,
 	})
 	if err != nil {
 		return err
@@ -57,14 +47,11 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	follower, err := replica.NewFollower(replica.FollowerConfig{Store: st, Client: client, Invalidate: responder.Invalidate, Metrics: reg, Log: log})
+	follower, err := replica.NewFollower(replica.FollowerConfig{Store: st, Client: r.client, Invalidate: responder.Invalidate, Metrics: reg, Log: log})
 	if err != nil {
 		return err
 	}
-	bg, stopBackground := context.WithCancel(ctx)
-	defer stopBackground()
-	go keeper.Maintain(bg, responder, next)
-	go follower.Run(bg)
+	bg.Go(follower.Run)
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -88,6 +75,9 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 		Log:      log,
 	})
 }
+
+// backgroundStopTimeout bounds the wait for the background work at a stop.
+const backgroundStopTimeout = 10 * time.Second
 
 // openedReplica is what both the replica and --print-responder-keys open:
 // its configuration, store, HSM token, connection to the CA and the keeper
@@ -176,10 +166,9 @@ func newKeeper(ctx context.Context, cfg *config.Replica, client cav1.Replication
 	if len(targets) == 0 {
 		return nil, nil, errors.New("the CA has no issuers for this replica")
 	}
-	keeper, err := responders.New(responders.Config{
+	keeper, err := command.NewKeeper(cfg.OCSP, responders.Config{
 		Token: tok, Targets: targets, KeyPrefix: "shomei-ocsp-" + cfg.Name,
-		Certifier: replica.RemoteCertifier{Client: client}, Store: st,
-		Validity: cfg.OCSP.ResponderValidity, RenewBefore: cfg.OCSP.RenewBefore, Log: log,
+		Certifier: replica.RemoteCertifier{Client: client}, Store: st, Log: log,
 	})
 	return keeper, byName, err
 }

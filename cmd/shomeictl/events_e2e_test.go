@@ -268,8 +268,9 @@ func (s *syncBuffer) String() string {
 
 var listening = regexp.MustCompile(`msg=listening grpc=(\S+) http=(\S+)`)
 
-// startCA starts shomei-ca on a new token label, with extra configuration,
-// and waits until it listens. It is killed when the test ends.
+// startCA runs the key ceremony (shomeictl init) on a new token label and
+// starts shomei-ca on it, with extra configuration, and waits until it
+// listens. It is killed when the test ends.
 func startCA(t *testing.T, dir, label, extra string) *caProc {
 	t.Helper()
 	buildCA.Do(func() {
@@ -303,6 +304,11 @@ server:
   http_listen: 127.0.0.1:0
   public_url: http://127.0.0.1:8080
 %s`, mod, testDir.Conf, label, extra))
+	// The key ceremony, as an operator runs it: shomei-ca refuses a store
+	// without issuers.
+	if r := run(t, "--config", conf, "init"); r.code != 0 {
+		t.Fatalf("shomeictl init: code %d\n%s", r.code, r.stderr)
+	}
 
 	cmd := exec.Command(caBinary, "--config", conf)
 	stderr, err := cmd.StderrPipe()

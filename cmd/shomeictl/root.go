@@ -5,22 +5,21 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/hsm"
+	"github.com/shomei-pki/shomei/internal/command"
 	"github.com/shomei-pki/shomei/internal/config"
 )
 
 // defaultConfig is where `make run` writes the development configuration.
 const defaultConfig = "var/shomei.yaml"
 
-// globals are the flags every command shares.
+// globals are the flags every command shares: --config and -v.
 type globals struct {
-	configPath string
-	verbose    bool
+	command.Flags
 }
 
 func newRootCommand() *cobra.Command {
@@ -36,29 +35,18 @@ configuration names; it is never accepted as a flag.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	def := os.Getenv("SHOMEI_CONFIG")
-	if def == "" {
-		def = defaultConfig
-	}
-	root.PersistentFlags().StringVar(&g.configPath, "config", def, "configuration file")
-	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log progress in detail")
+	g.RegisterPersistent(root.PersistentFlags(), "SHOMEI_CONFIG", defaultConfig)
 	root.AddCommand(newInitCommand(g), newKeysCommand(g), newIssuersCommand(g), newAuditCommand(g), newRespondersCommand(g), newCardCommand(), newEventsCommand())
 	return root
 }
 
 // logger writes progress to stderr.
-func (g *globals) logger() *slog.Logger {
-	level := slog.LevelInfo
-	if g.verbose {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-}
+func (g *globals) logger() *slog.Logger { return g.Logger() }
 
 func (g *globals) config() (*config.Config, error) {
-	c, err := config.Load(g.configPath)
+	c, err := config.Load(g.Config)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) && g.configPath == defaultConfig {
+		if errors.Is(err, fs.ErrNotExist) && g.Config == defaultConfig {
 			return nil, fmt.Errorf("%w (run `make run` once to create the development configuration, or pass --config)", err)
 		}
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
+	"github.com/shomei-pki/shomei/propagation/freshness"
 )
 
 // FollowerConfig configures a Follower.
@@ -42,7 +43,7 @@ type Follower struct {
 	connected prometheus.Gauge
 	snapshots prometheus.Counter
 	lastSync  prometheus.Gauge
-	visible   prometheus.Observer
+	visible   *freshness.Metric // via="replica"
 }
 
 // NewFollower checks cfg and makes a Follower.
@@ -69,19 +70,18 @@ func NewFollower(cfg FollowerConfig) (*Follower, error) {
 		lastSync: prometheus.NewGauge(prometheus.GaugeOpts{Name: "shomei_replica_last_sync_timestamp_seconds",
 			Help: "When the replica was last known in sync with the CA (its responses' thisUpdate)."}),
 	}
-	visible := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "shomei_revocation_visible_seconds",
-		Help:    "From a revocation being recorded by the CA to it being visible: via=\"replica\" when this OCSP replica answers revoked (R-R4: 1 s).",
-		Buckets: prometheus.ExponentialBuckets(0.001, 2, 17),
-	}, []string{"via"})
-	f.visible = visible.WithLabelValues("replica")
 	if cfg.Metrics != nil {
-		for _, c := range []prometheus.Collector{f.revision, f.connected, f.snapshots, f.lastSync, visible} {
+		for _, c := range []prometheus.Collector{f.revision, f.connected, f.snapshots, f.lastSync} {
 			if err := cfg.Metrics.Register(c); err != nil {
 				return nil, err
 			}
 		}
 	}
+	visible, err := freshness.New(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	f.visible = visible
 	if at := cfg.Store.SyncedAt(); !at.IsZero() {
 		f.lastSync.Set(float64(at.Unix()))
 	}
@@ -158,7 +158,7 @@ func (f *Follower) follow(ctx context.Context) (progressed bool, err error) {
 		for i, serial := range applied.Revoked {
 			f.cfg.Invalidate(serial)
 			if at := applied.RevokedRecordedAt[i]; !at.IsZero() {
-				f.visible.Observe(now.Sub(at).Seconds())
+				f.visible.Observe(freshness.Replica, at, now)
 			}
 		}
 		if !m.Snapshot {
