@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -166,4 +167,20 @@ func (p *Process) Kill() {
 	}
 	p.Cmd.Process.Kill()
 	<-p.exited
+}
+
+// StartTest starts the command for the test t: it fails the test, with the
+// process's log, unless the command becomes ready, and kills the process
+// when the test ends.
+func (c Command) StartTest(t testing.TB) *Process {
+	t.Helper()
+	p, err := c.Start(context.Background())
+	if err != nil {
+		if p != nil {
+			t.Fatalf("%v\n%s", err, p.Log)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Kill)
+	return p
 }
