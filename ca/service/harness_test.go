@@ -1,7 +1,6 @@
 package service_test
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/x509"
@@ -27,6 +26,7 @@ import (
 	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/hsm"
 	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // jst is Japan time: every date of the rules is a Japan date.
@@ -75,24 +75,6 @@ func (c *clock) set(now time.Time) {
 	c.mu.Unlock()
 }
 
-// logBuffer collects a CA's log, to check it for personal data (R-P4).
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // harness is one CA, as shomei-ca wires it, served over gRPC on loopback.
 type harness struct {
 	client      cav1.CertificateAuthorityClient
@@ -103,7 +85,7 @@ type harness struct {
 	store       *store.Store
 	clock       *clock
 	issuers     map[cav1.Profile]*x509.Certificate
-	log         *logBuffer
+	log         *testenv.LogBuffer // the CA's log, checked for personal data (R-P4)
 
 	mu sync.Mutex
 	// personal is every holder id, name, address and date of birth the test
@@ -163,7 +145,7 @@ func start(t *testing.T, token string, opts options) *harness {
 		opts.auth, opts.responders.EnrollAny = service.Open{}, true
 	}
 	h := &harness{store: st, clock: &clock{now: at(t, ceremonyDay)}, issuers: map[cav1.Profile]*x509.Certificate{},
-		log: &logBuffer{}, personal: map[string]bool{}}
+		log: &testenv.LogBuffer{}, personal: map[string]bool{}}
 	log := slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var keys []*storev1.IssuerKey
 	if earlier, ok := ceremonies.Load(token); ok {

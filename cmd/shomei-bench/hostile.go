@@ -23,6 +23,7 @@ import (
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/internal/clienttoken"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // hostileOptions are the hostile command's flags.
@@ -152,7 +153,7 @@ func measureHostile(ctx context.Context, o *hostileOptions, log *slog.Logger) (_
 		return nil, err
 	}
 	defer ca.stop()
-	rep.CANofile = procLimit(ca.cmd.Process.Pid)
+	rep.CANofile = procLimit(ca.Cmd.Process.Pid)
 
 	issuer, err := fetchIssuerCert(ctx, ca.http, "shomei-auth-g1")
 	if err != nil {
@@ -274,7 +275,7 @@ func measureHostile(ctx context.Context, o *hostileOptions, log *slog.Logger) (_
 		// means the CA took 30 s to refuse.
 		callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		_, err := badCA.Issue(callCtx, &cav1.IssueRequest{Municipality: municipality(), Holder: &cav1.Holder{HolderId: "HOSTILE"},
+		_, err := badCA.Issue(callCtx, &cav1.IssueRequest{Municipality: testenv.Kiyose(), Holder: &cav1.Holder{HolderId: "HOSTILE"},
 			Profiles: []*cav1.ProfileRequest{{Profile: cav1.Profile_PROFILE_AUTH, Csr: hugeCSR}}})
 		return "gRPC " + status.Code(err).String()
 	})
@@ -311,7 +312,7 @@ func measureHostile(ctx context.Context, o *hostileOptions, log *slog.Logger) (_
 		}
 	})
 	rss := make(chan uint64, 1)
-	go func() { rss <- watchRSS(runCtx, ca.cmd.Process.Pid) }()
+	go func() { rss <- watchRSS(runCtx, ca.Cmd.Process.Pid) }()
 	wg.Wait()
 	log.Info("hostile load ended; stopping the holders")
 	for _, h := range holders {
@@ -322,7 +323,7 @@ func measureHostile(ctx context.Context, o *hostileOptions, log *slog.Logger) (_
 		rep.Holds[h.kind] = addHold(rep.Holds[h.kind], s)
 	}
 	holders = nil
-	rep.PeakRSS = max(<-rss, procStatus(ca.cmd.Process.Pid, "VmHWM"))
+	rep.PeakRSS = max(<-rss, procStatus(ca.Cmd.Process.Pid, "VmHWM"))
 	rep.Refused = map[string]float64{}
 	for _, l := range []string{"http", "grpc"} {
 		name := `shomei_server_connections_refused_total{listener="` + l + `"}`

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/x509"
@@ -14,23 +13,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // caProcess is the shomei-ca the hostile command started.
 type caProcess struct {
-	cmd        *exec.Cmd
+	*testenv.Process
 	grpc, http string
-	done       chan error
 }
-
-var caListening = regexp.MustCompile(`msg=listening grpc=(\S+) http=(\S+)`)
 
 // findCABinary is path, or shomei-ca next to this program, or on PATH.
 func findCABinary(path string) (string, error) {
@@ -61,40 +56,24 @@ func writeHostileConfig(dir string) (token, path string, err error) {
 	if err := hsmDir.InitToken("shomei-hostile", softhsm.TestSOPIN, softhsm.TestPIN); err != nil {
 		return "", "", err
 	}
-	module, err := softhsm.Module()
+	hsmToken, err := testenv.Token(hsmDir, "shomei-hostile")
 	if err != nil {
-		return "", "", err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "pin"), []byte(softhsm.TestPIN+"\n"), 0o600); err != nil {
 		return "", "", err
 	}
 	raw := make([]byte, 32)
 	rand.Read(raw)
 	token = hex.EncodeToString(raw)
-	if err := os.WriteFile(filepath.Join(dir, "municipal.token"), []byte(token+"\n"), 0o600); err != nil {
+	if _, err := testenv.WriteFile(dir, "municipal.token", token+"\n"); err != nil {
 		return "", "", err
 	}
-	conf := fmt.Sprintf(`store:
-  path: shomei.db
-hsm:
-  module: %s
-  module_env:
-    SOFTHSM2_CONF: %s
-  token_label: shomei-hostile
-  pin_file: pin
-server:
-  grpc_listen: 127.0.0.1:0
-  http_listen: 127.0.0.1:0
-  public_url: http://127.0.0.1:8080
-certificates:
+	path, err = testenv.WriteCA(dir, hsmToken, `certificates:
   allow_ecdsa_p256: true
 clients:
   - name: bench-municipality
     token_file: municipal.token
     municipalities: ["13221"]
-`, module, hsmDir.Conf)
-	path = filepath.Join(dir, "shomei.yaml")
-	return token, path, os.WriteFile(path, []byte(conf), 0o600)
+`)
+	return token, path, err
 }
 
 // startCA starts shomei-ca and waits (up to 2 minutes: the key ceremony)
@@ -104,60 +83,24 @@ func startCA(ctx context.Context, bin, conf, logPath string) (*caProcess, error)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--config", conf)
-	stderr, err := cmd.StderrPipe()
+	p, err := testenv.Command{Path: bin, Args: []string{"--config", conf}, Ready: testenv.CAListening,
+		Within: 2 * time.Minute, Log: logFile}.Start(ctx)
 	if err != nil {
-		logFile.Close()
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, err
-	}
-	p := &caProcess{cmd: cmd, done: make(chan error, 1)}
-	addrs := make(chan []string, 1)
-	go func() {
-		defer logFile.Close()
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			fmt.Fprintln(logFile, sc.Text())
-			if m := caListening.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case addrs <- m[1:]:
-				default:
-				}
-			}
+		if p != nil {
+			p.Kill()
 		}
-	}()
-	go func() { p.done <- cmd.Wait() }()
-	select {
-	case a := <-addrs:
-		p.grpc, p.http = a[0], a[1]
-		return p, nil
-	case err := <-p.done:
-		return nil, fmt.Errorf("shomei-ca exited before listening: %v (log: %s)", err, logPath)
-	case <-ctx.Done():
-		p.stop()
-		return nil, ctx.Err()
-	case <-time.After(2 * time.Minute):
-		p.stop()
-		return nil, fmt.Errorf("shomei-ca did not listen within 2 minutes (log: %s)", logPath)
+		logFile.Close()
+		return nil, fmt.Errorf("%w (log: %s)", err, logPath)
 	}
+	go func() {
+		<-p.Exited()
+		logFile.Close()
+	}()
+	return &caProcess{Process: p, grpc: p.Ready[0], http: p.Ready[1]}, nil
 }
 
 // stop ends the CA: SIGTERM, then SIGKILL after 30 s.
-func (p *caProcess) stop() {
-	if p.cmd.ProcessState != nil {
-		return
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
+func (p *caProcess) stop() { p.Stop(30 * time.Second) }
 
 func fetchIssuerCert(ctx context.Context, httpAddr, label string) (*x509.Certificate, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/issuers/"+label+".pem", nil)

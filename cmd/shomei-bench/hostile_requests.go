@@ -3,11 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +17,7 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // attackerDialer dials from the loopback address source, an attacker's
@@ -85,22 +83,14 @@ func netOutcome(err error) string {
 	return "error"
 }
 
-func municipality() *cav1.Municipality {
-	return &cav1.Municipality{Code: "13221", PrefectureRomaji: "Tokyo-to", MunicipalityRomaji: "Kiyose-shi", Prefecture: "東京都", Municipality: "清瀬市"}
-}
-
 // issueGood issues an AUTH certificate for a fresh P-256 card key.
 func issueGood(ctx context.Context, cl cav1.CertificateAuthorityClient, i int) (*x509.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "card"}}, key)
+	csr, err := testenv.NewCardCSR()
 	if err != nil {
 		return nil, err
 	}
 	resp, err := cl.Issue(ctx, &cav1.IssueRequest{
-		Municipality: municipality(), Holder: &cav1.Holder{HolderId: fmt.Sprintf("BENCH-%d", i), DateOfBirth: "1985-01-02"},
+		Municipality: testenv.Kiyose(), Holder: &cav1.Holder{HolderId: fmt.Sprintf("BENCH-%d", i), DateOfBirth: "1985-01-02"},
 		Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: time.Now().AddDate(8, 0, 0).Format(time.DateOnly)},
 		Profiles:    []*cav1.ProfileRequest{{Profile: cav1.Profile_PROFILE_AUTH, Csr: csr}},
 	})

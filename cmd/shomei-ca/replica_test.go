@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/pem"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -22,10 +21,8 @@ import (
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/internal/clienttoken"
-	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
-
-var replicaListening = regexp.MustCompile(`msg=listening http=(\S+)`)
 
 // TestOCSPReplica runs shomei-ocsp against the real shomei-ca, each with
 // its own SoftHSM2 token, and checks with openssl ocsp (R-R6, R-R4):
@@ -66,24 +63,11 @@ func TestOCSPReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	write("shomei.yaml", strings.Replace(string(conf), "grpc_listen: 127.0.0.1:0", "grpc_listen: "+caAddr, 1))
-	mod, err := softhsm.Module()
+	token, err := testenv.Token(testDir, "e2e-replica")
 	if err != nil {
 		t.Fatal(err)
 	}
-	replicaConfig := write("replica.yaml", fmt.Sprintf(`name: r1
-ca:
-  address: %s
-  token_file: replica.token
-store:
-  path: replica.db
-hsm:
-  module: %s
-  module_env:
-    SOFTHSM2_CONF: %s
-  token_label: e2e-replica
-  pin_file: pin
-http_listen: 127.0.0.1:0
-`, caAddr, mod, testDir.Conf))
+	replicaConfig := write("replica.yaml", testenv.Replica{Name: "r1", CAAddress: caAddr, CA: "  token_file: replica.token\n", HSM: token}.YAML())
 	// Enrollment (R-R6): the replica makes its responder keys in its own
 	// HSM and prints their pins; the operator adds them to the replica's
 	// client on the CA and restarts it. Before that the CA certifies none.
@@ -104,18 +88,7 @@ http_listen: 127.0.0.1:0
 	city := dialToken(t, ca.grpc, cityToken)
 	issue := func(id string) (sign, auth *cav1.Certificate) {
 		t.Helper()
-		out, err := cav1.NewCertificateAuthorityClient(city).Issue(ctx, &cav1.IssueRequest{
-			Municipality: kiyose, Holder: holder(id),
-			Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: time.Now().AddDate(8, 0, 0).Format(time.DateOnly)},
-			Profiles: []*cav1.ProfileRequest{
-				{Profile: cav1.Profile_PROFILE_SIGN, Csr: csr(t, rsaKey(t))},
-				{Profile: cav1.Profile_PROFILE_AUTH, Csr: csr(t, rsaKey(t))},
-			},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out.Certificates[0], out.Certificates[1]
+		return issuePair(t, cav1.NewCertificateAuthorityClient(city), id)
 	}
 	signA, authA := issue("REPL-A")
 
@@ -128,22 +101,11 @@ http_listen: 127.0.0.1:0
 		t.Errorf("a replica token was let in to issue: %v", err)
 	}
 
-	rp, addrs := startBinary(t, "shomei-ocsp", replicaConfig, replicaListening)
+	rp, addrs := startBinary(t, "shomei-ocsp", replicaConfig, testenv.ReplicaListening)
 	url := "http://" + addrs[0] + "/ocsp"
 	// Until its first sync the replica vouches for nothing (internalError)
 	// and says so on /healthz.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		r, err := http.Get("http://" + addrs[0] + "/healthz")
-		if err == nil {
-			r.Body.Close()
-			if r.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the replica did not sync within 10 s: %v\n%s", err, rp.log)
-		}
-	}
+	waitSynced(t, rp, addrs[0], 10*time.Second, "the replica")
 
 	// Counted per issuer and replica (R-R6), the CA's own responders too.
 	caMetrics := get(t, "http://"+ca.http+"/metrics")
@@ -330,4 +292,23 @@ func printResponderKeys(t *testing.T, config string) []string {
 		pins = append(pins, f[2])
 	}
 	return pins
+}
+
+// waitSynced waits up to within for the replica rp, serving HTTP on
+// httpAddr, to say on /healthz that it has synced with the CA, and fails
+// the test, naming it what, if it does not.
+func waitSynced(t *testing.T, rp *caProc, httpAddr string, within time.Duration, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(within); ; time.Sleep(20 * time.Millisecond) {
+		r, err := http.Get("http://" + httpAddr + "/healthz")
+		if err == nil {
+			r.Body.Close()
+			if r.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not sync within %v: %v\n%s", what, within, err, rp.log)
+		}
+	}
 }
