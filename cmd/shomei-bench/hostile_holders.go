@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"os"
 	"os/exec"
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // splitByFileLimit splits n held connections over hostile-hold processes
@@ -20,13 +21,7 @@ func splitByFileLimit(n int) []int {
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r) == nil {
 		per = max(int(min(r.Cur, 1<<20))-200, 500)
 	}
-	var parts []int
-	for n > 0 {
-		k := min(n, per)
-		parts = append(parts, k)
-		n -= k
-	}
-	return parts
+	return testenv.Split(n, per)
 }
 
 // holdChild is a hostile-hold process.
@@ -40,16 +35,8 @@ type holdChild struct {
 
 func startHoldChild(exe, target, mode, kind string, n int, source string) (*holdChild, error) {
 	cmd := exec.Command(exe, "hostile-hold", "--target", target, "--mode", mode, "--conns", strconv.Itoa(n), "--reconnect", "1s", "--source", source)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	stdin, stdout, err := startPiped(cmd)
 	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	h := &holdChild{kind: kind, cmd: cmd, stdin: stdin, last: make(chan holdStats, 1), done: make(chan struct{})}

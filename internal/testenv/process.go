@@ -184,3 +184,15 @@ func (c Command) StartTest(t testing.TB) *Process {
 	t.Cleanup(p.Kill)
 	return p
 }
+
+// Split splits n (connections to hold, say) into parts of at most per, for
+// child processes that each fit in a descriptor limit.
+func Split(n, per int) []int {
+	var parts []int
+	for n > 0 {
+		k := min(n, per)
+		parts = append(parts, k)
+		n -= k
+	}
+	return parts
+}

@@ -96,3 +96,14 @@ func TestCardCSR(t *testing.T) {
 		t.Errorf("CSR subject %s, signature %v", csr.Subject, csr.CheckSignature())
 	}
 }
+
+func TestSplit(t *testing.T) {
+	for _, c := range []struct {
+		n, per int
+		want   []int
+	}{{0, 10, nil}, {10, 10, []int{10}}, {25, 10, []int{10, 10, 5}}, {3, 10, []int{3}}} {
+		if got := testenv.Split(c.n, c.per); !slices.Equal(got, c.want) {
+			t.Errorf("Split(%d, %d) = %v, want %v", c.n, c.per, got, c.want)
+		}
+	}
+}
