@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
@@ -51,18 +50,8 @@ func ocspSignatures(t testing.TB, httpAddr string) float64 {
 // issueOne issues SIGN and AUTH for holder id and returns them.
 func issueOne(t testing.TB, cl cav1.CertificateAuthorityClient, id string) []*cav1.Certificate {
 	t.Helper()
-	resp, err := cl.Issue(context.Background(), &cav1.IssueRequest{
-		Municipality: kiyose, Holder: holder(id),
-		Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: time.Now().AddDate(8, 0, 0).Format(time.DateOnly)},
-		Profiles: []*cav1.ProfileRequest{
-			{Profile: cav1.Profile_PROFILE_SIGN, Csr: csr(t, rsaKey(t))},
-			{Profile: cav1.Profile_PROFILE_AUTH, Csr: csr(t, rsaKey(t))},
-		},
-	})
-	if err != nil {
-		t.Fatalf("issue %s: %v", id, err)
-	}
-	return resp.Certificates
+	sign, auth := issuePair(t, cl, id)
+	return []*cav1.Certificate{sign, auth}
 }
 
 // certIDRequest is the DER OCSP request for serial under the issuer of

@@ -56,7 +56,7 @@ func newPrivateCA(t *testing.T, extra string) privateCA {
 }
 
 // issuePair issues SIGN and AUTH to a new holder of Kiyose.
-func issuePair(t *testing.T, cl cav1.CertificateAuthorityClient, holderID string) (sign, auth *cav1.Certificate) {
+func issuePair(t testing.TB, cl cav1.CertificateAuthorityClient, holderID string) (sign, auth *cav1.Certificate) {
 	t.Helper()
 	issued, err := cl.Issue(context.Background(), &cav1.IssueRequest{
 		Municipality: kiyose, Holder: holder(holderID),
@@ -67,7 +67,7 @@ func issuePair(t *testing.T, cl cav1.CertificateAuthorityClient, holderID string
 		},
 	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("issue %s: %v", holderID, err)
 	}
 	return issued.Certificates[0], issued.Certificates[1]
 }

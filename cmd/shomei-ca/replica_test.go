@@ -14,13 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
-	"github.com/shomei-pki/shomei/internal/clienttoken"
 	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
@@ -85,7 +82,7 @@ func TestOCSPReplica(t *testing.T) {
 		"    replica: true\n    responder_keys: ["+strings.Join(pins, ", ")+"]\n", 1))
 	ca = startCA(t, caConfig)
 	ctx := context.Background()
-	city := dialToken(t, ca.grpc, cityToken)
+	city := testenv.Dial(t, ca.grpc, cityToken)
 	issue := func(id string) (sign, auth *cav1.Certificate) {
 		t.Helper()
 		return issuePair(t, cav1.NewCertificateAuthorityClient(city), id)
@@ -96,7 +93,7 @@ func TestOCSPReplica(t *testing.T) {
 	if _, err := cav1.NewReplicationClient(city).ListIssuers(ctx, &cav1.ListIssuersRequest{}); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("a municipal token listed issuers for replication: %v", err)
 	}
-	_, err = cav1.NewCertificateAuthorityClient(dialToken(t, ca.grpc, replicaToken)).Issue(ctx, &cav1.IssueRequest{Municipality: kiyose, Holder: holder("REPL-X")})
+	_, err = cav1.NewCertificateAuthorityClient(testenv.Dial(t, ca.grpc, replicaToken)).Issue(ctx, &cav1.IssueRequest{Municipality: kiyose, Holder: holder("REPL-X")})
 	if status.Code(err) != codes.PermissionDenied {
 		t.Errorf("a replica token was let in to issue: %v", err)
 	}
@@ -186,7 +183,7 @@ func TestOCSPReplica(t *testing.T) {
 	// The CA comes back; a death revokes both of B's certificates, and the
 	// replica catches up without a second snapshot.
 	ca = startCA(t, caConfig)
-	city = dialToken(t, ca.grpc, cityToken)
+	city = testenv.Dial(t, ca.grpc, cityToken)
 	if _, err := cav1.NewEventsClient(city).ReportEvent(ctx, &cav1.ReportEventRequest{
 		EventId: "repl-death-1", MunicipalityCode: "13221", HolderId: "REPL-B", Kind: cav1.EventKind_EVENT_KIND_DEATH,
 		EffectiveTime: time.Now().Format(time.RFC3339),
@@ -213,16 +210,6 @@ func TestOCSPReplica(t *testing.T) {
 	}
 	rp.stop(t)
 	ca.stop(t)
-}
-
-func dialToken(t *testing.T, addr, token string) *grpc.ClientConn {
-	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(clienttoken.Bearer(token)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
 }
 
 func runOpenSSL(args ...string) (string, error) {

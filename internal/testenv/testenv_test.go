@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,5 +106,21 @@ func TestSplit(t *testing.T) {
 		if got := testenv.Split(c.n, c.per); !slices.Equal(got, c.want) {
 			t.Errorf("Split(%d, %d) = %v, want %v", c.n, c.per, got, c.want)
 		}
+	}
+}
+
+func TestParallel(t *testing.T) {
+	var calls atomic.Int64
+	var n int
+	testing.Benchmark(func(b *testing.B) {
+		n = b.N
+		calls.Store(0)
+		testenv.Parallel(b, 4, func() error {
+			calls.Add(1)
+			return nil
+		})
+	})
+	if calls.Load() != int64(n) {
+		t.Errorf("fn called %d times in a run of b.N = %d", calls.Load(), n)
 	}
 }
