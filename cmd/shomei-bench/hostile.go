@@ -147,7 +147,11 @@ func measureHostile(ctx context.Context, o *hostileOptions, log *slog.Logger) (_
 	if err != nil {
 		return nil, err
 	}
-	log.Info("starting shomei-ca (key ceremony on a fresh token)", "binary", caBin, "dir", dir)
+	ran, err := keyCeremony(ctx, caBin, conf)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("starting shomei-ca", "binary", caBin, "dir", dir, "key_ceremony_by_shomeictl", ran)
 	ca, err := startCA(ctx, caBin, conf, filepath.Join(dir, "shomei-ca.log"))
 	if err != nil {
 		return nil, err

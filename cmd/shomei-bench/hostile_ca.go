@@ -45,6 +45,26 @@ func findCABinary(path string) (string, error) {
 	return p, nil
 }
 
+// keyCeremony runs `shomeictl init` on the CA's configuration conf, as an
+// operator does before a CA's first start, when shomeictl is next to the
+// CA's binary caBin or on PATH, and says whether it did. Without it, a
+// shomei-ca that makes its own issuers on an empty store does so on its
+// first start.
+func keyCeremony(ctx context.Context, caBin, conf string) (bool, error) {
+	ctl := filepath.Join(filepath.Dir(caBin), "shomeictl")
+	if st, err := os.Stat(ctl); err != nil || st.IsDir() {
+		if ctl, err = exec.LookPath("shomeictl"); err != nil {
+			return false, nil
+		}
+	}
+	cmd := exec.CommandContext(ctx, ctl, "--config", conf, "init", "--operator", "shomei-bench")
+	cmd.Env = append(os.Environ(), "SHOMEI_CONFIG=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return false, fmt.Errorf("shomeictl init: %v\n%s", err, out)
+	}
+	return true, nil
+}
+
 // writeHostileConfig makes a fresh SoftHSM2 token and the CA's
 // configuration in dir, with one municipal client; it returns the
 // client's token and the configuration's path.

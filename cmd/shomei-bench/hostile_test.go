@@ -12,12 +12,13 @@ import (
 )
 
 // TestHostileShort runs the hostile command small: a real shomei-ca
-// (built here), 5 s of every hostile kind with fewer connections, and the
-// good client. The good client must see no failure and every hostile kind
-// must have been sent; the report must show it all. Not how fast.
+// (built here, with shomeictl for its key ceremony), 5 s of every hostile
+// kind with fewer connections, and the good client. The good client must
+// see no failure and every hostile kind must have been sent; the report
+// must show it all. Not how fast.
 func TestHostileShort(t *testing.T) {
 	bin := t.TempDir()
-	if err := testenv.Build(bin, "../shomei-ca"); err != nil {
+	if err := testenv.Build(bin, "../shomei-ca", "../shomeictl"); err != nil {
 		t.Fatal(err)
 	}
 	o := defaultHostileOptions()

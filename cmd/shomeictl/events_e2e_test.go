@@ -219,8 +219,9 @@ type caProc struct {
 	grpc string
 }
 
-// startCA starts shomei-ca on a new token label, with extra configuration,
-// and waits until it listens. It is killed when the test ends.
+// startCA runs the key ceremony (shomeictl init) on a new token label, then
+// starts shomei-ca on it, with extra configuration, and waits until it
+// listens. It is killed when the test ends.
 func startCA(t *testing.T, dir, label, extra string) *caProc {
 	t.Helper()
 	if err := buildCA(); err != nil {
@@ -236,6 +237,10 @@ func startCA(t *testing.T, dir, label, extra string) *caProc {
 	conf, err := testenv.WriteCA(dir, token, extra)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The key ceremony, as an operator runs it before the CA's first start.
+	if r := run(t, "--config", conf, "init", "--operator", "ci-operator"); r.code != 0 {
+		t.Fatalf("init: code %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	p := testenv.Command{Path: filepath.Join(testDir.Root, "shomei-ca"), Args: []string{"--config", conf},
 		Ready: testenv.CAListening, Within: 60 * time.Second}.StartTest(t)
