@@ -88,12 +88,7 @@ good client saw any failure or the peak RSS passed --rss-bound-mib.`,
 				min(o.Garbage, o.Oversized, o.Nonce, o.BigGRPC) < 0 {
 				return errors.New("hostile: --duration and --rss-bound-mib must be positive, counts not negative")
 			}
-			level := slog.LevelInfo
-			if verbose {
-				level = slog.LevelDebug
-			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			rep, err := measureHostile(cmd.Context(), o, log)
+			rep, err := measureHostile(cmd.Context(), o, progressLogger(verbose))
 			if err != nil {
 				return err
 			}
