@@ -205,9 +205,7 @@ func writeClientCA(t *testing.T, certFile string) (*ecdsa.PrivateKey, *x509.Cert
 		t.Fatal(err)
 	}
 	cert, _ := x509.ParseCertificate(der)
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeCertPEM(t, certFile, der)
 	return key, cert
 }
 

@@ -39,9 +39,7 @@ func clientCert(t *testing.T, dir, name string) tls.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, name+".pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeCertPEM(t, filepath.Join(dir, name+".pem"), der)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 

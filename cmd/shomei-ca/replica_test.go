@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/pem"
 	"io"
 	"net"
 	"net/http"
@@ -116,21 +115,14 @@ func TestOCSPReplica(t *testing.T) {
 	}
 
 	work := t.TempDir()
-	pemFile := func(name string, der []byte) string {
-		path := filepath.Join(work, name)
-		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
-	signIssuer := pemFile("sign-ca.pem", fetchIssuer(t, ca, "shomei-sign-g1").Raw)
-	authIssuer := pemFile("auth-ca.pem", fetchIssuer(t, ca, "shomei-auth-g1").Raw)
+	signIssuer := writeCertPEM(t, filepath.Join(work, "sign-ca.pem"), fetchIssuer(t, ca, "shomei-sign-g1").Raw)
+	authIssuer := writeCertPEM(t, filepath.Join(work, "auth-ca.pem"), fetchIssuer(t, ca, "shomei-auth-g1").Raw)
 	issuerOf := map[cav1.Profile]string{cav1.Profile_PROFILE_SIGN: signIssuer, cav1.Profile_PROFILE_AUTH: authIssuer}
 	// waitFor polls the replica with openssl ocsp (POST) until c's status
 	// is want, for at most limit.
 	waitFor := func(c *cav1.Certificate, want string, limit time.Duration) time.Duration {
 		t.Helper()
-		certPEM := pemFile(c.Serial+".pem", c.Der)
+		certPEM := writeCertPEM(t, filepath.Join(work, c.Serial+".pem"), c.Der)
 		start := time.Now()
 		for {
 			got := ocspStatus(t, work, "POST", url, issuerOf[c.Profile], certPEM)
@@ -146,7 +138,7 @@ func TestOCSPReplica(t *testing.T) {
 	// The snapshot has A's certificates.
 	waitFor(signA, "good", 10*time.Second)
 	waitFor(authA, "good", time.Second)
-	if got := ocspStatus(t, work, "GET", url, signIssuer, pemFile("a-sign.pem", signA.Der)); got != "good" {
+	if got := ocspStatus(t, work, "GET", url, signIssuer, writeCertPEM(t, filepath.Join(work, "a-sign.pem"), signA.Der)); got != "good" {
 		t.Errorf("GET from the replica: SIGN is %q, want good", got)
 	}
 
@@ -175,7 +167,7 @@ func TestOCSPReplica(t *testing.T) {
 		waitFor(c.cert, c.want, 0)
 	}
 	// A nonce defeats the cache: freshly signed from the replica's copy.
-	nonceOut, err := runOpenSSL("ocsp", "-issuer", signIssuer, "-cert", pemFile("a-sign.pem", signA.Der), "-CAfile", signIssuer, "-url", url)
+	nonceOut, err := runOpenSSL("ocsp", "-issuer", signIssuer, "-cert", writeCertPEM(t, filepath.Join(work, "a-sign.pem"), signA.Der), "-CAfile", signIssuer, "-url", url)
 	if err != nil || !strings.Contains(nonceOut, ": revoked") {
 		t.Errorf("with the CA down, a nonce request to the replica: %v\n%s", err, nonceOut)
 	}

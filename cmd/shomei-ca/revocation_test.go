@@ -40,8 +40,8 @@ func TestRevocationReachesOCSPAndTheCRL(t *testing.T) {
 		return path
 	}
 	signPEM, authPEM := write("sign.pem", []byte(signCert.Pem)), write("auth.pem", []byte(authCert.Pem))
-	signIssuer := write("sign-ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: fetchIssuer(t, p, "shomei-sign-g1").Raw}))
-	authIssuer := write("auth-ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: fetchIssuer(t, p, "shomei-auth-g1").Raw}))
+	signIssuer := writeCertPEM(t, filepath.Join(work, "sign-ca.pem"), fetchIssuer(t, p, "shomei-sign-g1").Raw)
+	authIssuer := writeCertPEM(t, filepath.Join(work, "auth-ca.pem"), fetchIssuer(t, p, "shomei-auth-g1").Raw)
 
 	ocspURL := ocspURLOf(t, p, signCert)
 	for _, c := range []struct {
