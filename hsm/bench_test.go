@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
+
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // BenchmarkSignRSA2048 measures RSA-2048 PKCS #1 v1.5 signatures per second
@@ -24,28 +24,10 @@ func BenchmarkSignRSA2048(b *testing.B) {
 				b.Fatal(err)
 			}
 			digest := digestOf(crypto.SHA256, []byte("bench"))
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			errs := make(chan error, workers)
-			b.ResetTimer()
-			for range workers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for next.Add(1) <= int64(b.N) {
-						if _, err := s.Sign(nil, digest, crypto.SHA256); err != nil {
-							errs <- err
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			b.StopTimer()
-			close(errs)
-			for err := range errs {
-				b.Fatal(err)
-			}
+			testenv.Parallel(b, workers, func() error {
+				_, err := s.Sign(nil, digest, crypto.SHA256)
+				return err
+			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sigs/s")
 		})
 	}

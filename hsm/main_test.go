@@ -1,11 +1,11 @@
 package hsm
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
 	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // The tests run against real SoftHSM2 tokens in a throwaway directory, all
@@ -30,14 +30,10 @@ const (
 var testDir *softhsm.Dir
 
 func TestMain(m *testing.M) {
-	dir, cleanup, err := softhsm.NewTestEnv(labelMain, labelPIN, labelRemote, labelBench, labelPool, labelCerts,
-		labelShared, labelOther, labelFaults, labelDup, labelDup)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "hsm tests: setting up SoftHSM2:", err)
-		os.Exit(1)
-	}
-	testDir = dir
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
+	labels := []string{labelMain, labelPIN, labelRemote, labelBench, labelPool, labelCerts,
+		labelShared, labelOther, labelFaults, labelDup, labelDup}
+	os.Exit(testenv.Main(m, "hsm tests", labels, func(dir *softhsm.Dir) error {
+		testDir = dir
+		return nil
+	}))
 }

@@ -1,11 +1,10 @@
 package service_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
-	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // Every test function runs its own CA on a token of its own: the key
@@ -43,12 +42,5 @@ func TestMain(m *testing.M) {
 	// Card keys take a while to generate: start now, while the tokens are
 	// being initialised.
 	holderKeys.fill(24)
-	_, cleanup, err := softhsm.NewTestEnv(tokens...)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "service tests: setting up SoftHSM2:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
+	os.Exit(testenv.Main(m, "service tests", tokens, nil))
 }

@@ -19,6 +19,7 @@ import (
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/ca"
 	"github.com/shomei-pki/shomei/ca/service"
+	"github.com/shomei-pki/shomei/internal/testenv"
 	"github.com/shomei-pki/shomei/ocsp"
 )
 
@@ -46,7 +47,7 @@ func TestAttackReplicaHugeResponderKey(t *testing.T) {
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	replica := cav1.NewReplicationClient(dialWith(t, h.addr, replicaToken))
+	replica := cav1.NewReplicationClient(testenv.Dial(t, h.addr, replicaToken))
 	for name, tc := range map[string]struct {
 		bits int
 		want string // in the violation's description

@@ -16,9 +16,7 @@ import (
 	"time"
 
 	xocsp "golang.org/x/crypto/ocsp"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -26,7 +24,7 @@ import (
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	"github.com/shomei-pki/shomei/ca"
 	"github.com/shomei-pki/shomei/ca/service"
-	"github.com/shomei-pki/shomei/internal/clienttoken"
+	"github.com/shomei-pki/shomei/internal/testenv"
 	"github.com/shomei-pki/shomei/ocsp"
 )
 
@@ -64,8 +62,8 @@ func TestAttackReplicaForgesResponder(t *testing.T) {
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	city := cav1.NewCertificateAuthorityClient(dialWith(t, h.addr, cityToken))
-	replica := cav1.NewReplicationClient(dialWith(t, h.addr, replicaToken))
+	city := cav1.NewCertificateAuthorityClient(testenv.Dial(t, h.addr, cityToken))
+	replica := cav1.NewReplicationClient(testenv.Dial(t, h.addr, replicaToken))
 
 	// A certificate that gets revoked, for the forged "good".
 	out, err := city.Issue(ctx, request(resident("RESP-1", "1980-04-01"), application(cav1.ApplicantKind_APPLICANT_KIND_SELF, "2035-01-01"),
@@ -111,7 +109,7 @@ func TestAttackReplicaForgesResponder(t *testing.T) {
 			t.Errorf("%s: %v %v; want %v naming %s (R-R6)", name, status.Code(err), fields, tc.code, tc.field)
 		}
 	}
-	if _, err := cav1.NewReplicationClient(dialWith(t, h.addr, cityToken)).CertifyResponder(ctx,
+	if _, err := cav1.NewReplicationClient(testenv.Dial(t, h.addr, cityToken)).CertifyResponder(ctx,
 		&cav1.CertifyResponderRequest{Issuer: "sign-g1", Csr: responderCSR(t, enrolledKey)}); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("a municipal token at CertifyResponder: %v; want PermissionDenied", err)
 	}
@@ -230,16 +228,6 @@ func responderCSR(t *testing.T, key crypto.Signer) []byte {
 		t.Fatal(err)
 	}
 	return csr
-}
-
-func dialWith(t *testing.T, addr, token string) *grpc.ClientConn {
-	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(clienttoken.Bearer(token)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
 }
 
 func auditCount(t *testing.T, h *harness) int {

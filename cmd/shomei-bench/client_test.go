@@ -32,12 +32,7 @@ func TestConnNetHTTP(t *testing.T) {
 		w.Write(append(body, body...))
 	}))
 	defer srv.Close()
-	var dials atomic.Int64
-	c, err := newConn(srv.URL+"/ocsp", &dials)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	c, dials := testConn(t, srv.URL+"/ocsp")
 	var body bytes.Buffer
 	for i := range 50 {
 		req := bytes.Repeat([]byte{byte(i)}, 1+i*97) // up to ~4.8 KB, past one bufio fill
@@ -51,6 +46,19 @@ func TestConnNetHTTP(t *testing.T) {
 	if seen.Load() != 50 || dials.Load() != 1 {
 		t.Errorf("server saw %d requests over %d connections, want 50 over 1", seen.Load(), dials.Load())
 	}
+}
+
+// testConn is a client connection to url, closed when the test ends, and
+// the count of its dials.
+func testConn(t *testing.T, url string) (*conn, *atomic.Int64) {
+	t.Helper()
+	dials := new(atomic.Int64)
+	c, err := newConn(url, dials)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.close)
+	return c, dials
 }
 
 // rawServer answers each connection with respond, after reading one
@@ -133,12 +141,7 @@ func TestConnClosingServers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			url, _ := rawServer(t, func(n int, body []byte) (string, bool) { return tc.reply(body), tc.keep(n) })
-			var dials atomic.Int64
-			c, err := newConn(url, &dials)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.close()
+			c, dials := testConn(t, url)
 			var body bytes.Buffer
 			for i := range 5 {
 				req := []byte(fmt.Sprintf("request %d", i))
@@ -169,14 +172,9 @@ func TestConnRefusals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			url, _ := rawServer(t, func(int, []byte) (string, bool) { return tc.reply, false })
-			var dials atomic.Int64
-			c, err := newConn(url, &dials)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.close()
+			c, _ := testConn(t, url)
 			var body bytes.Buffer
-			err = c.post(context.Background(), []byte("x"), &body)
+			err := c.post(context.Background(), []byte("x"), &body)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("post: %v, want an error about %q", err, tc.want)
 			}

@@ -3,21 +3,23 @@ package main
 import (
 	"context"
 	"log/slog"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // TestHostileShort runs the hostile command small: a real shomei-ca
-// (built here), 5 s of every hostile kind with fewer connections, and the
-// good client. The good client must see no failure and every hostile kind
-// must have been sent; the report must show it all. Not how fast.
+// (built here), 5 s of every hostile
+// kind with fewer connections, and the good client. The good client must
+// see no failure and every hostile kind must have been sent; the report
+// must show it all. Not how fast.
 func TestHostileShort(t *testing.T) {
 	bin := t.TempDir()
-	if out, err := exec.Command("go", "build", "-o", bin+"/", "../shomei-ca").CombinedOutput(); err != nil {
-		t.Fatalf("building shomei-ca: %v\n%s", err, out)
+	if err := testenv.Build(bin, "../shomei-ca"); err != nil {
+		t.Fatal(err)
 	}
 	o := defaultHostileOptions()
 	o.Duration, o.IdleConns, o.SlowBodies = 5*time.Second, 2000, 100

@@ -7,7 +7,6 @@ import (
 	"math/big"
 	"os/exec"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,12 +79,7 @@ func TestOpenSSLIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dials atomic.Int64
-	client, err := newConn(peer.URL, &dials)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.close()
+	client, _ := testConn(t, peer.URL)
 	ask := func(t *testing.T, serial *big.Int) ([]byte, []byte) {
 		der, err := buildRequest(h, serial, true)
 		if err != nil {

@@ -65,12 +65,7 @@ at concurrency 64. Exit status 0 even when a target is missed; 1 on errors.`,
 			if reexecuted || err != nil {
 				return err
 			}
-			level := slog.LevelInfo
-			if verbose {
-				level = slog.LevelDebug
-			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			return runOCSP(cmd.Context(), o, cmd.OutOrStdout(), log)
+			return runOCSP(cmd.Context(), o, cmd.OutOrStdout(), progressLogger(verbose))
 		},
 	}
 	f := cmd.Flags()
@@ -176,4 +171,15 @@ func (o *ocspOptions) check() error {
 		return fmt.Errorf("--duration must be positive and --warmup not negative")
 	}
 	return nil
+}
+
+// progressLogger is where a measuring command says what it is doing: text
+// on standard error, in detail with --verbose; the results go to standard
+// output.
+func progressLogger(verbose bool) *slog.Logger {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }

@@ -237,16 +237,8 @@ type servers struct {
 // and waits for it to listen.
 func startServers(ctx context.Context, exe, dir string) (*servers, error) {
 	cmd := exec.CommandContext(ctx, exe, "ocsp-serve", "--dir", dir)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	stdin, stdout, err := startPiped(cmd)
 	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	s := &servers{cmd: cmd, stdin: stdin}
@@ -274,4 +266,21 @@ func (s *servers) stop() error {
 		s.cmd.Process.Kill()
 		return errors.Join(errors.New("the server process did not stop; killed"), <-done)
 	}
+}
+
+// startPiped starts a child process of this program (ocsp-serve,
+// hostile-hold), which reports on its standard output and stops when its
+// standard input closes; its standard error is this program's.
+func startPiped(cmd *exec.Cmd) (stdin io.WriteCloser, stdout io.ReadCloser, err error) {
+	cmd.Stderr = os.Stderr
+	if stdin, err = cmd.StdinPipe(); err != nil {
+		return nil, nil, err
+	}
+	if stdout, err = cmd.StdoutPipe(); err != nil {
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	return stdin, stdout, nil
 }

@@ -21,6 +21,7 @@ import (
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/internal/clienttoken"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // Tokens of the municipal clients of TestAttackGRPCAuth.
@@ -62,8 +63,8 @@ func TestAttackGRPCAuth(t *testing.T) {
     burst: 2
 `))
 	ctx := context.Background()
-	kiyoseCA := cav1.NewCertificateAuthorityClient(dialToken(t, p.grpc, kiyoseToken))
-	kurumeCA := cav1.NewCertificateAuthorityClient(dialToken(t, p.grpc, kurumeToken))
+	kiyoseCA := cav1.NewCertificateAuthorityClient(testenv.Dial(t, p.grpc, kiyoseToken))
+	kurumeCA := cav1.NewCertificateAuthorityClient(testenv.Dial(t, p.grpc, kurumeToken))
 	anonymous := cav1.NewCertificateAuthorityClient(p.conn(t))
 
 	issued, err := kiyoseCA.Issue(ctx, &cav1.IssueRequest{
@@ -122,7 +123,7 @@ func TestAttackGRPCAuth(t *testing.T) {
 		// Issue 9 item 12: free-form ids that look like an individual
 		// number are refused, naming the field; event ids never reach the
 		// log whole.
-		events := cav1.NewEventsClient(dialToken(t, p.grpc, kiyoseToken))
+		events := cav1.NewEventsClient(testenv.Dial(t, p.grpc, kiyoseToken))
 		effective := time.Now().In(time.FixedZone("JST", 9*3600)).Format(time.RFC3339)
 		event := func(id, holderID string) error {
 			_, err := events.ReportEvent(ctx, &cav1.ReportEventRequest{EventId: id, MunicipalityCode: "13221", HolderId: holderID,
@@ -147,7 +148,7 @@ func TestAttackGRPCAuth(t *testing.T) {
 	})
 
 	t.Run("ClientRateLimit", func(t *testing.T) {
-		slow := cav1.NewCertificateAuthorityClient(dialToken(t, p.grpc, slowToken))
+		slow := cav1.NewCertificateAuthorityClient(testenv.Dial(t, p.grpc, slowToken))
 		var last error
 		for range 3 {
 			_, last = slow.ListCertificates(ctx, &cav1.ListCertificatesRequest{MunicipalityCode: "13223", HolderId: "SLOW-1"})
@@ -211,7 +212,7 @@ func TestAttackGRPCAuth(t *testing.T) {
 		// Guesses from one address use up its failed-authentication
 		// budget (burst 20, then 1/s): after it, guesses are not even
 		// checked.
-		guesser := cav1.NewCertificateAuthorityClient(dialToken(t, p.grpc, "yet-another-guess-0123456789"))
+		guesser := cav1.NewCertificateAuthorityClient(testenv.Dial(t, p.grpc, "yet-another-guess-0123456789"))
 		var err error
 		for range 30 {
 			_, err = guesser.ListCertificates(ctx, &cav1.ListCertificatesRequest{MunicipalityCode: "13221", HolderId: "AUTH-1"})
@@ -219,7 +220,7 @@ func TestAttackGRPCAuth(t *testing.T) {
 		checkExhausted(t, err, "token guessing")
 		// A right guess now gets the same answer; kiyose, which had
 		// called from this address before, goes on.
-		_, err = cav1.NewCertificateAuthorityClient(dialToken(t, p.grpc, slowToken)).ListCertificates(ctx,
+		_, err = cav1.NewCertificateAuthorityClient(testenv.Dial(t, p.grpc, slowToken)).ListCertificates(ctx,
 			&cav1.ListCertificatesRequest{MunicipalityCode: "13223", HolderId: "SLOW-1"})
 		checkExhausted(t, err, "a right token from a blocked address, never seen there")
 		if _, err := kiyoseCA.ListCertificates(ctx, &cav1.ListCertificatesRequest{MunicipalityCode: "13221", HolderId: "AUTH-1"}); err != nil {

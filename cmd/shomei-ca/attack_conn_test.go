@@ -27,6 +27,7 @@ import (
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // Issue 9, item 3: connection exhaustion must not take down issuance.
@@ -308,14 +309,7 @@ func splitConns(t *testing.T, n int) []int {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
 		t.Fatal(err)
 	}
-	per := max(int(min(r.Max, 1<<20))-200, 1000)
-	var parts []int
-	for n > 0 {
-		k := min(n, per)
-		parts = append(parts, k)
-		n -= k
-	}
-	return parts
+	return testenv.Split(n, max(int(min(r.Max, 1<<20))-200, 1000))
 }
 
 // holdStats is what shomei-bench hostile-hold prints.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +16,7 @@ import (
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // waitReady polls /readyz and the gRPC health service until both say
@@ -156,30 +156,18 @@ func TestAttackReplicaDisconnected(t *testing.T) {
 	if err := pc.hsm.InitToken("replica", softhsm.TestSOPIN, softhsm.TestPIN); err != nil {
 		t.Fatal(err)
 	}
-	mod, err := softhsm.Module()
+	token, err := testenv.Token(pc.hsm, "replica")
 	if err != nil {
 		t.Fatal(err)
 	}
-	replicaConfig := filepath.Join(pc.dir, "replica.yaml")
-	if err := os.WriteFile(replicaConfig, []byte(fmt.Sprintf(`name: r-attack
-ca:
-  address: %s
-  token_file: replica.token
-store:
-  path: replica.db
-hsm:
-  module: %s
-  module_env:
-    SOFTHSM2_CONF: %s
-  token_label: replica
-  pin_file: pin
-http_listen: 127.0.0.1:0
-`, caAddr, mod, pc.hsm.Conf)), 0o600); err != nil {
+	replicaConfig, err := testenv.WriteFile(pc.dir, "replica.yaml", testenv.Replica{Name: "r-attack", CAAddress: caAddr,
+		CA: "  token_file: replica.token\n", HSM: token}.YAML())
+	if err != nil {
 		t.Fatal(err)
 	}
 
 	ca := enrolReplica(t, startCA(t, pc.config), pc.config, replicaConfig)
-	rp, addrs := startBinary(t, "shomei-ocsp", replicaConfig, replicaListening)
+	rp, addrs := startBinary(t, "shomei-ocsp", replicaConfig, testenv.ReplicaListening)
 	readyz := "http://" + addrs[0] + "/readyz"
 	waitFor := func(want int, within time.Duration) string {
 		t.Helper()

@@ -9,9 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
 	"math/big"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +23,7 @@ import (
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/internal/clienttoken"
-	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // TestAttackMTLSIdentity: issue 9 item 11. With mutual TLS, a
@@ -116,30 +114,16 @@ clients:
 	if _, err := cav1.NewReplicationClient(rconn).ListIssuers(ctx, &cav1.ListIssuersRequest{}); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("the replica's token with kiyose's certificate: %v, want Unauthenticated", err)
 	}
-	mod, err := softhsm.Module()
+	token, err := testenv.Token(testDir, "e2e-mtls")
 	if err != nil {
 		t.Fatal(err)
 	}
 	replicaConfig := path("replica.yaml")
 	writeReplicaConfig := func(caAddr string) {
 		t.Helper()
-		if err := os.WriteFile(replicaConfig, []byte(fmt.Sprintf(`name: r1
-ca:
-  address: %s
-  token_file: replica.token
-  tls_ca_file: server.pem
-  tls_cert_file: ocsp1.pem
-  tls_key_file: ocsp1-key.pem
-store:
-  path: replica.db
-hsm:
-  module: %s
-  module_env:
-    SOFTHSM2_CONF: %s
-  token_label: e2e-mtls
-  pin_file: pin
-http_listen: 127.0.0.1:0
-`, caAddr, mod, testDir.Conf)), 0o600); err != nil {
+		if err := os.WriteFile(replicaConfig, []byte(testenv.Replica{Name: "r1", CAAddress: caAddr,
+			CA:  "  token_file: replica.token\n  tls_ca_file: server.pem\n  tls_cert_file: ocsp1.pem\n  tls_key_file: ocsp1-key.pem\n",
+			HSM: token}.YAML()), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -158,19 +142,8 @@ http_listen: 127.0.0.1:0
 	}
 	p = startCA(t, caConfig)
 	writeReplicaConfig(p.grpc)
-	rp, addrs := startBinary(t, "shomei-ocsp", replicaConfig, replicaListening)
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		r, err := http.Get("http://" + addrs[0] + "/healthz")
-		if err == nil {
-			r.Body.Close()
-			if r.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("shomei-ocsp did not sync over mutual TLS within 20 s: %v\n%s", err, rp.log)
-		}
-	}
+	rp, addrs := startBinary(t, "shomei-ocsp", replicaConfig, testenv.ReplicaListening)
+	waitSynced(t, rp, addrs[0], 20*time.Second, "shomei-ocsp over mutual TLS")
 	rp.stop(t)
 
 	// TLS 1.3 when the client offers it; nothing below 1.2.
@@ -232,9 +205,7 @@ func writeClientCA(t *testing.T, certFile string) (*ecdsa.PrivateKey, *x509.Cert
 		t.Fatal(err)
 	}
 	cert, _ := x509.ParseCertificate(der)
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeCertPEM(t, certFile, der)
 	return key, cert
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
@@ -51,18 +50,25 @@ func ocspSignatures(t testing.TB, httpAddr string) float64 {
 // issueOne issues SIGN and AUTH for holder id and returns them.
 func issueOne(t testing.TB, cl cav1.CertificateAuthorityClient, id string) []*cav1.Certificate {
 	t.Helper()
-	resp, err := cl.Issue(context.Background(), &cav1.IssueRequest{
-		Municipality: kiyose, Holder: holder(id),
-		Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: time.Now().AddDate(8, 0, 0).Format(time.DateOnly)},
-		Profiles: []*cav1.ProfileRequest{
-			{Profile: cav1.Profile_PROFILE_SIGN, Csr: csr(t, rsaKey(t))},
-			{Profile: cav1.Profile_PROFILE_AUTH, Csr: csr(t, rsaKey(t))},
-		},
-	})
+	sign, auth := issuePair(t, cl, id)
+	return []*cav1.Certificate{sign, auth}
+}
+
+// signRequest issues SIGN and AUTH to holder id and returns the SIGN
+// certificate, its issuer and an OCSP request for it (SHA-1 CertID, no
+// nonce), a template for certIDRequest.
+func signRequest(t testing.TB, p *caProc, cl cav1.CertificateAuthorityClient, id string) (sign, issuer *x509.Certificate, template []byte) {
+	t.Helper()
+	sign, err := certOf(issueOne(t, cl, id)[0])
 	if err != nil {
-		t.Fatalf("issue %s: %v", id, err)
+		t.Fatal(err)
 	}
-	return resp.Certificates
+	issuer = fetchIssuer(t, p, "shomei-sign-g1")
+	template, err = xocsp.CreateRequest(sign, issuer, &xocsp.RequestOptions{Hash: crypto.SHA1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sign, issuer, template
 }
 
 // certIDRequest is the DER OCSP request for serial under the issuer of
@@ -125,16 +131,7 @@ http_access:
     rate: -1
 `))
 	cl := p.client(t)
-	certs := issueOne(t, cl, "FLOOD-0")
-	sign, err := certOf(certs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer := fetchIssuer(t, p, "shomei-sign-g1")
-	template, err := xocsp.CreateRequest(sign, issuer, &xocsp.RequestOptions{Hash: crypto.SHA1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, issuer, template := signRequest(t, p, cl, "FLOOD-0")
 	otherIssuer := certIDRequest(t, template, nil, nil)
 	otherIssuer[len(otherIssuer)-30] ^= 0xff // an issuerKeyHash byte: an issuer not served
 	url := "http://" + p.http + "/ocsp"
@@ -234,16 +231,7 @@ func TestAttackStatusAddressFlood(t *testing.T) {
     burst: 20
     table_size: 16
 `))
-	certs := issueOne(t, p.client(t), "ADDR-0")
-	sign, err := certOf(certs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer := fetchIssuer(t, p, "shomei-sign-g1")
-	template, err := xocsp.CreateRequest(sign, issuer, &xocsp.RequestOptions{Hash: crypto.SHA1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sign, _, template := signRequest(t, p, p.client(t), "ADDR-0")
 	crlURL := strings.Replace(sign.CRLDistributionPoints[0], "127.0.0.1:8080", p.http, 1)
 	before := ocspSignatures(t, p.http)
 	codes := map[int]int{}

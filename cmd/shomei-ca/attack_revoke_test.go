@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,6 +22,7 @@ import (
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // privateCA is a shomei-ca on a SoftHSM2 token directory of its own (so
@@ -44,35 +44,19 @@ func newPrivateCA(t *testing.T, extra string) privateCA {
 	if err := hsmDir.InitToken("attack", softhsm.TestSOPIN, softhsm.TestPIN); err != nil {
 		t.Fatal(err)
 	}
-	mod, err := softhsm.Module()
+	token, err := testenv.Token(hsmDir, "attack")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "pin"), []byte(softhsm.TestPIN+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf(`store:
-  path: shomei.db
-hsm:
-  module: %s
-  module_env:
-    SOFTHSM2_CONF: %s
-  token_label: attack
-  pin_file: pin
-server:
-  grpc_listen: 127.0.0.1:0
-  http_listen: 127.0.0.1:0
-  public_url: http://127.0.0.1:8080
-%s`, mod, hsmDir.Conf, extra)
-	path := filepath.Join(dir, "shomei.yaml")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+	path, err := testenv.WriteCA(dir, token, extra)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return privateCA{dir: dir, tokens: filepath.Join(hsmDir.Root, "tokens"), config: path, hsm: hsmDir}
 }
 
 // issuePair issues SIGN and AUTH to a new holder of Kiyose.
-func issuePair(t *testing.T, cl cav1.CertificateAuthorityClient, holderID string) (sign, auth *cav1.Certificate) {
+func issuePair(t testing.TB, cl cav1.CertificateAuthorityClient, holderID string) (sign, auth *cav1.Certificate) {
 	t.Helper()
 	issued, err := cl.Issue(context.Background(), &cav1.IssueRequest{
 		Municipality: kiyose, Holder: holder(holderID),
@@ -83,7 +67,7 @@ func issuePair(t *testing.T, cl cav1.CertificateAuthorityClient, holderID string
 		},
 	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("issue %s: %v", holderID, err)
 	}
 	return issued.Certificates[0], issued.Certificates[1]
 }

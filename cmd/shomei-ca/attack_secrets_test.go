@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // TestAttackSecretFiles: issue 9 item 12. A PIN file, a client token file,
@@ -38,29 +37,17 @@ func TestAttackSecretFiles(t *testing.T) {
 `
 	replicaConfig := func(t *testing.T) setup {
 		dir := t.TempDir()
-		mod, err := softhsm.Module()
+		token, err := testenv.Token(testDir, "e2e-auth")
 		if err != nil {
 			t.Fatal(err)
 		}
 		writeToken(t, dir, "replica.token", "replica-secret-token-0123456789")
-		if err := os.WriteFile(filepath.Join(dir, "pin"), []byte(softhsm.TestPIN+"\n"), 0o600); err != nil {
+		if err := testenv.WritePIN(dir); err != nil {
 			t.Fatal(err)
 		}
-		conf := filepath.Join(dir, "replica.yaml")
-		if err := os.WriteFile(conf, []byte(fmt.Sprintf(`name: secrets
-ca:
-  address: 127.0.0.1:1
-  token_file: replica.token
-store:
-  path: replica.db
-hsm:
-  module: %s
-  module_env:
-    SOFTHSM2_CONF: %s
-  token_label: e2e-auth
-  pin_file: pin
-http_listen: 127.0.0.1:0
-`, mod, testDir.Conf)), 0o600); err != nil {
+		conf, err := testenv.WriteFile(dir, "replica.yaml", testenv.Replica{Name: "secrets", CAAddress: "127.0.0.1:1",
+			CA: "  token_file: replica.token\n", HSM: token}.YAML())
+		if err != nil {
 			t.Fatal(err)
 		}
 		return setup{dir, conf}

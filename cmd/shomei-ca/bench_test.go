@@ -6,8 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +21,7 @@ import (
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/hsm"
 	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // BenchmarkIssue measures end-to-end Issue throughput — a real gRPC client
@@ -104,7 +103,7 @@ func benchRawSign(b *testing.B, workers int) {
 	}
 	digest := sha256.Sum256([]byte("bench"))
 	cpu := processCPU()
-	parallel(b, workers, func() error {
+	testenv.Parallel(b, workers, func() error {
 		_, err := s.Sign(nil, digest[:], crypto.SHA256)
 		return err
 	})
@@ -127,7 +126,7 @@ func benchIssue(b *testing.B, addr string, profiles, clients int) {
 	card := time.Now().AddDate(8, 0, 0).Format(time.DateOnly)
 	var next atomic.Int64
 	cpu := processCPU()
-	parallel(b, clients, func() error {
+	testenv.Parallel(b, clients, func() error {
 		i := int(next.Add(1) - 1)
 		req := &cav1.IssueRequest{
 			Municipality: kiyose,
@@ -236,7 +235,7 @@ func benchCSRs(n int) ([][]byte, error) {
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "card"}}, keys[i])
+				der, err := testenv.CardCSR(keys[i])
 				if err != nil {
 					errs <- err
 					return
@@ -248,30 +247,4 @@ func benchCSRs(n int) ([][]byte, error) {
 	wg.Wait()
 	close(errs)
 	return csrs, <-errs
-}
-
-// parallel runs b.N calls of fn on workers goroutines.
-func parallel(b *testing.B, workers int, fn func() error) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	b.ResetTimer()
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(b.N) {
-				if err := fn(); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	b.StopTimer()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
 }

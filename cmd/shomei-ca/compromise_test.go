@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/pem"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -45,15 +43,8 @@ func TestIssuerCompromise(t *testing.T) {
 		certs = append(certs, out.Certificates...)
 	}
 	work := t.TempDir()
-	pemOf := func(name string, der []byte) string {
-		path := filepath.Join(work, name)
-		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
-	signIssuer := pemOf("sign-ca.pem", fetchIssuer(t, p, "shomei-sign-g1").Raw)
-	authIssuer := pemOf("auth-ca.pem", fetchIssuer(t, p, "shomei-auth-g1").Raw)
+	signIssuer := writeCertPEM(t, filepath.Join(work, "sign-ca.pem"), fetchIssuer(t, p, "shomei-sign-g1").Raw)
+	authIssuer := writeCertPEM(t, filepath.Join(work, "auth-ca.pem"), fetchIssuer(t, p, "shomei-auth-g1").Raw)
 
 	shomeictl := func(args ...string) (string, error) {
 		out, err := exec.Command(filepath.Join(binDir, "shomeictl"), append([]string{"--config", conf}, args...)...).CombinedOutput()
@@ -84,7 +75,7 @@ func TestIssuerCompromise(t *testing.T) {
 		if c.Profile == cav1.Profile_PROFILE_SIGN {
 			want, issuerPEM = "revoked cACompromise", signIssuer
 		}
-		if got := ocspStatus(t, work, "POST", url, issuerPEM, pemOf(c.Serial+".pem", c.Der)); got != want {
+		if got := ocspStatus(t, work, "POST", url, issuerPEM, writeCertPEM(t, filepath.Join(work, c.Serial+".pem"), c.Der)); got != want {
 			t.Errorf("%s %s: OCSP says %q, want %q", c.Profile, c.Serial, got, want)
 		}
 	}

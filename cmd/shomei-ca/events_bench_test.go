@@ -18,6 +18,7 @@ import (
 	"time"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // BenchmarkAddressChanges measures events/s for address-change events,
@@ -115,7 +116,7 @@ func benchAddressChanges(b *testing.B, grpcAddr, httpAddr string, clients int) {
 	next.Store(0)
 	var accepted time.Duration
 	start := time.Now()
-	parallel(b, clients, func() error {
+	testenv.Parallel(b, clients, func() error {
 		i := int(next.Add(1) - 1)
 		resp, err := events.ReportEvent(ctx, &cav1.ReportEventRequest{
 			EventId: "evb-" + holders[i], MunicipalityCode: kiyose.Code, HolderId: holders[i],

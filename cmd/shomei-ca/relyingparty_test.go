@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
 	"io"
 	"math/big"
 	"net/http"
@@ -21,9 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shomei-pki/shomei/internal/testenv"
 	xocsp "golang.org/x/crypto/ocsp"
-
-	"github.com/shomei-pki/shomei/internal/softhsm"
 )
 
 // clientCert writes a self-signed client certificate to dir/name.pem and
@@ -41,9 +39,7 @@ func clientCert(t *testing.T, dir, name string) tls.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, name+".pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeCertPEM(t, filepath.Join(dir, name+".pem"), der)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
@@ -218,45 +214,23 @@ func TestAttackReplicaUnregisteredRelyingParty(t *testing.T) {
 		t.Fatal(err)
 	}
 	issuer := fetchIssuer(t, ca, "shomei-sign-g1")
-	mod, err := softhsm.Module()
+	token, err := testenv.Token(testDir, "e2e-rp-replica")
 	if err != nil {
 		t.Fatal(err)
 	}
-	replicaConfig := filepath.Join(dir, "replica.yaml")
-	if err := os.WriteFile(replicaConfig, fmt.Appendf(nil, `name: rp1
-ca:
-  address: %s
-store:
-  path: replica.db
-hsm:
-  module: %s
-  module_env:
-    SOFTHSM2_CONF: %s
-  token_label: e2e-rp-replica
-  pin_file: pin
-http_listen: 127.0.0.1:0
-http_access:
+	replicaConfig, err := testenv.WriteFile(dir, "replica.yaml", testenv.Replica{Name: "rp1", CAAddress: ca.grpc, HSM: token,
+		Extra: `http_access:
   mode: registered
   relying_parties:
     - name: bank-a
       token_file: bank-a.token
-`, ca.grpc, mod, testDir.Conf), 0o600); err != nil {
+`}.YAML())
+	if err != nil {
 		t.Fatal(err)
 	}
-	rp, addrs := startBinary(t, "shomei-ocsp", replicaConfig, replicaListening)
+	rp, addrs := startBinary(t, "shomei-ocsp", replicaConfig, testenv.ReplicaListening)
 	base := "http://" + addrs[0]
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		r, err := http.Get(base + "/healthz")
-		if err == nil {
-			r.Body.Close()
-			if r.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the replica did not sync within 10 s: %v\n%s", err, rp.log)
-		}
-	}
+	waitSynced(t, rp, addrs[0], 10*time.Second, "the replica")
 	der, err := xocsp.CreateRequest(sign, issuer, &xocsp.RequestOptions{Hash: crypto.SHA256})
 	if err != nil {
 		t.Fatal(err)

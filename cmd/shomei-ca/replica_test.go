@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/pem"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,17 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
-	"github.com/shomei-pki/shomei/internal/clienttoken"
-	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
-
-var replicaListening = regexp.MustCompile(`msg=listening http=(\S+)`)
 
 // TestOCSPReplica runs shomei-ocsp against the real shomei-ca, each with
 // its own SoftHSM2 token, and checks with openssl ocsp (R-R6, R-R4):
@@ -66,24 +59,11 @@ func TestOCSPReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	write("shomei.yaml", strings.Replace(string(conf), "grpc_listen: 127.0.0.1:0", "grpc_listen: "+caAddr, 1))
-	mod, err := softhsm.Module()
+	token, err := testenv.Token(testDir, "e2e-replica")
 	if err != nil {
 		t.Fatal(err)
 	}
-	replicaConfig := write("replica.yaml", fmt.Sprintf(`name: r1
-ca:
-  address: %s
-  token_file: replica.token
-store:
-  path: replica.db
-hsm:
-  module: %s
-  module_env:
-    SOFTHSM2_CONF: %s
-  token_label: e2e-replica
-  pin_file: pin
-http_listen: 127.0.0.1:0
-`, caAddr, mod, testDir.Conf))
+	replicaConfig := write("replica.yaml", testenv.Replica{Name: "r1", CAAddress: caAddr, CA: "  token_file: replica.token\n", HSM: token}.YAML())
 	// Enrollment (R-R6): the replica makes its responder keys in its own
 	// HSM and prints their pins; the operator adds them to the replica's
 	// client on the CA and restarts it. Before that the CA certifies none.
@@ -101,21 +81,10 @@ http_listen: 127.0.0.1:0
 		"    replica: true\n    responder_keys: ["+strings.Join(pins, ", ")+"]\n", 1))
 	ca = startCA(t, caConfig)
 	ctx := context.Background()
-	city := dialToken(t, ca.grpc, cityToken)
+	city := testenv.Dial(t, ca.grpc, cityToken)
 	issue := func(id string) (sign, auth *cav1.Certificate) {
 		t.Helper()
-		out, err := cav1.NewCertificateAuthorityClient(city).Issue(ctx, &cav1.IssueRequest{
-			Municipality: kiyose, Holder: holder(id),
-			Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: time.Now().AddDate(8, 0, 0).Format(time.DateOnly)},
-			Profiles: []*cav1.ProfileRequest{
-				{Profile: cav1.Profile_PROFILE_SIGN, Csr: csr(t, rsaKey(t))},
-				{Profile: cav1.Profile_PROFILE_AUTH, Csr: csr(t, rsaKey(t))},
-			},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out.Certificates[0], out.Certificates[1]
+		return issuePair(t, cav1.NewCertificateAuthorityClient(city), id)
 	}
 	signA, authA := issue("REPL-A")
 
@@ -123,27 +92,16 @@ http_listen: 127.0.0.1:0
 	if _, err := cav1.NewReplicationClient(city).ListIssuers(ctx, &cav1.ListIssuersRequest{}); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("a municipal token listed issuers for replication: %v", err)
 	}
-	_, err = cav1.NewCertificateAuthorityClient(dialToken(t, ca.grpc, replicaToken)).Issue(ctx, &cav1.IssueRequest{Municipality: kiyose, Holder: holder("REPL-X")})
+	_, err = cav1.NewCertificateAuthorityClient(testenv.Dial(t, ca.grpc, replicaToken)).Issue(ctx, &cav1.IssueRequest{Municipality: kiyose, Holder: holder("REPL-X")})
 	if status.Code(err) != codes.PermissionDenied {
 		t.Errorf("a replica token was let in to issue: %v", err)
 	}
 
-	rp, addrs := startBinary(t, "shomei-ocsp", replicaConfig, replicaListening)
+	rp, addrs := startBinary(t, "shomei-ocsp", replicaConfig, testenv.ReplicaListening)
 	url := "http://" + addrs[0] + "/ocsp"
 	// Until its first sync the replica vouches for nothing (internalError)
 	// and says so on /healthz.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		r, err := http.Get("http://" + addrs[0] + "/healthz")
-		if err == nil {
-			r.Body.Close()
-			if r.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the replica did not sync within 10 s: %v\n%s", err, rp.log)
-		}
-	}
+	waitSynced(t, rp, addrs[0], 10*time.Second, "the replica")
 
 	// Counted per issuer and replica (R-R6), the CA's own responders too.
 	caMetrics := get(t, "http://"+ca.http+"/metrics")
@@ -157,21 +115,14 @@ http_listen: 127.0.0.1:0
 	}
 
 	work := t.TempDir()
-	pemFile := func(name string, der []byte) string {
-		path := filepath.Join(work, name)
-		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
-	signIssuer := pemFile("sign-ca.pem", fetchIssuer(t, ca, "shomei-sign-g1").Raw)
-	authIssuer := pemFile("auth-ca.pem", fetchIssuer(t, ca, "shomei-auth-g1").Raw)
+	signIssuer := writeCertPEM(t, filepath.Join(work, "sign-ca.pem"), fetchIssuer(t, ca, "shomei-sign-g1").Raw)
+	authIssuer := writeCertPEM(t, filepath.Join(work, "auth-ca.pem"), fetchIssuer(t, ca, "shomei-auth-g1").Raw)
 	issuerOf := map[cav1.Profile]string{cav1.Profile_PROFILE_SIGN: signIssuer, cav1.Profile_PROFILE_AUTH: authIssuer}
 	// waitFor polls the replica with openssl ocsp (POST) until c's status
 	// is want, for at most limit.
 	waitFor := func(c *cav1.Certificate, want string, limit time.Duration) time.Duration {
 		t.Helper()
-		certPEM := pemFile(c.Serial+".pem", c.Der)
+		certPEM := writeCertPEM(t, filepath.Join(work, c.Serial+".pem"), c.Der)
 		start := time.Now()
 		for {
 			got := ocspStatus(t, work, "POST", url, issuerOf[c.Profile], certPEM)
@@ -187,7 +138,7 @@ http_listen: 127.0.0.1:0
 	// The snapshot has A's certificates.
 	waitFor(signA, "good", 10*time.Second)
 	waitFor(authA, "good", time.Second)
-	if got := ocspStatus(t, work, "GET", url, signIssuer, pemFile("a-sign.pem", signA.Der)); got != "good" {
+	if got := ocspStatus(t, work, "GET", url, signIssuer, writeCertPEM(t, filepath.Join(work, "a-sign.pem"), signA.Der)); got != "good" {
 		t.Errorf("GET from the replica: SIGN is %q, want good", got)
 	}
 
@@ -216,7 +167,7 @@ http_listen: 127.0.0.1:0
 		waitFor(c.cert, c.want, 0)
 	}
 	// A nonce defeats the cache: freshly signed from the replica's copy.
-	nonceOut, err := runOpenSSL("ocsp", "-issuer", signIssuer, "-cert", pemFile("a-sign.pem", signA.Der), "-CAfile", signIssuer, "-url", url)
+	nonceOut, err := runOpenSSL("ocsp", "-issuer", signIssuer, "-cert", writeCertPEM(t, filepath.Join(work, "a-sign.pem"), signA.Der), "-CAfile", signIssuer, "-url", url)
 	if err != nil || !strings.Contains(nonceOut, ": revoked") {
 		t.Errorf("with the CA down, a nonce request to the replica: %v\n%s", err, nonceOut)
 	}
@@ -224,7 +175,7 @@ http_listen: 127.0.0.1:0
 	// The CA comes back; a death revokes both of B's certificates, and the
 	// replica catches up without a second snapshot.
 	ca = startCA(t, caConfig)
-	city = dialToken(t, ca.grpc, cityToken)
+	city = testenv.Dial(t, ca.grpc, cityToken)
 	if _, err := cav1.NewEventsClient(city).ReportEvent(ctx, &cav1.ReportEventRequest{
 		EventId: "repl-death-1", MunicipalityCode: "13221", HolderId: "REPL-B", Kind: cav1.EventKind_EVENT_KIND_DEATH,
 		EffectiveTime: time.Now().Format(time.RFC3339),
@@ -251,16 +202,6 @@ http_listen: 127.0.0.1:0
 	}
 	rp.stop(t)
 	ca.stop(t)
-}
-
-func dialToken(t *testing.T, addr, token string) *grpc.ClientConn {
-	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(clienttoken.Bearer(token)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
 }
 
 func runOpenSSL(args ...string) (string, error) {
@@ -330,4 +271,23 @@ func printResponderKeys(t *testing.T, config string) []string {
 		pins = append(pins, f[2])
 	}
 	return pins
+}
+
+// waitSynced waits up to within for the replica rp, serving HTTP on
+// httpAddr, to say on /healthz that it has synced with the CA, and fails
+// the test, naming it what, if it does not.
+func waitSynced(t *testing.T, rp *caProc, httpAddr string, within time.Duration, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(within); ; time.Sleep(20 * time.Millisecond) {
+		r, err := http.Get("http://" + httpAddr + "/healthz")
+		if err == nil {
+			r.Body.Close()
+			if r.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not sync within %v: %v\n%s", what, within, err, rp.log)
+		}
+	}
 }

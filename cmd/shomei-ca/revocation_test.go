@@ -30,18 +30,7 @@ func TestRevocationReachesOCSPAndTheCRL(t *testing.T) {
 	p := startCA(t, writeConfig(t, dir, "e2e-revoke", ""))
 	cl := p.client(t)
 	ctx := context.Background()
-	issued, err := cl.Issue(ctx, &cav1.IssueRequest{
-		Municipality: kiyose, Holder: holder("REV-1"),
-		Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: time.Now().AddDate(8, 0, 0).Format(time.DateOnly)},
-		Profiles: []*cav1.ProfileRequest{
-			{Profile: cav1.Profile_PROFILE_SIGN, Csr: csr(t, rsaKey(t))},
-			{Profile: cav1.Profile_PROFILE_AUTH, Csr: csr(t, rsaKey(t))},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	signCert, authCert := issued.Certificates[0], issued.Certificates[1]
+	signCert, authCert := issuePair(t, cl, "REV-1")
 	work := t.TempDir()
 	write := func(name string, data []byte) string {
 		path := filepath.Join(work, name)
@@ -51,8 +40,8 @@ func TestRevocationReachesOCSPAndTheCRL(t *testing.T) {
 		return path
 	}
 	signPEM, authPEM := write("sign.pem", []byte(signCert.Pem)), write("auth.pem", []byte(authCert.Pem))
-	signIssuer := write("sign-ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: fetchIssuer(t, p, "shomei-sign-g1").Raw}))
-	authIssuer := write("auth-ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: fetchIssuer(t, p, "shomei-auth-g1").Raw}))
+	signIssuer := writeCertPEM(t, filepath.Join(work, "sign-ca.pem"), fetchIssuer(t, p, "shomei-sign-g1").Raw)
+	authIssuer := writeCertPEM(t, filepath.Join(work, "auth-ca.pem"), fetchIssuer(t, p, "shomei-auth-g1").Raw)
 
 	ocspURL := ocspURLOf(t, p, signCert)
 	for _, c := range []struct {

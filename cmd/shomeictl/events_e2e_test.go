@@ -1,19 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +16,7 @@ import (
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/internal/clienttoken"
 	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // TestEventsImportEndToEnd starts the real shomei-ca on a fresh SoftHSM2
@@ -181,38 +172,22 @@ func writeTestFile(t *testing.T, path, content string) {
 // importFeed runs `shomeictl events import` with stdin.
 func importFeed(t *testing.T, stdin *os.File, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"events", "import"}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{out.String(), errb.String(), code}
+	return runWith(t, stdin, nil, append([]string{"events", "import"}, args...)...)
 }
-
-var kiyose = &cav1.Municipality{Code: "13221", PrefectureRomaji: "Tokyo-to", MunicipalityRomaji: "Kiyose-shi", Prefecture: "東京都", Municipality: "清瀬市"}
 
 // issueBoth issues SIGN and AUTH to a new adult resident and returns their
 // serials.
 func issueBoth(t *testing.T, client cav1.CertificateAuthorityClient, holderID string) (sign, auth string) {
 	t.Helper()
 	csr := func() []byte {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "card"}}, key)
+		der, err := testenv.NewCardCSR()
 		if err != nil {
 			t.Fatal(err)
 		}
 		return der
 	}
 	resp, err := client.Issue(context.Background(), &cav1.IssueRequest{
-		Municipality: kiyose,
+		Municipality: testenv.Kiyose(),
 		Holder: &cav1.Holder{HolderId: holderID, Surname: "渡邊", GivenName: "鷗外", DateOfBirth: "1990-06-15", Sex: cav1.Sex_SEX_MALE,
 			Address: "東京都清瀬市中里５丁目８４２番地"},
 		Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: time.Now().AddDate(8, 0, 0).Format(time.DateOnly)},
@@ -237,111 +212,37 @@ func getCertificate(t *testing.T, client cav1.CertificateAuthorityClient, serial
 }
 
 // The shomei-ca binary, built once for the tests that need it.
-var (
-	buildCA    sync.Once
-	caBinary   string
-	caBuildErr error
-)
+var buildCA = sync.OnceValue(func() error { return testenv.Build(testDir.Root, "../shomei-ca") })
 
-// caProc is a running shomei-ca (after cmd/shomei-ca/e2e_test.go).
+// caProc is a running shomei-ca.
 type caProc struct {
 	grpc string
-	log  *syncBuffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var listening = regexp.MustCompile(`msg=listening grpc=(\S+) http=(\S+)`)
-
-// startCA runs the key ceremony (shomeictl init) on a new token label and
+// startCA runs the key ceremony (shomeictl init) on a new token label, then
 // starts shomei-ca on it, with extra configuration, and waits until it
 // listens. It is killed when the test ends.
 func startCA(t *testing.T, dir, label, extra string) *caProc {
 	t.Helper()
-	buildCA.Do(func() {
-		caBinary = filepath.Join(testDir.Root, "shomei-ca")
-		if out, err := exec.Command("go", "build", "-o", caBinary, "../shomei-ca").CombinedOutput(); err != nil {
-			caBuildErr = fmt.Errorf("building shomei-ca: %v: %s", err, out)
-		}
-	})
-	if caBuildErr != nil {
-		t.Fatal(caBuildErr)
+	if err := buildCA(); err != nil {
+		t.Fatal(err)
 	}
 	if err := testDir.InitToken(label, softhsm.TestSOPIN, softhsm.TestPIN); err != nil {
 		t.Fatal(err)
 	}
-	mod, err := softhsm.Module()
+	token, err := testenv.Token(testDir, label)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeTestFile(t, filepath.Join(dir, "pin"), softhsm.TestPIN+"\n")
-	conf := filepath.Join(dir, "shomei.yaml")
-	writeTestFile(t, conf, fmt.Sprintf(`store:
-  path: shomei.db
-hsm:
-  module: %s
-  module_env:
-    SOFTHSM2_CONF: %s
-  token_label: %s
-  pin_file: pin
-server:
-  grpc_listen: 127.0.0.1:0
-  http_listen: 127.0.0.1:0
-  public_url: http://127.0.0.1:8080
-%s`, mod, testDir.Conf, label, extra))
-	// The key ceremony, as an operator runs it: shomei-ca refuses a store
-	// without issuers.
-	if r := run(t, "--config", conf, "init"); r.code != 0 {
-		t.Fatalf("shomeictl init: code %d\n%s", r.code, r.stderr)
-	}
-
-	cmd := exec.Command(caBinary, "--config", conf)
-	stderr, err := cmd.StderrPipe()
+	conf, err := testenv.WriteCA(dir, token, extra)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	// The key ceremony, as an operator runs it before the CA's first start.
+	if r := run(t, "--config", conf, "init", "--operator", "ci-operator"); r.code != 0 {
+		t.Fatalf("init: code %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	p := &caProc{log: &syncBuffer{}}
-	addrs := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.log.Write([]byte(sc.Text() + "\n"))
-			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
-				addrs <- m[1]
-			}
-		}
-	}()
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
-	select {
-	case p.grpc = <-addrs:
-	case err := <-done:
-		done <- err
-		t.Fatalf("shomei-ca exited before listening: %v\n%s", err, p.log)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("shomei-ca did not listen within 60s\n%s", p.log)
-	}
-	return p
+	p := testenv.Command{Path: filepath.Join(testDir.Root, "shomei-ca"), Args: []string{"--config", conf},
+		Ready: testenv.CAListening, Within: 60 * time.Second}.StartTest(t)
+	return &caProc{grpc: p.Ready[0]}
 }

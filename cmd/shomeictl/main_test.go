@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // These tests run the real shomeictl binary, as an operator would, against a
@@ -21,51 +21,27 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code, err := setup(m)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "shomeictl tests:", err)
-		os.Exit(1)
-	}
-	os.Exit(code)
-}
-
-func setup(m *testing.M) (int, error) {
-	dir, cleanup, err := softhsm.NewTestEnv("ctl-main", "ctl-pin")
-	if err != nil {
-		return 0, err
-	}
-	defer cleanup()
-	testDir = dir
-	binary = filepath.Join(dir.Root, "shomeictl")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("building shomeictl: %v: %s", err, out)
-	}
-	return m.Run(), nil
+	os.Exit(testenv.Main(m, "shomeictl tests", []string{"ctl-main", "ctl-pin"}, func(dir *softhsm.Dir) error {
+		testDir = dir
+		binary = filepath.Join(dir.Root, "shomeictl")
+		return testenv.Build(dir.Root, ".")
+	}))
 }
 
 // writeConfig writes a configuration for token label with the given PIN and
 // returns its path.
 func writeConfig(t *testing.T, label, pin string) string {
 	t.Helper()
-	mod, err := softhsm.Module()
+	token, err := testenv.Token(testDir, label)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "pin"), []byte(pin+"\n"), 0o600); err != nil {
+	if _, err := testenv.WriteFile(dir, testenv.PINFile, pin+"\n"); err != nil {
 		t.Fatal(err)
 	}
-	conf := fmt.Sprintf(`store:
-  path: shomei.db
-hsm:
-  module: %s
-  module_env:
-    SOFTHSM2_CONF: %s
-  token_label: %s
-  pin_file: pin
-`, mod, testDir.Conf, label)
-	path := filepath.Join(dir, "shomei.yaml")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+	path, err := testenv.WriteFile(dir, "shomei.yaml", "store:\n  path: shomei.db\n"+token.YAML())
+	if err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -78,10 +54,17 @@ type result struct {
 
 func run(t *testing.T, args ...string) result {
 	t.Helper()
+	return runWith(t, nil, append(os.Environ(), "SHOMEI_CONFIG="), args...) // only --config counts here
+}
+
+// runWith runs shomeictl with stdin (nil for none) and the environment env
+// (nil for this process's).
+func runWith(t *testing.T, stdin *os.File, env []string, args ...string) result {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
 	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.Env = append(os.Environ(), "SHOMEI_CONFIG=") // only --config counts here
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &errb
+	cmd.Env = env
 	err := cmd.Run()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
