@@ -14,14 +14,16 @@ import (
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	"github.com/shomei-pki/shomei/ca/validity"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
-// RFC 5280 CRLReason codes used by the rule book (R-R1).
+// The RFC 5280 CRLReason codes the rule book uses (R-R1), from the one
+// CRLReason table in internal/x509enc.
 const (
-	ReasonKeyCompromise        = 1
-	ReasonCACompromise         = 2
-	ReasonAffiliationChanged   = 3
-	ReasonCessationOfOperation = 5
+	ReasonKeyCompromise        = x509enc.ReasonKeyCompromise
+	ReasonCACompromise         = x509enc.ReasonCACompromise
+	ReasonAffiliationChanged   = x509enc.ReasonAffiliationChanged
+	ReasonCessationOfOperation = x509enc.ReasonCessationOfOperation
 )
 
 // RevokeRequest says which certificates to revoke and why. Targets are

@@ -8,10 +8,13 @@ import (
 	"math/big"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // entry is one end-entity certificate the responders know: its serial and
@@ -32,25 +35,21 @@ type dataset struct {
 	NotAfter time.Time
 }
 
-// revocationReasons are the reasons of R-R1 the dataset draws from, with
-// the names OpenSSL's CA database spells them with. unspecified (0) is left
-// out: Shomei leaves the reason out for it (RFC 5280 §5.3.1) and openssl
-// sends it, which would make the responses differ for no reason.
-var revocationReasons = []struct {
-	code int
-	name string
-}{
-	{1, "keyCompromise"},
-	{3, "affiliationChanged"},
-	{4, "superseded"},
-	{5, "cessationOfOperation"},
+// revocationReasons are the reasons of R-R1 the dataset draws from; the
+// CA database spells them with their RFC 5280 names (x509enc.ReasonName).
+// unspecified (0) is left out: Shomei leaves the reason out for it (RFC
+// 5280 §5.3.1) and openssl sends it, which would make the responses differ
+// for no reason.
+var revocationReasons = []int{
+	x509enc.ReasonKeyCompromise,
+	x509enc.ReasonAffiliationChanged,
+	x509enc.ReasonSuperseded,
+	x509enc.ReasonCessationOfOperation,
 }
 
 func reasonName(code int) (string, error) {
-	for _, r := range revocationReasons {
-		if r.code == code {
-			return r.name, nil
-		}
+	if slices.Contains(revocationReasons, code) {
+		return x509enc.ReasonName(code), nil
 	}
 	return "", fmt.Errorf("reason %d has no name in the CA database", code)
 }
@@ -75,7 +74,7 @@ func newDataset(n int, revoked float64, seed uint64, now time.Time) *dataset {
 		if rng.Float64() < revoked {
 			e.Revoked = true
 			e.RevokedAt = now.UTC().Add(-time.Duration(rng.Int64N(int64(30 * 24 * time.Hour)))).Truncate(time.Second)
-			e.Reason = revocationReasons[rng.IntN(len(revocationReasons))].code
+			e.Reason = revocationReasons[rng.IntN(len(revocationReasons))]
 		}
 		d.Entries = append(d.Entries, e)
 	}

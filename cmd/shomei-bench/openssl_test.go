@@ -41,7 +41,7 @@ func TestOpenSSLIndex(t *testing.T) {
 	}
 	for i, r := range revocationReasons {
 		data.Entries = append(data.Entries, entry{Serial: big.NewInt(0x2000 + int64(i)), Revoked: true,
-			RevokedAt: revokedAt.Add(time.Duration(i) * time.Hour), Reason: r.code})
+			RevokedAt: revokedAt.Add(time.Duration(i) * time.Hour), Reason: r})
 	}
 	files := peerFiles{
 		Index:     filepath.Join(dir, "index.txt"),

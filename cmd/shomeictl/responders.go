@@ -77,7 +77,7 @@ while it runs).`,
 				return err
 			}
 			actor := caller.Caller{Kind: caller.Operator, Name: operator}.String()
-			rec, err := st.RevokeResponder(serial, time.Now(), 1 /* keyCompromise */, actor)
+			rec, err := st.RevokeResponder(serial, time.Now(), store.ReasonKeyCompromise, actor)
 			done()
 			if errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("no responder certificate has serial %x (see `shomeictl responders list`)", serial)
