@@ -141,8 +141,8 @@ func TestAttackGRPCAuth(t *testing.T) {
 			t.Errorf("an ordinary event id: %v", err)
 		}
 		for _, id := range []string{"1234-5678-9018", "123456789018", "auth-evt-20261206"} {
-			if strings.Contains(p.log.String(), id) {
-				t.Errorf("the log holds %q:\n%s", id, p.log)
+			if strings.Contains(p.Log.String(), id) {
+				t.Errorf("the log holds %q:\n%s", id, p.Log)
 			}
 		}
 	})
@@ -241,8 +241,8 @@ func TestAttackGRPCAuth(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "shomei.ca.v1.CertificateAuthority") {
 		t.Errorf("grpcurl list without a token: %v\n%s", err, out)
 	}
-	if strings.Contains(p.log.String(), kiyoseToken) || strings.Contains(p.log.String(), "guessed-token") {
-		t.Errorf("a token reached the log:\n%s", p.log)
+	if strings.Contains(p.Log.String(), kiyoseToken) || strings.Contains(p.Log.String(), "guessed-token") {
+		t.Errorf("a token reached the log:\n%s", p.Log)
 	}
 }
 
@@ -287,7 +287,7 @@ func checkExhausted(t *testing.T, err error, what string) {
 // vmRSS is the resident set size of the running binary, in bytes.
 func vmRSS(t *testing.T, p *caProc) int64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func TestAttackConnectionFlood(t *testing.T) {
 	}
 	nofile := int(min(lim.Max, caNofile))
 	p := startCAWithNofile(t, conf, nofile)
-	if got := procNofile(t, p.cmd.Process.Pid); got != nofile {
+	if got := procNofile(t, p.Cmd.Process.Pid); got != nofile {
 		t.Fatalf("the CA's RLIMIT_NOFILE is %d, want %d", got, nofile)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -110,7 +110,7 @@ func TestAttackConnectionFlood(t *testing.T) {
 	}
 	// The CA holds at most its caps, far from its limit, and says what
 	// it refused.
-	fds := openFiles(t, p.cmd.Process.Pid)
+	fds := openFiles(t, p.Cmd.Process.Pid)
 	metrics := getOn(t, rp, "http://"+p.http+"/metrics")
 	refused := metricValue(t, metrics, `shomei_server_connections_refused_total{listener="http"}`)
 	open := metricValue(t, metrics, `shomei_server_connections_open{listener="http"}`)
@@ -153,7 +153,7 @@ func TestAttackConnectionFlood(t *testing.T) {
 		t.Fatalf("OCSP on a new connection after the flood: status %d, %v", st, err)
 	}
 	p.stop(t)
-	if logs := p.log.String(); strings.Contains(logs, "too many open files") {
+	if logs := p.Log.String(); strings.Contains(logs, "too many open files") {
 		t.Errorf("the CA ran out of file descriptors:\n%s", tail(logs, 20))
 	}
 }
@@ -168,7 +168,7 @@ func startCAWithNofile(t *testing.T, config string, nofile int) *caProc {
 		t.Fatal(err)
 	}
 	initStore(t, config)
-	p, addrs := startBinary(t, name, config, listening)
+	p, addrs := startBinary(t, name, config, testenv.CAListening)
 	p.grpc, p.http = addrs[0], addrs[1]
 	return p
 }

@@ -43,7 +43,7 @@ func waitReady(t *testing.T, p *caProc, ready bool, within time.Duration) string
 			return body
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after %s: /readyz %d %q, gRPC health %v; want ready=%v\n%s", within, code, body, st, ready, p.log)
+			t.Fatalf("after %s: /readyz %d %q, gRPC health %v; want ready=%v\n%s", within, code, body, st, ready, p.Log)
 		}
 	}
 }
@@ -86,7 +86,7 @@ func TestAttackHSMKeyGoneAndBack(t *testing.T) {
 		Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: time.Now().AddDate(8, 0, 0).Format(time.DateOnly)},
 		Profiles:    []*cav1.ProfileRequest{{Profile: cav1.Profile_PROFILE_AUTH, Csr: csr(t, rsaKey(t))}},
 	}); status.Code(err) != codes.Unavailable {
-		t.Errorf("Issue with the token gone: %v, want Unavailable (try again)\n%s", err, p.log)
+		t.Errorf("Issue with the token gone: %v, want Unavailable (try again)\n%s", err, p.Log)
 	}
 	// A revocation is recorded (the store needs no HSM), but its CRL cannot
 	// be signed.
@@ -118,7 +118,7 @@ func TestAttackHSMKeyGoneAndBack(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("30 s after the token came back the CA still cannot issue: %v\n%s", err, p.log)
+			t.Fatalf("30 s after the token came back the CA still cannot issue: %v\n%s", err, p.Log)
 		}
 	}
 	crlEntries(t, p, sign, sign.Serial)
@@ -177,7 +177,7 @@ func TestAttackReplicaDisconnected(t *testing.T) {
 				return body
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("after %s the replica's /readyz is %d %q, want %d\n%s", within, code, body, want, rp.log)
+				t.Fatalf("after %s the replica's /readyz is %d %q, want %d\n%s", within, code, body, want, rp.Log)
 			}
 		}
 	}

@@ -130,7 +130,7 @@ func crlEntries(t *testing.T, p *caProc, cert *cav1.Certificate, want ...string)
 			return got
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("60 s on, the CRL at %s lists %v, not %v (R-R4)\n%s", url, got, want, p.log)
+			t.Fatalf("60 s on, the CRL at %s lists %v, not %v (R-R4)\n%s", url, got, want, p.Log)
 		}
 	}
 }
@@ -209,11 +209,11 @@ func TestAttackCRLEntryCannotFreezePartition(t *testing.T) {
 	if got[signA.Serial] {
 		t.Errorf("the CRL lists the unencodable entry %s", signA.Serial)
 	}
-	if !strings.Contains(p.log.String(), "serial="+signA.Serial) || !strings.Contains(p.log.String(), "left off its CRL") {
-		t.Errorf("the log does not report the skipped entry %s:\n%s", signA.Serial, p.log)
+	if !strings.Contains(p.Log.String(), "serial="+signA.Serial) || !strings.Contains(p.Log.String(), "left off its CRL") {
+		t.Errorf("the log does not report the skipped entry %s:\n%s", signA.Serial, p.Log)
 	}
 	for _, personal := range []string{"ATT-F1", "渡邊", "1990-06-15"} {
-		if strings.Contains(p.log.String(), personal) {
+		if strings.Contains(p.Log.String(), personal) {
 			t.Errorf("the log carries personal data %q", personal)
 		}
 	}

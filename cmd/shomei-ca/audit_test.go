@@ -406,8 +406,8 @@ func TestAttackAuditTruncation(t *testing.T) {
 		}
 		ca := startCA(t, config)
 		ca.stop(t)
-		if !strings.Contains(ca.log.String(), "creating it") {
-			t.Errorf("shomei-ca did not say it created the witness:\n%s", ca.log)
+		if !strings.Contains(ca.Log.String(), "creating it") {
+			t.Errorf("shomei-ca did not say it created the witness:\n%s", ca.Log)
 		}
 		full = auditLength(t, filepath.Join(dir, "shomei.db"))
 		witnessed = fmt.Sprintf("record %d", full)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto"
@@ -10,7 +9,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -30,6 +28,7 @@ import (
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // These tests run the real shomei-ca binary: real gRPC over TCP, a real
@@ -41,88 +40,42 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code, err := setup(m)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "shomei-ca tests:", err)
-		os.Exit(1)
-	}
-	os.Exit(code)
-}
-
-func setup(m *testing.M) (int, error) {
-	dir, cleanup, err := softhsm.NewTestEnv("e2e-flow", "e2e-crash", "e2e-bench", "e2e-revoke", "e2e-replica-ca", "e2e-replica", "e2e-compromise", "e2e-events-bench", "e2e-tls",
+	os.Exit(testenv.Main(m, "shomei-ca tests", []string{"e2e-flow", "e2e-crash", "e2e-bench", "e2e-revoke", "e2e-replica-ca", "e2e-replica", "e2e-compromise", "e2e-events-bench", "e2e-tls",
 		"e2e-ocsp-flood", "e2e-addr-flood", "e2e-rp", "e2e-rp-ca", "e2e-rp-replica", "e2e-auth", "e2e-mtls", "e2e-audit", "e2e-audit-trunc",
-		"e2e-audit-retarget", "e2e-secret-dirs", "e2e-uninitialized")
-	if err != nil {
-		return 0, err
-	}
-	defer cleanup()
-	testDir = dir
-	binDir = filepath.Join(dir.Root, "bin")
-	if out, err := exec.Command("go", "build", "-o", binDir+"/", "../shomei-ca", "../shomeictl", "../shomei-ocsp").CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("building: %v: %s", err, out)
-	}
-	return m.Run(), nil
+		"e2e-audit-retarget", "e2e-secret-dirs", "e2e-uninitialized"}, func(dir *softhsm.Dir) error {
+		testDir = dir
+		binDir = filepath.Join(dir.Root, "bin")
+		return testenv.Build(binDir, "../shomei-ca", "../shomeictl", "../shomei-ocsp")
+	}))
 }
 
 // writeConfig writes a configuration for token label into dir.
 func writeConfig(t testing.TB, dir, label string, extra string) string {
 	t.Helper()
-	mod, err := softhsm.Module()
+	token, err := testenv.Token(testDir, label)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "pin"), []byte(softhsm.TestPIN+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf(`store:
-  path: shomei.db
-hsm:
-  module: %s
-  module_env:
-    SOFTHSM2_CONF: %s
-  token_label: %s
-  pin_file: pin
-server:
-  grpc_listen: 127.0.0.1:0
-  http_listen: 127.0.0.1:0
-  public_url: http://127.0.0.1:8080
-%s`, mod, testDir.Conf, label, extra)
-	path := filepath.Join(dir, "shomei.yaml")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+	path, err := testenv.WriteCA(dir, token, extra)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return path
 }
 
-// caProc is a running shomei-ca.
+// caProc is a running shomei-ca (or shomei-ocsp) and the addresses it
+// listens on.
 type caProc struct {
-	cmd        *exec.Cmd
+	*testenv.Process
 	grpc, http string
-	log        *syncBuffer
-	done       chan error
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-var listening = regexp.MustCompile(`msg=listening grpc=(\S+) http=(\S+)`)
 
 // startCA initializes config's store as an operator does (initStore) if
 // it has no issuers yet, starts the binary and waits until it listens.
 func startCA(t testing.TB, config string) *caProc {
 	t.Helper()
 	initStore(t, config)
-	p, addrs := startBinary(t, "shomei-ca", config, listening)
+	p, addrs := startBinary(t, "shomei-ca", config, testenv.CAListening)
 	p.grpc, p.http = addrs[0], addrs[1]
 	return p
 }
@@ -138,59 +91,19 @@ func initStore(t testing.TB, config string) {
 }
 
 // startBinary starts binary with --config config and waits for the log
-// line ready matches, returning its submatches.
+// line ready matches, returning its submatches; the process is killed
+// when the test ends.
 func startBinary(t testing.TB, binary, config string, ready *regexp.Regexp) (*caProc, []string) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, binary), "--config", config)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &caProc{cmd: cmd, log: &syncBuffer{}, done: make(chan error, 1)}
-	addrs := make(chan []string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			p.log.Write([]byte(line + "\n"))
-			if m := ready.FindStringSubmatch(line); m != nil {
-				addrs <- m[1:]
-			}
-		}
-	}()
-	go func() { p.done <- cmd.Wait() }()
-	var got []string
-	select {
-	case got = <-addrs:
-	case err := <-p.done:
-		t.Fatalf("%s exited before listening: %v\n%s", binary, err, p.log)
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("%s did not listen within 60s\n%s", binary, p.log)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p, got
+	p := testenv.Command{Path: filepath.Join(binDir, binary), Args: []string{"--config", config}, Ready: ready, Within: 60 * time.Second}.StartTest(t)
+	return &caProc{Process: p}, p.Ready
 }
 
 // stop sends SIGTERM and waits for a clean exit.
 func (p *caProc) stop(t testing.TB) {
 	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("shomei-ca exited with %v after SIGTERM\n%s", err, p.log)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("shomei-ca did not stop within 30s of SIGTERM")
+	if err := p.Stop(30 * time.Second); err != nil {
+		t.Fatalf("%s after SIGTERM: %v\n%s", filepath.Base(p.Cmd.Path), err, p.Log)
 	}
 }
 
@@ -209,10 +122,10 @@ func (p *caProc) conn(t testing.TB) *grpc.ClientConn {
 	return conn
 }
 
-// csr makes a PKCS#10 request for key.
+// csr makes a card's PKCS#10 request for key (testenv.CardCSR).
 func csr(t testing.TB, key crypto.Signer) []byte {
 	t.Helper()
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "card"}}, key)
+	der, err := testenv.CardCSR(key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +141,7 @@ func rsaKey(t testing.TB) *rsa.PrivateKey {
 	return k
 }
 
-var kiyose = &cav1.Municipality{Code: "13221", PrefectureRomaji: "Tokyo-to", MunicipalityRomaji: "Kiyose-shi", Prefecture: "東京都", Municipality: "清瀬市"}
+var kiyose = testenv.Kiyose()
 
 func holder(id string) *cav1.Holder {
 	return &cav1.Holder{HolderId: id, Surname: "渡邊", GivenName: "鷗外", DateOfBirth: "1990-06-15", Sex: cav1.Sex_SEX_MALE,
@@ -349,7 +262,7 @@ func TestIssueRenewList(t *testing.T) {
 		t.Errorf("ListCertificates: %d certificates, newest %v, oldest %v", len(list.Certificates), list.Certificates[0].Status, list.Certificates[len(list.Certificates)-1].Status)
 	}
 	p.stop(t)
-	if logs := p.log.String(); strings.Contains(logs, "渡邊") || strings.Contains(logs, "E2E-1") || strings.Contains(logs, "1990-06-15") {
+	if logs := p.Log.String(); strings.Contains(logs, "渡邊") || strings.Contains(logs, "E2E-1") || strings.Contains(logs, "1990-06-15") {
 		t.Errorf("the CA's log carries personal data (R-P4):\n%s", logs)
 	}
 }
@@ -431,13 +344,13 @@ func TestCrashMidStream(t *testing.T) {
 				n := len(received)
 				mu.Unlock()
 				if n == 150 {
-					p.cmd.Process.Signal(syscall.SIGKILL)
+					p.Cmd.Process.Signal(syscall.SIGKILL)
 				}
 			}
 		}()
 	}
 	select {
-	case <-p.done:
+	case <-p.Exited():
 	case <-time.After(120 * time.Second):
 		t.Fatal("the CA was not killed within 120s")
 	}

@@ -130,7 +130,7 @@ func TestOCSPReplica(t *testing.T) {
 				return time.Since(start)
 			}
 			if time.Since(start) > limit {
-				t.Fatalf("the replica says %s certificate %s is %q after %v, want %q\nreplica log:\n%s", c.Profile, c.Serial, got, limit, want, rp.log)
+				t.Fatalf("the replica says %s certificate %s is %q after %v, want %q\nreplica log:\n%s", c.Profile, c.Serial, got, limit, want, rp.Log)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -192,11 +192,11 @@ func TestOCSPReplica(t *testing.T) {
 	if !strings.Contains(metrics, `shomei_revocation_visible_seconds_count{via="replica"} 3`) {
 		t.Errorf("the replica measured no freshness for its 3 revocations:\n%s", grepLines(metrics, "shomei_revocation_visible"))
 	}
-	if !regexp.MustCompile(`msg="following the CA" since_revision=[1-9]`).MatchString(rp.log.String()) {
-		t.Errorf("the replica did not resume from a revision:\n%s", rp.log)
+	if !regexp.MustCompile(`msg="following the CA" since_revision=[1-9]`).MatchString(rp.Log.String()) {
+		t.Errorf("the replica did not resume from a revision:\n%s", rp.Log)
 	}
 	for _, personal := range []string{"渡邊", "REPL-A", "REPL-B", "1990-06-15"} {
-		if strings.Contains(rp.log.String(), personal) {
+		if strings.Contains(rp.Log.String(), personal) {
 			t.Errorf("the replica's log carries personal data %q", personal)
 		}
 	}
@@ -287,7 +287,7 @@ func waitSynced(t *testing.T, rp *caProc, httpAddr string, within time.Duration,
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not sync within %v: %v\n%s", what, within, err, rp.log)
+			t.Fatalf("%s did not sync within %v: %v\n%s", what, within, err, rp.Log)
 		}
 	}
 }

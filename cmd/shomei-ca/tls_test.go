@@ -48,8 +48,8 @@ clients:
     municipalities: ["13221"]
 `)
 	p := startCA(t, conf)
-	if !strings.Contains(p.log.String(), "grpc_tls=true") {
-		t.Errorf("the CA does not say it listens with TLS:\n%s", p.log.String())
+	if !strings.Contains(p.Log.String(), "grpc_tls=true") {
+		t.Errorf("the CA does not say it listens with TLS:\n%s", p.Log.String())
 	}
 	ctx := context.Background()
 
