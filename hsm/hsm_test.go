@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 func openToken(t testing.TB, label string, mutate ...func(*Config)) *Token {
@@ -153,11 +154,7 @@ func selfSigned(t testing.TB, s crypto.Signer) *x509.Certificate {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, s.Public(), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
+	cert, err := testenv.SelfSigned(tmpl, s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/shomei-pki/shomei/internal/testenv"
 	"github.com/shomei-pki/shomei/ocsp"
 )
 
@@ -118,11 +119,7 @@ func TestNewRefuses(t *testing.T) {
 		if nocheck {
 			tmpl.ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}, Value: []byte{5, 0}}}
 		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, g.cert, g.signer.Public(), g.key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(der)
+		c, err := testenv.Certify(tmpl, g.cert, g.signer.Public(), g.key)
 		if err != nil {
 			t.Fatal(err)
 		}

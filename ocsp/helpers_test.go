@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shomei-pki/shomei/internal/testenv"
 	"github.com/shomei-pki/shomei/ocsp"
 )
 
@@ -126,11 +127,7 @@ func newGeneration(dn []byte, issuerKey, responderKey crypto.Signer, now time.Ti
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, issuerKey.Public(), issuerKey)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
+	cert, err := testenv.SelfSigned(tmpl, issuerKey)
 	if err != nil {
 		return nil, err
 	}

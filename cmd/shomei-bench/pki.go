@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/shomei-pki/shomei/hsm"
+	"github.com/shomei-pki/shomei/internal/testenv"
+	"github.com/shomei-pki/shomei/internal/x509enc"
 	"github.com/shomei-pki/shomei/ocsp"
 )
 
@@ -48,18 +49,10 @@ func newIssuerCertificate(key crypto.Signer, now time.Time) (*x509.Certificate, 
 	if err != nil {
 		return nil, err
 	}
-	spki, err := x509.MarshalPKIXPublicKey(key.Public())
+	ski, err := x509enc.SubjectKeyIDOf(key.Public())
 	if err != nil {
 		return nil, err
 	}
-	var info struct {
-		Algorithm pkix.AlgorithmIdentifier
-		Key       asn1.BitString
-	}
-	if _, err := asn1.Unmarshal(spki, &info); err != nil {
-		return nil, err
-	}
-	ski := sha1.Sum(info.Key.Bytes)
 	serial, err := randomSerial()
 	if err != nil {
 		return nil, err
@@ -72,13 +65,13 @@ func newIssuerCertificate(key crypto.Signer, now time.Time) (*x509.Certificate, 
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		SubjectKeyId:          ski[:],
+		SubjectKeyId:          ski,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	cert, err := testenv.SelfSigned(tmpl, key)
 	if err != nil {
 		return nil, fmt.Errorf("sign the issuer certificate: %w", err)
 	}
-	return x509.ParseCertificate(der)
+	return cert, nil
 }
 
 // newResponder certifies responderKey as the issuer's delegated OCSP

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // testKeys are one key of each type the table signs with, made once.
@@ -38,11 +40,7 @@ func selfSigned(t *testing.T, key crypto.Signer, alg x509.SignatureAlgorithm) *x
 		NotBefore: now, NotAfter: now.AddDate(1, 0, 0), SignatureAlgorithm: alg,
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
+	cert, err := testenv.SelfSigned(tmpl, key)
 	if err != nil {
 		t.Fatal(err)
 	}
