@@ -28,6 +28,7 @@ import (
 	"github.com/shomei-pki/shomei/ca/validity"
 	"github.com/shomei-pki/shomei/hsm"
 	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv/open"
 )
 
 // The CA core's tests run it on what production gives it: a bbolt store in
@@ -90,11 +91,7 @@ func ceremony() error {
 	if err != nil {
 		return err
 	}
-	mod, err := softhsm.Module()
-	if err != nil {
-		return err
-	}
-	if hsmEnv.tok, err = hsm.Open(hsm.Config{Module: mod, TokenLabel: coreToken, PIN: softhsm.TestPIN}); err != nil {
+	if hsmEnv.tok, err = open.TokenPool(coreToken, 0); err != nil {
 		return err
 	}
 	st, err := store.Open(filepath.Join(dir.Root, "ceremony.db"), store.Options{})

@@ -3,13 +3,13 @@ package crl_test
 import (
 	"context"
 	"crypto/rand"
-	"fmt"
 	"os"
 	"sync"
 	"testing"
 
 	"github.com/shomei-pki/shomei/hsm"
-	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv"
+	"github.com/shomei-pki/shomei/internal/testenv/open"
 )
 
 // tokenLabel is the throwaway SoftHSM2 token of the tests that sign with a
@@ -19,25 +19,14 @@ const tokenLabel = "crl-test"
 // TestMain makes the SoftHSM2 token before any test runs: SoftHSM2 reads
 // its configuration once per process.
 func TestMain(m *testing.M) {
-	_, cleanup, err := softhsm.NewTestEnv(tokenLabel)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "crl tests: setting up SoftHSM2:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
+	os.Exit(testenv.Main(m, "crl tests", []string{tokenLabel}, nil))
 }
 
 // hsmFixture is an RSA-2048 SIGN issuer whose key was generated in the
 // SoftHSM2 token, made once per test binary (the token stays open until
 // the process ends).
 var hsmFixture = sync.OnceValues(func() (*fixture, error) {
-	mod, err := softhsm.Module()
-	if err != nil {
-		return nil, err
-	}
-	tok, err := hsm.Open(hsm.Config{Module: mod, TokenLabel: tokenLabel, PIN: softhsm.TestPIN, PoolSize: 2})
+	tok, err := open.TokenPool(tokenLabel, 2)
 	if err != nil {
 		return nil, err
 	}

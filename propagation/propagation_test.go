@@ -12,7 +12,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/big"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,6 +26,7 @@ import (
 	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/crl"
 	"github.com/shomei-pki/shomei/internal/testenv"
+	"github.com/shomei-pki/shomei/internal/testenv/open"
 	"github.com/shomei-pki/shomei/propagation"
 )
 
@@ -72,7 +72,7 @@ func (w *countingWaker) Notify() { w.n.Add(1) }
 // (R-R4). The polls are an hour, so only the notification can do it.
 // What was revoked before New is the past: it is not dropped again.
 func TestPropagation(t *testing.T) {
-	st := openStore(t)
+	st := open.Store(t)
 	old := issue(t, st, 1)
 	revoke(t, st, old)
 	cert := issue(t, st, 2)
@@ -162,7 +162,7 @@ func (l *failingLog) Changes(since uint64, fn func(*storev1.StatusChange) error)
 // A read of the log that fails loses nothing: the poll after it reads
 // the change again and drops the revoked serial from the cache.
 func TestPropagationRetriesFailedRead(t *testing.T) {
-	st := openStore(t)
+	st := open.Store(t)
 	cert := issue(t, st, 3)
 	issuer := newIssuer(t)
 	log := &failingLog{ChangeLog: st}
@@ -189,7 +189,7 @@ func TestPropagationRetriesFailedRead(t *testing.T) {
 
 // New refuses a configuration missing what it needs.
 func TestNewRefuses(t *testing.T) {
-	st := openStore(t)
+	st := open.Store(t)
 	issuer := newIssuer(t)
 	good := propagation.Config{Notifier: propagation.NewNotifier(), Changes: st, Cache: &recordingCache{},
 		CRL: crl.PublisherConfig{Source: st, Issuers: issuer.get}}
@@ -210,16 +210,6 @@ func TestNewRefuses(t *testing.T) {
 	if _, err := propagation.New(good); err != nil {
 		t.Errorf("the complete configuration: %v", err)
 	}
-}
-
-func openStore(t *testing.T) *store.Store {
-	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "shomei.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
 }
 
 // issue records an issued SIGN certificate with serial n in the test

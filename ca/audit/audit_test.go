@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,17 +15,8 @@ import (
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	"github.com/shomei-pki/shomei/ca/audit"
 	"github.com/shomei-pki/shomei/ca/store"
+	"github.com/shomei-pki/shomei/internal/testenv/open"
 )
-
-func openStore(t *testing.T) *store.Store {
-	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "shomei.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
 
 func appendN(t *testing.T, st *store.Store, n int) {
 	t.Helper()
@@ -41,7 +31,7 @@ func appendN(t *testing.T, st *store.Store, n int) {
 // after it are the unsigned tail; a checkpoint signed by another key does
 // not verify.
 func TestCheckpoints(t *testing.T) {
-	st := openStore(t)
+	st := open.Store(t)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	cp, err := audit.NewCheckpointer(audit.CheckpointerConfig{Store: st, Signer: key})
 	if err != nil {
@@ -78,7 +68,7 @@ func TestCheckpoints(t *testing.T) {
 // TestRefusalsRateLimited: a flood of one refusal writes one audit record
 // per window, with the count of those suppressed, and counts them all.
 func TestRefusalsRateLimited(t *testing.T) {
-	st := openStore(t)
+	st := open.Store(t)
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	reg := prometheus.NewRegistry()
 	r, err := audit.NewRefusals(audit.RefusalsConfig{Store: st, Metrics: reg, Now: func() time.Time { return now }})
@@ -110,7 +100,7 @@ func TestRefusalsRateLimited(t *testing.T) {
 // client, growing the log that every start verifies. Now one record per
 // window, naming the first field, counts the rest.
 func TestAttackRefusalFieldFlood(t *testing.T) {
-	st := openStore(t)
+	st := open.Store(t)
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	r, err := audit.NewRefusals(audit.RefusalsConfig{Store: st, Now: func() time.Time { return now }})
 	if err != nil {

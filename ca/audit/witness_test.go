@@ -15,6 +15,7 @@ import (
 	"github.com/shomei-pki/shomei/ca/audit"
 	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/hsm"
+	"github.com/shomei-pki/shomei/internal/testenv/open"
 )
 
 // memHSM keeps data objects as a token would, and can fail writes.
@@ -69,7 +70,7 @@ func (m *memHSM) add(objs ...hsm.DataObject) {
 // only one; an accepted rollback is audited and moves the witness back.
 func TestWitness(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t)
+	st := open.Store(t)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	h := &memHSM{}
 	newCP := func() *audit.Checkpointer {
@@ -128,7 +129,7 @@ func TestWitness(t *testing.T) {
 
 	// Truncation: a log shorter than the witness, from the store's
 	// point of view an intact log.
-	short := openStore(t)
+	short := open.Store(t)
 	appendN(t, short, 4)
 	_, err := audit.Verify(short, key.Public(), read())
 	var rb *audit.RollbackError
@@ -156,7 +157,7 @@ func TestWitness(t *testing.T) {
 	}
 
 	// A restored backup, accepted: audited, signed, witnessed.
-	restored := openStore(t)
+	restored := open.Store(t)
 	appendN(t, restored, 3)
 	cpRestored, _ := audit.NewCheckpointer(audit.CheckpointerConfig{Store: restored, Signer: key, Witness: h})
 	old, err := cpRestored.AcceptRollback(ctx, "operator:alice")
@@ -199,7 +200,7 @@ func TestWitnessUpgrade(t *testing.T) {
 		ok     bool
 	}{{"the audit key's checkpoint", key, true}, {"another key's checkpoint", nil, false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := openStore(t)
+			st := open.Store(t)
 			appendN(t, st, 2)
 			signer := tc.signer
 			if signer == nil {
@@ -250,7 +251,7 @@ func TestWitnessSealed(t *testing.T) {
 		return w
 	}
 
-	st, h := openStore(t), &memHSM{}
+	st, h := open.Store(t), &memHSM{}
 	appendN(t, st, 3)
 	if err := newCP(st, h).Close(ctx); err != nil {
 		t.Fatal(err)
@@ -290,7 +291,7 @@ func TestWitnessSealed(t *testing.T) {
 	}
 
 	// CloseOpen leaves the log open: a later record is an unsigned tail.
-	st2, h2 := openStore(t), &memHSM{}
+	st2, h2 := open.Store(t), &memHSM{}
 	appendN(t, st2, 2)
 	if err := newCP(st2, h2).CloseOpen(ctx); err != nil {
 		t.Fatal(err)

@@ -9,12 +9,10 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +23,8 @@ import (
 	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/hsm"
 	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv"
+	"github.com/shomei-pki/shomei/internal/testenv/open"
 	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
@@ -38,39 +38,10 @@ const (
 var testDir *softhsm.Dir
 
 func TestMain(m *testing.M) {
-	dir, cleanup, err := softhsm.NewTestEnv(labelRSA, labelEC, labelLeftover, labelTwice)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "issuer tests: setting up SoftHSM2:", err)
-		os.Exit(1)
-	}
-	testDir = dir
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
-}
-
-func openToken(t *testing.T, label string) *hsm.Token {
-	t.Helper()
-	mod, err := softhsm.Module()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := hsm.Open(hsm.Config{Module: mod, TokenLabel: label, PIN: softhsm.TestPIN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tok.Close() })
-	return tok
-}
-
-func openStore(t *testing.T) *store.Store {
-	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "shomei.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
+	os.Exit(testenv.Main(m, "issuer tests", []string{labelRSA, labelEC, labelLeftover, labelTwice}, func(dir *softhsm.Dir) error {
+		testDir = dir
+		return nil
+	}))
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -79,7 +50,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 var fixedNow = time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 
 func TestCeremonyRSADefaults(t *testing.T) {
-	tok, st := openToken(t, labelRSA), openStore(t)
+	tok, st := open.Token(t, labelRSA), open.Store(t)
 	c := issuer.Ceremony{Token: tok, Store: st, Config: issuer.DefaultConfig(), Operator: "alice",
 		Now: func() time.Time { return fixedNow }, Log: quiet}
 	keys, err := c.Run(context.Background())
@@ -182,7 +153,7 @@ func TestCeremonyRSADefaults(t *testing.T) {
 }
 
 func TestCeremonyECDSAAndCustomDN(t *testing.T) {
-	tok, st := openToken(t, labelEC), openStore(t)
+	tok, st := open.Token(t, labelEC), open.Store(t)
 	signDN := x509enc.DN{{Type: "C", Value: "JP"}, {Type: "O", Value: "Shomei Test"}, {Type: "OU", Value: "Signature"}}
 	cfg := issuer.Config{Algorithm: hsm.ECDSAP384, ValidityYears: 12, SignDN: signDN}
 	c := issuer.Ceremony{Token: tok, Store: st, Config: cfg, Now: func() time.Time { return fixedNow }, Log: quiet}
@@ -212,7 +183,7 @@ func TestCeremonyECDSAAndCustomDN(t *testing.T) {
 }
 
 func TestCeremonyRefusesToRunTwice(t *testing.T) {
-	tok, st := openToken(t, labelTwice), openStore(t)
+	tok, st := open.Token(t, labelTwice), open.Store(t)
 	c := issuer.Ceremony{Token: tok, Store: st, Config: issuer.DefaultConfig(), Log: quiet}
 	if _, err := c.Run(context.Background()); err != nil {
 		t.Fatal(err)
@@ -233,7 +204,7 @@ func TestCeremonyRefusesToRunTwice(t *testing.T) {
 }
 
 func TestCeremonyRefusesLeftoverKeys(t *testing.T) {
-	tok := openToken(t, labelLeftover)
+	tok := open.Token(t, labelLeftover)
 	// A key left by a ceremony that died before recording anything.
 	if _, err := tok.GenerateKey(context.Background(), hsm.KeyRef{Label: "shomei-sign-g1", ID: []byte{1}}, hsm.RSA2048); err != nil {
 		t.Fatal(err)
@@ -243,7 +214,7 @@ func TestCeremonyRefusesLeftoverKeys(t *testing.T) {
 	if err := tok.WriteData(context.Background(), hsm.DataObject{Label: auditlog.WitnessLabel, Application: "old", Value: []byte("old")}); err != nil {
 		t.Fatal(err)
 	}
-	c := issuer.Ceremony{Token: tok, Store: openStore(t), Config: issuer.DefaultConfig(), Log: quiet}
+	c := issuer.Ceremony{Token: tok, Store: open.Store(t), Config: issuer.DefaultConfig(), Log: quiet}
 	_, err := c.Run(context.Background())
 	if !errors.Is(err, issuer.ErrTokenNotEmpty) || !strings.Contains(err.Error(), `label "shomei-sign-g1" id 01`) ||
 		!strings.Contains(err.Error(), `label "shomei-audit-witness"`) {

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -24,9 +23,8 @@ import (
 	"github.com/shomei-pki/shomei/ca/profile"
 	"github.com/shomei-pki/shomei/ca/service"
 	"github.com/shomei-pki/shomei/ca/store"
-	"github.com/shomei-pki/shomei/hsm"
-	"github.com/shomei-pki/shomei/internal/softhsm"
 	"github.com/shomei-pki/shomei/internal/testenv"
+	"github.com/shomei-pki/shomei/internal/testenv/open"
 )
 
 // jst is Japan time: every date of the rules is a Japan date.
@@ -126,20 +124,8 @@ func start(t *testing.T, token string, opts options) *harness {
 		t.Fatalf("token %q is not made in TestMain", token)
 	}
 	ctx := context.Background()
-	mod, err := softhsm.Module()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := hsm.Open(hsm.Config{Module: mod, TokenLabel: token, PIN: softhsm.TestPIN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tok.Close() })
-	st, err := store.Open(filepath.Join(t.TempDir(), "shomei.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	tok := open.Token(t, token)
+	st := open.Store(t)
 
 	if opts.auth == nil {
 		opts.auth, opts.responders.EnrollAny = service.Open{}, true
@@ -148,6 +134,7 @@ func start(t *testing.T, token string, opts options) *harness {
 		log: &testenv.LogBuffer{}, personal: map[string]bool{}}
 	log := slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var keys []*storev1.IssuerKey
+	var err error
 	if earlier, ok := ceremonies.Load(token); ok {
 		keys = earlier.([]*storev1.IssuerKey)
 		err = st.InitIssuers(keys, []*storev1.AuditRecord{{Time: timestamppb.New(h.clock.Now()), Actor: "service-test",

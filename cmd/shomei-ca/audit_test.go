@@ -21,6 +21,7 @@ import (
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	auditlog "github.com/shomei-pki/shomei/ca/audit"
+	"github.com/shomei-pki/shomei/internal/testenv/open"
 )
 
 // TestAttackAuditRewrite is an insider with the store file, and the CA
@@ -449,7 +450,7 @@ func TestAttackAuditTruncation(t *testing.T) {
 // written before the witness was.
 func deleteWitness(t *testing.T, label string) {
 	t.Helper()
-	tok := openToken(t, label)
+	tok := open.Token(t, label)
 	defer tok.Close()
 	objs, err := tok.ReadData(context.Background(), auditlog.WitnessLabel)
 	if err != nil || len(objs) == 0 {

@@ -20,8 +20,8 @@ import (
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/hsm"
-	"github.com/shomei-pki/shomei/internal/softhsm"
 	"github.com/shomei-pki/shomei/internal/testenv"
+	"github.com/shomei-pki/shomei/internal/testenv/open"
 )
 
 // BenchmarkIssue measures end-to-end Issue throughput — a real gRPC client
@@ -87,11 +87,7 @@ func benchCA(b *testing.B) string {
 func makeTempDir() (string, error) { return testDir.Root + "/bench", mkdir(testDir.Root + "/bench") }
 
 func benchRawSign(b *testing.B, workers int) {
-	mod, err := softhsm.Module()
-	if err != nil {
-		b.Fatal(err)
-	}
-	tok, err := hsm.Open(hsm.Config{Module: mod, TokenLabel: "e2e-bench", PIN: softhsm.TestPIN, PoolSize: workers})
+	tok, err := open.TokenPool("e2e-bench", workers)
 	if err != nil {
 		b.Fatal(err)
 	}

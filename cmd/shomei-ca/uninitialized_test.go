@@ -12,8 +12,7 @@ import (
 	"time"
 
 	"github.com/shomei-pki/shomei/ca/audit"
-	"github.com/shomei-pki/shomei/hsm"
-	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv/open"
 )
 
 // TestStartRefusesUninitializedStore: shomei-ca never runs the key
@@ -84,7 +83,7 @@ func TestStartRefusesUninitializedStore(t *testing.T) {
 // tokenObjects lists the token's private keys and audit witnesses, sorted.
 func tokenObjects(t *testing.T, label string) []string {
 	t.Helper()
-	tok := openToken(t, label)
+	tok := open.Token(t, label)
 	defer tok.Close()
 	ctx := context.Background()
 	keys, err := tok.Keys(ctx)
@@ -104,19 +103,4 @@ func tokenObjects(t *testing.T, label string) []string {
 	}
 	slices.Sort(objs)
 	return objs
-}
-
-// openToken opens the test token label with the user PIN; the caller
-// closes it.
-func openToken(t testing.TB, label string) *hsm.Token {
-	t.Helper()
-	mod, err := softhsm.Module()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := hsm.Open(hsm.Config{Module: mod, TokenLabel: label, PIN: softhsm.TestPIN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
 }

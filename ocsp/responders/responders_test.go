@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/shomei-pki/shomei/hsm"
-	"github.com/shomei-pki/shomei/internal/softhsm"
 	"github.com/shomei-pki/shomei/internal/testenv"
+	"github.com/shomei-pki/shomei/internal/testenv/open"
 	"github.com/shomei-pki/shomei/ocsp"
 	"github.com/shomei-pki/shomei/ocsp/responders"
 )
@@ -25,28 +25,7 @@ import (
 const tokenLabel = "responders-test"
 
 func TestMain(m *testing.M) {
-	_, cleanup, err := softhsm.NewTestEnv(tokenLabel)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "responders tests: setting up SoftHSM2:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
-}
-
-func openToken(t *testing.T) *hsm.Token {
-	t.Helper()
-	mod, err := softhsm.Module()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := hsm.Open(hsm.Config{Module: mod, TokenLabel: tokenLabel, PIN: softhsm.TestPIN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tok.Close() })
-	return tok
+	os.Exit(testenv.Main(m, "responders tests", []string{tokenLabel}, nil))
 }
 
 // issuerCA is a software issuer (the CA's own key handling is tested in
@@ -125,7 +104,7 @@ func (s *memStore) SaveResponderCertificate(label string, der []byte) error {
 // until it expires; a wrong certificate from the certifier refused (R-R6).
 func TestKeeper(t *testing.T) {
 	ctx := context.Background()
-	tok := openToken(t)
+	tok := open.Token(t, tokenLabel)
 	now := time.Now().Truncate(time.Second)
 	clock := func() time.Time { return now }
 	ca := newIssuer(t, now)
@@ -227,7 +206,7 @@ func TestKeeper(t *testing.T) {
 }
 
 func TestNewRefusesBadConfig(t *testing.T) {
-	tok := openToken(t)
+	tok := open.Token(t, tokenLabel)
 	ca := newIssuer(t, time.Now())
 	base := responders.Config{Token: tok, Targets: []responders.Target{{Name: "sign-g1", Certificate: ca.cert}}, KeyPrefix: "x", Certifier: ca, Store: &memStore{}}
 	for name, mod := range map[string]func(*responders.Config){
@@ -252,7 +231,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 // start nor only when it expires.
 func TestKeeperCappedValidity(t *testing.T) {
 	ctx := context.Background()
-	tok := openToken(t)
+	tok := open.Token(t, tokenLabel)
 	now := time.Now().Truncate(time.Second)
 	clock := func() time.Time { return now }
 	ca := newIssuer(t, now)
