@@ -116,9 +116,7 @@ good client saw any failure or the peak RSS passed --rss-bound-mib.`,
 	f.IntVar(&o.BigGRPC, "big-grpc", o.BigGRPC, "workers sending unauthenticated 4 MiB Issue calls")
 	f.IntVar(&o.RSSBoundMiB, "rss-bound-mib", o.RSSBoundMiB, "the CA's peak RSS must stay under this (MiB)")
 	f.StringVar(&o.CABin, "ca-bin", "", "the shomei-ca binary (default: next to this program, else on PATH)")
-	f.StringVar(&o.Dir, "dir", "", "work directory, kept (default: a temporary one, removed)")
-	f.StringVar(&o.Out, "out", "", "also write the Markdown report to this file")
-	f.BoolVarP(&verbose, "verbose", "v", false, "log in detail")
+	runFlags(cmd, &o.Dir, &o.Out, &verbose)
 	return cmd
 }
 

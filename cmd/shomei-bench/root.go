@@ -81,11 +81,19 @@ at concurrency 64. Exit status 0 even when a target is missed; 1 on errors.`,
 	f.IntVar(&o.PeerProcs, "peer-procs", o.PeerProcs, "openssl ocsp -multi: responder processes of the peer")
 	f.IntVar(&o.Sample, "verify-every", o.Sample, "verify every Nth response in full (signature, serial, status); all are checked structurally")
 	f.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the dataset (serials, revocations)")
-	f.StringVar(&o.Dir, "dir", "", "work directory, kept (default: a temporary one, removed)")
-	f.StringVar(&o.Out, "out", "", "also write the Markdown report to this file")
 	f.StringVar(&o.Profile, "profile", "", "write CPU profiles of the server process and of the load generator during the cached cells of Shomei and the ceiling to this directory (<server>-cached-<concurrency>.pprof, generator-<server>-cached-<concurrency>.pprof)")
-	f.BoolVarP(&verbose, "verbose", "v", false, "log in detail")
+	runFlags(cmd, &o.Dir, &o.Out, &verbose)
 	return cmd
+}
+
+// runFlags adds the flags every measuring command has: its work
+// directory, where its report also goes, and how much it logs
+// (progressLogger).
+func runFlags(cmd *cobra.Command, dir, out *string, verbose *bool) {
+	f := cmd.Flags()
+	f.StringVar(dir, "dir", "", "work directory, kept (default: a temporary one, removed)")
+	f.StringVar(out, "out", "", "also write the Markdown report to this file")
+	f.BoolVarP(verbose, "verbose", "v", false, "log in detail")
 }
 
 // newServeCommand is the server process the ocsp command starts.
