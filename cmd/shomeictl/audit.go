@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -124,13 +125,7 @@ It exits non-zero on any failure.`,
 		Use:   "list",
 		Short: "Print the audit log, oldest first",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, st, _, err := g.open(false)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			out := cmd.OutOrStdout()
+		RunE: g.readStore(func(st *store.Store, out io.Writer) error {
 			return st.AuditRecords(func(r *storev1.AuditRecord) error {
 				fields := make([]string, len(r.Fields))
 				for i, f := range r.Fields {
@@ -140,7 +135,7 @@ It exits non-zero on any failure.`,
 					r.Actor, r.Action, strings.Join(fields, " "))
 				return err
 			})
-		},
+		}),
 	}
 	audit.AddCommand(verify, list)
 	return audit

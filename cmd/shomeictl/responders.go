@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,15 +32,10 @@ while it runs).`,
 		Use:   "list",
 		Short: "Print every responder certificate the CA signed",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, st, _, err := g.open(false)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+		RunE: g.readStore(func(st *store.Store, out io.Writer) error {
+			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "SERIAL\tISSUER\tREPLICA\tSTATE\tNOT AFTER\tKEY\tREVOKED")
-			err = st.ResponderCertificates(func(r *storev1.ResponderCertificate) error {
+			err := st.ResponderCertificates(func(r *storev1.ResponderCertificate) error {
 				replica, revoked := r.Replica, "-"
 				if replica == "" {
 					replica = "(the CA)"
@@ -55,7 +51,7 @@ while it runs).`,
 				return err
 			}
 			return w.Flush()
-		},
+		}),
 	}
 	var operator string
 	revoke := &cobra.Command{
