@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/crl"
 )
 
@@ -22,7 +23,7 @@ var p384Fixture = sync.OnceValue(func() *fixture {
 	if err != nil {
 		panic(err)
 	}
-	issuer, err := newIssuer(issuerDN(auth), key)
+	issuer, err := newIssuer(issuer.DefaultDN(auth), key)
 	if err != nil {
 		panic(err)
 	}

@@ -20,6 +20,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/ca/profile"
 	"github.com/shomei-pki/shomei/crl"
 	"github.com/shomei-pki/shomei/internal/testenv"
@@ -93,7 +94,7 @@ var fixtures = sync.OnceValue(func() []*fixture {
 		{"rsa-2048", sign, "ca-rsa", "sign"},
 		{"ecdsa-p256", auth, "ca-p256", "auth"},
 	} {
-		issuer, err := newIssuer(issuerDN(f.profile), key(f.key))
+		issuer, err := newIssuer(issuer.DefaultDN(f.profile), key(f.key))
 		if err != nil {
 			panic(err)
 		}
@@ -114,18 +115,6 @@ func partition(p storev1.Profile, short, code, municipality string) crl.Partitio
 		Name:              name,
 		URL:               "http://shomei.example/crl/" + name + ".crl",
 		DistributionPoint: profile.CRLDistributionPointName(p, "東京都", municipality),
-	}
-}
-
-// issuerDN is R-P1's issuer name of p.
-func issuerDN(p storev1.Profile) x509enc.DN {
-	ou := "JPKI for digital signature"
-	if p == auth {
-		ou = "JPKI for user authentication"
-	}
-	return x509enc.DN{
-		{Type: "C", Value: "JP"}, {Type: "O", Value: "JPKI"}, {Type: "OU", Value: ou},
-		{Type: "OU", Value: "Japan Agency for Local Authority Information Systems"},
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/hsm"
 	"github.com/shomei-pki/shomei/internal/testenv"
 	"github.com/shomei-pki/shomei/internal/testenv/open"
@@ -38,7 +39,7 @@ var hsmFixture = sync.OnceValues(func() (*fixture, error) {
 	if err != nil {
 		return nil, err
 	}
-	issuer, err := newIssuer(issuerDN(sign), signer)
+	issuer, err := newIssuer(issuer.DefaultDN(sign), signer)
 	if err != nil {
 		return nil, err
 	}

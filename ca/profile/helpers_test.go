@@ -14,9 +14,9 @@ import (
 	"time"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/ca/profile"
 	"github.com/shomei-pki/shomei/internal/testenv"
-	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 const (
@@ -49,22 +49,10 @@ var keys = sync.OnceValue(func() map[string]crypto.Signer {
 
 func key(name string) crypto.Signer { return keys()[name] }
 
-// issuerDN is R-P1's issuer name of p.
-func issuerDN(p storev1.Profile) x509enc.DN {
-	ou := "JPKI for digital signature"
-	if p == auth {
-		ou = "JPKI for user authentication"
-	}
-	return x509enc.DN{
-		{Type: "C", Value: "JP"}, {Type: "O", Value: "JPKI"}, {Type: "OU", Value: ou},
-		{Type: "OU", Value: "Japan Agency for Local Authority Information Systems"},
-	}
-}
-
 // newIssuer makes a self-signed software issuer for p with key.
 func newIssuer(t testing.TB, p storev1.Profile, key crypto.Signer) *x509.Certificate {
 	t.Helper()
-	raw, err := issuerDN(p).Marshal()
+	raw, err := issuer.DefaultDN(p).Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
