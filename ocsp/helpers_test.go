@@ -231,24 +231,6 @@ func (s *fakeSource) Status(ctx context.Context, is *ocsp.Issuer, serial *big.In
 
 var errSourceDown = errors.New("store unavailable")
 
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // env is a responder over the fixture with its source and clock.
 type env struct {
 	f       *fixture
@@ -256,7 +238,7 @@ type env struct {
 	gen2    *ocsp.Issuer
 	other   *ocsp.Issuer
 	source  *fakeSource
-	clock   *clock
+	clock   *testenv.Clock
 	r       *ocsp.Responder
 	signer1 *countingSigner
 }
@@ -267,7 +249,7 @@ type env struct {
 func newEnv(t testing.TB, mod func(*ocsp.Config)) *env {
 	t.Helper()
 	f := loadFixture(t)
-	e := &env{f: f, source: newFakeSource(), clock: &clock{t: time.Now().Truncate(time.Second)}}
+	e := &env{f: f, source: newFakeSource(), clock: testenv.NewClock(time.Now().Truncate(time.Second))}
 	fresh := func(g *generation) *ocsp.Issuer {
 		s := &countingSigner{Signer: g.signer.Signer}
 		return &ocsp.Issuer{Certificate: g.cert, Responder: g.responder, Signer: s}

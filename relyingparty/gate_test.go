@@ -18,20 +18,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shomei-pki/shomei/internal/testenv"
 	"github.com/shomei-pki/shomei/relyingparty"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // endpoint counts what reaches the status handler and the refusal.
 type endpoint struct {
@@ -55,9 +44,9 @@ func (e *endpoint) handlers() (next, refuse http.Handler) {
 	return next, refuse
 }
 
-func newGate(t *testing.T, cfg relyingparty.Config) (*relyingparty.Gate, *clock, *prometheus.Registry) {
+func newGate(t *testing.T, cfg relyingparty.Config) (*relyingparty.Gate, *testenv.Clock, *prometheus.Registry) {
 	t.Helper()
-	c := &clock{t: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+	c := testenv.NewClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
 	reg := prometheus.NewRegistry()
 	cfg.Now, cfg.Metrics = c.Now, reg
 	g, err := relyingparty.New(cfg)

@@ -32,7 +32,7 @@ func TestEvents(t *testing.T) {
 	holder := func(t *testing.T) (string, string, string, [][]byte) {
 		t.Helper()
 		h.setDate(t, ceremonyDay)
-		defer h.clock.set(at(t, ceremonyDay).Add(2 * time.Hour))
+		defer h.clock.Set(at(t, ceremonyDay).Add(2 * time.Hour))
 		n++
 		id := fmt.Sprintf("EV-%d", n)
 		csrs := [][]byte{holderKeys.csr(t), holderKeys.csr(t)}

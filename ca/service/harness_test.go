@@ -55,24 +55,6 @@ func endOfDay(t testing.TB, date string) time.Time {
 	return d.Add(24*time.Hour - time.Second).UTC()
 }
 
-// clock is the CA's injected clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) set(now time.Time) {
-	c.mu.Lock()
-	c.now = now
-	c.mu.Unlock()
-}
-
 // harness is one CA, as shomei-ca wires it, served over gRPC on loopback.
 type harness struct {
 	client      cav1.CertificateAuthorityClient
@@ -81,7 +63,7 @@ type harness struct {
 	addr        string // the gRPC server's address
 	ca          *ca.CA
 	store       *store.Store
-	clock       *clock
+	clock       *testenv.Clock
 	issuers     map[cav1.Profile]*x509.Certificate
 	log         *testenv.LogBuffer // the CA's log, checked for personal data (R-P4)
 
@@ -130,7 +112,7 @@ func start(t *testing.T, token string, opts options) *harness {
 	if opts.auth == nil {
 		opts.auth, opts.responders.EnrollAny = service.Open{}, true
 	}
-	h := &harness{store: st, clock: &clock{now: at(t, ceremonyDay)}, issuers: map[cav1.Profile]*x509.Certificate{},
+	h := &harness{store: st, clock: testenv.NewClock(at(t, ceremonyDay)), issuers: map[cav1.Profile]*x509.Certificate{},
 		log: &testenv.LogBuffer{}, personal: map[string]bool{}}
 	log := slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var keys []*storev1.IssuerKey
@@ -212,7 +194,7 @@ func start(t *testing.T, token string, opts options) *harness {
 }
 
 // setDate moves the CA's clock to 10:00 JST of date.
-func (h *harness) setDate(t testing.TB, date string) { h.clock.set(at(t, date)) }
+func (h *harness) setDate(t testing.TB, date string) { h.clock.Set(at(t, date)) }
 
 // checkLog fails if the CA logged any holder's personal data or holder id
 // (R-P4).

@@ -79,7 +79,7 @@ func TestLastSecond(t *testing.T) {
 	}
 
 	// At 23:59:59 JST on the expiry date: valid.
-	h.clock.set(lastSecond)
+	h.clock.Set(lastSecond)
 	t.Run("23:59:59 GetCertificate says VALID", func(t *testing.T) {
 		h.wantUnrevoked(t, holders["ls-get"].certs, cav1.Status_STATUS_VALID)
 	})
@@ -116,7 +116,7 @@ func TestLastSecond(t *testing.T) {
 	})
 
 	// At 23:59:59.999 JST: still valid.
-	h.clock.set(lastMillisecond)
+	h.clock.Set(lastMillisecond)
 	t.Run("23:59:59.999 GetCertificate says VALID", func(t *testing.T) {
 		h.wantUnrevoked(t, holders["ls-get"].certs, cav1.Status_STATUS_VALID)
 	})
@@ -125,7 +125,7 @@ func TestLastSecond(t *testing.T) {
 	})
 
 	// At 00:00:00 JST the next day: expired.
-	h.clock.set(nextDay)
+	h.clock.Set(nextDay)
 	t.Run("00:00:00 GetCertificate says EXPIRED", func(t *testing.T) {
 		h.wantUnrevoked(t, holders["ls-get"].certs, cav1.Status_STATUS_EXPIRED)
 	})

@@ -30,7 +30,7 @@ func TestLookup(t *testing.T) {
 	}
 	statusAt := func(t *testing.T, when time.Time, serial string, want cav1.Status) *cav1.Certificate {
 		t.Helper()
-		h.clock.set(when)
+		h.clock.Set(when)
 		got := h.get(t, serial)
 		if got.Status != want {
 			t.Errorf("at %v: %s is %v, want %v", when, serial, got.Status, want)
