@@ -20,6 +20,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/shomei-pki/shomei/crl"
+	"github.com/shomei-pki/shomei/internal/testenv"
 	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
@@ -33,8 +34,8 @@ func TestBuild(t *testing.T) {
 			entries []crl.Entry
 		}{
 			{"empty", nil},
-			{"one unspecified", []crl.Entry{{Serial: serial(), RevokedAt: thisUpdate.Add(-time.Hour)}}},
-			{"every reason", revocations(cert.SerialNumber, serial(), serial(), serial(), serial(), serial(), serial())},
+			{"one unspecified", []crl.Entry{{Serial: testenv.Serial(), RevokedAt: thisUpdate.Add(-time.Hour)}}},
+			{"every reason", revocations(cert.SerialNumber, testenv.Serial(), testenv.Serial(), testenv.Serial(), testenv.Serial(), testenv.Serial(), testenv.Serial())},
 		} {
 			t.Run(f.name+"/"+tc.name, func(t *testing.T) {
 				req := request(f, tc.entries)
@@ -205,7 +206,7 @@ func TestBuildRefuses(t *testing.T) {
 	noCRLSign.KeyUsage = x509.KeyUsageCertSign
 	noSKI := *f.issuer
 	noSKI.SubjectKeyId = nil
-	sn := serial()
+	sn := testenv.Serial()
 	ok := crl.Entry{Serial: sn, RevokedAt: thisUpdate.Add(-time.Hour), Reason: affiliationChanged}
 	entry := func(edit func(*crl.Entry)) func(*crl.Request) {
 		return func(r *crl.Request) {
@@ -246,11 +247,11 @@ func TestBuildRefuses(t *testing.T) {
 		{"negative reason", entry(func(e *crl.Entry) { e.Reason = -1 }), "Request.Entries[0].Reason: -1"},
 		{"invalidity in 1900", entry(func(e *crl.Entry) { e.InvalidityDate = time.Date(1900, 1, 1, 0, 0, 0, 0, jst) }), "Request.Entries[0].InvalidityDate: year 1899"},
 		{"duplicate serial", func(r *crl.Request) {
-			r.Entries = []crl.Entry{ok, {Serial: serial(), RevokedAt: ok.RevokedAt}, {Serial: new(big.Int).Set(sn), RevokedAt: ok.RevokedAt}}
+			r.Entries = []crl.Entry{ok, {Serial: testenv.Serial(), RevokedAt: ok.RevokedAt}, {Serial: new(big.Int).Set(sn), RevokedAt: ok.RevokedAt}}
 		}, "Request.Entries[2].Serial: " + sn.Text(16) + " is also Entries[0]"},
 		{"many bad entries", func(r *crl.Request) {
 			for range 1000 {
-				r.Entries = append(r.Entries, crl.Entry{Serial: serial(), RevokedAt: ok.RevokedAt, Reason: 6})
+				r.Entries = append(r.Entries, crl.Entry{Serial: testenv.Serial(), RevokedAt: ok.RevokedAt, Reason: 6})
 			}
 		}, "and 990 more: Request.Entries[].Reason"},
 	} {
@@ -278,7 +279,7 @@ func TestBuildRefuses(t *testing.T) {
 // nextUpdate falls in 2050 and an entry revoked in 2049.
 func TestBuildTimes(t *testing.T) {
 	f := fixtures()[1]
-	req := request(f, []crl.Entry{{Serial: serial(), RevokedAt: time.Date(2049, 12, 31, 23, 0, 0, 0, time.UTC), InvalidityDate: time.Date(2049, 12, 1, 0, 0, 0, 0, time.UTC)}})
+	req := request(f, []crl.Entry{{Serial: testenv.Serial(), RevokedAt: time.Date(2049, 12, 31, 23, 0, 0, 0, time.UTC), InvalidityDate: time.Date(2049, 12, 1, 0, 0, 0, 0, time.UTC)}})
 	req.ThisUpdate = time.Date(2049, 12, 31, 23, 30, 0, 0, time.UTC)
 	req.NextUpdate = req.ThisUpdate.Add(24 * time.Hour)
 	der, err := crl.Build(req)

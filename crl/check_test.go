@@ -14,6 +14,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/shomei-pki/shomei/crl"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // idpValue encodes an issuingDistributionPoint naming uri and the DER
@@ -185,7 +186,7 @@ func TestCheck(t *testing.T) {
 			}), "is listed twice"},
 			{"entry missing", built(func(r *crl.Request) { r.Entries = r.Entries[1:] }), "of the request is missing"},
 			{"entry added", built(func(r *crl.Request) {
-				r.Entries = append(r.Entries, crl.Entry{Serial: serial(), RevokedAt: thisUpdate})
+				r.Entries = append(r.Entries, crl.Entry{Serial: testenv.Serial(), RevokedAt: thisUpdate})
 			}), "is not in the request"},
 			{"empty revokedCertificates", func(t *testing.T) []byte {
 				r := request(f, nil)
@@ -246,7 +247,7 @@ func TestCheckLimitsProblems(t *testing.T) {
 	f := fixtures()[1]
 	var entries []crl.Entry
 	for range 500 {
-		entries = append(entries, crl.Entry{Serial: serial(), RevokedAt: thisUpdate.Add(-time.Hour), Reason: affiliationChanged})
+		entries = append(entries, crl.Entry{Serial: testenv.Serial(), RevokedAt: thisUpdate.Add(-time.Hour), Reason: affiliationChanged})
 	}
 	req := request(f, entries)
 	der, err := crl.Build(req)

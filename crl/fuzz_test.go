@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/shomei-pki/shomei/crl"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // FuzzCheck gives Check arbitrary bytes for the sample request: it reads
@@ -17,7 +18,7 @@ import (
 //	go test -run '^$' -fuzz FuzzCheck -fuzztime 1m ./crl
 func FuzzCheck(f *testing.F) {
 	fx := fixtures()[0]
-	req := request(fx, revocations(serial(), serial(), serial(), serial(), serial(), serial()))
+	req := request(fx, revocations(testenv.Serial(), testenv.Serial(), testenv.Serial(), testenv.Serial(), testenv.Serial(), testenv.Serial()))
 	good, err := crl.Build(req)
 	if err != nil {
 		f.Fatal(err)
@@ -27,7 +28,7 @@ func FuzzCheck(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	later := request(fx, []crl.Entry{{Serial: serial(), RevokedAt: time.Date(2050, 1, 1, 0, 0, 0, 0, time.UTC), Reason: superseded}})
+	later := request(fx, []crl.Entry{{Serial: testenv.Serial(), RevokedAt: time.Date(2050, 1, 1, 0, 0, 0, 0, time.UTC), Reason: superseded}})
 	later.ThisUpdate, later.NextUpdate = time.Date(2050, 1, 2, 0, 0, 0, 0, time.UTC), time.Date(2050, 1, 3, 0, 0, 0, 0, time.UTC)
 	laterDER, err := crl.Build(later)
 	if err != nil {

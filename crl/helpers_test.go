@@ -133,15 +133,6 @@ func newIssuer(name x509enc.DN, key crypto.Signer) (*x509.Certificate, error) {
 	return testenv.SelfSigned(testenv.IssuerTemplate(raw, ski), key)
 }
 
-// serial is a random R-P1 serial: 127 bits with the top one set.
-func serial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		panic(err)
-	}
-	return n.SetBit(n, 126, 1)
-}
-
 const (
 	holderName    = "渡邊　太郎"
 	holderAddress = "東京都清瀬市中里五丁目８４２番地"
@@ -153,7 +144,7 @@ func issue(t testing.TB, f *fixture, p crl.Partition) *x509.Certificate {
 	t.Helper()
 	req := profile.Request{
 		Profile:   f.profile,
-		Serial:    serial(),
+		Serial:    testenv.Serial(),
 		NotBefore: time.Date(2026, 1, 10, 10, 30, 0, 0, jst),
 		NotAfter:  time.Date(2030, 12, 31, 23, 59, 59, 0, jst),
 		PublicKey: key("holder").Public(),
@@ -231,7 +222,7 @@ func sample(t testing.TB, f *fixture, revoked ...*x509.Certificate) (crl.Request
 	for _, c := range revoked {
 		serials = append(serials, c.SerialNumber)
 	}
-	serials = append(serials, serial(), serial(), serial(), serial(), serial())
+	serials = append(serials, testenv.Serial(), testenv.Serial(), testenv.Serial(), testenv.Serial(), testenv.Serial())
 	req := request(f, revocations(serials...))
 	der, err := crl.Build(req)
 	if err != nil {

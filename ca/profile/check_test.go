@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shomei-pki/shomei/ca/profile"
+	"github.com/shomei-pki/shomei/internal/testenv"
 	"github.com/shomei-pki/shomei/internal/x509enc"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -267,7 +268,7 @@ func TestCheckCatches(t *testing.T) {
 		{name: "another issuerAltName", req: signRequest, checkCfg: func(c *profile.Config) {
 			c.IssuerAltName = x509enc.DN{{Type: "C", Value: "JP"}, {Type: "O", Value: "Shomei"}}
 		}, want: "issuerAltName: directoryName is not C=JP, O=Shomei"},
-		{name: "another serial", req: authRequest, checkReq: func(r *profile.Request) { r.Serial = serial() },
+		{name: "another serial", req: authRequest, checkReq: func(r *profile.Request) { r.Serial = testenv.Serial() },
 			want: "serial number differs from the request"},
 		{name: "another holder key", req: authRequest, checkReq: func(r *profile.Request) { r.PublicKey = key("holder-sign").Public() },
 			want: "public key is not the request's"},

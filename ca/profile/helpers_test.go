@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"math/big"
 	"strings"
 	"sync"
 	"testing"
@@ -70,14 +69,6 @@ func config() profile.Config {
 	}
 }
 
-func serial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		panic(err)
-	}
-	return n.SetBit(n, 126, 1)
-}
-
 const (
 	testName    = "渡邊　太郎"
 	testAddress = "東京都清瀬市中里五丁目８４２番地"
@@ -87,7 +78,7 @@ const (
 func signRequest() profile.Request {
 	return profile.Request{
 		Profile:   sign,
-		Serial:    serial(),
+		Serial:    testenv.Serial(),
 		NotBefore: time.Date(2026, 1, 10, 10, 30, 0, 0, jst),
 		NotAfter:  time.Date(2030, 12, 31, 23, 59, 59, 0, jst),
 		PublicKey: key("holder-sign").Public(),
@@ -111,7 +102,7 @@ func signRequest() profile.Request {
 func authRequest() profile.Request {
 	return profile.Request{
 		Profile:   auth,
-		Serial:    serial(),
+		Serial:    testenv.Serial(),
 		NotBefore: time.Date(2026, 1, 10, 10, 30, 0, 0, jst),
 		NotAfter:  time.Date(2030, 12, 31, 23, 59, 59, 0, jst),
 		PublicKey: key("holder-auth").Public(),

@@ -61,10 +61,7 @@ func issuePair(t testing.TB, cl cav1.CertificateAuthorityClient, holderID string
 	issued, err := cl.Issue(context.Background(), &cav1.IssueRequest{
 		Municipality: kiyose, Holder: holder(holderID),
 		Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: time.Now().AddDate(8, 0, 0).Format(time.DateOnly)},
-		Profiles: []*cav1.ProfileRequest{
-			{Profile: cav1.Profile_PROFILE_SIGN, Csr: csr(t, rsaKey(t))},
-			{Profile: cav1.Profile_PROFILE_AUTH, Csr: csr(t, rsaKey(t))},
-		},
+		Profiles:    bothProfiles(t),
 	})
 	if err != nil {
 		t.Fatalf("issue %s: %v", holderID, err)

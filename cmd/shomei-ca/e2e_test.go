@@ -132,6 +132,16 @@ func csr(t testing.TB, key crypto.Signer) []byte {
 	return der
 }
 
+// bothProfiles asks for a SIGN and an AUTH certificate, each for a new
+// RSA-2048 card key.
+func bothProfiles(t testing.TB) []*cav1.ProfileRequest {
+	t.Helper()
+	return []*cav1.ProfileRequest{
+		{Profile: cav1.Profile_PROFILE_SIGN, Csr: csr(t, rsaKey(t))},
+		{Profile: cav1.Profile_PROFILE_AUTH, Csr: csr(t, rsaKey(t))},
+	}
+}
+
 func rsaKey(t testing.TB) *rsa.PrivateKey {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -196,10 +206,7 @@ func TestIssueRenewList(t *testing.T) {
 	issued, err := cl.Issue(ctx, &cav1.IssueRequest{
 		Municipality: kiyose, Holder: holder("E2E-1"),
 		Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: card},
-		Profiles: []*cav1.ProfileRequest{
-			{Profile: cav1.Profile_PROFILE_SIGN, Csr: csr(t, rsaKey(t))},
-			{Profile: cav1.Profile_PROFILE_AUTH, Csr: csr(t, rsaKey(t))},
-		},
+		Profiles:    bothProfiles(t),
 	})
 	if err != nil {
 		t.Fatalf("Issue: %v", err)
@@ -230,10 +237,7 @@ func TestIssueRenewList(t *testing.T) {
 	renewed, err := cl.Renew(ctx, &cav1.RenewRequest{
 		Municipality: kiyose, Holder: holder("E2E-1"),
 		Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: newCard},
-		Profiles: []*cav1.ProfileRequest{
-			{Profile: cav1.Profile_PROFILE_SIGN, Csr: csr(t, rsaKey(t))},
-			{Profile: cav1.Profile_PROFILE_AUTH, Csr: csr(t, rsaKey(t))},
-		},
+		Profiles:    bothProfiles(t),
 	})
 	if err != nil {
 		t.Fatalf("Renew: %v", err)

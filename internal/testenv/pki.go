@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"math/big"
 	"time"
+
+	"github.com/shomei-pki/shomei/ca/serial"
 )
 
 // Certify signs tmpl, certifying the public key pub, with key as the
@@ -41,4 +43,15 @@ func IssuerTemplate(rawSubject, ski []byte) *x509.Certificate {
 		MaxPathLenZero:        true,
 		SubjectKeyId:          ski,
 	}
+}
+
+// Serial is a new random certificate serial as the CA makes them
+// (serial.New, R-P1). It panics if the system's randomness fails, which
+// leaves a test nothing to run on.
+func Serial() *big.Int {
+	n, err := serial.New()
+	if err != nil {
+		panic(err)
+	}
+	return n
 }
