@@ -51,6 +51,35 @@ func (s *fakeSource) PartitionEntries(name string, _ time.Time, fn func(*storev1
 	return 1, nil
 }
 
+// add makes p one of the source's SIGN partitions, of issuer generation 1,
+// changed at revision 1.
+func (s *fakeSource) add(p crl.Partition) {
+	var dp []string
+	for _, a := range p.DistributionPoint {
+		dp = append(dp, a.Type+"="+a.Value)
+	}
+	s.parts = append(s.parts, &storev1.CRLPartition{Name: p.Name, Profile: sign, IssuerGeneration: 1, Url: p.URL,
+		DistributionPoint: dp, ChangedRevision: 1})
+}
+
+// newPublisher is a publisher of src's partitions, signed by f's issuer,
+// with its clock stopped at now.
+func newPublisher(tb testing.TB, f *fixture, src *fakeSource, now time.Time) *crl.Publisher {
+	tb.Helper()
+	pub, err := crl.NewPublisher(crl.PublisherConfig{
+		Source: src,
+		Issuers: func(storev1.Profile, uint32) (*x509.Certificate, crypto.Signer, error) {
+			return f.issuer, f.key, nil
+		},
+		Now: func() time.Time { return now },
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pub
+}
+
 func (s *fakeSource) SaveCRL(_ string, _ uint64, _, _ time.Time, _ uint64, der []byte) error {
 	s.saved += len(der)
 	return nil
@@ -74,25 +103,10 @@ func BenchmarkPublish(b *testing.B) {
 			src := &fakeSource{entries: map[string][]crl.Entry{}}
 			for i := range set.partitions {
 				p := partition(sign, "sign", fmt.Sprintf("%05d", 13201+i), fmt.Sprintf("市%02d", i))
-				var dp []string
-				for _, a := range p.DistributionPoint {
-					dp = append(dp, a.Type+"="+a.Value)
-				}
-				src.parts = append(src.parts, &storev1.CRLPartition{Name: p.Name, Profile: sign, IssuerGeneration: 1, Url: p.URL,
-					DistributionPoint: dp, ChangedRevision: 1})
+				src.add(p)
 				src.entries[p.Name] = seededEntries(set.entries, byte(i))
 			}
-			pub, err := crl.NewPublisher(crl.PublisherConfig{
-				Source: src,
-				Issuers: func(storev1.Profile, uint32) (*x509.Certificate, crypto.Signer, error) {
-					return f.issuer, f.key, nil
-				},
-				Now: func() time.Time { return thisUpdate },
-				Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
+			pub := newPublisher(b, f, src, thisUpdate)
 			if err := pub.PublishDue(context.Background()); err != nil {
 				b.Fatal(err)
 			}
@@ -117,12 +131,7 @@ func TestPublisher(t *testing.T) {
 	f := fixtures()[0]
 	src := &fakeSource{entries: map[string][]crl.Entry{}}
 	for i, p := range []crl.Partition{f.partition, f.other} {
-		var dp []string
-		for _, a := range p.DistributionPoint {
-			dp = append(dp, a.Type+"="+a.Value)
-		}
-		src.parts = append(src.parts, &storev1.CRLPartition{Name: p.Name, Profile: sign, IssuerGeneration: 1, Url: p.URL,
-			DistributionPoint: dp, ChangedRevision: 1})
+		src.add(p)
 		entries := seededEntries(50+i, byte(i))
 		for k := range 21 {
 			sn := new(big.Int).Lsh(big.NewInt(int64(k+1)), uint(8*k)) // 1 to 21 octets...
@@ -134,17 +143,7 @@ func TestPublisher(t *testing.T) {
 		src.entries[p.Name] = entries
 	}
 	src.leadingZero = true
-	pub, err := crl.NewPublisher(crl.PublisherConfig{
-		Source: src,
-		Issuers: func(storev1.Profile, uint32) (*x509.Certificate, crypto.Signer, error) {
-			return f.issuer, f.key, nil
-		},
-		Now: func() time.Time { return thisUpdate },
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub := newPublisher(t, f, src, thisUpdate)
 	// Twice: the second time, the entries are sized from the first CRL.
 	for round := range 2 {
 		if err := pub.PublishDue(context.Background()); err != nil {
