@@ -113,7 +113,7 @@ func holdTwo(t *testing.T, h net.Addr, reg *prometheus.Registry, third, freed st
 		defer c.Close()
 		held = append(held, c)
 	}
-	for gatherGauge(t, reg, "shomei_server_connections_open") != 2 {
+	for gathered(t, reg, "shomei_server_connections_open") != 2 {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// The connection over the cap is reset, during connect or at once
@@ -125,11 +125,11 @@ func holdTwo(t *testing.T, h net.Addr, reg *prometheus.Registry, third, freed st
 			t.Fatalf("%s was served (%d bytes, %v)", third, n, err)
 		}
 	}
-	if got := gatherCounter(t, reg, "shomei_server_connections_refused_total"); got != 1 {
+	if got := gathered(t, reg, "shomei_server_connections_refused_total"); got != 1 {
 		t.Errorf("refused %v, want 1", got)
 	}
 	held[0].Close()
-	for gatherGauge(t, reg, "shomei_server_connections_open") != 1 {
+	for gathered(t, reg, "shomei_server_connections_open") != 1 {
 		time.Sleep(10 * time.Millisecond)
 	}
 	resp, err := http.Get("http://" + h.String() + "/")
@@ -139,7 +139,9 @@ func holdTwo(t *testing.T, h net.Addr, reg *prometheus.Registry, third, freed st
 	resp.Body.Close()
 }
 
-func gatherCounter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+// gathered is the value of the first sample of the counter or gauge
+// name in reg; 0 when reg has none.
+func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	m, err := reg.Gather()
 	if err != nil {
@@ -147,7 +149,11 @@ func gatherCounter(t *testing.T, reg *prometheus.Registry, name string) float64 
 	}
 	for _, f := range m {
 		if f.GetName() == name {
-			return f.GetMetric()[0].GetCounter().GetValue()
+			sample := f.GetMetric()[0]
+			if c := sample.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return sample.GetGauge().GetValue()
 		}
 	}
 	return 0
@@ -283,20 +289,6 @@ func TestConnectionCapPerAddress(t *testing.T) {
 		HTTPLimits: HTTPLimits{MaxConnections: 100, MaxConnectionsPerAddress: 2},
 	})
 	holdTwo(t, h, reg, "a third connection from one address", "after the address freed a place")
-}
-
-func gatherGauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	m, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range m {
-		if f.GetName() == name {
-			return f.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	return 0
 }
 
 // TestAttackHandlerOutlivesStop: a call still running when the graceful
