@@ -20,13 +20,15 @@ import (
 	"github.com/shomei-pki/shomei/internal/ratelimit"
 )
 
-// Client is a municipal system and the municipalities it acts for, or an
-// OCSP replica (Replica, no municipalities).
+// Client is a municipal system and the municipalities it acts for, an
+// OCSP replica (Replica, no municipalities), or an operator (Operator, no
+// municipalities: the Operations service only).
 type Client struct {
 	Name           string
 	Token          string
 	Municipalities []string
 	Replica        bool
+	Operator       bool
 	// TLSName is, under mutual TLS, the name the client's certificate must
 	// carry (subject common name or a DNS name) when it sends this
 	// client's token; default Name. A certificate and a token that name
@@ -55,6 +57,7 @@ type tokenClient struct {
 	tokenSHA256    [sha256.Size]byte
 	municipalities []string
 	replica        bool
+	operator       bool
 	tlsName        string
 	limit          ratelimit.Limit
 }
@@ -62,8 +65,11 @@ type tokenClient struct {
 // caller is the client as the audit log names it.
 func (c *tokenClient) caller(via string) caller.Caller {
 	kind := caller.Municipal
-	if c.replica {
+	switch {
+	case c.replica:
 		kind = caller.Replica
+	case c.operator:
+		kind = caller.Operator
 	}
 	return caller.Caller{Name: c.name, Kind: kind, Via: via}
 }
@@ -92,8 +98,10 @@ func NewTokenAuthorizer(clients []Client) (*TokenAuthorizer, error) {
 			return nil, errors.New("service: a client has no name")
 		case len(c.Token) < minTokenLength || len(c.Token) > maxTokenLength:
 			return nil, fmt.Errorf("service: client %s: the token has %d characters; %d to %d are needed", c.Name, len(c.Token), minTokenLength, maxTokenLength)
-		case (len(c.Municipalities) == 0) != c.Replica:
-			return nil, fmt.Errorf("service: client %s: a municipal client needs municipalities, a replica none", c.Name)
+		case c.Replica && c.Operator:
+			return nil, fmt.Errorf("service: client %s: a client is a replica or an operator, not both", c.Name)
+		case (len(c.Municipalities) == 0) != (c.Replica || c.Operator):
+			return nil, fmt.Errorf("service: client %s: a municipal client needs municipalities, a replica or an operator none", c.Name)
 		case seen[sum] != "":
 			return nil, fmt.Errorf("service: clients %s and %s have the same token", seen[sum], c.Name)
 		case names[c.Name]:
@@ -105,7 +113,7 @@ func NewTokenAuthorizer(clients []Client) (*TokenAuthorizer, error) {
 			tlsName = c.Name
 		}
 		a.clients = append(a.clients, tokenClient{name: c.Name, tokenSHA256: sum, municipalities: c.Municipalities,
-			replica: c.Replica, tlsName: tlsName, limit: c.Limit})
+			replica: c.Replica, operator: c.Operator, tlsName: tlsName, limit: c.Limit})
 	}
 	for i := range a.clients {
 		a.byName[a.clients[i].name] = &a.clients[i]

@@ -111,7 +111,7 @@ func NewGate(cfg GateConfig) (*Gate, error) {
 	}
 	g.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "shomei_grpc_refused_total",
-		Help: "gRPC calls refused before any work, by reason (unauthenticated, client_rate, address_rate).",
+		Help: "gRPC calls refused before any work, by reason (unauthenticated, role, client_rate, address_rate).",
 	}, []string{"reason"})
 	return g, nil
 }
@@ -139,6 +139,13 @@ func public(fullMethod string) bool {
 		strings.HasPrefix(fullMethod, "/grpc.reflection.v1.ServerReflection/") ||
 		strings.HasPrefix(fullMethod, "/grpc.reflection.v1alpha.ServerReflection/")
 }
+
+// OperationsPrefix starts the full method names of the operator's API
+// (shomei.ops.v1.Operations).
+const OperationsPrefix = "/shomei.ops.v1.Operations/"
+
+// operations reports whether a method is the operator's.
+func operations(fullMethod string) bool { return strings.HasPrefix(fullMethod, OperationsPrefix) }
 
 // tap runs on the connection's reader goroutine, on the headers of a new
 // call, before the call exists: it must stay cheap (a hash and a few map
@@ -175,6 +182,17 @@ func (g *Gate) tap(ctx context.Context, info *tap.Info) (context.Context, error)
 	}
 	g.known.add(addr, c.name)
 	ctx = caller.With(ctx, c.caller(via))
+	// Roles, before the body is read: the Operations service is for
+	// operators only, and operators may call nothing else.
+	if operations(info.FullMethodName) != c.operator {
+		g.refusals.WithLabelValues("role").Inc()
+		what := "an operator"
+		if c.operator {
+			what = "a municipal system or a replica"
+		}
+		return ctx, g.refused(ctx, info.FullMethodName,
+			status.Errorf(codes.PermissionDenied, "client %s may not call %s: it is for %s", c.name, info.FullMethodName, what))
+	}
 	if b := g.perName[c.name]; b != nil {
 		if ok, wait := b.Allow(now); !ok {
 			g.refusals.WithLabelValues("client_rate").Inc()

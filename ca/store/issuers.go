@@ -109,7 +109,7 @@ func checkFirstGenerations(keys []*storev1.IssuerKey) error {
 // together with its audit records, in one transaction. The profile must
 // already have generations, and key.generation must be exactly the next
 // one; otherwise it fails with ErrGeneration. If the new key is ACTIVE, the
-// profile's previously ACTIVE generation becomes RETIRED in the same
+// profile's previously ACTIVE generation becomes SUPERSEDED in the same
 // transaction. At least one audit record is required (R-K3).
 //
 // An unset created_at is filled in from Options.Now; the caller's messages
@@ -152,7 +152,7 @@ func (s *Store) addIssuerKey(key *storev1.IssuerKey, audit []*storev1.AuditRecor
 				if old.GetState() != storev1.KeyState_KEY_STATE_ACTIVE {
 					continue
 				}
-				old.State = storev1.KeyState_KEY_STATE_RETIRED
+				old.State = storev1.KeyState_KEY_STATE_SUPERSEDED
 				if err := putIssuerKey(b, old); err != nil {
 					return err
 				}

@@ -159,8 +159,8 @@ func TestInitIssuersTwice(t *testing.T) {
 }
 
 func TestAddIssuerKey(t *testing.T) {
-	retired := func(k *storev1.IssuerKey) *storev1.IssuerKey {
-		k.State = storev1.KeyState_KEY_STATE_RETIRED
+	superseded := func(k *storev1.IssuerKey) *storev1.IssuerKey {
+		k.State = storev1.KeyState_KEY_STATE_SUPERSEDED
 		return k
 	}
 	tests := []struct {
@@ -177,15 +177,15 @@ func TestAddIssuerKey(t *testing.T) {
 			key:   testKey(sign, 2),
 			audit: []*storev1.AuditRecord{testAudit("issuer.rotate", "profile", "sign")},
 			wantKeys: []*storev1.IssuerKey{
-				retired(testKey(sign, 1)), testKey(sign, 2), testKey(auth, 1),
+				superseded(testKey(sign, 1)), testKey(sign, 2), testKey(auth, 1),
 			},
 		},
 		{
 			name:  "next generation not yet active",
-			key:   retired(testKey(auth, 2)),
+			key:   superseded(testKey(auth, 2)),
 			audit: []*storev1.AuditRecord{testAudit("issuer.rotate", "profile", "auth")},
 			wantKeys: []*storev1.IssuerKey{
-				testKey(sign, 1), testKey(auth, 1), retired(testKey(auth, 2)),
+				testKey(sign, 1), testKey(auth, 1), superseded(testKey(auth, 2)),
 			},
 		},
 		{

@@ -12,6 +12,7 @@ import (
 	grpchealth "google.golang.org/grpc/health"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
+	opsv1 "github.com/shomei-pki/shomei/api/shomei/ops/v1"
 	"github.com/shomei-pki/shomei/ca"
 	"github.com/shomei-pki/shomei/ca/audit"
 	"github.com/shomei-pki/shomei/ca/issuer"
@@ -184,12 +185,17 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 		return err
 	}
 	mux := newMux(issuers, reg, statusGate, prop.Publisher(), readiness)
+	operations, err := newOperations()
+	if err != nil {
+		return err
+	}
 	return server.Run(ctx, server.Options{
 		GRPCListen: cfg.Server.GRPCListen, HTTPListen: cfg.Server.HTTPListen, GRPCTLS: o.grpcTLS,
 		Register: func(s *grpc.Server) {
 			cav1.RegisterCertificateAuthorityServer(s, svc)
 			cav1.RegisterEventsServer(s, svc.Events())
 			cav1.RegisterReplicationServer(s, replication)
+			opsv1.RegisterOperationsServer(s, operations)
 		},
 		// The refusal auditor goes inside the authenticating gate, so that
 		// it sees the caller (ca/caller).
@@ -238,7 +244,7 @@ func authorizer(cfg *config.Config, log *slog.Logger) (clientAuthorizer, *servic
 		if err != nil {
 			return nil, nil, fmt.Errorf("client %s: %w", c.Name, err)
 		}
-		clients = append(clients, service.Client{Name: c.Name, Token: token, Municipalities: c.Municipalities, Replica: c.Replica,
+		clients = append(clients, service.Client{Name: c.Name, Token: token, Municipalities: c.Municipalities, Replica: c.Replica, Operator: c.Operator,
 			TLSName: c.TLSName, Limit: ratelimit.Limit{Rate: c.Rate, Burst: c.Burst}})
 	}
 	auth, err := service.NewTokenAuthorizer(clients)

@@ -37,9 +37,13 @@ type Config struct {
 	// HTTPAccess: who may fetch OCSP and CRLs on server.http_listen (R-R6).
 	HTTPAccess HTTPAccess `yaml:"http_access"`
 	Audit      Audit      `yaml:"audit"`
-	// Clients are the municipal systems allowed to call the API. With none,
-	// anyone who reaches the gRPC address may act for any municipality:
-	// acceptable only for development on a loopback address.
+	// Approvals: how many operators must agree to a key operation (R-K1,
+	// R-K2).
+	Approvals Approvals `yaml:"approvals"`
+	// Clients are the municipal systems, OCSP replicas and operators
+	// allowed to call the API. With none, anyone who reaches the gRPC
+	// address may act for any municipality and as any operator: acceptable
+	// only for development on a loopback address.
 	Clients []Client `yaml:"clients"`
 
 	// Path is the file the configuration was read from.
@@ -176,6 +180,11 @@ type Client struct {
 	// every certificate's status and have its responder keys certified,
 	// and nothing else; it acts for no municipality.
 	Replica bool `yaml:"replica"`
+	// Operator: the client is a person operating the CA, through
+	// shomeictl and the Operations service (key rotation, approvals, audit,
+	// backup), and nothing else; it acts for no municipality. Its name is
+	// the one the audit log and approvals record.
+	Operator bool `yaml:"operator"`
 	// TLSName is, with server.tls.client_ca_file, the name the client's
 	// certificate carries (subject CN or a DNS name); default Name. A
 	// certificate and a token of different clients are refused.
@@ -350,10 +359,12 @@ func (c *Config) validate() error {
 		switch {
 		case cl.Name == "" || cl.TokenFile == "":
 			errs = append(errs, fmt.Errorf("clients[%d]: name and token_file are required", i))
-		case cl.Replica && len(cl.Municipalities) > 0:
-			errs = append(errs, fmt.Errorf("clients[%d]: a replica acts for no municipality; remove municipalities", i))
-		case !cl.Replica && len(cl.Municipalities) == 0:
-			errs = append(errs, fmt.Errorf("clients[%d]: municipalities are required (or replica: true)", i))
+		case cl.Replica && cl.Operator:
+			errs = append(errs, fmt.Errorf("clients[%d]: a client is a replica or an operator, not both", i))
+		case (cl.Replica || cl.Operator) && len(cl.Municipalities) > 0:
+			errs = append(errs, fmt.Errorf("clients[%d]: a replica or an operator acts for no municipality; remove municipalities", i))
+		case !cl.Replica && !cl.Operator && len(cl.Municipalities) == 0:
+			errs = append(errs, fmt.Errorf("clients[%d]: municipalities are required (or replica: true, or operator: true)", i))
 		case !cl.Replica && (len(cl.ResponderKeys) > 0 || len(cl.Issuers) > 0):
 			errs = append(errs, fmt.Errorf("clients[%d]: responder_keys and issuers are for replicas only", i))
 		}
@@ -367,6 +378,9 @@ func (c *Config) validate() error {
 		if err := validateClientLimits(i, cl); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := c.Approvals.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Server.RateLimits.validate(); err != nil {
 		errs = append(errs, err)

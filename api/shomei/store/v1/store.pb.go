@@ -91,12 +91,20 @@ const (
 	// per profile is active.
 	KeyState_KEY_STATE_ACTIVE KeyState = 1
 	// Replaced by a newer generation (R-K1): no new issuance, but the key still
-	// signs CRLs and OCSP responses for the certificates it issued until the last
-	// of them expires.
-	KeyState_KEY_STATE_RETIRED KeyState = 2
+	// signs CRLs and OCSP responder certificates for the certificates it issued
+	// until the last of them expires.
+	KeyState_KEY_STATE_SUPERSEDED KeyState = 2
 	// The key is compromised (R-K2): every certificate of this generation is
 	// revoked with reason cACompromise and the key issues nothing new.
 	KeyState_KEY_STATE_COMPROMISED KeyState = 3
+	// Retired by an operator after the last of its certificates expired: it
+	// signs nothing; its private key stays in the HSM until destroyed.
+	KeyState_KEY_STATE_RETIRED KeyState = 4
+	// Its private key was destroyed in the HSM (after retirement or
+	// compromise); only its certificate remains.
+	KeyState_KEY_STATE_DESTROYED KeyState = 5
+	// Made by a rotation and waiting for activate_at: it signs nothing yet.
+	KeyState_KEY_STATE_PENDING KeyState = 6
 )
 
 // Enum value maps for KeyState.
@@ -104,14 +112,20 @@ var (
 	KeyState_name = map[int32]string{
 		0: "KEY_STATE_UNSPECIFIED",
 		1: "KEY_STATE_ACTIVE",
-		2: "KEY_STATE_RETIRED",
+		2: "KEY_STATE_SUPERSEDED",
 		3: "KEY_STATE_COMPROMISED",
+		4: "KEY_STATE_RETIRED",
+		5: "KEY_STATE_DESTROYED",
+		6: "KEY_STATE_PENDING",
 	}
 	KeyState_value = map[string]int32{
 		"KEY_STATE_UNSPECIFIED": 0,
 		"KEY_STATE_ACTIVE":      1,
-		"KEY_STATE_RETIRED":     2,
+		"KEY_STATE_SUPERSEDED":  2,
 		"KEY_STATE_COMPROMISED": 3,
+		"KEY_STATE_RETIRED":     4,
+		"KEY_STATE_DESTROYED":   5,
+		"KEY_STATE_PENDING":     6,
 	}
 )
 
@@ -282,9 +296,17 @@ type IssuerKey struct {
 	// When the key was generated and recorded.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Label of the PKCS#11 token that holds the private key.
-	TokenLabel    string `protobuf:"bytes,9,opt,name=token_label,json=tokenLabel,proto3" json:"token_label,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	TokenLabel string `protobuf:"bytes,9,opt,name=token_label,json=tokenLabel,proto3" json:"token_label,omitempty"`
+	// PENDING: when new issuance moves to this generation (R-K1).
+	ActivateAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=activate_at,json=activateAt,proto3" json:"activate_at,omitempty"`
+	// Generations after the first: the link certificate NewWithOld, this
+	// generation's key certified by the previous generation's (R-K1), DER.
+	LinkNewWithOldDer []byte `protobuf:"bytes,11,opt,name=link_new_with_old_der,json=linkNewWithOldDer,proto3" json:"link_new_with_old_der,omitempty"`
+	// Generations after the first: the link certificate OldWithNew, the
+	// previous generation's key certified by this generation's (R-K1), DER.
+	LinkOldWithNewDer []byte `protobuf:"bytes,12,opt,name=link_old_with_new_der,json=linkOldWithNewDer,proto3" json:"link_old_with_new_der,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *IssuerKey) Reset() {
@@ -378,6 +400,27 @@ func (x *IssuerKey) GetTokenLabel() string {
 		return x.TokenLabel
 	}
 	return ""
+}
+
+func (x *IssuerKey) GetActivateAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ActivateAt
+	}
+	return nil
+}
+
+func (x *IssuerKey) GetLinkNewWithOldDer() []byte {
+	if x != nil {
+		return x.LinkNewWithOldDer
+	}
+	return nil
+}
+
+func (x *IssuerKey) GetLinkOldWithNewDer() []byte {
+	if x != nil {
+		return x.LinkOldWithNewDer
+	}
+	return nil
 }
 
 // AuditRecord is one entry of the append-only, hash-chained audit log (R-K3).
@@ -1390,7 +1433,7 @@ var File_shomei_store_v1_store_proto protoreflect.FileDescriptor
 
 const file_shomei_store_v1_store_proto_rawDesc = "" +
 	"\n" +
-	"\x1bshomei/store/v1/store.proto\x12\x0fshomei.store.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xee\x02\n" +
+	"\x1bshomei/store/v1/store.proto\x12\x0fshomei.store.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x04\n" +
 	"\tIssuerKey\x122\n" +
 	"\aprofile\x18\x01 \x01(\x0e2\x18.shomei.store.v1.ProfileR\aprofile\x12\x1e\n" +
 	"\n" +
@@ -1404,7 +1447,12 @@ const file_shomei_store_v1_store_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1f\n" +
 	"\vtoken_label\x18\t \x01(\tR\n" +
-	"tokenLabel\"\xcf\x01\n" +
+	"tokenLabel\x12;\n" +
+	"\vactivate_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"activateAt\x120\n" +
+	"\x15link_new_with_old_der\x18\v \x01(\fR\x11linkNewWithOldDer\x120\n" +
+	"\x15link_old_with_new_der\x18\f \x01(\fR\x11linkOldWithNewDer\"\xcf\x01\n" +
 	"\vAuditRecord\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
@@ -1508,12 +1556,15 @@ const file_shomei_store_v1_store_proto_rawDesc = "" +
 	"\aProfile\x12\x17\n" +
 	"\x13PROFILE_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPROFILE_SIGN\x10\x01\x12\x10\n" +
-	"\fPROFILE_AUTH\x10\x02*m\n" +
+	"\fPROFILE_AUTH\x10\x02*\xb7\x01\n" +
 	"\bKeyState\x12\x19\n" +
 	"\x15KEY_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
-	"\x10KEY_STATE_ACTIVE\x10\x01\x12\x15\n" +
-	"\x11KEY_STATE_RETIRED\x10\x02\x12\x19\n" +
-	"\x15KEY_STATE_COMPROMISED\x10\x03*p\n" +
+	"\x10KEY_STATE_ACTIVE\x10\x01\x12\x18\n" +
+	"\x14KEY_STATE_SUPERSEDED\x10\x02\x12\x19\n" +
+	"\x15KEY_STATE_COMPROMISED\x10\x03\x12\x15\n" +
+	"\x11KEY_STATE_RETIRED\x10\x04\x12\x17\n" +
+	"\x13KEY_STATE_DESTROYED\x10\x05\x12\x15\n" +
+	"\x11KEY_STATE_PENDING\x10\x06*p\n" +
 	"\tCertState\x12\x1a\n" +
 	"\x16CERT_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12CERT_STATE_PENDING\x10\x01\x12\x15\n" +
@@ -1561,34 +1612,35 @@ var file_shomei_store_v1_store_proto_depIdxs = []int32{
 	0,  // 0: shomei.store.v1.IssuerKey.profile:type_name -> shomei.store.v1.Profile
 	1,  // 1: shomei.store.v1.IssuerKey.state:type_name -> shomei.store.v1.KeyState
 	15, // 2: shomei.store.v1.IssuerKey.created_at:type_name -> google.protobuf.Timestamp
-	15, // 3: shomei.store.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
-	6,  // 4: shomei.store.v1.AuditRecord.fields:type_name -> shomei.store.v1.AuditField
-	0,  // 5: shomei.store.v1.Certificate.profile:type_name -> shomei.store.v1.Profile
-	2,  // 6: shomei.store.v1.Certificate.state:type_name -> shomei.store.v1.CertState
-	15, // 7: shomei.store.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
-	15, // 8: shomei.store.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
-	8,  // 9: shomei.store.v1.Certificate.revocation:type_name -> shomei.store.v1.Revocation
-	15, // 10: shomei.store.v1.Certificate.created_at:type_name -> google.protobuf.Timestamp
-	15, // 11: shomei.store.v1.Revocation.revoked_at:type_name -> google.protobuf.Timestamp
-	15, // 12: shomei.store.v1.Revocation.invalidity_date:type_name -> google.protobuf.Timestamp
-	15, // 13: shomei.store.v1.Inquiry.opened_at:type_name -> google.protobuf.Timestamp
-	15, // 14: shomei.store.v1.Inquiry.expires_at:type_name -> google.protobuf.Timestamp
-	15, // 15: shomei.store.v1.Inquiry.used_at:type_name -> google.protobuf.Timestamp
-	15, // 16: shomei.store.v1.BlockedKey.blocked_at:type_name -> google.protobuf.Timestamp
-	15, // 17: shomei.store.v1.EventResult.applied_at:type_name -> google.protobuf.Timestamp
-	12, // 18: shomei.store.v1.EventResult.revoked:type_name -> shomei.store.v1.RevokedEntry
-	0,  // 19: shomei.store.v1.RevokedEntry.profile:type_name -> shomei.store.v1.Profile
-	8,  // 20: shomei.store.v1.RevokedEntry.revocation:type_name -> shomei.store.v1.Revocation
-	15, // 21: shomei.store.v1.StatusChange.time:type_name -> google.protobuf.Timestamp
-	3,  // 22: shomei.store.v1.StatusChange.kind:type_name -> shomei.store.v1.ChangeKind
-	0,  // 23: shomei.store.v1.CRLPartition.profile:type_name -> shomei.store.v1.Profile
-	15, // 24: shomei.store.v1.CRLPartition.this_update:type_name -> google.protobuf.Timestamp
-	15, // 25: shomei.store.v1.CRLPartition.next_update:type_name -> google.protobuf.Timestamp
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	15, // 3: shomei.store.v1.IssuerKey.activate_at:type_name -> google.protobuf.Timestamp
+	15, // 4: shomei.store.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
+	6,  // 5: shomei.store.v1.AuditRecord.fields:type_name -> shomei.store.v1.AuditField
+	0,  // 6: shomei.store.v1.Certificate.profile:type_name -> shomei.store.v1.Profile
+	2,  // 7: shomei.store.v1.Certificate.state:type_name -> shomei.store.v1.CertState
+	15, // 8: shomei.store.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
+	15, // 9: shomei.store.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
+	8,  // 10: shomei.store.v1.Certificate.revocation:type_name -> shomei.store.v1.Revocation
+	15, // 11: shomei.store.v1.Certificate.created_at:type_name -> google.protobuf.Timestamp
+	15, // 12: shomei.store.v1.Revocation.revoked_at:type_name -> google.protobuf.Timestamp
+	15, // 13: shomei.store.v1.Revocation.invalidity_date:type_name -> google.protobuf.Timestamp
+	15, // 14: shomei.store.v1.Inquiry.opened_at:type_name -> google.protobuf.Timestamp
+	15, // 15: shomei.store.v1.Inquiry.expires_at:type_name -> google.protobuf.Timestamp
+	15, // 16: shomei.store.v1.Inquiry.used_at:type_name -> google.protobuf.Timestamp
+	15, // 17: shomei.store.v1.BlockedKey.blocked_at:type_name -> google.protobuf.Timestamp
+	15, // 18: shomei.store.v1.EventResult.applied_at:type_name -> google.protobuf.Timestamp
+	12, // 19: shomei.store.v1.EventResult.revoked:type_name -> shomei.store.v1.RevokedEntry
+	0,  // 20: shomei.store.v1.RevokedEntry.profile:type_name -> shomei.store.v1.Profile
+	8,  // 21: shomei.store.v1.RevokedEntry.revocation:type_name -> shomei.store.v1.Revocation
+	15, // 22: shomei.store.v1.StatusChange.time:type_name -> google.protobuf.Timestamp
+	3,  // 23: shomei.store.v1.StatusChange.kind:type_name -> shomei.store.v1.ChangeKind
+	0,  // 24: shomei.store.v1.CRLPartition.profile:type_name -> shomei.store.v1.Profile
+	15, // 25: shomei.store.v1.CRLPartition.this_update:type_name -> google.protobuf.Timestamp
+	15, // 26: shomei.store.v1.CRLPartition.next_update:type_name -> google.protobuf.Timestamp
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_shomei_store_v1_store_proto_init() }

@@ -1,0 +1,23 @@
+package main
+
+import (
+	"github.com/shomei-pki/shomei/ca/ops"
+)
+
+// newOperations makes the operator's API (shomei.ops.v1.Operations): its
+// keys, approvals and records parts.
+func newOperations() (*ops.Server, error) {
+	keys, err := ops.NewKeys(ops.KeysConfig{})
+	if err != nil {
+		return nil, err
+	}
+	approvals, err := ops.NewApprovals(ops.ApprovalsConfig{})
+	if err != nil {
+		return nil, err
+	}
+	records, err := ops.NewRecords(ops.RecordsConfig{})
+	if err != nil {
+		return nil, err
+	}
+	return ops.New(keys, approvals, records)
+}
