@@ -7,8 +7,8 @@
 //   - Approvals (approvals.go): key operations and issuer compromise,
 //     proposed by one operator and run once enough others approved (R-K1,
 //     R-K2);
-//   - Records (records.go): the audit log (R-K3), hot backup, renewal
-//     notices.
+//   - Records (records.go): the audit log (R-K3), hot backup, delegated
+//     OCSP responder certificates (R-R6), renewal notices.
 //
 // Only operators reach it: the gate in ca/service refuses every other
 // client before the request is read (PermissionDenied). The operator's

@@ -11,7 +11,7 @@ import (
 )
 
 // Records answers for what the CA recorded: VerifyAudit, ExportAudit,
-// Backup, ListRenewalNotices.
+// Backup, ListResponders, RevokeResponder, ListRenewalNotices.
 type Records struct{}
 
 // RecordsConfig is what Records needs.
@@ -33,6 +33,16 @@ func (*Records) ExportAudit(*opsv1.ExportAuditRequest, grpc.ServerStreamingServe
 // Backup implements opsv1.OperationsServer.
 func (*Records) Backup(*opsv1.BackupRequest, grpc.ServerStreamingServer[opsv1.BackupResponse]) error {
 	return status.Error(codes.Unimplemented, "Backup is not built yet")
+}
+
+// ListResponders implements opsv1.OperationsServer.
+func (*Records) ListResponders(context.Context, *opsv1.ListRespondersRequest) (*opsv1.ListRespondersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "ListResponders is not built yet")
+}
+
+// RevokeResponder implements opsv1.OperationsServer.
+func (*Records) RevokeResponder(context.Context, *opsv1.RevokeResponderRequest) (*opsv1.RevokeResponderResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "RevokeResponder is not built yet")
 }
 
 // ListRenewalNotices implements opsv1.OperationsServer.

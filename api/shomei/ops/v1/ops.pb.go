@@ -520,11 +520,11 @@ func (*ExportIssuersRequest) Descriptor() ([]byte, []int) {
 // IssuerCertificate is one certificate relying parties may need.
 type IssuerCertificate struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// File name without extension: "sign-g1" for a generation's
-	// self-signed certificate, "sign-g1-g2" for the link certificate
-	// certifying generation 2's key with generation 1's (NewWithOld),
-	// "sign-g2-g1" for generation 1's key certified by generation 2's
-	// (OldWithNew).
+	// File name without extension, as /issuers/ serves it: the key label
+	// "shomei-sign-g2" for a generation's self-signed certificate,
+	// "shomei-sign-g2-by-g1" for the link certificate certifying generation
+	// 2's key with generation 1's (NewWithOld), "shomei-sign-g1-by-g2" for
+	// generation 1's key certified by generation 2's (OldWithNew).
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The certificate, DER.
 	CertificateDer []byte `protobuf:"bytes,2,opt,name=certificate_der,json=certificateDer,proto3" json:"certificate_der,omitempty"`
@@ -2345,6 +2345,281 @@ func (x *ListRenewalNoticesResponse) GetNotices() []*RenewalNotice {
 	return nil
 }
 
+// ListRespondersRequest has no parameters.
+type ListRespondersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRespondersRequest) Reset() {
+	*x = ListRespondersRequest{}
+	mi := &file_shomei_ops_v1_ops_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRespondersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRespondersRequest) ProtoMessage() {}
+
+func (x *ListRespondersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shomei_ops_v1_ops_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRespondersRequest.ProtoReflect.Descriptor instead.
+func (*ListRespondersRequest) Descriptor() ([]byte, []int) {
+	return file_shomei_ops_v1_ops_proto_rawDescGZIP(), []int{33}
+}
+
+// Responder is one delegated OCSP responder certificate.
+type Responder struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Serial, hex.
+	Serial string `protobuf:"bytes,1,opt,name=serial,proto3" json:"serial,omitempty"`
+	// The issuer generation that certified it, e.g. "sign-g1".
+	Issuer string `protobuf:"bytes,2,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	// The replica it was certified for; empty: the CA's own responder.
+	Replica string `protobuf:"bytes,3,opt,name=replica,proto3" json:"replica,omitempty"`
+	// "ISSUED", "PENDING", "ABANDONED".
+	State string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	// RFC 3339.
+	NotAfter string `protobuf:"bytes,5,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
+	// "sha256:" and the hex SHA-256 of its key's SubjectPublicKeyInfo.
+	Key string `protobuf:"bytes,6,opt,name=key,proto3" json:"key,omitempty"`
+	// When it was revoked, RFC 3339; empty when not revoked.
+	RevokedAt     string `protobuf:"bytes,7,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Responder) Reset() {
+	*x = Responder{}
+	mi := &file_shomei_ops_v1_ops_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Responder) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Responder) ProtoMessage() {}
+
+func (x *Responder) ProtoReflect() protoreflect.Message {
+	mi := &file_shomei_ops_v1_ops_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Responder.ProtoReflect.Descriptor instead.
+func (*Responder) Descriptor() ([]byte, []int) {
+	return file_shomei_ops_v1_ops_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *Responder) GetSerial() string {
+	if x != nil {
+		return x.Serial
+	}
+	return ""
+}
+
+func (x *Responder) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *Responder) GetReplica() string {
+	if x != nil {
+		return x.Replica
+	}
+	return ""
+}
+
+func (x *Responder) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *Responder) GetNotAfter() string {
+	if x != nil {
+		return x.NotAfter
+	}
+	return ""
+}
+
+func (x *Responder) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Responder) GetRevokedAt() string {
+	if x != nil {
+		return x.RevokedAt
+	}
+	return ""
+}
+
+// ListRespondersResponse lists them.
+type ListRespondersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// In serial order.
+	Responders    []*Responder `protobuf:"bytes,1,rep,name=responders,proto3" json:"responders,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRespondersResponse) Reset() {
+	*x = ListRespondersResponse{}
+	mi := &file_shomei_ops_v1_ops_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRespondersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRespondersResponse) ProtoMessage() {}
+
+func (x *ListRespondersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shomei_ops_v1_ops_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRespondersResponse.ProtoReflect.Descriptor instead.
+func (*ListRespondersResponse) Descriptor() ([]byte, []int) {
+	return file_shomei_ops_v1_ops_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ListRespondersResponse) GetResponders() []*Responder {
+	if x != nil {
+		return x.Responders
+	}
+	return nil
+}
+
+// RevokeResponderRequest names the certificate.
+type RevokeResponderRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Serial, hex: at most 40 hex digits.
+	Serial        string `protobuf:"bytes,1,opt,name=serial,proto3" json:"serial,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeResponderRequest) Reset() {
+	*x = RevokeResponderRequest{}
+	mi := &file_shomei_ops_v1_ops_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeResponderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeResponderRequest) ProtoMessage() {}
+
+func (x *RevokeResponderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shomei_ops_v1_ops_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeResponderRequest.ProtoReflect.Descriptor instead.
+func (*RevokeResponderRequest) Descriptor() ([]byte, []int) {
+	return file_shomei_ops_v1_ops_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *RevokeResponderRequest) GetSerial() string {
+	if x != nil {
+		return x.Serial
+	}
+	return ""
+}
+
+// RevokeResponderResponse is the revoked certificate.
+type RevokeResponderResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// It, revoked.
+	Responder     *Responder `protobuf:"bytes,1,opt,name=responder,proto3" json:"responder,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeResponderResponse) Reset() {
+	*x = RevokeResponderResponse{}
+	mi := &file_shomei_ops_v1_ops_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeResponderResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeResponderResponse) ProtoMessage() {}
+
+func (x *RevokeResponderResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shomei_ops_v1_ops_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeResponderResponse.ProtoReflect.Descriptor instead.
+func (*RevokeResponderResponse) Descriptor() ([]byte, []int) {
+	return file_shomei_ops_v1_ops_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *RevokeResponderResponse) GetResponder() *Responder {
+	if x != nil {
+		return x.Responder
+	}
+	return nil
+}
+
 var File_shomei_ops_v1_ops_proto protoreflect.FileDescriptor
 
 const file_shomei_ops_v1_ops_proto_rawDesc = "" +
@@ -2490,7 +2765,25 @@ const file_shomei_ops_v1_ops_proto_rawDesc = "" +
 	"\x06expiry\x18\x04 \x01(\tR\x06expiry\x12!\n" +
 	"\fwindow_opens\x18\x05 \x01(\tR\vwindowOpens\"T\n" +
 	"\x1aListRenewalNoticesResponse\x126\n" +
-	"\anotices\x18\x01 \x03(\v2\x1c.shomei.ops.v1.RenewalNoticeR\anotices*F\n" +
+	"\anotices\x18\x01 \x03(\v2\x1c.shomei.ops.v1.RenewalNoticeR\anotices\"\x17\n" +
+	"\x15ListRespondersRequest\"\xb9\x01\n" +
+	"\tResponder\x12\x16\n" +
+	"\x06serial\x18\x01 \x01(\tR\x06serial\x12\x16\n" +
+	"\x06issuer\x18\x02 \x01(\tR\x06issuer\x12\x18\n" +
+	"\areplica\x18\x03 \x01(\tR\areplica\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12\x1b\n" +
+	"\tnot_after\x18\x05 \x01(\tR\bnotAfter\x12\x10\n" +
+	"\x03key\x18\x06 \x01(\tR\x03key\x12\x1d\n" +
+	"\n" +
+	"revoked_at\x18\a \x01(\tR\trevokedAt\"R\n" +
+	"\x16ListRespondersResponse\x128\n" +
+	"\n" +
+	"responders\x18\x01 \x03(\v2\x18.shomei.ops.v1.ResponderR\n" +
+	"responders\"0\n" +
+	"\x16RevokeResponderRequest\x12\x16\n" +
+	"\x06serial\x18\x01 \x01(\tR\x06serial\"Q\n" +
+	"\x17RevokeResponderResponse\x126\n" +
+	"\tresponder\x18\x01 \x01(\v2\x18.shomei.ops.v1.ResponderR\tresponder*F\n" +
 	"\aProfile\x12\x17\n" +
 	"\x13PROFILE_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPROFILE_SIGN\x10\x01\x12\x10\n" +
@@ -2509,7 +2802,7 @@ const file_shomei_ops_v1_ops_proto_rawDesc = "" +
 	"\x16PROPOSAL_STATE_RUNNING\x10\x02\x12\x1b\n" +
 	"\x17PROPOSAL_STATE_EXECUTED\x10\x03\x12\x19\n" +
 	"\x15PROPOSAL_STATE_FAILED\x10\x04\x12\x1a\n" +
-	"\x16PROPOSAL_STATE_EXPIRED\x10\x052\xe5\x06\n" +
+	"\x16PROPOSAL_STATE_EXPIRED\x10\x052\xa6\b\n" +
 	"\n" +
 	"Operations\x12K\n" +
 	"\bListKeys\x12\x1e.shomei.ops.v1.ListKeysRequest\x1a\x1f.shomei.ops.v1.ListKeysResponse\x12Z\n" +
@@ -2520,7 +2813,9 @@ const file_shomei_ops_v1_ops_proto_rawDesc = "" +
 	"\rWatchProposal\x12#.shomei.ops.v1.WatchProposalRequest\x1a$.shomei.ops.v1.WatchProposalResponse0\x01\x12T\n" +
 	"\vVerifyAudit\x12!.shomei.ops.v1.VerifyAuditRequest\x1a\".shomei.ops.v1.VerifyAuditResponse\x12V\n" +
 	"\vExportAudit\x12!.shomei.ops.v1.ExportAuditRequest\x1a\".shomei.ops.v1.ExportAuditResponse0\x01\x12G\n" +
-	"\x06Backup\x12\x1c.shomei.ops.v1.BackupRequest\x1a\x1d.shomei.ops.v1.BackupResponse0\x01\x12i\n" +
+	"\x06Backup\x12\x1c.shomei.ops.v1.BackupRequest\x1a\x1d.shomei.ops.v1.BackupResponse0\x01\x12]\n" +
+	"\x0eListResponders\x12$.shomei.ops.v1.ListRespondersRequest\x1a%.shomei.ops.v1.ListRespondersResponse\x12`\n" +
+	"\x0fRevokeResponder\x12%.shomei.ops.v1.RevokeResponderRequest\x1a&.shomei.ops.v1.RevokeResponderResponse\x12i\n" +
 	"\x12ListRenewalNotices\x12(.shomei.ops.v1.ListRenewalNoticesRequest\x1a).shomei.ops.v1.ListRenewalNoticesResponseB6Z4github.com/shomei-pki/shomei/api/shomei/ops/v1;opsv1b\x06proto3"
 
 var (
@@ -2536,7 +2831,7 @@ func file_shomei_ops_v1_ops_proto_rawDescGZIP() []byte {
 }
 
 var file_shomei_ops_v1_ops_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_shomei_ops_v1_ops_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_shomei_ops_v1_ops_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_shomei_ops_v1_ops_proto_goTypes = []any{
 	(Profile)(0),                       // 0: shomei.ops.v1.Profile
 	(KeyState)(0),                      // 1: shomei.ops.v1.KeyState
@@ -2574,6 +2869,11 @@ var file_shomei_ops_v1_ops_proto_goTypes = []any{
 	(*ListRenewalNoticesRequest)(nil),  // 33: shomei.ops.v1.ListRenewalNoticesRequest
 	(*RenewalNotice)(nil),              // 34: shomei.ops.v1.RenewalNotice
 	(*ListRenewalNoticesResponse)(nil), // 35: shomei.ops.v1.ListRenewalNoticesResponse
+	(*ListRespondersRequest)(nil),      // 36: shomei.ops.v1.ListRespondersRequest
+	(*Responder)(nil),                  // 37: shomei.ops.v1.Responder
+	(*ListRespondersResponse)(nil),     // 38: shomei.ops.v1.ListRespondersResponse
+	(*RevokeResponderRequest)(nil),     // 39: shomei.ops.v1.RevokeResponderRequest
+	(*RevokeResponderResponse)(nil),    // 40: shomei.ops.v1.RevokeResponderResponse
 }
 var file_shomei_ops_v1_ops_proto_depIdxs = []int32{
 	0,  // 0: shomei.ops.v1.KeyGeneration.profile:type_name -> shomei.ops.v1.Profile
@@ -2601,31 +2901,37 @@ var file_shomei_ops_v1_ops_proto_depIdxs = []int32{
 	32, // 22: shomei.ops.v1.BackupResponse.trailer:type_name -> shomei.ops.v1.BackupTrailer
 	0,  // 23: shomei.ops.v1.RenewalNotice.profile:type_name -> shomei.ops.v1.Profile
 	34, // 24: shomei.ops.v1.ListRenewalNoticesResponse.notices:type_name -> shomei.ops.v1.RenewalNotice
-	4,  // 25: shomei.ops.v1.Operations.ListKeys:input_type -> shomei.ops.v1.ListKeysRequest
-	6,  // 26: shomei.ops.v1.Operations.ExportIssuers:input_type -> shomei.ops.v1.ExportIssuersRequest
-	15, // 27: shomei.ops.v1.Operations.Propose:input_type -> shomei.ops.v1.ProposeRequest
-	17, // 28: shomei.ops.v1.Operations.ListProposals:input_type -> shomei.ops.v1.ListProposalsRequest
-	19, // 29: shomei.ops.v1.Operations.Approve:input_type -> shomei.ops.v1.ApproveRequest
-	21, // 30: shomei.ops.v1.Operations.WatchProposal:input_type -> shomei.ops.v1.WatchProposalRequest
-	23, // 31: shomei.ops.v1.Operations.VerifyAudit:input_type -> shomei.ops.v1.VerifyAuditRequest
-	25, // 32: shomei.ops.v1.Operations.ExportAudit:input_type -> shomei.ops.v1.ExportAuditRequest
-	29, // 33: shomei.ops.v1.Operations.Backup:input_type -> shomei.ops.v1.BackupRequest
-	33, // 34: shomei.ops.v1.Operations.ListRenewalNotices:input_type -> shomei.ops.v1.ListRenewalNoticesRequest
-	5,  // 35: shomei.ops.v1.Operations.ListKeys:output_type -> shomei.ops.v1.ListKeysResponse
-	8,  // 36: shomei.ops.v1.Operations.ExportIssuers:output_type -> shomei.ops.v1.ExportIssuersResponse
-	16, // 37: shomei.ops.v1.Operations.Propose:output_type -> shomei.ops.v1.ProposeResponse
-	18, // 38: shomei.ops.v1.Operations.ListProposals:output_type -> shomei.ops.v1.ListProposalsResponse
-	20, // 39: shomei.ops.v1.Operations.Approve:output_type -> shomei.ops.v1.ApproveResponse
-	22, // 40: shomei.ops.v1.Operations.WatchProposal:output_type -> shomei.ops.v1.WatchProposalResponse
-	24, // 41: shomei.ops.v1.Operations.VerifyAudit:output_type -> shomei.ops.v1.VerifyAuditResponse
-	28, // 42: shomei.ops.v1.Operations.ExportAudit:output_type -> shomei.ops.v1.ExportAuditResponse
-	30, // 43: shomei.ops.v1.Operations.Backup:output_type -> shomei.ops.v1.BackupResponse
-	35, // 44: shomei.ops.v1.Operations.ListRenewalNotices:output_type -> shomei.ops.v1.ListRenewalNoticesResponse
-	35, // [35:45] is the sub-list for method output_type
-	25, // [25:35] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	37, // 25: shomei.ops.v1.ListRespondersResponse.responders:type_name -> shomei.ops.v1.Responder
+	37, // 26: shomei.ops.v1.RevokeResponderResponse.responder:type_name -> shomei.ops.v1.Responder
+	4,  // 27: shomei.ops.v1.Operations.ListKeys:input_type -> shomei.ops.v1.ListKeysRequest
+	6,  // 28: shomei.ops.v1.Operations.ExportIssuers:input_type -> shomei.ops.v1.ExportIssuersRequest
+	15, // 29: shomei.ops.v1.Operations.Propose:input_type -> shomei.ops.v1.ProposeRequest
+	17, // 30: shomei.ops.v1.Operations.ListProposals:input_type -> shomei.ops.v1.ListProposalsRequest
+	19, // 31: shomei.ops.v1.Operations.Approve:input_type -> shomei.ops.v1.ApproveRequest
+	21, // 32: shomei.ops.v1.Operations.WatchProposal:input_type -> shomei.ops.v1.WatchProposalRequest
+	23, // 33: shomei.ops.v1.Operations.VerifyAudit:input_type -> shomei.ops.v1.VerifyAuditRequest
+	25, // 34: shomei.ops.v1.Operations.ExportAudit:input_type -> shomei.ops.v1.ExportAuditRequest
+	29, // 35: shomei.ops.v1.Operations.Backup:input_type -> shomei.ops.v1.BackupRequest
+	36, // 36: shomei.ops.v1.Operations.ListResponders:input_type -> shomei.ops.v1.ListRespondersRequest
+	39, // 37: shomei.ops.v1.Operations.RevokeResponder:input_type -> shomei.ops.v1.RevokeResponderRequest
+	33, // 38: shomei.ops.v1.Operations.ListRenewalNotices:input_type -> shomei.ops.v1.ListRenewalNoticesRequest
+	5,  // 39: shomei.ops.v1.Operations.ListKeys:output_type -> shomei.ops.v1.ListKeysResponse
+	8,  // 40: shomei.ops.v1.Operations.ExportIssuers:output_type -> shomei.ops.v1.ExportIssuersResponse
+	16, // 41: shomei.ops.v1.Operations.Propose:output_type -> shomei.ops.v1.ProposeResponse
+	18, // 42: shomei.ops.v1.Operations.ListProposals:output_type -> shomei.ops.v1.ListProposalsResponse
+	20, // 43: shomei.ops.v1.Operations.Approve:output_type -> shomei.ops.v1.ApproveResponse
+	22, // 44: shomei.ops.v1.Operations.WatchProposal:output_type -> shomei.ops.v1.WatchProposalResponse
+	24, // 45: shomei.ops.v1.Operations.VerifyAudit:output_type -> shomei.ops.v1.VerifyAuditResponse
+	28, // 46: shomei.ops.v1.Operations.ExportAudit:output_type -> shomei.ops.v1.ExportAuditResponse
+	30, // 47: shomei.ops.v1.Operations.Backup:output_type -> shomei.ops.v1.BackupResponse
+	38, // 48: shomei.ops.v1.Operations.ListResponders:output_type -> shomei.ops.v1.ListRespondersResponse
+	40, // 49: shomei.ops.v1.Operations.RevokeResponder:output_type -> shomei.ops.v1.RevokeResponderResponse
+	35, // 50: shomei.ops.v1.Operations.ListRenewalNotices:output_type -> shomei.ops.v1.ListRenewalNoticesResponse
+	39, // [39:51] is the sub-list for method output_type
+	27, // [27:39] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_shomei_ops_v1_ops_proto_init() }
@@ -2650,7 +2956,7 @@ func file_shomei_ops_v1_ops_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shomei_ops_v1_ops_proto_rawDesc), len(file_shomei_ops_v1_ops_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   33,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -49,6 +49,8 @@ const (
 	Operations_VerifyAudit_FullMethodName        = "/shomei.ops.v1.Operations/VerifyAudit"
 	Operations_ExportAudit_FullMethodName        = "/shomei.ops.v1.Operations/ExportAudit"
 	Operations_Backup_FullMethodName             = "/shomei.ops.v1.Operations/Backup"
+	Operations_ListResponders_FullMethodName     = "/shomei.ops.v1.Operations/ListResponders"
+	Operations_RevokeResponder_FullMethodName    = "/shomei.ops.v1.Operations/RevokeResponder"
 	Operations_ListRenewalNotices_FullMethodName = "/shomei.ops.v1.Operations/ListRenewalNotices"
 )
 
@@ -96,6 +98,12 @@ type OperationsClient interface {
 	// serves: a header, the snapshot's bytes in chunks, and a trailer with
 	// their SHA-256 and the audit chain's head at the snapshot.
 	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error)
+	// ListResponders lists every delegated OCSP responder certificate the
+	// CA signed (R-R6), its own and the replicas'.
+	ListResponders(ctx context.Context, in *ListRespondersRequest, opts ...grpc.CallOption) (*ListRespondersResponse, error)
+	// RevokeResponder revokes a responder certificate; its key is never
+	// certified again (R-R6). Revoking it again changes nothing.
+	RevokeResponder(ctx context.Context, in *RevokeResponderRequest, opts ...grpc.CallOption) (*RevokeResponderResponse, error)
 	// ListRenewalNotices lists a municipality's certificates whose renewal
 	// window (R-V3) opens within the given span, for the renewal notices
 	// 有効期限通知書 it mails.
@@ -227,6 +235,26 @@ func (c *operationsClient) Backup(ctx context.Context, in *BackupRequest, opts .
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Operations_BackupClient = grpc.ServerStreamingClient[BackupResponse]
 
+func (c *operationsClient) ListResponders(ctx context.Context, in *ListRespondersRequest, opts ...grpc.CallOption) (*ListRespondersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRespondersResponse)
+	err := c.cc.Invoke(ctx, Operations_ListResponders_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operationsClient) RevokeResponder(ctx context.Context, in *RevokeResponderRequest, opts ...grpc.CallOption) (*RevokeResponderResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeResponderResponse)
+	err := c.cc.Invoke(ctx, Operations_RevokeResponder_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *operationsClient) ListRenewalNotices(ctx context.Context, in *ListRenewalNoticesRequest, opts ...grpc.CallOption) (*ListRenewalNoticesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListRenewalNoticesResponse)
@@ -281,6 +309,12 @@ type OperationsServer interface {
 	// serves: a header, the snapshot's bytes in chunks, and a trailer with
 	// their SHA-256 and the audit chain's head at the snapshot.
 	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error
+	// ListResponders lists every delegated OCSP responder certificate the
+	// CA signed (R-R6), its own and the replicas'.
+	ListResponders(context.Context, *ListRespondersRequest) (*ListRespondersResponse, error)
+	// RevokeResponder revokes a responder certificate; its key is never
+	// certified again (R-R6). Revoking it again changes nothing.
+	RevokeResponder(context.Context, *RevokeResponderRequest) (*RevokeResponderResponse, error)
 	// ListRenewalNotices lists a municipality's certificates whose renewal
 	// window (R-V3) opens within the given span, for the renewal notices
 	// 有効期限通知書 it mails.
@@ -321,6 +355,12 @@ func (UnimplementedOperationsServer) ExportAudit(*ExportAuditRequest, grpc.Serve
 }
 func (UnimplementedOperationsServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error {
 	return status.Error(codes.Unimplemented, "method Backup not implemented")
+}
+func (UnimplementedOperationsServer) ListResponders(context.Context, *ListRespondersRequest) (*ListRespondersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListResponders not implemented")
+}
+func (UnimplementedOperationsServer) RevokeResponder(context.Context, *RevokeResponderRequest) (*RevokeResponderResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeResponder not implemented")
 }
 func (UnimplementedOperationsServer) ListRenewalNotices(context.Context, *ListRenewalNoticesRequest) (*ListRenewalNoticesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListRenewalNotices not implemented")
@@ -487,6 +527,42 @@ func _Operations_Backup_Handler(srv interface{}, stream grpc.ServerStream) error
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Operations_BackupServer = grpc.ServerStreamingServer[BackupResponse]
 
+func _Operations_ListResponders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRespondersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperationsServer).ListResponders(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Operations_ListResponders_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperationsServer).ListResponders(ctx, req.(*ListRespondersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Operations_RevokeResponder_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeResponderRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperationsServer).RevokeResponder(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Operations_RevokeResponder_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperationsServer).RevokeResponder(ctx, req.(*RevokeResponderRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Operations_ListRenewalNotices_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListRenewalNoticesRequest)
 	if err := dec(in); err != nil {
@@ -535,6 +611,14 @@ var Operations_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "VerifyAudit",
 			Handler:    _Operations_VerifyAudit_Handler,
+		},
+		{
+			MethodName: "ListResponders",
+			Handler:    _Operations_ListResponders_Handler,
+		},
+		{
+			MethodName: "RevokeResponder",
+			Handler:    _Operations_RevokeResponder_Handler,
 		},
 		{
 			MethodName: "ListRenewalNotices",
