@@ -247,13 +247,13 @@ func (r *Replication) CertifyResponder(ctx context.Context, req *cav1.CertifyRes
 	}
 	pub, err := ca.ResponderKey(req.GetCsr())
 	if err != nil {
-		return nil, statusError(r.cfg.Log, err)
+		return nil, StatusError(r.cfg.Log, err)
 	}
 	der, err := r.cfg.CA.CertifyResponder(ctx, ca.ResponderRequest{Issuer: req.GetIssuer(), PublicKey: pub,
 		NotBefore: optionalTime(req.GetNotBefore()), NotAfter: optionalTime(req.GetNotAfter()), Replica: name})
 	if err != nil {
 		r.cfg.Log.Warn("replica responder certification refused", "replica", name, "issuer", req.GetIssuer(), "error", err)
-		return nil, statusError(r.cfg.Log, err)
+		return nil, StatusError(r.cfg.Log, err)
 	}
 	r.cfg.Log.Info("replica responder certified", "replica", name, "issuer", req.GetIssuer())
 	return &cav1.CertifyResponderResponse{CertificateDer: der}, nil

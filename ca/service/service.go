@@ -153,10 +153,10 @@ func (s *Service) CheckCharacters(_ context.Context, req *cav1.CheckCharactersRe
 func codePoint(r rune) string { return fmt.Sprintf("U+%04X", r) }
 
 // status maps an error from package ca onto a gRPC status, once.
-func (s *Service) status(err error) error { return statusError(s.log, err) }
+func (s *Service) status(err error) error { return StatusError(s.log, err) }
 
 // statusError maps a CA error onto its gRPC status, once, at the boundary.
-func statusError(log *slog.Logger, err error) error {
+func StatusError(log *slog.Logger, err error) error {
 	var e *ca.Error
 	if !errors.As(err, &e) {
 		// Internal errors name certificates by serial at most; details of
