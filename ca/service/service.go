@@ -155,7 +155,9 @@ func codePoint(r rune) string { return fmt.Sprintf("U+%04X", r) }
 // status maps an error from package ca onto a gRPC status, once.
 func (s *Service) status(err error) error { return StatusError(s.log, err) }
 
-// statusError maps a CA error onto its gRPC status, once, at the boundary.
+// StatusError maps a CA error (*ca.Error) onto its gRPC status, once, at
+// the boundary: for this package and the operator API (ca/ops). Any other
+// error is logged and answered Internal, without its text.
 func StatusError(log *slog.Logger, err error) error {
 	var e *ca.Error
 	if !errors.As(err, &e) {
