@@ -1,12 +1,17 @@
 package main
 
 import (
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shomei-pki/shomei/ca"
 	"github.com/shomei-pki/shomei/ca/ops"
 )
 
 // newOperations makes the operator's API (shomei.ops.v1.Operations): its
-// keys, approvals and records parts.
-func newOperations() (*ops.Server, error) {
+// keys, approvals and records parts, over what run opened and the CA.
+func newOperations(o *opened, authority *ca.CA, reg prometheus.Registerer, log *slog.Logger) (*ops.Server, error) {
 	keys, err := ops.NewKeys(ops.KeysConfig{})
 	if err != nil {
 		return nil, err

@@ -185,7 +185,7 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 		return err
 	}
 	mux := newMux(issuers, reg, statusGate, prop.Publisher(), readiness)
-	operations, err := newOperations()
+	operations, err := newOperations(o, authority, reg, log)
 	if err != nil {
 		return err
 	}

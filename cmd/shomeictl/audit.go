@@ -18,7 +18,7 @@ import (
 	"github.com/shomei-pki/shomei/internal/config"
 )
 
-func newAuditCommand(g *globals) *cobra.Command {
+func newAuditCommand(g *globals, client *caClient) *cobra.Command {
 	audit := &cobra.Command{
 		Use:   "audit",
 		Short: "Read and verify the append-only audit log (R-K3)",

@@ -11,7 +11,7 @@ import (
 	"github.com/shomei-pki/shomei/ca/issuer"
 )
 
-func newIssuersCommand(g *globals) *cobra.Command {
+func newIssuersCommand(g *globals, client *caClient) *cobra.Command {
 	issuers := &cobra.Command{
 		Use:   "issuers",
 		Short: "Work with the issuer certificates",

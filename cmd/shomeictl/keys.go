@@ -13,7 +13,7 @@ import (
 	"github.com/shomei-pki/shomei/ca/issuer"
 )
 
-func newKeysCommand(g *globals) *cobra.Command {
+func newKeysCommand(g *globals, client *caClient) *cobra.Command {
 	keys := &cobra.Command{
 		Use:   "keys",
 		Short: "Inspect the issuer keys",

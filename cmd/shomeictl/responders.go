@@ -16,7 +16,7 @@ import (
 	"github.com/shomei-pki/shomei/ca/store"
 )
 
-func newRespondersCommand(g *globals) *cobra.Command {
+func newRespondersCommand(g *globals, client *caClient) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "responders",
 		Short: "List and revoke delegated OCSP responder certificates (R-R6)",

@@ -37,7 +37,13 @@ configuration names; it is never accepted as a flag.`,
 		SilenceErrors: true,
 	}
 	g.RegisterPersistent(root.PersistentFlags(), "SHOMEI_CONFIG", defaultConfig)
-	root.AddCommand(newInitCommand(g), newKeysCommand(g), newIssuersCommand(g), newAuditCommand(g), newRespondersCommand(g), newCardCommand(), newEventsCommand())
+	// The operator's commands talk to the running CA (its Operations
+	// service) and share the connection flags; init (the first key
+	// ceremony), card and events do not.
+	client := &caClient{}
+	root.AddCommand(newInitCommand(g), newKeysCommand(g, client), newIssuersCommand(g, client), newAuditCommand(g, client), newRespondersCommand(g, client),
+		newApprovalsCommand(client), newBackupCommand(g, client), newNoticesCommand(client),
+		newCardCommand(), newEventsCommand())
 	return root
 }
 
