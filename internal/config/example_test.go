@@ -20,7 +20,7 @@ func TestExampleConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the example configuration does not load: %v", err)
 	}
-	if len(c.Clients) != 2 || !c.Clients[1].Replica || c.Server.GRPCListen != "127.0.0.1:8443" || !c.OCSPEnabled() || c.OCSP.RenewBefore != 8*time.Hour || len(c.Clients[1].ResponderKeys) != 2 || c.Audit.CheckpointEvery != 100 {
+	if len(c.Clients) != 4 || !c.Clients[1].Replica || !c.Clients[2].Operator || !c.Clients[3].Operator || c.Approvals.Required != 2 || c.Server.GRPCListen != "127.0.0.1:8443" || !c.OCSPEnabled() || c.OCSP.RenewBefore != 8*time.Hour || len(c.Clients[1].ResponderKeys) != 2 || c.Audit.CheckpointEvery != 100 {
 		t.Fatalf("example configuration decoded as %+v", c)
 	}
 }
@@ -65,5 +65,35 @@ func TestResponderKeysValidated(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v; want %q", name, err, tc.want)
 		}
+	}
+}
+
+// TestOperatorClientsAndApprovals: an operator acts for no municipality and
+// is not a replica; approvals are bounded. Each mistake is refused at load,
+// naming the setting.
+func TestOperatorClientsAndApprovals(t *testing.T) {
+	raw, err := os.ReadFile("../../deploy/shomei.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct{ old, new, want string }{
+		"an operator with municipalities": {"sato.token\n    operator: true", "sato.token\n    operator: true\n    municipalities: [\"13221\"]", "clients[2]: a replica or an operator acts for no municipality"},
+		"an operator and a replica":       {"sato.token\n    operator: true", "sato.token\n    operator: true\n    replica: true", "clients[2]: a client is a replica or an operator, not both"},
+		"approvals.required 0 operators":  {"required: 2", "required: -1", "approvals.required -1"},
+		"approvals.required over 10":      {"required: 2", "required: 11", "approvals.required 11"},
+		"approvals expiring at once":      {"expire_after: 24h", "expire_after: 1s", "approvals.expire_after 1s: at least a minute"},
+		"approvals waiting a year":        {"expire_after: 24h", "expire_after: 8760h", "approvals.expire_after 8760h0m0s: at most"},
+	} {
+		changed := strings.Replace(string(raw), tc.old, tc.new, 1)
+		if changed == string(raw) {
+			t.Fatalf("%s: %q is not in the example", name, tc.old)
+		}
+		_, err := Decode(strings.NewReader(changed), "/etc/shomei")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v; want %q", name, err, tc.want)
+		}
+	}
+	if a := (Approvals{}).WithDefaults(); a.Required != 2 || a.ExpireAfter != 24*time.Hour {
+		t.Errorf("default approvals %+v, want 2 operators within 24h", a)
 	}
 }
