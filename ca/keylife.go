@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	"github.com/shomei-pki/shomei/ca/issuer"
+	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/ca/validity"
 )
 
@@ -81,4 +84,45 @@ func rotationWarning(name string, iss *x509.Certificate, now time.Time) string {
 	}
 	return fmt.Sprintf("R-V7: %s ends on %s; from %s on, certificates it would have to issue could outlive it and are refused: rotate before %s",
 		name, validity.DateOf(iss.NotAfter), last.AddDays(1), last.AddDays(1))
+}
+
+// KeyGeneration is an issuer key generation as operators list it (R-K1,
+// R-V7): its record and certificate, what it still answers for, and the
+// R-V7 warning for the active one.
+type KeyGeneration struct {
+	issuer.Issuer
+	// Name is its short name, "sign-g2".
+	Name string
+	// Certificates is its unexpired certificates (revoked or not) and the
+	// last expiry among them.
+	Certificates store.GenerationCertificates
+	// Warning is set for the active generation when its remaining life is
+	// close to the longest certificate it may have to issue (R-V7).
+	Warning string
+}
+
+// KeyGenerations lists every issuer key generation of both profiles,
+// ordered by profile then generation, as the store records them now. It
+// reads every certificate record once (to count the unexpired ones): an
+// operator's question.
+func (c *CA) KeyGenerations() ([]KeyGeneration, error) {
+	issuers, err := issuer.Load(c.cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	now := c.now()
+	counts, err := c.cfg.Store.UnexpiredByGeneration(now)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]KeyGeneration, 0, len(issuers))
+	for _, is := range issuers {
+		g := KeyGeneration{Issuer: is, Name: IssuerName(is.Profile, is.Generation),
+			Certificates: counts[store.GenerationID{Profile: is.Profile, Generation: is.Generation}]}
+		if is.State == storev1.KeyState_KEY_STATE_ACTIVE {
+			g.Warning = rotationWarning(g.Name, is.Certificate, now)
+		}
+		out = append(out, g)
+	}
+	return out, nil
 }
