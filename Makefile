@@ -26,13 +26,12 @@ $(BIN)/grpcurl: internal/tools/go.mod
 	GOWORK=off $(GO) build -modfile=internal/tools/go.mod -o $(BIN)/grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl
 
 # The whole service on the development HSM: key ceremony on the first run
-# (shomeictl init; shomei-ca refuses a store without issuers),
-# issuer certificates exported to var/issuers/, then shomei-ca in the
-# foreground (gRPC 127.0.0.1:8443, HTTP 127.0.0.1:8080) until Ctrl-C.
+# (shomeictl init; shomei-ca refuses a store without issuers), then
+# shomei-ca in the foreground (gRPC 127.0.0.1:8443, HTTP 127.0.0.1:8080)
+# until Ctrl-C. `shomeictl keys list` and `issuers export` ask the running
+# CA.
 run: dev-hsm build $(BIN)/grpcurl
 	$(BIN)/shomeictl --config $(CONFIG) init --existing-ok
-	$(BIN)/shomeictl --config $(CONFIG) keys list --verify
-	$(BIN)/shomeictl --config $(CONFIG) issuers export --out $(VAR)/issuers
 	$(BIN)/shomeictl --config $(CONFIG) audit verify
 	exec $(BIN)/shomei-ca --config $(CONFIG)
 

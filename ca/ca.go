@@ -1,7 +1,6 @@
 package ca
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -10,13 +9,12 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/ca/profile"
-	"github.com/shomei-pki/shomei/hsm"
-	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // Config wires a CA.
@@ -52,6 +50,15 @@ type Config struct {
 	// (events, counter requests, renewal), so CRL and OCSP publishers
 	// react at once instead of at their next poll of the status log.
 	OnStatusChange func()
+	// OnIssuersChanged, if set, is called after every change of the set of
+	// issuer key generations (a rotation recorded, an activation, a
+	// retirement, a destruction, a Reload that found a change), outside
+	// any lock of the CA: IssuerGenerations already returns the new set.
+	OnIssuersChanged func()
+	// Issuers is how a rotation makes the new issuer certificate: its
+	// validity (ValidityYears; the key algorithm and DN are the previous
+	// generation's). issuer.DefaultConfig's when zero.
+	Issuers issuer.Config
 }
 
 // CA issues and renews certificates. It is safe for concurrent use.
@@ -60,15 +67,24 @@ type CA struct {
 	now     func() time.Time
 	log     *slog.Logger
 	metrics *Metrics
-	// active is the issuing key generation of each profile (R-K1).
-	active map[Profile]*issuerKey
-	// all holds every generation's certificate, for look-ups.
-	all map[Profile]map[uint32]*x509.Certificate
+	// gens is the live set of issuer key generations (generations.go),
+	// swapped whole by Reload.
+	gens     atomic.Pointer[generations]
+	reloadMu sync.Mutex // one Reload at a time, so snapshots never go back
+	// keyOpsMu runs one key operation at a time: rotation, activation,
+	// retirement, destruction.
+	keyOpsMu sync.Mutex
 
 	partitions sync.Map // CRL partitions issued into by this process
 
 	signersMu sync.Mutex
-	signers   map[string]crypto.Signer // older generations, by "profile/generation"
+	signers   map[string]crypto.Signer // older generations, by "profile/generation/key id"
+
+	// The activation timer (generations.go).
+	activationWake chan struct{}
+	stopActivation chan struct{}
+	activationDone chan struct{}
+	closed         atomic.Bool
 }
 
 // issuerKey is one issuer generation ready to sign.
@@ -80,10 +96,11 @@ type issuerKey struct {
 	sigAlg []byte // DER AlgorithmIdentifier the key signs with
 }
 
-// New loads the active issuer of each profile, finds its key in the HSM and
-// checks it against the issuer certificate (a test signature that
-// verifies), and marks any issuance a previous process left PENDING as
-// ABANDONED.
+// New loads the issuer key generations, finds the key of each active one
+// in the HSM and checks it against the issuer certificate (a test
+// signature that verifies), marks any issuance a previous process left
+// PENDING as ABANDONED, and starts the timer that activates a PENDING
+// generation at its time (until ctx ends or Close).
 func New(ctx context.Context, cfg Config) (*CA, error) {
 	if cfg.Store == nil || cfg.Token == nil {
 		return nil, errors.New("ca: a store and an HSM token are required")
@@ -104,62 +121,39 @@ func New(ctx context.Context, cfg Config) (*CA, error) {
 	if cfg.Actor == "" {
 		cfg.Actor = "shomei-ca"
 	}
-	c := &CA{cfg: cfg, now: cfg.Now, log: cfg.Log, metrics: cfg.Metrics,
-		active: map[Profile]*issuerKey{}, all: map[Profile]map[uint32]*x509.Certificate{}, signers: map[string]crypto.Signer{}}
+	if err := cfg.Issuers.Validate(); err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	c := &CA{cfg: cfg, now: cfg.Now, log: cfg.Log, metrics: cfg.Metrics, signers: map[string]crypto.Signer{},
+		activationWake: make(chan struct{}, 1), stopActivation: make(chan struct{}), activationDone: make(chan struct{})}
 	if c.now == nil {
 		c.now = time.Now
 	}
 	if c.log == nil {
 		c.log = slog.Default()
 	}
-	issuers, err := issuer.Load(cfg.Store)
+	gens, err := c.loadGenerations(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	for _, is := range issuers {
-		if c.all[is.Profile] == nil {
-			c.all[is.Profile] = map[uint32]*x509.Certificate{}
-		}
-		c.all[is.Profile][is.Generation] = is.Certificate
-		if is.State != storev1.KeyState_KEY_STATE_ACTIVE {
+	for _, p := range issuer.Profiles {
+		if gens.active[p] != nil {
 			continue
 		}
-		signer, err := is.Signer(ctx, cfg.Token)
-		if err != nil {
-			return nil, fmt.Errorf("ca: %s issuer generation %d: %w", issuer.ShortName(is.Profile), is.Generation, err)
-		}
-		if _, err := hsm.AlgorithmOf(signer.Public()); err != nil {
-			return nil, err
-		}
-		sigAlg, err := x509enc.SignatureAlgorithmOf(is.Certificate.Raw)
-		if err != nil {
-			return nil, fmt.Errorf("ca: %s issuer generation %d: %w", issuer.ShortName(is.Profile), is.Generation, err)
-		}
-		// The TBS the profile encodes names the algorithm of the issuer's
-		// key; the certificates carry the issuer certificate's. They agree,
-		// and the digest is that algorithm's hash (R-P1).
-		alg, err := x509enc.ForPublicKey(is.Certificate.PublicKey)
-		if err != nil || !bytes.Equal(alg.ID, sigAlg) {
-			return nil, fmt.Errorf("ca: %s issuer generation %d: certificate signature algorithm is not the one its key type signs with (R-P1)", issuer.ShortName(is.Profile), is.Generation)
-		}
-		hash := alg.Hash
-		c.active[is.Profile] = &issuerKey{rec: is.IssuerKey, cert: is.Certificate, signer: signer, hash: hash, sigAlg: sigAlg}
-	}
-	for _, p := range []Profile{ProfileSign, ProfileAuth} {
-		if c.active[p] != nil {
-			continue
-		}
-		if compromised(issuers, p) {
+		if compromised(gens.list, p) {
 			// R-K2: the CA still serves revocation (CRLs, OCSP) and the
 			// other profile; this one issues nothing until rotation.
-			c.log.Error("the issuer key is compromised and no newer generation is active: no issuance for this profile (R-K2)", "profile", issuer.ShortName(p))
+			c.log.Error("the issuer key is compromised and no newer generation is active: no issuance for this profile until a rotation (R-K2)", "profile", issuer.ShortName(p))
 			continue
 		}
 		return nil, fmt.Errorf("ca: no active %s issuer in the store: run the key ceremony (shomeictl init)", issuer.ShortName(p))
 	}
+	c.gens.Store(gens)
 	if err := c.abandonLeftovers(); err != nil {
 		return nil, err
 	}
+	c.observeIssuers(gens)
+	go c.runActivation(ctx)
 	return c, nil
 }
 
@@ -181,49 +175,21 @@ func (c *CA) abandonLeftovers() error {
 	return nil
 }
 
-// compromised reports whether p's latest generation is compromised (R-K2).
+// compromised reports whether a generation of p is compromised and none
+// after it ever became active: issuance of p waits for a rotation (R-K2).
 func compromised(issuers []issuer.Issuer, p Profile) bool {
-	var last *issuer.Issuer
-	for i := range issuers {
-		if issuers[i].Profile == p {
-			last = &issuers[i]
-		}
-	}
-	return last != nil && last.State == storev1.KeyState_KEY_STATE_COMPROMISED
-}
-
-// IssuerCertificate returns the certificate of a profile's issuer generation.
-func (c *CA) IssuerCertificate(p Profile, generation uint32) *x509.Certificate {
-	return c.all[p][generation]
-}
-
-// IssuerSigner returns the certificate and HSM signer of any issuer key
-// generation: the active one, or an older one that still signs CRLs and
-// OCSP responders for its own certificates (R-K1). Signers of older
-// generations are found and checked on first use.
-func (c *CA) IssuerSigner(p Profile, generation uint32) (*x509.Certificate, crypto.Signer, error) {
-	if a := c.active[p]; a != nil && a.rec.Generation == generation {
-		return a.cert, a.signer, nil
-	}
-	c.signersMu.Lock()
-	defer c.signersMu.Unlock()
-	key := fmt.Sprintf("%d/%d", p, generation)
-	if s, ok := c.signers[key]; ok {
-		return c.all[p][generation], s, nil
-	}
-	issuers, err := issuer.Load(c.cfg.Store)
-	if err != nil {
-		return nil, nil, err
-	}
+	found := false
 	for _, is := range issuers {
-		if is.Profile == p && is.Generation == generation {
-			s, err := is.Signer(context.Background(), c.cfg.Token)
-			if err != nil {
-				return nil, nil, err
-			}
-			c.signers[key] = s
-			return is.Certificate, s, nil
+		if is.Profile != p {
+			continue
+		}
+		switch is.State {
+		case storev1.KeyState_KEY_STATE_COMPROMISED:
+			found = true
+		case storev1.KeyState_KEY_STATE_PENDING:
+		default:
+			found = false
 		}
 	}
-	return nil, nil, fmt.Errorf("ca: no %s issuer generation %d", issuer.ShortName(p), generation)
+	return found
 }

@@ -3,9 +3,10 @@ package ca
 import (
 	"context"
 	"crypto"
-	"crypto/x509"
+	"time"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/hsm"
 )
@@ -51,18 +52,33 @@ type ResponderStore interface {
 	AbandonPendingResponders() (int, error)
 }
 
+// KeyStore records the life of the issuer key generations (R-K1): a new
+// generation, its activation, retirement and destruction, each with its
+// audit records in one transaction, and what each generation still
+// answers for.
+type KeyStore interface {
+	AddIssuerKey(key *storev1.IssuerKey, audit []*storev1.AuditRecord) error
+	ActivateIssuerKey(p storev1.Profile, generation uint32, audit []*storev1.AuditRecord) error
+	RetireIssuerKey(p storev1.Profile, generation uint32, now time.Time, audit []*storev1.AuditRecord) error
+	DestroyedIssuerKey(p storev1.Profile, generation uint32, audit []*storev1.AuditRecord) error
+	UnexpiredByGeneration(now time.Time) (map[store.GenerationID]store.GenerationCertificates, error)
+}
+
 // Store is everything the CA core records and reads.
 type Store interface {
 	CertificateStore
 	IssuanceStore
 	RevocationStore
 	ResponderStore
+	KeyStore
 }
 
 // IssuerKeys finds an issuer key generation's private key in the HSM and
-// checks it against that generation's certificate.
+// checks it against that generation's certificate; a rotation makes a new
+// one (issuer.KeyMaker) and an approved destruction destroys one.
 type IssuerKeys interface {
-	SignerFor(ctx context.Context, ref hsm.KeyRef, cert *x509.Certificate) (*hsm.Signer, error)
+	issuer.KeyMaker
+	DestroyKey(ctx context.Context, ref hsm.KeyRef) (found bool, err error)
 }
 
 // issuerSigner is an issuer key as the CA uses it: it signs in the HSM

@@ -50,6 +50,19 @@
 // (*hsm.Token). The package's tests run on a real bbolt store and SoftHSM2
 // issuer keys, and wrap them only to inject faults.
 //
+// The issuer key generations (generations.go) are an immutable snapshot
+// swapped atomically: a request keeps the generation it planned with,
+// new requests take the new one, so a rotation (rotate.go: new key,
+// self-signed certificate and link certificates, R-K1), the activation of
+// a PENDING generation by the CA's timer, a retirement, a destruction or a
+// compromise moves issuance without a restart and without failing a
+// request. Each is recorded with its audit records first, then Reload
+// checks the new keys in the HSM and swaps; Config.OnIssuersChanged says
+// so. Older generations sign their CRLs and OCSP responders until retired
+// (IssuerSigner). keylife.go makes R-V7 visible before it refuses: the
+// shomei_issuer_remaining_seconds gauge and ListKeys's warning share
+// planProfile's rule (outlives).
+//
 // Audit records name the authenticated caller (ca/caller), else Config.Actor.
 //
 // No personal data (names, addresses, dates of birth, holder ids) is logged

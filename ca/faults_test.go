@@ -39,7 +39,7 @@ func (f failingSigner) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error
 // or the returned function is called.
 func breakSigner(t *testing.T, c *testCA, p Profile, err error) (repair func()) {
 	t.Helper()
-	iss := c.active[p]
+	iss := c.gens.Load().active[p]
 	working := iss.signer
 	iss.signer = failingSigner{issuerSigner: working, err: err}
 	var once sync.Once
@@ -246,8 +246,9 @@ func TestResponderSignFails(t *testing.T) {
 	}
 }
 
-// missingKeys is an HSM that holds none of the recorded issuer keys.
-type missingKeys struct{}
+// missingKeys is an HSM that holds none of the recorded issuer keys (and
+// makes none).
+type missingKeys struct{ IssuerKeys }
 
 func (missingKeys) SignerFor(_ context.Context, ref hsm.KeyRef, _ *x509.Certificate) (*hsm.Signer, error) {
 	return nil, fmt.Errorf("hsm: key %s: %w", ref, hsm.ErrKeyNotFound)

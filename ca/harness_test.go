@@ -142,6 +142,11 @@ type caOptions struct {
 	// real one.
 	wrap       func(*store.Store) Store
 	responders ResponderPolicy
+	// now, when set, is the CA's clock instead of testCA.clock: for a CA
+	// whose activation timer reads it while the test moves it.
+	now func() time.Time
+	// onIssuersChanged is Config.OnIssuersChanged.
+	onIssuersChanged func()
 }
 
 func newTestCA(t *testing.T, opts caOptions) *testCA {
@@ -160,13 +165,19 @@ func newTestCA(t *testing.T, opts caOptions) *testCA {
 	if opts.wrap != nil {
 		s = opts.wrap(st)
 	}
+	now := tc.readClock
+	if opts.now != nil {
+		now = opts.now
+	}
 	tc.CA, err = New(context.Background(), Config{
 		Store: s, Token: tok, Profile: profileConfig(), CRLBaseURL: "http://shomei.example/crl",
-		AllowECDSAP256: true, Actor: "ca-test", Now: tc.readClock, Log: tc.logger(), Responders: opts.responders,
+		AllowECDSAP256: true, Actor: "ca-test", Now: now, Log: tc.logger(), Responders: opts.responders,
+		OnIssuersChanged: opts.onIssuersChanged,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { tc.CA.Close() })
 	t.Cleanup(func() { tc.checkLog(t) })
 	return tc
 }

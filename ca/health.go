@@ -11,14 +11,15 @@ import (
 // holds the key of each active issuer (hsm.Signer.Check): what readiness
 // asks of the HSM. It names the issuers whose key cannot be used.
 func (c *CA) CheckHSM(ctx context.Context) error {
-	profiles := make([]Profile, 0, len(c.active))
-	for p := range c.active {
+	active := c.gens.Load().active
+	profiles := make([]Profile, 0, len(active))
+	for p := range active {
 		profiles = append(profiles, p)
 	}
 	slices.Sort(profiles)
 	var errs []error
 	for _, p := range profiles {
-		a := c.active[p]
+		a := active[p]
 		if err := a.signer.Check(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("issuer %s: %w", a.rec.KeyLabel, err))
 		}

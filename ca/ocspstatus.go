@@ -32,7 +32,7 @@ func (s ocspSource) Status(_ context.Context, is *ocsp.Issuer, serial *big.Int) 
 	if err != nil {
 		return ocsp.Status{}, err
 	}
-	if cert := s.c.all[rec.Profile][rec.IssuerGeneration]; cert == nil || !cert.Equal(is.Certificate) {
+	if cert := s.c.IssuerCertificate(rec.Profile, rec.IssuerGeneration); cert == nil || !cert.Equal(is.Certificate) {
 		return ocsp.Status{Status: ocsp.Unknown}, nil
 	}
 	return ocsp.RecordedStatus(rec.State == storev1.CertState_CERT_STATE_ISSUED, rec.GetRevocation()), nil

@@ -268,13 +268,12 @@ func (c *CA) planProfile(is *issuance, i int, expiry validity.Date, reason strin
 	if p.Profile == ProfileAuth {
 		is.newAuth = capped
 	}
-	iss := c.active[p.Profile]
+	iss := c.gens.Load().active[p.Profile]
 	if iss == nil {
 		is.pre.add(field+".profile", "R-K2", "the %s issuer key is compromised; issuance resumes with a new key generation", name)
 		return
 	}
-	notAfter := capped.EndOfDay()
-	if notAfter.After(iss.cert.NotAfter) {
+	if !outlives(iss.cert, capped) {
 		is.pre.add(field+".profile", "R-V7", "it would expire on %s, after its issuer (%s generation %d, until %s): rotate the issuer key first",
 			capped, name, iss.rec.Generation, iss.cert.NotAfter.Format(time.DateOnly))
 		return

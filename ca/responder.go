@@ -36,26 +36,36 @@ type IssuerGeneration struct {
 	Profile     Profile
 	Generation  uint32
 	Certificate []byte // DER
+	// State is where it stands (R-K1): ACTIVE issues; SUPERSEDED and
+	// COMPROMISED sign their CRLs and OCSP responders; PENDING, RETIRED
+	// and DESTROYED sign nothing.
+	State storev1.KeyState
+	// Links, after the first generation: this generation's key certified
+	// by the previous one's (NewWithOld) and the previous key certified by
+	// this one's (OldWithNew), DER; empty when the previous key signed
+	// none (it was compromised).
+	NewWithOld, OldWithNew []byte
 }
 
-// IssuerGenerations lists every issuer key generation, active or older.
+// IssuerGenerations lists every issuer key generation, ordered by profile
+// then generation, with its state: the live set, which a rotation, an
+// activation or a retirement changes while the CA runs (Config.
+// OnIssuersChanged says when). It is safe for concurrent use.
 func (c *CA) IssuerGenerations() []IssuerGeneration {
-	var out []IssuerGeneration
-	for _, p := range issuer.Profiles {
-		for gen, cert := range c.all[p] {
-			out = append(out, IssuerGeneration{Name: IssuerName(p, gen), Profile: p, Generation: gen, Certificate: cert.Raw})
-		}
+	list := c.gens.Load().list
+	out := make([]IssuerGeneration, 0, len(list))
+	for _, is := range list {
+		out = append(out, IssuerGeneration{Name: IssuerName(is.Profile, is.Generation), Profile: is.Profile, Generation: is.Generation,
+			Certificate: is.Certificate.Raw, State: is.State, NewWithOld: is.LinkNewWithOldDer, OldWithNew: is.LinkOldWithNewDer})
 	}
 	return out
 }
 
 // issuerByName finds an issuer key generation by its short name.
 func (c *CA) issuerByName(name string) (Profile, uint32, bool) {
-	for _, p := range issuer.Profiles {
-		for gen := range c.all[p] {
-			if IssuerName(p, gen) == name {
-				return p, gen, true
-			}
+	for _, is := range c.gens.Load().list {
+		if IssuerName(is.Profile, is.Generation) == name {
+			return is.Profile, is.Generation, true
 		}
 	}
 	return 0, 0, false

@@ -111,24 +111,36 @@ func sign(tmpl *x509.Certificate, key crypto.Signer, name x509enc.DN, notBefore,
 // keyCertSign and cRLSign only, and a subject key identifier that matches
 // its key.
 func Check(cert *x509.Certificate, name x509enc.DN, notBefore, notAfter time.Time) error {
+	errs := checkCA(cert, name, notBefore, notAfter)
+	if !bytes.Equal(cert.RawIssuer, cert.RawSubject) {
+		errs = append(errs, errors.New("issuer differs from subject"))
+	}
+	if err := cert.CheckSignatureFrom(cert); err != nil {
+		errs = append(errs, fmt.Errorf("self-signature: %v", err))
+	}
+	return errors.Join(errs...)
+}
+
+// checkCA checks what every issuer certificate, self-signed or link, must
+// be: X.509 v3, the subject name, a CA with path length 0, keyCertSign and
+// cRLSign only, no extendedKeyUsage, a subject key identifier that matches
+// its key, the validity and a well-formed serial.
+func checkCA(cert *x509.Certificate, name x509enc.DN, notBefore, notAfter time.Time) []error {
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	want, err := name.Marshal()
 	if err != nil {
-		return err
+		return append(errs, err)
 	}
 	ski, err := x509enc.SubjectKeyIDOf(cert.PublicKey)
 	if err != nil {
-		return err
+		return append(errs, err)
 	}
-	var errs []error
-	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if cert.Version != 3 {
 		fail("version %d, want 3", cert.Version)
 	}
 	if !bytes.Equal(cert.RawSubject, want) {
 		fail("subject is not %s", name)
-	}
-	if !bytes.Equal(cert.RawIssuer, cert.RawSubject) {
-		fail("issuer differs from subject")
 	}
 	if !cert.BasicConstraintsValid || !cert.IsCA || cert.MaxPathLen != 0 || !cert.MaxPathLenZero {
 		fail("basicConstraints must be CA with pathLenConstraint 0")
@@ -148,8 +160,5 @@ func Check(cert *x509.Certificate, name x509enc.DN, notBefore, notAfter time.Tim
 	if n := cert.SerialNumber; n.Sign() <= 0 || n.BitLen() < 64 || len(n.Bytes()) > 20 {
 		fail("serial number must be positive, at least 64 bits and at most 20 octets")
 	}
-	if err := cert.CheckSignatureFrom(cert); err != nil {
-		fail("self-signature: %v", err)
-	}
-	return errors.Join(errs...)
+	return errs
 }

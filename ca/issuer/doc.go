@@ -13,5 +13,10 @@
 //     transaction: a store is either uninitialised or has both issuers
 //     (R-K3 for the audit records).
 //   - Issuer DNs are R-P1's, configurable; a rotated key keeps its profile's
-//     DN and is told apart by its key identifier (R-K1).
+//     DN and key algorithm and is told apart by its key identifier (R-K1).
+//   - A rotation (Rotation.Next) makes the two link certificates between
+//     the previous generation and the new one, NewWithOld and OldWithNew,
+//     within the previous certificate's validity, each linted (zlint) and
+//     checked (CheckLink) with a throwaway key before the HSM signs it;
+//     a previous key that must not sign (compromised, R-K2) makes none.
 package issuer

@@ -12,7 +12,13 @@
 //   - The issuer generations of a profile are 1, 2, … n with no gaps: the first
 //     ones are recorded once, by InitIssuers, and each rotation adds exactly the
 //     next one (AddIssuerKey). A profile has at most one ACTIVE generation;
-//     recording a new ACTIVE generation retires the previous one (R-K1).
+//     recording a new ACTIVE generation supersedes the previous one (R-K1).
+//     At most one is PENDING, and none is added while one is; its
+//     activation (ActivateIssuerKey) supersedes the ACTIVE one in the same
+//     transaction. A generation is RETIRED only when none of its
+//     certificates is unexpired, checked in the transaction that records it
+//     (RetireIssuerKey), and DESTROYED only from RETIRED or COMPROMISED
+//     (generations.go).
 //   - Every key operation is written in the same transaction as its audit
 //     records, so neither is ever stored without the other (R-K3).
 //   - The audit log is append-only and hash-chained (R-K3). Records are

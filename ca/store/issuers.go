@@ -23,6 +23,10 @@ var (
 	// ErrGeneration means a new issuer key generation is not the one that
 	// follows the profile's last one.
 	ErrGeneration = errors.New("issuer key generation out of sequence")
+
+	// ErrRotationPending means the profile already has a PENDING
+	// generation waiting for its activation time (R-K1).
+	ErrRotationPending = errors.New("a rotation of this issuer is already pending")
 )
 
 // InitIssuers records the first issuer keys of a fresh store, together with
@@ -110,7 +114,9 @@ func checkFirstGenerations(keys []*storev1.IssuerKey) error {
 // already have generations, and key.generation must be exactly the next
 // one; otherwise it fails with ErrGeneration. If the new key is ACTIVE, the
 // profile's previously ACTIVE generation becomes SUPERSEDED in the same
-// transaction. At least one audit record is required (R-K3).
+// transaction. A PENDING key needs its activate_at, and no generation is
+// added while one is PENDING (ErrRotationPending). At least one audit
+// record is required (R-K3).
 //
 // An unset created_at is filled in from Options.Now; the caller's messages
 // are not modified.
@@ -125,6 +131,9 @@ func (s *Store) addIssuerKey(key *storev1.IssuerKey, audit []*storev1.AuditRecor
 	if err := validateIssuerKey("key", key); err != nil {
 		return err
 	}
+	if key.GetState() == storev1.KeyState_KEY_STATE_PENDING && key.GetActivateAt() == nil {
+		return fmt.Errorf("%w: key.activate_at is required for a PENDING generation", ErrInvalidArgument)
+	}
 	now := s.now()
 	k := prepareIssuerKey(key, now)
 	recs, err := prepareAudit(audit, true, now)
@@ -137,6 +146,12 @@ func (s *Store) addIssuerKey(key *storev1.IssuerKey, audit []*storev1.AuditRecor
 		existing, err := profileKeys(b, k.GetProfile())
 		if err != nil {
 			return err
+		}
+		for _, old := range existing {
+			if old.GetState() == storev1.KeyState_KEY_STATE_PENDING {
+				return fmt.Errorf("%w: %s generation %d activates at %s", ErrRotationPending, k.GetProfile(),
+					old.GetGeneration(), old.GetActivateAt().AsTime().UTC().Format(time.RFC3339))
+			}
 		}
 		if len(existing) == 0 {
 			return fmt.Errorf("%w: %s has no generation yet; its first is recorded by InitIssuers",

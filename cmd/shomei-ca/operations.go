@@ -12,7 +12,7 @@ import (
 // newOperations makes the operator's API (shomei.ops.v1.Operations): its
 // keys, approvals and records parts, over what run opened and the CA.
 func newOperations(o *opened, authority *ca.CA, reg prometheus.Registerer, log *slog.Logger) (*ops.Server, error) {
-	keys, err := ops.NewKeys(ops.KeysConfig{})
+	keys, err := ops.NewKeys(ops.KeysConfig{CA: authority, Log: log})
 	if err != nil {
 		return nil, err
 	}

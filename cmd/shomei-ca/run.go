@@ -130,15 +130,23 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 	// publisher, the replicas' stream); it also polls the store's
 	// status-change log (R-R4).
 	changed := propagation.NewNotifier()
+	issuerConfig, err := cfg.IssuerConfig()
+	if err != nil {
+		return err
+	}
 	authority, err := ca.New(ctx, ca.Config{
 		Store: st, Token: o.tok, Profile: pcfg, CRLBaseURL: cfg.Server.PublicURL + "/crl",
 		AllowECDSAP256: cfg.Certificates.AllowECDSAP256, Log: log, Metrics: metrics,
 		Responders:     responderPolicy(cfg),
 		OnStatusChange: changed.Notify,
+		Issuers:        issuerConfig,
 	})
 	if err != nil {
 		return err
 	}
+	// The activation timer of PENDING generations writes to the store and
+	// the audit log: it ends before they are sealed and closed.
+	defer authority.Close()
 	responder, err := startOCSP(ctx, bg, cfg, st, o.tok, authority, reg, log)
 	if err != nil {
 		return fmt.Errorf("OCSP responder: %w", err)

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/user"
+	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -59,8 +64,8 @@ It refuses to run over a store that already has its issuers.`,
 			if err != nil {
 				return err
 			}
-			printIssuers(out, issuers, nil)
-			fmt.Fprintf(out, "\nExport the issuer certificates for relying parties with:\n  shomeictl --config %s issuers export --out DIR\n", c.Path)
+			printIssuers(out, issuers)
+			fmt.Fprintf(out, "\nStart the CA (shomei-ca --config %s), then export the issuer certificates for relying parties with:\n  shomeictl issuers export --out DIR\n", c.Path)
 			return nil
 		},
 	}
@@ -77,4 +82,17 @@ func currentUser() string {
 		return n
 	}
 	return "unknown-operator"
+}
+
+// printIssuers writes one line per issuer key generation the ceremony made.
+func printIssuers(w io.Writer, issuers []issuer.Issuer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ISSUER\tGEN\tSTATE\tALGORITHM\tKEY LABEL\tKEY ID\tSUBJECT KEY ID\tNOT BEFORE\tNOT AFTER")
+	for _, is := range issuers {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", issuer.ShortName(is.Profile), is.Generation,
+			strings.TrimPrefix(is.State.String(), "KEY_STATE_"), is.KeyAlgorithm, is.KeyLabel, hex.EncodeToString(is.KeyId),
+			hex.EncodeToString(is.Certificate.SubjectKeyId), is.Certificate.NotBefore.UTC().Format(time.DateOnly),
+			is.Certificate.NotAfter.UTC().Format(time.DateOnly))
+	}
+	tw.Flush()
 }

@@ -1,69 +1,104 @@
 package main
 
 import (
+	"context"
 	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/shomei-pki/shomei/ca/issuer"
+	opsv1 "github.com/shomei-pki/shomei/api/shomei/ops/v1"
 )
 
 func newIssuersCommand(g *globals, client *caClient) *cobra.Command {
-	issuers := &cobra.Command{
+	issuers := operatorGroup(&cobra.Command{
 		Use:   "issuers",
 		Short: "Work with the issuer certificates",
-	}
+	}, client)
 	var out string
 	export := &cobra.Command{
 		Use:   "export --out DIR",
-		Short: "Write the issuer certificates as PEM for relying parties",
-		Long: `export writes each issuer certificate to DIR as PEM, one file per issuer key
-generation (shomei-sign-g1.pem, shomei-auth-g1.pem, …), plus issuers.pem with all
-of them, for relying parties to install as trust anchors.`,
+		Short: "Write the issuer and link certificates as PEM for relying parties",
+		Long: `export asks the running CA for its issuer certificates and writes them to DIR
+as PEM, one file per certificate:
+
+  shomei-sign-g1.pem, shomei-auth-g1.pem, …  each issuer key generation's
+                                             self-signed certificate
+  shomei-sign-g2-by-g1.pem                   link: generation 2's key
+                                             certified by generation 1's
+  shomei-sign-g1-by-g2.pem                   link: generation 1's key
+                                             certified by generation 2's
+
+plus issuers.pem with every self-signed certificate (trust anchors) and
+links.pem with every link certificate (R-K1: a relying party that trusts
+one generation verifies the other's certificates through them, e.g.
+openssl verify -CAfile shomei-sign-g1.pem -untrusted links.pem cert.pem).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
 				return fmt.Errorf("--out DIR is required")
 			}
-			_, st, _, err := g.open(false)
+			ops, ctx, done, err := client.dial(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			all, err := issuer.Load(st)
-			if err != nil {
+			defer done()
+			var resp *opsv1.ExportIssuersResponse
+			if err := client.call(ctx, func(ctx context.Context) (err error) {
+				resp, err = ops.ExportIssuers(ctx, &opsv1.ExportIssuersRequest{})
 				return err
-			}
-			if len(all) == 0 {
-				return fmt.Errorf("the store %s has no issuers yet: run `shomeictl init`", st.Path())
+			}); err != nil {
+				return err
 			}
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
-			var bundle []byte
-			for _, is := range all {
-				block := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.CertificateDer})
-				bundle = append(bundle, block...)
-				name := filepath.Join(out, is.KeyLabel+".pem")
+			var anchors, links []byte
+			var nAnchors, nLinks int
+			for _, c := range resp.Certificates {
+				if !safeName(c.Name) {
+					return fmt.Errorf("the CA sent a certificate named %q, not a file name", c.Name)
+				}
+				block := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.CertificateDer})
+				name := filepath.Join(out, c.Name+".pem")
 				if err := writeFile(name, block); err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%s issuer, generation %d)\n", name, issuer.ShortName(is.Profile), is.Generation)
+				kind := "issuer"
+				if strings.Contains(c.Name, "-by-g") {
+					links, nLinks, kind = append(links, block...), nLinks+1, "link"
+				} else {
+					anchors, nAnchors = append(anchors, block...), nAnchors+1
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%s)\n", name, kind)
 			}
-			name := filepath.Join(out, "issuers.pem")
-			if err := writeFile(name, bundle); err != nil {
-				return err
+			for _, f := range []struct {
+				name string
+				data []byte
+				n    int
+			}{{"issuers.pem", anchors, nAnchors}, {"links.pem", links, nLinks}} {
+				name := filepath.Join(out, f.name)
+				if err := writeFile(name, f.data); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (%d certificates)\n", name, f.n)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (all %d)\n", name, len(all))
 			return nil
 		},
 	}
 	export.Flags().StringVar(&out, "out", "", "directory to write the PEM files to (created if missing)")
 	issuers.AddCommand(export, newCompromiseCommand(g))
 	return issuers
+}
+
+// safeName is a certificate name usable as a file name in DIR.
+func safeName(name string) bool {
+	return name != "" && len(name) <= 64 && strings.IndexFunc(name, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-')
+	}) < 0
 }
 
 // writeFile replaces name atomically, so a reader never sees half a file.

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/hex"
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -10,84 +10,82 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/shomei-pki/shomei/ca/issuer"
+	opsv1 "github.com/shomei-pki/shomei/api/shomei/ops/v1"
 )
 
-func newKeysCommand(g *globals, client *caClient) *cobra.Command {
-	keys := &cobra.Command{
+// newKeysCommand is `shomeictl keys`: the issuer key generations of the
+// running CA, and the key operations that need approval.
+func newKeysCommand(_ *globals, client *caClient) *cobra.Command {
+	keys := operatorGroup(&cobra.Command{
 		Use:   "keys",
-		Short: "Inspect the issuer keys",
-	}
-	var verify bool
+		Short: "The issuer key generations of the running CA: list them, rotate, retire, destroy",
+	}, client)
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List the issuers, their key generations, key ids, validity and state",
-		Long: `list prints every issuer key generation recorded in the store.
+		Short: "List the issuer key generations: state, key, validity, certificates, R-V7 warnings",
+		Long: `list asks the running CA for every issuer key generation of both issuers:
+its state (PENDING until its activation time, ACTIVE, SUPERSEDED, RETIRED,
+COMPROMISED, DESTROYED), key algorithm, HSM label and id, subject key id,
+validity, and how many of its certificates are unexpired and until when.
 
-With --verify it also opens the HSM and checks each key: that exactly one
-private key has the recorded label and id, that it matches the issuer
-certificate, and that a test signature made with it verifies.`,
+Below the table it says when a PENDING generation becomes active, and warns
+(R-V7) when an active issuer's remaining life gets close to the longest
+certificate it may have to issue: rotate before the date it gives.
+
+The CA checks every active key against its certificate in the HSM when it
+starts, and its /readyz reports the HSM.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, st, tok, err := g.open(verify)
+			ops, ctx, done, err := client.dial(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			if tok != nil {
-				defer tok.Close()
-			}
-			issuers, err := issuer.Load(st)
-			if err != nil {
+			defer done()
+			var resp *opsv1.ListKeysResponse
+			if err := client.call(ctx, func(ctx context.Context) (err error) {
+				resp, err = ops.ListKeys(ctx, &opsv1.ListKeysRequest{})
+				return err
+			}); err != nil {
 				return err
 			}
-			if len(issuers) == 0 {
-				return fmt.Errorf("the store %s has no issuers yet: run `shomeictl init`", st.Path())
-			}
-			var checks []string
-			if verify {
-				failed := 0
-				for _, is := range issuers {
-					if _, err := is.Signer(cmd.Context(), tok); err != nil {
-						checks = append(checks, "FAILED: "+err.Error())
-						failed++
-					} else {
-						checks = append(checks, "ok")
-					}
-				}
-				printIssuers(cmd.OutOrStdout(), issuers, checks)
-				if failed > 0 {
-					return fmt.Errorf("%d of %d issuer keys failed the HSM check", failed, len(issuers))
-				}
-				return nil
-			}
-			printIssuers(cmd.OutOrStdout(), issuers, nil)
+			printKeys(cmd.OutOrStdout(), resp.Generations)
 			return nil
 		},
 	}
-	list.Flags().BoolVar(&verify, "verify", false, "check every key in the HSM against its certificate")
 	keys.AddCommand(list)
+	keys.AddCommand(keyOperationCommands(client)...)
 	return keys
 }
 
-// printIssuers writes one line per issuer key generation; checks, when not
-// nil, adds an HSM column.
-func printIssuers(w io.Writer, issuers []issuer.Issuer, checks []string) {
+// printKeys writes one line per generation, then the activation times and
+// the R-V7 warnings.
+func printKeys(w io.Writer, gens []*opsv1.KeyGeneration) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	header := "ISSUER\tGEN\tSTATE\tALGORITHM\tKEY LABEL\tKEY ID\tSUBJECT KEY ID\tNOT BEFORE\tNOT AFTER"
-	if checks != nil {
-		header += "\tHSM"
-	}
-	fmt.Fprintln(tw, header)
-	for i, is := range issuers {
-		state := strings.TrimPrefix(is.State.String(), "KEY_STATE_")
-		line := fmt.Sprintf("%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s", issuer.ShortName(is.Profile), is.Generation, state,
-			is.KeyAlgorithm, is.KeyLabel, hex.EncodeToString(is.KeyId), hex.EncodeToString(is.Certificate.SubjectKeyId),
-			is.Certificate.NotBefore.UTC().Format(time.DateOnly), is.Certificate.NotAfter.UTC().Format(time.DateOnly))
-		if checks != nil {
-			line += "\t" + checks[i]
+	fmt.Fprintln(tw, "ISSUER\tGEN\tSTATE\tALGORITHM\tKEY LABEL\tKEY ID\tSUBJECT KEY ID\tNOT BEFORE\tNOT AFTER\tUNEXPIRED\tLAST EXPIRY")
+	var notes []string
+	for _, g := range gens {
+		profile := strings.ToLower(strings.TrimPrefix(g.Profile.String(), "PROFILE_"))
+		state := strings.TrimPrefix(g.State.String(), "KEY_STATE_")
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", profile, g.Generation, state, g.KeyAlgorithm, g.KeyLabel,
+			g.KeyId, g.SubjectKeyId, day(g.NotBefore), day(g.NotAfter), g.UnexpiredCertificates, day(g.LastCertificateExpiry))
+		if g.State == opsv1.KeyState_KEY_STATE_PENDING {
+			notes = append(notes, fmt.Sprintf("%s becomes active at %s", g.Name, g.ActivateAt))
 		}
-		fmt.Fprintln(tw, line)
+		if g.Warning != "" {
+			notes = append(notes, "WARNING "+g.Warning)
+		}
 	}
 	tw.Flush()
+	for _, n := range notes {
+		fmt.Fprintln(w, n)
+	}
+}
+
+// day is the date of an RFC 3339 time, "-" for none.
+func day(rfc3339 string) string {
+	t, err := time.Parse(time.RFC3339, rfc3339)
+	if err != nil {
+		return "-"
+	}
+	return t.UTC().Format(time.DateOnly)
 }
