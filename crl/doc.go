@@ -114,6 +114,15 @@
 // fails, naming the partition, when a due partition stays unpublished for
 // longer than StaleAfter (R-R4: 60 s) or its CRL runs past nextUpdate.
 //
+// Issuer key generations come and go while the Publisher runs (R-K1): a
+// new generation's partitions appear in the store with its first
+// certificate and are published like any other, signed by that
+// generation's key (PublisherConfig.Issuers). A generation that signs
+// nothing any more (retired or destroyed once its last certificate
+// expired) is named to SetRetired: its partitions are skipped and dropped
+// from Health, so neither its signer's refusal nor its last CRL running
+// out makes the CA unready or fills the log.
+//
 // BenchmarkBuild and BenchmarkCheck measure 1,000 to 1,000,000 entries
 // with a software RSA-2048 key; BenchmarkPartitionSet a 1,000,000-entry
 // partition set signed in SoftHSM2 (10 × 100,000 and 1 × 1,000,000), and

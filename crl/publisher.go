@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -74,6 +75,8 @@ type Publisher struct {
 
 	health  health
 	skipped *prometheus.CounterVec
+	// retired are the issuer key generations not published (SetRetired).
+	retired atomic.Pointer[map[Generation]bool]
 }
 
 type published struct {
@@ -177,6 +180,10 @@ func (p *Publisher) PublishDue(ctx context.Context) error {
 	now := p.cfg.Now()
 	var errs []error
 	for _, part := range parts {
+		if p.isRetired(part) {
+			p.health.forget(part.Name)
+			continue
+		}
 		due := part.Number == 0 || part.ChangedRevision > part.Revision ||
 			!now.Before(part.NextUpdate.AsTime().Add(-p.cfg.Renew))
 		if !due {

@@ -22,10 +22,12 @@ import (
 // Invalidate drops both the entry and the flight, so a response made from a
 // status read before the change is never cached after it.
 type cache struct {
-	seed    maphash.Seed
-	shards  []shard
-	mask    uint64
-	issuers int
+	seed   maphash.Seed
+	shards []shard
+	mask   uint64
+	// issuers is how many issuer numbers (cacheKey.issuer) are in use:
+	// Invalidate looks at each. It only grows (serve).
+	issuers atomic.Int32
 }
 
 type shard struct {
@@ -61,14 +63,14 @@ type flight struct {
 
 var errFillPanicked = errors.New("making the response panicked")
 
-// newCache makes a cache of about size entries for the given number of
-// issuers. Small caches have one shard, large ones 64.
-func newCache(size, issuers int) *cache {
+// newCache makes a cache of about size entries. Small caches have one
+// shard, large ones 64.
+func newCache(size int) *cache {
 	n := 1
 	for n < 64 && size/(n*2) >= 1024 {
 		n *= 2
 	}
-	c := &cache{seed: maphash.MakeSeed(), shards: make([]shard, n), mask: uint64(n - 1), issuers: issuers}
+	c := &cache{seed: maphash.MakeSeed(), shards: make([]shard, n), mask: uint64(n - 1)}
 	for i := range c.shards {
 		c.shards[i] = shard{
 			index:    map[cacheKey]int{},
@@ -77,6 +79,17 @@ func newCache(size, issuers int) *cache {
 		}
 	}
 	return c
+}
+
+// serve says issuer numbers 0 to n-1 are in use. Call it before a request
+// can use a new number.
+func (c *cache) serve(n int) {
+	for {
+		old := c.issuers.Load()
+		if int32(n) <= old || c.issuers.CompareAndSwap(old, int32(n)) {
+			return
+		}
+	}
 }
 
 // key is the cache key of a CertID of is; false when it is not cacheable.
@@ -195,7 +208,7 @@ func (c *cache) invalidate(serial *big.Int) {
 	s := c.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for is := range c.issuers {
+	for is := range c.issuers.Load() {
 		for _, h := range certIDHashes {
 			k := cacheKey{serial: key, issuer: int32(is), hash: uint8(h)}
 			if i, ok := s.index[k]; ok {

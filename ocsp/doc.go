@@ -125,9 +125,18 @@
 // Who may ask (R-R6, registered relying parties) is decided in front of
 // the responder by package relyingparty, whose refusal is Unauthorized():
 // the unsigned unauthorized response (6). Route mounts the responder behind
-// such a gate. Rotating a responder certificate means building a new
-// Responder with the new Issuers and swapping the handler;
-// shomei_ocsp_responder_not_after_timestamp_seconds tells when.
+// such a gate.
+//
+// # Issuer key generations
+//
+// SetIssuers replaces the set answered for, whole and atomically, on a
+// running Responder: a renewed responder certificate (R-R6;
+// shomei_ocsp_responder_not_after_timestamp_seconds tells when), a new
+// issuer key generation after a rotation, a generation removed once it
+// signs nothing (R-K1). A request answers with the set it started with.
+// Each issuer key keeps one number in the cache's keys for the
+// Responder's life, so its cached responses survive renewals and
+// Invalidate reaches every generation ever served.
 //
 // # Metrics
 //

@@ -40,6 +40,8 @@ type Issuer struct {
 // issuer is an Issuer with what every response needs worked out once.
 type issuer struct {
 	*Issuer
+	// index numbers the issuer in the cache's keys; the Responder gives
+	// it, stable across SetIssuers.
 	index int
 	// keyID names the issuer in logs and metrics: its subjectKeyIdentifier
 	// or, failing that, the SHA-1 of its key, in hex.
@@ -98,7 +100,7 @@ func CheckResponder(issuer, responder *x509.Certificate) error {
 }
 
 // newIssuer checks an Issuer and works out what its responses need.
-func newIssuer(is *Issuer, index int, now time.Time) (*issuer, error) {
+func newIssuer(is *Issuer, now time.Time) (*issuer, error) {
 	if is == nil || is.Certificate == nil || is.Responder == nil || is.Signer == nil {
 		return nil, errors.New("Certificate, Responder and Signer are required")
 	}
@@ -127,7 +129,7 @@ func newIssuer(is *Issuer, index int, now time.Time) (*issuer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("responder certificate: %w", err)
 	}
-	out := &issuer{Issuer: is, index: index, alg: alg, responderKeyHash: responderKeyHash}
+	out := &issuer{Issuer: is, alg: alg, responderKeyHash: responderKeyHash}
 	for _, h := range certIDHashes {
 		name, key := h.New(), h.New()
 		name.Write(c.RawSubject)

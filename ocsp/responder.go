@@ -1,7 +1,6 @@
 package ocsp
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -87,8 +86,13 @@ type Config struct {
 // Responder is an RFC 6960 OCSP responder with the RFC 5019 profile, served
 // over HTTP. It is safe for concurrent use.
 type Responder struct {
-	set      atomic.Pointer[issuerSet]
-	setMu    sync.Mutex // serialises SetIssuers
+	set   atomic.Pointer[issuerSet]
+	setMu sync.Mutex // serialises SetIssuers; guards index
+	// index numbers each issuer key ever served, by its SHA-1 CertID
+	// name, for the cache keys: an issuer keeps its number across
+	// renewals, removal and re-addition, so its cached responses stay
+	// its own and Invalidate reaches all of them.
+	index    map[issuerName]int
 	source   Source
 	validity time.Duration
 	maxAge   time.Duration
@@ -120,6 +124,7 @@ func New(cfg Config) (*Responder, error) {
 		log:      cfg.Log,
 
 		unknownReuse: cfg.UnknownReuse,
+		index:        map[issuerName]int{},
 	}
 	if r.source == nil {
 		return nil, errors.New("ocsp: Config.Source is required")
@@ -168,24 +173,24 @@ func New(cfg Config) (*Responder, error) {
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
-	set, err := newIssuerSet(cfg.Issuers, r.now())
-	if err != nil {
-		return nil, err
-	}
-	r.set.Store(set)
 	size := cfg.CacheSize
 	if size == 0 {
 		size = DefaultCacheSize
 	}
 	if size > 0 {
-		r.cache = newCache(size, len(set.issuers))
+		r.cache = newCache(size)
+	}
+	set, err := r.newIssuerSet(cfg.Issuers, "Config.Issuers")
+	if err != nil {
+		return nil, err
 	}
 	m, err := newMetrics(cfg.Metrics, r.cache)
 	if err != nil {
 		return nil, fmt.Errorf("ocsp: metrics: %w", err)
 	}
 	r.metrics = m
-	set.report(m)
+	r.set.Store(set)
+	set.report(m, nil)
 	return r, nil
 }
 
@@ -195,56 +200,94 @@ type issuerSet struct {
 	byName  map[issuerName]*issuer
 }
 
-func newIssuerSet(issuers []*Issuer, now time.Time) (*issuerSet, error) {
+// newIssuerSet checks issuers (field names them in errors) and makes
+// their set, numbering issuers never served before. r.setMu is held, or r
+// is not yet shared.
+func (r *Responder) newIssuerSet(issuers []*Issuer, field string) (*issuerSet, error) {
+	if len(issuers) == 0 {
+		return nil, fmt.Errorf("ocsp: %s is empty", field)
+	}
+	now := r.now()
 	set := &issuerSet{byName: map[issuerName]*issuer{}}
+	at := map[*issuer]int{}
 	for i, is := range issuers {
-		in, err := newIssuer(is, i, now)
+		in, err := newIssuer(is, now)
 		if err != nil {
-			return nil, fmt.Errorf("ocsp: Config.Issuers[%d]: %w", i, err)
+			return nil, fmt.Errorf("ocsp: %s[%d]: %w", field, i, err)
 		}
 		for _, name := range in.names {
 			if other, ok := set.byName[name]; ok {
-				return nil, fmt.Errorf("ocsp: Config.Issuers[%d] is the same issuer key as Config.Issuers[%d]", i, other.index)
+				return nil, fmt.Errorf("ocsp: %s[%d] is the same issuer key as %s[%d]", field, i, field, at[other])
 			}
 			set.byName[name] = in
 		}
+		at[in] = i
 		set.issuers = append(set.issuers, in)
+	}
+	// Numbers are given only once the whole set is accepted: a refused
+	// set leaves no trace.
+	for _, in := range set.issuers {
+		n, ok := r.index[in.names[0]]
+		if !ok {
+			n = len(r.index)
+			r.index[in.names[0]] = n
+		}
+		in.index = n
+	}
+	if r.cache != nil {
+		// Before the set is published: a request can use the number only
+		// after Invalidate covers it.
+		r.cache.serve(len(r.index))
 	}
 	return set, nil
 }
 
-func (set *issuerSet) report(m *metrics) {
+// report sets the responder metrics of the set's issuers and drops those
+// of the issuers of old (the set replaced, or nil) no longer served.
+func (set *issuerSet) report(m *metrics, old *issuerSet) {
 	for _, is := range set.issuers {
 		m.responderNotAfter.WithLabelValues(is.keyID).Set(float64(is.Responder.NotAfter.Unix()))
 	}
+	if old == nil {
+		return
+	}
+	for _, is := range old.issuers {
+		if set.byName[is.names[0]] == nil {
+			m.responderNotAfter.DeleteLabelValues(is.keyID)
+		}
+	}
 }
 
-// SetIssuers replaces the delegated responders (a renewed responder
-// certificate, R-R6): issuers must name the same issuer certificates in the
-// same order as Config.Issuers, each with its new Responder and Signer.
-// Requests arriving after it returns are signed by the new responders.
-// Cached responses are kept: each was signed by a responder certificate
-// valid past its nextUpdate. Adding an issuer key generation (R-K1) needs a
-// new Responder.
+// SetIssuers replaces the issuer key generations answered for and their
+// delegated responders, atomically: a renewed responder certificate
+// (R-R6), a generation added by a rotation, one removed because it signs
+// nothing any more (R-K1). issuers is the whole new set, in any order, at
+// least one. Requests arriving after it returns are answered with the new
+// set; requests in flight finish with the set they started with. Cached
+// responses of the generations kept stay cached: each was signed by a
+// responder certificate valid past its nextUpdate. A generation removed is
+// answered unauthorized, and its metric labels are dropped. A refused set
+// changes nothing.
 func (r *Responder) SetIssuers(issuers []*Issuer) error {
 	r.setMu.Lock()
 	defer r.setMu.Unlock()
-	old := r.set.Load()
-	if len(issuers) != len(old.issuers) {
-		return fmt.Errorf("ocsp: SetIssuers: %d issuers, the responder answers for %d", len(issuers), len(old.issuers))
-	}
-	for i, is := range issuers {
-		if is == nil || is.Certificate == nil || !bytes.Equal(is.Certificate.Raw, old.issuers[i].Certificate.Raw) {
-			return fmt.Errorf("ocsp: SetIssuers: issuers[%d] is not the issuer certificate the responder answers for there", i)
-		}
-	}
-	set, err := newIssuerSet(issuers, r.now())
+	set, err := r.newIssuerSet(issuers, "SetIssuers: issuers")
 	if err != nil {
 		return err
 	}
-	r.set.Store(set)
-	set.report(r.metrics)
+	old := r.set.Swap(set)
+	set.report(r.metrics, old)
 	return nil
+}
+
+// Issuers returns the issuer key generations answered for now.
+func (r *Responder) Issuers() []*Issuer {
+	set := r.set.Load()
+	out := make([]*Issuer, len(set.issuers))
+	for i, is := range set.issuers {
+		out[i] = is.Issuer
+	}
+	return out
 }
 
 // Invalidate drops the cached responses of serial, for every issuer and

@@ -199,10 +199,3 @@ func CheckLink(cert *x509.Certificate, name x509enc.DN, parent *x509.Certificate
 	}
 	return errors.Join(errs...)
 }
-
-// LinkName is how /issuers/, the export and the API name a link
-// certificate: "shomei-sign-g2-by-g1" is generation 2's key certified by
-// generation 1's.
-func LinkName(p storev1.Profile, subject, by uint32) string {
-	return fmt.Sprintf("%s-by-g%d", KeyLabel(p, subject), by)
-}

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shomei-pki/shomei/ca"
+	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/hsm"
 	"github.com/shomei-pki/shomei/internal/command"
@@ -19,26 +20,29 @@ import (
 // responder keys: shomei-ocsp-sign-g1, shomei-ocsp-auth-g1, …
 const responderKeyPrefix = "shomei-ocsp"
 
-// startOCSP makes the OCSP responder of every issuer key generation (R-R6):
+// startOCSP makes the OCSP responder of every issuer key generation that
+// still answers for its certificates (responderTargets, R-R6, R-K1):
 // responder keys in the HSM, their certificates signed by the issuers and
-// renewed before they expire in bg.
-func startOCSP(ctx context.Context, bg *command.Background, cfg *config.Config, st *store.Store, tok *hsm.Token, authority *ca.CA, reg prometheus.Registerer, log *slog.Logger) (*ocsp.Responder, error) {
-	var targets []responders.Target
-	for _, g := range authority.IssuerGenerations() {
-		targets = append(targets, responders.Target{Name: g.Name, Certificate: authority.IssuerCertificate(g.Profile, g.Generation)})
+// renewed before they expire in bg. The keeper it returns takes the
+// generations added or retired later (generations.Sync).
+func startOCSP(ctx context.Context, bg *command.Background, cfg *config.Config, st *store.Store, tok *hsm.Token, authority *ca.CA, reg prometheus.Registerer, log *slog.Logger) (*ocsp.Responder, *responders.Keeper, error) {
+	all, err := issuer.Load(st)
+	if err != nil {
+		return nil, nil, err
 	}
 	keeper, err := command.NewKeeper(cfg.OCSP, responders.Config{
 		Token:     tok,
-		Targets:   targets,
+		Targets:   responderTargets(all),
 		KeyPrefix: responderKeyPrefix,
 		Certifier: ca.LocalResponderCertifier{CA: authority},
 		Store:     st,
 		Log:       log,
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return command.StartResponder(ctx, bg, command.ResponderConfig{
+	responder, err := command.StartResponder(ctx, bg, command.ResponderConfig{
 		Settings: cfg.OCSP, Keeper: keeper, Source: authority.OCSPSource(), Log: log, Metrics: reg,
 	})
+	return responder, keeper, err
 }

@@ -15,7 +15,6 @@ import (
 	opsv1 "github.com/shomei-pki/shomei/api/shomei/ops/v1"
 	"github.com/shomei-pki/shomei/ca"
 	"github.com/shomei-pki/shomei/ca/audit"
-	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/ca/profile"
 	"github.com/shomei-pki/shomei/ca/service"
 	"github.com/shomei-pki/shomei/ca/store"
@@ -134,12 +133,17 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 	if err != nil {
 		return err
 	}
+	// A change of the issuer key generations (rotation, retirement, …)
+	// is published live by generations.Run (ca.Config.OnIssuersChanged:
+	// issuersChanged.Notify).
+	issuersChanged := newIssuersChanged()
 	authority, err := ca.New(ctx, ca.Config{
 		Store: st, Token: o.tok, Profile: pcfg, CRLBaseURL: cfg.Server.PublicURL + "/crl",
 		AllowECDSAP256: cfg.Certificates.AllowECDSAP256, Log: log, Metrics: metrics,
-		Responders:     responderPolicy(cfg),
-		OnStatusChange: changed.Notify,
-		Issuers:        issuerConfig,
+		Responders:       responderPolicy(cfg),
+		OnStatusChange:   changed.Notify,
+		OnIssuersChanged: issuersChanged.Notify,
+		Issuers:          issuerConfig,
 	})
 	if err != nil {
 		return err
@@ -147,7 +151,7 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 	// The activation timer of PENDING generations writes to the store and
 	// the audit log: it ends before they are sealed and closed.
 	defer authority.Close()
-	responder, err := startOCSP(ctx, bg, cfg, st, o.tok, authority, reg, log)
+	responder, keeper, err := startOCSP(ctx, bg, cfg, st, o.tok, authority, reg, log)
 	if err != nil {
 		return fmt.Errorf("OCSP responder: %w", err)
 	}
@@ -165,6 +169,21 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 	if err != nil {
 		return err
 	}
+	// What is published per generation follows the store from here on;
+	// the first sync is done before the CRL publisher runs, so that a
+	// retired generation is never published.
+	issuerFiles := newIssuerFiles()
+	gens, err := newGenerations(generationsConfig{
+		Records: st, Keeper: keeper, Responder: responder, CRL: prop.Publisher(), Files: issuerFiles,
+		Changed: issuersChanged, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := gens.Sync(ctx); err != nil {
+		return fmt.Errorf("issuer generations: %w", err)
+	}
+	bg.Go(gens.Run)
 	bg.Go(prop.Run)
 	bg.Go(checkpoints.Run)
 	refusals, err := audit.NewRefusals(audit.RefusalsConfig{Store: st, Metrics: reg, Log: log})
@@ -174,10 +193,6 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 	refusedUnary, refusedStream := service.RefusalInterceptors(refusals)
 	o.grpcGate.AuditRefusals(refusals)
 	svc, err := service.New(authority, o.auth, log)
-	if err != nil {
-		return err
-	}
-	issuers, err := issuer.Load(st)
 	if err != nil {
 		return err
 	}
@@ -192,7 +207,7 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 	if err != nil {
 		return err
 	}
-	mux := newMux(issuers, reg, statusGate, prop.Publisher(), readiness)
+	mux := newMux(issuerFiles, reg, statusGate, prop.Publisher(), readiness)
 	operations, err := newOperations(o, authority, reg, log)
 	if err != nil {
 		return err

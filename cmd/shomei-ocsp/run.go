@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -37,8 +36,9 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	cfg, st := r.cfg, r.st
 
 	reg := command.NewRegistry()
+	source := replica.NewSource(st, r.byName)
 	responder, err := command.StartResponder(ctx, bg, command.ResponderConfig{
-		Settings: cfg.OCSP, Keeper: r.keeper, Source: replica.NewSource(st, r.byName), Log: log, Metrics: reg,
+		Settings: cfg.OCSP, Keeper: r.keeper, Source: source, Log: log, Metrics: reg,
 	})
 	if err != nil {
 		return err
@@ -47,7 +47,16 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	follower, err := replica.NewFollower(replica.FollowerConfig{Store: st, Client: r.client, Invalidate: responder.Invalidate, Metrics: reg, Log: log})
+	// The CA's issuer generations change while the replica runs (R-K1):
+	// a new one is noticed on the Follow stream or at the next poll.
+	gens, err := replica.NewGenerations(replica.GenerationsConfig{Client: r.client, Store: st, Source: source,
+		Keeper: r.keeper, Responder: responder, Log: log})
+	if err != nil {
+		return err
+	}
+	bg.Go(gens.Run)
+	follower, err := replica.NewFollower(replica.FollowerConfig{Store: st, Client: r.client, Invalidate: responder.Invalidate,
+		Issuers: gens, Metrics: reg, Log: log})
 	if err != nil {
 		return err
 	}
@@ -153,18 +162,9 @@ func newKeeper(ctx context.Context, cfg *config.Replica, client cav1.Replication
 	if err != nil {
 		return nil, nil, err
 	}
-	var targets []responders.Target
-	byName := map[string]*x509.Certificate{}
-	for _, is := range list.Issuers {
-		cert, err := x509.ParseCertificate(is.CertificateDer)
-		if err != nil {
-			return nil, nil, fmt.Errorf("issuer %s: %w", is.Name, err)
-		}
-		targets = append(targets, responders.Target{Name: is.Name, Certificate: cert})
-		byName[is.Name] = cert
-	}
-	if len(targets) == 0 {
-		return nil, nil, errors.New("the CA has no issuers for this replica")
+	targets, byName, err := replica.Targets(list)
+	if err != nil {
+		return nil, nil, err
 	}
 	keeper, err := command.NewKeeper(cfg.OCSP, responders.Config{
 		Token: tok, Targets: targets, KeyPrefix: "shomei-ocsp-" + cfg.Name,

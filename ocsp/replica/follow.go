@@ -25,6 +25,9 @@ type FollowerConfig struct {
 	// revoked, or that the replica learns of (a cached "unknown";
 	// ocsp.Responder.Invalidate).
 	Invalidate func(*big.Int)
+	// Issuers, when set, is told the issuer generation of every status
+	// that arrives (Generations.Saw), to notice a new one.
+	Issuers interface{ Saw(issuer string) }
 	// Metrics, when set, registers the follower's metrics.
 	Metrics prometheus.Registerer
 	Log     *slog.Logger
@@ -150,6 +153,15 @@ func (f *Follower) follow(ctx context.Context) (progressed bool, err error) {
 		applied, err := f.cfg.Store.Apply(m)
 		if err != nil {
 			return progressed, err
+		}
+		if f.cfg.Issuers != nil {
+			seen := ""
+			for _, st := range m.Statuses {
+				if st.Issuer != seen {
+					seen = st.Issuer
+					f.cfg.Issuers.Saw(seen)
+				}
+			}
 		}
 		for _, serial := range applied.New {
 			f.cfg.Invalidate(serial) // a cached "unknown"

@@ -279,21 +279,39 @@ func statusKey(issuer string, serial []byte) []byte {
 // the replica was last in sync with the CA, so responses say how fresh
 // they are; once that is more than half the response validity old the
 // responder refuses to answer (internalError) rather than vouch for a
-// stale status.
+// stale status. The issuers it answers for change with the CA's
+// generations (SetIssuers, Generations).
 type Source struct {
 	store *Store
-	names map[string]string // issuer certificate DER → issuer name
+	names atomic.Pointer[map[string]string] // issuer certificate DER → issuer name
 }
 
 var _ ocsp.Source = (*Source)(nil)
 
 // NewSource answers for issuers, by name.
 func NewSource(st *Store, issuers map[string]*x509.Certificate) *Source {
-	src := &Source{store: st, names: map[string]string{}}
-	for name, cert := range issuers {
-		src.names[string(cert.Raw)] = name
-	}
+	src := &Source{store: st}
+	src.SetIssuers(issuers)
 	return src
+}
+
+// SetIssuers replaces the issuers answered for, by name.
+func (s *Source) SetIssuers(issuers map[string]*x509.Certificate) {
+	names := make(map[string]string, len(issuers))
+	for name, cert := range issuers {
+		names[string(cert.Raw)] = name
+	}
+	s.names.Store(&names)
+}
+
+// Knows says whether the issuer generation named is answered for.
+func (s *Source) Knows(name string) bool {
+	for _, n := range *s.names.Load() {
+		if n == name {
+			return true
+		}
+	}
+	return false
 }
 
 // Status implements ocsp.Source.
@@ -302,7 +320,7 @@ func (s *Source) Status(_ context.Context, is *ocsp.Issuer, serial *big.Int) (oc
 	if synced.IsZero() {
 		return ocsp.Status{}, errors.New("the replica has not completed its first sync with the CA")
 	}
-	name, ok := s.names[string(is.Certificate.Raw)]
+	name, ok := (*s.names.Load())[string(is.Certificate.Raw)]
 	if !ok {
 		return ocsp.Status{}, errors.New("issuer not known to the replica")
 	}

@@ -15,6 +15,13 @@
 //     (a replica keeps answering while the CA is down) and renewal is
 //     retried; past expiry, Current fails rather than hand out an expired
 //     responder.
+//   - The targets may change while the Keeper runs (SetTargets: a rotation
+//     adds a generation, a retirement removes one, R-K1). A pass (Refresh,
+//     or Maintain woken by the change) certifies a new target with its own
+//     issuer and hands the responder the whole set at once
+//     (ocsp.Responder.SetIssuers); a target that cannot be certified yet is
+//     left out, or keeps its valid responder, and is retried within a
+//     minute without holding up the others. Passes run one at a time.
 //   - One key per (KeyPrefix, issuer generation): the key is reused across
 //     renewals and restarts; two keys with the same label are an error, not
 //     a choice.

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/shomei-pki/shomei/hsm"
@@ -79,10 +81,22 @@ type Config struct {
 
 // Keeper keeps one delegated OCSP responder per issuer key generation:
 // its key generated in the HSM on first use and its certificate renewed
-// before it expires (R-R6). It is not safe for concurrent use; one goroutine
-// calls Current.
+// before it expires (R-R6). Its targets may change while it runs (R-K1: a
+// rotation adds a generation, a retirement removes one; SetTargets). It is
+// safe for concurrent use; passes that may generate keys or certify run
+// one at a time.
 type Keeper struct {
 	cfg Config
+
+	mu      sync.Mutex // guards targets and last
+	targets []Target
+	// last is the responder of each target last handed to a Responder,
+	// kept while its certificate is valid for when renewing fails.
+	last map[string]*ocsp.Issuer
+	// changed wakes Maintain when the targets changed.
+	changed chan struct{}
+
+	work sync.Mutex // serialises Current, Refresh and Keys
 }
 
 // New checks cfg and makes a Keeper.
@@ -90,17 +104,13 @@ func New(cfg Config) (*Keeper, error) {
 	switch {
 	case cfg.Token == nil:
 		return nil, errors.New("responders: Config.Token is required")
-	case len(cfg.Targets) == 0:
-		return nil, errors.New("responders: Config.Targets is empty")
 	case cfg.KeyPrefix == "":
 		return nil, errors.New("responders: Config.KeyPrefix is required")
 	case cfg.Certifier == nil || cfg.Store == nil:
 		return nil, errors.New("responders: Config.Certifier and Config.Store are required")
 	}
-	for i, t := range cfg.Targets {
-		if t.Name == "" || t.Certificate == nil {
-			return nil, fmt.Errorf("responders: Config.Targets[%d] needs a name and a certificate", i)
-		}
+	if err := checkTargets(cfg.Targets, "Config.Targets"); err != nil {
+		return nil, err
 	}
 	if cfg.KeyAlgorithm == "" {
 		cfg.KeyAlgorithm = DefaultKeyAlgorithm
@@ -120,7 +130,59 @@ func New(cfg Config) (*Keeper, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Keeper{cfg: cfg}, nil
+	return &Keeper{cfg: cfg, targets: slices.Clone(cfg.Targets), last: map[string]*ocsp.Issuer{},
+		changed: make(chan struct{}, 1)}, nil
+}
+
+// checkTargets: at least one, each with a name and a certificate, no name
+// twice (field names them in errors).
+func checkTargets(targets []Target, field string) error {
+	if len(targets) == 0 {
+		return fmt.Errorf("responders: %s is empty", field)
+	}
+	seen := map[string]bool{}
+	for i, t := range targets {
+		if t.Name == "" || t.Certificate == nil {
+			return fmt.Errorf("responders: %s[%d] needs a name and a certificate", field, i)
+		}
+		if seen[t.Name] {
+			return fmt.Errorf("responders: %s[%d]: %s is named twice", field, i, t.Name)
+		}
+		seen[t.Name] = true
+	}
+	return nil
+}
+
+// SetTargets replaces the issuer key generations the Keeper keeps
+// responders for: a generation added gets its key and certificate at the
+// next pass (Refresh, or Maintain, which it wakes), one removed is left
+// out of the responders handed out from then on. Its key stays in the
+// HSM. A target whose certificate changed under the same name is certified
+// anew. A refused list changes nothing.
+func (k *Keeper) SetTargets(targets []Target) error {
+	if err := checkTargets(targets, "SetTargets: targets"); err != nil {
+		return err
+	}
+	k.mu.Lock()
+	k.targets = slices.Clone(targets)
+	for name, is := range k.last {
+		if !slices.ContainsFunc(targets, func(t Target) bool { return t.Name == name && t.Certificate.Equal(is.Certificate) }) {
+			delete(k.last, name)
+		}
+	}
+	k.mu.Unlock()
+	select {
+	case k.changed <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Targets returns the issuer key generations kept now.
+func (k *Keeper) Targets() []Target {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.targets)
 }
 
 // KeyLabel is the HSM label of the responder key for target.
@@ -134,13 +196,16 @@ func (k *Keeper) KeyLabel(target string) string { return k.cfg.KeyPrefix + "-" +
 // CA outage does not stop a replica from answering; with no usable
 // certificate for a target, Current fails.
 func (k *Keeper) Current(ctx context.Context) ([]*ocsp.Issuer, time.Time, error) {
+	k.work.Lock()
+	defer k.work.Unlock()
 	keys, err := k.cfg.Token.Keys(ctx)
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("responders: listing the HSM's keys: %w", err)
 	}
-	out := make([]*ocsp.Issuer, 0, len(k.cfg.Targets))
+	targets := k.Targets()
+	out := make([]*ocsp.Issuer, 0, len(targets))
 	var next time.Time
-	for _, t := range k.cfg.Targets {
+	for _, t := range targets {
 		is, renewAt, err := k.current(ctx, t, keys)
 		if err != nil {
 			return nil, time.Time{}, err
@@ -150,7 +215,21 @@ func (k *Keeper) Current(ctx context.Context) ([]*ocsp.Issuer, time.Time, error)
 			next = renewAt
 		}
 	}
+	k.remember(out)
 	return out, next, nil
+}
+
+// remember keeps the responders handed out, for Refresh to fall back on.
+func (k *Keeper) remember(issuers []*ocsp.Issuer) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, is := range issuers {
+		for _, t := range k.targets {
+			if t.Certificate.Equal(is.Certificate) {
+				k.last[t.Name] = is
+			}
+		}
+	}
 }
 
 func (k *Keeper) current(ctx context.Context, t Target, keys []hsm.KeyInfo) (*ocsp.Issuer, time.Time, error) {
@@ -283,34 +362,6 @@ func check(cert *x509.Certificate, t Target, pub crypto.PublicKey) error {
 	return ocsp.CheckResponder(t.Certificate, cert)
 }
 
-// Maintain renews responder's delegated responders when due, starting at
-// next (from Current), until ctx ends. A failed renewal is logged and
-// retried a minute later; the current certificates keep serving meanwhile.
-func (k *Keeper) Maintain(ctx context.Context, responder *ocsp.Responder, next time.Time) {
-	for {
-		// Wake at least hourly: a suspended machine's timers run late.
-		wait := max(min(next.Sub(k.cfg.Now()), time.Hour), time.Second)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		if k.cfg.Now().Before(next) {
-			continue
-		}
-		issuers, n, err := k.Current(ctx)
-		if err == nil {
-			err = responder.SetIssuers(issuers)
-		}
-		if err != nil {
-			k.cfg.Log.Error("renewing the OCSP responder certificates failed; retrying in a minute", "err", err)
-			next = k.cfg.Now().Add(time.Minute)
-			continue
-		}
-		next = n
-	}
-}
-
 // ResponderKey is one responder key and its pin, for the operator to
 // enroll on the CA (clients[].responder_keys, R-R6).
 type ResponderKey struct {
@@ -323,12 +374,15 @@ type ResponderKey struct {
 // certifying anything, and returns their pins: what an operator enrolls
 // before the CA certifies them.
 func (k *Keeper) Keys(ctx context.Context) ([]ResponderKey, error) {
+	k.work.Lock()
+	defer k.work.Unlock()
+	targets := k.Targets()
 	keys, err := k.cfg.Token.Keys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("responders: listing the HSM's keys: %w", err)
 	}
-	out := make([]ResponderKey, 0, len(k.cfg.Targets))
-	for _, t := range k.cfg.Targets {
+	out := make([]ResponderKey, 0, len(targets))
+	for _, t := range targets {
 		label := k.KeyLabel(t.Name)
 		s, err := k.signer(ctx, label, keys)
 		if err != nil {
