@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"time"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	"github.com/shomei-pki/shomei/ca/store"
@@ -51,12 +52,20 @@ type ResponderStore interface {
 	AbandonPendingResponders() (int, error)
 }
 
+// CompromiseStore records an issuer key compromise (R-K2) in steps: the
+// mark, then batches of revocations (ca/store compromise.go).
+type CompromiseStore interface {
+	MarkCompromised(p storev1.Profile, generation uint32, now, invalidSince time.Time, actor string, fields []*storev1.AuditField) (*store.CompromiseCount, error)
+	RevokeCompromised(p storev1.Profile, generation uint32, after []byte, limit int, now, invalidSince time.Time, actor string) (*store.CompromiseBatch, error)
+}
+
 // Store is everything the CA core records and reads.
 type Store interface {
 	CertificateStore
 	IssuanceStore
 	RevocationStore
 	ResponderStore
+	CompromiseStore
 }
 
 // IssuerKeys finds an issuer key generation's private key in the HSM and
