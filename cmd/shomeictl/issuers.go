@@ -62,7 +62,7 @@ of them, for relying parties to install as trust anchors.`,
 		},
 	}
 	export.Flags().StringVar(&out, "out", "", "directory to write the PEM files to (created if missing)")
-	issuers.AddCommand(export, newCompromiseCommand(g))
+	issuers.AddCommand(export)
 	return issuers
 }
 
