@@ -212,6 +212,8 @@ func reservationRefusal(err error) error {
 		return &Error{Kind: KindPrecondition, Err: err, Violations: []Violation{{"application.inquiry_code", "R-A2", desc}}}
 	case errors.Is(err, store.ErrInquiry):
 		return &Error{Kind: KindPrecondition, Err: err, Violations: []Violation{{"application.inquiry_code", "R-A2", "the inquiry code is not valid for this holder (wrong, used, or expired after 30 days)"}}}
+	case errors.Is(err, store.ErrIssuerCompromised):
+		return &Error{Kind: KindPrecondition, Err: err, Violations: []Violation{{"profiles", "R-K2", "the issuer key generation was declared compromised meanwhile: no issuance of this profile until a new key generation is made (keys rotate)"}}}
 	case errors.Is(err, store.ErrNotRenewable):
 		return &Error{Kind: KindPrecondition, Err: err, Violations: []Violation{{"profiles", "R-V4", "the certificate to renew is no longer valid (renewed, revoked or expired meanwhile)"}}}
 	}

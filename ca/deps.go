@@ -64,6 +64,13 @@ type KeyStore interface {
 	UnexpiredByGeneration(now time.Time) (map[store.GenerationID]store.GenerationCertificates, error)
 }
 
+// CompromiseStore records an issuer key compromise (R-K2) in steps: the
+// mark, then batches of revocations (ca/store compromise.go).
+type CompromiseStore interface {
+	MarkCompromised(p storev1.Profile, generation uint32, now, invalidSince time.Time, actor string, fields []*storev1.AuditField) (*store.CompromiseCount, error)
+	RevokeCompromised(p storev1.Profile, generation uint32, after []byte, limit int, now, invalidSince time.Time, actor string) (*store.CompromiseBatch, error)
+}
+
 // Store is everything the CA core records and reads.
 type Store interface {
 	CertificateStore
@@ -71,6 +78,7 @@ type Store interface {
 	RevocationStore
 	ResponderStore
 	KeyStore
+	CompromiseStore
 }
 
 // IssuerKeys finds an issuer key generation's private key in the HSM and

@@ -151,6 +151,18 @@ func reserve(tx *bolt.Tx, r Reservation) error {
 		if blocked.Get(cert.PublicKeySha256) != nil {
 			return ErrKeyBlocked
 		}
+		// R-K2: once a generation is marked compromised (compromise.go)
+		// nothing more is issued with it, whatever the process issuing
+		// still holds in memory.
+		if v := tx.Bucket(bucketIssuers).Get(issuerKey(cert.Profile, cert.IssuerGeneration)); v != nil {
+			key, err := decodeIssuer(issuerKey(cert.Profile, cert.IssuerGeneration), v)
+			if err != nil {
+				return err
+			}
+			if key.State == storev1.KeyState_KEY_STATE_COMPROMISED {
+				return fmt.Errorf("%w: %s generation %d", ErrIssuerCompromised, cert.Profile, cert.IssuerGeneration)
+			}
+		}
 	}
 
 	if r.InquiryID != "" {

@@ -187,14 +187,8 @@ func revoke(tx *bolt.Tx, r RevokeRequest, audit []*storev1.AuditRecord) (*Revoke
 			res.Revoked = append(res.Revoked, entry)
 			continue
 		}
-		// A certificate cannot have become invalid before it existed: the
-		// invalidityDate (R-R3) is never before its notBefore.
-		invalid := r.InvalidityDate
-		if nb := rec.NotBefore.AsTime(); rec.NotBefore != nil && invalid.Before(nb) {
-			invalid = nb
-		}
 		err := revokeRecord(tx, rec, &storev1.Revocation{RevokedAt: timestamppb.New(r.Now), Reason: r.Reason,
-			InvalidityDate: timestamppb.New(invalid), Cause: r.Cause}, r.BlockKeys)
+			InvalidityDate: timestamppb.New(invalidityFor(rec, r.InvalidityDate)), Cause: r.Cause}, r.BlockKeys)
 		if err != nil {
 			return nil, err
 		}
@@ -217,6 +211,16 @@ func revoke(tx *bolt.Tx, r RevokeRequest, audit []*storev1.AuditRecord) (*Revoke
 	}
 	res.Revision = currentRevision(tx)
 	return res, nil
+}
+
+// invalidityFor is rec's invalidityDate (R-R3) for a revocation invalid
+// since t: a certificate cannot have become invalid before it existed, so
+// never before its notBefore.
+func invalidityFor(rec *storev1.Certificate, t time.Time) time.Time {
+	if nb := rec.NotBefore.AsTime(); rec.NotBefore != nil && t.Before(nb) {
+		return nb
+	}
+	return t
 }
 
 // revocationAudit is the audit record of one certificate's revocation (R-K3).

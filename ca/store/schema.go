@@ -32,6 +32,7 @@ import (
 //	crl_entries partition ‖ 0x00 ‖ serial              storev1.Certificate with serial, not_after and revocation only
 //	                                                   (revoked certificates of a partition; empty in older stores)
 //	crls     partition name                            the partition's last CRL, DER
+//	proposals proposal id                              storev1.Proposal (two-person approval, ca/ops)
 //
 // Records are stored as proto.Marshal with deterministic output. bbolt keeps
 // keys in byte order, so issuers come out ordered by profile then generation
@@ -64,14 +65,15 @@ var (
 	bucketResponders  = []byte("responder_certs")
 	bucketRevokedKeys = []byte("responder_revoked_keys")
 	bucketCheckpoints = []byte("audit_checkpoints")
+	bucketProposals   = []byte("proposals")
 )
 
 // addedBuckets are created in an existing store that lacks them.
-var addedBuckets = [][]byte{bucketResponders, bucketRevokedKeys, bucketCheckpoints}
+var addedBuckets = [][]byte{bucketResponders, bucketRevokedKeys, bucketCheckpoints, bucketProposals}
 
 // allBuckets are created, in this order, when a store is new.
 var allBuckets = [][]byte{bucketMeta, bucketIssuers, bucketAudit, bucketCerts, bucketHolders, bucketKeys, bucketBlocked, bucketInquiry, bucketEvents, bucketChanges, bucketParts, bucketEntries, bucketCRLs,
-	bucketResponders, bucketRevokedKeys, bucketCheckpoints}
+	bucketResponders, bucketRevokedKeys, bucketCheckpoints, bucketProposals}
 
 // Keys in the meta bucket.
 var (

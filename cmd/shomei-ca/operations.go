@@ -16,7 +16,7 @@ func newOperations(o *opened, authority *ca.CA, reg prometheus.Registerer, log *
 	if err != nil {
 		return nil, err
 	}
-	approvals, err := ops.NewApprovals(ops.ApprovalsConfig{})
+	approvals, err := ops.NewApprovals(ops.ApprovalsConfig{Store: o.st, CA: authority, Approvals: o.cfg.Approvals, Log: log})
 	if err != nil {
 		return nil, err
 	}

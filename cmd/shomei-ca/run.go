@@ -212,6 +212,9 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 	if err != nil {
 		return err
 	}
+	// Approved proposals left running by the previous process (an issuer
+	// compromise half done) go on; approved compromises run here.
+	bg.Go(operations.Approvals.Run)
 	return server.Run(ctx, server.Options{
 		GRPCListen: cfg.Server.GRPCListen, HTTPListen: cfg.Server.HTTPListen, GRPCTLS: o.grpcTLS,
 		Register: func(s *grpc.Server) {

@@ -1,94 +1,134 @@
 package main
 
 import (
-	"errors"
+	"context"
 	"fmt"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
-	"github.com/shomei-pki/shomei/ca/issuer"
-	"github.com/shomei-pki/shomei/ca/store"
+	opsv1 "github.com/shomei-pki/shomei/api/shomei/ops/v1"
 )
 
-// newCompromiseCommand is `shomeictl issuers compromise`: R-K2.
-func newCompromiseCommand(g *globals) *cobra.Command {
-	var (
-		operator, since string
-		yes             bool
-	)
-	cmd := &cobra.Command{
-		Use:   "compromise ISSUER --yes [--invalid-since TIME]",
-		Short: "Record an issuer key compromise: revoke every certificate of that generation (R-K2)",
-		Long: `compromise records that the issuer key generation ISSUER (e.g. sign-g1) is
-compromised (R-K2). In one transaction it marks the generation COMPROMISED, so
-it issues nothing more, and revokes every certificate it issued with reason
-cACompromise, each in the audit log. The CRLs and OCSP answers follow as soon as
-shomei-ca runs again (stop it first: the store is locked while it runs). New
-issuance for that profile needs a new key generation.
+// The key operations an operator proposes for approval (R-K1, R-K2), as
+// `approvals propose KIND` and `keys KIND` alike: each sends Propose to
+// the running CA and prints the proposal and what the second operator
+// must run.
+
+// proposeFlags are the flags of the propose commands.
+type proposeFlags struct {
+	profile, activateAt, invalidSince, reason string
+	generation                                uint32
+}
+
+// proposeCommands are the rotate, retire, destroy and compromise
+// proposals, new commands on every call (cobra gives each one parent).
+func proposeCommands(c *caClient) []*cobra.Command {
+	rotate := proposeCommand(c, "rotate --profile sign|auth [--activate-at TIME] --reason TEXT",
+		"Propose a new issuer key generation, with its link certificates (R-K1)",
+		`rotate proposes a key rotation of the profile's issuer (R-K1): once approved,
+the CA makes a new key generation in the HSM, its self-signed issuer
+certificate and the two link certificates, and new issuance moves to it at
+--activate-at (RFC 3339, at most a year ahead; default: at once).`,
+		func(f *proposeFlags, p opsv1.Profile) *opsv1.Action {
+			return &opsv1.Action{Action: &opsv1.Action_Rotate{Rotate: &opsv1.RotateKey{Profile: p, ActivateAt: f.activateAt}}}
+		})
+	retire := proposeCommand(c, "retire --profile sign|auth --generation N --reason TEXT",
+		"Propose to retire an issuer key generation whose certificates have all expired",
+		`retire proposes that the generation signs nothing more (no CRL, no OCSP
+responder certificate). The CA refuses while any of its certificates is
+unexpired. Its key stays in the HSM until destroyed (destroy).`,
+		func(f *proposeFlags, p opsv1.Profile) *opsv1.Action {
+			return &opsv1.Action{Action: &opsv1.Action_Retire{Retire: &opsv1.RetireKey{Profile: p, Generation: f.generation}}}
+		})
+	destroy := proposeCommand(c, "destroy --profile sign|auth --generation N --reason TEXT",
+		"Propose to destroy a retired or compromised generation's private key in the HSM",
+		`destroy proposes that the private key of a retired or compromised generation
+be destroyed in the HSM. It cannot be undone.`,
+		func(f *proposeFlags, p opsv1.Profile) *opsv1.Action {
+			return &opsv1.Action{Action: &opsv1.Action_Destroy{Destroy: &opsv1.DestroyKey{Profile: p, Generation: f.generation}}}
+		})
+	compromise := proposeCommand(c, "compromise --profile sign|auth --generation N [--invalid-since TIME] --reason TEXT",
+		"Propose recording an issuer key compromise: revoke every certificate of the generation (R-K2)",
+		`compromise proposes recording that the generation's key is compromised (R-K2).
+Once approved, the CA marks the generation COMPROMISED (it issues nothing more)
+and revokes every certificate it issued with reason cACompromise, in batches;
+CRLs and OCSP follow after each batch. If the CA stops half way it finishes
+when it starts again, revoking nothing twice. Follow it with
+'shomeictl approvals watch ID'. Issuance of the profile resumes with a
+rotation (keys rotate).
 
 --invalid-since is when the key is believed compromised (the certificates'
-invalidityDate, RFC 3339); default now. Running it again changes nothing.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, gen, err := parseIssuerName(args[0])
+invalidityDate, RFC 3339); default: when the proposal is approved.`,
+		func(f *proposeFlags, p opsv1.Profile) *opsv1.Action {
+			return &opsv1.Action{Action: &opsv1.Action_Compromise{Compromise: &opsv1.CompromiseKey{Profile: p,
+				Generation: f.generation, InvalidSince: f.invalidSince}}}
+		})
+	return []*cobra.Command{rotate, retire, destroy, compromise}
+}
+
+// proposeCommand is one propose command; action builds the action from
+// the flags.
+func proposeCommand(c *caClient, use, short, long string, action func(*proposeFlags, opsv1.Profile) *opsv1.Action) *cobra.Command {
+	f := &proposeFlags{}
+	name, _, _ := strings.Cut(use, " ")
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long:  long + "\n\nAnother operator must approve it (approvals approve ID) before it runs.",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := parseProfileFlag(f.profile)
 			if err != nil {
 				return err
 			}
-			now := time.Now()
-			invalid := now
-			if since != "" {
-				if invalid, err = time.Parse(time.RFC3339, since); err != nil {
-					return fmt.Errorf("--invalid-since: %w (e.g. 2026-11-21T09:00:00+09:00)", err)
-				}
-				if invalid.After(now) {
-					return errors.New("--invalid-since is in the future")
-				}
+			if name != "rotate" && f.generation == 0 {
+				return fmt.Errorf("--generation N is required (keys list shows the generations)")
 			}
-			if !yes {
-				return fmt.Errorf("this revokes every certificate of %s and stops it issuing; add --yes to go ahead", args[0])
+			if f.reason == "" {
+				return fmt.Errorf("--reason TEXT is required: why, for the audit log")
 			}
-			c, st, _, err := g.open(false)
-			if err != nil {
-				if errors.Is(err, store.ErrLocked) {
-					return fmt.Errorf("%w: stop shomei-ca first", err)
-				}
-				return err
-			}
-			defer st.Close()
-			done, err := openAudit(cmd, c, st)
+			ops, ctx, done, err := c.dial(cmd.Context())
 			if err != nil {
 				return err
 			}
-			res, err := st.CompromiseIssuer(p, gen, now, invalid, operator)
-			done()
-			if err != nil {
+			defer done()
+			var out *opsv1.ProposeResponse
+			if err := c.call(ctx, func(ctx context.Context) error {
+				out, err = ops.Propose(ctx, &opsv1.ProposeRequest{Action: action(f, p), Reason: f.reason})
+				return err
+			}); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s is COMPROMISED: %d certificates revoked (cACompromise), %d already revoked; status revision %d\n",
-				args[0], res.Revoked, res.AlreadyRevoked, res.Revision)
+			w := cmd.OutOrStdout()
+			printProposal(w, out.Proposal)
+			if out.Proposal.State == opsv1.ProposalState_PROPOSAL_STATE_OPEN {
+				fmt.Fprintf(w, "\nIt runs once %d operators agreed. Another operator approves it with:\n  shomeictl approvals approve %s\n",
+					out.Proposal.Required, out.Proposal.Id)
+			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&operator, "operator", "shomeictl", "who records it, for the audit log")
-	cmd.Flags().StringVar(&since, "invalid-since", "", "when the key is believed compromised (RFC 3339); default now")
-	cmd.Flags().BoolVar(&yes, "yes", false, "confirm")
+	cmd.Flags().StringVar(&f.profile, "profile", "", "the issuer: sign or auth")
+	cmd.Flags().StringVar(&f.reason, "reason", "", "why (1-256 characters), recorded in the audit log")
+	if name == "rotate" {
+		cmd.Flags().StringVar(&f.activateAt, "activate-at", "", "when new issuance moves to the new generation (RFC 3339); default at once")
+	} else {
+		cmd.Flags().Uint32Var(&f.generation, "generation", 0, "the key generation (keys list)")
+	}
+	if name == "compromise" {
+		cmd.Flags().StringVar(&f.invalidSince, "invalid-since", "", "when the key is believed compromised (RFC 3339); default when approved")
+	}
 	return cmd
 }
 
-// parseIssuerName reads "sign-g1" / "auth-g2".
-func parseIssuerName(name string) (storev1.Profile, uint32, error) {
-	short, g, ok := strings.Cut(name, "-g")
-	n, err := strconv.ParseUint(g, 10, 32)
-	if ok && err == nil && n > 0 {
-		for _, p := range issuer.Profiles {
-			if issuer.ShortName(p) == short {
-				return p, uint32(n), nil
-			}
-		}
+// parseProfileFlag reads --profile.
+func parseProfileFlag(s string) (opsv1.Profile, error) {
+	switch strings.ToLower(s) {
+	case "sign":
+		return opsv1.Profile_PROFILE_SIGN, nil
+	case "auth":
+		return opsv1.Profile_PROFILE_AUTH, nil
 	}
-	return 0, 0, fmt.Errorf("issuer %q: want <profile>-g<generation>, e.g. sign-g1 or auth-g1", name)
+	return 0, fmt.Errorf("--profile %q: sign or auth", s)
 }

@@ -90,7 +90,7 @@ openssl verify -CAfile shomei-sign-g1.pem -untrusted links.pem cert.pem).`,
 		},
 	}
 	export.Flags().StringVar(&out, "out", "", "directory to write the PEM files to (created if missing)")
-	issuers.AddCommand(export, newCompromiseCommand(g))
+	issuers.AddCommand(export)
 	return issuers
 }
 

@@ -271,6 +271,134 @@ func (ChangeKind) EnumDescriptor() ([]byte, []int) {
 	return file_shomei_store_v1_store_proto_rawDescGZIP(), []int{3}
 }
 
+// ProposalKind is what a proposal does once approved (ca/ops).
+type ProposalKind int32
+
+const (
+	// Not set; never stored.
+	ProposalKind_PROPOSAL_KIND_UNSPECIFIED ProposalKind = 0
+	// A new issuer key generation of the profile (R-K1).
+	ProposalKind_PROPOSAL_KIND_ROTATE ProposalKind = 1
+	// Retire a generation.
+	ProposalKind_PROPOSAL_KIND_RETIRE ProposalKind = 2
+	// Destroy a generation's private key in the HSM.
+	ProposalKind_PROPOSAL_KIND_DESTROY ProposalKind = 3
+	// An issuer key compromise (R-K2).
+	ProposalKind_PROPOSAL_KIND_COMPROMISE ProposalKind = 4
+)
+
+// Enum value maps for ProposalKind.
+var (
+	ProposalKind_name = map[int32]string{
+		0: "PROPOSAL_KIND_UNSPECIFIED",
+		1: "PROPOSAL_KIND_ROTATE",
+		2: "PROPOSAL_KIND_RETIRE",
+		3: "PROPOSAL_KIND_DESTROY",
+		4: "PROPOSAL_KIND_COMPROMISE",
+	}
+	ProposalKind_value = map[string]int32{
+		"PROPOSAL_KIND_UNSPECIFIED": 0,
+		"PROPOSAL_KIND_ROTATE":      1,
+		"PROPOSAL_KIND_RETIRE":      2,
+		"PROPOSAL_KIND_DESTROY":     3,
+		"PROPOSAL_KIND_COMPROMISE":  4,
+	}
+)
+
+func (x ProposalKind) Enum() *ProposalKind {
+	p := new(ProposalKind)
+	*p = x
+	return p
+}
+
+func (x ProposalKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ProposalKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_shomei_store_v1_store_proto_enumTypes[4].Descriptor()
+}
+
+func (ProposalKind) Type() protoreflect.EnumType {
+	return &file_shomei_store_v1_store_proto_enumTypes[4]
+}
+
+func (x ProposalKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ProposalKind.Descriptor instead.
+func (ProposalKind) EnumDescriptor() ([]byte, []int) {
+	return file_shomei_store_v1_store_proto_rawDescGZIP(), []int{4}
+}
+
+// ProposalState is where a proposal stands.
+type ProposalState int32
+
+const (
+	// Not set; never stored.
+	ProposalState_PROPOSAL_STATE_UNSPECIFIED ProposalState = 0
+	// Waiting for approvals.
+	ProposalState_PROPOSAL_STATE_OPEN ProposalState = 1
+	// Approved and running. Persisted with the last approval, so that a CA
+	// that stops while it runs resumes it (a compromise) or checks whether it
+	// landed (the others) when it starts again.
+	ProposalState_PROPOSAL_STATE_RUNNING ProposalState = 2
+	// Done.
+	ProposalState_PROPOSAL_STATE_EXECUTED ProposalState = 3
+	// Approved, but running it failed.
+	ProposalState_PROPOSAL_STATE_FAILED ProposalState = 4
+	// Not approved before expires_at; it never runs.
+	ProposalState_PROPOSAL_STATE_EXPIRED ProposalState = 5
+)
+
+// Enum value maps for ProposalState.
+var (
+	ProposalState_name = map[int32]string{
+		0: "PROPOSAL_STATE_UNSPECIFIED",
+		1: "PROPOSAL_STATE_OPEN",
+		2: "PROPOSAL_STATE_RUNNING",
+		3: "PROPOSAL_STATE_EXECUTED",
+		4: "PROPOSAL_STATE_FAILED",
+		5: "PROPOSAL_STATE_EXPIRED",
+	}
+	ProposalState_value = map[string]int32{
+		"PROPOSAL_STATE_UNSPECIFIED": 0,
+		"PROPOSAL_STATE_OPEN":        1,
+		"PROPOSAL_STATE_RUNNING":     2,
+		"PROPOSAL_STATE_EXECUTED":    3,
+		"PROPOSAL_STATE_FAILED":      4,
+		"PROPOSAL_STATE_EXPIRED":     5,
+	}
+)
+
+func (x ProposalState) Enum() *ProposalState {
+	p := new(ProposalState)
+	*p = x
+	return p
+}
+
+func (x ProposalState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ProposalState) Descriptor() protoreflect.EnumDescriptor {
+	return file_shomei_store_v1_store_proto_enumTypes[5].Descriptor()
+}
+
+func (ProposalState) Type() protoreflect.EnumType {
+	return &file_shomei_store_v1_store_proto_enumTypes[5]
+}
+
+func (x ProposalState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ProposalState.Descriptor instead.
+func (ProposalState) EnumDescriptor() ([]byte, []int) {
+	return file_shomei_store_v1_store_proto_rawDescGZIP(), []int{5}
+}
+
 // IssuerKey is one generation of an issuer key: where its private key lives in
 // the HSM and the self-signed issuer certificate that goes with it. The private
 // key itself never leaves the HSM; only its PKCS#11 handles are stored here.
@@ -1429,6 +1557,227 @@ func (x *CRLPartition) GetChangedRevision() uint64 {
 	return 0
 }
 
+// Proposal is a key operation proposed by one operator and run once enough
+// operators approved it (R-K1, R-K2). Keyed by id in the proposals bucket.
+type Proposal struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Random, 16 hex digits.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// What it does.
+	Kind ProposalKind `protobuf:"varint,2,opt,name=kind,proto3,enum=shomei.store.v1.ProposalKind" json:"kind,omitempty"`
+	// The issuer profile it acts on.
+	Profile Profile `protobuf:"varint,3,opt,name=profile,proto3,enum=shomei.store.v1.Profile" json:"profile,omitempty"`
+	// The generation (retire, destroy, compromise); 0 for a rotation.
+	Generation uint32 `protobuf:"varint,4,opt,name=generation,proto3" json:"generation,omitempty"`
+	// Rotation: when the new generation becomes active; unset: at once.
+	ActivateAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=activate_at,json=activateAt,proto3" json:"activate_at,omitempty"`
+	// Compromise: the certificates' invalidityDate as proposed; unset: the
+	// time of the last approval (then recorded in invalid_since).
+	InvalidSince *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=invalid_since,json=invalidSince,proto3" json:"invalid_since,omitempty"`
+	// Why, as the proposer wrote it.
+	Reason string `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The operator who proposed it.
+	Proposer string `protobuf:"bytes,8,opt,name=proposer,proto3" json:"proposer,omitempty"`
+	// The operators who approved it, the proposer first; distinct.
+	Approvers []string `protobuf:"bytes,9,rep,name=approvers,proto3" json:"approvers,omitempty"`
+	// Approvals needed, the proposer's included, fixed when proposed.
+	Required uint32 `protobuf:"varint,10,opt,name=required,proto3" json:"required,omitempty"`
+	// Its state.
+	State ProposalState `protobuf:"varint,11,opt,name=state,proto3,enum=shomei.store.v1.ProposalState" json:"state,omitempty"`
+	// When it was proposed.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When it expires if not approved.
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// When it was approved (became RUNNING), and when it was decided.
+	ApprovedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=approved_at,json=approvedAt,proto3" json:"approved_at,omitempty"`
+	// EXECUTED, FAILED or EXPIRED at.
+	DecidedAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=decided_at,json=decidedAt,proto3" json:"decided_at,omitempty"`
+	// What it did (so far).
+	Result string `protobuf:"bytes,16,opt,name=result,proto3" json:"result,omitempty"`
+	// FAILED: why.
+	Error string `protobuf:"bytes,17,opt,name=error,proto3" json:"error,omitempty"`
+	// Progress of a compromise: certificates revoked (or found revoked) of
+	// total.
+	Done uint64 `protobuf:"varint,18,opt,name=done,proto3" json:"done,omitempty"`
+	// Total.
+	Total uint64 `protobuf:"varint,19,opt,name=total,proto3" json:"total,omitempty"`
+	// Rotation: the profile's newest generation when it started running, so
+	// that after a crash a newer one shows the rotation landed.
+	BaselineGeneration uint32 `protobuf:"varint,20,opt,name=baseline_generation,json=baselineGeneration,proto3" json:"baseline_generation,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *Proposal) Reset() {
+	*x = Proposal{}
+	mi := &file_shomei_store_v1_store_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Proposal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Proposal) ProtoMessage() {}
+
+func (x *Proposal) ProtoReflect() protoreflect.Message {
+	mi := &file_shomei_store_v1_store_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Proposal.ProtoReflect.Descriptor instead.
+func (*Proposal) Descriptor() ([]byte, []int) {
+	return file_shomei_store_v1_store_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Proposal) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Proposal) GetKind() ProposalKind {
+	if x != nil {
+		return x.Kind
+	}
+	return ProposalKind_PROPOSAL_KIND_UNSPECIFIED
+}
+
+func (x *Proposal) GetProfile() Profile {
+	if x != nil {
+		return x.Profile
+	}
+	return Profile_PROFILE_UNSPECIFIED
+}
+
+func (x *Proposal) GetGeneration() uint32 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *Proposal) GetActivateAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ActivateAt
+	}
+	return nil
+}
+
+func (x *Proposal) GetInvalidSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.InvalidSince
+	}
+	return nil
+}
+
+func (x *Proposal) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Proposal) GetProposer() string {
+	if x != nil {
+		return x.Proposer
+	}
+	return ""
+}
+
+func (x *Proposal) GetApprovers() []string {
+	if x != nil {
+		return x.Approvers
+	}
+	return nil
+}
+
+func (x *Proposal) GetRequired() uint32 {
+	if x != nil {
+		return x.Required
+	}
+	return 0
+}
+
+func (x *Proposal) GetState() ProposalState {
+	if x != nil {
+		return x.State
+	}
+	return ProposalState_PROPOSAL_STATE_UNSPECIFIED
+}
+
+func (x *Proposal) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Proposal) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *Proposal) GetApprovedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ApprovedAt
+	}
+	return nil
+}
+
+func (x *Proposal) GetDecidedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DecidedAt
+	}
+	return nil
+}
+
+func (x *Proposal) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
+func (x *Proposal) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *Proposal) GetDone() uint64 {
+	if x != nil {
+		return x.Done
+	}
+	return 0
+}
+
+func (x *Proposal) GetTotal() uint64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *Proposal) GetBaselineGeneration() uint32 {
+	if x != nil {
+		return x.BaselineGeneration
+	}
+	return 0
+}
+
 var File_shomei_store_v1_store_proto protoreflect.FileDescriptor
 
 const file_shomei_store_v1_store_proto_rawDesc = "" +
@@ -1552,7 +1901,36 @@ const file_shomei_store_v1_store_proto_rawDesc = "" +
 	"nextUpdate\x12\x1a\n" +
 	"\brevision\x18\t \x01(\x04R\brevision\x12)\n" +
 	"\x10changed_revision\x18\n" +
-	" \x01(\x04R\x0fchangedRevisionJ\x04\b\v\x10\fR\x03der*F\n" +
+	" \x01(\x04R\x0fchangedRevisionJ\x04\b\v\x10\fR\x03der\"\xba\x06\n" +
+	"\bProposal\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x1d.shomei.store.v1.ProposalKindR\x04kind\x122\n" +
+	"\aprofile\x18\x03 \x01(\x0e2\x18.shomei.store.v1.ProfileR\aprofile\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x04 \x01(\rR\n" +
+	"generation\x12;\n" +
+	"\vactivate_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"activateAt\x12?\n" +
+	"\rinvalid_since\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\finvalidSince\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12\x1a\n" +
+	"\bproposer\x18\b \x01(\tR\bproposer\x12\x1c\n" +
+	"\tapprovers\x18\t \x03(\tR\tapprovers\x12\x1a\n" +
+	"\brequired\x18\n" +
+	" \x01(\rR\brequired\x124\n" +
+	"\x05state\x18\v \x01(\x0e2\x1e.shomei.store.v1.ProposalStateR\x05state\x129\n" +
+	"\n" +
+	"created_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12;\n" +
+	"\vapproved_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"approvedAt\x129\n" +
+	"\n" +
+	"decided_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tdecidedAt\x12\x16\n" +
+	"\x06result\x18\x10 \x01(\tR\x06result\x12\x14\n" +
+	"\x05error\x18\x11 \x01(\tR\x05error\x12\x12\n" +
+	"\x04done\x18\x12 \x01(\x04R\x04done\x12\x14\n" +
+	"\x05total\x18\x13 \x01(\x04R\x05total\x12/\n" +
+	"\x13baseline_generation\x18\x14 \x01(\rR\x12baselineGeneration*F\n" +
 	"\aProfile\x12\x17\n" +
 	"\x13PROFILE_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPROFILE_SIGN\x10\x01\x12\x10\n" +
@@ -1574,7 +1952,20 @@ const file_shomei_store_v1_store_proto_rawDesc = "" +
 	"ChangeKind\x12\x1b\n" +
 	"\x17CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12CHANGE_KIND_ISSUED\x10\x01\x12\x17\n" +
-	"\x13CHANGE_KIND_REVOKED\x10\x02B:Z8github.com/shomei-pki/shomei/api/shomei/store/v1;storev1b\x06proto3"
+	"\x13CHANGE_KIND_REVOKED\x10\x02*\x9a\x01\n" +
+	"\fProposalKind\x12\x1d\n" +
+	"\x19PROPOSAL_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14PROPOSAL_KIND_ROTATE\x10\x01\x12\x18\n" +
+	"\x14PROPOSAL_KIND_RETIRE\x10\x02\x12\x19\n" +
+	"\x15PROPOSAL_KIND_DESTROY\x10\x03\x12\x1c\n" +
+	"\x18PROPOSAL_KIND_COMPROMISE\x10\x04*\xb8\x01\n" +
+	"\rProposalState\x12\x1e\n" +
+	"\x1aPROPOSAL_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13PROPOSAL_STATE_OPEN\x10\x01\x12\x1a\n" +
+	"\x16PROPOSAL_STATE_RUNNING\x10\x02\x12\x1b\n" +
+	"\x17PROPOSAL_STATE_EXECUTED\x10\x03\x12\x19\n" +
+	"\x15PROPOSAL_STATE_FAILED\x10\x04\x12\x1a\n" +
+	"\x16PROPOSAL_STATE_EXPIRED\x10\x05B:Z8github.com/shomei-pki/shomei/api/shomei/store/v1;storev1b\x06proto3"
 
 var (
 	file_shomei_store_v1_store_proto_rawDescOnce sync.Once
@@ -1588,59 +1979,71 @@ func file_shomei_store_v1_store_proto_rawDescGZIP() []byte {
 	return file_shomei_store_v1_store_proto_rawDescData
 }
 
-var file_shomei_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_shomei_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_shomei_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_shomei_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_shomei_store_v1_store_proto_goTypes = []any{
 	(Profile)(0),                  // 0: shomei.store.v1.Profile
 	(KeyState)(0),                 // 1: shomei.store.v1.KeyState
 	(CertState)(0),                // 2: shomei.store.v1.CertState
 	(ChangeKind)(0),               // 3: shomei.store.v1.ChangeKind
-	(*IssuerKey)(nil),             // 4: shomei.store.v1.IssuerKey
-	(*AuditRecord)(nil),           // 5: shomei.store.v1.AuditRecord
-	(*AuditField)(nil),            // 6: shomei.store.v1.AuditField
-	(*Certificate)(nil),           // 7: shomei.store.v1.Certificate
-	(*Revocation)(nil),            // 8: shomei.store.v1.Revocation
-	(*Inquiry)(nil),               // 9: shomei.store.v1.Inquiry
-	(*BlockedKey)(nil),            // 10: shomei.store.v1.BlockedKey
-	(*EventResult)(nil),           // 11: shomei.store.v1.EventResult
-	(*RevokedEntry)(nil),          // 12: shomei.store.v1.RevokedEntry
-	(*StatusChange)(nil),          // 13: shomei.store.v1.StatusChange
-	(*CRLPartition)(nil),          // 14: shomei.store.v1.CRLPartition
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(ProposalKind)(0),             // 4: shomei.store.v1.ProposalKind
+	(ProposalState)(0),            // 5: shomei.store.v1.ProposalState
+	(*IssuerKey)(nil),             // 6: shomei.store.v1.IssuerKey
+	(*AuditRecord)(nil),           // 7: shomei.store.v1.AuditRecord
+	(*AuditField)(nil),            // 8: shomei.store.v1.AuditField
+	(*Certificate)(nil),           // 9: shomei.store.v1.Certificate
+	(*Revocation)(nil),            // 10: shomei.store.v1.Revocation
+	(*Inquiry)(nil),               // 11: shomei.store.v1.Inquiry
+	(*BlockedKey)(nil),            // 12: shomei.store.v1.BlockedKey
+	(*EventResult)(nil),           // 13: shomei.store.v1.EventResult
+	(*RevokedEntry)(nil),          // 14: shomei.store.v1.RevokedEntry
+	(*StatusChange)(nil),          // 15: shomei.store.v1.StatusChange
+	(*CRLPartition)(nil),          // 16: shomei.store.v1.CRLPartition
+	(*Proposal)(nil),              // 17: shomei.store.v1.Proposal
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
 }
 var file_shomei_store_v1_store_proto_depIdxs = []int32{
 	0,  // 0: shomei.store.v1.IssuerKey.profile:type_name -> shomei.store.v1.Profile
 	1,  // 1: shomei.store.v1.IssuerKey.state:type_name -> shomei.store.v1.KeyState
-	15, // 2: shomei.store.v1.IssuerKey.created_at:type_name -> google.protobuf.Timestamp
-	15, // 3: shomei.store.v1.IssuerKey.activate_at:type_name -> google.protobuf.Timestamp
-	15, // 4: shomei.store.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
-	6,  // 5: shomei.store.v1.AuditRecord.fields:type_name -> shomei.store.v1.AuditField
+	18, // 2: shomei.store.v1.IssuerKey.created_at:type_name -> google.protobuf.Timestamp
+	18, // 3: shomei.store.v1.IssuerKey.activate_at:type_name -> google.protobuf.Timestamp
+	18, // 4: shomei.store.v1.AuditRecord.time:type_name -> google.protobuf.Timestamp
+	8,  // 5: shomei.store.v1.AuditRecord.fields:type_name -> shomei.store.v1.AuditField
 	0,  // 6: shomei.store.v1.Certificate.profile:type_name -> shomei.store.v1.Profile
 	2,  // 7: shomei.store.v1.Certificate.state:type_name -> shomei.store.v1.CertState
-	15, // 8: shomei.store.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
-	15, // 9: shomei.store.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
-	8,  // 10: shomei.store.v1.Certificate.revocation:type_name -> shomei.store.v1.Revocation
-	15, // 11: shomei.store.v1.Certificate.created_at:type_name -> google.protobuf.Timestamp
-	15, // 12: shomei.store.v1.Revocation.revoked_at:type_name -> google.protobuf.Timestamp
-	15, // 13: shomei.store.v1.Revocation.invalidity_date:type_name -> google.protobuf.Timestamp
-	15, // 14: shomei.store.v1.Inquiry.opened_at:type_name -> google.protobuf.Timestamp
-	15, // 15: shomei.store.v1.Inquiry.expires_at:type_name -> google.protobuf.Timestamp
-	15, // 16: shomei.store.v1.Inquiry.used_at:type_name -> google.protobuf.Timestamp
-	15, // 17: shomei.store.v1.BlockedKey.blocked_at:type_name -> google.protobuf.Timestamp
-	15, // 18: shomei.store.v1.EventResult.applied_at:type_name -> google.protobuf.Timestamp
-	12, // 19: shomei.store.v1.EventResult.revoked:type_name -> shomei.store.v1.RevokedEntry
+	18, // 8: shomei.store.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
+	18, // 9: shomei.store.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
+	10, // 10: shomei.store.v1.Certificate.revocation:type_name -> shomei.store.v1.Revocation
+	18, // 11: shomei.store.v1.Certificate.created_at:type_name -> google.protobuf.Timestamp
+	18, // 12: shomei.store.v1.Revocation.revoked_at:type_name -> google.protobuf.Timestamp
+	18, // 13: shomei.store.v1.Revocation.invalidity_date:type_name -> google.protobuf.Timestamp
+	18, // 14: shomei.store.v1.Inquiry.opened_at:type_name -> google.protobuf.Timestamp
+	18, // 15: shomei.store.v1.Inquiry.expires_at:type_name -> google.protobuf.Timestamp
+	18, // 16: shomei.store.v1.Inquiry.used_at:type_name -> google.protobuf.Timestamp
+	18, // 17: shomei.store.v1.BlockedKey.blocked_at:type_name -> google.protobuf.Timestamp
+	18, // 18: shomei.store.v1.EventResult.applied_at:type_name -> google.protobuf.Timestamp
+	14, // 19: shomei.store.v1.EventResult.revoked:type_name -> shomei.store.v1.RevokedEntry
 	0,  // 20: shomei.store.v1.RevokedEntry.profile:type_name -> shomei.store.v1.Profile
-	8,  // 21: shomei.store.v1.RevokedEntry.revocation:type_name -> shomei.store.v1.Revocation
-	15, // 22: shomei.store.v1.StatusChange.time:type_name -> google.protobuf.Timestamp
+	10, // 21: shomei.store.v1.RevokedEntry.revocation:type_name -> shomei.store.v1.Revocation
+	18, // 22: shomei.store.v1.StatusChange.time:type_name -> google.protobuf.Timestamp
 	3,  // 23: shomei.store.v1.StatusChange.kind:type_name -> shomei.store.v1.ChangeKind
 	0,  // 24: shomei.store.v1.CRLPartition.profile:type_name -> shomei.store.v1.Profile
-	15, // 25: shomei.store.v1.CRLPartition.this_update:type_name -> google.protobuf.Timestamp
-	15, // 26: shomei.store.v1.CRLPartition.next_update:type_name -> google.protobuf.Timestamp
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	18, // 25: shomei.store.v1.CRLPartition.this_update:type_name -> google.protobuf.Timestamp
+	18, // 26: shomei.store.v1.CRLPartition.next_update:type_name -> google.protobuf.Timestamp
+	4,  // 27: shomei.store.v1.Proposal.kind:type_name -> shomei.store.v1.ProposalKind
+	0,  // 28: shomei.store.v1.Proposal.profile:type_name -> shomei.store.v1.Profile
+	18, // 29: shomei.store.v1.Proposal.activate_at:type_name -> google.protobuf.Timestamp
+	18, // 30: shomei.store.v1.Proposal.invalid_since:type_name -> google.protobuf.Timestamp
+	5,  // 31: shomei.store.v1.Proposal.state:type_name -> shomei.store.v1.ProposalState
+	18, // 32: shomei.store.v1.Proposal.created_at:type_name -> google.protobuf.Timestamp
+	18, // 33: shomei.store.v1.Proposal.expires_at:type_name -> google.protobuf.Timestamp
+	18, // 34: shomei.store.v1.Proposal.approved_at:type_name -> google.protobuf.Timestamp
+	18, // 35: shomei.store.v1.Proposal.decided_at:type_name -> google.protobuf.Timestamp
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_shomei_store_v1_store_proto_init() }
@@ -1653,8 +2056,8 @@ func file_shomei_store_v1_store_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shomei_store_v1_store_proto_rawDesc), len(file_shomei_store_v1_store_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   11,
+			NumEnums:      6,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
