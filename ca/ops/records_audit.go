@@ -67,10 +67,15 @@ func (r *Records) VerifyAudit(ctx context.Context, _ *opsv1.VerifyAuditRequest) 
 		}
 		resp.HeadSeq, resp.HeadHash = resp.Records, hex.EncodeToString(h[:])
 	}
+	if !resp.Ok {
+		r.cfg.Log.Error("the audit log does not verify (R-K3)", "first_bad_seq", resp.FirstBadSeq, "problem", resp.Problem, "operator", who)
+	}
+	// A failed verification is recorded too: the log then says who found
+	// what, after the fault. Recording it may itself fail (the store does
+	// not extend a log whose last record is broken); the answer still
+	// says what is wrong.
 	if err := r.record(who, ActionAuditVerify, "ok", fmt.Sprint(resp.Ok), "records", fmt.Sprint(resp.Records),
 		"first_bad_seq", fmt.Sprint(resp.FirstBadSeq)); err != nil && resp.Ok {
-		// A log that does not verify takes no record (the store refuses
-		// to extend a broken chain); the answer says why.
 		return nil, r.statusError(err)
 	}
 	return resp, nil

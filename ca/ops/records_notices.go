@@ -2,7 +2,6 @@ package ops
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -29,7 +28,7 @@ func (r *Records) ListRenewalNotices(ctx context.Context, req *opsv1.ListRenewal
 	}
 	resp := &opsv1.ListRenewalNoticesResponse{Notices: make([]*opsv1.RenewalNotice, len(notices))}
 	for i, n := range notices {
-		resp.Notices[i] = &opsv1.RenewalNotice{Serial: hex.EncodeToString(n.Serial), HolderId: n.HolderID,
+		resp.Notices[i] = &opsv1.RenewalNotice{Serial: ca.SerialHex(n.Serial), HolderId: n.HolderID,
 			Profile: opsv1.Profile(n.Profile), Expiry: n.NotAfter.Format(time.RFC3339), WindowOpens: n.WindowOpens.Format(time.RFC3339)}
 	}
 	return resp, nil

@@ -80,7 +80,7 @@ func parseSerial(s string) ([]byte, error) {
 
 // responder is a responder certificate record as the API gives it.
 func responder(rec *storev1.ResponderCertificate) *opsv1.Responder {
-	out := &opsv1.Responder{Serial: hex.EncodeToString(rec.GetSerial()), Issuer: rec.GetIssuer(), Replica: rec.GetReplica(),
+	out := &opsv1.Responder{Serial: ca.SerialHex(rec.GetSerial()), Issuer: rec.GetIssuer(), Replica: rec.GetReplica(),
 		State: strings.TrimPrefix(rec.GetState().String(), "CERT_STATE_"), NotAfter: rfc3339(rec.GetNotAfter().AsTime()),
 		Key: "sha256:" + hex.EncodeToString(rec.GetPublicKeySha256())}
 	if rv := rec.GetRevocation(); rv != nil {
