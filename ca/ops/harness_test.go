@@ -76,6 +76,7 @@ type harness struct {
 	clock *testenv.Clock
 	log   *testenv.LogBuffer
 	ops   opsv1.OperationsClient
+	addr  string // the gRPC server's
 	ctx   context.Context // carries the operator's name
 	stop  func()
 }
@@ -171,7 +172,7 @@ func (h *harness) serve(t *testing.T) {
 		})
 	}
 	t.Cleanup(h.stop)
-	h.ops = opsv1.NewOperationsClient(conn)
+	h.ops, h.addr = opsv1.NewOperationsClient(conn), lis.Addr().String()
 	h.ctx = metadata.AppendToOutgoingContext(context.Background(), ops.OperatorHeader, "alice")
 }
 
