@@ -76,7 +76,7 @@ type harness struct {
 	clock *testenv.Clock
 	log   *testenv.LogBuffer
 	ops   opsv1.OperationsClient
-	addr  string // the gRPC server's
+	addr  string          // the gRPC server's
 	ctx   context.Context // carries the operator's name
 	stop  func()
 }
