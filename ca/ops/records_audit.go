@@ -105,7 +105,7 @@ func (r *Records) ExportAudit(req *opsv1.ExportAuditRequest, stream grpc.ServerS
 		batch := make([]*opsv1.AuditRecord, 0, ExportBatch)
 		n, err := r.cfg.Store.AuditRecordsFrom(next, int(min(ExportBatch, head-next+1)), func(rec *storev1.AuditRecord) error {
 			if !rec.GetTime().AsTime().Before(since) {
-				batch = append(batch, exportRecord(rec))
+				batch = append(batch, AuditRecordOf(rec))
 			}
 			return nil
 		})
@@ -142,8 +142,9 @@ func (r *Records) parseSince(s string) (time.Time, error) {
 	return t, nil
 }
 
-// exportRecord is a stored audit record as the API gives it.
-func exportRecord(rec *storev1.AuditRecord) *opsv1.AuditRecord {
+// AuditRecordOf is a stored audit record as the API (and shomeictl audit
+// export) gives it.
+func AuditRecordOf(rec *storev1.AuditRecord) *opsv1.AuditRecord {
 	out := &opsv1.AuditRecord{Seq: rec.GetSeq(), Time: rec.GetTime().AsTime().UTC().Format(time.RFC3339Nano),
 		Actor: rec.GetActor(), Action: rec.GetAction(), PrevHash: hex.EncodeToString(rec.GetPrevHash())}
 	for _, f := range rec.GetFields() {
