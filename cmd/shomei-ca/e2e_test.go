@@ -381,7 +381,7 @@ func TestCrashMidStream(t *testing.T) {
 
 	// Every serial the store knows is ISSUED or ABANDONED: none pending,
 	// none half-written.
-	out, err := exec.Command(filepath.Join(binDir, "shomeictl"), "--config", conf, "audit", "verify").CombinedOutput()
+	out, err := exec.Command(filepath.Join(binDir, "shomeictl"), "--config", conf, "audit", "verify", "--offline").CombinedOutput()
 	if err != nil {
 		t.Fatalf("audit verify after the crash: %v %s", err, out)
 	}
