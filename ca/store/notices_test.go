@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 )
@@ -77,4 +81,61 @@ func TestSnapshot(t *testing.T) {
 	if err != nil || c.Certificates != 1 || c.AuditRecords != int(seq) {
 		t.Fatalf("count: %+v, %v", c, err)
 	}
+}
+
+// BenchmarkMunicipalityCertificates walks 20,000 certificates of one
+// municipality (with 1.2 kB certificates, as issued) per iteration, in
+// pages of 5,000 as ca.RenewalNotices does.
+func BenchmarkMunicipalityCertificates(b *testing.B) {
+	s, err := Open(b.TempDir()+"/s.db", Options{Now: func() time.Time { return t0 }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	const n = 20_000
+	var certs []*storev1.Certificate
+	for i := range n / 2 {
+		x, y := pending(fmt.Sprintf("h%d", i), sign), pending(fmt.Sprintf("h%d", i), auth)
+		for _, c := range []*storev1.Certificate{x, y} {
+			var tbs cryptobyte.Builder
+			tbs.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddBytes(c.TbsDer)
+				b.AddASN1OctetString(bytes.Repeat([]byte{1}, 600))
+			})
+			c.TbsDer = tbs.BytesOrPanic()
+		}
+		certs = append(certs, x, y)
+	}
+	for i := 0; i < len(certs); i += 2 {
+		r := Reservation{Certs: certs[i : i+2], Now: t0}
+		if err := s.Reserve(r); err != nil {
+			b.Fatal(err)
+		}
+		c := Completion{DER: map[string][]byte{}, Now: t0}
+		for _, rec := range r.Certs {
+			c.DER[string(rec.Serial)] = fakeDER(rec.TbsDer)
+		}
+		if err := s.Complete(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		seen := 0
+		var after []byte
+		for {
+			last, err := s.MunicipalityCertificates("13221", after, 5000, func(*storev1.Certificate) error { seen++; return nil })
+			if err != nil {
+				b.Fatal(err)
+			}
+			if last == nil {
+				break
+			}
+			after = last
+		}
+		if seen != n {
+			b.Fatalf("walked %d", seen)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/cert")
 }
