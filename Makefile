@@ -32,7 +32,7 @@ $(BIN)/grpcurl: internal/tools/go.mod
 # CA.
 run: dev-hsm build $(BIN)/grpcurl
 	$(BIN)/shomeictl --config $(CONFIG) init --existing-ok
-	$(BIN)/shomeictl --config $(CONFIG) audit verify
+	$(BIN)/shomeictl --config $(CONFIG) audit verify --offline
 	exec $(BIN)/shomei-ca --config $(CONFIG)
 
 # An OCSP replica of the running `make run` CA (start that first, in another

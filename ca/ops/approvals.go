@@ -147,7 +147,7 @@ func (a *Approvals) Propose(ctx context.Context, req *opsv1.ProposeRequest) (*op
 	p.Required, p.State = uint32(a.required), storev1.ProposalState_PROPOSAL_STATE_OPEN
 	p.CreatedAt, p.ExpiresAt = timestamppb.New(now), timestamppb.New(now.Add(a.expireAfter))
 	audit := []*storev1.AuditRecord{a.record(now, op, "proposal.propose", p,
-		&storev1.AuditField{Key: "reason", Value: p.Reason}, &storev1.AuditField{Key: "expires_at", Value: rfc3339(p.ExpiresAt)})}
+		&storev1.AuditField{Key: "reason", Value: p.Reason}, &storev1.AuditField{Key: "expires_at", Value: stamp(p.ExpiresAt)})}
 	if len(p.Approvers) >= int(p.Required) {
 		audit = append(audit, a.markRunning(p, now, op))
 	}
@@ -261,7 +261,7 @@ func approvable(p *storev1.Proposal, op string, now time.Time) error {
 	case p.State != storev1.ProposalState_PROPOSAL_STATE_OPEN:
 		return pre("proposal %s is %s: only an open proposal can be approved", p.Id, stateName(p.State))
 	case !now.Before(p.ExpiresAt.AsTime()):
-		return pre("proposal %s expired at %s: propose it again", p.Id, rfc3339(p.ExpiresAt))
+		return pre("proposal %s expired at %s: propose it again", p.Id, stamp(p.ExpiresAt))
 	case op == p.Proposer:
 		return pre("the proposer cannot approve their own proposal: another operator must")
 	}

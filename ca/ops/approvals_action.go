@@ -146,11 +146,12 @@ func timeOf(ts *timestamppb.Timestamp) time.Time {
 	return ts.AsTime()
 }
 
-func rfc3339(ts *timestamppb.Timestamp) string {
+// stamp is a stored time for the API (rfc3339), "" when unset.
+func stamp(ts *timestamppb.Timestamp) string {
 	if ts == nil {
 		return ""
 	}
-	return ts.AsTime().UTC().Format(time.RFC3339)
+	return rfc3339(ts.AsTime())
 }
 
 // toProto is a stored proposal as the API shows it.
@@ -159,16 +160,16 @@ func toProto(p *storev1.Proposal) *opsv1.Proposal {
 	act := &opsv1.Action{}
 	switch p.Kind {
 	case storev1.ProposalKind_PROPOSAL_KIND_ROTATE:
-		act.Action = &opsv1.Action_Rotate{Rotate: &opsv1.RotateKey{Profile: profile, ActivateAt: rfc3339(p.ActivateAt)}}
+		act.Action = &opsv1.Action_Rotate{Rotate: &opsv1.RotateKey{Profile: profile, ActivateAt: stamp(p.ActivateAt)}}
 	case storev1.ProposalKind_PROPOSAL_KIND_RETIRE:
 		act.Action = &opsv1.Action_Retire{Retire: &opsv1.RetireKey{Profile: profile, Generation: p.Generation}}
 	case storev1.ProposalKind_PROPOSAL_KIND_DESTROY:
 		act.Action = &opsv1.Action_Destroy{Destroy: &opsv1.DestroyKey{Profile: profile, Generation: p.Generation}}
 	case storev1.ProposalKind_PROPOSAL_KIND_COMPROMISE:
 		act.Action = &opsv1.Action_Compromise{Compromise: &opsv1.CompromiseKey{Profile: profile, Generation: p.Generation,
-			InvalidSince: rfc3339(p.InvalidSince)}}
+			InvalidSince: stamp(p.InvalidSince)}}
 	}
 	return &opsv1.Proposal{Id: p.Id, Action: act, Reason: p.Reason, Proposer: p.Proposer, Approvers: p.Approvers,
-		Required: p.Required, State: opsv1.ProposalState(p.State), CreatedAt: rfc3339(p.CreatedAt), ExpiresAt: rfc3339(p.ExpiresAt),
+		Required: p.Required, State: opsv1.ProposalState(p.State), CreatedAt: stamp(p.CreatedAt), ExpiresAt: stamp(p.ExpiresAt),
 		Result: p.Result, Error: p.Error, Done: p.Done, Total: p.Total}
 }

@@ -139,7 +139,7 @@ func (a *Approvals) start(p *storev1.Proposal) *storev1.Proposal {
 		if key, err = a.ca.Rotate(ctx, p.Profile, timeOf(p.ActivateAt), by); err == nil {
 			result = generationName(p.Profile, key.GetGeneration()) + " made"
 			if p.ActivateAt != nil {
-				result += ", active from " + rfc3339(p.ActivateAt)
+				result += ", active from " + stamp(p.ActivateAt)
 			}
 		}
 	case storev1.ProposalKind_PROPOSAL_KIND_RETIRE:

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
-	"time"
 
 	opsv1 "github.com/shomei-pki/shomei/api/shomei/ops/v1"
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
@@ -55,14 +54,14 @@ func (k *Keys) ListKeys(ctx context.Context, _ *opsv1.ListKeysRequest) (*opsv1.L
 			Profile: opsv1.Profile(g.Profile), Generation: g.Generation, Name: g.Name, State: apiKeyState(g.State),
 			KeyAlgorithm: g.KeyAlgorithm, KeyLabel: g.KeyLabel, KeyId: hex.EncodeToString(g.KeyId),
 			SubjectKeyId: hex.EncodeToString(g.Certificate.SubjectKeyId),
-			NotBefore:    keysTime(g.Certificate.NotBefore), NotAfter: keysTime(g.Certificate.NotAfter),
+			NotBefore:    rfc3339(g.Certificate.NotBefore), NotAfter: rfc3339(g.Certificate.NotAfter),
 			UnexpiredCertificates: g.Certificates.Unexpired, Warning: g.Warning,
 		}
 		if g.ActivateAt != nil {
-			kg.ActivateAt = keysTime(g.ActivateAt.AsTime())
+			kg.ActivateAt = rfc3339(g.ActivateAt.AsTime())
 		}
 		if !g.Certificates.LastExpiry.IsZero() {
-			kg.LastCertificateExpiry = keysTime(g.Certificates.LastExpiry)
+			kg.LastCertificateExpiry = rfc3339(g.Certificates.LastExpiry)
 		}
 		out.Generations = append(out.Generations, kg)
 	}
@@ -110,5 +109,3 @@ func apiKeyState(s storev1.KeyState) opsv1.KeyState {
 	}
 	return opsv1.KeyState_KEY_STATE_UNSPECIFIED
 }
-
-func keysTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -71,8 +71,14 @@ func startKeys(t *testing.T, who caller.Caller) *keysHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	approvals, _ := ops.NewApprovals(ops.ApprovalsConfig{})
-	records, _ := ops.NewRecords(ops.RecordsConfig{})
+	approvals, err := ops.NewApprovals(ops.ApprovalsConfig{Store: st, CA: authority, Now: clock.Now, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	records, err := ops.NewRecords(ops.RecordsConfig{Store: st, Token: tok, Now: clock.Now, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
 	server, err := ops.New(keys, approvals, records)
 	if err != nil {
 		t.Fatal(err)

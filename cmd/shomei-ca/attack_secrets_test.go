@@ -100,7 +100,7 @@ func TestAttackSecretFiles(t *testing.T) {
 			}
 			return s.conf, chmod(t, filepath.Join(s.dir, "shared"), 0o777)
 		}},
-		{"shomeictl store file", "shomeictl", []string{"audit", "verify"}, func(t *testing.T) (string, string) {
+		{"shomeictl store file", "shomeictl", []string{"audit", "verify", "--offline"}, func(t *testing.T) (string, string) {
 			s := caConfig(t, "")
 			return s.conf, chmod(t, filepath.Join(s.dir, "shomei.db"), 0o644)
 		}},

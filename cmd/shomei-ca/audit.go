@@ -37,15 +37,15 @@ func startAuditCheckpoints(ctx context.Context, cfg *config.Config, st *store.St
 	}
 	witness, err := audit.ReadWitness(ctx, tok, key.Public())
 	if err != nil {
-		return nil, fmt.Errorf("the audit log does not verify (R-K3) against the HSM's witness; investigate with shomeictl audit verify before starting the CA: %w", err)
+		return nil, fmt.Errorf("the audit log does not verify (R-K3) against the HSM's witness; investigate with shomeictl audit verify --offline before starting the CA: %w", err)
 	}
 	report, err := audit.Verify(st, key.Public(), witness)
 	if err != nil {
-		return nil, fmt.Errorf("the audit log does not verify (R-K3); investigate with shomeictl audit verify before starting the CA: %w", err)
+		return nil, fmt.Errorf("the audit log does not verify (R-K3); investigate with shomeictl audit verify --offline before starting the CA: %w", err)
 	}
 	switch {
 	case !created && report.Records > 0 && report.Checkpoints == 0:
-		return nil, fmt.Errorf("the audit log has %d records and no signed checkpoint, though the HSM has held the audit key: checkpoints were removed (R-K3); investigate with shomeictl audit verify", report.Records)
+		return nil, fmt.Errorf("the audit log has %d records and no signed checkpoint, though the HSM has held the audit key: checkpoints were removed (R-K3); investigate with shomeictl audit verify --offline", report.Records)
 	case report.UnsignedTail() > 0 && !created:
 		log.Warn("the audit log ends in an unsigned tail (the CA stopped without its last checkpoint, or the log was written without it); signing it now",
 			"records", report.UnsignedTail(), "after", report.Signed)

@@ -53,10 +53,22 @@ func TestAttackAuditRewrite(t *testing.T) {
 	if err == nil {
 		t.Fatal("a malformed Issue was accepted")
 	}
+	// The operator lists the responder certificates (the CA's own two)
+	// and revokes one, through the running CA: audited as theirs.
+	operator := []string{"--ca", ca.grpc, "--operator", "alice"}
+	responders, err := shomeictl(config, append([]string{"responders", "list"}, operator...)...)
+	rows := strings.Split(strings.TrimSpace(responders), "\n")
+	if err != nil || len(rows) != 3 || !strings.Contains(rows[1], "(the CA)") || !strings.Contains(rows[1], "ISSUED") {
+		t.Fatalf("responders list: %v\n%s", err, responders)
+	}
+	serial := strings.Fields(rows[1])[0]
+	if got, err := shomeictl(config, append([]string{"responders", "revoke", serial}, operator...)...); err != nil || !strings.Contains(got, "never certified again") {
+		t.Fatalf("responders revoke: %v\n%s", err, got)
+	}
 	ca.stop(t) // a clean stop signs a checkpoint of the whole log
 
-	list, err := shomeictl(config, "audit", "list")
-	if err != nil || !strings.Contains(list, "request.refused\tmethod=/shomei.ca.v1.CertificateAuthority/Issue code=InvalidArgument") {
+	list, err := shomeictl(config, "audit", "export", "--offline")
+	if err != nil || !strings.Contains(list, `"action":"request.refused","fields":[{"key":"method","value":"/shomei.ca.v1.CertificateAuthority/Issue"},{"key":"code","value":"InvalidArgument"}`) {
 		t.Errorf("the refused Issue is not in the audit log: %v\n%s", err, list)
 	}
 	for _, personal := range []string{refused.HolderId, refused.Surname, refused.Address, refused.DateOfBirth} {
@@ -64,27 +76,11 @@ func TestAttackAuditRewrite(t *testing.T) {
 			t.Errorf("the audit log carries personal data %q", personal)
 		}
 	}
-
-	if got, err := shomeictl(config, "audit", "verify"); err != nil || !strings.Contains(got, "intact") {
-		t.Fatalf("audit verify of the untouched store: %v\n%s", err, got)
+	if !strings.Contains(list, `"actor":"local:alice","action":"ocsp.responder.revoke","fields":[{"key":"serial","value":"`) || !strings.Contains(list, serial) {
+		t.Errorf("the responder revocation is not audited as alice's:\n%s", list)
 	}
-
-	// The operator lists the responder certificates (the CA's own two) and
-	// revokes one: audited, checkpointed, reconciled.
-	responders, err := shomeictl(config, "responders", "list")
-	rows := strings.Split(strings.TrimSpace(responders), "\n")
-	if err != nil || len(rows) != 3 || !strings.Contains(rows[1], "(the CA)") || !strings.Contains(rows[1], "ISSUED") {
-		t.Fatalf("responders list: %v\n%s", err, responders)
-	}
-	serial := strings.Fields(rows[1])[0]
-	if got, err := shomeictl(config, "responders", "revoke", "--operator", "alice", serial); err != nil || !strings.Contains(got, "never certified again") {
-		t.Fatalf("responders revoke: %v\n%s", err, got)
-	}
-	if got, err := shomeictl(config, "audit", "verify"); err != nil || !strings.Contains(got, "intact") {
+	if got, err := shomeictl(config, "audit", "verify", "--offline"); err != nil || !strings.Contains(got, "intact") {
 		t.Fatalf("audit verify after revoking a responder: %v\n%s", err, got)
-	}
-	if got, _ := shomeictl(config, "audit", "list"); !strings.Contains(got, "operator:alice\tocsp.responder.revoke\tserial="+serial) {
-		t.Errorf("the responder revocation is not audited as alice's:\n%s", got)
 	}
 
 	for _, tc := range []struct {
@@ -151,7 +147,7 @@ func TestAttackAuditRewrite(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			copyConfig := copyStore(t, dir, tc.tamper)
-			got, err := shomeictl(copyConfig, "audit", "verify")
+			got, err := shomeictl(copyConfig, "audit", "verify", "--offline")
 			t.Logf("shomeictl audit verify: %s", got)
 			if err == nil || !strings.Contains(got, tc.want) {
 				t.Errorf("audit verify after %s: %v, want a failure naming %q\n%s", tc.name, err, tc.want, got)
@@ -342,7 +338,7 @@ func TestAttackAuditTruncation(t *testing.T) {
 	if full <= kept {
 		t.Fatalf("the log did not grow (%d records, %d before)", full, kept)
 	}
-	if got, err := shomeictl(config, "audit", "verify"); err != nil || !strings.Contains(got, "intact") {
+	if got, err := shomeictl(config, "audit", "verify", "--offline"); err != nil || !strings.Contains(got, "intact") {
 		t.Fatalf("audit verify of the untouched store: %v\n%s", err, got)
 	}
 	witnessed := fmt.Sprintf("record %d", full)
@@ -383,7 +379,7 @@ func TestAttackAuditTruncation(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			copyConfig := copyStoreOn(t, dir, "e2e-audit-trunc", tc.tamper)
-			got, err := shomeictl(copyConfig, "audit", "verify", "--accept-unsigned-tail")
+			got, err := shomeictl(copyConfig, "audit", "verify", "--offline", "--accept-unsigned-tail")
 			t.Logf("shomeictl audit verify: %s", got)
 			if err == nil {
 				t.Errorf("audit verify after %s: accepted", tc.name)
@@ -401,7 +397,7 @@ func TestAttackAuditTruncation(t *testing.T) {
 	// so, and the CA's next start makes it.
 	t.Run("an older store, with no witness yet", func(t *testing.T) {
 		deleteWitness(t, "e2e-audit-trunc")
-		got, err := shomeictl(config, "audit", "verify")
+		got, err := shomeictl(config, "audit", "verify", "--offline")
 		if err != nil || !strings.Contains(got, "intact") || !strings.Contains(got, "no witness") {
 			t.Fatalf("audit verify with no witness: %v\n%s", err, got)
 		}
@@ -412,7 +408,7 @@ func TestAttackAuditTruncation(t *testing.T) {
 		}
 		full = auditLength(t, filepath.Join(dir, "shomei.db"))
 		witnessed = fmt.Sprintf("record %d", full)
-		if got, err := shomeictl(config, "audit", "verify"); err != nil || !strings.Contains(got, "the HSM witnessed "+witnessed) {
+		if got, err := shomeictl(config, "audit", "verify", "--offline"); err != nil || !strings.Contains(got, "the HSM witnessed "+witnessed) {
 			t.Fatalf("audit verify after the upgrade: %v\n%s", err, got)
 		}
 	})
@@ -421,26 +417,26 @@ func TestAttackAuditTruncation(t *testing.T) {
 	// operator accepts the rollback, which is audited; then the CA starts.
 	t.Run("a backup restored", func(t *testing.T) {
 		restored := copyStoreOn(t, backup, "e2e-audit-trunc", func(*testing.T, *bolt.Tx) {})
-		got, err := shomeictl(restored, "audit", "verify")
+		got, err := shomeictl(restored, "audit", "verify", "--offline")
 		if err == nil || !strings.Contains(got, witnessed) || !strings.Contains(got, "--accept-rollback") {
 			t.Fatalf("audit verify of the restored backup: %v, want a refusal naming %s and --accept-rollback\n%s", err, witnessed, got)
 		}
 		startFails(t, restored, witnessed)
-		got, err = shomeictl(restored, "audit", "verify", "--accept-rollback", "--operator", "alice")
+		got, err = shomeictl(restored, "audit", "verify", "--offline", "--accept-rollback", "--operator", "alice")
 		if err != nil || !strings.Contains(got, "rollback accepted") {
 			t.Fatalf("audit verify --accept-rollback: %v\n%s", err, got)
 		}
-		if got, _ := shomeictl(restored, "audit", "list"); !strings.Contains(got, "operator:alice\taudit.rollback.accept\twitnessed_seq="+fmt.Sprint(full)) {
+		if got, _ := shomeictl(restored, "audit", "export", "--offline"); !strings.Contains(got, `"actor":"operator:alice","action":"audit.rollback.accept","fields":[{"key":"witnessed_seq","value":"`+fmt.Sprint(full)+`"}`) {
 			t.Errorf("the accepted rollback is not audited as alice's:\n%s", got)
 		}
-		if got, err := shomeictl(restored, "audit", "verify"); err != nil || !strings.Contains(got, "intact") {
+		if got, err := shomeictl(restored, "audit", "verify", "--offline"); err != nil || !strings.Contains(got, "intact") {
 			t.Fatalf("audit verify after the accepted rollback: %v\n%s", err, got)
 		}
 		ca := startCA(t, restored)
 		ca.stop(t)
 		// The HSM now witnesses the restored branch: the original store,
 		// which went further on the other, no longer verifies.
-		if got, err := shomeictl(config, "audit", "verify"); err == nil || !strings.Contains(got, "rewritten") {
+		if got, err := shomeictl(config, "audit", "verify", "--offline"); err == nil || !strings.Contains(got, "rewritten") {
 			t.Errorf("audit verify of the abandoned branch: %v\n%s", err, got)
 		}
 	})

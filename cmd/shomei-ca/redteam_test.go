@@ -44,7 +44,7 @@ func TestAttackAuditRetarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	ca.stop(t)
-	if got, err := shomeictl(config, "audit", "verify"); err != nil || !strings.Contains(got, "intact") {
+	if got, err := shomeictl(config, "audit", "verify", "--offline"); err != nil || !strings.Contains(got, "intact") {
 		t.Fatalf("audit verify of the untouched store: %v\n%s", err, got)
 	}
 	edit := func(change func(*storev1.Certificate)) func(*testing.T, *bolt.Tx) {
@@ -100,7 +100,7 @@ func TestAttackAuditRetarget(t *testing.T) {
 		}),
 	} {
 		t.Run(name, func(t *testing.T) {
-			got, err := shomeictl(copyStoreOn(t, dir, "e2e-audit-retarget", tamper), "audit", "verify")
+			got, err := shomeictl(copyStoreOn(t, dir, "e2e-audit-retarget", tamper), "audit", "verify", "--offline")
 			if err == nil || !strings.Contains(got, strings.TrimLeft(revoked, "0")) {
 				t.Errorf("audit verify after %s: %v, want a failure naming serial %s\n%s", name, err, revoked, got)
 			}

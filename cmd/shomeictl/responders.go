@@ -1,23 +1,17 @@
 package main
 
 import (
-	"encoding/hex"
-	"errors"
+	"context"
 	"fmt"
-	"io"
-	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
-	"github.com/shomei-pki/shomei/ca/caller"
-	"github.com/shomei-pki/shomei/ca/store"
+	opsv1 "github.com/shomei-pki/shomei/api/shomei/ops/v1"
 )
 
-func newRespondersCommand(g *globals, client *caClient) *cobra.Command {
-	cmd := &cobra.Command{
+func newRespondersCommand(_ *globals, client *caClient) *cobra.Command {
+	cmd := operatorGroup(&cobra.Command{
 		Use:   "responders",
 		Short: "List and revoke delegated OCSP responder certificates (R-R6)",
 		Long: `Delegated OCSP responder certificates carry id-pkix-ocsp-nocheck (RFC 6960
@@ -25,68 +19,65 @@ func newRespondersCommand(g *globals, client *caClient) *cobra.Command {
 certificate therefore stops being usable when it expires (24 h by default,
 ocsp.responder_validity) and the CA refuses to certify its key again, so the
 replica cannot renew it. Revoke, then remove the key's pin from the replica's
-clients[].responder_keys. Run with shomei-ca stopped (the store is locked
-while it runs).`,
-	}
+clients[].responder_keys. Through the running CA (--ca).`,
+	}, client)
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "Print every responder certificate the CA signed",
 		Args:  cobra.NoArgs,
-		RunE: g.readStore(func(st *store.Store, out io.Writer) error {
-			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "SERIAL\tISSUER\tREPLICA\tSTATE\tNOT AFTER\tKEY\tREVOKED")
-			err := st.ResponderCertificates(func(r *storev1.ResponderCertificate) error {
-				replica, revoked := r.Replica, "-"
-				if replica == "" {
-					replica = "(the CA)"
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var resp *opsv1.ListRespondersResponse
+			err := client.call(cmd.Context(), func(ctx context.Context) error {
+				api, ctx, done, err := client.dial(ctx)
+				if err != nil {
+					return err
 				}
-				if r.Revocation != nil {
-					revoked = r.Revocation.RevokedAt.AsTime().UTC().Format(time.RFC3339)
-				}
-				_, err := fmt.Fprintf(w, "%x\t%s\t%s\t%s\t%s\tsha256:%x\t%s\n", r.Serial, r.Issuer, replica,
-					strings.TrimPrefix(r.State.String(), "CERT_STATE_"), r.NotAfter.AsTime().UTC().Format(time.RFC3339), r.PublicKeySha256, revoked)
+				defer done()
+				resp, err = api.ListResponders(ctx, &opsv1.ListRespondersRequest{})
 				return err
 			})
 			if err != nil {
 				return err
 			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "SERIAL\tISSUER\tREPLICA\tSTATE\tNOT AFTER\tKEY\tREVOKED")
+			for _, r := range resp.Responders {
+				replica, revoked := r.Replica, r.RevokedAt
+				if replica == "" {
+					replica = "(the CA)"
+				}
+				if revoked == "" {
+					revoked = "-"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Serial, r.Issuer, replica, r.State, r.NotAfter, r.Key, revoked)
+			}
 			return w.Flush()
-		}),
+		},
 	}
-	var operator string
 	revoke := &cobra.Command{
 		Use:   "revoke SERIAL",
 		Short: "Revoke a responder certificate; its key is never certified again",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			serial, err := hex.DecodeString(strings.TrimPrefix(strings.ToLower(args[0]), "0x"))
-			if err != nil || len(serial) == 0 {
-				return fmt.Errorf("serial %q: want hex, as `responders list` prints it", args[0])
-			}
-			c, st, _, err := g.open(false)
+			var resp *opsv1.RevokeResponderResponse
+			err := client.call(cmd.Context(), func(ctx context.Context) error {
+				api, ctx, done, err := client.dial(ctx)
+				if err != nil {
+					return err
+				}
+				defer done()
+				resp, err = api.RevokeResponder(ctx, &opsv1.RevokeResponderRequest{Serial: args[0]})
+				return err
+			})
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			done, err := openAudit(cmd, c, st)
-			if err != nil {
-				return err
-			}
-			actor := caller.Caller{Kind: caller.Operator, Name: operator}.String()
-			rec, err := st.RevokeResponder(serial, time.Now(), store.ReasonKeyCompromise, actor)
-			done()
-			if errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("no responder certificate has serial %x (see `shomeictl responders list`)", serial)
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "revoked responder certificate %x of %s (replica %q): usable until it expires at %s; key sha256:%x is never certified again\n",
-				rec.Serial, rec.Issuer, rec.Replica, rec.NotAfter.AsTime().UTC().Format(time.RFC3339), rec.PublicKeySha256)
+			r := resp.Responder
+			fmt.Fprintf(cmd.OutOrStdout(), "revoked responder certificate %s of %s (replica %q): usable until it expires at %s; key %s is never certified again\n",
+				r.Serial, r.Issuer, r.Replica, r.NotAfter, r.Key)
 			return nil
 		},
 	}
-	revoke.Flags().StringVar(&operator, "operator", "shomeictl", "who revokes it, for the audit log")
 	cmd.AddCommand(list, revoke)
 	return cmd
 }
