@@ -77,7 +77,7 @@ func TestCompromiseInBatches(t *testing.T) {
 	req := request(t, ProfileSign)
 	req.Holder.ID = "holder-b99"
 	_, err := c.Issue(context.Background(), req)
-	refusal{KindPrecondition, "profiles", "R-K2", "compromised"}.check(t, err)
+	refusal{KindPrecondition, "profiles[0].profile", "R-K2", "compromised"}.check(t, err)
 
 	seen = nil
 	res, err := c.Compromise(context.Background(), ProfileSign, 1, time.Time{}, by, func(done, total uint64) { seen = append(seen, [2]uint64{done, total}) })

@@ -17,9 +17,6 @@ import (
 	"github.com/shomei-pki/shomei/hsm"
 )
 
-// errNotBuilt: the operation is not built yet (issue 11, in progress).
-var errNotBuilt = errors.New("ca: not built yet")
-
 // Bounds of a rotation's activation time (R-K1).
 const (
 	// activateSkew is how far in the past an activation time may be: it
