@@ -39,6 +39,10 @@ type Approvals struct {
 	log         *slog.Logger
 	actor       string
 
+	// rotating holds a rotation's check of its baseline and its run
+	// together, so that two rotations approved at once do not both run.
+	rotating sync.Mutex
+
 	mu      sync.Mutex
 	life    context.Context // the CA's lifetime, once Run started
 	running map[string]bool // proposals running in this process
@@ -139,6 +143,13 @@ func (a *Approvals) Propose(ctx context.Context, req *opsv1.ProposeRequest) (*op
 	if err := a.check(p); err != nil {
 		return nil, a.refusal(err)
 	}
+	if p.Kind == storev1.ProposalKind_PROPOSAL_KIND_ROTATE {
+		// What the approvers agree to is replacing this generation: once
+		// another is made, the proposal is stale (R-K1).
+		if p.BaselineGeneration, err = a.newestGeneration(p.Profile); err != nil {
+			return nil, a.refusal(err)
+		}
+	}
 	id, err := newProposalID()
 	if err != nil {
 		return nil, a.refusal(err)
@@ -229,11 +240,16 @@ func (a *Approvals) Approve(ctx context.Context, req *opsv1.ApproveRequest) (*op
 		if refused = approvable(p, op, now); refused != nil {
 			return nil, refused
 		}
+		if refused = staleRotation(p, baseline); refused != nil {
+			return nil, refused
+		}
 		p.Approvers = append(p.Approvers, op)
 		audit := []*storev1.AuditRecord{a.record(now, op, "proposal.approve", p,
 			&storev1.AuditField{Key: "approvals", Value: fmt.Sprintf("%d of %d", len(p.Approvers), p.Required)})}
+		if len(p.Approvers) >= int(p.Required) && p.BaselineGeneration == 0 {
+			p.BaselineGeneration = baseline // proposed before baselines were kept
+		}
 		if len(p.Approvers) >= int(p.Required) {
-			p.BaselineGeneration = baseline
 			audit = append(audit, a.markRunning(p, now, op))
 		}
 		return audit, nil
@@ -271,6 +287,18 @@ func approvable(p *storev1.Proposal, op string, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// staleRotation refuses a rotation proposed when its profile's newest
+// generation was another than newest, the newest now (R-K1): approving it
+// would replace a key made after the proposal, which nobody agreed to.
+func staleRotation(p *storev1.Proposal, newest uint32) error {
+	if p.Kind != storev1.ProposalKind_PROPOSAL_KIND_ROTATE || p.BaselineGeneration == 0 || p.BaselineGeneration == newest {
+		return nil
+	}
+	return &ca.Error{Kind: ca.KindPrecondition, Violations: []ca.Violation{{Field: "id", Rule: "R-K1", Description: fmt.Sprintf(
+		"proposal %s rotates %s, but %s was made since: it is stale; propose it again", p.Id,
+		generationName(p.Profile, p.BaselineGeneration), generationName(p.Profile, newest))}}}
 }
 
 // markRunning makes p RUNNING at now, by op's approval, and returns the

@@ -135,7 +135,16 @@ func (a *Approvals) start(p *storev1.Proposal) *storev1.Proposal {
 	var err error
 	switch p.Kind {
 	case storev1.ProposalKind_PROPOSAL_KIND_ROTATE:
+		a.rotating.Lock()
+		defer a.rotating.Unlock()
 		var key *storev1.IssuerKey
+		var newest uint32
+		if newest, err = a.newestGeneration(p.Profile); err == nil {
+			err = staleRotation(p, newest)
+		}
+		if err != nil {
+			break
+		}
 		if key, err = a.ca.Rotate(ctx, p.Profile, timeOf(p.ActivateAt), by); err == nil {
 			result = generationName(p.Profile, key.GetGeneration()) + " made"
 			if p.ActivateAt != nil {
