@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -47,6 +48,7 @@ type Approvals struct {
 	life    context.Context // the CA's lifetime, once Run started
 	running map[string]bool // proposals running in this process
 	changed chan struct{}   // closed and replaced at every change
+	watch   chan struct{}   // a token per WatchProposal stream open
 	wg      sync.WaitGroup
 }
 
@@ -106,7 +108,8 @@ func NewApprovals(cfg ApprovalsConfig) (*Approvals, error) {
 		return nil, fmt.Errorf("ops: approvals: required %d (1 to %d), expire_after %v (positive)", ap.Required, config.MaxApprovalsRequired, ap.ExpireAfter)
 	}
 	a := &Approvals{store: cfg.Store, ca: cfg.CA, required: ap.Required, expireAfter: ap.ExpireAfter, now: cfg.Now, log: cfg.Log,
-		actor: cfg.Actor, running: map[string]bool{}, changed: make(chan struct{})}
+		actor: cfg.Actor, running: map[string]bool{}, changed: make(chan struct{}),
+		watch: make(chan struct{}, maxWatchers)}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -124,6 +127,10 @@ const (
 	maxReason        = 256
 	defaultListLimit = 50
 	maxListLimit     = 1000
+	// maxWatchers bounds the WatchProposal streams open at once, all
+	// operators together: each is held for up to a proposal's life and
+	// reads the store at every change of any proposal.
+	maxWatchers = 64
 	// watchEvery is the least time between two messages of WatchProposal.
 	watchEvery = 250 * time.Millisecond
 )
@@ -319,6 +326,12 @@ func (a *Approvals) WatchProposal(req *opsv1.WatchProposalRequest, stream grpc.S
 	}
 	if err := checkID(req.GetId()); err != nil {
 		return a.refusal(err)
+	}
+	select {
+	case a.watch <- struct{}{}:
+		defer func() { <-a.watch }()
+	default:
+		return status.Errorf(codes.ResourceExhausted, "%d proposals are being watched already: try again later, or ListProposals", maxWatchers)
 	}
 	var last *storev1.Proposal
 	for {

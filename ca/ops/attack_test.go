@@ -60,3 +60,37 @@ func TestAttackStaleRotation(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackWatchStreams: WatchProposal streams are held open by their
+// callers for as long as a proposal stays open (a day by default), each a
+// goroutine woken, with a store read, at every change of any proposal. An
+// operator (or a stolen operator token) opening thousands of them must be
+// refused past a bound (ResourceExhausted), while the ones already open
+// keep working.
+func TestAttackWatchStreams(t *testing.T) {
+	const bound = 64 // ops' bound on concurrent watchers
+	h := start(t, tokenRecords)
+	rotate := &opsv1.Action{Action: &opsv1.Action_Rotate{Rotate: &opsv1.RotateKey{Profile: opsv1.Profile_PROFILE_AUTH}}}
+	out, err := h.ops.Propose(h.ctx, &opsv1.ProposeRequest{Action: rotate, Reason: "yearly rotation"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(h.ctx)
+	defer cancel()
+	var refused error
+	for i := 0; i <= bound && refused == nil; i++ {
+		w, err := h.ops.WatchProposal(ctx, &opsv1.WatchProposalRequest{Id: out.Proposal.Id})
+		if err == nil {
+			_, err = w.Recv()
+		}
+		if err != nil {
+			if i < bound {
+				t.Fatalf("watcher %d: %v", i+1, err)
+			}
+			refused = err
+		}
+	}
+	if status.Code(refused) != codes.ResourceExhausted {
+		t.Fatalf("watcher %d: %v; want ResourceExhausted", bound+1, refused)
+	}
+}
