@@ -2,14 +2,19 @@ package ops_test
 
 import (
 	"context"
+	"net"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	opsv1 "github.com/shomei-pki/shomei/api/shomei/ops/v1"
 	"github.com/shomei-pki/shomei/ca/ops"
+	"github.com/shomei-pki/shomei/ca/service"
 )
 
 // as is a context naming operator who on h's development CA.
@@ -93,4 +98,92 @@ func TestAttackWatchStreams(t *testing.T) {
 	if status.Code(refused) != codes.ResourceExhausted {
 		t.Fatalf("watcher %d: %v; want ResourceExhausted", bound+1, refused)
 	}
+}
+
+// TestAttackStalledBackup: a backup whose client stops reading holds the
+// one backup slot (and a spool file the size of the store) for as long
+// as its connection lives: keepalive pings are answered by the client's
+// transport, so that is forever, and every other operator's backup is
+// ResourceExhausted meanwhile. A send that makes no progress for
+// RecordsConfig.SendTimeout ends the stalled backup and frees the slot.
+func TestAttackStalledBackup(t *testing.T) {
+	h := start(t, tokenRecords)
+	padAudit(t, h.store, 3<<20)
+	h.stop() // served again below with a short send timeout
+	client := serveRecords(t, h, ops.RecordsConfig{Store: h.store, Token: h.tok, Now: h.clock.Now, SendTimeout: time.Second})
+	stalled, err := grpc.NewClient(client.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	first, err := opsv1.NewOperationsClient(stalled).Backup(h.ctx, &opsv1.BackupRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := first.Recv(); err != nil || m.GetHeader() == nil {
+		t.Fatalf("stalled backup's header: %v, %v", m, err)
+	}
+	// The stalled client reads nothing more. Another operator's backup
+	// must eventually go through (the wait is a bound, not a measure).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		stream, err := client.ops.Backup(h.ctx, &opsv1.BackupRequest{})
+		if err == nil {
+			var b *backup
+			if b, err = readBackup(stream); err == nil && b.trailer != nil {
+				return
+			}
+		}
+		if status.Code(err) != codes.ResourceExhausted || time.Now().After(deadline) {
+			t.Fatalf("a backup while a stalled one holds the slot: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// served is an Operations server of its own on h's store and token.
+type served struct {
+	ops  opsv1.OperationsClient
+	addr string
+}
+
+// serveRecords serves the Operations service with records built from
+// cfg, behind the real gate (development mode).
+func serveRecords(t *testing.T, h *harness, cfg ops.RecordsConfig) served {
+	t.Helper()
+	keys, err := ops.NewKeys(ops.KeysConfig{CA: h.ca})
+	if err != nil {
+		t.Fatal(err)
+	}
+	approvals, err := ops.NewApprovals(ops.ApprovalsConfig{Store: h.store, CA: h.ca, Now: h.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	records, err := ops.NewRecords(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ops.New(keys, approvals, records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate, err := service.NewGate(service.GateConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(gate.ServerOptions()...)
+	opsv1.RegisterOperationsServer(g, srv)
+	go g.Serve(lis)
+	t.Cleanup(g.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return served{ops: opsv1.NewOperationsClient(conn), addr: lis.Addr().String()}
 }

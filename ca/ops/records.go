@@ -47,9 +47,17 @@ type RecordsConfig struct {
 	SpoolDir string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// SendTimeout ends a backup whose client has not taken one message
+	// (at most BackupChunk bytes) for this long, freeing the one backup
+	// slot; default DefaultSendTimeout.
+	SendTimeout time.Duration
 	// Log gets internal errors (no personal data); discarded when nil.
 	Log *slog.Logger
 }
+
+// DefaultSendTimeout is RecordsConfig.SendTimeout's default: a minute
+// for one message of at most 1 MiB (≈17 KiB/s).
+const DefaultSendTimeout = time.Minute
 
 // NewRecords makes the Records part.
 func NewRecords(cfg RecordsConfig) (*Records, error) {
@@ -64,6 +72,9 @@ func NewRecords(cfg RecordsConfig) (*Records, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.SendTimeout <= 0 {
+		cfg.SendTimeout = DefaultSendTimeout
 	}
 	return &Records{cfg: cfg, backups: make(chan struct{}, 1), verifies: make(chan struct{}, 1)}, nil
 }

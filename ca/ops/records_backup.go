@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 
 	opsv1 "github.com/shomei-pki/shomei/api/shomei/ops/v1"
+	"github.com/shomei-pki/shomei/ca/service"
 )
 
 // BackupChunk is the most bytes one BackupResponse chunk carries: 1 MiB.
@@ -54,11 +55,16 @@ func (r *Records) Backup(_ *opsv1.BackupRequest, stream grpc.ServerStreamingServ
 	if err != nil {
 		return r.statusError(fmt.Errorf("backup: %w", err))
 	}
-	if err := stream.Send(&opsv1.BackupResponse{Part: &opsv1.BackupResponse_Header{Header: &opsv1.BackupHeader{
+	// A client that stops reading is cut off after SendTimeout: it would
+	// hold the one backup slot for as long as its connection lives.
+	send := func(m *opsv1.BackupResponse) error {
+		return service.SendWithin(ctx, r.cfg.SendTimeout, func() error { return stream.Send(m) })
+	}
+	if err := send(&opsv1.BackupResponse{Part: &opsv1.BackupResponse_Header{Header: &opsv1.BackupHeader{
 		Format: BackupFormat, TakenAt: rfc3339(info.TakenAt), Size: uint64(info.Size)}}}); err != nil {
 		return err
 	}
-	if err := sendChunks(stream, spool, info.Size); err != nil {
+	if err := sendChunks(send, spool, info.Size); err != nil {
 		return err
 	}
 	digest := hex.EncodeToString(sum.Sum(nil))
@@ -67,12 +73,12 @@ func (r *Records) Backup(_ *opsv1.BackupRequest, stream grpc.ServerStreamingServ
 		"audit_head_seq", fmt.Sprint(info.AuditHeadSeq), "audit_head_sha256", headHash); err != nil {
 		return r.statusError(err)
 	}
-	return stream.Send(&opsv1.BackupResponse{Part: &opsv1.BackupResponse_Trailer{Trailer: &opsv1.BackupTrailer{
+	return send(&opsv1.BackupResponse{Part: &opsv1.BackupResponse_Trailer{Trailer: &opsv1.BackupTrailer{
 		Sha256: digest, AuditHeadSeq: info.AuditHeadSeq, AuditHeadHash: headHash}}})
 }
 
 // sendChunks streams the spool file's size bytes from its start.
-func sendChunks(stream grpc.ServerStreamingServer[opsv1.BackupResponse], f *os.File, size int64) error {
+func sendChunks(send func(*opsv1.BackupResponse) error, f *os.File, size int64) error {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
@@ -83,7 +89,7 @@ func sendChunks(stream grpc.ServerStreamingServer[opsv1.BackupResponse], f *os.F
 			return fmt.Errorf("backup: reading the spool file: %w", err)
 		}
 		// Send marshals before it returns: the buffer is reused after.
-		if err := stream.Send(&opsv1.BackupResponse{Part: &opsv1.BackupResponse_Chunk{Chunk: chunk[:n]}}); err != nil {
+		if err := send(&opsv1.BackupResponse{Part: &opsv1.BackupResponse_Chunk{Chunk: chunk[:n]}}); err != nil {
 			return err
 		}
 		left -= int64(n)

@@ -155,7 +155,7 @@ func (g *Gate) tap(ctx context.Context, info *tap.Info) (context.Context, error)
 		return ctx, nil
 	}
 	if g.clients == nil {
-		return caller.With(ctx, caller.Caller{Kind: caller.Local, Via: "none"}), nil
+		return withStall(caller.With(ctx, caller.Caller{Kind: caller.Local, Via: "none"}), info.FullMethodName), nil
 	}
 	p, _ := peer.FromContext(ctx)
 	addr := "unknown"
@@ -200,7 +200,44 @@ func (g *Gate) tap(ctx context.Context, info *tap.Info) (context.Context, error)
 				exhausted(fmt.Sprintf("client %s is over its request rate", c.name), wait))
 		}
 	}
-	return ctx, nil
+	return withStall(ctx, info.FullMethodName), nil
+}
+
+// stallKey carries the cancel of an operator call's context (withStall).
+type stallKey struct{}
+
+// withStall gives an Operations call a context its handler can end
+// (SendWithin). The tap's context is the one the transport's flow control
+// waits on, so ending it unblocks a Send to a client that stopped reading;
+// a handler's own context cannot do that.
+func withStall(ctx context.Context, fullMethod string) context.Context {
+	if !operations(fullMethod) {
+		return ctx
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	return context.WithValue(ctx, stallKey{}, cancel)
+}
+
+// endStall releases what withStall made, when the call ends.
+func endStall(ctx context.Context) {
+	if cancel, ok := ctx.Value(stallKey{}).(context.CancelFunc); ok {
+		cancel()
+	}
+}
+
+// SendWithin runs send, a Send on the server stream of an Operations call
+// that came through the gate, and ends the call if send has not returned
+// within d (a client that does not read holds a Send forever: keepalive
+// pings are answered by its transport). The Send then fails with
+// Canceled. Elsewhere, or with d <= 0, it just runs send.
+func SendWithin(ctx context.Context, d time.Duration, send func() error) error {
+	cancel, ok := ctx.Value(stallKey{}).(context.CancelFunc)
+	if !ok || d <= 0 {
+		return send()
+	}
+	t := time.AfterFunc(d, cancel)
+	defer t.Stop()
+	return send()
 }
 
 // AuditRefusals makes the gate audit the calls it refuses (R-K3), as the
@@ -287,6 +324,7 @@ func (g *Gate) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h
 	if err := admitted(ctx, info.FullMethod); err != nil {
 		return nil, err
 	}
+	defer endStall(ctx)
 	return handler(ctx, req)
 }
 
@@ -294,5 +332,6 @@ func (g *Gate) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo
 	if err := admitted(ss.Context(), info.FullMethod); err != nil {
 		return err
 	}
+	defer endStall(ss.Context())
 	return handler(srv, ss)
 }
