@@ -187,3 +187,42 @@ func serveRecords(t *testing.T, h *harness, cfg ops.RecordsConfig) served {
 	t.Cleanup(func() { conn.Close() })
 	return served{ops: opsv1.NewOperationsClient(conn), addr: lis.Addr().String()}
 }
+
+// TestAttackFarTimes: times and spans far in the past or future are
+// refused as InvalidArgument before any work, and leave no proposal.
+func TestAttackFarTimes(t *testing.T) {
+	h := start(t, tokenRecords)
+	compromise := func(since string) *opsv1.Action {
+		return &opsv1.Action{Action: &opsv1.Action_Compromise{Compromise: &opsv1.CompromiseKey{Profile: opsv1.Profile_PROFILE_SIGN, Generation: 1, InvalidSince: since}}}
+	}
+	rotate := func(at string) *opsv1.Action {
+		return &opsv1.Action{Action: &opsv1.Action_Rotate{Rotate: &opsv1.RotateKey{Profile: opsv1.Profile_PROFILE_SIGN, ActivateAt: at}}}
+	}
+	for _, act := range []*opsv1.Action{compromise("0000-01-01T00:00:00Z"), compromise("1970-01-01T00:00:00Z"),
+		compromise("9999-12-31T23:59:59Z"), rotate("9999-12-31T23:59:59Z"), rotate("0000-01-01T00:00:00Z"),
+		rotate("2027-01-01T00:00:00+99:00")} {
+		_, err := h.ops.Propose(h.ctx, &opsv1.ProposeRequest{Action: act, Reason: "probe"})
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("propose %v: %v; want InvalidArgument", act, err)
+		}
+	}
+	for _, within := range []string{"9223372036854775807ns", "99999999h", "1000000mo", "-1h", "0h"} {
+		_, err := h.ops.ListRenewalNotices(h.ctx, &opsv1.ListRenewalNoticesRequest{MunicipalityCode: "13221", Within: within})
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("notices within %q: %v; want InvalidArgument", within, err)
+		}
+	}
+	for _, since := range []string{"0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"} {
+		s, err := h.ops.ExportAudit(h.ctx, &opsv1.ExportAuditRequest{Since: since})
+		if err == nil {
+			_, err = s.Recv()
+		}
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("export since %q: %v; want InvalidArgument", since, err)
+		}
+	}
+	list, err := h.ops.ListProposals(h.ctx, &opsv1.ListProposalsRequest{})
+	if err != nil || len(list.Proposals) != 0 {
+		t.Errorf("after the refusals: %v, %v; want no proposal", list, err)
+	}
+}
