@@ -285,11 +285,11 @@ func approvable(p *storev1.Proposal, op string, now time.Time) error {
 		return pre("proposal %s is %s: only an open proposal can be approved", p.Id, stateName(p.State))
 	case !now.Before(p.ExpiresAt.AsTime()):
 		return pre("proposal %s expired at %s: propose it again", p.Id, stamp(p.ExpiresAt))
-	case op == p.Proposer:
+	case samePerson(op, p.Proposer):
 		return pre("the proposer cannot approve their own proposal: another operator must")
 	}
 	for _, who := range p.Approvers {
-		if who == op {
+		if samePerson(who, op) {
 			return pre("%s approved proposal %s already: another operator must", op, p.Id)
 		}
 	}

@@ -38,6 +38,18 @@ func New(keys *Keys, approvals *Approvals, records *Records) (*Server, error) {
 // operator is the authenticated client.
 const OperatorHeader = "x-shomei-operator"
 
+// localPrefix starts the name of an operator on a development CA.
+const localPrefix = "local:"
+
+// samePerson: operator names a and b may name one person — equal but for
+// case, or for localPrefix (a proposal made while the CA ran as a
+// development CA, approved after it was restarted with clients
+// configured, or the other way round). Approvals must come from
+// different people (R-K1), so any doubt counts as the same.
+func samePerson(a, b string) bool {
+	return strings.EqualFold(strings.TrimPrefix(a, localPrefix), strings.TrimPrefix(b, localPrefix))
+}
+
 // maxOperatorName bounds an operator's name from OperatorHeader.
 const maxOperatorName = 64
 
@@ -64,7 +76,7 @@ func Operator(ctx context.Context) (string, error) {
 		if len(name) > maxOperatorName || strings.IndexFunc(name, func(r rune) bool { return r > unicode.MaxASCII || !unicode.IsPrint(r) || r == ' ' }) >= 0 {
 			return "", status.Errorf(codes.InvalidArgument, "%s: 1 to %d printable ASCII characters without spaces", OperatorHeader, maxOperatorName)
 		}
-		return "local:" + name, nil
+		return localPrefix + name, nil
 	}
 	return "", status.Errorf(codes.PermissionDenied, "%s is not an operator", c)
 }
