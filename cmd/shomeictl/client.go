@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -35,6 +36,17 @@ func envOr(name, def string) string {
 	return def
 }
 
+// loginName is $USER, else the name of the process's user.
+func loginName() string {
+	if v := os.Getenv("USER"); v != "" {
+		return v
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return ""
+}
+
 // register adds the connection flags to a command group, for it and its
 // subcommands.
 func (c *caClient) register(fs *pflag.FlagSet) {
@@ -43,7 +55,7 @@ func (c *caClient) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.caCert, "ca-cert", os.Getenv("SHOMEI_CA_CERT"), "PEM certificate(s) to verify the CA's TLS certificate with (server.tls); without it the connection is plaintext")
 	fs.StringVar(&c.clientCert, "client-cert", "", "PEM client certificate for mutual TLS (server.tls.client_ca_file); it names the operator whose token is sent")
 	fs.StringVar(&c.clientKey, "client-key", "", "the client certificate's private key (PEM, mode 0600)")
-	fs.StringVar(&c.operator, "operator", envOr("SHOMEI_OPERATOR", os.Getenv("USER")), "your name, on a development CA with no clients configured (default $SHOMEI_OPERATOR, else $USER); with clients configured the token says who you are")
+	fs.StringVar(&c.operator, "operator", envOr("SHOMEI_OPERATOR", loginName()), "your name, on a development CA with no clients configured (default $SHOMEI_OPERATOR, else your login name); with clients configured the token says who you are")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "time limit of each call to the CA (streams: of waiting for the next message)")
 }
 
