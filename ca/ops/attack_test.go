@@ -2,7 +2,6 @@ package ops_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 
 	opsv1 "github.com/shomei-pki/shomei/api/shomei/ops/v1"
 	"github.com/shomei-pki/shomei/ca/ops"
-	"github.com/shomei-pki/shomei/ca/service"
 )
 
 // as is a context naming operator who on h's development CA.
@@ -152,40 +150,9 @@ type served struct {
 // cfg, behind the real gate (development mode).
 func serveRecords(t *testing.T, h *harness, cfg ops.RecordsConfig) served {
 	t.Helper()
-	keys, err := ops.NewKeys(ops.KeysConfig{CA: h.ca})
-	if err != nil {
-		t.Fatal(err)
-	}
-	approvals, err := ops.NewApprovals(ops.ApprovalsConfig{Store: h.store, CA: h.ca, Now: h.clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	records, err := ops.NewRecords(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := ops.New(keys, approvals, records)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gate, err := service.NewGate(service.GateConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer(gate.ServerOptions()...)
-	opsv1.RegisterOperationsServer(g, srv)
-	go g.Serve(lis)
-	t.Cleanup(g.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return served{ops: opsv1.NewOperationsClient(conn), addr: lis.Addr().String()}
+	conn, addr, stop := serveOps(t, h, cfg, nil)
+	t.Cleanup(func() { conn.Close(); stop() })
+	return served{ops: opsv1.NewOperationsClient(conn), addr: addr}
 }
 
 // TestAttackFarTimes: times and spans far in the past or future are

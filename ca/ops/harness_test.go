@@ -129,6 +129,26 @@ func start(t *testing.T, label string) *harness {
 func (h *harness) serve(t *testing.T) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	conn, addr, stop := serveOps(t, h, ops.RecordsConfig{Store: h.store, Token: h.tok, Now: h.clock.Now, Log: log}, log)
+	var once sync.Once
+	h.stop = func() {
+		once.Do(func() {
+			conn.Close()
+			if err := stop(); err != nil {
+				t.Errorf("gRPC server: %v", err)
+			}
+		})
+	}
+	t.Cleanup(h.stop)
+	h.ops, h.addr = opsv1.NewOperationsClient(conn), addr
+	h.ctx = metadata.AppendToOutgoingContext(context.Background(), ops.OperatorHeader, "alice")
+}
+
+// serveOps serves the Operations service on h's CA and store, with the
+// records part built from rcfg, behind the real gate (development mode),
+// and dials it. stop ends the server and returns what Serve returned.
+func serveOps(t *testing.T, h *harness, rcfg ops.RecordsConfig, log *slog.Logger) (*grpc.ClientConn, string, func() error) {
+	t.Helper()
 	keys, err := ops.NewKeys(ops.KeysConfig{CA: h.ca, Log: log})
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +157,7 @@ func (h *harness) serve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	records, err := ops.NewRecords(ops.RecordsConfig{Store: h.store, Token: h.tok, Now: h.clock.Now, Log: log})
+	records, err := ops.NewRecords(rcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,21 +179,10 @@ func (h *harness) serve(t *testing.T) {
 	go func() { served <- g.Serve(lis) }()
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
+		g.Stop()
 		t.Fatal(err)
 	}
-	var once sync.Once
-	h.stop = func() {
-		once.Do(func() {
-			conn.Close()
-			g.Stop()
-			if err := <-served; err != nil {
-				t.Errorf("gRPC server: %v", err)
-			}
-		})
-	}
-	t.Cleanup(h.stop)
-	h.ops, h.addr = opsv1.NewOperationsClient(conn), lis.Addr().String()
-	h.ctx = metadata.AppendToOutgoingContext(context.Background(), ops.OperatorHeader, "alice")
+	return conn, lis.Addr().String(), func() error { g.Stop(); return <-served }
 }
 
 // setDate moves the CA's clock to 10:00 JST of date.
