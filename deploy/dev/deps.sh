@@ -2,7 +2,8 @@
 # Installs the Debian packages Shomei's development set-up and tests use, when
 # they are missing: SoftHSM2 (the development HSM), p11-kit (to put it behind
 # a server, as a network HSM), OpenSC's pkcs11-tool and OpenSSL (clients that
-# nobody here wrote, to check our output).
+# nobody here wrote, to check our output), and PostgreSQL with psql (the store
+# at national scale, issue 12; tests start their own throwaway server).
 set -euo pipefail
 
 need=()
@@ -13,6 +14,9 @@ compgen -G '/usr/lib/*/pkcs11/p11-kit-client.so' >/dev/null || need+=(p11-kit-mo
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 [ -f /usr/share/i18n/charmaps/EUC-JP.gz ] || need+=(locales)   # the JIS tables are cross-checked against it
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)   # a throwaway server for the tests (internal/testenv/pg)
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
