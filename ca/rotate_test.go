@@ -207,7 +207,7 @@ func TestRotateMovesIssuance(t *testing.T) {
 func opensslVerify(t *testing.T, now time.Time, root, link, leaf *x509.Certificate) {
 	t.Helper()
 	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl is not installed")
+		t.Fatalf("openssl, which make test installs (deploy/dev/deps.sh): %v", err)
 	}
 	dir := t.TempDir()
 	write := func(name string, c *x509.Certificate) string {

@@ -11,7 +11,7 @@ import (
 func TestLoginNameWithoutUSER(t *testing.T) {
 	u, err := user.Current()
 	if err != nil {
-		t.Skip("no user database here:", err)
+		t.Fatalf("the process's user: %v", err)
 	}
 	t.Setenv("USER", "")
 	if got := loginName(); got != u.Username || got == "" {
