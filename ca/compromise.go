@@ -58,8 +58,8 @@ func (c *CA) compromiseTarget(p Profile, generation uint32, invalidSince time.Ti
 		return nil, refuse(KindInvalid, compromiseInvalidSinceField, "R-K2", "is in the future")
 	}
 	if cert := c.IssuerCertificate(p, generation); cert != nil && invalidSince.Before(cert.NotBefore) {
-		return nil, refuse(KindInvalid, compromiseInvalidSinceField, "R-K2", "is before %s-g%d was made (%s)",
-			issuer.ShortName(p), generation, cert.NotBefore.UTC().Format(time.RFC3339))
+		return nil, refuse(KindInvalid, compromiseInvalidSinceField, "R-K2", "is before %s was made (%s)",
+			IssuerName(p, generation), cert.NotBefore.UTC().Format(time.RFC3339))
 	}
 	return key, nil
 }
@@ -97,7 +97,7 @@ func (c *CA) Compromise(ctx context.Context, p Profile, generation uint32, inval
 	if err != nil {
 		return nil, fmt.Errorf("ca: compromise: %w", err)
 	}
-	name := fmt.Sprintf("%s-g%d", issuer.ShortName(p), generation)
+	name := IssuerName(p, generation)
 	if count.Marked {
 		c.log.Warn("issuer key generation marked compromised (R-K2): revoking its certificates", "issuer", name, "certificates", count.Total, "proposal", by.ProposalID)
 	}

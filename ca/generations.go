@@ -186,9 +186,7 @@ func (c *CA) IssuerSigner(p Profile, generation uint32) (*x509.Certificate, cryp
 	if !ok {
 		return nil, nil, fmt.Errorf("ca: no %s issuer generation %d", issuer.ShortName(p), generation)
 	}
-	switch is.State {
-	case storev1.KeyState_KEY_STATE_SUPERSEDED, storev1.KeyState_KEY_STATE_COMPROMISED:
-	default:
+	if !issuer.Signs(is.State) {
 		return nil, nil, fmt.Errorf("ca: issuer %s is %s: %w (R-K1)", IssuerName(p, generation), stateName(is.State), ErrIssuerNotSigning)
 	}
 	c.signersMu.Lock()

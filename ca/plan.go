@@ -25,10 +25,13 @@ import (
 
 // issuance is one Issue or Renew request as it is worked through.
 type issuance struct {
-	req      IssueRequest
-	op       string // "issue" or "renew"
-	now      time.Time
-	today    validity.Date
+	req   IssueRequest
+	op    string // "issue" or "renew"
+	now   time.Time
+	today validity.Date
+	// gens is the issuer generations the whole request plans with: read
+	// once, so that both profiles see the same snapshot (R-K1).
+	gens     *generations
 	wantSign bool
 	birth    validity.Date
 	card     validity.Date
@@ -54,7 +57,7 @@ func upperName(p Profile) string { return strings.ToUpper(issuer.ShortName(p)) }
 // certificates.
 func (c *CA) prepare(req IssueRequest, op string) (*issuance, error) {
 	now := c.now()
-	is := &issuance{req: req, op: op, now: now, today: validity.DateOf(now), plans: make([]*plan, len(req.Profiles))}
+	is := &issuance{req: req, op: op, now: now, today: validity.DateOf(now), gens: c.gens.Load(), plans: make([]*plan, len(req.Profiles))}
 	// 0. Counts and lengths, before anything looks further (limits.go).
 	if err := checkIssueSizes(req); err != nil {
 		return nil, err
@@ -268,7 +271,7 @@ func (c *CA) planProfile(is *issuance, i int, expiry validity.Date, reason strin
 	if p.Profile == ProfileAuth {
 		is.newAuth = capped
 	}
-	iss := c.gens.Load().active[p.Profile]
+	iss := is.gens.active[p.Profile]
 	if iss == nil {
 		is.pre.add(field+".profile", "R-K2", "the %s issuer key is compromised; issuance resumes with a new key generation", name)
 		return

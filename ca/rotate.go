@@ -22,8 +22,9 @@ const (
 	// activateSkew is how far in the past an activation time may be: it
 	// then means "at once".
 	activateSkew = time.Minute
-	// maxActivateAhead is how far ahead it may be.
-	maxActivateAhead = 365 * 24 * time.Hour
+	// MaxActivateAhead is how far ahead it may be (the operator API
+	// refuses more before proposing).
+	MaxActivateAhead = 365 * 24 * time.Hour
 )
 
 // CheckRotate says whether a rotation of p activating at activateAt (zero:
@@ -38,7 +39,7 @@ func (c *CA) CheckRotate(p Profile, activateAt time.Time) error {
 		if activateAt.Before(now.Add(-activateSkew)) {
 			return refuse(KindInvalid, "activate_at", "R-K1", "%s is in the past; leave it empty to activate at once", activateAt.UTC().Format(time.RFC3339))
 		}
-		if activateAt.After(now.Add(maxActivateAhead)) {
+		if activateAt.After(now.Add(MaxActivateAhead)) {
 			return refuse(KindInvalid, "activate_at", "R-K1", "%s is more than a year ahead", activateAt.UTC().Format(time.RFC3339))
 		}
 	}

@@ -106,3 +106,17 @@ func (c *Config) validity(now time.Time) (time.Time, time.Time) {
 	nb := now.UTC().Truncate(time.Second)
 	return nb, nb.AddDate(c.ValidityYears, 0, 0)
 }
+
+// Signs reports whether a generation in state s signs anything — holder
+// certificates (ACTIVE only), its CRL partitions and its delegated OCSP
+// responders: ACTIVE, SUPERSEDED and COMPROMISED do (R-K1, R-K2: revoked
+// certificates are still published as revoked). PENDING signs nothing
+// before its activation, RETIRED nothing after its last certificate
+// expired, DESTROYED nothing ever again.
+func Signs(s storev1.KeyState) bool {
+	switch s {
+	case storev1.KeyState_KEY_STATE_ACTIVE, storev1.KeyState_KEY_STATE_SUPERSEDED, storev1.KeyState_KEY_STATE_COMPROMISED:
+		return true
+	}
+	return false
+}

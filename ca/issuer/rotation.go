@@ -106,10 +106,10 @@ func (r Rotation) Next(ctx context.Context) (*Generation, error) {
 	// within the new one's).
 	linkAfter := prev.Certificate.NotAfter
 	if g.NewWithOld, err = link(name, signer.Public(), prev.Certificate, r.PreviousSigner, alg, notBefore, linkAfter); err != nil {
-		return g, fmt.Errorf("issuer: link certificate %s-g%d-by-g%d: %w", ShortName(prev.Profile), gen, prev.Generation, err)
+		return g, fmt.Errorf("issuer: link certificate %s: %w", LinkName(prev.Profile, gen, prev.Generation), err)
 	}
 	if g.OldWithNew, err = link(name, prev.Certificate.PublicKey, g.Certificate, signer, alg, notBefore, linkAfter); err != nil {
-		return g, fmt.Errorf("issuer: link certificate %s-g%d-by-g%d: %w", ShortName(prev.Profile), prev.Generation, gen, err)
+		return g, fmt.Errorf("issuer: link certificate %s: %w", LinkName(prev.Profile, prev.Generation, gen), err)
 	}
 	g.Key.LinkNewWithOldDer, g.Key.LinkOldWithNewDer = g.NewWithOld.Raw, g.OldWithNew.Raw
 	return g, nil

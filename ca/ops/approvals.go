@@ -305,7 +305,7 @@ func staleRotation(p *storev1.Proposal, newest uint32) error {
 	}
 	return &ca.Error{Kind: ca.KindPrecondition, Violations: []ca.Violation{{Field: "id", Rule: "R-K1", Description: fmt.Sprintf(
 		"proposal %s rotates %s, but %s was made since: it is stale; propose it again", p.Id,
-		generationName(p.Profile, p.BaselineGeneration), generationName(p.Profile, newest))}}}
+		ca.IssuerName(p.Profile, p.BaselineGeneration), ca.IssuerName(p.Profile, newest))}}}
 }
 
 // markRunning makes p RUNNING at now, by op's approval, and returns the

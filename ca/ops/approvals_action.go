@@ -12,7 +12,6 @@ import (
 	opsv1 "github.com/shomei-pki/shomei/api/shomei/ops/v1"
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	"github.com/shomei-pki/shomei/ca"
-	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/ca/store"
 )
 
@@ -22,7 +21,7 @@ import (
 // Bounds of the times in an action.
 const (
 	maxTimeText   = 64
-	maxActivateIn = 366 * 24 * time.Hour // "at most 1 year ahead", leap years included
+	maxActivateIn = ca.MaxActivateAhead // the CA's own bound (R-K1)
 	clockSkew     = time.Minute
 )
 
@@ -130,11 +129,6 @@ func decided(s storev1.ProposalState) bool {
 // stateName is "OPEN", "RUNNING", ….
 func stateName(s storev1.ProposalState) string {
 	return strings.TrimPrefix(s.String(), "PROPOSAL_STATE_")
-}
-
-// generationName is "sign-g2".
-func generationName(p storev1.Profile, generation uint32) string {
-	return fmt.Sprintf("%s-g%d", issuer.ShortName(p), generation)
 }
 
 func joinNames(names []string) string { return strings.Join(names, ",") }

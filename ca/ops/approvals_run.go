@@ -146,18 +146,18 @@ func (a *Approvals) start(p *storev1.Proposal) *storev1.Proposal {
 			break
 		}
 		if key, err = a.ca.Rotate(ctx, p.Profile, timeOf(p.ActivateAt), by); err == nil {
-			result = generationName(p.Profile, key.GetGeneration()) + " made"
+			result = ca.IssuerName(p.Profile, key.GetGeneration()) + " made"
 			if p.ActivateAt != nil {
 				result += ", active from " + stamp(p.ActivateAt)
 			}
 		}
 	case storev1.ProposalKind_PROPOSAL_KIND_RETIRE:
 		if err = a.ca.Retire(ctx, p.Profile, p.Generation, by); err == nil {
-			result = generationName(p.Profile, p.Generation) + " retired"
+			result = ca.IssuerName(p.Profile, p.Generation) + " retired"
 		}
 	case storev1.ProposalKind_PROPOSAL_KIND_DESTROY:
 		if err = a.ca.Destroy(ctx, p.Profile, p.Generation, by); err == nil {
-			result = generationName(p.Profile, p.Generation) + "'s key destroyed"
+			result = ca.IssuerName(p.Profile, p.Generation) + "'s key destroyed"
 		}
 	default:
 		err = fmt.Errorf("ops: proposal kind %v", p.Kind)
@@ -170,7 +170,7 @@ func (a *Approvals) start(p *storev1.Proposal) *storev1.Proposal {
 // start.
 func (a *Approvals) compromise(ctx context.Context, p *storev1.Proposal) {
 	defer a.release(p.Id)
-	name := generationName(p.Profile, p.Generation)
+	name := ca.IssuerName(p.Profile, p.Generation)
 	progress := func(done, total uint64) {
 		_, err := a.store.UpdateProposal(p.Id, func(q *storev1.Proposal) ([]*storev1.AuditRecord, error) {
 			q.Done, q.Total = done, total
@@ -211,12 +211,12 @@ func (a *Approvals) settle(p *storev1.Proposal) {
 		}
 		switch {
 		case p.Kind == storev1.ProposalKind_PROPOSAL_KIND_ROTATE && k.Generation > p.BaselineGeneration:
-			landed = generationName(p.Profile, k.Generation) + " made"
+			landed = ca.IssuerName(p.Profile, k.Generation) + " made"
 		case p.Kind == storev1.ProposalKind_PROPOSAL_KIND_RETIRE && k.Generation == p.Generation &&
 			(k.State == storev1.KeyState_KEY_STATE_RETIRED || k.State == storev1.KeyState_KEY_STATE_DESTROYED):
-			landed = generationName(p.Profile, k.Generation) + " retired"
+			landed = ca.IssuerName(p.Profile, k.Generation) + " retired"
 		case p.Kind == storev1.ProposalKind_PROPOSAL_KIND_DESTROY && k.Generation == p.Generation && k.State == storev1.KeyState_KEY_STATE_DESTROYED:
-			landed = generationName(p.Profile, k.Generation) + "'s key destroyed"
+			landed = ca.IssuerName(p.Profile, k.Generation) + "'s key destroyed"
 		}
 	}
 	if landed != "" {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
@@ -82,22 +83,12 @@ func (s *Store) Proposals(limit int) ([]*storev1.Proposal, error) {
 		if c := b.CreatedAt.AsTime().Compare(a.CreatedAt.AsTime()); c != 0 {
 			return c
 		}
-		return compareStrings(b.Id, a.Id)
+		return strings.Compare(b.Id, a.Id)
 	})
 	if limit > 0 && len(all) > limit {
 		all = all[:limit]
 	}
 	return all, nil
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // UpdateProposal changes proposal id in one transaction: fn gets a copy

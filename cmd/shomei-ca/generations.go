@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	"github.com/shomei-pki/shomei/ca"
 	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/crl"
@@ -111,22 +110,12 @@ func newGenerations(cfg generationsConfig) (*generations, error) {
 	return &generations{cfg: cfg}, nil
 }
 
-// signsNothing reports whether a generation in state s signs nothing any
-// more — no CRL, no OCSP responder — because every certificate it issued
-// has expired (R-K1: RETIRED; DESTROYED, its key gone too). Every other
-// state answers for its certificates: ACTIVE, SUPERSEDED, COMPROMISED
-// (revoked with cACompromise, R-K2) and PENDING (its responder is ready
-// before its first certificate).
-func signsNothing(s storev1.KeyState) bool {
-	return s == storev1.KeyState_KEY_STATE_RETIRED || s == storev1.KeyState_KEY_STATE_DESTROYED
-}
-
 // responderTargets are the generations that need a delegated OCSP
 // responder, named as the CA's certifier knows them (ca.IssuerName).
 func responderTargets(all []issuer.Issuer) []responders.Target {
 	var out []responders.Target
 	for _, is := range all {
-		if !signsNothing(is.State) {
+		if issuer.Signs(is.State) {
 			out = append(out, responders.Target{Name: ca.IssuerName(is.Profile, is.Generation), Certificate: is.Certificate})
 		}
 	}
@@ -154,7 +143,7 @@ func (g *generations) Sync(ctx context.Context) error {
 	g.cfg.Files.set(all)
 	var retired []crl.Generation
 	for _, is := range all {
-		if signsNothing(is.State) {
+		if !issuer.Signs(is.State) {
 			retired = append(retired, crl.Generation{Profile: is.Profile, Generation: is.Generation})
 		}
 	}

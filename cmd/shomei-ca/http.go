@@ -78,15 +78,6 @@ func (f *issuerFiles) set(issuers []issuer.Issuer) {
 	f.files.Store(&files)
 }
 
-// names lists the files served, for tests and logs.
-func (f *issuerFiles) names() []string {
-	var out []string
-	for name := range *f.files.Load() {
-		out = append(out, name)
-	}
-	return out
-}
-
 func (f *issuerFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("file")
 	file, ok := (*f.files.Load())[name]

@@ -18,8 +18,6 @@ import (
 	auditlog "github.com/shomei-pki/shomei/ca/audit"
 	"github.com/shomei-pki/shomei/ca/caller"
 	"github.com/shomei-pki/shomei/ca/ops"
-	"github.com/shomei-pki/shomei/ca/store"
-	"github.com/shomei-pki/shomei/internal/config"
 )
 
 func newAuditCommand(g *globals, client *caClient) *cobra.Command {
@@ -247,39 +245,4 @@ func verifyOffline(cmd *cobra.Command, g *globals, operator string, acceptTail, 
 	fmt.Fprintf(out, "audit log intact: %d records, %d signed checkpoints (last covers record %d), %d certificates reconciled; the HSM witnessed record %d\n",
 		r.Records, r.Checkpoints, r.Signed, r.Certificates, r.Witnessed)
 	return nil
-}
-
-// openAudit opens the audit log for this command's writes (R-K3): the
-// HSM's witness seals the log at shomei-ca's clean stop, and a record
-// appended without opening it through the HSM would be taken for a forgery
-// at the CA's next start. So a command that writes needs the HSM. done
-// signs a checkpoint of what the command wrote and seals the log again; if
-// that fails, a warning says the log ends in an unsigned tail, which the CA
-// signs at its next start.
-func openAudit(cmd *cobra.Command, c *config.Config, st *store.Store) (done func(), err error) {
-	tok, err := c.OpenHSM()
-	if err != nil {
-		return nil, fmt.Errorf("writing the audit log needs the HSM (its witness seals the log): %w", err)
-	}
-	fail := func(err error) (func(), error) {
-		tok.Close()
-		return nil, fmt.Errorf("opening the audit log for writing (R-K3); investigate with shomeictl audit verify --offline: %w", err)
-	}
-	key, err := auditlog.Key(cmd.Context(), tok, false, nil)
-	if err != nil {
-		return fail(err)
-	}
-	cp, err := auditlog.NewCheckpointer(auditlog.CheckpointerConfig{Store: st, Signer: key, Witness: tok})
-	if err != nil {
-		return fail(err)
-	}
-	if err := cp.Open(cmd.Context()); err != nil {
-		return fail(err)
-	}
-	return func() {
-		defer tok.Close()
-		if err := cp.Close(cmd.Context()); err != nil {
-			fmt.Fprintf(cmd.ErrOrStderr(), "warning: no audit checkpoint signed (%v): the log ends in an unsigned tail until shomei-ca starts\n", err)
-		}
-	}, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 
@@ -81,18 +80,4 @@ func (g *globals) open(withHSM bool) (*config.Config, *store.Store, *hsm.Token, 
 		return nil, nil, nil, err
 	}
 	return c, st, tok, nil
-}
-
-// readStore is the RunE of a command that reads the store and writes to
-// its standard output: fn, with the store open (without the HSM) and
-// closed after.
-func (g *globals) readStore(fn func(st *store.Store, out io.Writer) error) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, _ []string) error {
-		_, st, _, err := g.open(false)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		return fn(st, cmd.OutOrStdout())
-	}
 }
