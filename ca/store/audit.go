@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/shomei-pki/shomei/ca/store/engine"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -53,7 +53,7 @@ func (s *Store) AppendAudit(recs ...*storev1.AuditRecord) error {
 	}
 	prepared, err := prepareAudit(recs, false, s.now())
 	if err == nil {
-		err = s.db.Update(func(tx *bolt.Tx) error {
+		err = s.db.Update(func(tx engine.Tx) error {
 			return appendAudit(tx, prepared)
 		})
 	}
@@ -67,7 +67,7 @@ func (s *Store) AppendAudit(recs ...*storev1.AuditRecord) error {
 // returning the first error fn returns. fn runs inside a read transaction and
 // must not call the store's writing methods.
 func (s *Store) AuditRecords(fn func(*storev1.AuditRecord) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.db.View(func(tx engine.Tx) error {
 		return tx.Bucket(bucketAudit).ForEach(func(k, v []byte) error {
 			rec := new(storev1.AuditRecord)
 			if err := proto.Unmarshal(v, rec); err != nil {
@@ -89,7 +89,7 @@ func (s *Store) AuditRecords(fn func(*storev1.AuditRecord) error) error {
 // the length of the unbroken chain before it (Seq-1).
 func (s *Store) VerifyAudit() (n int, err error) {
 	var last uint64
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx engine.Tx) error {
 		var err error
 		last, err = verifyAudit(tx)
 		return err
@@ -104,7 +104,7 @@ func (s *Store) VerifyAudit() (n int, err error) {
 }
 
 // verifyAudit checks the chain and returns the seq of the last record.
-func verifyAudit(tx *bolt.Tx) (uint64, error) {
+func verifyAudit(tx engine.Tx) (uint64, error) {
 	var (
 		last     uint64
 		lastHash [sha256.Size]byte
@@ -205,7 +205,7 @@ func validateAudit(name string, r *storev1.AuditRecord) error {
 
 // appendAudit chains recs onto the log and moves the head. recs are the
 // store's own copies; appendAudit sets their seq and prev_hash.
-func appendAudit(tx *bolt.Tx, recs []*storev1.AuditRecord) error {
+func appendAudit(tx engine.Tx, recs []*storev1.AuditRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -234,7 +234,7 @@ func appendAudit(tx *bolt.Tx, recs []*storev1.AuditRecord) error {
 // currentHead returns the head kept in meta after checking that it names the
 // last stored record and its hash. That check is cheap and does not walk the
 // chain; only when it fails is the chain walked, to say where it breaks.
-func currentHead(tx *bolt.Tx) (auditHead, error) {
+func currentHead(tx engine.Tx) (auditHead, error) {
 	raw := tx.Bucket(bucketMeta).Get(metaAuditHead)
 	k, v := tx.Bucket(bucketAudit).Cursor().Last()
 	head, ok := decodeAuditHead(raw)

@@ -3,7 +3,7 @@ package store
 import (
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/shomei-pki/shomei/ca/store/engine"
 	"google.golang.org/protobuf/proto"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
@@ -16,7 +16,7 @@ import (
 // it sends. fn must not call the store's writing methods.
 func (s *Store) AuditRecordsFrom(from uint64, limit int, fn func(*storev1.AuditRecord) error) (uint64, error) {
 	next := max(from, 1)
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
 		for k, v := c.Seek(auditKey(next)); k != nil && limit > 0; k, v = c.Next() {
 			seq, ok := decodeAuditKey(k)

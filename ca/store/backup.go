@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/shomei-pki/shomei/ca/store/engine"
 )
 
 // SnapshotInfo describes a snapshot of the store (Snapshot).
@@ -33,16 +33,13 @@ type SnapshotInfo struct {
 // is refused.
 func (s *Store) Snapshot(w io.Writer) (SnapshotInfo, error) {
 	info := SnapshotInfo{TakenAt: s.now()}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		head, err := currentHead(tx)
 		if err != nil {
 			return err
 		}
-		info.AuditHeadSeq, info.AuditHeadHash, info.Size = head.seq, head.hash, tx.Size()
-		n, err := tx.WriteTo(w)
-		if err == nil && n != info.Size {
-			err = fmt.Errorf("wrote %d bytes of %d", n, info.Size)
-		}
+		info.AuditHeadSeq, info.AuditHeadHash = head.seq, head.hash
+		info.Size, err = tx.Snapshot(w)
 		return err
 	})
 	if err != nil {
@@ -60,11 +57,16 @@ type Counts struct {
 // record is decoded).
 func (s *Store) Count() (Counts, error) {
 	var c Counts
-	err := s.db.View(func(tx *bolt.Tx) error {
-		c.Certificates = tx.Bucket(bucketCerts).Stats().KeyN
-		c.Issuers = tx.Bucket(bucketIssuers).Stats().KeyN
-		c.AuditRecords = tx.Bucket(bucketAudit).Stats().KeyN
-		c.Responders = tx.Bucket(bucketResponders).Stats().KeyN
+	err := s.db.View(func(tx engine.Tx) error {
+		for _, n := range []struct {
+			to     *int
+			bucket []byte
+		}{{&c.Certificates, bucketCerts}, {&c.Issuers, bucketIssuers}, {&c.AuditRecords, bucketAudit}, {&c.Responders, bucketResponders}} {
+			var err error
+			if *n.to, err = tx.Bucket(n.bucket).Len(); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	return c, err

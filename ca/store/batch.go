@@ -3,7 +3,7 @@ package store
 import (
 	"errors"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/shomei-pki/shomei/ca/store/engine"
 )
 
 // Group commit. Issuance writes twice per certificate (reserve, complete),
@@ -26,12 +26,12 @@ const maxGroup = 256
 var ErrClosed = errors.New("store is closed")
 
 type writeCall struct {
-	fn   func(*bolt.Tx) error
+	fn   func(engine.Tx) error
 	done chan error
 }
 
 // write runs fn in a write transaction, possibly together with others.
-func (s *Store) write(fn func(*bolt.Tx) error) error {
+func (s *Store) write(fn func(engine.Tx) error) error {
 	c := writeCall{fn: fn, done: make(chan error, 1)}
 	s.writeMu.RLock()
 	if s.writesClosed {
@@ -66,7 +66,7 @@ func (s *Store) committer() {
 
 func (s *Store) commit(group []writeCall) {
 	if len(group) > 1 {
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		err := s.db.Update(func(tx engine.Tx) error {
 			for _, c := range group {
 				if err := c.fn(tx); err != nil {
 					return err

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/shomei-pki/shomei/ca/store/engine"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 	"google.golang.org/protobuf/proto"
@@ -79,7 +79,7 @@ func (s *Store) Reserve(r Reservation) error {
 		}
 	}
 	var wrong *WrongCodeError
-	err := s.write(func(tx *bolt.Tx) error {
+	err := s.write(func(tx engine.Tx) error {
 		err := reserve(tx, r)
 		// A wrong inquiry code refuses the reservation, but its count,
 		// the only thing reserve wrote, is committed in this transaction,
@@ -103,7 +103,7 @@ func (s *Store) Reserve(r Reservation) error {
 // reserve checks and records r. It writes nothing before every check has
 // passed: a refusal leaves tx unchanged, except that a wrong inquiry code
 // is counted (useInquiry).
-func reserve(tx *bolt.Tx, r Reservation) error {
+func reserve(tx engine.Tx, r Reservation) error {
 	certs, holders, keys, blocked := tx.Bucket(bucketCerts), tx.Bucket(bucketHolders), tx.Bucket(bucketKeys), tx.Bucket(bucketBlocked)
 	first := r.Certs[0]
 	prefix := holderPrefix(first.MunicipalityCode, first.HolderId)
@@ -227,7 +227,7 @@ func (s *Store) Complete(c Completion) error {
 	if err != nil {
 		return fmt.Errorf("store: complete: %w", err)
 	}
-	err = s.write(func(tx *bolt.Tx) error {
+	err = s.write(func(tx engine.Tx) error {
 		certs := tx.Bucket(bucketCerts)
 		for serial, der := range c.DER {
 			rec, err := getCert(certs, []byte(serial))
@@ -297,7 +297,7 @@ const ReasonSuperseded = 4
 // failed) as ABANDONED, so they no longer block the holder, and gives back
 // the inquiry they used. Their serials stay taken.
 func (s *Store) Abandon(serials [][]byte) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx engine.Tx) error {
 		for _, serial := range serials {
 			if err := abandon(tx, serial); err != nil {
 				return err
@@ -316,7 +316,7 @@ func (s *Store) Abandon(serials [][]byte) error {
 // and was never delivered. It returns their serials.
 func (s *Store) AbandonPending() ([][]byte, error) {
 	var out [][]byte
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx engine.Tx) error {
 		out = out[:0]
 		var pending [][]byte
 		err := tx.Bucket(bucketCerts).ForEach(func(k, v []byte) error {
@@ -346,7 +346,7 @@ func (s *Store) AbandonPending() ([][]byte, error) {
 	return out, nil
 }
 
-func abandon(tx *bolt.Tx, serial []byte) error {
+func abandon(tx engine.Tx, serial []byte) error {
 	certs := tx.Bucket(bucketCerts)
 	rec, err := getCert(certs, serial)
 	if err != nil {
@@ -372,7 +372,7 @@ func abandon(tx *bolt.Tx, serial []byte) error {
 // Certificate returns one certificate record by serial; ErrNotFound if none.
 func (s *Store) Certificate(serial []byte) (*storev1.Certificate, error) {
 	var rec *storev1.Certificate
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		var err error
 		rec, err = getCert(tx.Bucket(bucketCerts), serial)
 		return err
@@ -384,7 +384,7 @@ func (s *Store) Certificate(serial []byte) (*storev1.Certificate, error) {
 // (by profile, then serial).
 func (s *Store) HolderCertificates(municipality, holderID string) ([]*storev1.Certificate, error) {
 	var out []*storev1.Certificate
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		prefix := holderPrefix(municipality, holderID)
 		certs := tx.Bucket(bucketCerts)
 		c := tx.Bucket(bucketHolders).Cursor()
@@ -408,7 +408,7 @@ func (s *Store) HolderCertificates(municipality, holderID string) ([]*storev1.Ce
 // by a certificate, or reserved by a pending one (R-P1).
 func (s *Store) KeyCertified(spkiSHA256 []byte) (bool, error) {
 	var used bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		used = tx.Bucket(bucketKeys).Get(spkiSHA256) != nil
 		return nil
 	})
@@ -417,7 +417,7 @@ func (s *Store) KeyCertified(spkiSHA256 []byte) (bool, error) {
 
 // ForEachCertificate calls fn for every certificate record, in serial order.
 func (s *Store) ForEachCertificate(fn func(*storev1.Certificate) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.db.View(func(tx engine.Tx) error {
 		return tx.Bucket(bucketCerts).ForEach(func(k, v []byte) error {
 			rec := new(storev1.Certificate)
 			if err := proto.Unmarshal(v, rec); err != nil {
@@ -428,7 +428,7 @@ func (s *Store) ForEachCertificate(fn func(*storev1.Certificate) error) error {
 	})
 }
 
-func getCert(b *bolt.Bucket, serial []byte) (*storev1.Certificate, error) {
+func getCert(b engine.Bucket, serial []byte) (*storev1.Certificate, error) {
 	v := b.Get(serial)
 	if v == nil {
 		return nil, fmt.Errorf("certificate %x: %w", serial, ErrNotFound)
@@ -440,7 +440,7 @@ func getCert(b *bolt.Bucket, serial []byte) (*storev1.Certificate, error) {
 	return rec, nil
 }
 
-func putCert(b *bolt.Bucket, rec *storev1.Certificate) error {
+func putCert(b engine.Bucket, rec *storev1.Certificate) error {
 	v, err := marshal(rec)
 	if err != nil {
 		return err
@@ -465,7 +465,7 @@ func tbsOf(der []byte) ([]byte, error) {
 // from holding a read transaction open while it sends.
 func (s *Store) CertificatesAfter(after []byte, limit int, fn func(*storev1.Certificate) error) ([]byte, error) {
 	var last []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		c := tx.Bucket(bucketCerts).Cursor()
 		k, v := c.First()
 		if after != nil {

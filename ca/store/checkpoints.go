@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/shomei-pki/shomei/ca/store/engine"
 	"google.golang.org/protobuf/proto"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
@@ -18,7 +18,7 @@ import (
 // head in meta names it.
 func (s *Store) AuditHead() (uint64, [sha256.Size]byte, error) {
 	var h auditHead
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		var err error
 		h, err = currentHead(tx)
 		return err
@@ -37,7 +37,7 @@ func (s *Store) SaveAuditCheckpoint(cp *storev1.AuditCheckpoint) error {
 	if cp.GetSeq() == 0 || len(cp.GetRecordSha256()) != sha256.Size || len(cp.GetSignature()) == 0 || cp.GetTime() == nil {
 		return fmt.Errorf("store: save audit checkpoint: %w: seq, record hash, time and signature are required", ErrInvalidArgument)
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx engine.Tx) error {
 		v := tx.Bucket(bucketAudit).Get(auditKey(cp.Seq))
 		if v == nil {
 			return fmt.Errorf("%w: audit record %d does not exist", ErrInvalidArgument, cp.Seq)
@@ -65,7 +65,7 @@ func (s *Store) SaveAuditCheckpoint(cp *storev1.AuditCheckpoint) error {
 // none.
 func (s *Store) LastAuditCheckpoint() (*storev1.AuditCheckpoint, error) {
 	var cp *storev1.AuditCheckpoint
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		_, v := tx.Bucket(bucketCheckpoints).Cursor().Last()
 		if v == nil {
 			return nil
@@ -98,7 +98,7 @@ func (a AuditStatus) UnsignedTail() uint64 { return a.Records - a.Signed }
 // signature. A failure wraps ErrAuditTampered as an *AuditTamperedError.
 func (s *Store) VerifyAuditCheckpoints(verify func(*storev1.AuditCheckpoint) error) (AuditStatus, error) {
 	var st AuditStatus
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		last, err := verifyAudit(tx)
 		if err != nil {
 			return err
@@ -140,7 +140,7 @@ func (s *Store) VerifyAuditCheckpoints(verify func(*storev1.AuditCheckpoint) err
 // record.
 func (s *Store) AuditRecordHash(seq uint64) ([sha256.Size]byte, error) {
 	var sum [sha256.Size]byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		v := tx.Bucket(bucketAudit).Get(auditKey(seq))
 		if v == nil {
 			return fmt.Errorf("%w: audit record %d", ErrNotFound, seq)

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/shomei-pki/shomei/ca/store/engine"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -59,7 +59,7 @@ func (s *Store) MarkCompromised(p storev1.Profile, generation uint32, now, inval
 		return nil, fmt.Errorf("store: mark compromised: %w: times and actor are required", ErrInvalidArgument)
 	}
 	res := &CompromiseCount{}
-	err := s.write(func(tx *bolt.Tx) error {
+	err := s.write(func(tx engine.Tx) error {
 		*res = CompromiseCount{}
 		issuers := tx.Bucket(bucketIssuers)
 		v := issuers.Get(issuerKey(p, generation))
@@ -147,7 +147,7 @@ func (s *Store) RevokeCompromised(p storev1.Profile, generation uint32, after []
 		return nil, fmt.Errorf("store: revoke compromised: %w: times, actor and a positive limit are required", ErrInvalidArgument)
 	}
 	res := &CompromiseBatch{}
-	err := s.write(func(tx *bolt.Tx) error {
+	err := s.write(func(tx engine.Tx) error {
 		*res = CompromiseBatch{}
 		v := tx.Bucket(bucketIssuers).Get(issuerKey(p, generation))
 		if v == nil {

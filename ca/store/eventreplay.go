@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/shomei-pki/shomei/ca/store/engine"
 	"google.golang.org/protobuf/proto"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
@@ -31,7 +31,7 @@ var eventAuditFields = []string{"holder_id", "kind", "cause", "effective"}
 // be those of r's event audit record, and the certificates it ended must be
 // among those r names (its serials, or its profiles). Without such a record to compare, the
 // request is refused rather than guessed to be a replay.
-func sameEvent(tx *bolt.Tx, r RevokeRequest, first *storev1.EventResult) error {
+func sameEvent(tx engine.Tx, r RevokeRequest, first *storev1.EventResult) error {
 	conflict := func(why string) error {
 		return fmt.Errorf("event %s: %w (%s)", r.EventID, ErrEventConflict, why)
 	}
@@ -82,7 +82,7 @@ func sameEvent(tx *bolt.Tx, r RevokeRequest, first *storev1.EventResult) error {
 // legacyEventAudit finds the audit record of an event applied before
 // payload digests were kept, searching back from the newest record to the
 // event's application time. Only replays of such events search.
-func legacyEventAudit(tx *bolt.Tx, municipality, eventID string, first *storev1.EventResult) (*storev1.AuditRecord, error) {
+func legacyEventAudit(tx engine.Tx, municipality, eventID string, first *storev1.EventResult) (*storev1.AuditRecord, error) {
 	applied := first.AppliedAt.AsTime()
 	c := tx.Bucket(bucketAudit).Cursor()
 	for k, v := c.Last(); k != nil; k, v = c.Prev() {

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/shomei-pki/shomei/ca/store/engine"
 	"google.golang.org/protobuf/proto"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
@@ -70,7 +70,7 @@ func counts(rec *storev1.Certificate, now time.Time) bool {
 // one for every request.
 func (s *Store) UnexpiredByGeneration(now time.Time) (map[GenerationID]GenerationCertificates, error) {
 	out := map[GenerationID]GenerationCertificates{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		return scanUnexpired(tx, now, func(id GenerationID, notAfter time.Time) {
 			g := out[id]
 			g.add(notAfter)
@@ -83,7 +83,7 @@ func (s *Store) UnexpiredByGeneration(now time.Time) (map[GenerationID]Generatio
 	return out, nil
 }
 
-func scanUnexpired(tx *bolt.Tx, now time.Time, fn func(GenerationID, time.Time)) error {
+func scanUnexpired(tx engine.Tx, now time.Time, fn func(GenerationID, time.Time)) error {
 	rec := new(storev1.Certificate)
 	return tx.Bucket(bucketCerts).ForEach(func(k, v []byte) error {
 		rec.Reset()
@@ -131,7 +131,7 @@ func (s *Store) ActivateIssuerKey(p storev1.Profile, generation uint32, audit []
 // *GenerationBusyError while any certificate of the generation is
 // unexpired at now, and with ErrKeyState from any other state.
 func (s *Store) RetireIssuerKey(p storev1.Profile, generation uint32, now time.Time, audit []*storev1.AuditRecord) error {
-	err := s.changeIssuerKeysTx(p, audit, func(tx *bolt.Tx, keys []*storev1.IssuerKey, _ time.Time) ([]*storev1.IssuerKey, error) {
+	err := s.changeIssuerKeysTx(p, audit, func(tx engine.Tx, keys []*storev1.IssuerKey, _ time.Time) ([]*storev1.IssuerKey, error) {
 		k, err := inState(keys, p, generation, storev1.KeyState_KEY_STATE_SUPERSEDED, storev1.KeyState_KEY_STATE_COMPROMISED)
 		if err != nil {
 			return nil, err
@@ -200,19 +200,19 @@ func inState(keys []*storev1.IssuerKey, p storev1.Profile, generation uint32, st
 // ones it returns, with the audit records, in one transaction.
 func (s *Store) changeIssuerKeys(p storev1.Profile, audit []*storev1.AuditRecord,
 	change func(keys []*storev1.IssuerKey, now time.Time) ([]*storev1.IssuerKey, error)) error {
-	return s.changeIssuerKeysTx(p, audit, func(_ *bolt.Tx, keys []*storev1.IssuerKey, now time.Time) ([]*storev1.IssuerKey, error) {
+	return s.changeIssuerKeysTx(p, audit, func(_ engine.Tx, keys []*storev1.IssuerKey, now time.Time) ([]*storev1.IssuerKey, error) {
 		return change(keys, now)
 	})
 }
 
 func (s *Store) changeIssuerKeysTx(p storev1.Profile, audit []*storev1.AuditRecord,
-	change func(tx *bolt.Tx, keys []*storev1.IssuerKey, now time.Time) ([]*storev1.IssuerKey, error)) error {
+	change func(tx engine.Tx, keys []*storev1.IssuerKey, now time.Time) ([]*storev1.IssuerKey, error)) error {
 	now := s.now()
 	recs, err := prepareAudit(audit, true, now)
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.db.Update(func(tx engine.Tx) error {
 		b := tx.Bucket(bucketIssuers)
 		keys, err := profileKeys(b, p)
 		if err != nil {

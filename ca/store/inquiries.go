@@ -5,7 +5,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/shomei-pki/shomei/ca/store/engine"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -19,7 +19,7 @@ func (s *Store) OpenInquiry(inq *storev1.Inquiry) error {
 		inq.GetMunicipalityCode() == "" || inq.GetExpiresAt() == nil || inq.GetOpenedAt() == nil {
 		return fmt.Errorf("store: open inquiry: %w: incomplete record", ErrInvalidArgument)
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx engine.Tx) error {
 		b := tx.Bucket(bucketInquiry)
 		if b.Get([]byte(inq.Id)) != nil {
 			return fmt.Errorf("%w: inquiry id %s already used", ErrInvalidArgument, inq.Id)
@@ -39,7 +39,7 @@ func (s *Store) OpenInquiry(inq *storev1.Inquiry) error {
 // Inquiry returns an inquiry record; ErrNotFound if none.
 func (s *Store) Inquiry(id string) (*storev1.Inquiry, error) {
 	var inq *storev1.Inquiry
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		var err error
 		inq, err = getInquiry(tx.Bucket(bucketInquiry), id)
 		return err
@@ -47,7 +47,7 @@ func (s *Store) Inquiry(id string) (*storev1.Inquiry, error) {
 	return inq, err
 }
 
-func getInquiry(b *bolt.Bucket, id string) (*storev1.Inquiry, error) {
+func getInquiry(b engine.Bucket, id string) (*storev1.Inquiry, error) {
 	v := b.Get([]byte(id))
 	if v == nil {
 		return nil, fmt.Errorf("inquiry %s: %w", id, ErrNotFound)
@@ -97,7 +97,7 @@ func (e *WrongCodeError) Error() string {
 func (e *WrongCodeError) Unwrap() error { return ErrInquiryWrongCode }
 
 // putInquiry writes an inquiry record back.
-func putInquiry(b *bolt.Bucket, inq *storev1.Inquiry) error {
+func putInquiry(b engine.Bucket, inq *storev1.Inquiry) error {
 	v, err := marshal(inq)
 	if err != nil {
 		return err
@@ -109,7 +109,7 @@ func putInquiry(b *bolt.Bucket, inq *storev1.Inquiry) error {
 // certificates (R-A2): it must exist, be the holder's, be unused and
 // unexpired, and the code must match. Refusals do not say which part failed
 // beyond what the caller already knows, so a guessed code learns nothing.
-func useInquiry(tx *bolt.Tx, r Reservation, holder *storev1.Certificate) error {
+func useInquiry(tx engine.Tx, r Reservation, holder *storev1.Certificate) error {
 	b := tx.Bucket(bucketInquiry)
 	inq, err := getInquiry(b, r.InquiryID)
 	if err != nil {
@@ -143,7 +143,7 @@ func useInquiry(tx *bolt.Tx, r Reservation, holder *storev1.Certificate) error {
 
 // releaseInquiry makes an inquiry usable again when the issuance that used
 // it was abandoned.
-func releaseInquiry(tx *bolt.Tx, id string) error {
+func releaseInquiry(tx engine.Tx, id string) error {
 	b := tx.Bucket(bucketInquiry)
 	inq, err := getInquiry(b, id)
 	if err != nil {
@@ -159,7 +159,7 @@ func (s *Store) BlockKey(k *storev1.BlockedKey) error {
 	if len(k.GetPublicKeySha256()) != sha256.Size || k.GetBlockedAt() == nil {
 		return fmt.Errorf("store: block key: %w: incomplete record", ErrInvalidArgument)
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx engine.Tx) error {
 		b := tx.Bucket(bucketBlocked)
 		if b.Get(k.PublicKeySha256) != nil {
 			return nil
@@ -179,7 +179,7 @@ func (s *Store) BlockKey(k *storev1.BlockedKey) error {
 // KeyBlocked reports whether a public key (by SPKI SHA-256) is blocked.
 func (s *Store) KeyBlocked(spkiSHA256 []byte) (bool, error) {
 	var blocked bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		blocked = tx.Bucket(bucketBlocked).Get(spkiSHA256) != nil
 		return nil
 	})

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/shomei-pki/shomei/ca/store/engine"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -64,7 +64,7 @@ func (s *Store) initIssuers(keys []*storev1.IssuerKey, audit []*storev1.AuditRec
 		return err
 	}
 
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.db.Update(func(tx engine.Tx) error {
 		b := tx.Bucket(bucketIssuers)
 		if k, _ := b.Cursor().First(); k != nil {
 			return ErrAlreadyInitialized
@@ -141,7 +141,7 @@ func (s *Store) addIssuerKey(key *storev1.IssuerKey, audit []*storev1.AuditRecor
 		return err
 	}
 
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.db.Update(func(tx engine.Tx) error {
 		b := tx.Bucket(bucketIssuers)
 		existing, err := profileKeys(b, k.GetProfile())
 		if err != nil {
@@ -184,7 +184,7 @@ func (s *Store) addIssuerKey(key *storev1.IssuerKey, audit []*storev1.AuditRecor
 // then generation.
 func (s *Store) Issuers() ([]*storev1.IssuerKey, error) {
 	var keys []*storev1.IssuerKey
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		return tx.Bucket(bucketIssuers).ForEach(func(k, v []byte) error {
 			key, err := decodeIssuer(k, v)
 			if err != nil {
@@ -204,7 +204,7 @@ func (s *Store) Issuers() ([]*storev1.IssuerKey, error) {
 // whether InitIssuers has succeeded on it.
 func (s *Store) Initialized() (bool, error) {
 	var found bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		k, _ := tx.Bucket(bucketIssuers).Cursor().First()
 		found = k != nil
 		return nil
@@ -254,7 +254,7 @@ func prepareIssuerKey(k *storev1.IssuerKey, now time.Time) *storev1.IssuerKey {
 }
 
 // profileKeys returns the recorded generations of profile p, in order.
-func profileKeys(b *bolt.Bucket, p storev1.Profile) ([]*storev1.IssuerKey, error) {
+func profileKeys(b engine.Bucket, p storev1.Profile) ([]*storev1.IssuerKey, error) {
 	var keys []*storev1.IssuerKey
 	prefix := issuerPrefix(p)
 	c := b.Cursor()
@@ -268,7 +268,7 @@ func profileKeys(b *bolt.Bucket, p storev1.Profile) ([]*storev1.IssuerKey, error
 	return keys, nil
 }
 
-func putIssuerKey(b *bolt.Bucket, k *storev1.IssuerKey) error {
+func putIssuerKey(b engine.Bucket, k *storev1.IssuerKey) error {
 	data, err := marshal(k)
 	if err != nil {
 		return fmt.Errorf("encode %s generation %d: %w", k.GetProfile(), k.GetGeneration(), err)

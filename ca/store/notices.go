@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/shomei-pki/shomei/ca/store/engine"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 )
@@ -31,7 +31,7 @@ func (s *Store) MunicipalityCertificates(municipality string, after []byte, limi
 		return nil, fmt.Errorf("store: municipality certificates: %w: the page key is not the municipality's", ErrInvalidArgument)
 	}
 	var last []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		certs := tx.Bucket(bucketCerts)
 		c := tx.Bucket(bucketHolders).Cursor()
 		k, _ := c.Seek(prefix)

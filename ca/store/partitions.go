@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/shomei-pki/shomei/ca/store/engine"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -20,7 +20,7 @@ var ErrCRLNumber = errors.New("CRL number is not higher than the last one")
 
 // touchPartition records that a status change at revision rev touched the
 // partition, so its CRL must be published again.
-func touchPartition(tx *bolt.Tx, name string, rev uint64) error {
+func touchPartition(tx engine.Tx, name string, rev uint64) error {
 	b := tx.Bucket(bucketParts)
 	v := b.Get([]byte(name))
 	if v == nil {
@@ -41,7 +41,7 @@ func touchPartition(tx *bolt.Tx, name string, rev uint64) error {
 // Partitions returns every CRL partition with its last published CRL.
 func (s *Store) Partitions() ([]*storev1.CRLPartition, error) {
 	var out []*storev1.CRLPartition
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		return tx.Bucket(bucketParts).ForEach(func(k, v []byte) error {
 			p := new(storev1.CRLPartition)
 			if err := proto.Unmarshal(v, p); err != nil {
@@ -57,7 +57,7 @@ func (s *Store) Partitions() ([]*storev1.CRLPartition, error) {
 // Partition returns one partition; ErrNotFound if none.
 func (s *Store) Partition(name string) (*storev1.CRLPartition, error) {
 	var p *storev1.CRLPartition
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		v := tx.Bucket(bucketParts).Get([]byte(name))
 		if v == nil {
 			return fmt.Errorf("partition %s: %w", name, ErrNotFound)
@@ -76,7 +76,7 @@ func (s *Store) Partition(name string) (*storev1.CRLPartition, error) {
 // million-entry CRL does not read a million certificates.
 func (s *Store) PartitionEntries(name string, now time.Time, fn func(*storev1.Certificate) error) (uint64, error) {
 	var rev uint64
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		rev = currentRevision(tx)
 		prefix := entryPrefix(name)
 		certs := tx.Bucket(bucketCerts)
@@ -108,7 +108,7 @@ func (s *Store) PartitionEntries(name string, now time.Time, fn func(*storev1.Ce
 // CRL returns a partition's last published CRL, DER; nil if none yet.
 func (s *Store) CRL(name string) ([]byte, error) {
 	var der []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		der = bytes.Clone(tx.Bucket(bucketCRLs).Get([]byte(name)))
 		return nil
 	})
@@ -118,7 +118,7 @@ func (s *Store) CRL(name string) ([]byte, error) {
 // SaveCRL records a partition's newly published CRL. Its number must be
 // higher than the last one (R-R5).
 func (s *Store) SaveCRL(name string, number uint64, thisUpdate, nextUpdate time.Time, revision uint64, der []byte) error {
-	err := s.write(func(tx *bolt.Tx) error {
+	err := s.write(func(tx engine.Tx) error {
 		b := tx.Bucket(bucketParts)
 		v := b.Get([]byte(name))
 		if v == nil {

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/shomei-pki/shomei/ca/store/engine"
 	"google.golang.org/protobuf/proto"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
@@ -32,7 +32,7 @@ func (s *Store) CreateProposal(p *storev1.Proposal, audit []*storev1.AuditRecord
 	if err != nil {
 		return fmt.Errorf("store: create proposal: %w", err)
 	}
-	err = s.write(func(tx *bolt.Tx) error {
+	err = s.write(func(tx engine.Tx) error {
 		b := tx.Bucket(bucketProposals)
 		if b.Get([]byte(p.Id)) != nil {
 			return fmt.Errorf("%s: %w", p.Id, ErrProposalExists)
@@ -51,7 +51,7 @@ func (s *Store) CreateProposal(p *storev1.Proposal, audit []*storev1.AuditRecord
 // Proposal returns the proposal id, or ErrNotFound.
 func (s *Store) Proposal(id string) (*storev1.Proposal, error) {
 	var p *storev1.Proposal
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		var err error
 		p, err = getProposal(tx.Bucket(bucketProposals), id)
 		return err
@@ -66,7 +66,7 @@ func (s *Store) Proposal(id string) (*storev1.Proposal, error) {
 // first (by creation time, then id).
 func (s *Store) Proposals(limit int) ([]*storev1.Proposal, error) {
 	var all []*storev1.Proposal
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		return tx.Bucket(bucketProposals).ForEach(func(k, v []byte) error {
 			p := new(storev1.Proposal)
 			if err := proto.Unmarshal(v, p); err != nil {
@@ -99,7 +99,7 @@ func (s *Store) Proposals(limit int) ([]*storev1.Proposal, error) {
 // stored.
 func (s *Store) UpdateProposal(id string, fn func(p *storev1.Proposal) ([]*storev1.AuditRecord, error)) (*storev1.Proposal, error) {
 	var out *storev1.Proposal
-	err := s.write(func(tx *bolt.Tx) error {
+	err := s.write(func(tx engine.Tx) error {
 		b := tx.Bucket(bucketProposals)
 		p, err := getProposal(b, id)
 		if err != nil {
@@ -147,7 +147,7 @@ func validateProposal(p *storev1.Proposal) error {
 	return nil
 }
 
-func getProposal(b *bolt.Bucket, id string) (*storev1.Proposal, error) {
+func getProposal(b engine.Bucket, id string) (*storev1.Proposal, error) {
 	v := b.Get([]byte(id))
 	if v == nil {
 		return nil, fmt.Errorf("proposal %s: %w", id, ErrNotFound)
@@ -159,7 +159,7 @@ func getProposal(b *bolt.Bucket, id string) (*storev1.Proposal, error) {
 	return p, nil
 }
 
-func putProposal(b *bolt.Bucket, p *storev1.Proposal) error {
+func putProposal(b engine.Bucket, p *storev1.Proposal) error {
 	v, err := marshal(p)
 	if err != nil {
 		return err

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/shomei-pki/shomei/ca/store/engine"
 	"google.golang.org/protobuf/proto"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
@@ -66,7 +66,7 @@ type explained struct {
 // per serial in memory (about 100 bytes each).
 func (s *Store) ReconcileAudit() (int, error) {
 	n := 0
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		log := map[string]*explained{}
 		at := func(serialHex string) *explained {
 			k := normalSerial(serialHex)
@@ -105,7 +105,7 @@ func (s *Store) ReconcileAudit() (int, error) {
 		seen := map[string]bool{}
 		// A key the log blocked must still be: deleting it from its
 		// bucket would let a compromised key be certified again.
-		blockedIn := func(b *bolt.Bucket, what string) func(serial, spki []byte) error {
+		blockedIn := func(b engine.Bucket, what string) func(serial, spki []byte) error {
 			return func(serial, spki []byte) error {
 				key := normalSerial(fmt.Sprintf("%x", serial))
 				if e := log[key]; e != nil && e.keyBlocked && b.Get(spki) == nil {
@@ -203,7 +203,7 @@ func (s *Store) ReconcileAudit() (int, error) {
 // certificate left out stayed good through its holder's death or lost
 // card, the event applied), and, unless abandoned, its key among the used
 // ones, which no other certificate may have (R-A4).
-func indexed(holders, usedKeys *bolt.Bucket, rec *storev1.Certificate) error {
+func indexed(holders, usedKeys engine.Bucket, rec *storev1.Certificate) error {
 	bad := func(why string) error {
 		return &UnexplainedError{Serial: normalSerial(fmt.Sprintf("%x", rec.Serial)), Reason: why}
 	}
@@ -247,7 +247,7 @@ func issuedAsRecorded(rec *storev1.Certificate, f map[string]string) error {
 // (PartitionEntries), so an entry removed, or given an earlier notAfter or
 // another revocation, leaves the revocation out of every later CRL while
 // the certificate record still says revoked.
-func inCRLIndex(entries *bolt.Bucket, rec *storev1.Certificate) error {
+func inCRLIndex(entries engine.Bucket, rec *storev1.Certificate) error {
 	if rec.Revocation == nil || rec.CrlPartition == "" || rec.State != storev1.CertState_CERT_STATE_ISSUED {
 		return nil
 	}

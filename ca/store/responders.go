@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/shomei-pki/shomei/ca/store/engine"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -19,7 +19,7 @@ import (
 // saved.
 func (s *Store) ResponderCertificate(keyLabel string) ([]byte, error) {
 	var der []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		der = bytes.Clone(tx.Bucket(bucketMeta).Get(append(bytes.Clone(metaResponder), keyLabel...)))
 		return nil
 	})
@@ -32,7 +32,7 @@ func (s *Store) SaveResponderCertificate(keyLabel string, der []byte) error {
 	if keyLabel == "" || len(der) == 0 {
 		return fmt.Errorf("store: save responder certificate: %w: label and certificate are required", ErrInvalidArgument)
 	}
-	return s.write(func(tx *bolt.Tx) error {
+	return s.write(func(tx engine.Tx) error {
 		return tx.Bucket(bucketMeta).Put(append(bytes.Clone(metaResponder), keyLabel...), bytes.Clone(der))
 	})
 }
@@ -61,7 +61,7 @@ func (s *Store) ReserveResponder(rec *storev1.ResponderCertificate, audit *store
 	if err != nil {
 		return fmt.Errorf("store: reserve responder: %w", err)
 	}
-	err = s.write(func(tx *bolt.Tx) error {
+	err = s.write(func(tx engine.Tx) error {
 		if v := tx.Bucket(bucketRevokedKeys).Get(rec.PublicKeySha256); v != nil {
 			return fmt.Errorf("key %x: %w (responder certificate %x)", rec.PublicKeySha256, ErrResponderKeyRevoked, v)
 		}
@@ -86,7 +86,7 @@ func (s *Store) ReserveResponder(rec *storev1.ResponderCertificate, audit *store
 // CompleteResponder stores the signed certificate of a PENDING responder
 // record and marks it ISSUED.
 func (s *Store) CompleteResponder(serial, der []byte) error {
-	err := s.write(func(tx *bolt.Tx) error {
+	err := s.write(func(tx engine.Tx) error {
 		rec, err := getResponder(tx, serial)
 		if err != nil {
 			return err
@@ -106,7 +106,7 @@ func (s *Store) CompleteResponder(serial, der []byte) error {
 // AbandonResponder marks a PENDING responder record ABANDONED: the issuer
 // key did not sign it.
 func (s *Store) AbandonResponder(serial []byte) error {
-	return s.write(func(tx *bolt.Tx) error {
+	return s.write(func(tx engine.Tx) error {
 		rec, err := getResponder(tx, serial)
 		if err != nil || rec.State != storev1.CertState_CERT_STATE_PENDING {
 			return err
@@ -121,7 +121,7 @@ func (s *Store) AbandonResponder(serial []byte) error {
 // many.
 func (s *Store) AbandonPendingResponders() (int, error) {
 	n := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx engine.Tx) error {
 		var pending []*storev1.ResponderCertificate
 		err := tx.Bucket(bucketResponders).ForEach(func(k, v []byte) error {
 			rec := new(storev1.ResponderCertificate)
@@ -151,7 +151,7 @@ func (s *Store) AbandonPendingResponders() (int, error) {
 // ResponderCertificates calls fn with every responder certificate record,
 // by serial.
 func (s *Store) ResponderCertificates(fn func(*storev1.ResponderCertificate) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.db.View(func(tx engine.Tx) error {
 		return tx.Bucket(bucketResponders).ForEach(func(k, v []byte) error {
 			rec := new(storev1.ResponderCertificate)
 			if err := proto.Unmarshal(v, rec); err != nil {
@@ -170,7 +170,7 @@ func (s *Store) RevokeResponder(serial []byte, now time.Time, reason int32, acto
 		return nil, fmt.Errorf("store: revoke responder: %w: actor and time are required", ErrInvalidArgument)
 	}
 	var out *storev1.ResponderCertificate
-	err := s.write(func(tx *bolt.Tx) error {
+	err := s.write(func(tx engine.Tx) error {
 		rec, err := getResponder(tx, serial)
 		if err != nil {
 			return err
@@ -200,14 +200,14 @@ func (s *Store) RevokeResponder(serial []byte, now time.Time, reason int32, acto
 // this SPKI SHA-256 was revoked.
 func (s *Store) ResponderKeyRevoked(spkiSHA256 []byte) (bool, error) {
 	var revoked bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx engine.Tx) error {
 		revoked = tx.Bucket(bucketRevokedKeys).Get(spkiSHA256) != nil
 		return nil
 	})
 	return revoked, err
 }
 
-func getResponder(tx *bolt.Tx, serial []byte) (*storev1.ResponderCertificate, error) {
+func getResponder(tx engine.Tx, serial []byte) (*storev1.ResponderCertificate, error) {
 	v := tx.Bucket(bucketResponders).Get(serial)
 	if v == nil {
 		return nil, fmt.Errorf("responder certificate %x: %w", serial, ErrNotFound)
@@ -219,7 +219,7 @@ func getResponder(tx *bolt.Tx, serial []byte) (*storev1.ResponderCertificate, er
 	return rec, nil
 }
 
-func putResponder(tx *bolt.Tx, rec *storev1.ResponderCertificate) error {
+func putResponder(tx engine.Tx, rec *storev1.ResponderCertificate) error {
 	v, err := marshal(rec)
 	if err != nil {
 		return err

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/shomei-pki/shomei/ca/store/engine"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -106,7 +106,7 @@ func (s *Store) Revoke(r RevokeRequest) (*RevokeResult, error) {
 		return nil, fmt.Errorf("store: revoke: %w", err)
 	}
 	var res *RevokeResult
-	err = s.write(func(tx *bolt.Tx) error {
+	err = s.write(func(tx engine.Tx) error {
 		var err error
 		res, err = revoke(tx, r, recs)
 		return err
@@ -117,7 +117,7 @@ func (s *Store) Revoke(r RevokeRequest) (*RevokeResult, error) {
 	return res, nil
 }
 
-func revoke(tx *bolt.Tx, r RevokeRequest, audit []*storev1.AuditRecord) (*RevokeResult, error) {
+func revoke(tx engine.Tx, r RevokeRequest, audit []*storev1.AuditRecord) (*RevokeResult, error) {
 	events, certs := tx.Bucket(bucketEvents), tx.Bucket(bucketCerts)
 	if r.EventID != "" {
 		if v := events.Get(eventKey(r.Municipality, r.EventID)); v != nil {
@@ -247,7 +247,7 @@ var errAlreadyRevoked = errors.New("certificate is already revoked")
 //
 // The audit record is the caller's (revocationAudit): a renewal's own
 // record covers the certificate it supersedes.
-func revokeRecord(tx *bolt.Tx, rec *storev1.Certificate, rev *storev1.Revocation, blockKey bool) error {
+func revokeRecord(tx engine.Tx, rec *storev1.Certificate, rev *storev1.Revocation, blockKey bool) error {
 	if rec.Revocation != nil {
 		return fmt.Errorf("certificate %x: %w", rec.Serial, errAlreadyRevoked)
 	}
@@ -277,7 +277,7 @@ func revokeRecord(tx *bolt.Tx, rec *storev1.Certificate, rev *storev1.Revocation
 // appendChange appends a status change for rec. A revocation also enters the
 // certificate into its partition's revoked index and touches the partition,
 // so that its CRL is rebuilt; an issuance is for OCSP replicas only.
-func appendChange(tx *bolt.Tx, rec *storev1.Certificate, kind storev1.ChangeKind, now time.Time) error {
+func appendChange(tx engine.Tx, rec *storev1.Certificate, kind storev1.ChangeKind, now time.Time) error {
 	rev := currentRevision(tx) + 1
 	v, err := marshal(&storev1.StatusChange{Revision: rev, Serial: rec.Serial, CrlPartition: rec.CrlPartition, Time: timestamppb.New(now), Kind: kind})
 	if err != nil {
@@ -301,7 +301,7 @@ func appendChange(tx *bolt.Tx, rec *storev1.Certificate, kind storev1.ChangeKind
 	return tx.Bucket(bucketMeta).Put(metaRevision, binary.BigEndian.AppendUint64(nil, rev))
 }
 
-func currentRevision(tx *bolt.Tx) uint64 {
+func currentRevision(tx engine.Tx) uint64 {
 	if v := tx.Bucket(bucketMeta).Get(metaRevision); len(v) == 8 {
 		return binary.BigEndian.Uint64(v)
 	}
@@ -311,7 +311,7 @@ func currentRevision(tx *bolt.Tx) uint64 {
 // Revision is the last status-change revision.
 func (s *Store) Revision() (uint64, error) {
 	var rev uint64
-	err := s.db.View(func(tx *bolt.Tx) error { rev = currentRevision(tx); return nil })
+	err := s.db.View(func(tx engine.Tx) error { rev = currentRevision(tx); return nil })
 	return rev, err
 }
 
@@ -319,7 +319,7 @@ func (s *Store) Revision() (uint64, error) {
 // revision since, in order, each with its certificate's current record, all
 // in one read transaction (an OCSP replica's feed).
 func (s *Store) ChangedCertificates(since uint64, limit int, fn func(*storev1.StatusChange, *storev1.Certificate) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.db.View(func(tx engine.Tx) error {
 		certs := tx.Bucket(bucketCerts)
 		c := tx.Bucket(bucketChanges).Cursor()
 		n := 0
@@ -343,7 +343,7 @@ func (s *Store) ChangedCertificates(since uint64, limit int, fn func(*storev1.St
 
 // Changes calls fn for every status change after revision since, in order.
 func (s *Store) Changes(since uint64, fn func(*storev1.StatusChange) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.db.View(func(tx engine.Tx) error {
 		c := tx.Bucket(bucketChanges).Cursor()
 		for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, since+1)); k != nil; k, v = c.Next() {
 			ch := new(storev1.StatusChange)

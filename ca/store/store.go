@@ -8,8 +8,7 @@ import (
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
+	"github.com/shomei-pki/shomei/ca/store/engine"
 
 	"github.com/shomei-pki/shomei/internal/secfile"
 )
@@ -17,7 +16,7 @@ import (
 var (
 	// ErrLocked means another process has the store file open. bbolt holds
 	// an exclusive lock on the file for as long as it is open.
-	ErrLocked = errors.New("store file is in use by another process")
+	ErrLocked = engine.ErrLocked
 
 	// ErrSchemaVersion means the store was written by code with a different
 	// schema version than this one.
@@ -44,11 +43,11 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Store is an open store file. Its methods are safe for concurrent use; bbolt
-// runs one write transaction at a time.
+// Store is an open store. Its methods are safe for concurrent use; the
+// engine runs one write transaction at a time.
 type Store struct {
-	db   *bolt.DB
-	path string
+	db   engine.DB
+	path string // the bbolt file; empty for PostgreSQL
 	now  func() time.Time
 
 	// Group commit (batch.go).
@@ -58,10 +57,10 @@ type Store struct {
 	committerDone chan struct{}
 }
 
-// Open opens the store at path, creating it — and its parent directory, mode
-// 0700 — if it does not exist. A new store gets every bucket and the current
-// schema version; an existing one must have that version. The file is created
-// with mode 0600.
+// Open opens the bbolt store at path, creating it — and its parent
+// directory, mode 0700 — if it does not exist. A new store gets every
+// bucket and the current schema version; an existing one must have that
+// version. The file is created with mode 0600.
 func Open(path string, opts Options) (*Store, error) {
 	if path == "" {
 		return nil, fmt.Errorf("store: open: %w: empty path", ErrInvalidArgument)
@@ -71,9 +70,6 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = DefaultTimeout
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
 	}
 	// The store holds every holder's records: a store file others may
 	// read, or a directory others may write, is refused (issue 9 item 12).
@@ -86,47 +82,66 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("store: open %s: %w (waited up to %s)", path, ErrLocked, opts.Timeout)
-	}
+	db, err := engine.OpenBolt(path, opts.Timeout)
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, fmt.Errorf("store: open %w", err)
+	}
+	s, err := open(db, opts)
+	if err != nil {
+		return nil, err
+	}
+	s.path = path
+	return s, nil
+}
+
+// OpenPostgres opens the store in the PostgreSQL database dsn names,
+// applying the schema migrations it lacks (engine/migrations). Any number
+// of processes may have it open at once; their writes run one at a time.
+func OpenPostgres(dsn string, opts Options, pg engine.PostgresOptions) (*Store, error) {
+	db, err := engine.OpenPostgres(dsn, pg)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %w", err)
+	}
+	return open(db, opts)
+}
+
+// open lays out or checks the store in db and starts its committer.
+func open(db engine.DB, opts Options) (*Store, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if err := db.Update(prepare); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, fmt.Errorf("store: open %s: %w", db.Where(), err)
 	}
-	s := &Store{db: db, path: path, now: opts.Now, writes: make(chan writeCall, maxGroup), committerDone: make(chan struct{})}
+	s := &Store{db: db, now: opts.Now, writes: make(chan writeCall, maxGroup), committerDone: make(chan struct{})}
 	go s.committer()
 	return s, nil
 }
 
 // prepare lays out a new store, or checks that an existing one has this
 // code's schema version and all its buckets.
-func prepare(tx *bolt.Tx) error {
+func prepare(tx engine.Tx) error {
 	meta := tx.Bucket(bucketMeta)
-	if meta == nil {
-		empty := true
-		_ = tx.ForEach(func([]byte, *bolt.Bucket) error {
-			empty = false
-			return nil
-		})
+	var raw []byte
+	if meta != nil {
+		raw = meta.Get(metaSchemaVersion)
+	}
+	if raw == nil {
+		empty, err := tx.Empty()
+		if err != nil {
+			return err
+		}
 		if !empty {
-			return fmt.Errorf("%w: found none, expected %d (the file has buckets but no %q bucket: not a shomei store?)",
-				ErrSchemaVersion, schemaVersion, bucketMeta)
+			return fmt.Errorf("%w: found none, expected %d (it holds records but no schema version: not a shomei store?)",
+				ErrSchemaVersion, schemaVersion)
 		}
 		for _, name := range allBuckets {
-			if _, err := tx.CreateBucket(name); err != nil {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %q: %w", name, err)
 			}
 		}
 		return tx.Bucket(bucketMeta).Put(metaSchemaVersion, encodeSchemaVersion(schemaVersion))
-	}
-
-	raw := meta.Get(metaSchemaVersion)
-	if raw == nil {
-		return fmt.Errorf("%w: found none, expected %d", ErrSchemaVersion, schemaVersion)
 	}
 	found, ok := decodeSchemaVersion(raw)
 	if !ok {
@@ -154,7 +169,15 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-// Path is the store file's path, as given to Open.
+// Path is the bbolt store file's path, as given to Open; empty for
+// PostgreSQL.
 func (s *Store) Path() string {
 	return s.path
 }
+
+// Driver is the store's engine: "bbolt" or "postgres".
+func (s *Store) Driver() string { return s.db.Driver() }
+
+// Where says where the store is, for messages: the bbolt file, or the
+// PostgreSQL database and host (never a password).
+func (s *Store) Where() string { return s.db.Where() }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv/pg"
 )
 
 // Main is the body of the TestMain of a test binary whose tests use
@@ -13,7 +14,8 @@ import (
 // every token is made here, one per label (softhsm.NewTestEnv), before any
 // test opens one. Main then calls prepare, if not nil, with the tokens'
 // directory (to keep it, or to build binaries into it), runs the tests,
-// removes the directory and returns the exit code for os.Exit. A failure
+// removes the directory, stops the shared PostgreSQL cluster if a test
+// started one (pg.Database), and returns the exit code for os.Exit. A failure
 // to set up is printed to standard error after name and gives 1.
 func Main(m *testing.M, name string, labels []string, prepare func(*softhsm.Dir) error) int {
 	dir, cleanup, err := softhsm.NewTestEnv(labels...)
@@ -28,5 +30,10 @@ func Main(m *testing.M, name string, labels []string, prepare func(*softhsm.Dir)
 			return 1
 		}
 	}
+	defer func() {
+		if err := pg.StopShared(); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		}
+	}()
 	return m.Run()
 }

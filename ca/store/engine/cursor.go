@@ -1,0 +1,124 @@
+package engine
+
+import (
+	"fmt"
+)
+
+// pgCursor walks a PostgreSQL bucket a page at a time: a page is the
+// rows after (or before) the last key it returned, in key order, so rows
+// written or deleted behind the cursor never make it skip or repeat one.
+// Pages start small, since most walks read a key or two after a Seek, and
+// double up to maxPage.
+type pgCursor struct {
+	b    *pgBucket
+	page []kv
+	i    int
+	back bool // the page runs backwards (Last, Prev)
+	end  bool // the page is the last one in its direction
+	size int
+}
+
+type kv struct{ k, v []byte }
+
+const (
+	firstPage = 8
+	maxPage   = 1024
+)
+
+func (c *pgCursor) at() ([]byte, []byte) {
+	if c.i < 0 || c.i >= len(c.page) {
+		return nil, nil
+	}
+	e := c.page[c.i]
+	return e.k, e.v
+}
+
+// load reads a page: the rows whose key is after from (or at it, when
+// inclusive), or before it when back; no bound when from is nil.
+func (c *pgCursor) load(from []byte, inclusive, back bool, size int) ([]byte, []byte) {
+	c.page, c.i, c.back, c.end, c.size = c.page[:0], 0, back, true, size
+	t := c.b.t
+	if t.err != nil || t.flush(c.b.table) != nil {
+		return nil, nil
+	}
+	op, order := ">", "ASC"
+	if back {
+		op, order = "<", "DESC"
+	}
+	if inclusive {
+		op += "="
+	}
+	q := `SELECT k, v FROM ` + c.b.table
+	args := []any{size}
+	if from != nil {
+		q += ` WHERE k ` + op + ` $2`
+		args = append(args, from)
+	}
+	q += ` ORDER BY k ` + order + ` LIMIT $1`
+	rows, err := t.tx.Query(t.db.ctx, q, args...)
+	if err != nil {
+		t.fail(fmt.Errorf("read %s: %w", c.b.table, err))
+		return nil, nil
+	}
+	for rows.Next() {
+		var e kv
+		if err := rows.Scan(&e.k, &e.v); err != nil {
+			rows.Close()
+			t.fail(fmt.Errorf("read %s: %w", c.b.table, err))
+			c.page = c.page[:0]
+			return nil, nil
+		}
+		c.page = append(c.page, e)
+	}
+	if err := rows.Err(); err != nil {
+		t.fail(fmt.Errorf("read %s: %w", c.b.table, err))
+		c.page = c.page[:0]
+		return nil, nil
+	}
+	c.end = len(c.page) < size
+	return c.at()
+}
+
+func (c *pgCursor) First() ([]byte, []byte) { return c.load(nil, false, false, firstPage) }
+func (c *pgCursor) Last() ([]byte, []byte)  { return c.load(nil, false, true, firstPage) }
+func (c *pgCursor) Seek(key []byte) ([]byte, []byte) {
+	return c.load(append([]byte{}, key...), true, false, firstPage)
+}
+
+func (c *pgCursor) Next() ([]byte, []byte) { return c.step(false) }
+func (c *pgCursor) Prev() ([]byte, []byte) { return c.step(true) }
+
+// step moves one key forwards or backwards, reading the next page when
+// the current one runs out.
+func (c *pgCursor) step(back bool) ([]byte, []byte) {
+	k, _ := c.at()
+	if k == nil {
+		return nil, nil // off either end: stays off, as bbolt's cursor does
+	}
+	if back == c.back {
+		if c.i+1 < len(c.page) {
+			c.i++
+			return c.at()
+		}
+		if c.end {
+			c.i = len(c.page)
+			return nil, nil
+		}
+		return c.load(k, false, back, min(2*c.size, maxPage))
+	}
+	// Turning round: the neighbour on the other side.
+	if c.i > 0 {
+		c.page, c.i, c.end = reverse(c.page[:c.i]), 0, false
+		c.back = back
+		return c.at()
+	}
+	return c.load(k, false, back, firstPage)
+}
+
+func reverse(p []kv) []kv {
+	out := make([]kv, len(p))
+	for i, e := range p {
+		out[len(p)-1-i] = e
+	}
+	return out
+}

@@ -1,0 +1,66 @@
+package pg
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// The shared cluster of a test binary: started by the first Database and
+// stopped by StopShared, which the binary's TestMain calls (testenv.Main
+// does) after its tests.
+var (
+	sharedMu  sync.Mutex
+	shared    *Cluster
+	sharedErr error
+	databases atomic.Int64
+)
+
+// Database makes a new, empty database on the test binary's shared
+// cluster, starting the cluster on first use, and returns its DSN. A test
+// that cannot get one fails: PostgreSQL is part of make test (never
+// skipped, issue 12).
+func Database(t testing.TB) string {
+	t.Helper()
+	c, err := sharedCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("shomei_%d", databases.Add(1))
+	if out, err := c.Psql("postgres", "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("pg: create database %s: %v\n%s", name, err, out)
+	}
+	return c.DSN(name)
+}
+
+// SharedCluster is the test binary's shared cluster, started on first use.
+func SharedCluster(t testing.TB) *Cluster {
+	t.Helper()
+	c, err := sharedCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func sharedCluster() (*Cluster, error) {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if shared == nil && sharedErr == nil {
+		shared, sharedErr = Start("")
+	}
+	return shared, sharedErr
+}
+
+// StopShared stops the shared cluster, if one was started.
+func StopShared() error {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if shared == nil {
+		return nil
+	}
+	err := shared.Stop()
+	shared = nil
+	return err
+}
