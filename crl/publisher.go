@@ -77,9 +77,13 @@ type Publisher struct {
 	skipped *prometheus.CounterVec
 	// retired are the issuer key generations not published (SetRetired).
 	retired atomic.Pointer[map[Generation]bool]
+	// following: another process publishes; this one serves what that one
+	// stored (SetFollowing).
+	following atomic.Bool
 }
 
 type published struct {
+	number                 uint64
 	der                    []byte
 	thisUpdate, nextUpdate time.Time
 	etag                   string
@@ -123,26 +127,54 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, part := range parts {
-		if part.Number == 0 {
-			continue
-		}
-		der, err := cfg.Source.CRL(part.Name)
-		if err != nil {
-			return nil, err
-		}
-		if len(der) > 0 {
-			p.latest[part.Name] = newPublished(der, part.ThisUpdate.AsTime(), part.NextUpdate.AsTime(), entryCount(der))
-			p.health.published(part.Name, part.NextUpdate.AsTime(), 0)
-		}
+	if err := p.load(parts); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
 
-func newPublished(der []byte, thisUpdate, nextUpdate time.Time, entries int) *published {
+// load takes the stored CRLs of parts newer than those served.
+func (p *Publisher) load(parts []*storev1.CRLPartition) error {
+	for _, part := range parts {
+		p.mu.RLock()
+		last := p.latest[part.Name]
+		p.mu.RUnlock()
+		if part.Number == 0 || (last != nil && last.number >= part.Number) {
+			continue
+		}
+		der, err := p.cfg.Source.CRL(part.Name)
+		if err != nil {
+			return err
+		}
+		if len(der) > 0 {
+			pub := newPublished(part.Number, der, part.ThisUpdate.AsTime(), part.NextUpdate.AsTime(), entryCount(der))
+			p.mu.Lock()
+			p.latest[part.Name] = pub
+			p.mu.Unlock()
+			p.health.published(part.Name, part.NextUpdate.AsTime(), 0)
+		}
+	}
+	return nil
+}
+
+func newPublished(number uint64, der []byte, thisUpdate, nextUpdate time.Time, entries int) *published {
 	sum := sha256.Sum256(der)
-	return &published{der: der, thisUpdate: thisUpdate, nextUpdate: nextUpdate,
+	return &published{number: number, der: der, thisUpdate: thisUpdate, nextUpdate: nextUpdate,
 		etag: `"` + hex.EncodeToString(sum[:16]) + `"`, entries: entries}
+}
+
+// SetFollowing makes the publisher a follower (true) or the publisher
+// (false, the default). Several CA processes share a PostgreSQL store and
+// one of them, the leader, publishes (cmd/shomei-ca leads through the
+// store's lease); a follower signs nothing and serves the CRLs the leader
+// stored, read on every poll and Notify. Which one signed a CRL, its
+// number is the stored number plus one and SaveCRL refuses a number not
+// above the stored one, so a number is never used twice even when a lost
+// leader has not noticed yet.
+func (p *Publisher) SetFollowing(following bool) {
+	if p.following.Swap(following) != following {
+		p.Notify()
+	}
 }
 
 // Notify asks for the changed partitions to be published now.
@@ -158,7 +190,11 @@ func (p *Publisher) Run(ctx context.Context) error {
 	tick := time.NewTicker(p.cfg.Poll)
 	defer tick.Stop()
 	for {
-		if err := p.PublishDue(ctx); err != nil {
+		if p.following.Load() {
+			if err := p.Follow(); err != nil {
+				p.cfg.Log.Error("reading the CRLs the leader published", "error", err)
+			}
+		} else if err := p.PublishDue(ctx); err != nil {
 			p.cfg.Log.Error("publishing CRLs", "error", err)
 		}
 		select {
@@ -168,6 +204,15 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case <-p.notify:
 		}
 	}
+}
+
+// Follow serves the CRLs stored since it last looked (a follower's poll).
+func (p *Publisher) Follow() error {
+	parts, err := p.cfg.Source.Partitions()
+	if err != nil {
+		return err
+	}
+	return p.load(parts)
 }
 
 // PublishDue publishes every partition that was never published, changed
@@ -260,7 +305,7 @@ func (p *Publisher) publish(part *storev1.CRLPartition, now time.Time) error {
 		return err
 	}
 	p.mu.Lock()
-	p.latest[part.Name] = newPublished(der, req.ThisUpdate, req.NextUpdate, len(req.Entries))
+	p.latest[part.Name] = newPublished(part.Number+1, der, req.ThisUpdate, req.NextUpdate, len(req.Entries))
 	p.mu.Unlock()
 	p.health.published(part.Name, req.NextUpdate, skipped)
 	p.cfg.Log.Info("CRL published", "partition", part.Name, "number", part.Number+1, "entries", len(req.Entries), "revision", rev)

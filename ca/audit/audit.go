@@ -198,6 +198,16 @@ func (c *Checkpointer) CloseOpen(ctx context.Context) error {
 	return err
 }
 
+// Reload forgets the witness read before: the next checkpoint reads it
+// from the HSM again. A CA process that shares its store and token with
+// others (PostgreSQL) calls it when it becomes the one that checkpoints,
+// since the previous one has moved the witness on meanwhile.
+func (c *Checkpointer) Reload() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.witness, c.witnessLoaded = nil, false
+}
+
 // Open opens a sealed log for writing: it checks that nothing was
 // appended since it was sealed, then has the HSM witness it unsealed.
 // Writers call it before they append (Checkpoint does, for shomei-ca's

@@ -61,7 +61,7 @@ func (c *Ceremony) Run(ctx context.Context) ([]*storev1.IssuerKey, error) {
 	if done, err := c.Store.Initialized(); err != nil {
 		return nil, err
 	} else if done {
-		return nil, fmt.Errorf("issuer: %w: the store %s already has its issuers (see `shomeictl keys list`)", store.ErrAlreadyInitialized, c.Store.Path())
+		return nil, fmt.Errorf("issuer: %w: the store %s already has its issuers (see `shomeictl keys list`)", store.ErrAlreadyInitialized, c.Store.Where())
 	}
 	if err := c.checkTokenEmpty(ctx); err != nil {
 		return nil, err

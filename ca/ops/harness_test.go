@@ -157,6 +157,9 @@ func serveOps(t *testing.T, h *harness, rcfg ops.RecordsConfig, log *slog.Logger
 	if err != nil {
 		t.Fatal(err)
 	}
+	if rcfg.SpoolDir == "" {
+		rcfg.SpoolDir = t.TempDir()
+	}
 	records, err := ops.NewRecords(rcfg)
 	if err != nil {
 		t.Fatal(err)

@@ -75,7 +75,7 @@ func startKeys(t *testing.T, who caller.Caller) *keysHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	records, err := ops.NewRecords(ops.RecordsConfig{Store: st, Token: tok, Now: clock.Now, Log: log})
+	records, err := ops.NewRecords(ops.RecordsConfig{Store: st, Token: tok, SpoolDir: t.TempDir(), Now: clock.Now, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

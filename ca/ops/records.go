@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -42,7 +43,7 @@ type RecordsConfig struct {
 	Token *hsm.Token
 	// SpoolDir is where a backup's snapshot is written before it is sent,
 	// so that the store's read transaction lasts as long as a local copy,
-	// not as long as the network; default: the store file's directory
+	// not as long as the network; default: a bbolt store file's directory
 	// (which holds personal data already, and is checked to be private).
 	SpoolDir string
 	// Now is the clock; time.Now when nil.
@@ -64,8 +65,14 @@ func NewRecords(cfg RecordsConfig) (*Records, error) {
 	if cfg.Store == nil || cfg.Token == nil {
 		return nil, errors.New("ops: records need the store and the HSM token")
 	}
-	if cfg.SpoolDir == "" {
+	if cfg.SpoolDir == "" && cfg.Store.Path() != "" {
 		cfg.SpoolDir = filepath.Dir(cfg.Store.Path())
+	}
+	if cfg.SpoolDir == "" {
+		return nil, errors.New("ops: records need a spool directory for backups (store.spool_dir)")
+	}
+	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
+		return nil, fmt.Errorf("ops: spool directory: %w", err)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -58,32 +58,38 @@ func sameKeys(t *testing.T, got, want []*storev1.IssuerKey) {
 	}
 }
 
+// TestInitIssuers (R-K1, R-K3): the first generations are recorded with
+// their audit records, ordered by profile and generation.
 func TestInitIssuers(t *testing.T) {
-	s := openTest(t, testPath(t))
-	// Given in the "wrong" order; stored ordered by profile, generation.
-	keys := []*storev1.IssuerKey{testKey(auth, 1), testKey(sign, 1)}
-	keys[0].CreatedAt = timestamppb.New(testNow.AddDate(0, 0, -1))
-	audit := []*storev1.AuditRecord{testAudit("issuer.key.generate", "profile", "sign"), testAudit("ceremony.complete")}
+	forEachBackend(t, func(t *testing.T, be backend) {
+		s := openTest(t, be)
+		// Given in the "wrong" order; stored ordered by profile, generation.
+		keys := []*storev1.IssuerKey{testKey(auth, 1), testKey(sign, 1)}
+		keys[0].CreatedAt = timestamppb.New(testNow.AddDate(0, 0, -1))
+		audit := []*storev1.AuditRecord{testAudit("issuer.key.generate", "profile", "sign"), testAudit("ceremony.complete")}
 
-	if err := s.InitIssuers(keys, audit); err != nil {
-		t.Fatalf("InitIssuers: %v", err)
-	}
+		if err := s.InitIssuers(keys, audit); err != nil {
+			t.Fatalf("InitIssuers: %v", err)
+		}
 
-	if keys[1].CreatedAt != nil || audit[0].Seq != 0 {
-		t.Error("InitIssuers modified the caller's messages")
-	}
-	wantSign := proto.CloneOf(keys[1])
-	wantSign.CreatedAt = timestamppb.New(testNow) // filled in from Options.Now
-	sameKeys(t, mustIssuers(t, s), []*storev1.IssuerKey{wantSign, keys[0]})
+		if keys[1].CreatedAt != nil || audit[0].Seq != 0 {
+			t.Error("InitIssuers modified the caller's messages")
+		}
+		wantSign := proto.CloneOf(keys[1])
+		wantSign.CreatedAt = timestamppb.New(testNow) // filled in from Options.Now
+		sameKeys(t, mustIssuers(t, s), []*storev1.IssuerKey{wantSign, keys[0]})
 
-	if ok, err := s.Initialized(); err != nil || !ok {
-		t.Errorf("Initialized() = %v, %v, want true, nil", ok, err)
-	}
-	if n, err := s.VerifyAudit(); err != nil || n != 2 {
-		t.Errorf("VerifyAudit() = %d, %v, want 2, nil", n, err)
-	}
+		if ok, err := s.Initialized(); err != nil || !ok {
+			t.Errorf("Initialized() = %v, %v, want true, nil", ok, err)
+		}
+		if n, err := s.VerifyAudit(); err != nil || n != 2 {
+			t.Errorf("VerifyAudit() = %d, %v, want 2, nil", n, err)
+		}
+	})
 }
 
+// TestInitIssuersRefused: an invalid set of first generations is refused
+// and leaves neither keys nor audit records behind.
 func TestInitIssuersRefused(t *testing.T) {
 	with := func(p storev1.Profile, gen uint32, edit func(k *storev1.IssuerKey)) *storev1.IssuerKey {
 		k := testKey(p, gen)
@@ -123,41 +129,49 @@ func TestInitIssuersRefused(t *testing.T) {
 		{"audit seq set", []*storev1.IssuerKey{testKey(sign, 1)},
 			[]*storev1.AuditRecord{ok, {Actor: "a", Action: "b", Seq: 4}}, ErrInvalidArgument, "audit[1].seq is set"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := openTest(t, testPath(t))
-			err := s.InitIssuers(tt.keys, tt.audit)
-			if !errors.Is(err, tt.wantErr) || err == nil || !strings.Contains(err.Error(), tt.wantIn) {
-				t.Fatalf("InitIssuers: %v, want %v mentioning %q", err, tt.wantErr, tt.wantIn)
-			}
-			if done, _ := s.Initialized(); done {
-				t.Error("refused InitIssuers left issuer keys behind")
-			}
-			if n := auditCount(t, s); n != 0 {
-				t.Errorf("refused InitIssuers left %d audit records behind", n)
-			}
-		})
-	}
+	forEachBackend(t, func(t *testing.T, be backend) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				s := openTest(t, be.fresh(t))
+				err := s.InitIssuers(tt.keys, tt.audit)
+				if !errors.Is(err, tt.wantErr) || err == nil || !strings.Contains(err.Error(), tt.wantIn) {
+					t.Fatalf("InitIssuers: %v, want %v mentioning %q", err, tt.wantErr, tt.wantIn)
+				}
+				if done, _ := s.Initialized(); done {
+					t.Error("refused InitIssuers left issuer keys behind")
+				}
+				if n := auditCount(t, s); n != 0 {
+					t.Errorf("refused InitIssuers left %d audit records behind", n)
+				}
+			})
+		}
+	})
 }
 
+// TestInitIssuersTwice: the first generations are recorded once.
 func TestInitIssuersTwice(t *testing.T) {
-	s := openTest(t, testPath(t))
-	initTest(t, s)
-	before := mustIssuers(t, s)
-	beforeAudit := auditCount(t, s)
+	forEachBackend(t, func(t *testing.T, be backend) {
+		s := openTest(t, be)
+		initTest(t, s)
+		before := mustIssuers(t, s)
+		beforeAudit := auditCount(t, s)
 
-	second := testKey(sign, 1)
-	second.KeyLabel = "another"
-	err := s.InitIssuers([]*storev1.IssuerKey{second}, []*storev1.AuditRecord{testAudit("ceremony.complete")})
-	if !errors.Is(err, ErrAlreadyInitialized) {
-		t.Fatalf("second InitIssuers: %v, want ErrAlreadyInitialized", err)
-	}
-	sameKeys(t, mustIssuers(t, s), before)
-	if n := auditCount(t, s); n != beforeAudit {
-		t.Errorf("audit records: %d after the refused InitIssuers, want %d", n, beforeAudit)
-	}
+		second := testKey(sign, 1)
+		second.KeyLabel = "another"
+		err := s.InitIssuers([]*storev1.IssuerKey{second}, []*storev1.AuditRecord{testAudit("ceremony.complete")})
+		if !errors.Is(err, ErrAlreadyInitialized) {
+			t.Fatalf("second InitIssuers: %v, want ErrAlreadyInitialized", err)
+		}
+		sameKeys(t, mustIssuers(t, s), before)
+		if n := auditCount(t, s); n != beforeAudit {
+			t.Errorf("audit records: %d after the refused InitIssuers, want %d", n, beforeAudit)
+		}
+	})
 }
 
+// TestAddIssuerKey (R-K1): a rotation adds exactly the next generation and
+// supersedes the active one in the same transaction as its audit records;
+// anything else is refused and changes nothing.
 func TestAddIssuerKey(t *testing.T) {
 	superseded := func(k *storev1.IssuerKey) *storev1.IssuerKey {
 		k.State = storev1.KeyState_KEY_STATE_SUPERSEDED
@@ -244,71 +258,77 @@ func TestAddIssuerKey(t *testing.T) {
 			wantIn:  "audit[0].prev_hash is set",
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := openTest(t, testPath(t))
-			setup := tt.setup
-			if setup == nil {
-				setup = initTest
-			}
-			setup(t, s)
-			before := mustIssuers(t, s)
-			beforeAudit := auditCount(t, s)
-
-			err := s.AddIssuerKey(tt.key, tt.audit)
-
-			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.wantIn) {
-					t.Fatalf("AddIssuerKey: %v, want %v mentioning %q", err, tt.wantErr, tt.wantIn)
+	forEachBackend(t, func(t *testing.T, be backend) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				s := openTest(t, be.fresh(t))
+				setup := tt.setup
+				if setup == nil {
+					setup = initTest
 				}
-				sameKeys(t, mustIssuers(t, s), before)
-				if n := auditCount(t, s); n != beforeAudit {
-					t.Errorf("audit records: %d after a refused AddIssuerKey, want %d", n, beforeAudit)
+				setup(t, s)
+				before := mustIssuers(t, s)
+				beforeAudit := auditCount(t, s)
+
+				err := s.AddIssuerKey(tt.key, tt.audit)
+
+				if tt.wantErr != nil {
+					if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.wantIn) {
+						t.Fatalf("AddIssuerKey: %v, want %v mentioning %q", err, tt.wantErr, tt.wantIn)
+					}
+					sameKeys(t, mustIssuers(t, s), before)
+					if n := auditCount(t, s); n != beforeAudit {
+						t.Errorf("audit records: %d after a refused AddIssuerKey, want %d", n, beforeAudit)
+					}
+					return
 				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("AddIssuerKey: %v", err)
-			}
-			for _, k := range tt.wantKeys {
-				k.CreatedAt = timestamppb.New(testNow)
-			}
-			sameKeys(t, mustIssuers(t, s), tt.wantKeys)
-			if n, err := s.VerifyAudit(); err != nil || n != beforeAudit+len(tt.audit) {
-				t.Errorf("VerifyAudit() = %d, %v, want %d, nil", n, err, beforeAudit+len(tt.audit))
-			}
-		})
-	}
+				if err != nil {
+					t.Fatalf("AddIssuerKey: %v", err)
+				}
+				for _, k := range tt.wantKeys {
+					k.CreatedAt = timestamppb.New(testNow)
+				}
+				sameKeys(t, mustIssuers(t, s), tt.wantKeys)
+				if n, err := s.VerifyAudit(); err != nil || n != beforeAudit+len(tt.audit) {
+					t.Errorf("VerifyAudit() = %d, %v, want %d, nil", n, err, beforeAudit+len(tt.audit))
+				}
+			})
+		}
+	})
 }
 
+// TestReopenPersists: a store opened again — the same file, the same
+// database — has what was written before, and its audit chain goes on
+// where it stopped.
 func TestReopenPersists(t *testing.T) {
-	path := testPath(t)
-	s := openTest(t, path)
-	initTest(t, s)
-	if err := s.AddIssuerKey(testKey(auth, 2), []*storev1.AuditRecord{testAudit("issuer.rotate")}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AppendAudit(testAudit("crl.sign", "serial", "0a")); err != nil {
-		t.Fatal(err)
-	}
-	keys := mustIssuers(t, s)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	forEachBackend(t, func(t *testing.T, be backend) {
+		s := openTest(t, be)
+		initTest(t, s)
+		if err := s.AddIssuerKey(testKey(auth, 2), []*storev1.AuditRecord{testAudit("issuer.rotate")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AppendAudit(testAudit("crl.sign", "serial", "0a")); err != nil {
+			t.Fatal(err)
+		}
+		keys := mustIssuers(t, s)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
 
-	s = openTest(t, path)
-	sameKeys(t, mustIssuers(t, s), keys)
-	if done, err := s.Initialized(); err != nil || !done {
-		t.Errorf("Initialized() = %v, %v after reopening, want true, nil", done, err)
-	}
-	if n, err := s.VerifyAudit(); err != nil || n != 3 {
-		t.Errorf("VerifyAudit() = %d, %v after reopening, want 3, nil", n, err)
-	}
-	// The chain continues where it stopped.
-	if err := s.AppendAudit(testAudit("ocsp.sign")); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := s.VerifyAudit(); err != nil || n != 4 {
-		t.Errorf("VerifyAudit() = %d, %v, want 4, nil", n, err)
-	}
+		s = openTest(t, be)
+		sameKeys(t, mustIssuers(t, s), keys)
+		if done, err := s.Initialized(); err != nil || !done {
+			t.Errorf("Initialized() = %v, %v after reopening, want true, nil", done, err)
+		}
+		if n, err := s.VerifyAudit(); err != nil || n != 3 {
+			t.Errorf("VerifyAudit() = %d, %v after reopening, want 3, nil", n, err)
+		}
+		// The chain continues where it stopped.
+		if err := s.AppendAudit(testAudit("ocsp.sign")); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.VerifyAudit(); err != nil || n != 4 {
+			t.Errorf("VerifyAudit() = %d, %v, want 4, nil", n, err)
+		}
+	})
 }

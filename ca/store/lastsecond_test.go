@@ -37,53 +37,55 @@ func TestExpiryBoundary(t *testing.T) {
 		issue(t, s, Reservation{Certs: []*storev1.Certificate{rec}, Now: t0})
 		return rec
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			s := openTemp(t)
+	forEachBackend(t, func(t *testing.T, be backend) {
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				s := openTemp(t, be.fresh(t))
 
-			live(t, s, "h-issue")
-			err := s.Reserve(Reservation{Certs: []*storev1.Certificate{pending("h-issue", sign)}, Now: c.now})
-			if c.live && !errors.Is(err, ErrDoubleIssuance) {
-				t.Errorf("a new issuance while the certificate is live: %v, want %v (R-A4)", err, ErrDoubleIssuance)
-			}
-			if !c.live && err != nil {
-				t.Errorf("a new issuance after expiry: %v", err)
-			}
+				live(t, s, "h-issue")
+				err := s.Reserve(Reservation{Certs: []*storev1.Certificate{pending("h-issue", sign)}, Now: c.now})
+				if c.live && !errors.Is(err, ErrDoubleIssuance) {
+					t.Errorf("a new issuance while the certificate is live: %v, want %v (R-A4)", err, ErrDoubleIssuance)
+				}
+				if !c.live && err != nil {
+					t.Errorf("a new issuance after expiry: %v", err)
+				}
 
-			old := live(t, s, "h-renew")
-			err = s.Reserve(Reservation{Certs: []*storev1.Certificate{pending("h-renew", sign)}, Now: c.now,
-				Supersede: map[storev1.Profile][]byte{sign: old.Serial}})
-			if c.live && err != nil {
-				t.Errorf("renewing the live certificate: %v (R-V4)", err)
-			}
-			if !c.live && !errors.Is(err, ErrNotRenewable) {
-				t.Errorf("renewing the expired certificate: %v, want %v", err, ErrNotRenewable)
-			}
+				old := live(t, s, "h-renew")
+				err = s.Reserve(Reservation{Certs: []*storev1.Certificate{pending("h-renew", sign)}, Now: c.now,
+					Supersede: map[storev1.Profile][]byte{sign: old.Serial}})
+				if c.live && err != nil {
+					t.Errorf("renewing the live certificate: %v (R-V4)", err)
+				}
+				if !c.live && !errors.Is(err, ErrNotRenewable) {
+					t.Errorf("renewing the expired certificate: %v, want %v", err, ErrNotRenewable)
+				}
 
-			old = live(t, s, "h-death")
-			res, err := s.Revoke(RevokeRequest{Municipality: "13221", EventID: "death", HolderID: "h-death",
-				Profiles: []storev1.Profile{sign, auth}, Reason: ReasonCessationOfOperation, InvalidityDate: c.now, Now: c.now,
-				Actor: "test", Cause: "event death"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := len(res.Revoked); (got == 1) != c.live || got > 1 {
-				t.Errorf("a death revoked %d certificates; want the certificate revoked only while it is live (%v)", got, c.live)
-			}
+				old = live(t, s, "h-death")
+				res, err := s.Revoke(RevokeRequest{Municipality: "13221", EventID: "death", HolderID: "h-death",
+					Profiles: []storev1.Profile{sign, auth}, Reason: ReasonCessationOfOperation, InvalidityDate: c.now, Now: c.now,
+					Actor: "test", Cause: "event death"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := len(res.Revoked); (got == 1) != c.live || got > 1 {
+					t.Errorf("a death revoked %d certificates; want the certificate revoked only while it is live (%v)", got, c.live)
+				}
 
-			// A counter request revokes whatever it names; the CRL lists
-			// the revocation until the certificate expires.
-			listed := 0
-			if _, err := s.Revoke(RevokeRequest{Serials: [][]byte{old.Serial}, Reason: ReasonCessationOfOperation,
-				InvalidityDate: c.now, Now: c.now, Actor: "test", Cause: "counter request", Municipality: "13221"}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.PartitionEntries(old.CrlPartition, c.now, func(*storev1.Certificate) error { listed++; return nil }); err != nil {
-				t.Fatal(err)
-			}
-			if (listed == 1) != c.live || listed > 1 {
-				t.Errorf("the CRL lists %d entries; want the revocation listed only while the certificate is live (%v)", listed, c.live)
-			}
-		})
-	}
+				// A counter request revokes whatever it names; the CRL lists
+				// the revocation until the certificate expires.
+				listed := 0
+				if _, err := s.Revoke(RevokeRequest{Serials: [][]byte{old.Serial}, Reason: ReasonCessationOfOperation,
+					InvalidityDate: c.now, Now: c.now, Actor: "test", Cause: "counter request", Municipality: "13221"}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s.PartitionEntries(old.CrlPartition, c.now, func(*storev1.Certificate) error { listed++; return nil }); err != nil {
+					t.Fatal(err)
+				}
+				if (listed == 1) != c.live || listed > 1 {
+					t.Errorf("the CRL lists %d entries; want the revocation listed only while the certificate is live (%v)", listed, c.live)
+				}
+			})
+		}
+	})
 }

@@ -5,11 +5,15 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 )
@@ -18,76 +22,129 @@ import (
 // page by page, each exactly once, whatever the page size; a page key of
 // another municipality is refused.
 func TestMunicipalityCertificates(t *testing.T) {
-	s := openTemp(t)
-	want := map[string]bool{}
-	for i := range 7 {
-		for _, m := range []string{"13221", "13222", "1322"} {
-			a, b := pending(fmt.Sprintf("h%d", i), sign), pending(fmt.Sprintf("h%d", i), auth)
-			a.MunicipalityCode, b.MunicipalityCode = m, m
-			issue(t, s, Reservation{Certs: []*storev1.Certificate{a, b}, Now: t0})
-			if m == "13221" {
-				want[string(a.Serial)], want[string(b.Serial)] = true, true
-			}
-		}
-	}
-	for _, page := range []int{1, 3, 14, 100} {
-		got := map[string]bool{}
-		var after []byte
-		for {
-			last, err := s.MunicipalityCertificates("13221", after, page, func(c *storev1.Certificate) error {
-				if c.MunicipalityCode != "13221" || got[string(c.Serial)] {
-					return fmt.Errorf("certificate %x of %s, seen before: %v", c.Serial, c.MunicipalityCode, got[string(c.Serial)])
+	forEachBackend(t, func(t *testing.T, be backend) {
+		s := openTemp(t, be)
+		want := map[string]bool{}
+		for i := range 7 {
+			for _, m := range []string{"13221", "13222", "1322"} {
+				a, b := pending(fmt.Sprintf("h%d", i), sign), pending(fmt.Sprintf("h%d", i), auth)
+				a.MunicipalityCode, b.MunicipalityCode = m, m
+				issue(t, s, Reservation{Certs: []*storev1.Certificate{a, b}, Now: t0})
+				if m == "13221" {
+					want[string(a.Serial)], want[string(b.Serial)] = true, true
 				}
-				got[string(c.Serial)] = true
-				return nil
-			})
-			if err != nil {
-				t.Fatalf("page size %d: %v", page, err)
 			}
-			if last == nil {
-				break
+		}
+		for _, page := range []int{1, 3, 14, 100} {
+			got := map[string]bool{}
+			var after []byte
+			for {
+				last, err := s.MunicipalityCertificates("13221", after, page, func(c *storev1.Certificate) error {
+					if c.MunicipalityCode != "13221" || got[string(c.Serial)] {
+						return fmt.Errorf("certificate %x of %s, seen before: %v", c.Serial, c.MunicipalityCode, got[string(c.Serial)])
+					}
+					got[string(c.Serial)] = true
+					return nil
+				})
+				if err != nil {
+					t.Fatalf("page size %d: %v", page, err)
+				}
+				if last == nil {
+					break
+				}
+				after = last
 			}
-			after = last
+			if len(got) != len(want) {
+				t.Fatalf("page size %d: %d certificates, want %d", page, len(got), len(want))
+			}
 		}
-		if len(got) != len(want) {
-			t.Fatalf("page size %d: %d certificates, want %d", page, len(got), len(want))
+		other := append([]byte("13222"), 0)
+		if _, err := s.MunicipalityCertificates("13221", other, 10, func(*storev1.Certificate) error { return nil }); !errors.Is(err, ErrInvalidArgument) {
+			t.Fatalf("a page key of another municipality: %v", err)
 		}
-	}
-	other := append([]byte("13222"), 0)
-	if _, err := s.MunicipalityCertificates("13221", other, 10, func(*storev1.Certificate) error { return nil }); !errors.Is(err, ErrInvalidArgument) {
-		t.Fatalf("a page key of another municipality: %v", err)
-	}
+	})
 }
 
-// A snapshot is the store's bytes as one transaction saw them, with the
-// audit head of that moment.
+// TestSnapshot: a snapshot is the whole store as one read transaction saw
+// it, with the audit head of that moment, in the store's one backup format
+// (a bbolt file) whatever the engine: restored, it opens as a store with
+// the same records and an unbroken audit chain, and without what was
+// written after it was taken. Count counts each kind of record.
 func TestSnapshot(t *testing.T) {
-	s := openTemp(t)
-	a := pending("h1", sign)
-	issue(t, s, Reservation{Certs: []*storev1.Certificate{a}, Now: t0})
-	if err := s.AppendAudit(&storev1.AuditRecord{Actor: "test", Action: "test.snapshot"}); err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	info, err := s.Snapshot(&buf)
-	if err != nil || info.Size != int64(buf.Len()) || info.AuditHeadSeq == 0 {
-		t.Fatalf("snapshot: %+v, %d bytes, %v", info, buf.Len(), err)
-	}
-	seq, hash, _ := s.AuditHead()
-	if seq != info.AuditHeadSeq || hash != info.AuditHeadHash || hash == [sha256.Size]byte{} {
-		t.Fatalf("snapshot head %d %x, store's %d %x", info.AuditHeadSeq, info.AuditHeadHash, seq, hash)
-	}
-	c, err := s.Count()
-	if err != nil || c.Certificates != 1 || c.AuditRecords != int(seq) {
-		t.Fatalf("count: %+v, %v", c, err)
-	}
+	forEachBackend(t, func(t *testing.T, be backend) {
+		s := openTemp(t, be)
+		initTest(t, s)
+		a := pending("h1", sign)
+		issue(t, s, Reservation{Certs: []*storev1.Certificate{a}, Now: t0})
+		key := sha256.Sum256([]byte("responder key"))
+		if err := s.ReserveResponder(&storev1.ResponderCertificate{Serial: []byte{1}, Issuer: "sign-g1", Replica: "replica1",
+			PublicKeySha256: key[:], NotBefore: timestamppb.New(t0), NotAfter: timestamppb.New(t0.Add(24 * time.Hour)),
+			State: storev1.CertState_CERT_STATE_PENDING},
+			&storev1.AuditRecord{Actor: "replica:replica1", Action: ActionResponderCertify,
+				Fields: []*storev1.AuditField{{Key: "serial", Value: "01"}}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AppendAudit(&storev1.AuditRecord{Actor: "test", Action: "test.snapshot"}); err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		info, err := s.Snapshot(&buf)
+		if err != nil || info.Size != int64(buf.Len()) || info.AuditHeadSeq == 0 || !info.TakenAt.Equal(t0) {
+			t.Fatalf("snapshot: %+v, %d bytes, %v", info, buf.Len(), err)
+		}
+		seq, hash, _ := s.AuditHead()
+		if seq != info.AuditHeadSeq || hash != info.AuditHeadHash || hash == [sha256.Size]byte{} {
+			t.Fatalf("snapshot head %d %x, store's %d %x", info.AuditHeadSeq, info.AuditHeadHash, seq, hash)
+		}
+		c, err := s.Count()
+		want := Counts{Certificates: 1, Issuers: 2, AuditRecords: int(seq), Responders: 1}
+		if err != nil || c != want {
+			t.Fatalf("count: %+v, %v; want %+v", c, err, want)
+		}
+		issuers := mustIssuers(t, s)
+		// Written after the snapshot: not in it.
+		issue(t, s, Reservation{Certs: []*storev1.Certificate{pending("h2", sign)}, Now: t0})
+		if err := s.AppendAudit(&storev1.AuditRecord{Actor: "test", Action: "test.after"}); err != nil {
+			t.Fatal(err)
+		}
+
+		restored := boltBackend(t)
+		if err := os.MkdirAll(filepath.Dir(restored.loc), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(restored.loc, buf.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := openTemp(t, restored)
+		if n, err := r.VerifyAudit(); err != nil || uint64(n) != info.AuditHeadSeq {
+			t.Errorf("restored VerifyAudit = %d, %v; want %d, nil", n, err, info.AuditHeadSeq)
+		}
+		if rseq, rhash, err := r.AuditHead(); err != nil || rseq != info.AuditHeadSeq || rhash != info.AuditHeadHash {
+			t.Errorf("restored head %d %x (%v), want the snapshot's %d %x", rseq, rhash, err, info.AuditHeadSeq, info.AuditHeadHash)
+		}
+		if rc, err := r.Count(); err != nil || rc != want {
+			t.Errorf("restored count: %+v, %v; want %+v", rc, err, want)
+		}
+		sameKeys(t, mustIssuers(t, r), issuers)
+		got, err := r.Certificate(a.Serial)
+		orig, _ := s.Certificate(a.Serial)
+		if err != nil || !proto.Equal(got, orig) {
+			t.Errorf("restored certificate %v (%v), want %v", got, err, orig)
+		}
+	})
 }
 
 // BenchmarkMunicipalityCertificates walks 20,000 certificates of one
 // municipality (with 1.2 kB certificates, as issued) per iteration, in
 // pages of 5,000 as ca.RenewalNotices does.
 func BenchmarkMunicipalityCertificates(b *testing.B) {
-	s, err := Open(b.TempDir()+"/s.db", Options{Now: func() time.Time { return t0 }})
+	for _, e := range engines {
+		b.Run(e.name, func(b *testing.B) { benchmarkMunicipalityCertificates(b, e.fresh(b)) })
+	}
+}
+
+func benchmarkMunicipalityCertificates(b *testing.B, be backend) {
+	s, err := be.open(b, Options{Now: func() time.Time { return t0 }})
 	if err != nil {
 		b.Fatal(err)
 	}

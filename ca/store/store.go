@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -181,3 +182,15 @@ func (s *Store) Driver() string { return s.db.Driver() }
 // Where says where the store is, for messages: the bbolt file, or the
 // PostgreSQL database and host (never a password).
 func (s *Store) Where() string { return s.db.Where() }
+
+// Shared says whether other processes may have the store open at once
+// (PostgreSQL): then singleton work, such as publishing CRLs, is done
+// only by the process that holds Lead's lease.
+func (s *Store) Shared() bool { return s.db.Driver() != "bbolt" }
+
+// Lead blocks until this process leads the singleton work named name (or
+// ctx ends), and returns the lease. With bbolt, the only process leads at
+// once.
+func (s *Store) Lead(ctx context.Context, name string) (engine.Lease, error) {
+	return s.db.Lead(ctx, name)
+}

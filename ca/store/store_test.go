@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"github.com/shomei-pki/shomei/ca/store/engine"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 )
@@ -18,39 +18,6 @@ import (
 var jst = time.FixedZone("JST", 9*60*60)
 
 var testNow = time.Date(2026, time.April, 1, 9, 0, 0, 0, jst)
-
-// testPath is a store path under a directory that does not exist yet.
-func testPath(t *testing.T) string {
-	t.Helper()
-	return filepath.Join(t.TempDir(), "ca", "shomei.db")
-}
-
-// openTest opens the store at path with a pinned clock and closes it when the
-// test ends.
-func openTest(t *testing.T, path string) *Store {
-	t.Helper()
-	s, err := Open(path, Options{Timeout: 100 * time.Millisecond, Now: func() time.Time { return testNow }})
-	if err != nil {
-		t.Fatalf("Open(%s): %v", path, err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
-}
-
-// withFile opens the store file directly with bbolt, as someone with access to
-// the disk could, and runs fn in a write transaction. The store must be
-// closed.
-func withFile(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
-	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatalf("bolt.Open(%s): %v", path, err)
-	}
-	defer db.Close()
-	if err := db.Update(fn); err != nil {
-		t.Fatalf("editing %s: %v", path, err)
-	}
-}
 
 func testKey(p storev1.Profile, generation uint32) *storev1.IssuerKey {
 	return &storev1.IssuerKey{
@@ -73,14 +40,60 @@ func testAudit(action string, kv ...string) *storev1.AuditRecord {
 	return r
 }
 
+// TestOpenNewStore: a new store is laid out with every bucket and the
+// current schema version, holds no issuer and an empty audit log, and says
+// which engine and where it is.
 func TestOpenNewStore(t *testing.T) {
-	path := testPath(t)
-	s := openTest(t, path)
+	forEachBackend(t, func(t *testing.T, be backend) {
+		s := openTest(t, be)
 
-	if got := s.Path(); got != path {
-		t.Errorf("Path() = %q, want %q", got, path)
-	}
-	for name, want := range map[string]os.FileMode{filepath.Dir(path): 0o700, path: 0o600} {
+		if got := s.Driver(); got != be.name {
+			t.Errorf("Driver() = %q, want %q", got, be.name)
+		}
+		wantPath := ""
+		if be.name == "bbolt" {
+			wantPath = be.loc
+		}
+		if got := s.Path(); got != wantPath {
+			t.Errorf("Path() = %q, want %q", got, wantPath)
+		}
+		if s.Where() == "" {
+			t.Error("Where() is empty")
+		}
+		if ok, err := s.Initialized(); err != nil || ok {
+			t.Errorf("Initialized() = %v, %v on a new store, want false, nil", ok, err)
+		}
+		if n, err := s.VerifyAudit(); err != nil || n != 0 {
+			t.Errorf("VerifyAudit() = %d, %v on a new store, want 0, nil", n, err)
+		}
+		if c, err := s.Count(); err != nil || c != (Counts{}) {
+			t.Errorf("Count() = %+v, %v on a new store, want all zero", c, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+
+		be.raw(t, func(tx engine.Tx) error {
+			for _, name := range allBuckets {
+				if tx.Bucket(name) == nil {
+					t.Errorf("bucket %q missing", name)
+				}
+			}
+			v, ok := decodeSchemaVersion(tx.Bucket(bucketMeta).Get(metaSchemaVersion))
+			if !ok || v != 1 {
+				t.Errorf("schema version = %d (ok %v), want 1", v, ok)
+			}
+			return nil
+		})
+	})
+}
+
+// TestOpenNewFileModes (bbolt): the store file is the owner's only, in a
+// directory only the owner may enter (issue 9 item 12).
+func TestOpenNewFileModes(t *testing.T) {
+	be := boltBackend(t)
+	openTest(t, be)
+	for name, want := range map[string]os.FileMode{filepath.Dir(be.loc): 0o700, be.loc: 0o600} {
 		fi, err := os.Stat(name)
 		if err != nil {
 			t.Fatal(err)
@@ -89,30 +102,9 @@ func TestOpenNewStore(t *testing.T) {
 			t.Errorf("mode of %s = %v, want %v", name, got, want)
 		}
 	}
-	if ok, err := s.Initialized(); err != nil || ok {
-		t.Errorf("Initialized() = %v, %v on a new store, want false, nil", ok, err)
-	}
-	if n, err := s.VerifyAudit(); err != nil || n != 0 {
-		t.Errorf("VerifyAudit() = %d, %v on a new store, want 0, nil", n, err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-
-	withFile(t, path, func(tx *bolt.Tx) error {
-		for _, name := range allBuckets {
-			if tx.Bucket(name) == nil {
-				t.Errorf("bucket %q missing", name)
-			}
-		}
-		v, ok := decodeSchemaVersion(tx.Bucket(bucketMeta).Get(metaSchemaVersion))
-		if !ok || v != 1 {
-			t.Errorf("schema version = %d (ok %v), want 1", v, ok)
-		}
-		return nil
-	})
 }
 
+// TestOpenInvalidArguments (bbolt): Open's own arguments.
 func TestOpenInvalidArguments(t *testing.T) {
 	tests := []struct {
 		name string
@@ -137,9 +129,13 @@ func TestOpenInvalidArguments(t *testing.T) {
 	}
 }
 
+// TestOpenLocked (bbolt): one process at a time; a second Open waits
+// Options.Timeout and fails with ErrLocked naming the file, and Close
+// releases the file.
 func TestOpenLocked(t *testing.T) {
-	path := testPath(t)
-	first := openTest(t, path)
+	be := boltBackend(t)
+	path := be.loc
+	first := openTest(t, be)
 
 	const timeout = 100 * time.Millisecond
 	start := time.Now()
@@ -163,76 +159,116 @@ func TestOpenLocked(t *testing.T) {
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
 	}
-	openTest(t, path) // released with Close
+	openTest(t, be) // released with Close
 }
 
+// TestOpenSchemaVersion: a store is read only by code of its schema
+// version; Open refuses any other, or none in a store that holds records,
+// with ErrSchemaVersion and changes nothing.
 func TestOpenSchemaVersion(t *testing.T) {
 	tests := []struct {
 		name   string
-		edit   func(tx *bolt.Tx) error
+		edit   func(tx engine.Tx) error
 		wantIn string
 	}{
 		{
 			name: "newer version",
-			edit: func(tx *bolt.Tx) error {
+			edit: func(tx engine.Tx) error {
 				return tx.Bucket(bucketMeta).Put(metaSchemaVersion, encodeSchemaVersion(2))
 			},
 			wantIn: "found 2, expected 1",
 		},
 		{
 			name: "version zero",
-			edit: func(tx *bolt.Tx) error {
+			edit: func(tx engine.Tx) error {
 				return tx.Bucket(bucketMeta).Put(metaSchemaVersion, encodeSchemaVersion(0))
 			},
 			wantIn: "found 0, expected 1",
 		},
 		{
 			name: "version missing",
-			edit: func(tx *bolt.Tx) error {
+			edit: func(tx engine.Tx) error {
 				return tx.Bucket(bucketMeta).Delete(metaSchemaVersion)
 			},
 			wantIn: "found none, expected 1",
 		},
 		{
 			name: "version unreadable",
-			edit: func(tx *bolt.Tx) error {
+			edit: func(tx engine.Tx) error {
 				return tx.Bucket(bucketMeta).Put(metaSchemaVersion, []byte("v1"))
 			},
 			wantIn: "found unreadable",
 		},
-		{
-			name: "not a shomei store",
-			edit: func(tx *bolt.Tx) error {
-				return tx.DeleteBucket(bucketMeta)
-			},
-			wantIn: "not a shomei store",
-		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			path := testPath(t)
-			if err := openTest(t, path).Close(); err != nil {
-				t.Fatal(err)
-			}
-			withFile(t, path, tt.edit)
+	forEachBackend(t, func(t *testing.T, be backend) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				be := be.fresh(t)
+				// The store holds a record: a store without one and without
+				// a version is laid out as new (a new PostgreSQL database
+				// has its tables from the migrations before it has a
+				// version).
+				s := openTest(t, be)
+				if err := s.AppendAudit(testAudit("ceremony.start")); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				be.raw(t, tt.edit)
 
-			s, err := Open(path, Options{})
-			if err == nil {
-				s.Close()
-				t.Fatal("Open succeeded")
-			}
-			if !errors.Is(err, ErrSchemaVersion) || !strings.Contains(err.Error(), tt.wantIn) {
-				t.Errorf("Open: %v, want ErrSchemaVersion mentioning %q", err, tt.wantIn)
-			}
+				s, err := be.open(t, Options{})
+				if err == nil {
+					s.Close()
+					t.Fatal("Open succeeded")
+				}
+				if !errors.Is(err, ErrSchemaVersion) || !strings.Contains(err.Error(), tt.wantIn) {
+					t.Errorf("Open: %v, want ErrSchemaVersion mentioning %q", err, tt.wantIn)
+				}
 
-			// The refused open changed nothing: it still fails the same way.
-			s, again := Open(path, Options{})
-			if again == nil {
-				s.Close()
-			}
-			if again == nil || again.Error() != err.Error() {
-				t.Errorf("second Open: %v, want %v", again, err)
-			}
-		})
+				// The refused open changed nothing: it still fails the same way.
+				s, again := be.open(t, Options{})
+				if again == nil {
+					s.Close()
+				}
+				if again == nil || again.Error() != err.Error() {
+					t.Errorf("second Open: %v, want %v", again, err)
+				}
+			})
+		}
+	})
+}
+
+// TestOpenForeignBoltFile (bbolt): a bbolt file of another program — with
+// buckets and records, but none of the store's — is refused, not taken
+// over: Open adds no bucket to it.
+func TestOpenForeignBoltFile(t *testing.T) {
+	be := boltBackend(t)
+	if err := os.MkdirAll(filepath.Dir(be.loc), 0o700); err != nil {
+		t.Fatal(err)
 	}
+	be.raw(t, func(tx engine.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("other_program"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("k"), []byte("v"))
+	})
+
+	s, err := be.open(t, Options{})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of a foreign bbolt file succeeded")
+	}
+	if !errors.Is(err, ErrSchemaVersion) || !strings.Contains(err.Error(), "not a shomei store") {
+		t.Errorf("Open: %v, want ErrSchemaVersion mentioning %q", err, "not a shomei store")
+	}
+	be.raw(t, func(tx engine.Tx) error {
+		for _, name := range allBuckets {
+			if tx.Bucket(name) != nil {
+				t.Errorf("the refused Open added bucket %q to the foreign file", name)
+			}
+		}
+		return nil
+	})
 }

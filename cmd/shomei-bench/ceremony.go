@@ -21,7 +21,7 @@ func runCeremony(ctx context.Context, conf string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(cfg.Store.Path, store.Options{})
+	st, err := cfg.Store.Open(store.Options{})
 	if err != nil {
 		return err
 	}

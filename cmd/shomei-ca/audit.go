@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/shomei-pki/shomei/ca/audit"
@@ -13,10 +14,28 @@ import (
 	"github.com/shomei-pki/shomei/internal/config"
 )
 
-// checkpointer signs the audit log's checkpoints while the CA runs.
+// checkpointer signs the audit log's checkpoints while the CA runs, or,
+// on a store shared with other CA processes, while this one leads
+// (leadership): the HSM's witness is one object on the token they
+// share, which one writer moves on at a time.
 type checkpointer struct {
 	*audit.Checkpointer
-	log *slog.Logger
+	shared  bool
+	leading atomic.Bool
+	log     *slog.Logger
+}
+
+// lead signs checkpoints until ctx ends: a shared store's new leader
+// first reads the witness its predecessor left and signs what was
+// appended since.
+func (c *checkpointer) lead(ctx context.Context) {
+	if c.shared {
+		c.Reload()
+		if err := c.Checkpoint(ctx); err != nil {
+			c.log.Error("audit checkpoint on taking the lead failed; retrying", "error", err)
+		}
+	}
+	c.Run(ctx)
 }
 
 // startAuditCheckpoints finds the audit key in the HSM, generating it on
@@ -56,10 +75,14 @@ func startAuditCheckpoints(ctx context.Context, cfg *config.Config, st *store.St
 	if err != nil {
 		return nil, err
 	}
-	if err := cp.Checkpoint(ctx); err != nil {
-		return nil, err
+	// On a shared store the leader signs (leadership); here only the
+	// CA's own store is signed before it serves.
+	if !st.Shared() {
+		if err := cp.Checkpoint(ctx); err != nil {
+			return nil, err
+		}
 	}
-	return &checkpointer{Checkpointer: cp, log: log}, nil
+	return &checkpointer{Checkpointer: cp, shared: st.Shared(), log: log}, nil
 }
 
 // stop signs the last checkpoint at a stop and, when every writer has
@@ -67,12 +90,18 @@ func startAuditCheckpoints(ctx context.Context, cfg *config.Config, st *store.St
 // appended while the CA is stopped is then found at the next start. A
 // writer still running could append after the seal and stop the next
 // start, so without quiet the log is left open, as after a crash.
+//
+// On a shared store the log is never sealed, since the other CA processes
+// go on writing; only the leader signs its last checkpoint.
 func (c *checkpointer) stop(quiet bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	finish := c.Close
-	if !quiet {
+	if !quiet || c.shared {
 		finish = c.CloseOpen
+	}
+	if c.shared && !c.leading.Load() {
+		return
 	}
 	if err := finish(ctx); err != nil {
 		c.log.Error("audit checkpoint at stop failed: the log ends in an unsigned tail", "error", err)

@@ -68,7 +68,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 	if o.gateConfig, err = o.cfg.HTTPAccess.GateConfig(); err != nil {
 		return err
 	}
-	if o.st, err = store.Open(o.cfg.Store.Path, store.Options{}); err != nil {
+	if o.st, err = o.cfg.Store.Open(store.Options{}); err != nil {
 		return err
 	}
 	defer o.st.Close()
@@ -80,8 +80,8 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 		return err
 	} else if !done {
 		return fmt.Errorf("store %s: %w (empty, or not this CA's store); shomei-ca does not create issuer keys itself: "+
-			"run the key ceremony with `shomeictl init` (shomeictl --config %s init) first, or correct store.path",
-			o.cfg.Store.Path, errUninitialized, configPath)
+			"run the key ceremony with `shomeictl init` (shomeictl --config %s init) first, or correct the store: section",
+			o.st.Where(), errUninitialized, configPath)
 	}
 
 	checkpoints, err := startAuditCheckpoints(ctx, o.cfg, o.st, o.tok, log)
@@ -183,9 +183,13 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 	if err := gens.Sync(ctx); err != nil {
 		return fmt.Errorf("issuer generations: %w", err)
 	}
+	leader, err := newLeadership(st, prop.Publisher(), checkpoints, reg, log)
+	if err != nil {
+		return err
+	}
 	bg.Go(gens.Run)
 	bg.Go(prop.Run)
-	bg.Go(checkpoints.Run)
+	bg.Go(leader.Run)
 	refusals, err := audit.NewRefusals(audit.RefusalsConfig{Store: st, Metrics: reg, Log: log})
 	if err != nil {
 		return err

@@ -224,9 +224,9 @@ func verifyOffline(cmd *cobra.Command, g *globals, operator string, acceptTail, 
 	}
 	if err != nil {
 		if f, ok := auditlog.FaultOf(err); ok && f.Seq > 0 {
-			return fmt.Errorf("audit log of %s is NOT intact (first bad record: %d; %d records, %d checkpoints verified): %w", st.Path(), f.Seq, r.Records, r.Checkpoints, err)
+			return fmt.Errorf("audit log of %s is NOT intact (first bad record: %d; %d records, %d checkpoints verified): %w", st.Where(), f.Seq, r.Records, r.Checkpoints, err)
 		}
-		return fmt.Errorf("audit log of %s is NOT intact (%d records, %d checkpoints verified): %w", st.Path(), r.Records, r.Checkpoints, err)
+		return fmt.Errorf("audit log of %s is NOT intact (%d records, %d checkpoints verified): %w", st.Where(), r.Records, r.Checkpoints, err)
 	}
 	if acceptRollback && r.Witnessed == 0 {
 		return errors.New("--accept-rollback: the HSM holds no witness of the audit log; there is no rollback to accept")
@@ -235,7 +235,7 @@ func verifyOffline(cmd *cobra.Command, g *globals, operator string, acceptTail, 
 	if tail := r.UnsignedTail(); tail > 0 {
 		msg := fmt.Sprintf("%d records after the last signed checkpoint (record %d) are an unsigned tail: a crash, or records written without the CA", tail, r.Signed)
 		if !acceptTail {
-			return fmt.Errorf("audit log of %s: %s (--accept-unsigned-tail after a known crash)", st.Path(), msg)
+			return fmt.Errorf("audit log of %s: %s (--accept-unsigned-tail after a known crash)", st.Where(), msg)
 		}
 		fmt.Fprintln(out, "warning:", msg)
 	}

@@ -42,7 +42,7 @@ It refuses to run over a store that already has its issuers.`,
 				if done, err := st.Initialized(); err != nil {
 					return err
 				} else if done {
-					fmt.Fprintf(cmd.OutOrStdout(), "The store %s already has its issuers; nothing to do.\n", st.Path())
+					fmt.Fprintf(cmd.OutOrStdout(), "The store %s already has its issuers; nothing to do.\n", st.Where())
 					return nil
 				}
 			}
@@ -59,7 +59,7 @@ It refuses to run over a store that already has its issuers.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "Key ceremony complete: %d issuers recorded in %s.\n\n", len(keys), st.Path())
+			fmt.Fprintf(out, "Key ceremony complete: %d issuers recorded in %s.\n\n", len(keys), st.Where())
 			issuers, err := issuer.Load(st)
 			if err != nil {
 				return err

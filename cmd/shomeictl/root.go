@@ -67,7 +67,7 @@ func (g *globals) open(withHSM bool) (*config.Config, *store.Store, *hsm.Token, 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	st, err := store.Open(c.Store.Path, store.Options{})
+	st, err := c.Store.Open(store.Options{})
 	if err != nil {
 		return nil, nil, nil, err
 	}

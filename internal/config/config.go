@@ -50,11 +50,6 @@ type Config struct {
 	Path string `yaml:"-"`
 }
 
-// Store says where the bbolt database lives.
-type Store struct {
-	Path string `yaml:"path"`
-}
-
 // HSM says which PKCS#11 token holds the issuer keys.
 type HSM struct {
 	// Module is the PKCS#11 library of the HSM vendor.
@@ -306,7 +301,7 @@ func (c *Config) resolve(dir string) {
 			*p = filepath.Join(dir, *p)
 		}
 	}
-	abs(&c.Store.Path)
+	c.Store.resolve(dir)
 	c.HSM.resolve(dir)
 	c.HTTPAccess.resolve(dir)
 	for i := range c.Clients {
@@ -337,12 +332,7 @@ func (c *Config) resolve(dir string) {
 
 func (c *Config) validate() error {
 	var errs []error
-	need := func(v, name string) {
-		if v == "" {
-			errs = append(errs, fmt.Errorf("%s is required", name))
-		}
-	}
-	need(c.Store.Path, "store.path")
+	errs = append(errs, c.Store.validate()...)
 	errs = append(errs, c.HSM.validate()...)
 	if _, err := c.IssuerConfig(); err != nil {
 		errs = append(errs, err)

@@ -20,7 +20,7 @@ type Replica struct {
 	// CA is where the CA's gRPC API is and the replica's client token.
 	CA ReplicaCA `yaml:"ca"`
 	// Store is the replica's own bbolt file.
-	Store Store `yaml:"store"`
+	Store ReplicaStore `yaml:"store"`
 	// HSM holds the replica's responder keys.
 	HSM HSM `yaml:"hsm"`
 	// HTTPListen serves /ocsp, /metrics and /healthz; default 127.0.0.1:8081.
@@ -123,4 +123,10 @@ func DecodeReplica(r io.Reader, dir string) (*Replica, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// ReplicaStore is where a replica keeps what it follows: its own bbolt
+// file, never the CA's store.
+type ReplicaStore struct {
+	Path string `yaml:"path"`
 }

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv/pg"
 )
 
 // PINFile is the name of the file, next to a configuration, that holds the
@@ -92,10 +94,46 @@ func WritePIN(dir string) error {
 
 // WriteCA writes the PIN file and a shomei-ca configuration
 // (CAConfig(h, extra)) named shomei.yaml into dir and returns the
-// configuration's path.
+// configuration's path. When the test binary runs on PostgreSQL
+// (pg.Postgres), the store is a new database on its cluster instead,
+// made once per dir (WriteCAPostgres).
 func WriteCA(dir string, h HSM, extra string) (string, error) {
+	if pg.Postgres() {
+		// A configuration written again into the same directory keeps
+		// its store, as a bbolt file next to it would be kept.
+		dsn, err := os.ReadFile(filepath.Join(dir, "store.dsn"))
+		if os.IsNotExist(err) {
+			var made string
+			made, err = pg.NewDatabase()
+			dsn = []byte(made)
+		}
+		if err != nil {
+			return "", err
+		}
+		return WriteCAPostgres(dir, h, extra, strings.TrimSpace(string(dsn)))
+	}
 	if err := WritePIN(dir); err != nil {
 		return "", err
 	}
 	return WriteFile(dir, "shomei.yaml", CAConfig(h, extra))
+}
+
+// WriteCAPostgres is WriteCA with the store in the PostgreSQL database
+// dsn names (in a DSN file store.dsn in dir); several CAs may share it.
+func WriteCAPostgres(dir string, h HSM, extra, dsn string) (string, error) {
+	if err := WritePIN(dir); err != nil {
+		return "", err
+	}
+	if _, err := WriteFile(dir, "store.dsn", dsn+"\n"); err != nil {
+		return "", err
+	}
+	conf := strings.Replace(CAConfig(h, extra), "store:\n  path: shomei.db\n", PostgresStore("store.dsn"), 1)
+	return WriteFile(dir, "shomei.yaml", conf)
+}
+
+// PostgresStore is the store: section of a configuration whose store is
+// the PostgreSQL database dsnFile names, with its spool directory next to
+// the configuration.
+func PostgresStore(dsnFile string) string {
+	return "store:\n  driver: postgres\n  postgres:\n    dsn_file: " + dsnFile + "\n  spool_dir: spool\n"
 }

@@ -5,8 +5,10 @@ import (
 	"testing"
 
 	"github.com/shomei-pki/shomei/ca/store"
+	"github.com/shomei-pki/shomei/ca/store/engine"
 	"github.com/shomei-pki/shomei/hsm"
 	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/internal/testenv/pg"
 )
 
 // TokenPool opens the test token label, made by testenv.Main, with the
@@ -33,11 +35,18 @@ func Token(t testing.TB, label string) *hsm.Token {
 	return tok
 }
 
-// Store opens a new, empty store, shomei.db in t.TempDir(), closed when t
-// ends.
+// Store opens a new, empty store, closed when t ends: shomei.db in
+// t.TempDir(), or a new database on the test binary's PostgreSQL cluster
+// when the binary runs on PostgreSQL (pg.Postgres).
 func Store(t testing.TB) *store.Store {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "shomei.db"), store.Options{})
+	var st *store.Store
+	var err error
+	if pg.Postgres() {
+		st, err = store.OpenPostgres(pg.Database(t), store.Options{}, engine.PostgresOptions{})
+	} else {
+		st, err = store.Open(filepath.Join(t.TempDir(), "shomei.db"), store.Options{})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

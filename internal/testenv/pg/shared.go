@@ -2,6 +2,7 @@ package pg
 
 import (
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,15 +24,11 @@ var (
 // skipped, issue 12).
 func Database(t testing.TB) string {
 	t.Helper()
-	c, err := sharedCluster()
+	dsn, err := NewDatabase()
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := fmt.Sprintf("shomei_%d", databases.Add(1))
-	if out, err := c.Psql("postgres", "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("pg: create database %s: %v\n%s", name, err, out)
-	}
-	return c.DSN(name)
+	return dsn
 }
 
 // SharedCluster is the test binary's shared cluster, started on first use.
@@ -64,3 +61,25 @@ func StopShared() error {
 	shared = nil
 	return err
 }
+
+// NewDatabase is Database for callers without a testing.TB (a TestMain,
+// a configuration writer).
+func NewDatabase() (string, error) {
+	c, err := sharedCluster()
+	if err != nil {
+		return "", err
+	}
+	name := fmt.Sprintf("shomei_%d", databases.Add(1))
+	if out, err := c.Psql("postgres", "CREATE DATABASE "+name); err != nil {
+		return "", fmt.Errorf("pg: create database %s: %v\n%s", name, err, out)
+	}
+	return c.DSN(name), nil
+}
+
+// StoreEnv is the environment variable that runs a test binary's CA
+// stores on PostgreSQL: SHOMEI_TEST_STORE=postgres (make test does, for
+// the end-to-end packages, after running everything on bbolt).
+const StoreEnv = "SHOMEI_TEST_STORE"
+
+// Postgres says whether this test binary's CA stores are PostgreSQL ones.
+func Postgres() bool { return os.Getenv(StoreEnv) == "postgres" }

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shomei-pki/shomei/ca/store"
+	"github.com/shomei-pki/shomei/crl"
+)
+
+// leadership runs the CA's singleton work while this process leads: it
+// publishes the CRLs and signs the audit log's checkpoints. With bbolt
+// the CA is the store's only process and leads from the start; on a
+// PostgreSQL store shared by several CA processes, the one holding the
+// store's lease leads, the others serve the CRLs it stores, and when the
+// leader dies (its connection, and with it the lock, goes) another takes
+// over within a second or so (engine.Postgres.Lead).
+type leadership struct {
+	st          *store.Store
+	publisher   *crl.Publisher
+	checkpoints *checkpointer
+	gauge       prometheus.Gauge
+	log         *slog.Logger
+}
+
+// leaseName is the lease of the singleton work.
+const leaseName = "shomei-ca singleton"
+
+func newLeadership(st *store.Store, publisher *crl.Publisher, checkpoints *checkpointer, reg prometheus.Registerer, log *slog.Logger) (*leadership, error) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "shomei_ca_leader",
+		Help: "1 while this CA process leads (publishes CRLs, signs audit checkpoints), 0 while another does."})
+	if err := reg.Register(g); err != nil {
+		return nil, err
+	}
+	l := &leadership{st: st, publisher: publisher, checkpoints: checkpoints, gauge: g, log: log}
+	if st.Shared() {
+		// Until the lease is held, serve what the leader stores.
+		publisher.SetFollowing(true)
+	}
+	return l, nil
+}
+
+// Run leads whenever it can until ctx ends.
+func (l *leadership) Run(ctx context.Context) {
+	for ctx.Err() == nil {
+		lease, err := l.st.Lead(ctx, leaseName)
+		if err != nil {
+			if ctx.Err() == nil {
+				l.log.Error("waiting to lead", "error", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+			continue
+		}
+		l.lead(ctx, lease.Lost())
+		lease.Release()
+	}
+}
+
+// lead does the singleton work until ctx ends or the lease is lost.
+func (l *leadership) lead(ctx context.Context, lost <-chan struct{}) {
+	if l.st.Shared() {
+		l.log.Info("this CA process leads: it publishes the CRLs and signs the audit checkpoints")
+	}
+	l.gauge.Set(1)
+	l.checkpoints.leading.Store(true)
+	work, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { l.checkpoints.lead(work) })
+	l.publisher.SetFollowing(false)
+	select {
+	case <-ctx.Done():
+	case <-lost:
+		l.log.Warn("this CA process no longer leads (its store connection failed): another takes over")
+		// A leader that stops still signs its last checkpoint
+		// (checkpointer.stop); one that lost the lead does not.
+		l.checkpoints.leading.Store(false)
+	}
+	if l.st.Shared() {
+		l.publisher.SetFollowing(true)
+	}
+	stop()
+	wg.Wait()
+	l.gauge.Set(0)
+}
