@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -133,7 +132,7 @@ func takeBackup(cmd *cobra.Command, c *caClient, path string) error {
 			}
 			var got uint64
 			var sum hash.Hash
-			var bar *byteProgress
+			var bar *countProgress
 			for {
 				m, err := stream.Recv()
 				if err == io.EOF {
@@ -277,46 +276,13 @@ func verifyBackup(path string) (*verifiedBackup, error) {
 	return v, err
 }
 
-// byteProgress shows a transfer's progress on stderr: a bar redrawn in
-// place on a terminal, else a line every few seconds.
-type byteProgress struct {
-	w           io.Writer
-	tty         bool
-	total       uint64
-	start, last time.Time
-}
-
-func newByteProgress(w io.Writer, total uint64) *byteProgress {
-	now := time.Now()
-	return &byteProgress{w: w, tty: isTerminal(w), total: total, start: now, last: now}
-}
-
-func (p *byteProgress) update(done uint64) {
-	now := time.Now()
-	switch {
-	case p.tty && now.Sub(p.last) >= barRedraw:
-		fmt.Fprintf(p.w, "\rbackup: %s\x1b[K", p.status(done))
-	case !p.tty && now.Sub(p.last) >= 5*time.Second:
-		fmt.Fprintf(p.w, "backup: %s\n", p.status(done))
-	default:
-		return
-	}
-	p.last = now
-}
-
-func (p *byteProgress) finish() {
-	end := "\n"
-	if p.tty {
-		end = "\x1b[K\n"
-		fmt.Fprint(p.w, "\r")
-	}
-	fmt.Fprintf(p.w, "backup: %s in %s%s", p.status(p.total), time.Since(p.start).Round(time.Millisecond), end)
-}
-
-func (p *byteProgress) status(done uint64) string {
-	pct := 100.0
-	if p.total > 0 {
-		pct = float64(done) * 100 / float64(p.total)
-	}
-	return fmt.Sprintf("%.1f of %.1f MiB (%.0f%%)", float64(done)/(1<<20), float64(p.total)/(1<<20), pct)
+// newByteProgress shows a backup's transfer of total bytes.
+func newByteProgress(w io.Writer, total uint64) *countProgress {
+	return newCountProgress(w, "backup", total, func(done, total uint64) string {
+		pct := 100.0
+		if total > 0 {
+			pct = float64(done) * 100 / float64(total)
+		}
+		return fmt.Sprintf("%.1f of %.1f MiB (%.0f%%)", float64(done)/(1<<20), float64(total)/(1<<20), pct)
+	})
 }

@@ -108,3 +108,41 @@ func (p *progress) status(line, events int, now time.Time) string {
 	fmt.Fprintf(&b, ", %d events, %.0f events/s", events, rate)
 	return b.String()
 }
+
+// countProgress shows how far a long copy is on stderr, as "label: status":
+// a line redrawn in place on a terminal, else a line every few seconds.
+type countProgress struct {
+	w           io.Writer
+	tty         bool
+	label       string
+	total       uint64
+	format      func(done, total uint64) string
+	start, last time.Time
+}
+
+func newCountProgress(w io.Writer, label string, total uint64, format func(done, total uint64) string) *countProgress {
+	now := time.Now()
+	return &countProgress{w: w, tty: isTerminal(w), label: label, total: total, format: format, start: now, last: now}
+}
+
+func (p *countProgress) update(done uint64) {
+	now := time.Now()
+	switch {
+	case p.tty && now.Sub(p.last) >= barRedraw:
+		fmt.Fprintf(p.w, "\r%s: %s\x1b[K", p.label, p.format(done, p.total))
+	case !p.tty && now.Sub(p.last) >= 5*time.Second:
+		fmt.Fprintf(p.w, "%s: %s\n", p.label, p.format(done, p.total))
+	default:
+		return
+	}
+	p.last = now
+}
+
+func (p *countProgress) finish() {
+	end := "\n"
+	if p.tty {
+		end = "\x1b[K\n"
+		fmt.Fprint(p.w, "\r")
+	}
+	fmt.Fprintf(p.w, "%s: %s in %s%s", p.label, p.format(p.total, p.total), time.Since(p.start).Round(time.Millisecond), end)
+}

@@ -41,7 +41,7 @@ configuration names; it is never accepted as a flag.`,
 	// ceremony), card and events do not.
 	client := &caClient{}
 	root.AddCommand(newInitCommand(g), newKeysCommand(g, client), newIssuersCommand(g, client), newAuditCommand(g, client), newRespondersCommand(g, client),
-		newApprovalsCommand(client), newBackupCommand(g, client), newNoticesCommand(client),
+		newApprovalsCommand(client), newBackupCommand(g, client), newNoticesCommand(client), newStoreCommand(g),
 		newCardCommand(), newEventsCommand())
 	return root
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -56,8 +57,13 @@ func Start(parent string) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	reap(parent, bin)
 	dir, err := os.MkdirTemp(parent, "shomei-pg-")
 	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	c := &Cluster{Dir: dir, Socket: dir, bin: bin}
@@ -96,6 +102,36 @@ func Start(parent string) (*Cluster, error) {
 		return nil, fmt.Errorf("pg: pg_ctl start: %w\n%s\n%s", err, out, log)
 	}
 	return c, nil
+}
+
+// ownerFile, in a cluster's directory, holds the pid of the test binary
+// that started it.
+const ownerFile = "owner.pid"
+
+// reap stops and removes the clusters under parent whose test binary died
+// without stopping them (a panicking test skips TestMain's cleanup), so
+// that servers do not pile up across runs.
+func reap(parent, bin string) {
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	dirs, _ := filepath.Glob(filepath.Join(parent, "shomei-pg-*"))
+	for _, dir := range dirs {
+		raw, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+		if err != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue // alive, or not ours to judge
+		}
+		c := &Cluster{Dir: dir, bin: bin}
+		if os.Geteuid() == 0 {
+			c.runAs = []string{"runuser", "-u", "postgres", "--"}
+		}
+		_, _ = c.run("pg_ctl", "-D", filepath.Join(dir, "data"), "-m", "immediate", "-w", "-t", "30", "stop")
+		os.RemoveAll(dir)
+	}
 }
 
 // run runs one of the server's programs as the server's user.
