@@ -120,13 +120,14 @@ func (p *Postgres) View(fn func(Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("%s: begin: %w", p.where, err)
 	}
+	// Deferred, so that a function that panics (and a caller that
+	// recovers, as net/http does) gives the connection back.
+	defer tx.Rollback(p.ctx) //nolint:errcheck // a read transaction has nothing to keep
 	t := &pgTx{db: p, tx: tx}
-	err = fn(t)
-	if err == nil {
-		err = t.err
+	if err := fn(t); err != nil {
+		return err
 	}
-	_ = tx.Rollback(p.ctx)
-	return err
+	return t.err
 }
 
 // Update takes the write lock, runs fn, sends its writes and commits.
