@@ -194,3 +194,18 @@ func (s *Store) Shared() bool { return s.db.Driver() != "bbolt" }
 func (s *Store) Lead(ctx context.Context, name string) (engine.Lease, error) {
 	return s.db.Lead(ctx, name)
 }
+
+// WatchStatusChanges calls fn whenever another process sharing the store
+// records a status change (issuance, revocation), until ctx ends, so that
+// its OCSP answers and CRLs follow within R-R4's bounds without waiting
+// for a poll. With bbolt there is no other process: it only waits.
+func (s *Store) WatchStatusChanges(ctx context.Context, fn func()) {
+	s.db.Watch(ctx, bucketChanges, fn)
+}
+
+// WatchIssuers calls fn whenever another process sharing the store changes
+// the issuer key generations (rotation, activation, retirement,
+// compromise), until ctx ends.
+func (s *Store) WatchIssuers(ctx context.Context, fn func()) {
+	s.db.Watch(ctx, bucketIssuers, fn)
+}

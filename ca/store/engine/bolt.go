@@ -49,6 +49,9 @@ func (b *Bolt) Lead(ctx context.Context, name string) (Lease, error) {
 	return soleLease{}, nil
 }
 
+// Watch: bbolt has one process, which knows its own writes.
+func (b *Bolt) Watch(ctx context.Context, _ []byte, _ func()) { <-ctx.Done() }
+
 func (b *Bolt) Driver() string { return "bbolt" }
 func (b *Bolt) Where() string  { return b.path }
 func (b *Bolt) Close() error   { return b.db.Close() }

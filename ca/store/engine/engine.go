@@ -18,6 +18,11 @@ type DB interface {
 	// name or ctx ends. The lease's Lost channel closes if leadership is
 	// lost (the connection that holds it failed); Release gives it up.
 	Lead(ctx context.Context, name string) (Lease, error)
+	// Watch calls fn whenever another process commits a write to bucket,
+	// until ctx ends (and once more after a lost connection comes back,
+	// since a write may have been missed meanwhile). With bbolt there is
+	// no other process and it only waits for ctx.
+	Watch(ctx context.Context, bucket []byte, fn func())
 	// Driver is "bbolt" or "postgres".
 	Driver() string
 	// Where says where the data is, for messages: a file path, or the
