@@ -21,7 +21,7 @@ var (
 
 	// ErrSchemaVersion means the store was written by code with a different
 	// schema version than this one.
-	ErrSchemaVersion = errors.New("incompatible store schema version")
+	ErrSchemaVersion = engine.ErrSchemaVersion
 
 	// ErrInvalidArgument means a caller's record is incomplete or has fields
 	// set that only the store may set. The message names the field.

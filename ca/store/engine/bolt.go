@@ -78,12 +78,13 @@ func (t boltTx) CreateBucketIfNotExists(name []byte) (Bucket, error) {
 	return boltBucket{b}, nil
 }
 
+// Empty: a bbolt file is empty when it has no bucket at all; one with
+// buckets of its own (another program's file) is not, even when they hold
+// nothing.
 func (t boltTx) Empty() (bool, error) {
 	empty := true
-	err := t.tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
-		if k, _ := b.Cursor().First(); k != nil {
-			empty = false
-		}
+	err := t.tx.ForEach(func([]byte, *bolt.Bucket) error {
+		empty = false
 		return nil
 	})
 	return empty, err
