@@ -56,7 +56,7 @@ proto-check:
 	@bash .ci/proto-check.sh
 
 test: deps vet proto-check
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory test-postgres
 	$(MAKE) --no-print-directory fuzz-short
 
@@ -69,8 +69,8 @@ test: deps vet proto-check
 # path, its permissions), and the slow ones that do not touch the store.
 PG_E2E = TestIssueRenewList|TestRevocationReachesOCSPAndTheCRL|TestOCSPReplica|TestIssuerCompromise|TestKeyRotationUnderLoad|TestGenerationsLive|TestBackupRestoreUnderIssuance|TestNoticesCSV|TestAttackEvent|TestAttackGRPCAuth|TestAttackOperatorRoles|TestAttackRevokeEffectiveTimeOutOfDomain|TestGRPCTLS
 test-postgres: deps
-	SHOMEI_TEST_STORE=postgres $(GO) test -count=1 ./ca ./ca/service ./ca/ops ./ca/issuer ./cmd/shomeictl
-	SHOMEI_TEST_STORE=postgres $(GO) test -count=1 -run '^($(PG_E2E))$$' ./cmd/shomei-ca
+	SHOMEI_TEST_STORE=postgres $(GO) test -count=1 -timeout 20m ./ca ./ca/service ./ca/ops ./ca/issuer ./cmd/shomeictl
+	SHOMEI_TEST_STORE=postgres $(GO) test -count=1 -timeout 20m -run '^($(PG_E2E))$$' ./cmd/shomei-ca
 
 # The parsers of untrusted bytes (OCSP requests, event feeds, card CSRs,
 # configuration files), fuzzed briefly on every run (the seeds, and the
