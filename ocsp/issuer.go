@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"time"
 
@@ -57,6 +58,9 @@ type issuer struct {
 	// certs is the BasicOCSPResponse certs field, [0] EXPLICIT SEQUENCE {
 	// responder certificate }: the tail of every response.
 	certs []byte
+	// responderSum is the SHA-256 of the responder certificate's DER: the
+	// responder generation a pre-signed response names.
+	responderSum [sha256.Size]byte
 }
 
 // certIDHashes are the CertID hash algorithms the responder answers.
@@ -151,7 +155,29 @@ func newIssuer(is *Issuer, now time.Time) (*issuer, error) {
 	if out.certs, err = b.Bytes(); err != nil {
 		return nil, err
 	}
+	out.responderSum = sha256.Sum256(rc.Raw)
 	return out, nil
+}
+
+// presignCertID is the CertID of serial that pre-signed responses answer
+// (Presigner): SHA-1 (certIDHashes[0]), its hashAlgorithm with NULL
+// parameters, as `openssl ocsp`, Go's x/crypto/ocsp and RFC 5019 clients
+// send it. A request whose CertID is not these bytes is answered
+// otherwise (the cache, or a signature).
+func (is *issuer) presignCertID(serial *big.Int) ([]byte, error) {
+	name := is.names[0]
+	size := name.hash.Size()
+	b := cryptobyte.NewBuilder(make([]byte, 0, 64))
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1ObjectIdentifier(oidSHA1)
+			b.AddASN1NULL()
+		})
+		b.AddASN1OctetString(name.name[:size])
+		b.AddASN1OctetString(name.keyHash[:size])
+		b.AddASN1BigInt(serial)
+	})
+	return b.Bytes()
 }
 
 // signatureAlgorithm is what the responder key signs with: R-P1's choice

@@ -149,16 +149,24 @@ func (is *issuer) sign(ctx context.Context, producedAt time.Time, singles []sing
 		}
 		r.statuses = append(r.statuses, s.status.Status)
 	}
+	r.prepare(nonce != nil)
+	return r, nil
+}
+
+// prepare works out the header values of a response whose head, tail,
+// times and statuses are set; nonced says it echoes a nonce.
+func (r *response) prepare(nonced bool) {
 	r.contentLength = []string{strconv.Itoa(len(r.head) + len(r.tail))}
-	r.cacheable = nonce == nil && !slices.Contains(r.statuses, Unknown)
+	r.cacheable = !nonced && !slices.Contains(r.statuses, Unknown)
 	if r.cacheable {
 		r.lastModified = []string{r.thisUpdate.UTC().Format(http.TimeFormat)}
 		r.expires = []string{r.nextUpdate.UTC().Format(http.TimeFormat)}
 		// The HTTP entity tag: a quoted hash of the whole DER.
-		sum := sha256.Sum256(der)
-		r.etagHeader = []string{`"` + hex.EncodeToString(sum[:16]) + `"`}
+		h := sha256.New()
+		h.Write(r.head)
+		h.Write(r.tail)
+		r.etagHeader = []string{`"` + hex.EncodeToString(h.Sum(nil)[:16]) + `"`}
 	}
-	return r, nil
 }
 
 // responseData encodes the ResponseData: responderID byKey, producedAt, the
