@@ -16,7 +16,7 @@ type metrics struct {
 	// presignedHits: answered from a pre-signed response (presigned.go).
 	presignedHits prometheus.Counter
 	signing       prometheus.Histogram
-	overBudget  *prometheus.CounterVec
+	overBudget    *prometheus.CounterVec
 	// tryLater and withoutNonce are overBudget's children, looked up once.
 	tryLater, withoutNonce prometheus.Counter
 	responderNotAfter      *prometheus.GaugeVec
