@@ -10,10 +10,12 @@ import (
 
 	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/crl"
+	"github.com/shomei-pki/shomei/ocsp"
 )
 
 // leadership runs the CA's singleton work while this process leads: it
-// publishes the CRLs and signs the audit log's checkpoints. With bbolt
+// publishes the CRLs, signs the audit log's checkpoints and pre-signs the
+// OCSP responses into the store (every process serves them). With bbolt
 // the CA is the store's only process and leads from the start; on a
 // PostgreSQL store shared by several CA processes, the one holding the
 // store's lease leads, the others serve the CRLs it stores, and when the
@@ -23,20 +25,22 @@ type leadership struct {
 	st          *store.Store
 	publisher   *crl.Publisher
 	checkpoints *checkpointer
-	gauge       prometheus.Gauge
-	log         *slog.Logger
+	// presigner pre-signs OCSP responses; nil when ocsp.presign is off.
+	presigner *ocsp.Presigner
+	gauge     prometheus.Gauge
+	log       *slog.Logger
 }
 
 // leaseName is the lease of the singleton work.
 const leaseName = "shomei-ca singleton"
 
-func newLeadership(st *store.Store, publisher *crl.Publisher, checkpoints *checkpointer, reg prometheus.Registerer, log *slog.Logger) (*leadership, error) {
+func newLeadership(st *store.Store, publisher *crl.Publisher, checkpoints *checkpointer, presigner *ocsp.Presigner, reg prometheus.Registerer, log *slog.Logger) (*leadership, error) {
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "shomei_ca_leader",
 		Help: "1 while this CA process leads (publishes CRLs, signs audit checkpoints), 0 while another does."})
 	if err := reg.Register(g); err != nil {
 		return nil, err
 	}
-	l := &leadership{st: st, publisher: publisher, checkpoints: checkpoints, gauge: g, log: log}
+	l := &leadership{st: st, publisher: publisher, checkpoints: checkpoints, presigner: presigner, gauge: g, log: log}
 	if st.Shared() {
 		// Until the lease is held, serve what the leader stores.
 		publisher.SetFollowing(true)
@@ -66,13 +70,16 @@ func (l *leadership) Run(ctx context.Context) {
 // lead does the singleton work until ctx ends or the lease is lost.
 func (l *leadership) lead(ctx context.Context, lost <-chan struct{}) {
 	if l.st.Shared() {
-		l.log.Info("this CA process leads: it publishes the CRLs and signs the audit checkpoints")
+		l.log.Info("this CA process leads: it publishes the CRLs, signs the audit checkpoints and pre-signs OCSP responses")
 	}
 	l.gauge.Set(1)
 	l.checkpoints.leading.Store(true)
 	work, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { l.checkpoints.lead(work) })
+	if l.presigner != nil {
+		wg.Go(func() { l.presigner.Run(work) })
+	}
 	l.publisher.SetFollowing(false)
 	select {
 	case <-ctx.Done():
