@@ -58,9 +58,9 @@ type issuer struct {
 	// certs is the BasicOCSPResponse certs field, [0] EXPLICIT SEQUENCE {
 	// responder certificate }: the tail of every response.
 	certs []byte
-	// responderSum is the SHA-256 of the responder certificate's DER: the
-	// responder generation a pre-signed response names.
-	responderSum [sha256.Size]byte
+	// earlier are earlier certificates of the same responder key, still
+	// valid, whose pre-signed responses are served (presigned.go).
+	earlier []responderCert
 }
 
 // certIDHashes are the CertID hash algorithms the responder answers.
@@ -155,7 +155,6 @@ func newIssuer(is *Issuer, now time.Time) (*issuer, error) {
 	if out.certs, err = b.Bytes(); err != nil {
 		return nil, err
 	}
-	out.responderSum = sha256.Sum256(rc.Raw)
 	return out, nil
 }
 

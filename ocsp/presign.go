@@ -380,7 +380,7 @@ func (p *Presigner) Step(ctx context.Context) (PresignStep, error) {
 func (p *Presigner) sign(ctx context.Context, is *issuer, t PresignTask, now time.Time) PresignDone {
 	d := PresignDone{Key: t.Key, Serial: t.Serial.Bytes()}
 	start := time.Now()
-	resp, err := p.r.presign(ctx, is, t.Serial, t.Status)
+	signed, resp, err := p.r.presign(ctx, is, t.Serial, t.Status)
 	if err != nil {
 		p.m.failures.Inc()
 		p.log.Warn("ocsp: pre-signing failed; retried later", "serial", fmt.Sprintf("%x", t.Serial), "err", err, "retry_in", presignRetry)
@@ -394,13 +394,13 @@ func (p *Presigner) sign(ctx context.Context, is *issuer, t PresignTask, now tim
 	// was cut short by the responder's notAfter.
 	after := time.Duration(float64(p.refreshAfter) * float64(span) / float64(p.r.validity)).Truncate(time.Second)
 	d.Response = &storev1.PresignedResponse{
-		ResponseHead:    resp.head,
-		ResponderSha256: is.responderSum[:],
-		ThisUpdate:      timestamppb.New(resp.thisUpdate),
-		NextUpdate:      timestamppb.New(resp.nextUpdate),
-		RefreshAt:       timestamppb.New(resp.thisUpdate.Add(max(after, time.Second))),
-		Revoked:         t.Status.Status == Revoked,
-		Revision:        t.Revision,
+		BasicResponse:  signed,
+		ResponderKeyId: is.responderKeyHash,
+		ThisUpdate:     timestamppb.New(resp.thisUpdate),
+		NextUpdate:     timestamppb.New(resp.nextUpdate),
+		RefreshAt:      timestamppb.New(resp.thisUpdate.Add(max(after, time.Second))),
+		Revoked:        t.Status.Status == Revoked,
+		Revision:       t.Revision,
 	}
 	return d
 }

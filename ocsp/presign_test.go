@@ -267,17 +267,19 @@ func TestPresignBudget(t *testing.T) {
 	}
 }
 
-// TestPresignResponderRenewal: responses pre-signed by a responder
-// certificate stay served after the certificate is renewed for the same
-// key (with the certificate that signed them), and not once the issuer's
-// responder has another key.
+// TestPresignResponderRenewal: a pre-signed response is signed by a
+// responder key, not a certificate. It is sent with a certificate of that
+// key valid over it: the earlier one after a renewal whose certificate
+// starts later, or another process's certificate of the same key (CA
+// processes sharing a store and a token). Once the issuer's responder has
+// another key, it is not served.
 func TestPresignResponderRenewal(t *testing.T) {
 	e := newPresignEnv(t, nil, nil)
 	g := e.f.gen1
 	step(t, e.p)
-	now := e.clock.Now()
-	renew := func(key crypto.Signer, serial int64) *ocsp.Issuer {
-		der, err := ocsp.NewResponderCertificate(g.cert, g.key, key.Public(), now.Add(-time.Minute), now.Add(48*time.Hour), big.NewInt(serial))
+	signedAt := e.clock.Now()
+	certify := func(key crypto.Signer, notBefore time.Time, serial int64) *ocsp.Issuer {
+		der, err := ocsp.NewResponderCertificate(g.cert, g.key, key.Public(), notBefore, notBefore.Add(48*time.Hour), big.NewInt(serial))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -287,23 +289,38 @@ func TestPresignResponderRenewal(t *testing.T) {
 		}
 		return &ocsp.Issuer{Certificate: g.cert, Responder: rc, Signer: key}
 	}
+	e.clock.Add(10 * time.Minute)
 	counting := &countingSigner{Signer: e.signer1.Signer}
-	if err := e.r.SetIssuers([]*ocsp.Issuer{renew(counting, 0x7001), e.gen2}); err != nil {
+	renewed := certify(counting, e.clock.Now(), 0x7001)
+	if err := e.r.SetIssuers([]*ocsp.Issuer{renewed, e.gen2}); err != nil {
 		t.Fatal(err)
 	}
 	der := request(t, g.cert, crypto.SHA1, nil, g.leaf(serialGood))
 	resp := checkAnswer(t, g, serve(t, e.r, "GET", der, nil).Body.Bytes(), serialGood, xocsp.Good)
 	if counting.n.Load() != 0 || !resp.Certificate.Equal(g.responder) {
-		t.Fatalf("after a renewal: %d signatures, sent with responder %v", counting.n.Load(), resp.Certificate.SerialNumber)
+		t.Fatalf("after a renewal: %d signatures, sent with responder %v; want the earlier certificate, which covers it", counting.n.Load(), resp.Certificate.SerialNumber)
 	}
+
+	// Another process's certificate of the same key, covering the response.
+	cfg := e.cfg
+	cfg.Issuers = []*ocsp.Issuer{certify(counting, signedAt.Add(-time.Minute), 0x7002), e.gen2}
+	other, err := ocsp.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp = checkAnswer(t, g, serve(t, other, "POST", der, nil).Body.Bytes(), serialGood, xocsp.Good)
+	if counting.n.Load() != 0 || resp.Certificate.SerialNumber.Int64() != 0x7002 {
+		t.Fatalf("another process: %d signatures, sent with responder %v", counting.n.Load(), resp.Certificate.SerialNumber)
+	}
+
 	// A new responder key: what the old one signed is not served.
-	other := &countingSigner{Signer: mustECDSA(elliptic.P256())}
-	if err := e.r.SetIssuers([]*ocsp.Issuer{renew(other, 0x7002), e.gen2}); err != nil {
+	newKey := &countingSigner{Signer: mustECDSA(elliptic.P256())}
+	if err := e.r.SetIssuers([]*ocsp.Issuer{certify(newKey, e.clock.Now(), 0x7003), e.gen2}); err != nil {
 		t.Fatal(err)
 	}
 	der = request(t, g.cert, crypto.SHA1, nil, g.leaf(serialRevoked))
 	resp = checkAnswer(t, g, serve(t, e.r, "GET", der, nil).Body.Bytes(), serialRevoked, xocsp.Revoked)
-	if other.n.Load() != 1 || resp.Certificate.Equal(g.responder) {
-		t.Fatalf("after a new key: %d signatures by it", other.n.Load())
+	if newKey.n.Load() != 1 || resp.Certificate.SerialNumber.Int64() != 0x7003 {
+		t.Fatalf("after a new key: %d signatures by it, sent with %v", newKey.n.Load(), resp.Certificate.SerialNumber)
 	}
 }

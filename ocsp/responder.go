@@ -2,7 +2,6 @@ package ocsp
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -211,15 +210,13 @@ type issuerSet struct {
 	byName  map[issuerName]*issuer
 	// byCert finds an issuer by its certificate's DER (Presigner).
 	byCert map[string]*issuer
-	// responders are the responder certificates whose pre-signed
-	// responses are served, by the SHA-256 of their DER (presigned.go).
-	responders map[[sha256.Size]byte]*signedBy
 }
 
 // newIssuerSet checks issuers (field names them in errors) and makes
 // their set, numbering issuers never served before; old is the set it
-// replaces (nil at first), whose earlier responder certificates it keeps
-// for their pre-signed responses. r.setMu is held, or r is not yet shared.
+// replaces (nil at first), whose responder certificates it keeps as
+// earlier ones of the same key (keepEarlier). r.setMu is held, or r is not
+// yet shared.
 func (r *Responder) newIssuerSet(issuers []*Issuer, field string, old *issuerSet) (*issuerSet, error) {
 	if len(issuers) == 0 {
 		return nil, fmt.Errorf("ocsp: %s is empty", field)
@@ -242,7 +239,11 @@ func (r *Responder) newIssuerSet(issuers []*Issuer, field string, old *issuerSet
 		set.issuers = append(set.issuers, in)
 		set.byCert[string(in.Certificate.Raw)] = in
 	}
-	set.responders = knownResponders(set, old, now)
+	if old != nil {
+		for _, in := range set.issuers {
+			in.keepEarlier(old.byName[in.names[0]], now)
+		}
+	}
 	// Numbers are given only once the whole set is accepted: a refused
 	// set leaves no trace.
 	for _, in := range set.issuers {
@@ -372,7 +373,7 @@ func (r *Responder) answer(ctx context.Context, req *Request, now time.Time) (*r
 	presigned := false
 	resp, shared, err := r.cache.do(ctx, k, now, func() (*response, error) {
 		// A pre-signed response costs no signature (presigned.go).
-		if resp := r.presigned(set, is, req.CertIDs[0], now); resp != nil {
+		if resp := r.presigned(is, req.CertIDs[0], now); resp != nil {
 			presigned = true
 			return resp, nil
 		}

@@ -101,9 +101,16 @@ type contextSigner interface {
 // sign makes the BasicOCSPResponse of singles, signed by the issuer's
 // delegated responder, with the nonce echoed when there is one.
 func (is *issuer) sign(ctx context.Context, producedAt time.Time, singles []single, nonce []byte) (*response, error) {
+	_, r, err := is.signSingles(ctx, producedAt, singles, nonce)
+	return r, err
+}
+
+// signSingles is sign, and returns the signed fields of the
+// BasicOCSPResponse too (what a pre-signed response keeps).
+func (is *issuer) signSingles(ctx context.Context, producedAt time.Time, singles []single, nonce []byte) (signed []byte, r *response, err error) {
 	tbs, err := responseData(is.responderKeyHash, producedAt, singles, nonce)
 	if err != nil {
-		return nil, fmt.Errorf("encode ResponseData: %w", err)
+		return nil, nil, fmt.Errorf("encode ResponseData: %w", err)
 	}
 	digest := is.alg.Digest(tbs)
 	var sig []byte
@@ -113,32 +120,17 @@ func (is *issuer) sign(ctx context.Context, producedAt time.Time, singles []sing
 		sig, err = is.Signer.Sign(rand.Reader, digest, is.alg.Hash)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sign with the responder key of issuer %s: %w", is.keyID, err)
+		return nil, nil, fmt.Errorf("sign with the responder key of issuer %s: %w", is.keyID, err)
 	}
-	b := cryptobyte.NewBuilder(make([]byte, 0, len(tbs)+len(is.alg.ID)+len(sig)+len(is.certs)+32))
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // OCSPResponse
-		b.AddASN1Enum(int64(successful))
-		b.AddASN1(tagExplicit0, func(b *cryptobyte.Builder) {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // ResponseBytes
-				b.AddASN1ObjectIdentifier(oidOCSPBasic)
-				b.AddASN1(cbasn1.OCTET_STRING, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // BasicOCSPResponse
-						b.AddBytes(tbs)
-						b.AddBytes(is.alg.ID)
-						b.AddASN1BitString(sig)
-						b.AddBytes(is.certs)
-					})
-				})
-			})
-		})
-	})
-	der, err := b.Bytes()
-	if err != nil {
-		return nil, fmt.Errorf("encode OCSPResponse: %w", err)
+	b := cryptobyte.NewBuilder(make([]byte, 0, len(tbs)+len(is.alg.ID)+len(sig)+8))
+	b.AddBytes(tbs)
+	b.AddBytes(is.alg.ID)
+	b.AddASN1BitString(sig)
+	if signed, err = b.Bytes(); err != nil {
+		return nil, nil, fmt.Errorf("encode BasicOCSPResponse: %w", err)
 	}
-	r := &response{
-		head: slices.Clone(der[:len(der)-len(is.certs)]),
-		tail: is.certs,
+	if r, err = assemble(signed, is.certs); err != nil {
+		return nil, nil, err
 	}
 	for i, s := range singles {
 		if i == 0 || s.thisUpdate.After(r.thisUpdate) {
@@ -150,7 +142,33 @@ func (is *issuer) sign(ctx context.Context, producedAt time.Time, singles []sing
 		r.statuses = append(r.statuses, s.status.Status)
 	}
 	r.prepare(nonce != nil)
-	return r, nil
+	return signed, r, nil
+}
+
+// assemble makes the successful OCSPResponse of a BasicOCSPResponse whose
+// tbsResponseData, signatureAlgorithm and signature are signed, with
+// certs (its certs field, the tail) last.
+func assemble(signed, certs []byte) (*response, error) {
+	b := cryptobyte.NewBuilder(make([]byte, 0, len(signed)+len(certs)+32))
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // OCSPResponse
+		b.AddASN1Enum(int64(successful))
+		b.AddASN1(tagExplicit0, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // ResponseBytes
+				b.AddASN1ObjectIdentifier(oidOCSPBasic)
+				b.AddASN1(cbasn1.OCTET_STRING, func(b *cryptobyte.Builder) {
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // BasicOCSPResponse
+						b.AddBytes(signed)
+						b.AddBytes(certs)
+					})
+				})
+			})
+		})
+	})
+	der, err := b.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("encode OCSPResponse: %w", err)
+	}
+	return &response{head: slices.Clone(der[:len(der)-len(certs)]), tail: certs}, nil
 }
 
 // prepare works out the header values of a response whose head, tail,

@@ -169,7 +169,7 @@ func (s *Store) SavePresigned(done []OCSPDone) (int, error) {
 		if len(d.Key) <= 8 || len(d.Serial) == 0 || !bytes.Equal(d.Key[8:], d.Serial) {
 			return 0, fmt.Errorf("store: save pre-signed OCSP responses: %w: done[%d] has no queue key for its serial", ErrInvalidArgument, i)
 		}
-		if r := d.Response; r != nil && (len(r.ResponseHead) == 0 || !r.GetThisUpdate().IsValid() || !r.GetNextUpdate().IsValid() || !r.GetRefreshAt().IsValid()) {
+		if r := d.Response; r != nil && (len(r.BasicResponse) == 0 || !r.GetThisUpdate().IsValid() || !r.GetNextUpdate().IsValid() || !r.GetRefreshAt().IsValid()) {
 			return 0, fmt.Errorf("store: save pre-signed OCSP responses: %w: done[%d] response lacks its DER or times", ErrInvalidArgument, i)
 		}
 	}

@@ -16,7 +16,7 @@ import (
 // presigned is a pre-signed response record signed at at, refreshed
 // after 20 minutes.
 func presigned(at time.Time, revoked bool) *storev1.PresignedResponse {
-	return &storev1.PresignedResponse{ResponseHead: []byte("der"), ResponderSha256: make([]byte, 32),
+	return &storev1.PresignedResponse{BasicResponse: []byte("der"), ResponderKeyId: make([]byte, 20),
 		ThisUpdate: timestamppb.New(at), NextUpdate: timestamppb.New(at.Add(time.Hour)),
 		RefreshAt: timestamppb.New(at.Add(20 * time.Minute)), Revoked: revoked}
 }
@@ -76,7 +76,7 @@ func TestPresignQueue(t *testing.T) {
 		if serials, _ := due(t, s, t0.Add(20*time.Minute-time.Second)); len(serials) != 0 {
 			t.Fatalf("due before the refresh: %x", serials)
 		}
-		if rec, err := s.PresignedResponse(a.Serial); err != nil || rec == nil || string(rec.ResponseHead) != "der" {
+		if rec, err := s.PresignedResponse(a.Serial); err != nil || rec == nil || string(rec.BasicResponse) != "der" {
 			t.Fatalf("stored response %v, %v", rec, err)
 		}
 		backlog, oldest, err := s.PresignStats(t0, 100)

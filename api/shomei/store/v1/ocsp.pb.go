@@ -34,16 +34,20 @@ const (
 // parameters, as `openssl ocsp` and RFC 5019 clients send it), no nonce.
 type PresignedResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The DER OCSPResponse without its last element, the BasicOCSPResponse's
-	// certs field ([0] EXPLICIT SEQUENCE { the responder certificate }): the
-	// responder certificate is the same for every response and is not
+	// The signed part of the BasicOCSPResponse: the DER of its
+	// tbsResponseData, signatureAlgorithm and signature, one after the
+	// other. The responder completes it into an OCSPResponse with the certs
+	// field of a certificate of the responder key (responder_key_id): the
+	// responder certificate is the same for many responses and is not
 	// stored with each.
-	ResponseHead []byte `protobuf:"bytes,1,opt,name=response_head,json=responseHead,proto3" json:"response_head,omitempty"`
-	// SHA-256 of the DER of the delegated responder certificate whose key
-	// signed it and whose certs field completes response_head: the
-	// responder generation. A responder that no longer serves (another key,
-	// or a certificate the responder has forgotten) makes it unusable.
-	ResponderSha256 []byte `protobuf:"bytes,2,opt,name=responder_sha256,json=responderSha256,proto3" json:"responder_sha256,omitempty"`
+	BasicResponse []byte `protobuf:"bytes,1,opt,name=basic_response,json=basicResponse,proto3" json:"basic_response,omitempty"`
+	// The key that signed it, as its ResponderID byKey says: the SHA-1 of
+	// the delegated responder's subjectPublicKey bits. This is the responder
+	// generation: renewing the responder certificate keeps the key, so the
+	// response stays usable, completed with any certificate of that key
+	// valid from its thisUpdate to its nextUpdate; a new responder key (after
+	// a revocation) makes it unusable.
+	ResponderKeyId []byte `protobuf:"bytes,2,opt,name=responder_key_id,json=responderKeyId,proto3" json:"responder_key_id,omitempty"`
 	// thisUpdate and nextUpdate of the SingleResponse.
 	ThisUpdate *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=this_update,json=thisUpdate,proto3" json:"this_update,omitempty"`
 	NextUpdate *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=next_update,json=nextUpdate,proto3" json:"next_update,omitempty"`
@@ -90,16 +94,16 @@ func (*PresignedResponse) Descriptor() ([]byte, []int) {
 	return file_shomei_store_v1_ocsp_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *PresignedResponse) GetResponseHead() []byte {
+func (x *PresignedResponse) GetBasicResponse() []byte {
 	if x != nil {
-		return x.ResponseHead
+		return x.BasicResponse
 	}
 	return nil
 }
 
-func (x *PresignedResponse) GetResponderSha256() []byte {
+func (x *PresignedResponse) GetResponderKeyId() []byte {
 	if x != nil {
-		return x.ResponderSha256
+		return x.ResponderKeyId
 	}
 	return nil
 }
@@ -143,10 +147,10 @@ var File_shomei_store_v1_ocsp_proto protoreflect.FileDescriptor
 
 const file_shomei_store_v1_ocsp_proto_rawDesc = "" +
 	"\n" +
-	"\x1ashomei/store/v1/ocsp.proto\x12\x0fshomei.store.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x02\n" +
-	"\x11PresignedResponse\x12#\n" +
-	"\rresponse_head\x18\x01 \x01(\fR\fresponseHead\x12)\n" +
-	"\x10responder_sha256\x18\x02 \x01(\fR\x0fresponderSha256\x12;\n" +
+	"\x1ashomei/store/v1/ocsp.proto\x12\x0fshomei.store.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcf\x02\n" +
+	"\x11PresignedResponse\x12%\n" +
+	"\x0ebasic_response\x18\x01 \x01(\fR\rbasicResponse\x12(\n" +
+	"\x10responder_key_id\x18\x02 \x01(\fR\x0eresponderKeyId\x12;\n" +
 	"\vthis_update\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"thisUpdate\x12;\n" +
 	"\vnext_update\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
