@@ -8,6 +8,8 @@ import (
 	"time"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
+	"github.com/shomei-pki/shomei/internal/testenv"
+	"github.com/shomei-pki/shomei/internal/testenv/pg"
 )
 
 // waitMetric polls the CA's /metrics until ok accepts series's value, or
@@ -105,4 +107,65 @@ func TestPresignedOCSPAcrossRestart(t *testing.T) {
 		t.Errorf("openssl ocsp (GET) says %q after the revocation was pre-signed", got)
 	}
 	p.stop(t)
+}
+
+// TestPresignedTwoCAs: two shomei-ca processes on one PostgreSQL store
+// (same token, each its own responder certificate). Only the leader
+// pre-signs; the follower answers `openssl ocsp` for every certificate
+// from what the leader stored, with no HSM signature of its own.
+func TestPresignedTwoCAs(t *testing.T) {
+	token, err := testenv.Token(testDir, "e2e-presign-two")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsn := pg.Database(t)
+	var cas [2]*caProc
+	for i := range cas {
+		conf, err := testenv.WriteCAPostgres(t.TempDir(), token, "", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cas[i] = startCA(t, conf)
+	}
+	leader, follower := cas[0], cas[1]
+	if !isLeader(t, leader) {
+		leader, follower = follower, leader
+	}
+	if !isLeader(t, leader) || isLeader(t, follower) {
+		t.Fatal("want exactly one leader")
+	}
+	var certs []*cav1.Certificate
+	for i := range 3 {
+		// Issued through the follower: the leader pre-signs anyway.
+		sign, auth := issuePair(t, follower.client(t), "TWOPRE-"+string(rune('A'+i)))
+		certs = append(certs, sign, auth)
+	}
+	n := float64(len(certs))
+	waitMetric(t, leader, "shomei_ocsp_presigned_total", 30*time.Second, func(v float64) bool { return v >= n })
+	if s := metric(t, follower.http, "shomei_ocsp_presign_signatures_total"); s != 0 {
+		t.Errorf("the follower pre-signed %v responses", s)
+	}
+	work := t.TempDir()
+	issuers := map[cav1.Profile]string{}
+	for profile, label := range map[cav1.Profile]string{cav1.Profile_PROFILE_SIGN: "shomei-sign-g1", cav1.Profile_PROFILE_AUTH: "shomei-auth-g1"} {
+		issuers[profile] = writeCertPEM(t, filepath.Join(work, label+".pem"), fetchIssuer(t, follower, label).Raw)
+	}
+	url := ocspURLOf(t, follower, certs[0])
+	for _, c := range certs {
+		pem := filepath.Join(work, c.Serial+".pem")
+		if err := os.WriteFile(pem, []byte(c.Pem), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got := ocspStatus(t, work, "POST", url, issuers[c.Profile], pem); got != "good" {
+			t.Fatalf("the follower says %s is %q", c.Serial, got)
+		}
+	}
+	if s := ocspSignatures(t, follower.http); s != 0 {
+		t.Errorf("the follower signed %v responses; the leader's pre-signed ones should have answered", s)
+	}
+	if hits := metric(t, follower.http, "shomei_ocsp_presigned_hits_total"); hits != n {
+		t.Errorf("the follower's shomei_ocsp_presigned_hits_total %v, want %v", hits, n)
+	}
+	follower.stop(t)
+	leader.stop(t)
 }
