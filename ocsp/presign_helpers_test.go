@@ -1,7 +1,6 @@
 package ocsp_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/binary"
@@ -275,6 +274,3 @@ func (e *presignEnv) restart(t testing.TB) (*ocsp.Responder, *countingSigner) {
 	}
 	return r, signer1
 }
-
-// sameDER: a and b are the same bytes.
-func sameDER(a, b []byte) bool { return bytes.Equal(a, b) }

@@ -10,6 +10,9 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 )
 
@@ -62,14 +65,19 @@ func (in *issuer) keepEarlier(old *issuer, now time.Time) {
 	}
 }
 
-// covering is a certificate of is's responder key, the current one first,
-// valid at now and from this to next: the one a pre-signed response of
-// that validity is sent with, or nil.
-func (is *issuer) covering(this, next, now time.Time) *responderCert {
-	for _, rc := range append([]responderCert{{is.Responder, is.certs}}, is.earlier...) {
-		c := rc.cert
-		if !now.Before(c.NotBefore) && now.Before(c.NotAfter) && !this.Before(c.NotBefore) && !next.After(c.NotAfter) {
-			return &rc
+// covering is the certs field of a certificate of is's responder key, the
+// current one first, valid at now and from this to next: what a pre-signed
+// response of that validity is sent with; nil when there is none.
+func (is *issuer) covering(this, next, now time.Time) []byte {
+	covers := func(c *x509.Certificate) bool {
+		return !now.Before(c.NotBefore) && now.Before(c.NotAfter) && !this.Before(c.NotBefore) && !next.After(c.NotAfter)
+	}
+	if covers(is.Responder) {
+		return is.certs
+	}
+	for _, rc := range is.earlier {
+		if covers(rc.cert) {
+			return rc.certs
 		}
 	}
 	return nil
@@ -79,11 +87,7 @@ func (is *issuer) covering(this, next, now time.Time) *responderCert {
 // store holds one that may be served at now; nil otherwise (the caller
 // signs). It reads the store only for the CertID form pre-signed.
 func (r *Responder) presigned(is *issuer, id CertID, now time.Time) *response {
-	if r.responses == nil || id.HashAlgorithm != crypto.SHA1 {
-		return nil
-	}
-	want, err := is.presignCertID(id.SerialNumber)
-	if err != nil || !bytes.Equal(id.raw, want) {
+	if r.responses == nil || !presignForm(id) {
 		return nil
 	}
 	rec, err := r.responses.PresignedResponse(id.SerialNumber.Bytes())
@@ -95,12 +99,35 @@ func (r *Responder) presigned(is *issuer, id CertID, now time.Time) *response {
 	if rec == nil {
 		return nil
 	}
-	resp, err := r.fromRecord(is, want, rec, now)
+	resp, err := r.fromRecord(is, id.raw, rec, now)
 	if err != nil {
 		r.log.Debug("ocsp: pre-signed response not served", "serial", fmt.Sprintf("%x", id.SerialNumber), "err", err)
 		return nil
 	}
 	return resp
+}
+
+// sha1NULL is the DER AlgorithmIdentifier of SHA-1 with NULL parameters.
+var sha1NULL = func() []byte {
+	b := cryptobyte.NewBuilder(nil)
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1ObjectIdentifier(oidSHA1)
+		b.AddASN1NULL()
+	})
+	return b.BytesOrPanic()
+}()
+
+// presignForm says whether id, a parsed CertID whose hashes name an issuer
+// served, is the form pre-signed (presignCertID): SHA-1 with NULL
+// parameters. Its hashes are the issuer's and ParseRequest took only a DER
+// serial, so its bytes are then presignCertID's, without building them.
+func presignForm(id CertID) bool {
+	if id.HashAlgorithm != crypto.SHA1 {
+		return false
+	}
+	raw := cryptobyte.String(id.raw)
+	var body cryptobyte.String
+	return raw.ReadASN1(&body, cbasn1.SEQUENCE) && bytes.HasPrefix(body, sha1NULL)
 }
 
 // fromRecord is the response a stored record makes for certID, a CertID
@@ -128,11 +155,11 @@ func (r *Responder) fromRecord(is *issuer, certID []byte, rec *storev1.Presigned
 	case !bytes.Contains(rec.GetBasicResponse(), certID):
 		return nil, fmt.Errorf("not a response for this CertID")
 	}
-	rc := is.covering(this, next, now)
-	if rc == nil {
+	certs := is.covering(this, next, now)
+	if certs == nil {
 		return nil, fmt.Errorf("no certificate of its responder key is valid now and from %s to %s", rfc3339(this), rfc3339(next))
 	}
-	resp, err := assemble(rec.BasicResponse, rc.certs)
+	resp, err := assemble(rec.BasicResponse, certs)
 	if err != nil {
 		return nil, err
 	}

@@ -147,28 +147,29 @@ func (is *issuer) signSingles(ctx context.Context, producedAt time.Time, singles
 
 // assemble makes the successful OCSPResponse of a BasicOCSPResponse whose
 // tbsResponseData, signatureAlgorithm and signature are signed, with
-// certs (its certs field, the tail) last.
+// certs (its certs field, the tail) last. Only the head is written (one
+// allocation): the tags and lengths before signed, then signed; a
+// pre-signed response is assembled this way for every request that reads
+// it from the store.
 func assemble(signed, certs []byte) (*response, error) {
-	b := cryptobyte.NewBuilder(make([]byte, 0, len(signed)+len(certs)+32))
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // OCSPResponse
-		b.AddASN1Enum(int64(successful))
-		b.AddASN1(tagExplicit0, func(b *cryptobyte.Builder) {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // ResponseBytes
-				b.AddASN1ObjectIdentifier(oidOCSPBasic)
-				b.AddASN1(cbasn1.OCTET_STRING, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // BasicOCSPResponse
-						b.AddBytes(signed)
-						b.AddBytes(certs)
-					})
-				})
-			})
-		})
-	})
-	der, err := b.Bytes()
-	if err != nil {
-		return nil, fmt.Errorf("encode OCSPResponse: %w", err)
+	basic := len(signed) + len(certs)                          // BasicOCSPResponse contents
+	octets := derHeaderLen(basic) + basic                      // OCTET STRING contents
+	rb := len(oidOCSPBasicDER) + derHeaderLen(octets) + octets // ResponseBytes contents
+	explicit := derHeaderLen(rb) + rb                          // [0] EXPLICIT contents
+	outer := len(successfulDER) + derHeaderLen(explicit) + explicit
+	if outer > maxDERLength {
+		return nil, fmt.Errorf("encode OCSPResponse: %d bytes", outer)
 	}
-	return &response{head: slices.Clone(der[:len(der)-len(certs)]), tail: certs}, nil
+	head := make([]byte, 0, derHeaderLen(outer)+outer-len(certs))
+	head = derHeader(head, byte(cbasn1.SEQUENCE), outer) // OCSPResponse
+	head = append(head, successfulDER...)
+	head = derHeader(head, byte(tagExplicit0), explicit)
+	head = derHeader(head, byte(cbasn1.SEQUENCE), rb) // ResponseBytes
+	head = append(head, oidOCSPBasicDER...)
+	head = derHeader(head, byte(cbasn1.OCTET_STRING), octets)
+	head = derHeader(head, byte(cbasn1.SEQUENCE), basic) // BasicOCSPResponse
+	head = append(head, signed...)
+	return &response{head: head, tail: certs}, nil
 }
 
 // prepare works out the header values of a response whose head, tail,
@@ -185,6 +186,47 @@ func (r *response) prepare(nonced bool) {
 		h.Write(r.tail)
 		r.etagHeader = []string{`"` + hex.EncodeToString(h.Sum(nil)[:16]) + `"`}
 	}
+}
+
+var (
+	// successfulDER is the responseStatus ENUMERATED successful (0).
+	successfulDER = []byte{byte(cbasn1.ENUM), 1, byte(successful)}
+	// oidOCSPBasicDER is id-pkix-ocsp-basic as a DER OBJECT IDENTIFIER.
+	oidOCSPBasicDER = func() []byte {
+		b := cryptobyte.NewBuilder(nil)
+		b.AddASN1ObjectIdentifier(oidOCSPBasic)
+		return b.BytesOrPanic()
+	}()
+)
+
+// maxDERLength bounds what derHeader encodes: three length octets.
+const maxDERLength = 1<<24 - 1
+
+// derHeaderLen is the length of a DER tag and definite length of n
+// contents octets (n at most maxDERLength).
+func derHeaderLen(n int) int {
+	switch {
+	case n < 0x80:
+		return 2
+	case n < 0x100:
+		return 3
+	case n < 0x10000:
+		return 4
+	}
+	return 5
+}
+
+// derHeader appends a DER tag and the definite length n.
+func derHeader(b []byte, tag byte, n int) []byte {
+	switch {
+	case n < 0x80:
+		return append(b, tag, byte(n))
+	case n < 0x100:
+		return append(b, tag, 0x81, byte(n))
+	case n < 0x10000:
+		return append(b, tag, 0x82, byte(n>>8), byte(n))
+	}
+	return append(b, tag, 0x83, byte(n>>16), byte(n>>8), byte(n))
 }
 
 // responseData encodes the ResponseData: responderID byKey, producedAt, the
