@@ -1,9 +1,11 @@
 package ocsp_test
 
 import (
+	"context"
 	"crypto"
 	"crypto/elliptic"
 	"crypto/x509"
+	"encoding/asn1"
 	"io"
 	"math/big"
 	"net/http/httptest"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 	xocsp "golang.org/x/crypto/ocsp"
 
 	"github.com/shomei-pki/shomei/ocsp"
@@ -322,5 +326,104 @@ func TestPresignResponderRenewal(t *testing.T) {
 	resp = checkAnswer(t, g, serve(t, e.r, "GET", der, nil).Body.Bytes(), serialRevoked, xocsp.Revoked)
 	if newKey.n.Load() != 1 || resp.Certificate.SerialNumber.Int64() != 0x7003 {
 		t.Fatalf("after a new key: %d signatures by it, sent with %v", newKey.n.Load(), resp.Certificate.SerialNumber)
+	}
+}
+
+// sha1RequestWithoutNULL is a request for serial of g whose SHA-1 CertID
+// leaves the hashAlgorithm parameters out (RFC 5754 allows it; a client
+// may send it), which is not the pre-signed form.
+func sha1RequestWithoutNULL(t *testing.T, g *generation, serial *big.Int) []byte {
+	t.Helper()
+	one, err := ocsp.ParseRequest(request(t, g.cert, crypto.SHA1, nil, g.leaf(serial)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := one.CertIDs[0]
+	b := cryptobyte.NewBuilder(nil)
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+							b.AddASN1ObjectIdentifier(asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26})
+						})
+						b.AddASN1OctetString(id.IssuerNameHash)
+						b.AddASN1OctetString(id.IssuerKeyHash)
+						b.AddASN1BigInt(id.SerialNumber)
+					})
+				})
+			})
+		})
+	})
+	return b.BytesOrPanic()
+}
+
+// TestPresignedOnlyAsSigned: a pre-signed response is served only for the
+// exact CertID it answers, and only if it is one the responder would sign
+// now: not for a SHA-1 CertID without NULL parameters (its response must
+// echo those bytes), nor once the configured validity is shorter than the
+// stored response's.
+func TestPresignedOnlyAsSigned(t *testing.T) {
+	e := newPresignEnv(t, nil, nil)
+	g := e.f.gen1
+	step(t, e.p)
+	before := e.signs()
+	raw := serve(t, e.r, "POST", sha1RequestWithoutNULL(t, g, serialGood), nil).Body.Bytes()
+	checkAnswer(t, g, raw, serialGood, xocsp.Good)
+	if n := e.signs() - before; n != 1 {
+		t.Errorf("SHA-1 CertID without NULL: %d signatures, want 1 (its own response)", n)
+	}
+	if e.store.reads != 0 {
+		t.Errorf("the store was read %d times for a CertID never pre-signed", e.store.reads)
+	}
+	cfg := e.cfg
+	cfg.Validity = 30 * time.Minute
+	short, err := ocsp.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signs := e.signs()
+	resp := checkAnswer(t, g, serve(t, short, "GET", request(t, g.cert, crypto.SHA1, nil, g.leaf(serialGood)), nil).Body.Bytes(), serialGood, xocsp.Good)
+	if e.signs()-signs != 1 || resp.NextUpdate.Sub(resp.ThisUpdate) != 30*time.Minute {
+		t.Errorf("validity shortened to 30m: %d signatures, response valid %v", e.signs()-signs, resp.NextUpdate.Sub(resp.ThisUpdate))
+	}
+}
+
+// TestPresignerRun: Run works the queue off by itself, reports it in its
+// metrics, refuses to run twice at once, and returns when its context
+// ends.
+func TestPresignerRun(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := newPresignEnv(t, nil, func(p *ocsp.PresignConfig) { p.Metrics = reg })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.p.Run(ctx); close(done) }()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if gather(t, reg, "shomei_ocsp_presigned_total", "") == 3 && e.store.stored(serialGen2Good) != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Run stored %v responses in 30 s", gather(t, reg, "shomei_ocsp_presigned_total", ""))
+		}
+	}
+	second := make(chan struct{})
+	go func() { e.p.Run(ctx); close(second) }()
+	select {
+	case <-second:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a second Run did not return at once")
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return when its context ended")
+	}
+	if s := gather(t, reg, "shomei_ocsp_presign_signatures_total", ""); s != 3 {
+		t.Errorf("shomei_ocsp_presign_signatures_total %v", s)
+	}
+	if b := gather(t, reg, "shomei_ocsp_presign_backlog", ""); b != 0 {
+		t.Errorf("shomei_ocsp_presign_backlog %v", b)
 	}
 }
