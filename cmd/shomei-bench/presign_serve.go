@@ -44,6 +44,7 @@ type presignConfig struct {
 	Budget    float64
 	Workers   int
 	CacheSize int
+	Validity  time.Duration
 }
 
 const presignConfigFile = "presign.json"
@@ -106,6 +107,7 @@ func presignServe(ctx context.Context, dir string, stdin io.Reader, stdout io.Wr
 		Source:    storeSource{st: st, issuer: issuer},
 		Presigned: responses,
 		CacheSize: cfg.CacheSize,
+		Validity:  cfg.Validity,
 		// Requests without a nonce are never budgeted; misses are signed.
 		SignatureBudget: -1,
 		Log:             log,
