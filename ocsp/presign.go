@@ -156,7 +156,8 @@ type Presigner struct {
 	sinceStats int
 }
 
-// NewPresigner checks cfg and makes a Presigner.
+// NewPresigner checks cfg and makes a Presigner; its Responder's
+// Invalidate wakes it from then on.
 func NewPresigner(cfg PresignConfig) (*Presigner, error) {
 	if cfg.Responder == nil || cfg.Store == nil {
 		return nil, errors.New("ocsp: PresignConfig.Responder and Store are required")
@@ -199,10 +200,12 @@ func NewPresigner(cfg PresignConfig) (*Presigner, error) {
 	if p.m, err = newPresignMetrics(cfg.Metrics); err != nil {
 		return nil, fmt.Errorf("ocsp: pre-signer metrics: %w", err)
 	}
+	p.r.presigner.Store(p)
 	return p, nil
 }
 
-// Notify wakes the pre-signer: a status changed. It never blocks.
+// Notify wakes the pre-signer: a status changed (Responder.Invalidate
+// calls it). It never blocks.
 func (p *Presigner) Notify() {
 	select {
 	case p.wake <- struct{}{}:

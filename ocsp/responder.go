@@ -112,6 +112,8 @@ type Responder struct {
 	budget   *budget // nil: unlimited
 	// responses holds the pre-signed responses; nil: none.
 	responses ResponseStore
+	// presigner, once made, is woken by Invalidate: a status changed.
+	presigner atomic.Pointer[Presigner]
 	// unknownReuse is how long a cached unknown answer is served.
 	unknownReuse time.Duration
 }
@@ -314,10 +316,14 @@ func (r *Responder) Issuers() []*Issuer {
 // CertID hash, so that the next request is answered from the Source. Call
 // it the moment the serial's status changes (R-R4); a response being made
 // from a status read before the call is served to the requests already
-// waiting for it but not cached.
+// waiting for it but not cached. It also wakes the Responder's Presigner,
+// which then signs the new status's response.
 func (r *Responder) Invalidate(serial *big.Int) {
 	if r.cache != nil {
 		r.cache.invalidate(serial)
+	}
+	if p := r.presigner.Load(); p != nil {
+		p.Notify()
 	}
 }
 
