@@ -57,7 +57,7 @@ type issuer struct {
 	alg *x509enc.SignatureAlgorithm
 	// certs is the BasicOCSPResponse certs field, [0] EXPLICIT SEQUENCE {
 	// responder certificate }: the tail of every response.
-	certs []byte
+	certs certsField
 	// earlier are earlier certificates of the same responder key, still
 	// valid, whose pre-signed responses are served (presigned.go).
 	earlier []responderCert
@@ -65,6 +65,18 @@ type issuer struct {
 
 // certIDHashes are the CertID hash algorithms the responder answers.
 var certIDHashes = []crypto.Hash{crypto.SHA1, crypto.SHA256}
+
+// certsField is a BasicOCSPResponse certs field, the tail of the
+// responses of one responder certificate, with its SHA-256 (the ETag of a
+// response hashes its head and this, not the certificate again).
+type certsField struct {
+	der []byte
+	sum [sha256.Size]byte
+}
+
+func newCertsField(der []byte) certsField {
+	return certsField{der: der, sum: sha256.Sum256(der)}
+}
 
 // issuerName is the lookup key of a CertID's issuer: its hash algorithm
 // and both hashes (zero-padded: SHA-1's are 20 octets), comparable without
@@ -152,9 +164,11 @@ func newIssuer(is *Issuer, now time.Time) (*issuer, error) {
 			b.AddBytes(rc.Raw)
 		})
 	})
-	if out.certs, err = b.Bytes(); err != nil {
+	der, err := b.Bytes()
+	if err != nil {
 		return nil, err
 	}
+	out.certs = newCertsField(der)
 	return out, nil
 }
 

@@ -62,8 +62,8 @@ func TestPresignedAnsweredWithoutSignature(t *testing.T) {
 	if n := e.signs(); n != 2 {
 		t.Errorf("%d signatures after the requests; the pre-signed responses should have answered", n-2)
 	}
-	if hits := gather(t, reg, "shomei_ocsp_presigned_hits_total", ""); hits != 2 {
-		t.Errorf("shomei_ocsp_presigned_hits_total %v, want 2 (then the cache)", hits)
+	if hits := gather(t, reg, "shomei_ocsp_presigned_hits_total", ""); hits != 4 {
+		t.Errorf("shomei_ocsp_presigned_hits_total %v, want 4: two reads of each serial, the second caching it (admit.go)", hits)
 	}
 	if misses := gather(t, reg, "shomei_ocsp_cache_misses_total", ""); misses != 0 {
 		t.Errorf("shomei_ocsp_cache_misses_total %v", misses)
@@ -425,5 +425,57 @@ func TestPresignerRun(t *testing.T) {
 	}
 	if b := gather(t, reg, "shomei_ocsp_presign_backlog", ""); b != 0 {
 		t.Errorf("shomei_ocsp_presign_backlog %v", b)
+	}
+}
+
+// TestPresignedCacheAdmission: a response read from the store enters the
+// cache on its serial's second read, not its first: certificates asked
+// about once (a uniform spread over millions) leave the cache to the hot
+// ones.
+func TestPresignedCacheAdmission(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := newPresignEnv(t, func(c *ocsp.Config) { c.Metrics, c.CacheSize = reg, 64 }, nil)
+	g := e.f.gen1
+	const n = 200
+	for i := range n {
+		e.store.issue(g.cert, big.NewInt(0x9000+int64(i)), e.clock.Now().Add(time.Hour))
+	}
+	for res := step(t, e.p); res.Signed > 0; res = step(t, e.p) {
+	}
+	signs := e.signs()
+	ask := func(sn *big.Int) {
+		t.Helper()
+		id, err := ocsp.ParseRequest(request(t, g.cert, crypto.SHA1, nil, g.leaf(serialGood)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id.CertIDs[0].SerialNumber = sn
+		der, err := id.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec := serve(t, e.r, "POST", der, nil); rec.Code != 200 || rec.Body.Len() < 100 {
+			t.Fatalf("serial %x: HTTP %d, %d bytes", sn, rec.Code, rec.Body.Len())
+		}
+	}
+	for i := range n {
+		ask(big.NewInt(0x9000 + int64(i)))
+	}
+	if c := gather(t, reg, "shomei_ocsp_cache_entries", ""); c > n/8 {
+		t.Errorf("%v responses read once entered the cache (of %d)", c, n)
+	}
+	// The last one read, within the doorkeeper's current window: its
+	// second read caches it.
+	hot := big.NewInt(0x9000 + n - 1)
+	ask(hot)
+	reads := e.store.reads
+	for range 5 {
+		ask(hot)
+	}
+	if e.store.reads != reads {
+		t.Errorf("a serial read twice was not cached: %d more store reads", e.store.reads-reads)
+	}
+	if e.signs() != signs {
+		t.Errorf("%d signatures answering pre-signed certificates", e.signs()-signs)
 	}
 }

@@ -35,7 +35,7 @@ type ResponseStore interface {
 // responderCert is a delegated responder certificate and its certs field.
 type responderCert struct {
 	cert  *x509.Certificate
-	certs []byte
+	certs certsField
 }
 
 // maxEarlierResponders bounds the earlier certificates kept per issuer:
@@ -68,16 +68,16 @@ func (in *issuer) keepEarlier(old *issuer, now time.Time) {
 // covering is the certs field of a certificate of is's responder key, the
 // current one first, valid at now and from this to next: what a pre-signed
 // response of that validity is sent with; nil when there is none.
-func (is *issuer) covering(this, next, now time.Time) []byte {
+func (is *issuer) covering(this, next, now time.Time) *certsField {
 	covers := func(c *x509.Certificate) bool {
 		return !now.Before(c.NotBefore) && now.Before(c.NotAfter) && !this.Before(c.NotBefore) && !next.After(c.NotAfter)
 	}
 	if covers(is.Responder) {
-		return is.certs
+		return &is.certs
 	}
-	for _, rc := range is.earlier {
-		if covers(rc.cert) {
-			return rc.certs
+	for i := range is.earlier {
+		if covers(is.earlier[i].cert) {
+			return &is.earlier[i].certs
 		}
 	}
 	return nil
@@ -159,7 +159,7 @@ func (r *Responder) fromRecord(is *issuer, certID []byte, rec *storev1.Presigned
 	if certs == nil {
 		return nil, fmt.Errorf("no certificate of its responder key is valid now and from %s to %s", rfc3339(this), rfc3339(next))
 	}
-	resp, err := assemble(rec.BasicResponse, certs)
+	resp, err := assemble(rec.BasicResponse, certs.der)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +169,7 @@ func (r *Responder) fromRecord(is *issuer, certID []byte, rec *storev1.Presigned
 	}
 	resp.thisUpdate, resp.nextUpdate, resp.reuseUntil = this, next, reuseUntil
 	resp.statuses, resp.reusable = []CertStatus{st}, true
-	resp.prepare(false)
+	resp.prepare(false, &certs.sum)
 	return resp, nil
 }
 

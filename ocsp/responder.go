@@ -378,9 +378,11 @@ func (r *Responder) answer(ctx context.Context, req *Request, now time.Time) (*r
 	}
 	presigned := false
 	resp, shared, err := r.cache.do(ctx, k, now, func() (*response, error) {
-		// A pre-signed response costs no signature (presigned.go).
+		// A pre-signed response costs no signature (presigned.go); it
+		// is cached only when asked for again soon (admit.go).
 		if resp := r.presigned(is, req.CertIDs[0], now); resp != nil {
 			presigned = true
+			resp.reusable = r.cache.door.admit(k)
 			return resp, nil
 		}
 		// The response may be shared by other requests: the one making

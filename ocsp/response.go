@@ -129,7 +129,7 @@ func (is *issuer) signSingles(ctx context.Context, producedAt time.Time, singles
 	if signed, err = b.Bytes(); err != nil {
 		return nil, nil, fmt.Errorf("encode BasicOCSPResponse: %w", err)
 	}
-	if r, err = assemble(signed, is.certs); err != nil {
+	if r, err = assemble(signed, is.certs.der); err != nil {
 		return nil, nil, err
 	}
 	for i, s := range singles {
@@ -141,7 +141,7 @@ func (is *issuer) signSingles(ctx context.Context, producedAt time.Time, singles
 		}
 		r.statuses = append(r.statuses, s.status.Status)
 	}
-	r.prepare(nonce != nil)
+	r.prepare(nonce != nil, &is.certs.sum)
 	return signed, r, nil
 }
 
@@ -173,17 +173,19 @@ func assemble(signed, certs []byte) (*response, error) {
 }
 
 // prepare works out the header values of a response whose head, tail,
-// times and statuses are set; nonced says it echoes a nonce.
-func (r *response) prepare(nonced bool) {
+// times and statuses are set; nonced says it echoes a nonce, tailSum is
+// the SHA-256 of its tail (certsField).
+func (r *response) prepare(nonced bool, tailSum *[sha256.Size]byte) {
 	r.contentLength = []string{strconv.Itoa(len(r.head) + len(r.tail))}
 	r.cacheable = !nonced && !slices.Contains(r.statuses, Unknown)
 	if r.cacheable {
 		r.lastModified = []string{r.thisUpdate.UTC().Format(http.TimeFormat)}
 		r.expires = []string{r.nextUpdate.UTC().Format(http.TimeFormat)}
-		// The HTTP entity tag: a quoted hash of the whole DER.
+		// The HTTP entity tag: a quoted hash of the whole DER, its
+		// head and its tail's hash.
 		h := sha256.New()
 		h.Write(r.head)
-		h.Write(r.tail)
+		h.Write(tailSum[:])
 		r.etagHeader = []string{`"` + hex.EncodeToString(h.Sum(nil)[:16]) + `"`}
 	}
 }

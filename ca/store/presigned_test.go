@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,6 +217,45 @@ func TestPresignBackfill(t *testing.T) {
 		}
 		if serials, _ := due(t, s, t0); len(serials) != len(want) {
 			t.Fatalf("the walk ran again: %x", serials)
+		}
+	})
+}
+
+// BenchmarkPresignedResponse: reading one pre-signed response, as an OCSP
+// request that misses the responder's cache does, from a bbolt store of
+// 100,000, serials drawn at random, from parallel readers.
+func BenchmarkPresignedResponse(b *testing.B) {
+	be := boltBackend(b)
+	s := openTemp(b, be)
+	const n = 100_000
+	serials := make([][]byte, n)
+	rec := presigned(t0, false)
+	rec.BasicResponse = make([]byte, 450)
+	v, err := marshal(rec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	err = s.db.Update(func(tx engine.Tx) error {
+		for i := range serials {
+			serials[i] = binary.BigEndian.AppendUint64([]byte{0x42}, uint64(i)*7919)
+			if err := tx.Bucket(bucketOCSPResponses).Put(serials[i], v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var next atomic.Uint64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(7_777) % n
+			if r, err := s.PresignedResponse(serials[i]); err != nil || r == nil {
+				b.Errorf("%x: %v, %v", serials[i], r, err)
+				return
+			}
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,6 +36,7 @@ type presignOptions struct {
 	Duration    time.Duration
 	Warmup      time.Duration
 	Concurrency []int
+	Rounds      int
 	Budget      float64
 	Workers     int
 	CacheSize   int
@@ -43,12 +45,13 @@ type presignOptions struct {
 	Seed        uint64
 	Within      time.Duration
 	Dir, Out    string
+	Profile     string
 }
 
 func defaultPresignOptions() *presignOptions {
 	return &presignOptions{
 		Certs: 100_000, Revoked: 0.10, Hot: 10_000,
-		Duration: 10 * time.Second, Warmup: 2 * time.Second, Concurrency: []int{8, 64},
+		Duration: 5 * time.Second, Warmup: time.Second, Concurrency: []int{8, 64}, Rounds: 3,
 		Budget: ocsp.MaxPresignBudget, Workers: 4, Validity: 24 * time.Hour, Sample: 64, Seed: 1, Within: 2 * time.Hour,
 	}
 }
@@ -65,6 +68,8 @@ func (o *presignOptions) check() error {
 		return fmt.Errorf("--budget %v: more than 0, at most %d", o.Budget, ocsp.MaxPresignBudget)
 	case o.Workers <= 0 || o.Workers > ocsp.MaxPresignWorkers:
 		return fmt.Errorf("--workers %d: 1 to %d", o.Workers, ocsp.MaxPresignWorkers)
+	case o.Rounds <= 0 || o.Rounds > 100:
+		return fmt.Errorf("--rounds %d: 1 to 100", o.Rounds)
 	case o.Sample <= 0 || o.CacheSize < 0:
 		return errors.New("--verify-every must be positive, --cache-size not negative")
 	case o.Validity < time.Hour || o.Validity > 72*time.Hour:
@@ -95,7 +100,8 @@ func newPresignCommand() *cobra.Command {
      time, the HSM signatures, the server's CPU and memory are reported;
   3. at each --concurrency, POSTed requests (SHA-1 CertID, no nonce) for
      --hot serials, then for serials drawn uniformly from all --certs, each
-     for --warmup then --duration; the signatures the responder made during
+     for --warmup then --duration, --rounds times in turn (added up, so
+     that other load on the machine hits both alike); the signatures the responder made during
      each cell are reported (target during the uniform cell: 0) and the
      uniform rate against the hot rate (target: at least 80%);
   4. the store's pages holding the responses and their queue are counted.
@@ -130,6 +136,7 @@ Results are printed as Markdown on stdout (and written to --out).`,
 	f.DurationVar(&o.Duration, "duration", o.Duration, "measured time of each cell")
 	f.DurationVar(&o.Warmup, "warmup", o.Warmup, "unmeasured load before each cell")
 	f.IntSliceVar(&o.Concurrency, "concurrency", o.Concurrency, "concurrent requests of the cells")
+	f.IntVar(&o.Rounds, "rounds", o.Rounds, "hot and uniform cells alternate this many times at each concurrency, their results added")
 	f.Float64Var(&o.Budget, "budget", o.Budget, "the pre-signer's signatures a second (ocsp.presign.budget)")
 	f.IntVar(&o.Workers, "workers", o.Workers, "the pre-signer's signatures at once (ocsp.presign.workers)")
 	f.IntVar(&o.CacheSize, "cache-size", o.CacheSize, "the responder's response cache (ocsp.cache_size); 0: its default")
@@ -137,6 +144,7 @@ Results are printed as Markdown on stdout (and written to --out).`,
 	f.IntVar(&o.Sample, "verify-every", o.Sample, "verify every Nth response in full; all are checked structurally")
 	f.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the dataset")
 	f.DurationVar(&o.Within, "within", o.Within, "give up when pre-signing takes longer")
+	f.StringVar(&o.Profile, "profile", "", "write a CPU profile of the server process during each cell to this directory (presign-<set>-<concurrency>-<round>.pprof)")
 	runFlags(cmd, &o.Dir, &o.Out, &verbose)
 	return cmd
 }
@@ -185,6 +193,27 @@ type presignCell struct {
 	// pre-signer; StoreHits: answered from a pre-signed response read
 	// from the store; CacheHits: from the memory cache.
 	OnDemand, Presigner, StoreHits, CacheHits float64
+}
+
+// add is c and d measured one after the other: their responses, failures
+// and measured time, latencies and counts together.
+func (c presignCell) add(d presignCell) presignCell {
+	out := c
+	out.Concurrency = d.Concurrency
+	out.OK += d.OK
+	out.Failed += d.Failed
+	out.Elapsed += d.Elapsed
+	out.Conns += d.Conns
+	if out.FirstError == "" {
+		out.FirstError = d.FirstError
+	}
+	out.Latencies = append(slices.Clone(c.Latencies), d.Latencies...)
+	slices.Sort(out.Latencies)
+	out.OnDemand += d.OnDemand
+	out.Presigner += d.Presigner
+	out.StoreHits += d.StoreHits
+	out.CacheHits += d.CacheHits
+	return out
 }
 
 // diskUse is the bbolt pages of the store's buckets.
@@ -352,16 +381,24 @@ func measurePresign(ctx context.Context, o *presignOptions, log *slog.Logger) (_
 	for _, i := range rand.New(rand.NewPCG(o.Seed, 3)).Perm(len(data.Entries))[:o.Hot] {
 		hot.Requests, hot.Entries = append(hot.Requests, uniform.Requests[i]), append(hot.Entries, uniform.Entries[i])
 	}
+	// Hot and uniform alternate, --rounds times each, so that a
+	// neighbour's load on the machine hits both alike.
 	for _, conc := range o.Concurrency {
 		var pair [2]presignCell
-		for i, w := range []*workload{hot, uniform} {
-			c, err := presignRun(ctx, srv.Metrics, w, cell{Concurrency: conc, Warmup: o.Warmup, Duration: o.Duration})
-			if err != nil {
-				return nil, err
+		for round := range o.Rounds {
+			for i, w := range []*workload{hot, uniform} {
+				profile := ""
+				if o.Profile != "" {
+					profile = filepath.Join(o.Profile, fmt.Sprintf("presign-%s-%d-%d.pprof", []string{"hot", "uniform"}[i], conc, round+1))
+				}
+				c, err := presignRun(ctx, srv.Metrics, w, cell{Concurrency: conc, Warmup: o.Warmup, Duration: o.Duration}, profile)
+				if err != nil {
+					return nil, err
+				}
+				log.Info("cell", "set", []string{"hot", "uniform"}[i], "concurrency", conc, "round", round+1, "responses/s", int(c.Rate()),
+					"p99", c.Percentile(0.99), "signed on demand", c.OnDemand, "store hits", c.StoreHits, "failed", c.Failed, "first_error", c.FirstError)
+				pair[i] = pair[i].add(c)
 			}
-			log.Info("cell", "set", []string{"hot", "uniform"}[i], "concurrency", conc, "responses/s", int(c.Rate()),
-				"p99", c.Percentile(0.99), "signed on demand", c.OnDemand, "store hits", c.StoreHits, "failed", c.Failed, "first_error", c.FirstError)
-			pair[i] = c
 		}
 		rep.Cells[conc] = pair
 	}
@@ -380,7 +417,9 @@ func measurePresign(ctx context.Context, o *presignOptions, log *slog.Logger) (_
 }
 
 // presignRun runs one cell and reads what the responder did meanwhile.
-func presignRun(ctx context.Context, metrics string, w *workload, c cell) (presignCell, error) {
+// With profile set, a CPU profile of the server is written there over the
+// measured time.
+func presignRun(ctx context.Context, metrics string, w *workload, c cell, profile string) (presignCell, error) {
 	names := []string{"shomei_ocsp_signing_duration_seconds_count", "shomei_ocsp_presign_signatures_total",
 		"shomei_ocsp_presigned_hits_total", "shomei_ocsp_cache_hits_total"}
 	read := func() ([]float64, error) {
@@ -398,7 +437,19 @@ func presignRun(ctx context.Context, metrics string, w *workload, c cell) (presi
 	if err != nil {
 		return presignCell{}, err
 	}
+	profiled := make(chan error, 1)
+	if profile != "" {
+		go func() {
+			time.Sleep(c.Warmup)
+			profiled <- cpuProfile(ctx, metrics, c.Duration, profile)
+		}()
+	} else {
+		profiled <- nil
+	}
 	r := w.run(ctx, c)
+	if err := <-profiled; err != nil {
+		return presignCell{}, fmt.Errorf("profile: %w", err)
+	}
 	after, err := read()
 	if err != nil {
 		return presignCell{}, err
@@ -497,8 +548,8 @@ func (r *presignReport) markdown(w io.Writer) {
 	mb := func(b float64) string { return fmt.Sprintf("%.1f MB", b/1e6) }
 	perM := func(b float64) string { return fmt.Sprintf("%.0f MB", b/float64(o.Certs)*1e6/1e6) }
 	fmt.Fprintf(w, "## OCSP for every certificate: pre-signed responses (%s)\n\n", r.Started.Format("2006-01-02"))
-	fmt.Fprintf(w, "`shomei-bench presign --certs %d --revoked %g --hot %d --concurrency %s --duration %v --warmup %v --budget %g --workers %d --cache-size %d --validity %v` on %s, %d CPUs (load generator, server and SoftHSM2 share them); bbolt store; responder key RSA-2048 in SoftHSM2.\n\n",
-		o.Certs, o.Revoked, o.Hot, joinInts(o.Concurrency), o.Duration, o.Warmup, o.Budget, o.Workers, o.CacheSize, o.Validity, r.CPU, runtime.NumCPU())
+	fmt.Fprintf(w, "`shomei-bench presign --certs %d --revoked %g --hot %d --concurrency %s --rounds %d --duration %v --warmup %v --budget %g --workers %d --cache-size %d --validity %v` on %s, %d CPUs (load generator, server and SoftHSM2 share them); bbolt store; responder key RSA-2048 in SoftHSM2.\n\n",
+		o.Certs, o.Revoked, o.Hot, joinInts(o.Concurrency), o.Rounds, o.Duration, o.Warmup, o.Budget, o.Workers, o.CacheSize, o.Validity, r.CPU, runtime.NumCPU())
 	fmt.Fprintf(w, "### Pre-signing %d responses (%d revoked)\n\n", o.Certs, r.RevokedCount)
 	fmt.Fprintf(w, "| | |\n|---|---|\n")
 	fmt.Fprintf(w, "| records written into the store (bulk load, not measured below) | %v |\n", r.Load.Round(time.Millisecond))

@@ -17,7 +17,7 @@ func TestMeasurePresign(t *testing.T) {
 	o := defaultPresignOptions()
 	o.Certs, o.Hot = 400, 40
 	o.Duration, o.Warmup = 500*time.Millisecond, 100*time.Millisecond
-	o.Concurrency, o.Sample, o.Workers = []int{2}, 4, 2
+	o.Concurrency, o.Sample, o.Workers, o.Rounds = []int{2}, 4, 2, 2
 	o.Within = 2 * time.Minute
 	if err := o.check(); err != nil {
 		t.Fatal(err)
@@ -37,6 +37,9 @@ func TestMeasurePresign(t *testing.T) {
 		}
 		if c.StoreHits == 0 {
 			t.Errorf("cell %d: nothing answered from the store", i)
+		}
+		if c.StoreHits+c.CacheHits < float64(c.OK) || c.Elapsed < 2*o.Duration*9/10 {
+			t.Errorf("cell %d: %v from the store and %v from the cache for %d responses in %v; want both rounds added", i, c.StoreHits, c.CacheHits, c.OK, c.Elapsed)
 		}
 	}
 	if d := rep.Disk; d.Responses.Keys != o.Certs || d.Queue.Keys != o.Certs || d.Responses.Bytes <= 0 {
