@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/shomei-pki/shomei/ocsp"
 )
@@ -133,5 +134,35 @@ func BenchmarkCacheMemory(b *testing.B) {
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/entry")
 		runtime.KeepAlive(reqs)
 		runtime.KeepAlive(e)
+	}
+}
+
+// BenchmarkPresigned: responses read from a pre-signed response store
+// through ServeHTTP (GET, SHA-1, no nonce), for 20,000 certificates with a
+// cache of 1024 (almost every request reads the store, as a request spread
+// over millions of certificates does), next to BenchmarkCached.
+func BenchmarkPresigned(b *testing.B) {
+	const certs = 20_000
+	for _, conc := range []int{1, 8} {
+		b.Run(fmt.Sprintf("certs=%d/conc=%d", certs, conc), func(b *testing.B) {
+			e := newPresignEnv(b, func(c *ocsp.Config) { c.CacheSize = 1024 }, func(p *ocsp.PresignConfig) { p.Budget = ocsp.MaxPresignBudget; p.Burst = ocsp.MaxPresignBudget })
+			reqs := manySerials(b, e.env, certs)
+			for i := range certs {
+				e.store.issue(e.f.gen1.cert, big.NewInt(0x10000+int64(i)), e.clock.Now().Add(time.Hour))
+			}
+			for e.store.queued() > 0 {
+				if res := step(b, e.p); res.Signed == 0 && res.Stored == 0 {
+					break
+				}
+				if n, _, _ := e.store.PresignStats(e.clock.Now(), 1); n == 0 {
+					break
+				}
+			}
+			signs := e.signs()
+			run(b, conc, e.r, func(i int64) *http.Request { return reqs[i%int64(len(reqs))] })
+			if e.signs() != signs {
+				b.Errorf("%d signatures while serving pre-signed responses", e.signs()-signs)
+			}
+		})
 	}
 }

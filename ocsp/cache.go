@@ -28,6 +28,8 @@ type cache struct {
 	// issuers is how many issuer numbers (cacheKey.issuer) are in use:
 	// Invalidate looks at each. It only grows (serve).
 	issuers atomic.Int32
+	// door admits the responses read from the pre-signed store (admit.go).
+	door *doorkeeper
 }
 
 type shard struct {
@@ -70,7 +72,7 @@ func newCache(size int) *cache {
 	for n < 64 && size/(n*2) >= 1024 {
 		n *= 2
 	}
-	c := &cache{seed: maphash.MakeSeed(), shards: make([]shard, n), mask: uint64(n - 1)}
+	c := &cache{seed: maphash.MakeSeed(), shards: make([]shard, n), mask: uint64(n - 1), door: newDoorkeeper(size)}
 	for i := range c.shards {
 		c.shards[i] = shard{
 			index:    map[cacheKey]int{},

@@ -27,7 +27,14 @@
 //     call is served only to the requests already waiting for it. R-R4's
 //     1 s therefore holds if the wiring calls Invalidate within 1 s of the
 //     store's status change (the store's change log, ca/store Changes, is
-//     the natural feed; the wiring measures the delay).
+//     the natural feed; the wiring measures the delay). A pre-signed
+//     response never outlives the status it gives: the store drops it in
+//     the transaction that changes the status and refuses one signed from
+//     a status read before (ResponseStore, PresignStore).
+//   - A pre-signed response is served only while it is one a request would
+//     get: for the exact CertID it was signed for, by the issuer's current
+//     responder key, less than half its validity old, and sent with a
+//     certificate of that key valid now and over the whole response.
 //   - Only cacheable responses are sent with HTTP caching headers — one
 //     CertID, no nonce, status good or revoked. The response cache also
 //     keeps one-CertID "unknown" answers, for UnknownReuse (default 1 min)
@@ -109,6 +116,57 @@
 //     SignContext(ctx, digest, opts), like hsm.Signer, gets the request's
 //     deadline (Config.Timeout, default 5 s, bounds Source and signature).
 //
+// # Pre-signed responses
+//
+// A Presigner keeps a signed response ready for every live certificate
+// (issue 12), in a store (Config.Presigned: the CA's, ca.OCSPResponses; a
+// replica's own, ocsp/replica), so that a request costs no signature even
+// for a certificate nobody asked about lately, and a restart signs nothing
+// again. The store queues the work: a status change (issuance,
+// revocation) drops the certificate's response and queues it at once, in
+// its own transaction; a stored response queues its refresh at
+// RefreshAfter (default 3/8 of the validity: it is served until half its
+// validity, so an eighth is left for a backlog); a backfill walk queues
+// certificates older than pre-signing. The Presigner takes what is due,
+// status changes first, signs within its own token bucket
+// (PresignConfig.Budget a second, Burst at once; apart from
+// SignatureBudget) with Workers signatures at once, and stores each
+// response, unless the status changed meanwhile. Expired certificates
+// leave the queue and the store. Its work is spread by the bucket: a
+// backlog (a first start over a full store, a long outage) is worked
+// off at Budget a second, oldest first, and the refreshes then come due
+// as spread as the signatures were.
+//
+// Decisions:
+//
+//   - One CertID form is pre-signed: SHA-1 with NULL parameters, what
+//     `openssl ocsp`, Go's x/crypto/ocsp and RFC 5019 §2.1.1 clients
+//     send. A SHA-256 CertID is signed on demand and cached as before:
+//     pre-signing it too would double the signatures and the disk for a
+//     form few relying parties send.
+//   - A request is answered from the store when it misses the cache; the
+//     response then enters the cache like a signed one. Only the store is
+//     read per request: the cache (CacheSize) is all the memory responses
+//     take, whatever the number of certificates.
+//   - The store keeps the signed part of the BasicOCSPResponse and the
+//     responder key (the responder generation), not the responder
+//     certificate: the response is completed with a certificate of that
+//     key valid from its thisUpdate to its nextUpdate — the current one,
+//     an earlier one kept across SetIssuers (a renewal), or another CA
+//     process's certificate of the same HSM key. A new responder key
+//     (after a revocation) makes the old responses unusable: they are
+//     signed again as requests or refreshes come.
+//   - A CA pre-signs while it leads (cmd/shomei-ca): several processes on
+//     one PostgreSQL store serve what the leader stored.
+//   - Metrics: shomei_ocsp_presign_signatures_total,
+//     shomei_ocsp_presigned_total (stored), shomei_ocsp_presign_discarded_total,
+//     shomei_ocsp_presign_failures_total, shomei_ocsp_presign_backlog (due
+//     now, counted up to 100,000), shomei_ocsp_presign_oldest_age_seconds,
+//     shomei_ocsp_presign_signatures_per_second and
+//     shomei_ocsp_presign_signing_duration_seconds; the responder counts
+//     shomei_ocsp_presigned_hits_total. shomei_ocsp_signing_duration_seconds
+//     counts the signatures made for requests only.
+//
 // # Unknown serials
 //
 // A serial the issuer never issued is answered "unknown" (RFC 6960 §2.2:
@@ -143,6 +201,7 @@
 // With Config.Metrics: shomei_ocsp_responses_total{status} (good, revoked,
 // unknown per certificate answered; malformedRequest, unauthorized,
 // tryLater, internalError), shomei_ocsp_cache_hits_total, shomei_ocsp_cache_misses_total,
+// shomei_ocsp_presigned_hits_total,
 // shomei_ocsp_signature_budget_exceeded_total{answer} (withoutNonce, tryLater),
 // shomei_ocsp_cache_entries, shomei_ocsp_signing_duration_seconds and
 // shomei_ocsp_responder_not_after_timestamp_seconds{issuer}. Labels carry

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"time"
 
@@ -56,11 +57,26 @@ type issuer struct {
 	alg *x509enc.SignatureAlgorithm
 	// certs is the BasicOCSPResponse certs field, [0] EXPLICIT SEQUENCE {
 	// responder certificate }: the tail of every response.
-	certs []byte
+	certs certsField
+	// earlier are earlier certificates of the same responder key, still
+	// valid, whose pre-signed responses are served (presigned.go).
+	earlier []responderCert
 }
 
 // certIDHashes are the CertID hash algorithms the responder answers.
 var certIDHashes = []crypto.Hash{crypto.SHA1, crypto.SHA256}
+
+// certsField is a BasicOCSPResponse certs field, the tail of the
+// responses of one responder certificate, with its SHA-256 (the ETag of a
+// response hashes its head and this, not the certificate again).
+type certsField struct {
+	der []byte
+	sum [sha256.Size]byte
+}
+
+func newCertsField(der []byte) certsField {
+	return certsField{der: der, sum: sha256.Sum256(der)}
+}
 
 // issuerName is the lookup key of a CertID's issuer: its hash algorithm
 // and both hashes (zero-padded: SHA-1's are 20 octets), comparable without
@@ -148,10 +164,33 @@ func newIssuer(is *Issuer, now time.Time) (*issuer, error) {
 			b.AddBytes(rc.Raw)
 		})
 	})
-	if out.certs, err = b.Bytes(); err != nil {
+	der, err := b.Bytes()
+	if err != nil {
 		return nil, err
 	}
+	out.certs = newCertsField(der)
 	return out, nil
+}
+
+// presignCertID is the CertID of serial that pre-signed responses answer
+// (Presigner): SHA-1 (certIDHashes[0]), its hashAlgorithm with NULL
+// parameters, as `openssl ocsp`, Go's x/crypto/ocsp and RFC 5019 clients
+// send it. A request whose CertID is not these bytes is answered
+// otherwise (the cache, or a signature).
+func (is *issuer) presignCertID(serial *big.Int) ([]byte, error) {
+	name := is.names[0]
+	size := name.hash.Size()
+	b := cryptobyte.NewBuilder(make([]byte, 0, 64))
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1ObjectIdentifier(oidSHA1)
+			b.AddASN1NULL()
+		})
+		b.AddASN1OctetString(name.name[:size])
+		b.AddASN1OctetString(name.keyHash[:size])
+		b.AddASN1BigInt(serial)
+	})
+	return b.Bytes()
 }
 
 // signatureAlgorithm is what the responder key signs with: R-P1's choice

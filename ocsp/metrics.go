@@ -13,8 +13,10 @@ type metrics struct {
 	byStatus    [Unknown + 1]prometheus.Counter
 	cacheHits   prometheus.Counter
 	cacheMisses prometheus.Counter
-	signing     prometheus.Histogram
-	overBudget  *prometheus.CounterVec
+	// presignedHits: answered from a pre-signed response (presigned.go).
+	presignedHits prometheus.Counter
+	signing       prometheus.Histogram
+	overBudget    *prometheus.CounterVec
 	// tryLater and withoutNonce are overBudget's children, looked up once.
 	tryLater, withoutNonce prometheus.Counter
 	responderNotAfter      *prometheus.GaugeVec
@@ -36,9 +38,13 @@ func newMetrics(reg prometheus.Registerer, c *cache) (*metrics, error) {
 			Name: "shomei_ocsp_cache_misses_total",
 			Help: "Cacheable requests for which a response was signed.",
 		}),
+		presignedHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shomei_ocsp_presigned_hits_total",
+			Help: "Cacheable requests answered, without signing, from a pre-signed response read from the store.",
+		}),
 		signing: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "shomei_ocsp_signing_duration_seconds",
-			Help:    "Time to sign a response with the delegated responder key.",
+			Help:    "Time to sign a response for a request with the delegated responder key (the pre-signer's signatures are shomei_ocsp_presign_signatures_total).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
 		overBudget: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -58,7 +64,7 @@ func newMetrics(reg prometheus.Registerer, c *cache) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	collectors := []prometheus.Collector{m.responses, m.cacheHits, m.cacheMisses, m.signing, m.overBudget, m.responderNotAfter}
+	collectors := []prometheus.Collector{m.responses, m.cacheHits, m.cacheMisses, m.presignedHits, m.signing, m.overBudget, m.responderNotAfter}
 	if c != nil {
 		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "shomei_ocsp_cache_entries",

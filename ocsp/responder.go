@@ -2,6 +2,7 @@ package ocsp
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,6 +51,12 @@ type Config struct {
 	// CacheSize is how many signed responses are kept; default
 	// DefaultCacheSize. Negative: no cache, every response is signed.
 	CacheSize int
+	// Presigned, when set, is where the responses a Presigner made are
+	// read: a one-CertID request without a nonce, for a SHA-1 CertID
+	// as pre-signed, missing from the cache, is answered from there
+	// without a signature when its response is current (presigned.go).
+	// Requires the cache.
+	Presigned ResponseStore
 	// Timeout bounds the Source and the signature of one response;
 	// default DefaultTimeout.
 	Timeout time.Duration
@@ -103,6 +110,10 @@ type Responder struct {
 	metrics  *metrics
 	cache    *cache  // nil: no cache
 	budget   *budget // nil: unlimited
+	// responses holds the pre-signed responses; nil: none.
+	responses ResponseStore
+	// presigner, once made, is woken by Invalidate: a status changed.
+	presigner atomic.Pointer[Presigner]
 	// unknownReuse is how long a cached unknown answer is served.
 	unknownReuse time.Duration
 }
@@ -125,6 +136,7 @@ func New(cfg Config) (*Responder, error) {
 
 		unknownReuse: cfg.UnknownReuse,
 		index:        map[issuerName]int{},
+		responses:    cfg.Presigned,
 	}
 	if r.source == nil {
 		return nil, errors.New("ocsp: Config.Source is required")
@@ -180,7 +192,7 @@ func New(cfg Config) (*Responder, error) {
 	if size > 0 {
 		r.cache = newCache(size)
 	}
-	set, err := r.newIssuerSet(cfg.Issuers, "Config.Issuers")
+	set, err := r.newIssuerSet(cfg.Issuers, "Config.Issuers", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -198,17 +210,21 @@ func New(cfg Config) (*Responder, error) {
 type issuerSet struct {
 	issuers []*issuer
 	byName  map[issuerName]*issuer
+	// byCert finds an issuer by its certificate's DER (Presigner).
+	byCert map[string]*issuer
 }
 
 // newIssuerSet checks issuers (field names them in errors) and makes
-// their set, numbering issuers never served before. r.setMu is held, or r
-// is not yet shared.
-func (r *Responder) newIssuerSet(issuers []*Issuer, field string) (*issuerSet, error) {
+// their set, numbering issuers never served before; old is the set it
+// replaces (nil at first), whose responder certificates it keeps as
+// earlier ones of the same key (keepEarlier). r.setMu is held, or r is not
+// yet shared.
+func (r *Responder) newIssuerSet(issuers []*Issuer, field string, old *issuerSet) (*issuerSet, error) {
 	if len(issuers) == 0 {
 		return nil, fmt.Errorf("ocsp: %s is empty", field)
 	}
 	now := r.now()
-	set := &issuerSet{byName: map[issuerName]*issuer{}}
+	set := &issuerSet{byName: map[issuerName]*issuer{}, byCert: map[string]*issuer{}}
 	at := map[*issuer]int{}
 	for i, is := range issuers {
 		in, err := newIssuer(is, now)
@@ -223,6 +239,12 @@ func (r *Responder) newIssuerSet(issuers []*Issuer, field string) (*issuerSet, e
 		}
 		at[in] = i
 		set.issuers = append(set.issuers, in)
+		set.byCert[string(in.Certificate.Raw)] = in
+	}
+	if old != nil {
+		for _, in := range set.issuers {
+			in.keepEarlier(old.byName[in.names[0]], now)
+		}
 	}
 	// Numbers are given only once the whole set is accepted: a refused
 	// set leaves no trace.
@@ -271,7 +293,7 @@ func (set *issuerSet) report(m *metrics, old *issuerSet) {
 func (r *Responder) SetIssuers(issuers []*Issuer) error {
 	r.setMu.Lock()
 	defer r.setMu.Unlock()
-	set, err := r.newIssuerSet(issuers, "SetIssuers: issuers")
+	set, err := r.newIssuerSet(issuers, "SetIssuers: issuers", r.set.Load())
 	if err != nil {
 		return err
 	}
@@ -294,10 +316,14 @@ func (r *Responder) Issuers() []*Issuer {
 // CertID hash, so that the next request is answered from the Source. Call
 // it the moment the serial's status changes (R-R4); a response being made
 // from a status read before the call is served to the requests already
-// waiting for it but not cached.
+// waiting for it but not cached. It also wakes the Responder's Presigner,
+// which then signs the new status's response.
 func (r *Responder) Invalidate(serial *big.Int) {
 	if r.cache != nil {
 		r.cache.invalidate(serial)
+	}
+	if p := r.presigner.Load(); p != nil {
+		p.Notify()
 	}
 }
 
@@ -350,16 +376,27 @@ func (r *Responder) answer(ctx context.Context, req *Request, now time.Time) (*r
 		r.metrics.cacheHits.Inc()
 		return resp, nil
 	}
+	presigned := false
 	resp, shared, err := r.cache.do(ctx, k, now, func() (*response, error) {
+		// A pre-signed response costs no signature (presigned.go); it
+		// is cached only when asked for again soon (admit.go).
+		if resp := r.presigned(is, req.CertIDs[0], now); resp != nil {
+			presigned = true
+			resp.reusable = r.cache.door.admit(k)
+			return resp, nil
+		}
 		// The response may be shared by other requests: the one making
 		// it going away must not fail them.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
 		defer cancel()
 		return r.produce(ctx, is, req.CertIDs, nil, false)
 	})
-	if shared {
+	switch {
+	case shared:
 		r.metrics.cacheHits.Inc()
-	} else {
+	case presigned:
+		r.metrics.presignedHits.Inc()
+	default:
 		r.metrics.cacheMisses.Inc()
 	}
 	return resp, err
@@ -381,21 +418,9 @@ func (r *Responder) produce(ctx context.Context, is *issuer, ids []CertID, nonce
 		if err != nil {
 			return nil, fmt.Errorf("status of serial %x: %w", id.SerialNumber, err)
 		}
-		if err := st.check(); err != nil {
+		if singles[i], err = r.single(rc, id.raw, st, now); err != nil {
 			return nil, fmt.Errorf("status of serial %x: %w", id.SerialNumber, err)
 		}
-		this := st.ThisUpdate.UTC().Truncate(time.Second)
-		if st.ThisUpdate.IsZero() || this.After(now) {
-			this = now
-		}
-		if age := now.Sub(this); age > r.validity/2 {
-			return nil, fmt.Errorf("status of serial %x is %v old; more than half the validity %v", id.SerialNumber, age, r.validity)
-		}
-		next := this.Add(r.validity)
-		if next.After(rc.NotAfter) {
-			next = rc.NotAfter.UTC()
-		}
-		singles[i] = single{certID: id.raw, status: st, thisUpdate: this, nextUpdate: next}
 		if st.Status == Unknown && !budgeted {
 			ok, wait := r.budget.take(r.now())
 			if !ok {
@@ -420,4 +445,27 @@ func (r *Responder) produce(ctx context.Context, is *issuer, ids []CertID, nonce
 	}
 	resp.reusable = nonce == nil
 	return resp, nil
+}
+
+// single is the SingleResponse of certID with status st, signed at now by
+// the responder certificate rc: thisUpdate is the status's ThisUpdate
+// (now when zero or ahead of now), refused when more than half the
+// validity old; nextUpdate is thisUpdate plus the validity, never past
+// rc's notAfter.
+func (r *Responder) single(rc *x509.Certificate, certID []byte, st Status, now time.Time) (single, error) {
+	if err := st.check(); err != nil {
+		return single{}, err
+	}
+	this := st.ThisUpdate.UTC().Truncate(time.Second)
+	if st.ThisUpdate.IsZero() || this.After(now) {
+		this = now
+	}
+	if age := now.Sub(this); age > r.validity/2 {
+		return single{}, fmt.Errorf("the status is %v old; more than half the validity %v", age, r.validity)
+	}
+	next := this.Add(r.validity)
+	if next.After(rc.NotAfter) {
+		next = rc.NotAfter.UTC()
+	}
+	return single{certID: certID, status: st, thisUpdate: this, nextUpdate: next}, nil
 }

@@ -101,9 +101,16 @@ type contextSigner interface {
 // sign makes the BasicOCSPResponse of singles, signed by the issuer's
 // delegated responder, with the nonce echoed when there is one.
 func (is *issuer) sign(ctx context.Context, producedAt time.Time, singles []single, nonce []byte) (*response, error) {
+	_, r, err := is.signSingles(ctx, producedAt, singles, nonce)
+	return r, err
+}
+
+// signSingles is sign, and returns the signed fields of the
+// BasicOCSPResponse too (what a pre-signed response keeps).
+func (is *issuer) signSingles(ctx context.Context, producedAt time.Time, singles []single, nonce []byte) (signed []byte, r *response, err error) {
 	tbs, err := responseData(is.responderKeyHash, producedAt, singles, nonce)
 	if err != nil {
-		return nil, fmt.Errorf("encode ResponseData: %w", err)
+		return nil, nil, fmt.Errorf("encode ResponseData: %w", err)
 	}
 	digest := is.alg.Digest(tbs)
 	var sig []byte
@@ -113,32 +120,17 @@ func (is *issuer) sign(ctx context.Context, producedAt time.Time, singles []sing
 		sig, err = is.Signer.Sign(rand.Reader, digest, is.alg.Hash)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sign with the responder key of issuer %s: %w", is.keyID, err)
+		return nil, nil, fmt.Errorf("sign with the responder key of issuer %s: %w", is.keyID, err)
 	}
-	b := cryptobyte.NewBuilder(make([]byte, 0, len(tbs)+len(is.alg.ID)+len(sig)+len(is.certs)+32))
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // OCSPResponse
-		b.AddASN1Enum(int64(successful))
-		b.AddASN1(tagExplicit0, func(b *cryptobyte.Builder) {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // ResponseBytes
-				b.AddASN1ObjectIdentifier(oidOCSPBasic)
-				b.AddASN1(cbasn1.OCTET_STRING, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // BasicOCSPResponse
-						b.AddBytes(tbs)
-						b.AddBytes(is.alg.ID)
-						b.AddASN1BitString(sig)
-						b.AddBytes(is.certs)
-					})
-				})
-			})
-		})
-	})
-	der, err := b.Bytes()
-	if err != nil {
-		return nil, fmt.Errorf("encode OCSPResponse: %w", err)
+	b := cryptobyte.NewBuilder(make([]byte, 0, len(tbs)+len(is.alg.ID)+len(sig)+8))
+	b.AddBytes(tbs)
+	b.AddBytes(is.alg.ID)
+	b.AddASN1BitString(sig)
+	if signed, err = b.Bytes(); err != nil {
+		return nil, nil, fmt.Errorf("encode BasicOCSPResponse: %w", err)
 	}
-	r := &response{
-		head: slices.Clone(der[:len(der)-len(is.certs)]),
-		tail: is.certs,
+	if r, err = assemble(signed, is.certs.der); err != nil {
+		return nil, nil, err
 	}
 	for i, s := range singles {
 		if i == 0 || s.thisUpdate.After(r.thisUpdate) {
@@ -149,16 +141,94 @@ func (is *issuer) sign(ctx context.Context, producedAt time.Time, singles []sing
 		}
 		r.statuses = append(r.statuses, s.status.Status)
 	}
+	r.prepare(nonce != nil, &is.certs.sum)
+	return signed, r, nil
+}
+
+// assemble makes the successful OCSPResponse of a BasicOCSPResponse whose
+// tbsResponseData, signatureAlgorithm and signature are signed, with
+// certs (its certs field, the tail) last. Only the head is written (one
+// allocation): the tags and lengths before signed, then signed; a
+// pre-signed response is assembled this way for every request that reads
+// it from the store.
+func assemble(signed, certs []byte) (*response, error) {
+	basic := len(signed) + len(certs)                          // BasicOCSPResponse contents
+	octets := derHeaderLen(basic) + basic                      // OCTET STRING contents
+	rb := len(oidOCSPBasicDER) + derHeaderLen(octets) + octets // ResponseBytes contents
+	explicit := derHeaderLen(rb) + rb                          // [0] EXPLICIT contents
+	outer := len(successfulDER) + derHeaderLen(explicit) + explicit
+	if outer > maxDERLength {
+		return nil, fmt.Errorf("encode OCSPResponse: %d bytes", outer)
+	}
+	head := make([]byte, 0, derHeaderLen(outer)+outer-len(certs))
+	head = derHeader(head, byte(cbasn1.SEQUENCE), outer) // OCSPResponse
+	head = append(head, successfulDER...)
+	head = derHeader(head, byte(tagExplicit0), explicit)
+	head = derHeader(head, byte(cbasn1.SEQUENCE), rb) // ResponseBytes
+	head = append(head, oidOCSPBasicDER...)
+	head = derHeader(head, byte(cbasn1.OCTET_STRING), octets)
+	head = derHeader(head, byte(cbasn1.SEQUENCE), basic) // BasicOCSPResponse
+	head = append(head, signed...)
+	return &response{head: head, tail: certs}, nil
+}
+
+// prepare works out the header values of a response whose head, tail,
+// times and statuses are set; nonced says it echoes a nonce, tailSum is
+// the SHA-256 of its tail (certsField).
+func (r *response) prepare(nonced bool, tailSum *[sha256.Size]byte) {
 	r.contentLength = []string{strconv.Itoa(len(r.head) + len(r.tail))}
-	r.cacheable = nonce == nil && !slices.Contains(r.statuses, Unknown)
+	r.cacheable = !nonced && !slices.Contains(r.statuses, Unknown)
 	if r.cacheable {
 		r.lastModified = []string{r.thisUpdate.UTC().Format(http.TimeFormat)}
 		r.expires = []string{r.nextUpdate.UTC().Format(http.TimeFormat)}
-		// The HTTP entity tag: a quoted hash of the whole DER.
-		sum := sha256.Sum256(der)
-		r.etagHeader = []string{`"` + hex.EncodeToString(sum[:16]) + `"`}
+		// The HTTP entity tag: a quoted hash of the whole DER, its
+		// head and its tail's hash.
+		h := sha256.New()
+		h.Write(r.head)
+		h.Write(tailSum[:])
+		r.etagHeader = []string{`"` + hex.EncodeToString(h.Sum(nil)[:16]) + `"`}
 	}
-	return r, nil
+}
+
+var (
+	// successfulDER is the responseStatus ENUMERATED successful (0).
+	successfulDER = []byte{byte(cbasn1.ENUM), 1, byte(successful)}
+	// oidOCSPBasicDER is id-pkix-ocsp-basic as a DER OBJECT IDENTIFIER.
+	oidOCSPBasicDER = func() []byte {
+		b := cryptobyte.NewBuilder(nil)
+		b.AddASN1ObjectIdentifier(oidOCSPBasic)
+		return b.BytesOrPanic()
+	}()
+)
+
+// maxDERLength bounds what derHeader encodes: three length octets.
+const maxDERLength = 1<<24 - 1
+
+// derHeaderLen is the length of a DER tag and definite length of n
+// contents octets (n at most maxDERLength).
+func derHeaderLen(n int) int {
+	switch {
+	case n < 0x80:
+		return 2
+	case n < 0x100:
+		return 3
+	case n < 0x10000:
+		return 4
+	}
+	return 5
+}
+
+// derHeader appends a DER tag and the definite length n.
+func derHeader(b []byte, tag byte, n int) []byte {
+	switch {
+	case n < 0x80:
+		return append(b, tag, byte(n))
+	case n < 0x100:
+		return append(b, tag, 0x81, byte(n))
+	case n < 0x10000:
+		return append(b, tag, 0x82, byte(n>>8), byte(n))
+	}
+	return append(b, tag, 0x83, byte(n>>16), byte(n>>8), byte(n))
 }
 
 // responseData encodes the ResponseData: responderID byKey, producedAt, the

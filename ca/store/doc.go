@@ -65,6 +65,11 @@
 //     partition's index and the partition touched, and the key block when
 //     asked, in the caller's transaction; a revoked certificate keeps its
 //     first revocation (R-R2).
+//   - A certificate's pre-signed OCSP response (presigned.go) never gives
+//     a status other than the recorded one: the transaction that records
+//     a status change drops the response and queues the certificate for
+//     pre-signing, and a response is stored only while the certificate is
+//     ISSUED and revoked exactly when the response says.
 //   - Expiry is judged by validity.Live alone: a certificate counts as live
 //     (R-A4, renewal, event targets) and stays on its CRL (R-R5) through the
 //     whole second of its notAfter, 23:59:59 JST of its expiry date.

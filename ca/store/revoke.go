@@ -276,8 +276,13 @@ func revokeRecord(tx engine.Tx, rec *storev1.Certificate, rev *storev1.Revocatio
 
 // appendChange appends a status change for rec. A revocation also enters the
 // certificate into its partition's revoked index and touches the partition,
-// so that its CRL is rebuilt; an issuance is for OCSP replicas only.
+// so that its CRL is rebuilt; an issuance is for OCSP replicas only. Either
+// drops the certificate's pre-signed OCSP response and queues it to be
+// pre-signed at once (presigned.go).
 func appendChange(tx engine.Tx, rec *storev1.Certificate, kind storev1.ChangeKind, now time.Time) error {
+	if err := requeuePresigned(tx, rec.Serial); err != nil {
+		return err
+	}
 	rev := currentRevision(tx) + 1
 	v, err := marshal(&storev1.StatusChange{Revision: rev, Serial: rec.Serial, CrlPartition: rec.CrlPartition, Time: timestamppb.New(now), Kind: kind})
 	if err != nil {

@@ -33,6 +33,11 @@ import (
 //	                                                   (revoked certificates of a partition; empty in older stores)
 //	crls     partition name                            the partition's last CRL, DER
 //	proposals proposal id                              storev1.Proposal (two-person approval, ca/ops)
+//	ocsp_responses serial                              storev1.PresignedResponse: the certificate's pre-signed
+//	                                                   OCSP response (presigned.go)
+//	ocsp_queue due (uint64 BE, Unix seconds; 0: at     empty: the OCSP pre-signing queue, one entry per
+//	         once) ‖ serial                            certificate at most (presigned.go)
+//	meta     "ocsp_backfill"                           0x00 ‖ last serial walked, or 0x01: done (PresignBackfill)
 //
 // Records are stored as proto.Marshal with deterministic output. bbolt keeps
 // keys in byte order, so issuers come out ordered by profile then generation
@@ -66,14 +71,17 @@ var (
 	bucketRevokedKeys = []byte("responder_revoked_keys")
 	bucketCheckpoints = []byte("audit_checkpoints")
 	bucketProposals   = []byte("proposals")
+	// Pre-signed OCSP responses (issue 12; PostgreSQL migration 0002).
+	bucketOCSPResponses = []byte("ocsp_responses")
+	bucketOCSPQueue     = []byte("ocsp_queue")
 )
 
 // addedBuckets are created in an existing store that lacks them.
-var addedBuckets = [][]byte{bucketResponders, bucketRevokedKeys, bucketCheckpoints, bucketProposals}
+var addedBuckets = [][]byte{bucketResponders, bucketRevokedKeys, bucketCheckpoints, bucketProposals, bucketOCSPResponses, bucketOCSPQueue}
 
 // allBuckets are created, in this order, when a store is new.
 var allBuckets = [][]byte{bucketMeta, bucketIssuers, bucketAudit, bucketCerts, bucketHolders, bucketKeys, bucketBlocked, bucketInquiry, bucketEvents, bucketChanges, bucketParts, bucketEntries, bucketCRLs,
-	bucketResponders, bucketRevokedKeys, bucketCheckpoints, bucketProposals}
+	bucketResponders, bucketRevokedKeys, bucketCheckpoints, bucketProposals, bucketOCSPResponses, bucketOCSPQueue}
 
 // Keys in the meta bucket.
 var (
@@ -81,6 +89,7 @@ var (
 	metaAuditHead     = []byte("audit_head")
 	metaRevision      = []byte("status_revision")
 	metaResponder     = []byte("ocsp_responder:")
+	metaOCSPBackfill  = []byte("ocsp_backfill")
 )
 
 func encodeSchemaVersion(v uint32) []byte {

@@ -26,6 +26,17 @@
 // while one good client issues and queries OCSP; it fails if the good
 // client saw a failure or the CA's peak RSS passed its bound.
 //
+// shomei-bench presign (`make bench-presign`, issue 12) writes N
+// certificate records (10 % revoked) straight into a new CA store (bbolt,
+// ca/store), starts Shomei's responder and pre-signer over it in a child
+// process (presign-serve; responder key in a throwaway SoftHSM2 token),
+// times the pre-signing of every response (HSM signatures, CPU, memory,
+// the store's pages per million responses), then measures POSTed queries
+// spread uniformly over all N against a hot set of 10,000 serials, with
+// the signatures the responder made during each cell (target during the
+// uniform cells: none) and the uniform rate as a share of the hot one
+// (target: at least 80 %).
+//
 // # Invariants
 //
 //   - openssl ocsp listens on every interface (OpenSSL 3.0's -port takes a

@@ -10,11 +10,11 @@ import (
 
 // TestMain runs the tests in a network namespace with only loopback, as
 // the ocsp command runs: openssl ocsp listens on every interface. It also
-// plays the server process (ocsp-serve) when measureOCSP starts this
-// binary as one, and the connection holder (hostile-hold) of the hostile
-// command.
+// plays the server process (ocsp-serve, presign-serve) when measureOCSP or
+// measurePresign starts this binary as one, and the connection holder
+// (hostile-hold) of the hostile command.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && (os.Args[1] == "ocsp-serve" || os.Args[1] == "hostile-hold") {
+	if len(os.Args) > 1 && (os.Args[1] == "ocsp-serve" || os.Args[1] == "hostile-hold" || os.Args[1] == "presign-serve") {
 		root := newRootCommand()
 		root.SetArgs(os.Args[1:])
 		if err := root.Execute(); err != nil {

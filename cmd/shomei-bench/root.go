@@ -17,7 +17,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newOCSPCommand(), newServeCommand(), newHoldCommand(), newHostileCommand())
+	root.AddCommand(newOCSPCommand(), newServeCommand(), newHoldCommand(), newHostileCommand(), newPresignCommand(), newPresignServeCommand())
 	return root
 }
 

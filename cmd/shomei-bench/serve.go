@@ -236,7 +236,13 @@ type servers struct {
 // startServers starts `shomei-bench ocsp-serve --dir dir` (this program)
 // and waits for it to listen.
 func startServers(ctx context.Context, exe, dir string) (*servers, error) {
-	cmd := exec.CommandContext(ctx, exe, "ocsp-serve", "--dir", dir)
+	return startServer(ctx, exe, "ocsp-serve", dir)
+}
+
+// startServer starts `shomei-bench <command> --dir dir`, a server process
+// that prints its serveAddrs once it listens, and waits for that line.
+func startServer(ctx context.Context, exe, command, dir string) (*servers, error) {
+	cmd := exec.CommandContext(ctx, exe, command, "--dir", dir)
 	stdin, stdout, err := startPiped(cmd)
 	if err != nil {
 		return nil, err

@@ -11,10 +11,12 @@ import (
 	"github.com/shomei-pki/shomei/ca"
 	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/crl"
+	"github.com/shomei-pki/shomei/ocsp"
 )
 
 // leadership runs the CA's singleton work while this process leads: it
-// publishes the CRLs, signs the audit log's checkpoints and purges
+// publishes the CRLs, signs the audit log's checkpoints, pre-signs the
+// OCSP responses into the store (every process serves them) and purges
 // issuance records past retention (ca.Retention). With bbolt
 // the CA is the store's only process and leads from the start; on a
 // PostgreSQL store shared by several CA processes, the one holding the
@@ -26,14 +28,16 @@ type leadership struct {
 	publisher   *crl.Publisher
 	checkpoints *checkpointer
 	retention   *ca.Retention
-	gauge       prometheus.Gauge
-	log         *slog.Logger
+	// presigner pre-signs OCSP responses; nil when ocsp.presign is off.
+	presigner *ocsp.Presigner
+	gauge     prometheus.Gauge
+	log       *slog.Logger
 }
 
 // leaseName is the lease of the singleton work.
 const leaseName = "shomei-ca singleton"
 
-func newLeadership(st *store.Store, publisher *crl.Publisher, checkpoints *checkpointer, reg prometheus.Registerer, log *slog.Logger) (*leadership, error) {
+func newLeadership(st *store.Store, publisher *crl.Publisher, checkpoints *checkpointer, presigner *ocsp.Presigner, reg prometheus.Registerer, log *slog.Logger) (*leadership, error) {
 	retention, err := ca.NewRetention(ca.RetentionConfig{Store: st, Log: log, Metrics: reg})
 	if err != nil {
 		return nil, err
@@ -43,7 +47,7 @@ func newLeadership(st *store.Store, publisher *crl.Publisher, checkpoints *check
 	if err := reg.Register(g); err != nil {
 		return nil, err
 	}
-	l := &leadership{st: st, publisher: publisher, checkpoints: checkpoints, retention: retention, gauge: g, log: log}
+	l := &leadership{st: st, publisher: publisher, checkpoints: checkpoints, retention: retention, presigner: presigner, gauge: g, log: log}
 	if st.Shared() {
 		// Until the lease is held, serve what the leader stores.
 		publisher.SetFollowing(true)
@@ -73,7 +77,7 @@ func (l *leadership) Run(ctx context.Context) {
 // lead does the singleton work until ctx ends or the lease is lost.
 func (l *leadership) lead(ctx context.Context, lost <-chan struct{}) {
 	if l.st.Shared() {
-		l.log.Info("this CA process leads: it publishes the CRLs and signs the audit checkpoints")
+		l.log.Info("this CA process leads: it publishes the CRLs, signs the audit checkpoints and pre-signs OCSP responses")
 	}
 	l.gauge.Set(1)
 	l.checkpoints.leading.Store(true)
@@ -81,6 +85,9 @@ func (l *leadership) lead(ctx context.Context, lost <-chan struct{}) {
 	var wg sync.WaitGroup
 	wg.Go(func() { l.checkpoints.lead(work) })
 	wg.Go(func() { l.retention.Run(work) })
+	if l.presigner != nil {
+		wg.Go(func() { l.presigner.Run(work) })
+	}
 	l.publisher.SetFollowing(false)
 	select {
 	case <-ctx.Done():

@@ -25,10 +25,14 @@ const responderKeyPrefix = "shomei-ocsp"
 // responder keys in the HSM, their certificates signed by the issuers and
 // renewed before they expire in bg. The keeper it returns takes the
 // generations added or retired later (generations.Sync).
-func startOCSP(ctx context.Context, bg *command.Background, cfg *config.Config, st *store.Store, tok *hsm.Token, authority *ca.CA, reg prometheus.Registerer, log *slog.Logger) (*ocsp.Responder, *responders.Keeper, error) {
+//
+// The responder answers from the pre-signed responses in the store; the
+// pre-signer it returns (nil when ocsp.presign is off) fills them, run by
+// the leader alone (leadership).
+func startOCSP(ctx context.Context, bg *command.Background, cfg *config.Config, st *store.Store, tok *hsm.Token, authority *ca.CA, reg prometheus.Registerer, log *slog.Logger) (*ocsp.Responder, *responders.Keeper, *ocsp.Presigner, error) {
 	all, err := issuer.Load(st)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	keeper, err := command.NewKeeper(cfg.OCSP, responders.Config{
 		Token:     tok,
@@ -39,10 +43,15 @@ func startOCSP(ctx context.Context, bg *command.Background, cfg *config.Config, 
 		Log:       log,
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
+	responses := ca.OCSPResponses{Store: st, Issuer: authority.IssuerCertificate}
 	responder, err := command.StartResponder(ctx, bg, command.ResponderConfig{
-		Settings: cfg.OCSP, Keeper: keeper, Source: authority.OCSPSource(), Log: log, Metrics: reg,
+		Settings: cfg.OCSP, Keeper: keeper, Source: authority.OCSPSource(), Presigned: responses, Log: log, Metrics: reg,
 	})
-	return responder, keeper, err
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	presigner, err := command.NewPresigner(cfg.OCSP, responder, responses, log, reg)
+	return responder, keeper, presigner, err
 }

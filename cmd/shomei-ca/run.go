@@ -151,7 +151,7 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 	// The activation timer of PENDING generations writes to the store and
 	// the audit log: it ends before they are sealed and closed.
 	defer authority.Close()
-	responder, keeper, err := startOCSP(ctx, bg, cfg, st, o.tok, authority, reg, log)
+	responder, keeper, presigner, err := startOCSP(ctx, bg, cfg, st, o.tok, authority, reg, log)
 	if err != nil {
 		return fmt.Errorf("OCSP responder: %w", err)
 	}
@@ -183,7 +183,7 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 	if err := gens.Sync(ctx); err != nil {
 		return fmt.Errorf("issuer generations: %w", err)
 	}
-	leader, err := newLeadership(st, prop.Publisher(), checkpoints, reg, log)
+	leader, err := newLeadership(st, prop.Publisher(), checkpoints, presigner, reg, log)
 	if err != nil {
 		return err
 	}

@@ -38,10 +38,19 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	reg := command.NewRegistry()
 	source := replica.NewSource(st, r.byName)
 	responder, err := command.StartResponder(ctx, bg, command.ResponderConfig{
-		Settings: cfg.OCSP, Keeper: r.keeper, Source: source, Log: log, Metrics: reg,
+		Settings: cfg.OCSP, Keeper: r.keeper, Source: source, Presigned: source, Log: log, Metrics: reg,
 	})
 	if err != nil {
 		return err
+	}
+	// The replica pre-signs with its own responder keys into its own
+	// store (ocsp.presign; nil when off).
+	presigner, err := command.NewPresigner(cfg.OCSP, responder, source, log, reg)
+	if err != nil {
+		return err
+	}
+	if presigner != nil {
+		bg.Go(presigner.Run)
 	}
 	gate, httpTLS, err := statusGate(cfg.HTTPAccess, reg, log)
 	if err != nil {

@@ -14,5 +14,5 @@
 //   - the OCSP responder set-up both servers run: delegated responders
 //     kept by an ocsp/responders.Keeper, and the ocsp.Responder answering
 //     with them, from the configuration's ocsp section (NewKeeper,
-//     StartResponder).
+//     StartResponder), and its pre-signer (NewPresigner).
 package command

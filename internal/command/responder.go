@@ -26,9 +26,12 @@ type ResponderConfig struct {
 	// Keeper keeps the delegated responders the responses are signed with.
 	Keeper *responders.Keeper
 	// Source answers for a serial: the CA's store, or a replica's copy.
-	Source  ocsp.Source
-	Log     *slog.Logger
-	Metrics prometheus.Registerer
+	Source ocsp.Source
+	// Presigned holds the pre-signed responses, read when the ocsp.presign
+	// section has pre-signing on.
+	Presigned ocsp.ResponseStore
+	Log       *slog.Logger
+	Metrics   prometheus.Registerer
 }
 
 // StartResponder has the keeper certify the current responders, makes the
@@ -39,7 +42,12 @@ func StartResponder(ctx context.Context, bg *Background, c ResponderConfig) (*oc
 		return nil, err
 	}
 	s := c.Settings
+	var presigned ocsp.ResponseStore
+	if s.Presign.On() {
+		presigned = c.Presigned
+	}
 	responder, err := ocsp.New(ocsp.Config{
+		Presigned: presigned,
 		Issuers:   issuers,
 		Source:    c.Source,
 		Validity:  s.ResponseValidity,
@@ -57,4 +65,19 @@ func StartResponder(ctx context.Context, bg *Background, c ResponderConfig) (*oc
 	}
 	bg.Go(func(ctx context.Context) { c.Keeper.Maintain(ctx, responder, next) })
 	return responder, nil
+}
+
+// NewPresigner makes the pre-signer of responder over store, as the ocsp
+// section's presign settings say; nil when pre-signing is off. Its caller
+// runs it: the CA while it leads, a replica always.
+func NewPresigner(settings config.OCSP, responder *ocsp.Responder, store ocsp.PresignStore, log *slog.Logger, reg prometheus.Registerer) (*ocsp.Presigner, error) {
+	p := settings.Presign
+	if !p.On() {
+		return nil, nil
+	}
+	return ocsp.NewPresigner(ocsp.PresignConfig{
+		Responder: responder, Store: store,
+		Budget: p.Budget, Burst: p.Burst, RefreshAfter: p.RefreshAfter, Workers: p.Workers,
+		Log: log, Metrics: reg,
+	})
 }

@@ -224,7 +224,38 @@ type OCSP struct {
 	// UnknownReuse is how long an "unknown" answer is served from the
 	// cache; default 1m.
 	UnknownReuse time.Duration `yaml:"unknown_reuse"`
+	// Presign keeps a pre-signed response for every live certificate
+	// (ocsp.Presigner).
+	Presign Presign `yaml:"presign"`
 }
+
+// Presign configures the OCSP pre-signer (ocsp.PresignConfig): a response
+// signed ahead of time for every live certificate, refreshed before it
+// stops being served, within its own HSM budget. On the CA the leader
+// pre-signs into the store and every process serves from it; a replica
+// pre-signs into its own store with its own responder keys.
+type Presign struct {
+	// Enabled: default true. Off, every response is signed when first
+	// asked for, as before.
+	Enabled *bool `yaml:"enabled"`
+	// Budget is the pre-signer's signatures a second, apart from
+	// signature_budget; default 100, at most 100,000. It must cover the
+	// live certificates / refresh_after, plus the status changes.
+	Budget float64 `yaml:"budget"`
+	// Burst is how many signatures it may make at once; default one
+	// second's worth, at most 100,000.
+	Burst int `yaml:"burst"`
+	// RefreshAfter is how old a pre-signed response is when it is signed
+	// again; default 3/8 of response_validity, and less than half of it
+	// (a response is served until it is half its validity old).
+	RefreshAfter time.Duration `yaml:"refresh_after"`
+	// Workers is how many signatures it makes at once; default 4, at most
+	// 64.
+	Workers int `yaml:"workers"`
+}
+
+// On says whether pre-signing is on (the default).
+func (p Presign) On() bool { return p.Enabled == nil || *p.Enabled }
 
 // Audit configures the signed checkpoints of the audit log (R-K3, ca/audit).
 type Audit struct {
@@ -260,7 +291,29 @@ func (o OCSP) validate() error {
 	if o.SignatureBurst < 0 {
 		return errors.New("ocsp.signature_burst must not be negative")
 	}
-	return nil
+	return o.Presign.validate(o.ResponseValidity)
+}
+
+// validate checks the pre-signer's settings against the response validity
+// (0: the default).
+func (p Presign) validate(validity time.Duration) error {
+	if validity == 0 {
+		validity = ocsp.DefaultValidity
+	}
+	var errs []error
+	if p.Budget < 0 || p.Budget > ocsp.MaxPresignBudget {
+		errs = append(errs, fmt.Errorf("ocsp.presign.budget %v: 0 (the default, %d) to %d signatures a second", p.Budget, ocsp.DefaultPresignBudget, ocsp.MaxPresignBudget))
+	}
+	if p.Burst < 0 || p.Burst > ocsp.MaxPresignBudget {
+		errs = append(errs, fmt.Errorf("ocsp.presign.burst %d: 0 (one second's worth) to %d", p.Burst, ocsp.MaxPresignBudget))
+	}
+	if p.RefreshAfter < 0 || p.RefreshAfter >= validity/2 {
+		errs = append(errs, fmt.Errorf("ocsp.presign.refresh_after %v: 0 (the default, 3/8 of the response validity) or less than half the response validity %v, when a response stops being served", p.RefreshAfter, validity))
+	}
+	if p.Workers < 0 || p.Workers > ocsp.MaxPresignWorkers {
+		errs = append(errs, fmt.Errorf("ocsp.presign.workers %d: 0 (the default, %d) to %d", p.Workers, ocsp.DefaultPresignWorkers, ocsp.MaxPresignWorkers))
+	}
+	return errors.Join(errs...)
 }
 
 // Load reads, strictly decodes and validates the file at path.

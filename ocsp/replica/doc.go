@@ -1,8 +1,9 @@
 // Package replica is the OCSP replica's side of replication (shomei-ocsp,
 // R-R6): a bbolt copy of every certificate's status (Store), kept in step
 // with the CA's Replication.Follow stream (Follower), answering OCSP from
-// that copy (Source), and having the replica's own responder keys certified
-// by the CA over gRPC (RemoteCertifier).
+// that copy (Source) and from the responses pre-signed over it, and having
+// the replica's own responder keys certified by the CA over gRPC
+// (RemoteCertifier).
 //
 // # Invariants
 //
@@ -25,4 +26,13 @@
 //   - The CA refuses to resume from a revision ahead of its log (another CA,
 //     or a replaced store): the copy is then reset and rebuilt from a
 //     snapshot.
+//   - Pre-signed responses (presigned.go; Source is the ocsp.PresignStore
+//     of the replica's ocsp.Presigner), signed with the replica's own
+//     responder keys and kept in its file, never give a status other than
+//     the copy's: the transaction that applies a changed status drops the
+//     certificate's response and queues it, and a response is stored only
+//     while its status is the stored one. A replayed status that changes
+//     nothing keeps its response. Reset drops them all with the statuses.
+//     Their thisUpdate is the last sync, as Status answers, so a replica
+//     cut off from the CA stops serving them at half the validity too.
 package replica

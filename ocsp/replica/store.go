@@ -26,9 +26,15 @@ import (
 //	meta    "issuers"                  cav1.ListIssuersResponse: the CA's issuer key generations
 //	meta    "responder:" ‖ key label   DER of the responder certificate (responders.CertStore)
 //	status  issuer ‖ 0x00 ‖ serial      cav1.CertificateStatus (recorded_at cleared)
+//	responses serial                   storev1.PresignedResponse, signed by the replica's own responder keys
+//	presign due (uint64 BE, Unix seconds; 0: at once) ‖ issuer ‖ 0x00 ‖ serial
+//	                                   empty: the pre-signing queue (presigned.go)
+//	meta    "presign_backfill"         0x00 ‖ last status key walked, or 0x01: done
 var (
-	bucketMeta   = []byte("meta")
-	bucketStatus = []byte("status")
+	bucketMeta      = []byte("meta")
+	bucketStatus    = []byte("status")
+	bucketResponses = []byte("responses")
+	bucketPresign   = []byte("presign")
 
 	metaRevision  = []byte("revision")
 	metaSyncedAt  = []byte("synced_at")
@@ -65,7 +71,7 @@ func Open(path string) (*Store, error) {
 	}
 	s := &Store{db: db}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketStatus} {
+		for _, b := range [][]byte{bucketMeta, bucketStatus, bucketResponses, bucketPresign} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -140,6 +146,7 @@ func (s *Store) Apply(m *cav1.FollowResponse) (*Applied, error) {
 			}
 			key := statusKey(st.Issuer, st.Serial)
 			old := new(cav1.CertificateStatus)
+			changed := true
 			if v := b.Get(key); v != nil {
 				if err := proto.Unmarshal(v, old); err != nil {
 					return fmt.Errorf("replica store is damaged: %x: %w", key, err)
@@ -147,6 +154,7 @@ func (s *Store) Apply(m *cav1.FollowResponse) (*Applied, error) {
 				if old.Revocation != nil {
 					continue
 				}
+				changed = st.Revocation != nil
 			} else {
 				out.Added++
 				if !m.Snapshot {
@@ -169,6 +177,12 @@ func (s *Store) Apply(m *cav1.FollowResponse) (*Applied, error) {
 			}
 			if err := b.Put(key, v); err != nil {
 				return err
+			}
+			if changed {
+				// Its pre-signed response gives the old status.
+				if err := requeuePresigned(tx, key); err != nil {
+					return err
+				}
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
@@ -195,11 +209,15 @@ func (s *Store) Apply(m *cav1.FollowResponse) (*Applied, error) {
 // refused to resume: it is another CA, or its store was replaced).
 func (s *Store) Reset() error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(bucketStatus); err != nil {
-			return err
-		}
-		if _, err := tx.CreateBucket(bucketStatus); err != nil {
-			return err
+		// The pre-signed responses go with the statuses: the snapshot
+		// queues every certificate again.
+		for _, b := range [][]byte{bucketStatus, bucketResponses, bucketPresign} {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(b); err != nil {
+				return err
+			}
 		}
 		return tx.Bucket(bucketMeta).Delete(metaRevision)
 	})
@@ -283,7 +301,8 @@ func statusKey(issuer string, serial []byte) []byte {
 // generations (SetIssuers, Generations).
 type Source struct {
 	store *Store
-	names atomic.Pointer[map[string]string] // issuer certificate DER → issuer name
+	names atomic.Pointer[map[string]string]            // issuer certificate DER → issuer name
+	certs atomic.Pointer[map[string]*x509.Certificate] // issuer name → certificate
 }
 
 var _ ocsp.Source = (*Source)(nil)
@@ -298,10 +317,13 @@ func NewSource(st *Store, issuers map[string]*x509.Certificate) *Source {
 // SetIssuers replaces the issuers answered for, by name.
 func (s *Source) SetIssuers(issuers map[string]*x509.Certificate) {
 	names := make(map[string]string, len(issuers))
+	certs := make(map[string]*x509.Certificate, len(issuers))
 	for name, cert := range issuers {
 		names[string(cert.Raw)] = name
+		certs[name] = cert
 	}
 	s.names.Store(&names)
+	s.certs.Store(&certs)
 }
 
 // Knows says whether the issuer generation named is answered for.

@@ -1,0 +1,595 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	"github.com/shomei-pki/shomei/ca/store"
+	"github.com/shomei-pki/shomei/ca/store/engine"
+	"github.com/shomei-pki/shomei/hsm"
+	"github.com/shomei-pki/shomei/internal/softhsm"
+	"github.com/shomei-pki/shomei/ocsp"
+)
+
+// presignOptions are the presign command's flags.
+type presignOptions struct {
+	Certs       int
+	Revoked     float64
+	Hot         int
+	Duration    time.Duration
+	Warmup      time.Duration
+	Concurrency []int
+	Rounds      int
+	Budget      float64
+	Workers     int
+	CacheSize   int
+	Validity    time.Duration
+	Sample      int
+	Seed        uint64
+	Within      time.Duration
+	Dir, Out    string
+	Profile     string
+}
+
+func defaultPresignOptions() *presignOptions {
+	return &presignOptions{
+		Certs: 100_000, Revoked: 0.10, Hot: 10_000,
+		Duration: 5 * time.Second, Warmup: time.Second, Concurrency: []int{8, 64}, Rounds: 3,
+		Budget: ocsp.MaxPresignBudget, Workers: 4, Validity: 24 * time.Hour, Sample: 64, Seed: 1, Within: 2 * time.Hour,
+	}
+}
+
+func (o *presignOptions) check() error {
+	switch {
+	case o.Certs <= 0 || o.Hot <= 0 || o.Hot > o.Certs:
+		return fmt.Errorf("--certs %d and --hot %d: both positive, hot at most certs", o.Certs, o.Hot)
+	case o.Revoked < 0 || o.Revoked > 1:
+		return fmt.Errorf("--revoked %v is not a fraction", o.Revoked)
+	case o.Duration <= 0 || o.Warmup < 0 || o.Within <= 0:
+		return errors.New("--duration and --within must be positive, --warmup not negative")
+	case o.Budget <= 0 || o.Budget > ocsp.MaxPresignBudget:
+		return fmt.Errorf("--budget %v: more than 0, at most %d", o.Budget, ocsp.MaxPresignBudget)
+	case o.Workers <= 0 || o.Workers > ocsp.MaxPresignWorkers:
+		return fmt.Errorf("--workers %d: 1 to %d", o.Workers, ocsp.MaxPresignWorkers)
+	case o.Rounds <= 0 || o.Rounds > 100:
+		return fmt.Errorf("--rounds %d: 1 to 100", o.Rounds)
+	case o.Sample <= 0 || o.CacheSize < 0:
+		return errors.New("--verify-every must be positive, --cache-size not negative")
+	case o.Validity < time.Hour || o.Validity > 72*time.Hour:
+		return fmt.Errorf("--validity %v: 1h to 72h (the benchmark's responder certificate is valid 7 days)", o.Validity)
+	}
+	for _, c := range o.Concurrency {
+		if c <= 0 {
+			return fmt.Errorf("--concurrency %d is not positive", c)
+		}
+	}
+	return nil
+}
+
+func newPresignCommand() *cobra.Command {
+	o := defaultPresignOptions()
+	var verbose bool
+	cmd := &cobra.Command{
+		Use:   "presign",
+		Short: "OCSP for every certificate: pre-sign N responses into the CA's store, then query all N uniformly against a hot set",
+		Long: `presign measures Shomei's pre-signed OCSP responses (issue 12) in one run:
+
+  1. --certs certificate records (--revoked of them revoked) are written
+     straight into a new CA store (bbolt, ca/store), as a bulk loader does;
+  2. a server process (presign-serve) runs Shomei's OCSP responder over
+     that store, its RSA-2048 responder key in a throwaway SoftHSM2 token,
+     and its pre-signer (budget --budget signatures/s, --workers at once),
+     which queues every certificate (the backfill) and pre-signs it: the
+     time, the HSM signatures, the server's CPU and memory are reported;
+  3. at each --concurrency, POSTed requests (SHA-1 CertID, no nonce) for
+     --hot serials, then for serials drawn uniformly from all --certs, each
+     for --warmup then --duration, --rounds times in turn (added up, so
+     that other load on the machine hits both alike); the signatures the responder made during
+     each cell are reported (target during the uniform cell: 0) and the
+     uniform rate against the hot rate (target: at least 80%);
+  4. the store's pages holding the responses and their queue are counted.
+
+Results are printed as Markdown on stdout (and written to --out).`,
+		Example: `  make bench-presign
+  shomei-bench presign --certs 1000000 --out var/bench-presign.md`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.check(); err != nil {
+				return err
+			}
+			rep, err := measurePresign(cmd.Context(), o, progressLogger(verbose))
+			if err != nil {
+				return err
+			}
+			var out strings.Builder
+			rep.markdown(&out)
+			if _, err := io.WriteString(cmd.OutOrStdout(), out.String()); err != nil {
+				return err
+			}
+			if o.Out != "" {
+				return writeReport(o.Out, out.String())
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Certs, "certs", o.Certs, "certificates in the store, all pre-signed")
+	f.Float64Var(&o.Revoked, "revoked", o.Revoked, "fraction of them revoked")
+	f.IntVar(&o.Hot, "hot", o.Hot, "serials of the hot cells")
+	f.DurationVar(&o.Duration, "duration", o.Duration, "measured time of each cell")
+	f.DurationVar(&o.Warmup, "warmup", o.Warmup, "unmeasured load before each cell")
+	f.IntSliceVar(&o.Concurrency, "concurrency", o.Concurrency, "concurrent requests of the cells")
+	f.IntVar(&o.Rounds, "rounds", o.Rounds, "hot and uniform cells alternate this many times at each concurrency, their results added")
+	f.Float64Var(&o.Budget, "budget", o.Budget, "the pre-signer's signatures a second (ocsp.presign.budget)")
+	f.IntVar(&o.Workers, "workers", o.Workers, "the pre-signer's signatures at once (ocsp.presign.workers)")
+	f.IntVar(&o.CacheSize, "cache-size", o.CacheSize, "the responder's response cache (ocsp.cache_size); 0: its default")
+	f.DurationVar(&o.Validity, "validity", o.Validity, "response validity (ocsp.response_validity); responses are refreshed at 3/8 of it, which must not fall in the cells")
+	f.IntVar(&o.Sample, "verify-every", o.Sample, "verify every Nth response in full; all are checked structurally")
+	f.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the dataset")
+	f.DurationVar(&o.Within, "within", o.Within, "give up when pre-signing takes longer")
+	f.StringVar(&o.Profile, "profile", "", "write a CPU profile of the server process during each cell to this directory (presign-<set>-<concurrency>-<round>.pprof)")
+	runFlags(cmd, &o.Dir, &o.Out, &verbose)
+	return cmd
+}
+
+func newPresignServeCommand() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:    "presign-serve",
+		Short:  "Serve Shomei's responder and pre-signer over a CA store for the presign command (internal)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return presignServe(cmd.Context(), dir, os.Stdin, os.Stdout)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "work directory holding "+presignConfigFile)
+	cmd.MarkFlagRequired("dir")
+	return cmd
+}
+
+// presignReport is what one presign run measured.
+type presignReport struct {
+	Options           presignOptions
+	Started, Finished time.Time
+	CPU               string
+	RevokedCount      int
+	// Pre-signing.
+	Load       time.Duration // writing the records into the store
+	Presign    time.Duration // from the server's start to every response stored
+	Signatures float64       // the pre-signer's HSM signatures
+	Stored     float64
+	ServerCPU  float64 // the server process's CPU seconds meanwhile
+	// Memory of the server process after pre-signing (heap after a GC),
+	// and after the cells (its response cache full).
+	HeapAfterPresign, RSSAfterPresign, HeapAfterCells, RSSAfterCells float64
+	// Cells[concurrency] = {hot, uniform}.
+	Cells map[int][2]presignCell
+	// The store after the run.
+	Disk diskUse
+}
+
+// presignCell is one cell and what the responder did meanwhile.
+type presignCell struct {
+	result
+	// OnDemand: signatures made for requests; Presigner: by the
+	// pre-signer; StoreHits: answered from a pre-signed response read
+	// from the store; CacheHits: from the memory cache.
+	OnDemand, Presigner, StoreHits, CacheHits float64
+}
+
+// add is c and d measured one after the other: their responses, failures
+// and measured time, latencies and counts together.
+func (c presignCell) add(d presignCell) presignCell {
+	out := c
+	out.Concurrency = d.Concurrency
+	out.OK += d.OK
+	out.Failed += d.Failed
+	out.Elapsed += d.Elapsed
+	out.Conns += d.Conns
+	if out.FirstError == "" {
+		out.FirstError = d.FirstError
+	}
+	out.Latencies = append(slices.Clone(c.Latencies), d.Latencies...)
+	slices.Sort(out.Latencies)
+	out.OnDemand += d.OnDemand
+	out.Presigner += d.Presigner
+	out.StoreHits += d.StoreHits
+	out.CacheHits += d.CacheHits
+	return out
+}
+
+// diskUse is the bbolt pages of the store's buckets.
+type diskUse struct {
+	FileBytes               int64
+	Responses, Queue, Certs bucketUse
+}
+
+type bucketUse struct {
+	Keys  int
+	Bytes int64 // leaf and branch pages in use
+}
+
+// presignDone: every response stored and nothing due.
+func presignDone(ctx context.Context, metrics string, n int) (bool, error) {
+	stored, err := sample(ctx, metrics, "shomei_ocsp_presigned_total")
+	if err != nil {
+		return false, err
+	}
+	backlog, err := sample(ctx, metrics, "shomei_ocsp_presign_backlog")
+	if err != nil {
+		return false, err
+	}
+	return stored >= float64(n) && backlog == 0, nil
+}
+
+// measurePresign runs the benchmark.
+func measurePresign(ctx context.Context, o *presignOptions, log *slog.Logger) (_ *presignReport, err error) {
+	rep := &presignReport{Options: *o, Started: time.Now(), CPU: cpuModel(), Cells: map[int][2]presignCell{}}
+	module, err := softhsm.Module()
+	if err != nil {
+		return nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	dir := o.Dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "shomei-bench-presign-"); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	hsmDir, err := softhsm.NewDir(filepath.Join(dir, "softhsm"))
+	if err != nil {
+		return nil, err
+	}
+	if err := hsmDir.Setenv(); err != nil {
+		return nil, err
+	}
+	if err := hsmDir.InitToken(tokenLabel, softhsm.TestSOPIN, softhsm.TestPIN); err != nil {
+		return nil, err
+	}
+	pinFile := filepath.Join(dir, "pin")
+	if err := os.WriteFile(pinFile, []byte(softhsm.TestPIN+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	tok, err := hsm.Open(hsm.Config{Module: module, TokenLabel: tokenLabel, PIN: softhsm.TestPIN, PoolSize: 1})
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	log.Info("generating the issuer and responder keys")
+	p, err := newPKI(ctx, tok, now)
+	tok.Close()
+	if err != nil {
+		return nil, err
+	}
+
+	log.Info("writing the certificate records into a new CA store", "certificates", o.Certs)
+	data := newDataset(o.Certs, o.Revoked, o.Seed, now)
+	for _, e := range data.Entries {
+		if e.Revoked {
+			rep.RevokedCount++
+		}
+	}
+	storePath := filepath.Join(dir, "ca", "shomei.db")
+	start := time.Now()
+	if err := bulkLoad(storePath, data); err != nil {
+		return nil, err
+	}
+	rep.Load = time.Since(start)
+
+	files := map[string]string{"issuer": filepath.Join(dir, "issuer.pem"), "responder": filepath.Join(dir, "responder.pem")}
+	if err := errors.Join(writePEM(files["issuer"], "CERTIFICATE", p.Issuer.Raw), writePEM(files["responder"], "CERTIFICATE", p.Responder.Raw)); err != nil {
+		return nil, err
+	}
+	cfg, err := json.Marshal(presignConfig{SoftHSMConf: hsmDir.Conf, Module: module, TokenLabel: tokenLabel, PINFile: pinFile,
+		ResponderKey: p.ResponderRef, IssuerCert: files["issuer"], ResponderCert: files["responder"], Store: storePath,
+		Budget: o.Budget, Workers: o.Workers, CacheSize: o.CacheSize, Validity: o.Validity})
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, presignConfigFile), cfg, 0o600); err != nil {
+		return nil, err
+	}
+	log.Info("starting the server: its pre-signer queues and signs every certificate", "budget", o.Budget, "workers", o.Workers)
+	start = time.Now()
+	srv, err := startServer(ctx, exe, "presign-serve", dir)
+	if err != nil {
+		return nil, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			err = errors.Join(err, srv.stop())
+		}
+	}()
+	cpu0, err := sample(ctx, srv.Metrics, "process_cpu_seconds_total")
+	if err != nil {
+		return nil, err
+	}
+	for last := time.Now(); ; time.Sleep(200 * time.Millisecond) {
+		done, err := presignDone(ctx, srv.Metrics, o.Certs)
+		if err != nil {
+			return nil, err
+		}
+		if done {
+			break
+		}
+		if time.Since(start) > o.Within {
+			return nil, fmt.Errorf("pre-signing %d responses took more than --within %v", o.Certs, o.Within)
+		}
+		if time.Since(last) > 10*time.Second {
+			last = time.Now()
+			stored, _ := sample(ctx, srv.Metrics, "shomei_ocsp_presigned_total")
+			rate, _ := sample(ctx, srv.Metrics, "shomei_ocsp_presign_signatures_per_second")
+			log.Info("pre-signing", "stored", int(stored), "of", o.Certs, "signatures/s", int(rate))
+		}
+	}
+	rep.Presign = time.Since(start)
+	cpu1, err := sample(ctx, srv.Metrics, "process_cpu_seconds_total")
+	if err != nil {
+		return nil, err
+	}
+	rep.ServerCPU = cpu1 - cpu0
+	if rep.Signatures, err = sample(ctx, srv.Metrics, "shomei_ocsp_presign_signatures_total"); err != nil {
+		return nil, err
+	}
+	if rep.Stored, err = sample(ctx, srv.Metrics, "shomei_ocsp_presigned_total"); err != nil {
+		return nil, err
+	}
+	if rep.HeapAfterPresign, rep.RSSAfterPresign, err = serverMemory(ctx, srv.Metrics); err != nil {
+		return nil, err
+	}
+	log.Info("pre-signed", "responses", int(rep.Stored), "in", rep.Presign.Round(time.Second), "signatures", int(rep.Signatures))
+
+	// The cells.
+	hashes, err := hashesOf(p.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	uniform := &workload{URL: srv.Shomei, Issuer: p.Issuer, Sample: o.Sample}
+	for i := range data.Entries {
+		der, err := buildRequest(hashes, data.Entries[i].Serial, false)
+		if err != nil {
+			return nil, err
+		}
+		uniform.Requests, uniform.Entries = append(uniform.Requests, der), append(uniform.Entries, &data.Entries[i])
+	}
+	hot := &workload{URL: srv.Shomei, Issuer: p.Issuer, Sample: o.Sample}
+	for _, i := range rand.New(rand.NewPCG(o.Seed, 3)).Perm(len(data.Entries))[:o.Hot] {
+		hot.Requests, hot.Entries = append(hot.Requests, uniform.Requests[i]), append(hot.Entries, uniform.Entries[i])
+	}
+	// Hot and uniform alternate, --rounds times each, so that a
+	// neighbour's load on the machine hits both alike.
+	for _, conc := range o.Concurrency {
+		var pair [2]presignCell
+		for round := range o.Rounds {
+			for i, w := range []*workload{hot, uniform} {
+				profile := ""
+				if o.Profile != "" {
+					profile = filepath.Join(o.Profile, fmt.Sprintf("presign-%s-%d-%d.pprof", []string{"hot", "uniform"}[i], conc, round+1))
+				}
+				c, err := presignRun(ctx, srv.Metrics, w, cell{Concurrency: conc, Warmup: o.Warmup, Duration: o.Duration}, profile)
+				if err != nil {
+					return nil, err
+				}
+				log.Info("cell", "set", []string{"hot", "uniform"}[i], "concurrency", conc, "round", round+1, "responses/s", int(c.Rate()),
+					"p99", c.Percentile(0.99), "signed on demand", c.OnDemand, "store hits", c.StoreHits, "failed", c.Failed, "first_error", c.FirstError)
+				pair[i] = pair[i].add(c)
+			}
+		}
+		rep.Cells[conc] = pair
+	}
+	if rep.HeapAfterCells, rep.RSSAfterCells, err = serverMemory(ctx, srv.Metrics); err != nil {
+		return nil, err
+	}
+	stopped = true
+	if err := srv.stop(); err != nil {
+		return nil, err
+	}
+	if rep.Disk, err = measureDisk(storePath); err != nil {
+		return nil, err
+	}
+	rep.Finished = time.Now()
+	return rep, nil
+}
+
+// presignRun runs one cell and reads what the responder did meanwhile.
+// With profile set, a CPU profile of the server is written there over the
+// measured time.
+func presignRun(ctx context.Context, metrics string, w *workload, c cell, profile string) (presignCell, error) {
+	names := []string{"shomei_ocsp_signing_duration_seconds_count", "shomei_ocsp_presign_signatures_total",
+		"shomei_ocsp_presigned_hits_total", "shomei_ocsp_cache_hits_total"}
+	read := func() ([]float64, error) {
+		out := make([]float64, len(names))
+		for i, n := range names {
+			v, err := sample(ctx, metrics, n)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = v
+		}
+		return out, nil
+	}
+	before, err := read()
+	if err != nil {
+		return presignCell{}, err
+	}
+	profiled := make(chan error, 1)
+	if profile != "" {
+		go func() {
+			time.Sleep(c.Warmup)
+			profiled <- cpuProfile(ctx, metrics, c.Duration, profile)
+		}()
+	} else {
+		profiled <- nil
+	}
+	r := w.run(ctx, c)
+	if err := <-profiled; err != nil {
+		return presignCell{}, fmt.Errorf("profile: %w", err)
+	}
+	after, err := read()
+	if err != nil {
+		return presignCell{}, err
+	}
+	return presignCell{result: r, OnDemand: after[0] - before[0], Presigner: after[1] - before[1],
+		StoreHits: after[2] - before[2], CacheHits: after[3] - before[3]}, ctx.Err()
+}
+
+// bulkLoad makes a new CA store at path and writes d's certificates into
+// it directly, as ISSUED records of SIGN generation 1 (the fields OCSP
+// reads), in transactions of 10,000: no issuance, no status-change log,
+// no queue entry; the pre-signer's backfill finds them.
+func bulkLoad(path string, d *dataset) error {
+	st, err := store.Open(path, store.Options{})
+	if err != nil {
+		return err
+	}
+	if err := st.Close(); err != nil {
+		return err
+	}
+	db, err := engine.OpenBolt(path, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	marshal := proto.MarshalOptions{Deterministic: true}
+	const batch = 10_000
+	for start := 0; start < len(d.Entries); start += batch {
+		chunk := d.Entries[start:min(start+batch, len(d.Entries))]
+		err = db.Update(func(tx engine.Tx) error {
+			b := tx.Bucket([]byte("certs"))
+			for _, e := range chunk {
+				rec := &storev1.Certificate{Serial: e.Serial.Bytes(), Profile: storev1.Profile_PROFILE_SIGN, IssuerGeneration: 1,
+					State: storev1.CertState_CERT_STATE_ISSUED, NotAfter: timestamppb.New(d.NotAfter)}
+				if e.Revoked {
+					rec.Revocation = &storev1.Revocation{RevokedAt: timestamppb.New(e.RevokedAt), Reason: int32(e.Reason)}
+				}
+				v, err := marshal.Marshal(rec)
+				if err != nil {
+					return err
+				}
+				if err := b.Put(rec.Serial, v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			db.Close()
+			return fmt.Errorf("bulk load: %w", err)
+		}
+	}
+	return db.Close()
+}
+
+// measureDisk counts the pages of the store's buckets (the store closed).
+func measureDisk(path string) (diskUse, error) {
+	var u diskUse
+	fi, err := os.Stat(path)
+	if err != nil {
+		return u, err
+	}
+	u.FileBytes = fi.Size()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	if err != nil {
+		return u, err
+	}
+	defer db.Close()
+	err = db.View(func(tx *bolt.Tx) error {
+		for name, to := range map[string]*bucketUse{"ocsp_responses": &u.Responses, "ocsp_queue": &u.Queue, "certs": &u.Certs} {
+			b := tx.Bucket([]byte(name))
+			if b == nil {
+				return fmt.Errorf("no bucket %s", name)
+			}
+			s := b.Stats()
+			to.Keys, to.Bytes = s.KeyN, int64(s.LeafInuse+s.BranchInuse)
+		}
+		return nil
+	})
+	return u, err
+}
+
+// serverMemory is the server's Go heap in use after a collection
+// (/debug/heap) and its resident set.
+func serverMemory(ctx context.Context, metrics string) (heap, rss float64, err error) {
+	base := strings.TrimSuffix(metrics, "/metrics")
+	if heap, err = sample(ctx, base+"/debug/heap", "heap_inuse_bytes"); err != nil {
+		return 0, 0, err
+	}
+	rss, err = sample(ctx, metrics, "process_resident_memory_bytes")
+	return heap, rss, err
+}
+
+// markdown writes the report.
+func (r *presignReport) markdown(w io.Writer) {
+	o := r.Options
+	mb := func(b float64) string { return fmt.Sprintf("%.1f MB", b/1e6) }
+	perM := func(b float64) string { return fmt.Sprintf("%.0f MB", b/float64(o.Certs)*1e6/1e6) }
+	fmt.Fprintf(w, "## OCSP for every certificate: pre-signed responses (%s)\n\n", r.Started.Format("2006-01-02"))
+	fmt.Fprintf(w, "`shomei-bench presign --certs %d --revoked %g --hot %d --concurrency %s --rounds %d --duration %v --warmup %v --budget %g --workers %d --cache-size %d --validity %v` on %s, %d CPUs (load generator, server and SoftHSM2 share them); bbolt store; responder key RSA-2048 in SoftHSM2.\n\n",
+		o.Certs, o.Revoked, o.Hot, joinInts(o.Concurrency), o.Rounds, o.Duration, o.Warmup, o.Budget, o.Workers, o.CacheSize, o.Validity, r.CPU, runtime.NumCPU())
+	fmt.Fprintf(w, "### Pre-signing %d responses (%d revoked)\n\n", o.Certs, r.RevokedCount)
+	fmt.Fprintf(w, "| | |\n|---|---|\n")
+	fmt.Fprintf(w, "| records written into the store (bulk load, not measured below) | %v |\n", r.Load.Round(time.Millisecond))
+	fmt.Fprintf(w, "| time to pre-sign all (backfill walk + signing + storing) | %v (%.0f responses/s) |\n", r.Presign.Round(time.Second), r.Stored/r.Presign.Seconds())
+	fmt.Fprintf(w, "| HSM signatures to pre-sign them | %.0f (%.3f per response) |\n", r.Signatures, r.Signatures/float64(o.Certs))
+	fmt.Fprintf(w, "| server CPU while pre-signing | %.0f s (%.2f ms per response, SoftHSM2 included) |\n", r.ServerCPU, r.ServerCPU/r.Stored*1e3)
+	refresh := o.Validity * 3 / 8
+	fmt.Fprintf(w, "| refreshes in steady state (every response again at 3/8 of the %v validity: %v) | %.0f signatures/s, %.0f%% of this run's pre-signing rate |\n",
+		o.Validity, refresh, float64(o.Certs)/refresh.Seconds(), 100*float64(o.Certs)/refresh.Seconds()/(r.Stored/r.Presign.Seconds()))
+	fmt.Fprintf(w, "| server Go heap after pre-signing (after a GC) | %s |\n", mb(r.HeapAfterPresign))
+	fmt.Fprintf(w, "| server RSS after pre-signing (the store's mmap included) | %s |\n", mb(r.RSSAfterPresign))
+	fmt.Fprintf(w, "| server Go heap / RSS after the cells (response cache full) | %s / %s |\n", mb(r.HeapAfterCells), mb(r.RSSAfterCells))
+	d := r.Disk
+	fmt.Fprintf(w, "| store pages: responses (`ocsp_responses`) | %s, %d keys, %.0f bytes each; **%s per million** |\n", mb(float64(d.Responses.Bytes)), d.Responses.Keys, float64(d.Responses.Bytes)/float64(max(1, d.Responses.Keys)), perM(float64(d.Responses.Bytes)))
+	fmt.Fprintf(w, "| store pages: refresh queue (`ocsp_queue`) | %s, %d keys; %s per million |\n", mb(float64(d.Queue.Bytes)), d.Queue.Keys, perM(float64(d.Queue.Bytes)))
+	fmt.Fprintf(w, "| store pages: the certificate records, for scale | %s (%d keys; bench records carry no DER) |\n", mb(float64(d.Certs.Bytes)), d.Certs.Keys)
+	fmt.Fprintf(w, "| store file | %s |\n\n", mb(float64(d.FileBytes)))
+	fmt.Fprintf(w, "### Queries after pre-signing: uniform over all %d against a hot set of %d\n\n", o.Certs, o.Hot)
+	fmt.Fprintf(w, "| concurrency | set | responses/s | p50 | p99 | failed | signed on demand | pre-signer signatures | from the store | from the cache | uniform / hot |\n")
+	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, conc := range o.Concurrency {
+		pair := r.Cells[conc]
+		for i, c := range pair {
+			ratioCell := ""
+			if i == 1 {
+				ok := pair[0].Rate() > 0 && c.Rate()/pair[0].Rate() >= 0.8 && c.OnDemand == 0 && c.Presigner == 0
+				ratioCell = fmt.Sprintf("%.0f%% %s", 100*c.Rate()/max(pair[0].Rate(), 1e-9), passFail(ok))
+			}
+			fmt.Fprintf(w, "| %d | %s | %.0f | %s | %s | %s | %.0f | %.0f | %.0f | %.0f | %s |\n", conc, []string{"hot", "uniform"}[i],
+				c.Rate(), ms(c.Percentile(0.5)), ms(c.Percentile(0.99)), failures(c.result), c.OnDemand, c.Presigner, c.StoreHits, c.CacheHits, ratioCell)
+		}
+	}
+	fmt.Fprintf(w, "\nTargets (issue 12): no HSM signature during the uniform cells (signed on demand and by the pre-signer: 0), uniform at least 80%% of hot. Every response is checked structurally and every %dth verified with x/crypto/ocsp against the issuer (serial, status, revocation time and reason).\n", o.Sample)
+	fmt.Fprintf(w, "\nRun from %s to %s.\n", r.Started.Format(time.RFC3339), r.Finished.Format(time.RFC3339))
+}
+
+func joinInts(vs []int) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = fmt.Sprint(v)
+	}
+	return strings.Join(s, ",")
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	"github.com/shomei-pki/shomei/ca"
+	"github.com/shomei-pki/shomei/ca/store"
+	"github.com/shomei-pki/shomei/hsm"
+	"github.com/shomei-pki/shomei/internal/gctuning"
+	"github.com/shomei-pki/shomei/ocsp"
+)
+
+// presignConfig tells the presign server process what to serve.
+type presignConfig struct {
+	SoftHSMConf  string
+	Module       string
+	TokenLabel   string
+	PINFile      string
+	ResponderKey hsm.KeyRef
+	// IssuerCert and ResponderCert are PEM files.
+	IssuerCert    string
+	ResponderCert string
+	// Store is the CA store (bbolt) holding the certificate records.
+	Store string
+	// The pre-signer's budget and workers, the responder's cache.
+	Budget    float64
+	Workers   int
+	CacheSize int
+	Validity  time.Duration
+}
+
+const presignConfigFile = "presign.json"
+
+// presignServe runs the presign server process: Shomei's responder over
+// the CA store, its pre-signer running from the start, and the metrics,
+// on 127.0.0.1, until stdin closes or ctx ends.
+func presignServe(ctx context.Context, dir string, stdin io.Reader, stdout io.Writer) error {
+	gctuning.Apply()
+	raw, err := os.ReadFile(filepath.Join(dir, presignConfigFile))
+	if err != nil {
+		return err
+	}
+	var cfg presignConfig
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return fmt.Errorf("%s: %w", presignConfigFile, err)
+	}
+	if err := os.Setenv("SOFTHSM2_CONF", cfg.SoftHSMConf); err != nil {
+		return err
+	}
+	pin, err := hsm.PINSource{File: cfg.PINFile}.Read()
+	if err != nil {
+		return err
+	}
+	tok, err := hsm.Open(hsm.Config{Module: cfg.Module, TokenLabel: cfg.TokenLabel, PIN: pin, PoolSize: cfg.Workers + 4})
+	if err != nil {
+		return err
+	}
+	defer tok.Close()
+	issuer, err := readCertificate(cfg.IssuerCert)
+	if err != nil {
+		return err
+	}
+	responderCert, err := readCertificate(cfg.ResponderCert)
+	if err != nil {
+		return err
+	}
+	signer, err := tok.SignerFor(ctx, cfg.ResponderKey, responderCert)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(cfg.Store, store.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	responses := ca.OCSPResponses{Store: st, Issuer: func(p ca.Profile, generation uint32) *x509.Certificate {
+		if p == storev1.Profile_PROFILE_SIGN && generation == 1 {
+			return issuer
+		}
+		return nil
+	}}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	responder, err := ocsp.New(ocsp.Config{
+		Issuers:   []*ocsp.Issuer{{Certificate: issuer, Responder: responderCert, Signer: signer}},
+		Source:    storeSource{st: st, issuer: issuer},
+		Presigned: responses,
+		CacheSize: cfg.CacheSize,
+		Validity:  cfg.Validity,
+		// Requests without a nonce are never budgeted; misses are signed.
+		SignatureBudget: -1,
+		Log:             log,
+		Metrics:         reg,
+	})
+	if err != nil {
+		return err
+	}
+	presigner, err := ocsp.NewPresigner(ocsp.PresignConfig{Responder: responder, Store: responses,
+		Budget: cfg.Budget, Workers: cfg.Workers, Log: log, Metrics: reg})
+	if err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/", debugMux(reg))
+	mux.HandleFunc("/debug/heap", func(w http.ResponseWriter, _ *http.Request) {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		fmt.Fprintf(w, "heap_inuse_bytes %d\n", m.HeapInuse)
+	})
+	var addrs serveAddrs
+	errs := make(chan error, 2)
+	var servers []*http.Server
+	for _, s := range []struct {
+		h   http.Handler
+		url *string
+		fmt string
+	}{
+		{responder, &addrs.Shomei, "http://%s" + ocsp.DefaultPath},
+		{mux, &addrs.Metrics, "http://%s/metrics"},
+	} {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: s.h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		servers = append(servers, srv)
+		*s.url = fmt.Sprintf(s.fmt, l.Addr())
+		go func() { errs <- srv.Serve(l) }()
+	}
+	defer func() {
+		for _, srv := range servers {
+			srv.Close()
+		}
+	}()
+	line, err := json.Marshal(addrs)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(stdout, "%s\n", line); err != nil {
+		return err
+	}
+	work, stop := context.WithCancel(ctx)
+	ran := make(chan struct{})
+	go func() { presigner.Run(work); close(ran) }()
+	defer func() { stop(); <-ran }()
+	eof := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, stdin)
+		close(eof)
+	}()
+	select {
+	case <-eof:
+		return nil
+	case <-ctx.Done():
+		return nil
+	case err := <-errs:
+		return err
+	}
+}
+
+// storeSource answers the statuses the pre-signed responses do not, from
+// the CA store's records as the CA does (ca.OCSPSource, which needs a
+// running CA): unknown unless issued by the benchmark's issuer.
+type storeSource struct {
+	st     *store.Store
+	issuer *x509.Certificate
+}
+
+func (s storeSource) Status(_ context.Context, is *ocsp.Issuer, serial *big.Int) (ocsp.Status, error) {
+	rec, err := s.st.Certificate(serial.Bytes())
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !is.Certificate.Equal(s.issuer)) {
+		return ocsp.Status{Status: ocsp.Unknown}, nil
+	}
+	if err != nil {
+		return ocsp.Status{}, err
+	}
+	return ocsp.RecordedStatus(rec.State == storev1.CertState_CERT_STATE_ISSUED, rec.GetRevocation()), nil
+}
