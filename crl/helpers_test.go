@@ -114,7 +114,7 @@ func partition(p storev1.Profile, short, code, municipality string) crl.Partitio
 	return crl.Partition{
 		Name:              name,
 		URL:               "http://shomei.example/crl/" + name + ".crl",
-		DistributionPoint: profile.CRLDistributionPointName(p, "東京都", municipality),
+		DistributionPoint: profile.CRLDistributionPointName(p, "東京都", municipality, 0),
 	}
 }
 

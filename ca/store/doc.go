@@ -65,6 +65,13 @@
 //     partition's index and the partition touched, and the key block when
 //     asked, in the caller's transaction; a revoked certificate keeps its
 //     first revocation (R-R2).
+//   - No CRL partition holds more certificates than the shard size its
+//     reservations were checked against (R-R5, shards.go): each
+//     partition's certificate records are counted in the transaction that
+//     reserves one more, and a full partition is refused there, so the
+//     bound holds across concurrent requests and CA processes. The count
+//     never goes down. A store from before the counts is counted when
+//     opened.
 //   - Expiry is judged by validity.Live alone: a certificate counts as live
 //     (R-A4, renewal, event targets) and stays on its CRL (R-R5) through the
 //     whole second of its notAfter, 23:59:59 JST of its expiry date.
