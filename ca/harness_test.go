@@ -29,6 +29,7 @@ import (
 	"github.com/shomei-pki/shomei/hsm"
 	"github.com/shomei-pki/shomei/internal/softhsm"
 	"github.com/shomei-pki/shomei/internal/testenv/open"
+	"github.com/shomei-pki/shomei/internal/testenv/pg"
 )
 
 // The CA core's tests run it on what production gives it: a bbolt store in
@@ -69,6 +70,10 @@ func TestMain(m *testing.M) {
 	}
 	if hsmEnv.cleanup != nil {
 		hsmEnv.cleanup()
+	}
+	if err := pg.StopShared(); err != nil {
+		fmt.Fprintln(os.Stderr, "ca:", err)
+		code = max(code, 1)
 	}
 	os.Exit(code)
 }
