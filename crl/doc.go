@@ -71,10 +71,24 @@
 //     no indirectCRL: every reason is on the one CRL, issued by the
 //     certificates' own issuer.
 //   - A partition's name is the last element of its URL without ".crl"
-//     (ca/issue.go: <CRLBaseURL>/<partition>.crl), so a Partition whose
+//     (ca/shard.go: <CRLBaseURL>/<partition>.crl), so a Partition whose
 //     Name and URL disagree is refused, and PartitionOf derives the name
 //     from the URL. Names are ASCII letters, digits, '-', '_' and '.'; URLs
-//     are http (R-R5) without user, query or fragment.
+//     are http (R-R5) without user, query or fragment. The CA names a
+//     partition <sign|auth>-g<generation>-<municipality code> for shard 0,
+//     the name every partition had before shards (so certificates issued
+//     then keep their URL), and adds -s<n> for shard n ≥ 1:
+//     sign-g1-13221, sign-g1-13221-s1, … This package needs no more of
+//     the name than that it is one.
+//   - Shards of one municipality differ in their directoryName too:
+//     CN=<municipality> CRLDP for shard 0, CN=<municipality> CRLDP s<n>
+//     from shard 1 on (profile.CRLDistributionPointName). A relying party
+//     takes a CRL as covering a certificate when its issuingDistributionPoint
+//     shares any one name with the certificate's cRLDistributionPoints
+//     (RFC 5280 §6.3.3 b.2.i), so shards sharing the directoryName would
+//     cover each other's certificates, and OpenSSL, preferring the newest
+//     CRL that covers, would pass a certificate revoked on shard 1 with
+//     shard 0's CRL (TestOpenSSLVerifyShards).
 //   - An entry recorded after the CRL's thisUpdate is refused (zlint
 //     e_crl_revocation_time_not_after_this_update): the caller takes
 //     ThisUpdate after reading the entries. The invalidityDate is not
