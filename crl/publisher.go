@@ -19,7 +19,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	"github.com/shomei-pki/shomei/internal/x509enc"
@@ -28,7 +27,12 @@ import (
 // Source is what the publisher needs of the store.
 type Source interface {
 	Partitions() ([]*storev1.CRLPartition, error)
-	PartitionEntries(name string, now time.Time, fn func(*storev1.Certificate) error) (uint64, error)
+	// PartitionRevocations calls fn for each revoked certificate of a
+	// partition that has not expired at now, with its CRL entry's serial
+	// (valid only during the call), revocationDate, reason and
+	// invalidityDate (zero when none), and returns the status-change
+	// revision they reflect.
+	PartitionRevocations(name string, now time.Time, fn func(serial []byte, revokedAt time.Time, reason int32, invalidityDate time.Time) error) (uint64, error)
 	SaveCRL(name string, number uint64, thisUpdate, nextUpdate time.Time, revision uint64, der []byte) error
 	CRL(name string) ([]byte, error)
 }
@@ -270,11 +274,8 @@ func (p *Publisher) publish(part *storev1.CRLPartition, now time.Time) error {
 	}
 	p.mu.RUnlock()
 	var serials serialArena
-	rev, err := p.cfg.Source.PartitionEntries(part.Name, now, func(c *storev1.Certificate) error {
-		req.Entries = append(req.Entries, Entry{
-			Serial: serials.new(c.Serial), RevokedAt: timeOf(c.Revocation.RevokedAt),
-			Reason: int(c.Revocation.Reason), InvalidityDate: timeOf(c.Revocation.InvalidityDate),
-		})
+	rev, err := p.cfg.Source.PartitionRevocations(part.Name, now, func(serial []byte, revokedAt time.Time, reason int32, invalidityDate time.Time) error {
+		req.Entries = append(req.Entries, Entry{Serial: serials.new(serial), RevokedAt: revokedAt, Reason: int(reason), InvalidityDate: invalidityDate})
 		return nil
 	})
 	if err != nil {
@@ -363,14 +364,6 @@ func (a *serialArena) new(b []byte) *big.Int {
 		w[at/wordBytes] |= big.Word(c) << (8 * (at % wordBytes))
 	}
 	return z.SetBits(w) // takes w as it is, without copying
-}
-
-// timeOf is a stored time, or zero when unset (not 1970).
-func timeOf(ts *timestamppb.Timestamp) time.Time {
-	if !ts.IsValid() {
-		return time.Time{}
-	}
-	return ts.AsTime()
 }
 
 // ServeHTTP serves GET <prefix>/<partition>.crl: the latest CRL, DER, with

@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	"github.com/shomei-pki/shomei/crl"
 )
@@ -32,19 +30,17 @@ type fakeSource struct {
 
 func (s *fakeSource) Partitions() ([]*storev1.CRLPartition, error) { return s.parts, nil }
 
-func (s *fakeSource) PartitionEntries(name string, _ time.Time, fn func(*storev1.Certificate) error) (uint64, error) {
+func (s *fakeSource) PartitionRevocations(name string, _ time.Time, fn func([]byte, time.Time, int32, time.Time) error) (uint64, error) {
 	for _, e := range s.entries[name] {
-		// A fresh record each time, as the store unmarshals one per entry.
+		// A fresh serial each time, overwritten after the call, as the
+		// store's is valid only during it.
 		serial := e.Serial.Bytes()
 		if s.leadingZero {
 			serial = append([]byte{0}, serial...)
 		}
-		c := &storev1.Certificate{Serial: serial, Revocation: &storev1.Revocation{
-			RevokedAt: timestamppb.New(e.RevokedAt), Reason: int32(e.Reason)}}
-		if !e.InvalidityDate.IsZero() {
-			c.Revocation.InvalidityDate = timestamppb.New(e.InvalidityDate)
-		}
-		if err := fn(c); err != nil {
+		err := fn(serial, e.RevokedAt, int32(e.Reason), e.InvalidityDate)
+		clear(serial)
+		if err != nil {
 			return 0, err
 		}
 	}
