@@ -117,28 +117,40 @@ var errEntryWire = errors.New("not a CRL index record")
 // takes the last value, a message given twice is merged. serial aliases v.
 func (e *crlEntry) decode(v []byte) error {
 	var notAfter, revokedAt, invalidity timestamp
-	err := protoFields(v, func(num protoreflect.FieldNumber, typ protowire.Type, val []byte, varint uint64) error {
-		switch {
-		case num == fieldSerial && typ == protowire.BytesType:
-			e.serial = val
-		case num == fieldNotAfter && typ == protowire.BytesType:
-			return notAfter.merge(val)
-		case num == fieldRevocation && typ == protowire.BytesType:
-			e.revoked = true
-			return protoFields(val, func(num protoreflect.FieldNumber, typ protowire.Type, val []byte, varint uint64) error {
-				switch {
-				case num == fieldRevokedAt && typ == protowire.BytesType:
-					return revokedAt.merge(val)
-				case num == fieldReason && typ == protowire.VarintType:
-					e.reason = int32(varint)
-				case num == fieldInvalidityDate && typ == protowire.BytesType:
-					return invalidity.merge(val)
-				}
-				return nil
-			})
+	for len(v) > 0 {
+		f, err := nextField(&v)
+		if err != nil {
+			return err
 		}
-		return nil
-	})
+		if f.typ != protowire.BytesType {
+			continue
+		}
+		switch f.num {
+		case fieldSerial:
+			e.serial = f.bytes
+		case fieldNotAfter:
+			err = notAfter.merge(f.bytes)
+		case fieldRevocation:
+			e.revoked = true
+			for r := f.bytes; len(r) > 0 && err == nil; {
+				var g field
+				if g, err = nextField(&r); err != nil {
+					break
+				}
+				switch {
+				case g.num == fieldRevokedAt && g.typ == protowire.BytesType:
+					err = revokedAt.merge(g.bytes)
+				case g.num == fieldReason && g.typ == protowire.VarintType:
+					e.reason = int32(g.varint)
+				case g.num == fieldInvalidityDate && g.typ == protowire.BytesType:
+					err = invalidity.merge(g.bytes)
+				}
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
 	e.notAfter = notAfter.time()
 	if revokedAt.valid() {
 		e.revokedAt = revokedAt.time()
@@ -146,7 +158,7 @@ func (e *crlEntry) decode(v []byte) error {
 	if invalidity.valid() {
 		e.invalidityDate = invalidity.time()
 	}
-	return err
+	return nil
 }
 
 // timestamp is a google.protobuf.Timestamp being read.
@@ -158,15 +170,19 @@ type timestamp struct {
 
 func (t *timestamp) merge(v []byte) error {
 	t.set = true
-	return protoFields(v, func(num protoreflect.FieldNumber, typ protowire.Type, _ []byte, varint uint64) error {
-		switch {
-		case num == fieldSeconds && typ == protowire.VarintType:
-			t.seconds = int64(varint)
-		case num == fieldNanos && typ == protowire.VarintType:
-			t.nanos = int32(varint)
+	for len(v) > 0 {
+		f, err := nextField(&v)
+		if err != nil {
+			return err
 		}
-		return nil
-	})
+		switch {
+		case f.num == fieldSeconds && f.typ == protowire.VarintType:
+			t.seconds = int64(f.varint)
+		case f.num == fieldNanos && f.typ == protowire.VarintType:
+			t.nanos = int32(f.varint)
+		}
+	}
+	return nil
 }
 
 // time is Timestamp.AsTime: 1970 when unset.
@@ -178,32 +194,34 @@ func (t timestamp) valid() bool {
 	return t.set && minSeconds <= t.seconds && t.seconds <= maxSeconds && 0 <= t.nanos && t.nanos < 1e9
 }
 
-// protoFields calls fn for each field of the protobuf message v: its number,
-// wire type, and its bytes (length-delimited) or value (varint).
-func protoFields(v []byte, fn func(num protoreflect.FieldNumber, typ protowire.Type, val []byte, varint uint64) error) error {
-	for len(v) > 0 {
-		num, typ, n := protowire.ConsumeTag(v)
-		if n < 0 {
-			return fmt.Errorf("%w: %v", errEntryWire, protowire.ParseError(n))
-		}
-		v = v[n:]
-		var val []byte
-		var varint uint64
-		switch typ {
-		case protowire.BytesType:
-			val, n = protowire.ConsumeBytes(v)
-		case protowire.VarintType:
-			varint, n = protowire.ConsumeVarint(v)
-		default:
-			n = protowire.ConsumeFieldValue(num, typ, v)
-		}
-		if n < 0 {
-			return fmt.Errorf("%w: field %d: %v", errEntryWire, num, protowire.ParseError(n))
-		}
-		v = v[n:]
-		if err := fn(num, typ, val, varint); err != nil {
-			return err
-		}
+// field is one field of a protobuf message: its number, wire type, and its
+// bytes (length-delimited) or value (varint).
+type field struct {
+	num    protoreflect.FieldNumber
+	typ    protowire.Type
+	bytes  []byte
+	varint uint64
+}
+
+// nextField reads the first field of *v and moves *v past it.
+func nextField(v *[]byte) (field, error) {
+	num, typ, n := protowire.ConsumeTag(*v)
+	if n < 0 {
+		return field{}, fmt.Errorf("%w: %v", errEntryWire, protowire.ParseError(n))
 	}
-	return nil
+	*v = (*v)[n:]
+	f := field{num: num, typ: typ}
+	switch typ {
+	case protowire.BytesType:
+		f.bytes, n = protowire.ConsumeBytes(*v)
+	case protowire.VarintType:
+		f.varint, n = protowire.ConsumeVarint(*v)
+	default:
+		n = protowire.ConsumeFieldValue(num, typ, *v)
+	}
+	if n < 0 {
+		return field{}, fmt.Errorf("%w: field %d: %v", errEntryWire, num, protowire.ParseError(n))
+	}
+	*v = (*v)[n:]
+	return f, nil
 }

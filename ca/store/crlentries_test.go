@@ -72,7 +72,9 @@ func TestPartitionRevocations(t *testing.T) {
 // read by crlEntry.decode as the unmarshalled record says (entryOf).
 // Inputs it refuses may be read or refused.
 func FuzzDecodeEntry(f *testing.F) {
-	ts := func(sec int64, nanos int32) *timestamppb.Timestamp { return &timestamppb.Timestamp{Seconds: sec, Nanos: nanos} }
+	ts := func(sec int64, nanos int32) *timestamppb.Timestamp {
+		return &timestamppb.Timestamp{Seconds: sec, Nanos: nanos}
+	}
 	for _, rec := range []*storev1.Certificate{
 		{Serial: []byte{0x41, 2, 3}, NotAfter: ts(1900000000, 0), Revocation: &storev1.Revocation{RevokedAt: ts(1800000000, 5), Reason: 3,
 			InvalidityDate: ts(1799990000, 0), Cause: "event move-1"}},
