@@ -285,15 +285,21 @@ func (p *Publisher) publish(part *storev1.CRLPartition, now time.Time) error {
 	// lists was recorded before it.
 	req.ThisUpdate = p.cfg.Now()
 	req.NextUpdate = req.ThisUpdate.Add(p.cfg.Validity)
-	// One entry that cannot be encoded (stored before the API checked
-	// effective times, say) must not keep the partition's other
-	// revocations off its CRL: it is left out and reported.
-	skipped := p.dropBadEntries(part.Name, &req)
 	// Build and Check of one prepared request: the entries are validated
-	// and sorted once.
+	// and sorted once. One entry that cannot be encoded (stored before the
+	// API checked effective times, say) must not keep the partition's
+	// other revocations off its CRL: when the request is refused, the
+	// entries with a problem are left out and reported, and the rest is
+	// prepared again.
+	skipped := 0
 	pl, err := prepare(req, true)
 	if err != nil {
-		return err
+		if skipped = p.dropBadEntries(part.Name, &req); skipped == 0 {
+			return err
+		}
+		if pl, err = prepare(req, true); err != nil {
+			return err
+		}
 	}
 	der, err := build(req, pl)
 	if err != nil {

@@ -46,3 +46,24 @@ func TestEntryCount(t *testing.T) {
 		}
 	}
 }
+
+// TestSeconds: seconds is Truncate(time.Second), before and after 1970,
+// in any zone, with and without a monotonic clock reading.
+func TestSeconds(t *testing.T) {
+	zones := []*time.Location{time.UTC, time.FixedZone("JST", 9*3600), time.FixedZone("odd", -(3*3600 + 17))}
+	times := []time.Time{time.Now(), time.Now().Add(-time.Nanosecond), {}, time.Unix(0, 0), time.Unix(-1, 999_999_999),
+		time.Date(1950, 1, 1, 0, 0, 0, 1, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC)}
+	for i := range 1000 {
+		times = append(times, time.Unix(int64(i)*7919*86400-1e12, int64(i)*1_000_003%1_000_000_000))
+	}
+	for _, tm := range times {
+		for _, z := range zones {
+			tm := tm.In(z)
+			got, want := seconds(tm), tm.Truncate(time.Second)
+			// String shows the zone and any monotonic reading.
+			if !got.Equal(want) || got.Location() != want.Location() || got.String() != want.String() {
+				t.Errorf("seconds(%v) = %s, Truncate gives %s", tm, got, want)
+			}
+		}
+	}
+}
