@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
@@ -162,9 +164,24 @@ func (p *Publisher) load(parts []*storev1.CRLPartition) error {
 }
 
 func newPublished(number uint64, der []byte, thisUpdate, nextUpdate time.Time, entries int) *published {
-	sum := sha256.Sum256(der)
-	return &published{number: number, der: der, thisUpdate: thisUpdate, nextUpdate: nextUpdate,
-		etag: `"` + hex.EncodeToString(sum[:16]) + `"`, entries: entries}
+	return &published{number: number, der: der, thisUpdate: thisUpdate, nextUpdate: nextUpdate, etag: etagOf(der), entries: entries}
+}
+
+// etagOf is the ETag of a CRL: the SHA-256 of its signature value, which
+// differs with every CRL as its contents do, rather than of its 7 MB
+// (100,000 entries); the SHA-256 of the whole DER when the signature
+// cannot be found (nothing this package builds).
+func etagOf(der []byte) string {
+	in := cryptobyte.String(der)
+	var list cryptobyte.String
+	var sig asn1.BitString
+	var sum [sha256.Size]byte
+	if in.ReadASN1(&list, cbasn1.SEQUENCE) && list.SkipASN1(cbasn1.SEQUENCE) && list.SkipASN1(cbasn1.SEQUENCE) && list.ReadASN1BitString(&sig) && len(sig.Bytes) > 0 {
+		sum = sha256.Sum256(sig.Bytes)
+	} else {
+		sum = sha256.Sum256(der)
+	}
+	return `"` + hex.EncodeToString(sum[:16]) + `"`
 }
 
 // SetFollowing makes the publisher a follower (true) or the publisher
