@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"math/bits"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,7 +68,21 @@ type PublisherConfig struct {
 	// (changed, or near its nextUpdate) before Health reports it: R-R4's
 	// 60 s when zero.
 	StaleAfter time.Duration
+	// Workers is how many due partitions are built at once (a start with
+	// every CRL due, nextUpdate renewals, a burst of revocations across
+	// shards). Each holds its partition's entries and CRL while it works,
+	// about three times the CRL's size, and signs with the issuer key
+	// (the HSM's session pool bounds those). 1 to MaxWorkers;
+	// GOMAXPROCS, at most DefaultMaxWorkers, when zero.
+	Workers int
 }
+
+// DefaultMaxWorkers caps the Workers a Publisher takes by default;
+// MaxWorkers is the most it takes.
+const (
+	DefaultMaxWorkers = 8
+	MaxWorkers        = 64
+)
 
 // Publisher keeps every partition's CRL current and serves it over HTTP.
 // Only partitions that changed since their last CRL (or near their
@@ -118,6 +133,12 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	}
 	if cfg.StaleAfter == 0 {
 		cfg.StaleAfter = time.Minute
+	}
+	switch {
+	case cfg.Workers == 0:
+		cfg.Workers = min(runtime.GOMAXPROCS(0), DefaultMaxWorkers)
+	case cfg.Workers < 0 || cfg.Workers > MaxWorkers:
+		return nil, fmt.Errorf("crl: PublisherConfig.Workers %d: 1 to %d partitions built at once (0: GOMAXPROCS, at most %d)", cfg.Workers, MaxWorkers, DefaultMaxWorkers)
 	}
 	p := &Publisher{cfg: cfg, notify: make(chan struct{}, 1), latest: map[string]*published{}}
 	p.health.init()
@@ -237,33 +258,47 @@ func (p *Publisher) Follow() error {
 }
 
 // PublishDue publishes every partition that was never published, changed
-// since its last CRL, or is close to its nextUpdate.
+// since its last CRL, or is close to its nextUpdate, Workers at a time.
+// Each partition is published on its own: one that fails does not stop
+// the others, and the errors are joined in partition order.
 func (p *Publisher) PublishDue(ctx context.Context) error {
 	parts, err := p.cfg.Source.Partitions()
 	if err != nil {
 		return err
 	}
 	now := p.cfg.Now()
-	var errs []error
+	var due []*storev1.CRLPartition
 	for _, part := range parts {
 		if p.isRetired(part) {
 			p.health.forget(part.Name)
 			continue
 		}
-		due := part.Number == 0 || part.ChangedRevision > part.Revision ||
-			!now.Before(part.NextUpdate.AsTime().Add(-p.cfg.Renew))
-		if !due {
-			continue
+		if part.Number == 0 || part.ChangedRevision > part.Revision || !now.Before(part.NextUpdate.AsTime().Add(-p.cfg.Renew)) {
+			due = append(due, part)
 		}
-		if err := p.publish(part, now); err != nil {
-			errs = append(errs, fmt.Errorf("partition %s: %w", part.Name, err))
-			p.health.failed(part.Name, now, err)
-		}
+	}
+	failed := make([]error, len(due))
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range min(p.cfg.Workers, len(due)) {
+		wg.Go(func() {
+			for i := range jobs {
+				if err := p.publish(due[i], now); err != nil {
+					failed[i] = fmt.Errorf("partition %s: %w", due[i].Name, err)
+					p.health.failed(due[i].Name, now, err)
+				}
+			}
+		})
+	}
+	for i := range due {
 		if ctx.Err() != nil {
 			break
 		}
+		jobs <- i
 	}
-	return errors.Join(errs...)
+	close(jobs)
+	wg.Wait()
+	return errors.Join(failed...)
 }
 
 func (p *Publisher) publish(part *storev1.CRLPartition, now time.Time) error {
