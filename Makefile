@@ -56,8 +56,21 @@ proto-check:
 	@bash .ci/proto-check.sh
 
 test: deps vet proto-check
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory test-postgres
 	$(MAKE) --no-print-directory fuzz-short
+
+# The gRPC end-to-end tests again with every CA store on PostgreSQL: each
+# test binary starts a throwaway cluster of Debian's postgresql (as the
+# postgres user, on a Unix socket in a temporary directory) and stops it
+# (internal/testenv/pg). The storage contract suite (ca/store), the engine
+# tests and the two-CA tests run on PostgreSQL in the pass above already.
+# Left out here: tests of the bbolt file itself (tampering with it, its
+# path, its permissions), and the slow ones that do not touch the store.
+PG_E2E = TestIssueRenewList|TestRevocationReachesOCSPAndTheCRL|TestOCSPReplica|TestIssuerCompromise|TestKeyRotationUnderLoad|TestGenerationsLive|TestBackupRestoreUnderIssuance|TestNoticesCSV|TestAttackEvent|TestAttackGRPCAuth|TestAttackOperatorRoles|TestAttackRevokeEffectiveTimeOutOfDomain|TestGRPCTLS
+test-postgres: deps
+	SHOMEI_TEST_STORE=postgres $(GO) test -count=1 -timeout 20m ./ca ./ca/service ./ca/ops ./ca/issuer ./cmd/shomeictl
+	SHOMEI_TEST_STORE=postgres $(GO) test -count=1 -timeout 20m -run '^($(PG_E2E))$$' ./cmd/shomei-ca
 
 # The parsers of untrusted bytes (OCSP requests, event feeds, card CSRs,
 # configuration files), fuzzed briefly on every run (the seeds, and the
@@ -86,7 +99,7 @@ clean:
 # in a network namespace with only loopback. Flags: BENCH_OCSP_FLAGS, e.g.
 # BENCH_OCSP_FLAGS='--duration 10s --out var/bench-ocsp.md'.
 BENCH_OCSP_FLAGS ?=
-.PHONY: bench-ocsp
+.PHONY: bench-ocsp test-postgres
 bench-ocsp: deps
 	@command -v ip >/dev/null 2>&1 && command -v unshare >/dev/null 2>&1 || { \
 	  echo "bench-ocsp: installing iproute2 util-linux" >&2; \

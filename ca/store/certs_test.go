@@ -55,6 +55,13 @@ func pending(holder string, p storev1.Profile) *storev1.Certificate {
 // certificates name.
 func issue(t *testing.T, s *Store, r Reservation) {
 	t.Helper()
+	issueLogged(t, s, r, nil)
+}
+
+// issueLogged is issue with the audit record audit makes of each
+// certificate (none when nil) appended in the completing transaction.
+func issueLogged(t *testing.T, s *Store, r Reservation, audit func(*storev1.Certificate) *storev1.AuditRecord) {
+	t.Helper()
 	if err := s.Reserve(r); err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +71,9 @@ func issue(t *testing.T, s *Store, r Reservation) {
 		if rec.CrlPartition != "" {
 			c.Partitions = append(c.Partitions, &storev1.CRLPartition{Name: rec.CrlPartition, Profile: rec.Profile,
 				IssuerGeneration: rec.IssuerGeneration})
+		}
+		if audit != nil {
+			c.Audit = append(c.Audit, audit(rec))
 		}
 	}
 	if err := s.Complete(c); err != nil {

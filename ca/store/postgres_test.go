@@ -409,3 +409,51 @@ func TestOpenPostgresRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestPostgresOpenTogether: CA processes started together on a new
+// database all open it: the migrations are applied once and the store is
+// laid out once, whoever comes first, and every process then writes to
+// the one store.
+func TestPostgresOpenTogether(t *testing.T) {
+	be := postgresBackend(t)
+	const processes = 4
+	stores := make([]*Store, processes)
+	errs := make([]error, processes)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range processes {
+		wg.Go(func() {
+			<-start
+			stores[i], errs[i] = be.open(t, Options{Now: func() time.Time { return testNow }})
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("process %d: %v", i, err)
+		}
+		t.Cleanup(func() { stores[i].Close() })
+	}
+	for i, s := range stores {
+		wg.Go(func() {
+			if err := s.AppendAudit(testAudit(fmt.Sprintf("start.%d", i))); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n, err := stores[0].VerifyAudit(); err != nil || n != processes {
+		t.Errorf("VerifyAudit = %d, %v; want %d, nil", n, err, processes)
+	}
+	cluster, db := pg.SharedCluster(t), be.database(t)
+	for _, q := range []struct{ sql, want string }{
+		{`SELECT count(*) = count(DISTINCT version) AND count(*) = max(version) FROM shomei_migrations`, "t"},
+		{`SELECT max(version) FROM shomei_migrations`, fmt.Sprint(engine.SchemaVersion())},
+		{`SELECT encode(v, 'hex') FROM kv_meta WHERE k = 'schema_version'::bytea`, "00000001"},
+	} {
+		if out, err := cluster.Psql(db, q.sql); err != nil || out != q.want {
+			t.Errorf("psql %q = %q, %v; want %q", q.sql, out, err, q.want)
+		}
+	}
+}

@@ -52,6 +52,8 @@ type explained struct {
 	// issuance holds the fields of the record that issued a holder's
 	// certificate: what the certificate record must still say.
 	issuance map[string]string
+	// purged: a purge record removed it after retention (retention.go).
+	purged bool
 }
 
 // ReconcileAudit checks, in one read transaction, that every certificate's
@@ -98,6 +100,12 @@ func (s *Store) ReconcileAudit() (int, error) {
 				reason, _ := strconv.ParseInt(f["reason"], 10, 32)
 				e.revoked, e.reason = true, int32(reason)
 				e.keyBlocked = e.keyBlocked || f["key_blocked"] == "true" || r.Action == ActionResponderRevoke
+			case ActionPurge:
+				for _, serial := range strings.Split(f["serials"], ",") {
+					if serial != "" {
+						at(serial).purged = true
+					}
+				}
 			}
 			return nil
 		})
@@ -131,6 +139,8 @@ func (s *Store) ReconcileAudit() (int, error) {
 				return nil, &UnexplainedError{Serial: key, Reason: fmt.Sprintf(format, args...)}
 			}
 			switch {
+			case e.purged:
+				return bad("the audit log purged it after retention, and its record is stored: put back behind the CA's back")
 			case issued && !e.issued:
 				return bad("it is issued, and no audit record issued it")
 			case !issued && e.issued:
@@ -193,7 +203,7 @@ func (s *Store) ReconcileAudit() (int, error) {
 			return err
 		}
 		for serial, e := range log {
-			if e.issued && !seen[serial] {
+			if e.issued && !seen[serial] && !e.purged {
 				return &UnexplainedError{Serial: serial, Reason: "the audit log issued it, and no certificate record exists: deleted?"}
 			}
 		}

@@ -13,23 +13,12 @@ import (
 	"github.com/shomei-pki/shomei/ca/store/engine"
 )
 
-// issueAudited issues r as the CA does (ca/cycle.go auditRecord): with
-// one certificate.issue audit record per certificate, saying whose it is,
-// which generation signs it and until when, in the completing
-// transaction.
+// issueAudited is issue with the issuance audit record the CA writes
+// (ca/cycle.go auditRecord's fields), so that ReconcileAudit explains it.
 func issueAudited(t *testing.T, s *Store, r Reservation) {
 	t.Helper()
-	if err := s.Reserve(r); err != nil {
-		t.Fatal(err)
-	}
-	c := Completion{DER: map[string][]byte{}, Now: r.Now}
-	for _, rec := range r.Certs {
-		c.DER[string(rec.Serial)] = fakeDER(rec.TbsDer)
-		if rec.CrlPartition != "" {
-			c.Partitions = append(c.Partitions, &storev1.CRLPartition{Name: rec.CrlPartition, Profile: rec.Profile,
-				IssuerGeneration: rec.IssuerGeneration})
-		}
-		c.Audit = append(c.Audit, &storev1.AuditRecord{Actor: "shomei-ca", Action: actionIssue, Fields: []*storev1.AuditField{
+	issueLogged(t, s, r, func(rec *storev1.Certificate) *storev1.AuditRecord {
+		return &storev1.AuditRecord{Actor: "shomei-ca", Action: actionIssue, Fields: []*storev1.AuditField{
 			{Key: "serial", Value: fmt.Sprintf("%x", rec.Serial)},
 			{Key: "profile", Value: strings.ToLower(strings.TrimPrefix(rec.Profile.String(), "PROFILE_"))},
 			{Key: "issuer_generation", Value: fmt.Sprint(rec.IssuerGeneration)},
@@ -38,11 +27,8 @@ func issueAudited(t *testing.T, s *Store, r Reservation) {
 			{Key: "expiry", Value: rec.ExpiryDate},
 			{Key: "not_after", Value: rec.NotAfter.AsTime().UTC().Format(time.RFC3339)},
 			{Key: "crl_partition", Value: rec.CrlPartition},
-		}})
-	}
-	if err := s.Complete(c); err != nil {
-		t.Fatal(err)
-	}
+		}}
+	})
 }
 
 // editCert changes the stored record of serial.

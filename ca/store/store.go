@@ -21,7 +21,7 @@ var (
 
 	// ErrSchemaVersion means the store was written by code with a different
 	// schema version than this one.
-	ErrSchemaVersion = errors.New("incompatible store schema version")
+	ErrSchemaVersion = engine.ErrSchemaVersion
 
 	// ErrInvalidArgument means a caller's record is incomplete or has fields
 	// set that only the store may set. The message names the field.
@@ -201,4 +201,19 @@ func (s *Store) Shared() bool { return s.db.Driver() != "bbolt" }
 // once.
 func (s *Store) Lead(ctx context.Context, name string) (engine.Lease, error) {
 	return s.db.Lead(ctx, name)
+}
+
+// WatchStatusChanges calls fn whenever another process sharing the store
+// records a status change (issuance, revocation), until ctx ends, so that
+// its OCSP answers and CRLs follow within R-R4's bounds without waiting
+// for a poll. With bbolt there is no other process: it only waits.
+func (s *Store) WatchStatusChanges(ctx context.Context, fn func()) {
+	s.db.Watch(ctx, bucketChanges, fn)
+}
+
+// WatchIssuers calls fn whenever another process sharing the store changes
+// the issuer key generations (rotation, activation, retirement,
+// compromise), until ctx ends.
+func (s *Store) WatchIssuers(ctx context.Context, fn func()) {
+	s.db.Watch(ctx, bucketIssuers, fn)
 }

@@ -8,12 +8,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shomei-pki/shomei/ca"
 	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/crl"
 )
 
 // leadership runs the CA's singleton work while this process leads: it
-// publishes the CRLs and signs the audit log's checkpoints. With bbolt
+// publishes the CRLs, signs the audit log's checkpoints and purges
+// issuance records past retention (ca.Retention). With bbolt
 // the CA is the store's only process and leads from the start; on a
 // PostgreSQL store shared by several CA processes, the one holding the
 // store's lease leads, the others serve the CRLs it stores, and when the
@@ -23,6 +25,7 @@ type leadership struct {
 	st          *store.Store
 	publisher   *crl.Publisher
 	checkpoints *checkpointer
+	retention   *ca.Retention
 	gauge       prometheus.Gauge
 	log         *slog.Logger
 }
@@ -31,12 +34,16 @@ type leadership struct {
 const leaseName = "shomei-ca singleton"
 
 func newLeadership(st *store.Store, publisher *crl.Publisher, checkpoints *checkpointer, reg prometheus.Registerer, log *slog.Logger) (*leadership, error) {
+	retention, err := ca.NewRetention(ca.RetentionConfig{Store: st, Log: log, Metrics: reg})
+	if err != nil {
+		return nil, err
+	}
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "shomei_ca_leader",
 		Help: "1 while this CA process leads (publishes CRLs, signs audit checkpoints), 0 while another does."})
 	if err := reg.Register(g); err != nil {
 		return nil, err
 	}
-	l := &leadership{st: st, publisher: publisher, checkpoints: checkpoints, gauge: g, log: log}
+	l := &leadership{st: st, publisher: publisher, checkpoints: checkpoints, retention: retention, gauge: g, log: log}
 	if st.Shared() {
 		// Until the lease is held, serve what the leader stores.
 		publisher.SetFollowing(true)
@@ -73,6 +80,7 @@ func (l *leadership) lead(ctx context.Context, lost <-chan struct{}) {
 	work, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { l.checkpoints.lead(work) })
+	wg.Go(func() { l.retention.Run(work) })
 	l.publisher.SetFollowing(false)
 	select {
 	case <-ctx.Done():

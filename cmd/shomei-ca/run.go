@@ -190,6 +190,16 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 	bg.Go(gens.Run)
 	bg.Go(prop.Run)
 	bg.Go(leader.Run)
+	// Other CA processes on a shared store: their status changes and key
+	// operations reach this one at once, not at the next poll.
+	bg.Go(func(ctx context.Context) { st.WatchStatusChanges(ctx, changed.Notify) })
+	bg.Go(func(ctx context.Context) {
+		st.WatchIssuers(ctx, func() {
+			if err := authority.Reload(ctx); err != nil && ctx.Err() == nil {
+				log.Error("reloading the issuer key generations another CA process changed", "error", err)
+			}
+		})
+	})
 	refusals, err := audit.NewRefusals(audit.RefusalsConfig{Store: st, Metrics: reg, Log: log})
 	if err != nil {
 		return err

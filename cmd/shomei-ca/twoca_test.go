@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -162,6 +163,28 @@ func TestTwoCAsOnePostgres(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+	}
+
+	// Revoked through the follower: the leader's OCSP says so within R-R4's
+	// 1 s (the store's notification, not a poll, carries it across).
+	work := t.TempDir()
+	issuerPEM := writeCertPEM(t, filepath.Join(work, "sign-ca.pem"), fetchIssuer(t, leader, "shomei-sign-g1").Raw)
+	certPEM := writeCertPEM(t, filepath.Join(work, "sign.pem"), signOf["TWO-02"].Der)
+	if got := ocspStatus(t, work, "POST", ocspURLOf(t, leader, signOf["TWO-02"]), issuerPEM, certPEM); got != "good" {
+		t.Fatalf("before the event, the leader's OCSP says %q", got)
+	}
+	revoke(follower, "TWO-02")
+	revokedAt := time.Now()
+	for {
+		got := ocspStatus(t, work, "POST", ocspURLOf(t, leader, signOf["TWO-02"]), issuerPEM, certPEM)
+		if got == "revoked affiliationChanged" {
+			t.Logf("revoked through one CA, the other's OCSP says so after %s", time.Since(revokedAt).Round(time.Millisecond))
+			break
+		}
+		if time.Since(revokedAt) > time.Second {
+			t.Fatalf("1 s after a revocation through the other CA, openssl ocsp says %q at the leader (R-R4)", got)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 
 	// Revoked through the follower, published by the leader, served by both.

@@ -66,7 +66,15 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{"unknown key", "  pool_size: 4\n", "  pool_size: 4\n  pin: \"1234\"\n", "field pin not found"},
 		{"misspelt section", "issuers:\n", "issuer:\n", "field issuer not found"},
-		{"no store path", "  path: data/shomei.db\n", "", "store.path is required"},
+		{"no store path", "  path: data/shomei.db\n", "", "store.path is required (driver bbolt)"},
+		{"unknown store driver", "  path: data/shomei.db\n", "  driver: mysql\n  path: data/shomei.db\n", `store.driver "mysql": want bbolt or postgres`},
+		{"postgres without a DSN", "  path: data/shomei.db\n", "  driver: postgres\n  spool_dir: spool\n", "store.postgres needs exactly one of dsn_file and dsn_env"},
+		{"postgres with both DSNs", "  path: data/shomei.db\n", "  driver: postgres\n  postgres: {dsn_file: f, dsn_env: E}\n  spool_dir: spool\n", "exactly one of dsn_file and dsn_env"},
+		{"postgres without a spool", "  path: data/shomei.db\n", "  driver: postgres\n  postgres: {dsn_env: E}\n", "store.spool_dir is required with driver postgres"},
+		{"postgres with a bbolt path", "  path: data/shomei.db\n", "  driver: postgres\n  path: data/shomei.db\n  postgres: {dsn_env: E}\n  spool_dir: s\n", "store.path is the bbolt file"},
+		{"postgres pool too big", "  path: data/shomei.db\n", "  driver: postgres\n  postgres: {dsn_env: E, max_conns: 5000}\n  spool_dir: s\n", "max_conns 5000 must be 0 (default 8) to 1000"},
+		{"postgres lock wait too long", "  path: data/shomei.db\n", "  driver: postgres\n  postgres: {dsn_env: E, lock_timeout: 1h}\n  spool_dir: s\n", "lock_timeout 1h0m0s must be 0 (default 30s) to 10m"},
+		{"postgres options on bbolt", "  path: data/shomei.db\n", "  path: data/shomei.db\n  postgres: {dsn_env: E}\n", "store.postgres is for driver postgres"},
 		{"both PIN sources", "  pin_file: secrets/pin\n", "  pin_file: secrets/pin\n  pin_env: PIN\n", "exactly one of pin_file and pin_env"},
 		{"no PIN source", "  pin_file: secrets/pin\n", "", "exactly one of pin_file and pin_env"},
 		{"bad algorithm", "ecdsa-p256", "dsa-1024", `unknown key algorithm "dsa-1024"`},
@@ -145,5 +153,42 @@ func TestLoad(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(dir, "missing.yaml")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Load of a missing file = %v, want a not-exist error", err)
+	}
+}
+
+// TestPostgresStore: a PostgreSQL store's DSN file and spool directory are
+// resolved against the file's directory, and the DSN is read from a file
+// private to its owner only (it may hold a password) or from the
+// environment.
+func TestPostgresStore(t *testing.T) {
+	dir := t.TempDir()
+	text := strings.Replace(valid, "  path: data/shomei.db\n", "  driver: postgres\n  postgres: {dsn_file: pg.dsn}\n  spool_dir: spool\n", 1)
+	c, err := Decode(strings.NewReader(text), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Store.Postgres.DSNFile != filepath.Join(dir, "pg.dsn") || c.Store.SpoolDir != filepath.Join(dir, "spool") {
+		t.Errorf("paths not resolved: %q %q", c.Store.Postgres.DSNFile, c.Store.SpoolDir)
+	}
+	if _, err := c.Store.Postgres.DSN(); err == nil {
+		t.Error("a missing DSN file was read")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pg.dsn"), []byte("host=/run/postgresql dbname=shomei\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Store.Postgres.DSN(); err == nil || !strings.Contains(err.Error(), "dsn_file") {
+		t.Errorf("a DSN file others may read: %v, want a refusal naming dsn_file", err)
+	}
+	os.Chmod(filepath.Join(dir, "pg.dsn"), 0o600)
+	if dsn, err := c.Store.Postgres.DSN(); err != nil || dsn != "host=/run/postgresql dbname=shomei" {
+		t.Errorf("DSN() = %q, %v", dsn, err)
+	}
+	t.Setenv("SHOMEI_TEST_DSN", "dbname=x")
+	env := &Postgres{DSNEnv: "SHOMEI_TEST_DSN"}
+	if dsn, err := env.DSN(); err != nil || dsn != "dbname=x" {
+		t.Errorf("DSN() from the environment = %q, %v", dsn, err)
+	}
+	if _, err := (&Postgres{DSNEnv: "SHOMEI_TEST_UNSET_DSN"}).DSN(); err == nil || !strings.Contains(err.Error(), "SHOMEI_TEST_UNSET_DSN") {
+		t.Errorf("an unset DSN variable: %v", err)
 	}
 }

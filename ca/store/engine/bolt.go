@@ -49,6 +49,9 @@ func (b *Bolt) Lead(ctx context.Context, name string) (Lease, error) {
 	return soleLease{}, nil
 }
 
+// Watch: bbolt has one process, which knows its own writes.
+func (b *Bolt) Watch(ctx context.Context, _ []byte, _ func()) { <-ctx.Done() }
+
 func (b *Bolt) Driver() string { return "bbolt" }
 func (b *Bolt) Where() string  { return b.path }
 func (b *Bolt) Close() error   { return b.db.Close() }
@@ -75,12 +78,13 @@ func (t boltTx) CreateBucketIfNotExists(name []byte) (Bucket, error) {
 	return boltBucket{b}, nil
 }
 
+// Empty: a bbolt file is empty when it has no bucket at all; one with
+// buckets of its own (another program's file) is not, even when they hold
+// nothing.
 func (t boltTx) Empty() (bool, error) {
 	empty := true
-	err := t.tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
-		if k, _ := b.Cursor().First(); k != nil {
-			empty = false
-		}
+	err := t.tx.ForEach(func([]byte, *bolt.Bucket) error {
+		empty = false
 		return nil
 	})
 	return empty, err

@@ -18,6 +18,11 @@ type DB interface {
 	// name or ctx ends. The lease's Lost channel closes if leadership is
 	// lost (the connection that holds it failed); Release gives it up.
 	Lead(ctx context.Context, name string) (Lease, error)
+	// Watch calls fn whenever another process commits a write to bucket,
+	// until ctx ends (and once more after a lost connection comes back,
+	// since a write may have been missed meanwhile). With bbolt there is
+	// no other process and it only waits for ctx.
+	Watch(ctx context.Context, bucket []byte, fn func())
 	// Driver is "bbolt" or "postgres".
 	Driver() string
 	// Where says where the data is, for messages: a file path, or the
@@ -34,7 +39,9 @@ type Tx interface {
 	// PostgreSQL makes its buckets only by migration: there it is an error
 	// for a bucket the migrations do not make.
 	CreateBucketIfNotExists(name []byte) (Bucket, error)
-	// Empty says whether no bucket holds a key.
+	// Empty says whether the engine holds nothing: with bbolt no bucket at
+	// all, with PostgreSQL no row in any bucket's table (the migrations
+	// make the tables).
 	Empty() (bool, error)
 	// Snapshot writes the transaction's view of every bucket to w as a
 	// bbolt file, the store's one backup format, and returns its size.
@@ -71,6 +78,10 @@ type Lease interface {
 	Lost() <-chan struct{}
 	Release()
 }
+
+// ErrSchemaVersion means the data was written by code of another schema
+// version (a PostgreSQL database migrated by newer code).
+var ErrSchemaVersion = errors.New("incompatible store schema version")
 
 // ErrLocked means another process holds a bbolt file.
 var ErrLocked = errors.New("store file is in use by another process")

@@ -261,3 +261,70 @@ func TestPostgresLease(t *testing.T) {
 func indexOf(s, sub string) int {
 	return bytes.Index([]byte(s), []byte(sub))
 }
+
+// TestPostgresWatch: a commit to a bucket by one process wakes the
+// watchers of that bucket in another at once; a rolled-back write, and a
+// write to another bucket, do not.
+func TestPostgresWatch(t *testing.T) {
+	_, a := openBoth(t)
+	name := a.where[len(`postgres database "`):indexOf(a.where, `" on`)]
+	b, err := OpenPostgres(pg.SharedCluster(t).DSN(name), PostgresOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	woken := make(chan struct{}, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.Watch(ctx, []byte("changes"), func() { woken <- struct{}{} })
+	}()
+	write := func(bucket string, rollback bool) {
+		t.Helper()
+		err := a.Update(func(tx Tx) error {
+			if err := tx.Bucket([]byte(bucket)).Put([]byte("k"), []byte("v")); err != nil {
+				return err
+			}
+			if rollback {
+				return errRollback
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errRollback) {
+			t.Fatal(err)
+		}
+	}
+	// The watcher listens once its connection is up: write until it hears.
+	deadline := time.Now().Add(10 * time.Second)
+	for heard := false; !heard; {
+		write("changes", false)
+		select {
+		case <-woken:
+			heard = true
+		case <-time.After(100 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("a commit to changes never woke the other process's watcher")
+			}
+		}
+	}
+	for len(woken) > 0 {
+		<-woken
+	}
+	write("changes", true)
+	write("certs", false)
+	write("changes", false)
+	select {
+	case <-woken:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the last commit to changes did not wake the watcher")
+	}
+	select {
+	case <-woken:
+		t.Error("a rolled-back write or a write to another bucket woke the watcher")
+	case <-time.After(300 * time.Millisecond):
+	}
+	cancel()
+	<-done
+}

@@ -91,11 +91,11 @@ func (p *Postgres) migrate() error {
 		return fmt.Errorf("migrations: %w", err)
 	}
 	if n := len(applied); n > 0 && int(applied[n-1]) > len(ms) {
-		return fmt.Errorf("the database has schema version %d, this code knows up to %d: it was written by a newer Shomei", applied[n-1], len(ms))
+		return fmt.Errorf("%w: the database has schema version %d, this code knows up to %d: it was written by a newer Shomei", ErrSchemaVersion, applied[n-1], len(ms))
 	}
 	for i, v := range applied {
 		if int(v) != i+1 {
-			return fmt.Errorf("the database's migrations skip version %d: not a Shomei store, or damaged", i+1)
+			return fmt.Errorf("%w: the database's migrations skip version %d: not a Shomei store, or damaged", ErrSchemaVersion, i+1)
 		}
 	}
 	for _, m := range ms[len(applied):] {

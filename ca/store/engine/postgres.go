@@ -120,13 +120,14 @@ func (p *Postgres) View(fn func(Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("%s: begin: %w", p.where, err)
 	}
+	// Deferred, so that a function that panics (and a caller that
+	// recovers, as net/http does) gives the connection back.
+	defer tx.Rollback(p.ctx) //nolint:errcheck // a read transaction has nothing to keep
 	t := &pgTx{db: p, tx: tx}
-	err = fn(t)
-	if err == nil {
-		err = t.err
+	if err := fn(t); err != nil {
+		return err
 	}
-	_ = tx.Rollback(p.ctx)
-	return err
+	return t.err
 }
 
 // Update takes the write lock, runs fn, sends its writes and commits.
@@ -139,15 +140,28 @@ func (p *Postgres) Update(fn func(Tx) error) error {
 	if _, err := tx.Exec(p.ctx, `SELECT pg_advisory_xact_lock($1)`, writeLock); err != nil {
 		return fmt.Errorf("%s: wait for the other writers: %w", p.where, err)
 	}
-	t := &pgTx{db: p, tx: tx, writable: true, pending: map[string]map[string]pendingWrite{}}
+	t := &pgTx{db: p, tx: tx, writable: true, pending: map[string]map[string]pendingWrite{}, notify: map[string]bool{}}
 	if err := fn(t); err != nil {
 		return err
 	}
 	if t.err != nil {
 		return t.err
 	}
+	// Watchers (Watch) of the buckets written hear of it at commit.
+	for table := range t.pending {
+		t.notify[table] = true
+	}
 	if err := t.flush(""); err != nil {
 		return err
+	}
+	if len(t.notify) > 0 {
+		batch := &pgx.Batch{}
+		for table := range t.notify {
+			batch.Queue(`SELECT pg_notify($1, '')`, channel(table))
+		}
+		if err := tx.SendBatch(p.ctx, batch).Close(); err != nil {
+			return fmt.Errorf("%s: notify: %w", p.where, err)
+		}
 	}
 	if err := tx.Commit(p.ctx); err != nil {
 		return fmt.Errorf("%s: commit: %w", p.where, err)
@@ -236,6 +250,46 @@ func (l *pgLease) Release() {
 	<-l.done
 }
 
+// channel is the LISTEN/NOTIFY channel of a table's commits.
+func channel(table string) string { return "shomei_" + table }
+
+// Watch listens on a connection of its own for commits to bucket.
+func (p *Postgres) Watch(ctx context.Context, bucket []byte, fn func()) {
+	table, ok := p.buckets[string(bucket)]
+	if !ok {
+		<-ctx.Done()
+		return
+	}
+	for first := true; ctx.Err() == nil; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+		conn, err := p.pool.Acquire(ctx)
+		if err != nil {
+			continue
+		}
+		c := conn.Hijack()
+		if _, err := c.Exec(ctx, `LISTEN `+channel(table)); err != nil {
+			_ = c.Close(context.Background())
+			continue
+		}
+		if !first {
+			fn() // what was written while the connection was down
+		}
+		for {
+			if _, err := c.WaitForNotification(ctx); err != nil {
+				break
+			}
+			fn()
+		}
+		_ = c.Close(context.Background())
+	}
+}
+
 type pendingWrite struct {
 	value  []byte
 	delete bool
@@ -247,6 +301,7 @@ type pgTx struct {
 	writable bool
 	err      error                              // the first failed read (sticky)
 	pending  map[string]map[string]pendingWrite // table → key → write
+	notify   map[string]bool                    // tables written (flushed or not)
 }
 
 func (t *pgTx) fail(err error) {
@@ -351,6 +406,7 @@ func (t *pgTx) flush(table string) error {
 			batch.Queue(`INSERT INTO `+tb+` (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v`, putK, putV)
 		}
 		delete(t.pending, tb)
+		t.notify[tb] = true
 	}
 	if batch.Len() == 0 {
 		return nil
