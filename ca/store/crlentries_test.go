@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"testing"
@@ -141,4 +142,39 @@ func BenchmarkDecodeEntry(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkPartitionRevocations reads a CRL shard of 100,000 revoked
+// certificates, as the publisher does before each CRL of it, on each
+// engine (loaded by LoadSyntheticRevocations).
+//
+//	go test -run '^$' -bench PartitionRevocations ./ca/store
+func BenchmarkPartitionRevocations(b *testing.B) {
+	const n = 100_000
+	p := &storev1.CRLPartition{Name: "sign-g1-13221-s1", Profile: sign, IssuerGeneration: 1, Url: "http://shomei.example/crl/sign-g1-13221-s1.crl",
+		DistributionPoint: []string{"C=JP", "CN=清瀬市 CRLDP s1"}}
+	entries := make([]*storev1.Certificate, n)
+	for i := range entries {
+		serial := binary.BigEndian.AppendUint64([]byte{0x40, 0, 0, 0, 0, 0, 0, 0}, uint64(i)*7919)
+		entries[i] = &storev1.Certificate{Serial: serial, NotAfter: timestamppb.New(t0.AddDate(5, 0, 0)),
+			Revocation: &storev1.Revocation{RevokedAt: timestamppb.New(t0), Reason: 3, InvalidityDate: timestamppb.New(t0.Add(-time.Hour)), Cause: "event"}}
+	}
+	for _, e := range engines {
+		b.Run(e.name, func(b *testing.B) {
+			s := openTemp(b, e.fresh(b))
+			if err := s.LoadSyntheticRevocations(p, entries); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				count := 0
+				if _, err := s.PartitionRevocations(p.Name, t0, func([]byte, time.Time, int32, time.Time) error {
+					count++
+					return nil
+				}); err != nil || count != n {
+					b.Fatalf("%d entries (%v), want %d", count, err, n)
+				}
+			}
+		})
+	}
 }
