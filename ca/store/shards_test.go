@@ -1,13 +1,16 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/shomei-pki/shomei/ca/store/engine"
+	"github.com/shomei-pki/shomei/internal/testenv/pg"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 )
@@ -202,4 +205,29 @@ func TestCRLShardCountedAtOpen(t *testing.T) {
 			t.Errorf("ReconcileAudit with the count lowered = %v, want an UnexplainedError naming the partition", err)
 		}
 	})
+}
+
+// TestCRLsStoredUncompressed: on PostgreSQL a shard's CRL, written again
+// after every revocation in it, is stored out of line and uncompressed
+// (migration 0003): psql finds kv_crls.v EXTERNAL, and a CRL saved reads
+// back as it was.
+func TestCRLsStoredUncompressed(t *testing.T) {
+	be := postgresBackend(t)
+	s := openTemp(t, be)
+	out, err := pg.SharedCluster(t).Psql(be.database(t), `SELECT attstorage FROM pg_attribute WHERE attrelid = 'kv_crls'::regclass AND attname = 'v'`)
+	if err != nil || out != "e" {
+		t.Fatalf("kv_crls.v storage %q (%v), want e (EXTERNAL)", out, err)
+	}
+	p := &storev1.CRLPartition{Name: shardName(3), Profile: sign, IssuerGeneration: 1, Url: "http://shomei.example/crl/" + shardName(3) + ".crl",
+		DistributionPoint: []string{"CN=清瀬市 CRLDP s3"}}
+	if err := s.LoadSyntheticRevocations(p, nil); err != nil {
+		t.Fatal(err)
+	}
+	der := bytes.Repeat([]byte("a CRL of a shard "), 200_000)
+	if err := s.SaveCRL(p.Name, 1, t0, t0.Add(24*time.Hour), 1, der); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.CRL(p.Name); err != nil || !bytes.Equal(got, der) {
+		t.Errorf("the CRL reads back as %d bytes (%v), saved %d", len(got), err, len(der))
+	}
 }
