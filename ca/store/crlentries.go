@@ -205,15 +205,21 @@ type field struct {
 
 // nextField reads the first field of *v and moves *v past it.
 func nextField(v *[]byte) (field, error) {
-	// Most fields of these records have a one-octet tag and a one-octet
-	// length or value.
-	if b := *v; len(b) >= 2 && b[0] < 0x80 && b[1] < 0x80 && b[0]>>3 != 0 {
+	// The fields of these records have one-octet tags, lengths of one
+	// octet and values (times in seconds) of up to nine: read in place.
+	if b := *v; len(b) >= 2 && b[0] < 0x80 && b[0]>>3 != 0 {
 		num, typ := protoreflect.FieldNumber(b[0]>>3), protowire.Type(b[0]&7)
 		switch {
 		case typ == protowire.VarintType:
-			*v = b[2:]
-			return field{num: num, typ: typ, varint: uint64(b[1])}, nil
-		case typ == protowire.BytesType && 2+int(b[1]) <= len(b):
+			var x uint64
+			for i, c := range b[1:min(len(b), 10)] {
+				x |= uint64(c&0x7f) << (7 * i)
+				if c < 0x80 {
+					*v = b[2+i:]
+					return field{num: num, typ: typ, varint: x}, nil
+				}
+			}
+		case typ == protowire.BytesType && b[1] < 0x80 && 2+int(b[1]) <= len(b):
 			end := 2 + int(b[1])
 			*v = b[end:]
 			return field{num: num, typ: typ, bytes: b[2:end:end]}, nil
