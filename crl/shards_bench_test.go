@@ -141,6 +141,7 @@ func BenchmarkShardSet(b *testing.B) {
 			s := benchStore(b, engineName)
 			parts := loadShards(b, s, f, shards, shardSize)
 			pub := storePublisher(b, s, f)
+			b.ReportAllocs()
 			var cpu time.Duration
 			measure(b, func() int {
 				for b.Loop() {
@@ -190,6 +191,7 @@ func BenchmarkShardRevocation(b *testing.B) {
 				b.Fatal(err)
 			}
 			shard := parts[1]
+			b.ReportAllocs()
 			var cpu time.Duration
 			for i := 0; b.Loop(); i++ {
 				b.StopTimer()
