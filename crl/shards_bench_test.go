@@ -2,10 +2,10 @@ package crl_test
 
 import (
 	"context"
-	"flag"
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
