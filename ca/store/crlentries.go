@@ -31,34 +31,41 @@ func (s *Store) PartitionRevocations(name string, now time.Time, fn func(serial 
 	var rev uint64
 	err := s.db.View(func(tx engine.Tx) error {
 		rev = currentRevision(tx)
-		prefix := entryPrefix(name)
-		certs := tx.Bucket(bucketCerts)
-		c := tx.Bucket(bucketEntries).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			var e crlEntry
-			var err error
-			if len(v) > 0 {
-				err = e.decode(v)
-			} else {
-				// Indexed before the index kept the entry itself.
-				var rec *storev1.Certificate
-				if rec, err = getCert(certs, k[len(prefix):]); err == nil {
-					e = entryOf(rec)
-				}
-			}
-			if err != nil {
-				return fmt.Errorf("store is damaged: CRL entry %x: %w", k, err)
-			}
-			if !e.revoked || validity.Expired(e.notAfter, now) {
-				continue
-			}
-			if err := fn(e.serial, e.revokedAt, e.reason, e.invalidityDate); err != nil {
-				return err
-			}
-		}
-		return nil
+		return walkEntries(tx, name, now, func(_ []byte, e *crlEntry, _ *storev1.Certificate) error {
+			return fn(e.serial, e.revokedAt, e.reason, e.invalidityDate)
+		})
 	})
 	return rev, err
+}
+
+// walkEntries calls fn for each revoked certificate of a partition that
+// has not expired at now, in serial order, with its index record v and
+// what it says, e. An index record from before the index kept the entry
+// itself is empty: then e is read from the certificate, given as rec.
+func walkEntries(tx engine.Tx, name string, now time.Time, fn func(v []byte, e *crlEntry, rec *storev1.Certificate) error) error {
+	prefix := entryPrefix(name)
+	certs := tx.Bucket(bucketCerts)
+	c := tx.Bucket(bucketEntries).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var e crlEntry
+		var rec *storev1.Certificate
+		var err error
+		if len(v) > 0 {
+			err = e.decode(v)
+		} else if rec, err = getCert(certs, k[len(prefix):]); err == nil {
+			e = entryOf(rec)
+		}
+		if err != nil {
+			return fmt.Errorf("store is damaged: CRL entry %x: %w", k, err)
+		}
+		if !e.revoked || validity.Expired(e.notAfter, now) {
+			continue
+		}
+		if err := fn(v, &e, rec); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // crlEntry is what a CRL index record says of its certificate.
