@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -32,8 +31,8 @@ import (
 // chose the partition and wrote its name into the TBS, plans the
 // certificate again in the next shard (OpenCRLShard).
 //
-// The names of the shards are the caller's (ca/profile.PartitionName);
-// the store counts by name and never parses one.
+// The names of the shards are the caller's (ca/shard.go); the store counts
+// by name and never parses one.
 
 // DefaultCRLShardSize is the most certificates a CRL partition holds when
 // the caller sets no size: the 100,000 (a CRL of about 7 MB).
@@ -214,7 +213,7 @@ func (t shardTally) add(rec *storev1.Certificate) {
 		t[rec.CrlPartition] = e
 	}
 	e.n++
-	e.last = bytes.Clone(rec.Serial)
+	e.last = rec.Serial // rec is the caller's, made for this certificate
 }
 
 // covered checks that no partition names more certificate records than
