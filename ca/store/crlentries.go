@@ -31,7 +31,7 @@ func (s *Store) PartitionRevocations(name string, now time.Time, fn func(serial 
 	var rev uint64
 	err := s.db.View(func(tx engine.Tx) error {
 		rev = currentRevision(tx)
-		return walkEntries(tx, name, now, func(_ []byte, e *crlEntry, _ *storev1.Certificate) error {
+		return walkEntries(tx, name, now, func(_ []byte, e crlEntry, _ *storev1.Certificate) error {
 			return fn(e.serial, e.revokedAt, e.reason, e.invalidityDate)
 		})
 	})
@@ -42,7 +42,7 @@ func (s *Store) PartitionRevocations(name string, now time.Time, fn func(serial 
 // has not expired at now, in serial order, with its index record v and
 // what it says, e. An index record from before the index kept the entry
 // itself is empty: then e is read from the certificate, given as rec.
-func walkEntries(tx engine.Tx, name string, now time.Time, fn func(v []byte, e *crlEntry, rec *storev1.Certificate) error) error {
+func walkEntries(tx engine.Tx, name string, now time.Time, fn func(v []byte, e crlEntry, rec *storev1.Certificate) error) error {
 	prefix := entryPrefix(name)
 	certs := tx.Bucket(bucketCerts)
 	c := tx.Bucket(bucketEntries).Cursor()
@@ -61,7 +61,7 @@ func walkEntries(tx engine.Tx, name string, now time.Time, fn func(v []byte, e *
 		if !e.revoked || validity.Expired(e.notAfter, now) {
 			continue
 		}
-		if err := fn(v, &e, rec); err != nil {
+		if err := fn(v, e, rec); err != nil {
 			return err
 		}
 	}

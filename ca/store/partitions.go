@@ -79,7 +79,7 @@ func (s *Store) PartitionEntries(name string, now time.Time, fn func(*storev1.Ce
 	var rev uint64
 	err := s.db.View(func(tx engine.Tx) error {
 		rev = currentRevision(tx)
-		return walkEntries(tx, name, now, func(v []byte, e *crlEntry, rec *storev1.Certificate) error {
+		return walkEntries(tx, name, now, func(v []byte, e crlEntry, rec *storev1.Certificate) error {
 			if rec == nil {
 				rec = new(storev1.Certificate)
 				if err := proto.Unmarshal(v, rec); err != nil {
