@@ -172,7 +172,7 @@
 //     rebuilt in 33 s on bbolt (22.8 s of CPU, two workers); the
 //     Publisher then holds their 1.1 GB of CRLs in memory to serve them;
 //   - one revocation republishes its 100,000-entry shard alone in 130 to
-//     250 ms on bbolt (103 to 109 ms of CPU) and 290 to 610 ms on
+//     250 ms on bbolt (102 to 118 ms of CPU) and 290 to 610 ms on
 //     PostgreSQL (154 to 187 ms of CPU).
 //
 // Before the entries were read in place (and the rest of this section
