@@ -15,6 +15,7 @@ import (
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/ca/profile"
+	"github.com/shomei-pki/shomei/ca/store"
 )
 
 // Config wires a CA.
@@ -30,6 +31,12 @@ type Config struct {
 	// CRLBaseURL is where CRL partitions are published; a certificate's
 	// partition URL is CRLBaseURL + "/" + partition + ".crl" (R-R5).
 	CRLBaseURL string
+	// CRLShardSize is the most certificates one CRL partition (a shard of
+	// an issuer generation's municipality) is given, and so the most
+	// entries its CRL can list (R-R5, shard.go): 1 to
+	// store.MaxCRLShardSize, store.DefaultCRLShardSize (100,000) when
+	// zero. Every CA process sharing a store should have the same.
+	CRLShardSize int
 	// AllowECDSAP256 accepts ECDSA P-256 card keys besides RSA (R-P1).
 	AllowECDSAP256 bool
 	// InquiryLifetime is how long an inquiry code is accepted (R-A2); 30 days
@@ -76,6 +83,7 @@ type CA struct {
 	keyOpsMu sync.Mutex
 
 	partitions sync.Map // CRL partitions issued into by this process
+	shards     openShards
 
 	signersMu sync.Mutex
 	signers   map[string]crypto.Signer // older generations, by "profile/generation/key id"
@@ -115,6 +123,11 @@ func New(ctx context.Context, cfg Config) (*CA, error) {
 		return nil, fmt.Errorf("ca: CRL base URL %q must be an http(s) URL (R-R5)", cfg.CRLBaseURL)
 	}
 	cfg.CRLBaseURL = strings.TrimRight(cfg.CRLBaseURL, "/")
+	size, err := store.CRLShardSize(cfg.CRLShardSize)
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	cfg.CRLShardSize = size
 	if cfg.InquiryLifetime == 0 {
 		cfg.InquiryLifetime = 30 * 24 * time.Hour
 	}
@@ -124,7 +137,7 @@ func New(ctx context.Context, cfg Config) (*CA, error) {
 	if err := cfg.Issuers.Validate(); err != nil {
 		return nil, fmt.Errorf("ca: %w", err)
 	}
-	c := &CA{cfg: cfg, now: cfg.Now, log: cfg.Log, metrics: cfg.Metrics, signers: map[string]crypto.Signer{},
+	c := &CA{cfg: cfg, now: cfg.Now, log: cfg.Log, metrics: cfg.Metrics, signers: map[string]crypto.Signer{}, shards: openShards{open: map[shardBase]uint32{}},
 		activationWake: make(chan struct{}, 1), stopActivation: make(chan struct{}), activationDone: make(chan struct{})}
 	if c.now == nil {
 		c.now = time.Now

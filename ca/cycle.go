@@ -26,8 +26,14 @@ type plan struct {
 	key          holderKey
 	expiry       validity.Date
 	expiryReason string
-	partition    string
-	supersede    []byte // renewal: the certificate it replaces
+	// base and shard are the CRL partition's shards and the one the
+	// certificate is planned in (shard.go); partition is its name.
+	base      shardBase
+	shard     uint32
+	partition string
+	supersede []byte // renewal: the certificate it replaces
+	// municipality names the partition's directoryName.
+	municipality Municipality
 }
 
 // holderRef identifies the holder of a cycle.
@@ -43,23 +49,43 @@ func (c *CA) cycle(ctx context.Context, now time.Time, h holderRef, plans []*pla
 	recs := make([]*storev1.Certificate, len(plans))
 	supersede := map[Profile][]byte{}
 	for i, p := range plans {
-		tbs, err := c.lint(p)
-		if err != nil {
+		var err error
+		if recs[i], err = c.pending(h, p); err != nil {
 			return nil, err
-		}
-		recs[i] = &storev1.Certificate{
-			Serial: p.req.Serial.Bytes(), Profile: p.req.Profile, IssuerGeneration: p.iss.rec.Generation,
-			MunicipalityCode: h.municipality, HolderId: h.holderID, State: storev1.CertState_CERT_STATE_PENDING,
-			TbsDer: tbs, NotBefore: timestamppb.New(p.req.NotBefore), NotAfter: timestamppb.New(p.req.NotAfter),
-			ExpiryDate: p.expiry.String(), ExpiryReason: p.expiryReason, PublicKeySha256: p.key.spkiSHA256,
-			CrlPartition: p.partition,
 		}
 		if p.supersede != nil {
 			supersede[p.req.Profile] = p.supersede
 		}
 	}
 
-	err := c.cfg.Store.Reserve(store.Reservation{Certs: recs, Now: now, Supersede: supersede, InquiryID: h.inquiryID, InquiryCode: h.inquiryCode})
+	r := store.Reservation{Certs: recs, Now: now, Supersede: supersede, InquiryID: h.inquiryID, InquiryCode: h.inquiryCode,
+		CRLShardSize: c.cfg.CRLShardSize}
+	err := c.cfg.Store.Reserve(r)
+	// A shard planned in filled meanwhile (R-R5): plan its certificate
+	// again in the next one, lint it again, and reserve again.
+	for attempt := 1; err != nil; attempt++ {
+		full, ok := errors.AsType[*store.CRLShardFullError](err)
+		if !ok {
+			break
+		}
+		if attempt == maxShardAttempts {
+			return nil, shardsExhausted(err)
+		}
+		for i, p := range plans {
+			if p.partition != full.Partition {
+				continue
+			}
+			shard, err := c.shardFull(p.base, p.shard)
+			if err != nil {
+				return nil, err
+			}
+			p.placeIn(shard, c.cfg.CRLBaseURL)
+			if recs[i], err = c.pending(h, p); err != nil { // r.Certs is recs
+				return nil, err
+			}
+		}
+		err = c.cfg.Store.Reserve(r)
+	}
 	if err != nil {
 		if wrong, ok := errors.AsType[*store.WrongCodeError](err); ok {
 			// The inquiry id only: it names no one.
@@ -108,6 +134,22 @@ func (c *CA) cycle(ctx context.Context, now time.Time, h holderRef, plans []*pla
 			"serial", p.req.Serial.Text(16), "issuer_generation", p.iss.rec.Generation, "expiry", recs[i].ExpiryDate)
 	}
 	return recs, nil
+}
+
+// pending is the record of p's certificate to reserve: PENDING, with the
+// TBS lint approved.
+func (c *CA) pending(h holderRef, p *plan) (*storev1.Certificate, error) {
+	tbs, err := c.lint(p)
+	if err != nil {
+		return nil, err
+	}
+	return &storev1.Certificate{
+		Serial: p.req.Serial.Bytes(), Profile: p.req.Profile, IssuerGeneration: p.iss.rec.Generation,
+		MunicipalityCode: h.municipality, HolderId: h.holderID, State: storev1.CertState_CERT_STATE_PENDING,
+		TbsDer: tbs, NotBefore: timestamppb.New(p.req.NotBefore), NotAfter: timestamppb.New(p.req.NotAfter),
+		ExpiryDate: p.expiry.String(), ExpiryReason: p.expiryReason, PublicKeySha256: p.key.spkiSHA256,
+		CrlPartition: p.partition,
+	}, nil
 }
 
 // lint encodes p's TBSCertificate, refuses it when the certificate would be

@@ -25,13 +25,16 @@ type CertificateStore interface {
 }
 
 // IssuanceStore records the issuance cycle of doc.go: the reservation
-// (re-checking R-A2, R-A4, R-P1, R-V8 in its transaction), its completion
+// (re-checking R-A2, R-A4, R-P1, R-V8 and the CRL shard's size, R-R5, in
+// its transaction), its completion
 // or abandonment, and the keys and inquiries issuance looks at first.
 type IssuanceStore interface {
 	KeyBlocked(spkiSHA256 []byte) (bool, error)
 	KeyCertified(spkiSHA256 []byte) (bool, error)
 	OpenInquiry(inq *storev1.Inquiry) error
 	Reserve(r store.Reservation) error
+	// OpenCRLShard finds the shard to plan a certificate in (R-R5).
+	OpenCRLShard(name func(shard uint32) string, from uint32, size int) (uint32, error)
 	Complete(c store.Completion) error
 	Abandon(serials [][]byte) error
 	AbandonPending() ([][]byte, error)

@@ -18,7 +18,10 @@
 //     is asked for anything;
 //  4. record its serial and to-be-signed bytes in the store as PENDING, in a
 //     transaction that re-checks double issuance (R-A4), key reuse (R-P1),
-//     blocked keys (R-V8) and the inquiry (R-A2);
+//     blocked keys (R-V8) and the inquiry (R-A2), and that its CRL shard
+//     is not full (R-R5: at most Config.CRLShardSize certificates a
+//     partition); a shard found full sends the certificate back to step 2
+//     in the next shard (shard.go), since the shard is in its TBS;
 //  5. sign those exact bytes in the HSM; the signer verifies the signature
 //     with the issuer key (checked against the issuer certificate at start);
 //  6. store it as ISSUED (with renewal's superseded revocation and the audit

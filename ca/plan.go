@@ -311,8 +311,8 @@ func (c *CA) execute(ctx context.Context, is *issuance) (*Issued, error) {
 }
 
 // buildRequests gives each planned certificate its serial, opaque CN,
-// validity, CRL partition and, for SIGN, its subject and personal data
-// (R-P1–R-P4, R-R5).
+// validity, CRL partition and shard (shard.go) and, for SIGN, its subject
+// and personal data (R-P1–R-P4, R-R5).
 func (c *CA) buildRequests(is *issuance) error {
 	req, personal := is.req, is.personal
 	for i, pl := range is.plans {
@@ -325,15 +325,17 @@ func (c *CA) buildRequests(is *issuance) error {
 		if err != nil {
 			return err
 		}
-		pl.partition = fmt.Sprintf("%s-g%d-%s", issuer.ShortName(p.Profile), pl.iss.rec.Generation, req.Municipality.Code)
 		pl.req = profile.Request{
 			Profile: p.Profile, Serial: sn, NotBefore: is.now.Truncate(time.Second), NotAfter: pl.expiry.EndOfDay(),
 			PublicKey: pl.key.pub, SubjectCN: cn,
-			CRL: profile.CRLDistributionPoint{
-				Name: profile.CRLDistributionPointName(p.Profile, req.Municipality.Prefecture, req.Municipality.Name),
-				URL:  c.cfg.CRLBaseURL + "/" + pl.partition + ".crl",
-			},
 		}
+		pl.base = shardBase{profile: p.Profile, generation: pl.iss.rec.Generation, municipality: req.Municipality.Code}
+		shard, err := c.shardFor(pl.base)
+		if err != nil {
+			return err
+		}
+		pl.municipality = req.Municipality
+		pl.placeIn(shard, c.cfg.CRLBaseURL)
 		if p.Profile == ProfileSign {
 			pl.req.PrefectureRomaji, pl.req.MunicipalityRomaji = req.Municipality.PrefectureRomaji, req.Municipality.MunicipalityRomaji
 			pl.req.Name, pl.req.NameMap = personal.name, personal.nameMap

@@ -419,12 +419,24 @@ func keyOf(n []byte) (k serialNumber, ok bool) {
 }
 
 // checkEntries compares the CRL's entries with the requested ones, sorted
-// being req's by ascending serial. It walks the CRL twice without keeping
-// the entries: once for their serials and order, then, merging with
-// sorted, for their contents. Only a CRL whose entries are out of order
-// has them collected and sorted.
+// being req's by ascending serial, without keeping the entries. Entries in
+// ascending order, as Build writes them, are checked in one walk, their
+// order and contents together (checkEntriesInOrder). A CRL whose entries
+// are out of order is walked again: once for the serials and their order,
+// then with the entries collected and sorted, for their contents.
 func checkEntries(revoked cryptobyte.String, want []Entry, sorted []sortKey, fail func(kind, format string, args ...any)) {
-	count, inOrder := 0, true
+	var found []func()
+	inOrder := checkEntriesInOrder(revoked, want, sorted, func(kind, format string, args ...any) {
+		found = append(found, func() { fail(kind, format, args...) })
+	})
+	if inOrder {
+		for _, f := range found {
+			f()
+		}
+		return
+	}
+
+	count := 0
 	var prev gotEntry
 	for e := range entriesOf(revoked) {
 		count++
@@ -438,7 +450,6 @@ func checkEntries(revoked cryptobyte.String, want []Entry, sorted []sortKey, fai
 				fail("duplicate", "serial %x is listed twice (entries %d and %d)", e.key, prev.pos, e.pos)
 			case -1:
 				fail("order", "entry %d (serial %x) follows serial %x: entries must be in ascending serial order", e.pos, e.key, prev.key)
-				inOrder = false
 			}
 		}
 		prev = e
@@ -446,25 +457,63 @@ func checkEntries(revoked cryptobyte.String, want []Entry, sorted []sortKey, fai
 	if count != len(want) {
 		fail("count", "%d entries, want %d", count, len(want))
 	}
+	var all []gotEntry
+	for e := range entriesOf(revoked) {
+		if e.valid {
+			all = append(all, e)
+		}
+	}
+	slices.SortStableFunc(all, func(a, b gotEntry) int { return compareSerials(&a.key, &b.key) })
+	compareEntries(slices.Values(all), want, sorted, fail)
+}
 
+// checkEntriesInOrder checks the entries in one walk, as long as they are
+// in ascending serial order: each serial valid and listed once, the count,
+// and each entry against the request. It returns false, having reported
+// nothing it would not report again, as soon as an entry is out of order.
+func checkEntriesInOrder(revoked cryptobyte.String, want []Entry, sorted []sortKey, fail func(kind, format string, args ...any)) bool {
+	count, inOrder := 0, true
+	var prev gotEntry
 	got := func(yield func(gotEntry) bool) {
 		for e := range entriesOf(revoked) {
-			if e.valid && !yield(e) {
+			count++
+			if !e.valid {
+				fail("serial", "entry %d: serial %x is not a positive DER INTEGER of at most 20 octets", e.pos, e.serial)
+				continue
+			}
+			if prev.valid {
+				switch compareSerials(&e.key, &prev.key) {
+				case 0:
+					fail("duplicate", "serial %x is listed twice (entries %d and %d)", e.key, prev.pos, e.pos)
+				case -1:
+					inOrder = false
+					return
+				}
+			}
+			prev = e
+			if !yield(e) {
 				return
 			}
 		}
 	}
-	if !inOrder {
-		all := slices.Collect(iter.Seq[gotEntry](got))
-		slices.SortStableFunc(all, func(a, b gotEntry) int { return compareSerials(&a.key, &b.key) })
-		got = slices.Values(all)
+	compareEntries(got, want, sorted, fail)
+	if inOrder && count != len(want) {
+		fail("count", "%d entries, want %d", count, len(want))
 	}
+	return inOrder
+}
+
+// compareEntries merges got, valid entries by ascending serial, with
+// sorted, the request's: each entry of both is compared, an entry of
+// either alone is extra or missing. A serial given twice in a row is
+// compared once (its duplicate is reported by the caller).
+func compareEntries(got iter.Seq[gotEntry], want []Entry, sorted []sortKey, fail func(kind, format string, args ...any)) {
 	var buf []byte
 	j, first := 0, true
 	var last serialNumber
 	for e := range got {
 		if !first && e.key == last {
-			continue // a duplicate, reported above
+			continue // a duplicate, reported by the caller
 		}
 		first, last = false, e.key
 		for ; j < len(sorted) && compareSerials(&sorted[j].serial, &e.key) < 0; j++ {

@@ -71,10 +71,24 @@
 //     no indirectCRL: every reason is on the one CRL, issued by the
 //     certificates' own issuer.
 //   - A partition's name is the last element of its URL without ".crl"
-//     (ca/issue.go: <CRLBaseURL>/<partition>.crl), so a Partition whose
+//     (ca/shard.go: <CRLBaseURL>/<partition>.crl), so a Partition whose
 //     Name and URL disagree is refused, and PartitionOf derives the name
 //     from the URL. Names are ASCII letters, digits, '-', '_' and '.'; URLs
-//     are http (R-R5) without user, query or fragment.
+//     are http (R-R5) without user, query or fragment. The CA names a
+//     partition <sign|auth>-g<generation>-<municipality code> for shard 0,
+//     the name every partition had before shards (so certificates issued
+//     then keep their URL), and adds -s<n> for shard n ≥ 1:
+//     sign-g1-13221, sign-g1-13221-s1, … This package needs no more of
+//     the name than that it is one.
+//   - Shards of one municipality differ in their directoryName too:
+//     CN=<municipality> CRLDP for shard 0, CN=<municipality> CRLDP s<n>
+//     from shard 1 on (profile.CRLDistributionPointName). A relying party
+//     takes a CRL as covering a certificate when its issuingDistributionPoint
+//     shares any one name with the certificate's cRLDistributionPoints
+//     (RFC 5280 §6.3.3 b.2.i), so shards sharing the directoryName would
+//     cover each other's certificates, and OpenSSL, preferring the newest
+//     CRL that covers, would pass a certificate revoked on shard 1 with
+//     shard 0's CRL (TestOpenSSLVerifyShards).
 //   - An entry recorded after the CRL's thisUpdate is refused (zlint
 //     e_crl_revocation_time_not_after_this_update): the caller takes
 //     ThisUpdate after reading the entries. The invalidityDate is not
@@ -87,8 +101,10 @@
 //
 // # Cost
 //
-// A partition may hold a million entries (73 MB of CRL), so Build and
-// Check cost about what the CRL weighs, not a multiple of it:
+// A shard holds at most certificates.crl_shard_size certificates (100,000
+// by default, a CRL of 7.3 MB; at most 1,000,000, 73 MB), and a partition
+// from before shards may hold more, so Build and Check cost about what
+// the CRL weighs, not a multiple of it:
 //
 //   - Build sorts fixed-width serial keys (skipping the sort when the
 //     entries come in serial order, as the store gives them), works out
@@ -98,15 +114,23 @@
 //     string or an allocation (encode.go). It hashes the TBSCertList,
 //     gives the Signer the digest, verifies the signature with the
 //     issuer's key and writes it after the TBSCertList in place.
-//   - Check walks the DER with cryptobyte in place (twice over the
-//     entries: their order, then their contents merged with the request)
-//     instead of x509.ParseRevocationList, which makes a big.Int, a
-//     time.Time and extension slices per entry.
-//   - The Publisher sizes its entries from the partition's last CRL and
-//     makes their serials from chunks.
+//   - Check walks the DER with cryptobyte in place (once over the entries
+//     in serial order, as Build writes them: their order and their
+//     contents merged with the request) instead of
+//     x509.ParseRevocationList, which makes a big.Int, a time.Time and
+//     extension slices per entry. It verifies the signature over the
+//     TBSCertList it read, hashing it again: nothing of Build's is reused.
+//   - The Publisher reads a partition's entries from the store in place
+//     (Source.PartitionRevocations: no record made per entry), sizes its
+//     entries from the partition's last CRL, makes their serials from
+//     chunks, validates them once (and seeks the entries with a problem
+//     only when the request is refused), and builds Workers partitions
+//     at once. A CRL's ETag is the SHA-256 of its signature, not of the
+//     whole CRL.
 //
-// No single entry stops a partition: the Publisher checks each entry as
-// Build would (entryProblem) and leaves out one it cannot encode — a
+// No single entry stops a partition: when Build refuses the request, the
+// Publisher checks each entry as Build does (entryProblem) and leaves out
+// one it cannot encode — a
 // record from before the API bounded effective times, say — logging its
 // serial and the problem (no personal data), counting it in
 // shomei_crl_entries_skipped_total{partition} and reporting the partition
@@ -132,4 +156,27 @@
 // 100 MB of heap beyond its entries (the CRL and the sort keys), Check
 // about 30 MB. x509.CreateRevocationList took 6 to 8 s and 1.5 GB for
 // the same, and x509.ParseRevocationList 3 s and 0.8 GB.
+//
+// BenchmarkShardSet and BenchmarkShardRevocation (shards_bench_test.go)
+// publish CRL shards through the whole path: a real store (bbolt, and
+// PostgreSQL), the Publisher reading each shard's entries from it,
+// building, signing in SoftHSM2, checking and saving. On the same 2-vCPU
+// VM, shared with other work (load average 7 to 9, so wall times are up
+// to twice the CPU time):
+//
+//   - a municipality's 1,000,000 revoked certificates in ten shards of
+//     100,000 are rebuilt in 2.1 s on bbolt (1.6 s of CPU) and 3.5 s on
+//     PostgreSQL (1.8 s of the CA process's CPU); the largest CRL is
+//     7,300,751 bytes; peak heap 250 MB beyond the loaded entries;
+//   - 150 shards, the 15,000,000 entries of a 200 M population, are
+//     rebuilt in 33 s on bbolt (22.8 s of CPU, two workers); the
+//     Publisher then holds their 1.1 GB of CRLs in memory to serve them;
+//   - one revocation republishes its 100,000-entry shard alone in 130 to
+//     250 ms on bbolt (102 to 118 ms of CPU) and 290 to 610 ms on
+//     PostgreSQL (154 to 187 ms of CPU).
+//
+// Before the entries were read in place (and the rest of this section
+// was done), the same took 2.7 s (2.3 s of CPU) and 7.0 s for the million,
+// and 220 to 570 ms (171 to 187 ms of CPU) and 590 to 1,370 ms for one
+// revocation.
 package crl

@@ -78,8 +78,9 @@ type fixture struct {
 	key     crypto.Signer
 	issuer  *x509.Certificate
 	// partition is the CRL under test; other is a neighbouring
-	// municipality's partition of the same issuer.
-	partition, other crl.Partition
+	// municipality's partition of the same issuer; shard is shard 1 of
+	// partition's municipality (R-R5).
+	partition, other, shard crl.Partition
 }
 
 // fixtures are an RSA-2048 SIGN issuer and an ECDSA P-256 AUTH issuer.
@@ -102,6 +103,7 @@ var fixtures = sync.OnceValue(func() []*fixture {
 			name: f.name, profile: f.profile, key: key(f.key), issuer: issuer,
 			partition: partition(f.profile, f.short, "13221", "清瀬市"),
 			other:     partition(f.profile, f.short, "13222", "東久留米市"),
+			shard:     shardPartition(f.profile, f.short, "13221", "清瀬市", 1),
 		})
 	}
 	return out
@@ -114,7 +116,19 @@ func partition(p storev1.Profile, short, code, municipality string) crl.Partitio
 	return crl.Partition{
 		Name:              name,
 		URL:               "http://shomei.example/crl/" + name + ".crl",
-		DistributionPoint: profile.CRLDistributionPointName(p, "東京都", municipality),
+		DistributionPoint: profile.CRLDistributionPointName(p, "東京都", municipality, 0),
+	}
+}
+
+// shardPartition is shard n ≥ 1 of partition(p, short, code,
+// municipality), as ca/shard.go names it: <short>-g1-<code>-s<n>, its
+// directoryName ending in CN=<municipality> CRLDP s<n>.
+func shardPartition(p storev1.Profile, short, code, municipality string, n uint32) crl.Partition {
+	name := fmt.Sprintf("%s-g1-%s-s%d", short, code, n)
+	return crl.Partition{
+		Name:              name,
+		URL:               "http://shomei.example/crl/" + name + ".crl",
+		DistributionPoint: profile.CRLDistributionPointName(p, "東京都", municipality, n),
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shomei-pki/shomei/crl"
+	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
 // openssl runs the openssl command, skipping the test when it is not
@@ -196,6 +197,64 @@ func TestOpenSSLVerify(t *testing.T) {
 					t.Errorf("openssl verify: %v, want %q:\n%s", err, tc.want, out)
 				}
 				t.Logf("openssl verify: %s", strings.TrimSpace(out))
+			})
+		}
+	}
+}
+
+// TestOpenSSLVerifyShards checks with `openssl verify -crl_check` that the
+// shards of one municipality's partition are told apart by relying
+// parties (R-R5): a certificate of shard 1 revoked on shard 1's CRL is
+// refused even when openssl also holds shard 0's CRL, newer and without
+// it (openssl prefers the newest CRL of those it takes as covering the
+// certificate: shards that shared a directoryName would each cover the
+// others' certificates), and each shard's CRL alone is "different CRL
+// scope" for the other shard's certificates.
+func TestOpenSSLVerifyShards(t *testing.T) {
+	at := strconv.FormatInt(thisUpdate.Add(2*time.Hour).Unix(), 10)
+	for _, f := range fixtures() {
+		inShard0 := issue(t, f, f.partition)
+		inShard1 := issue(t, f, f.shard)
+		req1 := request(f, revocations(inShard1.SerialNumber))
+		req1.Partition = f.shard
+		der1, err := crl.Build(req1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req0 := request(f, revocations(testenv.Serial()))
+		req0.ThisUpdate = thisUpdate.Add(time.Hour)
+		der0, err := crl.Build(req0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		issuerPEM := writePEM(t, dir, "issuer.pem", "CERTIFICATE", f.issuer.Raw)
+		shard0PEM := writePEM(t, dir, "shard0.pem", "X509 CRL", der0)
+		shard1PEM := writePEM(t, dir, "shard1.pem", "X509 CRL", der1)
+		both := filepath.Join(dir, "both.pem")
+		b0, _ := os.ReadFile(shard0PEM)
+		b1, _ := os.ReadFile(shard1PEM)
+		if err := os.WriteFile(both, append(b0, b1...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			name string
+			cert *x509.Certificate
+			crls string
+			want string
+			ok   bool
+		}{
+			{"shard 1 revoked, both CRLs", inShard1, both, "certificate revoked", false},
+			{"shard 1 revoked, shard 0's CRL only", inShard1, shard0PEM, "different CRL scope", false},
+			{"shard 0, both CRLs", inShard0, both, ": OK", true},
+			{"shard 0, shard 1's CRL only", inShard0, shard1PEM, "different CRL scope", false},
+		} {
+			t.Run(f.name+"/"+tc.name, func(t *testing.T) {
+				certPEM := writePEM(t, t.TempDir(), "cert.pem", "CERTIFICATE", tc.cert.Raw)
+				out, err := openssl(t, "verify", "-attime", at, "-crl_check", "-CAfile", issuerPEM, "-CRLfile", tc.crls, certPEM)
+				if (err == nil) != tc.ok || !strings.Contains(out, tc.want) {
+					t.Errorf("openssl verify: %v, want %q:\n%s", err, tc.want, out)
+				}
 			})
 		}
 	}

@@ -15,11 +15,11 @@ import (
 )
 
 // TestPartitionOf reads partitions back from certificates made with
-// ca/profile, and builds a CRL from what it read that Check accepts with
+// ca/profile, shard 1 of a municipality among them, and builds a CRL from what it read that Check accepts with
 // the original partition.
 func TestPartitionOf(t *testing.T) {
 	for _, f := range fixtures() {
-		for _, p := range []crl.Partition{f.partition, f.other} {
+		for _, p := range []crl.Partition{f.partition, f.other, f.shard} {
 			t.Run(f.name+"/"+p.Name, func(t *testing.T) {
 				cert := issue(t, f, p)
 				got, err := crl.PartitionOf(cert)

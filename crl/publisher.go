@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,14 +13,15 @@ import (
 	"math/big"
 	"math/bits"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	"github.com/shomei-pki/shomei/internal/x509enc"
@@ -28,7 +30,12 @@ import (
 // Source is what the publisher needs of the store.
 type Source interface {
 	Partitions() ([]*storev1.CRLPartition, error)
-	PartitionEntries(name string, now time.Time, fn func(*storev1.Certificate) error) (uint64, error)
+	// PartitionRevocations calls fn for each revoked certificate of a
+	// partition that has not expired at now, with its CRL entry's serial
+	// (valid only during the call), revocationDate, reason and
+	// invalidityDate (zero when none), and returns the status-change
+	// revision they reflect.
+	PartitionRevocations(name string, now time.Time, fn func(serial []byte, revokedAt time.Time, reason int32, invalidityDate time.Time) error) (uint64, error)
 	SaveCRL(name string, number uint64, thisUpdate, nextUpdate time.Time, revision uint64, der []byte) error
 	CRL(name string) ([]byte, error)
 }
@@ -61,7 +68,21 @@ type PublisherConfig struct {
 	// (changed, or near its nextUpdate) before Health reports it: R-R4's
 	// 60 s when zero.
 	StaleAfter time.Duration
+	// Workers is how many due partitions are built at once (a start with
+	// every CRL due, nextUpdate renewals, a burst of revocations across
+	// shards). Each holds its partition's entries and CRL while it works,
+	// about three times the CRL's size, and signs with the issuer key
+	// (the HSM's session pool bounds those). 1 to MaxWorkers;
+	// GOMAXPROCS, at most DefaultMaxWorkers, when zero.
+	Workers int
 }
+
+// DefaultMaxWorkers caps the Workers a Publisher takes by default;
+// MaxWorkers is the most it takes.
+const (
+	DefaultMaxWorkers = 8
+	MaxWorkers        = 64
+)
 
 // Publisher keeps every partition's CRL current and serves it over HTTP.
 // Only partitions that changed since their last CRL (or near their
@@ -113,6 +134,12 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if cfg.StaleAfter == 0 {
 		cfg.StaleAfter = time.Minute
 	}
+	switch {
+	case cfg.Workers == 0:
+		cfg.Workers = min(runtime.GOMAXPROCS(0), DefaultMaxWorkers)
+	case cfg.Workers < 0 || cfg.Workers > MaxWorkers:
+		return nil, fmt.Errorf("crl: PublisherConfig.Workers %d: 1 to %d partitions built at once (0: GOMAXPROCS, at most %d)", cfg.Workers, MaxWorkers, DefaultMaxWorkers)
+	}
 	p := &Publisher{cfg: cfg, notify: make(chan struct{}, 1), latest: map[string]*published{}}
 	p.health.init()
 	p.skipped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shomei_crl_entries_skipped_total",
@@ -158,9 +185,24 @@ func (p *Publisher) load(parts []*storev1.CRLPartition) error {
 }
 
 func newPublished(number uint64, der []byte, thisUpdate, nextUpdate time.Time, entries int) *published {
-	sum := sha256.Sum256(der)
-	return &published{number: number, der: der, thisUpdate: thisUpdate, nextUpdate: nextUpdate,
-		etag: `"` + hex.EncodeToString(sum[:16]) + `"`, entries: entries}
+	return &published{number: number, der: der, thisUpdate: thisUpdate, nextUpdate: nextUpdate, etag: etagOf(der), entries: entries}
+}
+
+// etagOf is the ETag of a CRL: the SHA-256 of its signature value, which
+// differs with every CRL as its contents do, rather than of its 7 MB
+// (100,000 entries); the SHA-256 of the whole DER when the signature
+// cannot be found (nothing this package builds).
+func etagOf(der []byte) string {
+	in := cryptobyte.String(der)
+	var list cryptobyte.String
+	var sig asn1.BitString
+	var sum [sha256.Size]byte
+	if in.ReadASN1(&list, cbasn1.SEQUENCE) && list.SkipASN1(cbasn1.SEQUENCE) && list.SkipASN1(cbasn1.SEQUENCE) && list.ReadASN1BitString(&sig) && len(sig.Bytes) > 0 {
+		sum = sha256.Sum256(sig.Bytes)
+	} else {
+		sum = sha256.Sum256(der)
+	}
+	return `"` + hex.EncodeToString(sum[:16]) + `"`
 }
 
 // SetFollowing makes the publisher a follower (true) or the publisher
@@ -216,33 +258,47 @@ func (p *Publisher) Follow() error {
 }
 
 // PublishDue publishes every partition that was never published, changed
-// since its last CRL, or is close to its nextUpdate.
+// since its last CRL, or is close to its nextUpdate, Workers at a time.
+// Each partition is published on its own: one that fails does not stop
+// the others, and the errors are joined in partition order.
 func (p *Publisher) PublishDue(ctx context.Context) error {
 	parts, err := p.cfg.Source.Partitions()
 	if err != nil {
 		return err
 	}
 	now := p.cfg.Now()
-	var errs []error
+	var due []*storev1.CRLPartition
 	for _, part := range parts {
 		if p.isRetired(part) {
 			p.health.forget(part.Name)
 			continue
 		}
-		due := part.Number == 0 || part.ChangedRevision > part.Revision ||
-			!now.Before(part.NextUpdate.AsTime().Add(-p.cfg.Renew))
-		if !due {
-			continue
+		if part.Number == 0 || part.ChangedRevision > part.Revision || !now.Before(part.NextUpdate.AsTime().Add(-p.cfg.Renew)) {
+			due = append(due, part)
 		}
-		if err := p.publish(part, now); err != nil {
-			errs = append(errs, fmt.Errorf("partition %s: %w", part.Name, err))
-			p.health.failed(part.Name, now, err)
-		}
+	}
+	failed := make([]error, len(due))
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range min(p.cfg.Workers, len(due)) {
+		wg.Go(func() {
+			for i := range jobs {
+				if err := p.publish(due[i], now); err != nil {
+					failed[i] = fmt.Errorf("partition %s: %w", due[i].Name, err)
+					p.health.failed(due[i].Name, now, err)
+				}
+			}
+		})
+	}
+	for i := range due {
 		if ctx.Err() != nil {
 			break
 		}
+		jobs <- i
 	}
-	return errors.Join(errs...)
+	close(jobs)
+	wg.Wait()
+	return errors.Join(failed...)
 }
 
 func (p *Publisher) publish(part *storev1.CRLPartition, now time.Time) error {
@@ -270,11 +326,8 @@ func (p *Publisher) publish(part *storev1.CRLPartition, now time.Time) error {
 	}
 	p.mu.RUnlock()
 	var serials serialArena
-	rev, err := p.cfg.Source.PartitionEntries(part.Name, now, func(c *storev1.Certificate) error {
-		req.Entries = append(req.Entries, Entry{
-			Serial: serials.new(c.Serial), RevokedAt: timeOf(c.Revocation.RevokedAt),
-			Reason: int(c.Revocation.Reason), InvalidityDate: timeOf(c.Revocation.InvalidityDate),
-		})
+	rev, err := p.cfg.Source.PartitionRevocations(part.Name, now, func(serial []byte, revokedAt time.Time, reason int32, invalidityDate time.Time) error {
+		req.Entries = append(req.Entries, Entry{Serial: serials.new(serial), RevokedAt: revokedAt, Reason: int(reason), InvalidityDate: invalidityDate})
 		return nil
 	})
 	if err != nil {
@@ -284,15 +337,21 @@ func (p *Publisher) publish(part *storev1.CRLPartition, now time.Time) error {
 	// lists was recorded before it.
 	req.ThisUpdate = p.cfg.Now()
 	req.NextUpdate = req.ThisUpdate.Add(p.cfg.Validity)
-	// One entry that cannot be encoded (stored before the API checked
-	// effective times, say) must not keep the partition's other
-	// revocations off its CRL: it is left out and reported.
-	skipped := p.dropBadEntries(part.Name, &req)
 	// Build and Check of one prepared request: the entries are validated
-	// and sorted once.
+	// and sorted once. One entry that cannot be encoded (stored before the
+	// API checked effective times, say) must not keep the partition's
+	// other revocations off its CRL: when the request is refused, the
+	// entries with a problem are left out and reported, and the rest is
+	// prepared again.
+	skipped := 0
 	pl, err := prepare(req, true)
 	if err != nil {
-		return err
+		if skipped = p.dropBadEntries(part.Name, &req); skipped == 0 {
+			return err
+		}
+		if pl, err = prepare(req, true); err != nil {
+			return err
+		}
 	}
 	der, err := build(req, pl)
 	if err != nil {
@@ -363,14 +422,6 @@ func (a *serialArena) new(b []byte) *big.Int {
 		w[at/wordBytes] |= big.Word(c) << (8 * (at % wordBytes))
 	}
 	return z.SetBits(w) // takes w as it is, without copying
-}
-
-// timeOf is a stored time, or zero when unset (not 1970).
-func timeOf(ts *timestamppb.Timestamp) time.Time {
-	if !ts.IsValid() {
-		return time.Time{}
-	}
-	return ts.AsTime()
 }
 
 // ServeHTTP serves GET <prefix>/<partition>.crl: the latest CRL, DER, with

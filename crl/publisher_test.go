@@ -11,10 +11,10 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
-
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	"github.com/shomei-pki/shomei/crl"
@@ -25,26 +25,25 @@ import (
 type fakeSource struct {
 	parts   []*storev1.CRLPartition
 	entries map[string][]crl.Entry
-	saved   int // bytes of the CRLs saved
+	mu      sync.Mutex // the publisher's workers save at once
+	saved   int        // bytes of the CRLs saved
 	// leadingZero writes serials with a leading zero octet.
 	leadingZero bool
 }
 
 func (s *fakeSource) Partitions() ([]*storev1.CRLPartition, error) { return s.parts, nil }
 
-func (s *fakeSource) PartitionEntries(name string, _ time.Time, fn func(*storev1.Certificate) error) (uint64, error) {
+func (s *fakeSource) PartitionRevocations(name string, _ time.Time, fn func([]byte, time.Time, int32, time.Time) error) (uint64, error) {
 	for _, e := range s.entries[name] {
-		// A fresh record each time, as the store unmarshals one per entry.
+		// A fresh serial each time, overwritten after the call, as the
+		// store's is valid only during it.
 		serial := e.Serial.Bytes()
 		if s.leadingZero {
 			serial = append([]byte{0}, serial...)
 		}
-		c := &storev1.Certificate{Serial: serial, Revocation: &storev1.Revocation{
-			RevokedAt: timestamppb.New(e.RevokedAt), Reason: int32(e.Reason)}}
-		if !e.InvalidityDate.IsZero() {
-			c.Revocation.InvalidityDate = timestamppb.New(e.InvalidityDate)
-		}
-		if err := fn(c); err != nil {
+		err := fn(serial, e.RevokedAt, int32(e.Reason), e.InvalidityDate)
+		clear(serial)
+		if err != nil {
 			return 0, err
 		}
 	}
@@ -81,6 +80,8 @@ func newPublisher(tb testing.TB, f *fixture, src *fakeSource, now time.Time) *cr
 }
 
 func (s *fakeSource) SaveCRL(_ string, _ uint64, _, _ time.Time, _ uint64, der []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.saved += len(der)
 	return nil
 }
@@ -161,6 +162,50 @@ func TestPublisher(t *testing.T) {
 			if err := crl.Check(rec.Body.Bytes(), req); err != nil {
 				t.Errorf("round %d: Check: %v", round, err)
 			}
+		}
+	}
+}
+
+// TestPublisherWorkers publishes a municipality's twelve shards four at a
+// time, each CRL checked as served; a Workers count out of bounds is
+// refused. (Run with -race: the workers share the publisher.)
+func TestPublisherWorkers(t *testing.T) {
+	f := fixtures()[0]
+	src := &fakeSource{entries: map[string][]crl.Entry{}}
+	shards := []crl.Partition{f.partition}
+	for n := range uint32(11) {
+		shards = append(shards, shardPartition(f.profile, "sign", "13221", "清瀬市", n+1))
+	}
+	for i, p := range shards {
+		src.add(p)
+		src.entries[p.Name] = seededEntries(200+i, byte(i))
+	}
+	config := func(workers int) crl.PublisherConfig {
+		return crl.PublisherConfig{Source: src, Workers: workers, Now: func() time.Time { return thisUpdate },
+			Issuers: func(storev1.Profile, uint32) (*x509.Certificate, crypto.Signer, error) { return f.issuer, f.key, nil },
+			Log:     slog.New(slog.NewTextHandler(io.Discard, nil))}
+	}
+	for _, bad := range []int{-1, crl.MaxWorkers + 1} {
+		if _, err := crl.NewPublisher(config(bad)); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("Workers %d: 1 to %d", bad, crl.MaxWorkers)) {
+			t.Errorf("NewPublisher with Workers %d: %v, want a refusal naming the bounds", bad, err)
+		}
+	}
+	pub, err := crl.NewPublisher(config(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.PublishDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range shards {
+		rec := httptest.NewRecorder()
+		pub.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/crl/"+p.Name+".crl", nil))
+		req := request(f, src.entries[p.Name])
+		req.Partition, req.Number = p, big.NewInt(1)
+		if rec.Code != http.StatusOK {
+			t.Errorf("GET %s: %d", p.Name, rec.Code)
+		} else if err := crl.Check(rec.Body.Bytes(), req); err != nil {
+			t.Errorf("%s: %v", p.Name, err)
 		}
 	}
 }

@@ -263,7 +263,7 @@ func TestCheckCatches(t *testing.T) {
 		{name: "AIA the profile does not want", req: authRequest, checkCfg: func(c *profile.Config) { c.OCSPURL = "" },
 			want: "unexpected authorityInfoAccess extension"},
 		{name: "another CRL partition", req: signRequest, checkReq: func(r *profile.Request) {
-			r.CRL.Name = profile.CRLDistributionPointName(sign, "東京都", "東久留米市")
+			r.CRL.Name = profile.CRLDistributionPointName(sign, "東京都", "東久留米市", 0)
 		}, want: "cRLDistributionPoints: directoryName is not C=JP, O=JPKI, OU=JPKI for digital signature, OU=CRL Distribution Points, OU=東京都, CN=東久留米市 CRLDP"},
 		{name: "another issuerAltName", req: signRequest, checkCfg: func(c *profile.Config) {
 			c.IssuerAltName = x509enc.DN{{Type: "C", Value: "JP"}, {Type: "O", Value: "Shomei"}}

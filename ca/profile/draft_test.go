@@ -105,7 +105,7 @@ func randomRequest(rng *mrand.Rand, p storev1.Profile, holderKeys []crypto.Publi
 		PublicKey: holderKeys[rng.IntN(len(holderKeys))],
 		SubjectCN: fmt.Sprintf("%05d%s", rng.IntN(100000), randomText(rng, 1+rng.IntN(40), []rune("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"))),
 		CRL: profile.CRLDistributionPoint{
-			Name: profile.CRLDistributionPointName(p, m[0], m[1]),
+			Name: profile.CRLDistributionPointName(p, m[0], m[1], 0),
 			URL:  fmt.Sprintf("http://crl.shomei.example/%s-g%d-%05d.crl", p, 1+rng.IntN(3), rng.IntN(100000)),
 		},
 	}

@@ -84,7 +84,7 @@ func signRequest() profile.Request {
 		PublicKey: key("holder-sign").Public(),
 		SubjectCN: "13221SIGN0123456789ABCDEF",
 		CRL: profile.CRLDistributionPoint{
-			Name: profile.CRLDistributionPointName(sign, "東京都", "清瀬市"),
+			Name: profile.CRLDistributionPointName(sign, "東京都", "清瀬市", 0),
 			URL:  "http://crl.shomei.example/sign/g1/13221.crl",
 		},
 		PrefectureRomaji:   "Tokyo-to",
@@ -108,7 +108,7 @@ func authRequest() profile.Request {
 		PublicKey: key("holder-auth").Public(),
 		SubjectCN: "13221AUTH0123456789ABCDEF",
 		CRL: profile.CRLDistributionPoint{
-			Name: profile.CRLDistributionPointName(auth, "東京都", "清瀬市"),
+			Name: profile.CRLDistributionPointName(auth, "東京都", "清瀬市", 0),
 			URL:  "http://crl.shomei.example/auth/g1/13221.crl",
 		},
 	}

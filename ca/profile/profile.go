@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -80,19 +81,33 @@ type CRLDistributionPoint struct {
 	URL string
 }
 
-// CRLDistributionPointName returns the directoryName of the CRL partition
-// of a municipality (R-R5): C=JP, O=JPKI, OU=JPKI for digital signature (or
+// CRLDistributionPointName returns the directoryName of a CRL partition of
+// a municipality (R-R5): C=JP, O=JPKI, OU=JPKI for digital signature (or
 // JPKI for user authentication), OU=CRL Distribution Points,
 // OU=<prefecture>, CN=<municipality> CRLDP. The names are written as given;
-// for example (SIGN, "東京都", "清瀬市") ends in OU=東京都, CN=清瀬市 CRLDP.
-func CRLDistributionPointName(p storev1.Profile, prefecture, municipality string) x509enc.DN {
+// for example (SIGN, "東京都", "清瀬市", 0) ends in OU=東京都, CN=清瀬市
+// CRLDP.
+//
+// A municipality's partition is split into shards (ca/shard.go). Shard 0
+// has the name above, the one every certificate had before shards; shard
+// n ≥ 1 ends in CN=<municipality> CRLDP s<n>. Each shard needs a name of
+// its own: a relying party takes a CRL as covering a certificate when its
+// issuingDistributionPoint shares any name with the certificate's
+// cRLDistributionPoints (RFC 5280 §6.3.3 b.2.i; OpenSSL does), so shards
+// sharing the directoryName would each pass for the others, and a
+// certificate revoked on shard 1 would look good against shard 0's CRL.
+func CRLDistributionPointName(p storev1.Profile, prefecture, municipality string, shard uint32) x509enc.DN {
+	cn := municipality + " CRLDP"
+	if shard > 0 {
+		cn += " s" + strconv.FormatUint(uint64(shard), 10)
+	}
 	return x509enc.DN{
 		{Type: "C", Value: "JP"},
 		{Type: "O", Value: "JPKI"},
 		{Type: "OU", Value: specOf(p).issuerOU},
 		{Type: "OU", Value: "CRL Distribution Points"},
 		{Type: "OU", Value: prefecture},
-		{Type: "CN", Value: municipality + " CRLDP"},
+		{Type: "CN", Value: cn},
 	}
 }
 

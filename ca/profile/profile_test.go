@@ -29,10 +29,16 @@ func TestCRLDistributionPointName(t *testing.T) {
 		got  x509enc.DN
 		want string
 	}{
-		{"sign", profile.CRLDistributionPointName(sign, "東京都", "清瀬市"),
+		{"sign", profile.CRLDistributionPointName(sign, "東京都", "清瀬市", 0),
 			"C=JP, O=JPKI, OU=JPKI for digital signature, OU=CRL Distribution Points, OU=東京都, CN=清瀬市 CRLDP"},
-		{"auth", profile.CRLDistributionPointName(auth, "Tokyo-to", "Kiyose-shi"),
+		{"auth", profile.CRLDistributionPointName(auth, "Tokyo-to", "Kiyose-shi", 0),
 			"C=JP, O=JPKI, OU=JPKI for user authentication, OU=CRL Distribution Points, OU=Tokyo-to, CN=Kiyose-shi CRLDP"},
+		// Shards from 1 on have names of their own (R-R5); shard 0 keeps
+		// the name from before shards.
+		{"sign shard 1", profile.CRLDistributionPointName(sign, "東京都", "清瀬市", 1),
+			"C=JP, O=JPKI, OU=JPKI for digital signature, OU=CRL Distribution Points, OU=東京都, CN=清瀬市 CRLDP s1"},
+		{"auth shard 4294967295", profile.CRLDistributionPointName(auth, "東京都", "清瀬市", 4294967295),
+			"C=JP, O=JPKI, OU=JPKI for user authentication, OU=CRL Distribution Points, OU=東京都, CN=清瀬市 CRLDP s4294967295"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if s := tc.got.String(); s != tc.want {

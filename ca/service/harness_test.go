@@ -95,6 +95,8 @@ type options struct {
 		service.ReplicaAuthorizer
 	}
 	responders ca.ResponderPolicy
+	// crlShardSize is ca.Config.CRLShardSize (0: the default).
+	crlShardSize int
 }
 
 // start runs the key ceremony on token (one of tokens) and a new store in
@@ -142,7 +144,7 @@ func start(t *testing.T, token string, opts options) *harness {
 	authority, err := ca.New(ctx, ca.Config{
 		Store: st, Token: tok,
 		Profile:    profile.Config{CPSURL: "https://shomei.example/cps", OCSPURL: "http://shomei.example/ocsp"},
-		CRLBaseURL: cmp.Or(opts.crlBaseURL, "http://shomei.example/crl"), AllowECDSAP256: opts.allowP256,
+		CRLBaseURL: cmp.Or(opts.crlBaseURL, "http://shomei.example/crl"), CRLShardSize: opts.crlShardSize, AllowECDSAP256: opts.allowP256,
 		Actor: "service-test", Now: h.clock.Now, Log: log, Responders: opts.responders,
 	})
 	if err != nil {

@@ -30,12 +30,13 @@ const (
 	tokenCertSize   = "attack-cert-size"
 	tokenMaxRequest = "attack-max-request"
 	tokenResponders = "rules-responders"
+	tokenShards     = "rules-crl-shards"
 )
 
 var tokens = []string{
 	tokenApplicant, tokenInquiry, tokenAge, tokenDouble, tokenTogether, tokenKeys,
 	tokenKeysP256, tokenValidity, tokenRenewal, tokenCharacters, tokenLookup, tokenEvents,
-	tokenReplicate, tokenSizes, tokenCertSize, tokenMaxRequest, tokenResponders,
+	tokenReplicate, tokenSizes, tokenCertSize, tokenMaxRequest, tokenResponders, tokenShards,
 }
 
 func TestMain(m *testing.M) {

@@ -56,17 +56,27 @@ type Reservation struct {
 	// InquiryID and InquiryCode, for a PROXY application, must name an
 	// open, unused, unexpired inquiry of the holder with that code (R-A2).
 	InquiryID, InquiryCode string
+	// CRLShardSize is the most certificates a CRL partition may hold
+	// (shards.go, R-R5): a certificate whose crl_partition already holds
+	// that many is refused with a *CRLShardFullError. Zero means
+	// DefaultCRLShardSize; at most MaxCRLShardSize.
+	CRLShardSize int
 }
 
 // Reserve records r's certificates as PENDING, after checking in the same
 // transaction that their serials are new, their keys neither certified nor
 // blocked, the holder has no other valid or pending certificate of their
 // profiles, the superseded certificates are renewable and the inquiry is
-// usable. It changes nothing when any check fails. Independent reservations
+// usable, and that no certificate's CRL partition is full (shards.go). It
+// changes nothing when any check fails. Independent reservations
 // from concurrent callers are committed together in one disk write.
 func (s *Store) Reserve(r Reservation) error {
 	if len(r.Certs) == 0 {
 		return fmt.Errorf("store: reserve: %w: no certificates", ErrInvalidArgument)
+	}
+	size, err := CRLShardSize(r.CRLShardSize)
+	if err != nil {
+		return fmt.Errorf("store: reserve: %w", err)
 	}
 	first := r.Certs[0]
 	for i, c := range r.Certs {
@@ -79,8 +89,8 @@ func (s *Store) Reserve(r Reservation) error {
 		}
 	}
 	var wrong *WrongCodeError
-	err := s.write(func(tx engine.Tx) error {
-		err := reserve(tx, r)
+	err = s.write(func(tx engine.Tx) error {
+		err := reserve(tx, r, size)
 		// A wrong inquiry code refuses the reservation, but its count,
 		// the only thing reserve wrote, is committed in this transaction,
 		// so that concurrent guesses cannot pass the limit (R-A2).
@@ -103,7 +113,7 @@ func (s *Store) Reserve(r Reservation) error {
 // reserve checks and records r. It writes nothing before every check has
 // passed: a refusal leaves tx unchanged, except that a wrong inquiry code
 // is counted (useInquiry).
-func reserve(tx engine.Tx, r Reservation) error {
+func reserve(tx engine.Tx, r Reservation, shardSize int) error {
 	certs, holders, keys, blocked := tx.Bucket(bucketCerts), tx.Bucket(bucketHolders), tx.Bucket(bucketKeys), tx.Bucket(bucketBlocked)
 	first := r.Certs[0]
 	prefix := holderPrefix(first.MunicipalityCode, first.HolderId)
@@ -165,6 +175,11 @@ func reserve(tx engine.Tx, r Reservation) error {
 		}
 	}
 
+	// R-R5: a full shard is refused before the inquiry is used, so the
+	// caller can plan again in the next shard with the same code.
+	if err := checkShards(tx, r, shardSize); err != nil {
+		return err
+	}
 	if r.InquiryID != "" {
 		if err := useInquiry(tx, r, first); err != nil {
 			return err
@@ -186,6 +201,9 @@ func reserve(tx engine.Tx, r Reservation) error {
 			return err
 		}
 		if err := keys.Put(rec.PublicKeySha256, rec.Serial); err != nil {
+			return err
+		}
+		if err := countInShard(tx, rec.CrlPartition); err != nil {
 			return err
 		}
 	}

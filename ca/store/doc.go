@@ -70,6 +70,13 @@
 //     a status change drops the response and queues the certificate for
 //     pre-signing, and a response is stored only while the certificate is
 //     ISSUED and revoked exactly when the response says.
+//   - No CRL partition holds more certificates than the shard size its
+//     reservations were checked against (R-R5, shards.go): each
+//     partition's certificate records are counted in the transaction that
+//     reserves one more, and a full partition is refused there, so the
+//     bound holds across concurrent requests and CA processes. The count
+//     never goes down. A store from before the counts is counted when
+//     opened.
 //   - Expiry is judged by validity.Live alone: a certificate counts as live
 //     (R-A4, renewal, event targets) and stays on its CRL (R-R5) through the
 //     whole second of its notAfter, 23:59:59 JST of its expiry date.

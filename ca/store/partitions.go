@@ -11,7 +11,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
-	"github.com/shomei-pki/shomei/ca/validity"
 )
 
 // ErrCRLNumber means a CRL would not have a higher number than the last one
@@ -70,37 +69,25 @@ func (s *Store) Partition(name string) (*storev1.CRLPartition, error) {
 
 // PartitionEntries calls fn for each revoked certificate of a partition
 // that has not expired at now (R-R5: entries are dropped after the
-// certificate's expiry, validity.Expired), in serial order, and returns the status-change
-// revision the entries reflect. The records fn gets carry only the serial,
-// notAfter and the revocation: the index keeps those, so that a
-// million-entry CRL does not read a million certificates.
+// certificate's expiry, validity.Expired), in serial order, and returns
+// the status-change revision the entries reflect. The records fn gets
+// carry only the serial, notAfter and the revocation: the index keeps
+// those, so that a million-entry CRL does not read a million
+// certificates. The CRL publisher reads the same entries in place
+// (PartitionRevocations).
 func (s *Store) PartitionEntries(name string, now time.Time, fn func(*storev1.Certificate) error) (uint64, error) {
 	var rev uint64
 	err := s.db.View(func(tx engine.Tx) error {
 		rev = currentRevision(tx)
-		prefix := entryPrefix(name)
-		certs := tx.Bucket(bucketCerts)
-		c := tx.Bucket(bucketEntries).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			rec := new(storev1.Certificate)
-			var err error
-			if len(v) > 0 {
-				err = proto.Unmarshal(v, rec)
-			} else {
-				// Indexed before the index kept the entry itself.
-				rec, err = getCert(certs, k[len(prefix):])
+		return walkEntries(tx, name, now, func(v []byte, e crlEntry, rec *storev1.Certificate) error {
+			if rec == nil {
+				rec = new(storev1.Certificate)
+				if err := proto.Unmarshal(v, rec); err != nil {
+					return fmt.Errorf("store is damaged: CRL entry %x: %w", e.serial, err)
+				}
 			}
-			if err != nil {
-				return fmt.Errorf("store is damaged: CRL entry %x: %w", k, err)
-			}
-			if rec.Revocation == nil || validity.Expired(rec.NotAfter.AsTime(), now) {
-				continue
-			}
-			if err := fn(rec); err != nil {
-				return err
-			}
-		}
-		return nil
+			return fn(rec)
+		})
 	})
 	return rev, err
 }

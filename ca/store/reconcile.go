@@ -63,7 +63,9 @@ type explained struct {
 // superseded it), that nothing the log issued or revoked is missing or
 // un-revoked, that every key a revocation blocked (R-V8, a revoked
 // responder's) is still blocked, and that every certificate is in its
-// holder's index and its key among the used ones (indexed). It returns how many certificates it checked, and an
+// holder's index and its key among the used ones (indexed), and that no
+// CRL partition names more certificates than its shard count (shards.go).
+// It returns how many certificates it checked, and an
 // *UnexplainedError naming the first that does not hold. It holds one entry
 // per serial in memory (about 100 bytes each).
 func (s *Store) ReconcileAudit() (int, error) {
@@ -155,11 +157,13 @@ func (s *Store) ReconcileAudit() (int, error) {
 			return e, nil
 		}
 		entries, holders, usedKeys := tx.Bucket(bucketEntries), tx.Bucket(bucketHolders), tx.Bucket(bucketKeys)
+		shards := shardTally{}
 		err = tx.Bucket(bucketCerts).ForEach(func(k, v []byte) error {
 			var rec storev1.Certificate
 			if err := proto.Unmarshal(v, &rec); err != nil {
 				return fmt.Errorf("certificate %x: %w", k, err)
 			}
+			shards.add(&rec)
 			e, err := check(rec.Serial, rec.State == storev1.CertState_CERT_STATE_ISSUED, rec.Revocation, rec.State)
 			if err != nil {
 				return err
@@ -178,6 +182,9 @@ func (s *Store) ReconcileAudit() (int, error) {
 			return inCRLIndex(entries, &rec)
 		})
 		if err != nil {
+			return err
+		}
+		if err := shards.covered(tx.Bucket(bucketMeta)); err != nil {
 			return err
 		}
 		err = tx.Bucket(bucketResponders).ForEach(func(k, v []byte) error {

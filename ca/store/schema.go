@@ -28,6 +28,8 @@ import (
 //	changes  revision (uint64 BE)                      storev1.StatusChange: issuance, revocation (R-R4)
 //	meta     "status_revision"                         uint64 BE, the last revision in changes
 //	meta     "ocsp_responder:" ‖ key label             DER of the key's current OCSP responder certificate (R-R6)
+//	meta     "crl_shard:" ‖ partition name             uint64 BE: certificate records naming the partition (shards.go, R-R5)
+//	meta     "crl_shards_counted"                      0x01 once the counts are kept (stores from before are counted at open)
 //	partitions partition name                          storev1.CRLPartition (R-R5)
 //	crl_entries partition ‖ 0x00 ‖ serial              storev1.Certificate with serial, not_after and revocation only
 //	                                                   (revoked certificates of a partition; empty in older stores)
@@ -90,7 +92,15 @@ var (
 	metaRevision      = []byte("status_revision")
 	metaResponder     = []byte("ocsp_responder:")
 	metaOCSPBackfill  = []byte("ocsp_backfill")
+	metaShardCount    = []byte("crl_shard:")
+	metaShardsCounted = []byte("crl_shards_counted")
 )
+
+// shardCountKey is the meta key of a partition's certificate count.
+func shardCountKey(partition string) []byte {
+	k := make([]byte, 0, len(metaShardCount)+len(partition))
+	return append(append(k, metaShardCount...), partition...)
+}
 
 func encodeSchemaVersion(v uint32) []byte {
 	return binary.BigEndian.AppendUint32(nil, v)

@@ -142,6 +142,9 @@ func prepare(tx engine.Tx) error {
 				return fmt.Errorf("create bucket %q: %w", name, err)
 			}
 		}
+		if err := tx.Bucket(bucketMeta).Put(metaShardsCounted, []byte{1}); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketMeta).Put(metaSchemaVersion, encodeSchemaVersion(schemaVersion))
 	}
 	found, ok := decodeSchemaVersion(raw)
@@ -160,6 +163,11 @@ func prepare(tx engine.Tx) error {
 		if tx.Bucket(name) == nil {
 			return fmt.Errorf("store is damaged: bucket %q is missing", name)
 		}
+	}
+	// A store from before CRL shards: count the certificates of every
+	// partition once, so that none takes more than a shard holds.
+	if tx.Bucket(bucketMeta).Get(metaShardsCounted) == nil {
+		return countShards(tx)
 	}
 	return nil
 }

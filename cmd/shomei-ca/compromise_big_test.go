@@ -202,7 +202,11 @@ func seedCertificates(t *testing.T, conf, path, templateSerial string, n int) {
 				der := bytes.Clone(tmpl.Der)
 				copy(der[inDER:], serial)
 				ders[i] = der
-				if err := st.Reserve(store.Reservation{Certs: []*storev1.Certificate{rec}, Now: tmpl.CreatedAt.AsTime()}); err != nil {
+				// All in the template's CRL partition: 100,003 certificates,
+				// more than a shard of the default size takes (R-R5), as a
+				// partition of a store from before shards may hold.
+				if err := st.Reserve(store.Reservation{Certs: []*storev1.Certificate{rec}, Now: tmpl.CreatedAt.AsTime(),
+					CRLShardSize: store.MaxCRLShardSize}); err != nil {
 					errs <- err
 					return
 				}

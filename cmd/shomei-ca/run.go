@@ -139,7 +139,7 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 	issuersChanged := newIssuersChanged()
 	authority, err := ca.New(ctx, ca.Config{
 		Store: st, Token: o.tok, Profile: pcfg, CRLBaseURL: cfg.Server.PublicURL + "/crl",
-		AllowECDSAP256: cfg.Certificates.AllowECDSAP256, Log: log, Metrics: metrics,
+		CRLShardSize: cfg.Certificates.CRLShardSize, AllowECDSAP256: cfg.Certificates.AllowECDSAP256, Log: log, Metrics: metrics,
 		Responders:       responderPolicy(cfg),
 		OnStatusChange:   changed.Notify,
 		OnIssuersChanged: issuersChanged.Notify,

@@ -19,6 +19,7 @@ import (
 
 	"github.com/shomei-pki/shomei/ca"
 	"github.com/shomei-pki/shomei/ca/issuer"
+	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/hsm"
 	"github.com/shomei-pki/shomei/internal/secfile"
 	"github.com/shomei-pki/shomei/internal/server"
@@ -161,6 +162,14 @@ type Certificates struct {
 	IssuerAltName []string `yaml:"issuer_alt_name"`
 	// AllowECDSAP256 accepts ECDSA P-256 card keys besides RSA (R-P1).
 	AllowECDSAP256 bool `yaml:"allow_ecdsa_p256"`
+	// CRLShardSize is the most certificates one CRL partition is given,
+	// and so the most entries its CRL can ever list (R-R5): a
+	// municipality's certificates of one issuer key generation fill shard
+	// after shard of this size (sign-g1-13221, sign-g1-13221-s1, …). 1 to
+	// 1,000,000; default 100,000. Every CA process sharing a store should
+	// have the same; lowering it leaves fuller shards as they are, raising
+	// it fills the earlier shards up to the new size.
+	CRLShardSize int `yaml:"crl_shard_size"`
 }
 
 // Client is a municipal system allowed to call the API.
@@ -392,6 +401,10 @@ func (c *Config) validate() error {
 	}
 	if u, err := url.Parse(c.Server.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("server.public_url %q must be an http(s) URL", c.Server.PublicURL))
+	}
+	if _, err := store.CRLShardSize(c.Certificates.CRLShardSize); err != nil {
+		errs = append(errs, fmt.Errorf("certificates.crl_shard_size: %d: must be 1 to %d certificates a CRL partition (0: the default, %d)",
+			c.Certificates.CRLShardSize, store.MaxCRLShardSize, store.DefaultCRLShardSize))
 	}
 	if len(c.Certificates.IssuerAltName) > 0 {
 		if _, err := x509enc.ParseDN(c.Certificates.IssuerAltName); err != nil {

@@ -40,6 +40,9 @@ func TestDecodeValid(t *testing.T) {
 	if c.HSM.ModuleEnv["SOFTHSM2_CONF"] != "/etc/shomei/softhsm/softhsm2.conf" {
 		t.Errorf("module_env path not resolved: %q", c.HSM.ModuleEnv["SOFTHSM2_CONF"])
 	}
+	if sized, err := Decode(strings.NewReader(valid+"certificates:\n  crl_shard_size: 3\n"), "/etc/shomei"); err != nil || sized.Certificates.CRLShardSize != 3 {
+		t.Errorf("certificates.crl_shard_size: 3 decodes to %+v, %v", sized, err)
+	}
 	if c.HSM.PoolSize != 4 || c.HSM.WaitTimeout != 2*time.Second {
 		t.Errorf("pool %d wait %v", c.HSM.PoolSize, c.HSM.WaitTimeout)
 	}
@@ -83,6 +86,10 @@ func TestDecodeErrors(t *testing.T) {
 			"server:\n  grpc_listen: 0.0.0.0:8443\nclients:\n  - name: kiyose\n    token_file: t\n    municipalities: [\"13221\"]\nissuers:\n",
 			"server.tls is required: the API listens on 0.0.0.0:8443, not loopback"},
 		{"TLS without a key", "issuers:\n", "server:\n  tls:\n    cert_file: server.pem\nissuers:\n", "server.tls: cert_file and key_file are required"},
+		{"negative CRL shard size", "issuers:\n", "certificates:\n  crl_shard_size: -1\nissuers:\n",
+			"certificates.crl_shard_size: -1: must be 1 to 1000000 certificates a CRL partition (0: the default, 100000)"},
+		{"CRL shard size too large", "issuers:\n", "certificates:\n  crl_shard_size: 1000001\nissuers:\n",
+			"certificates.crl_shard_size: 1000001: must be 1 to 1000000"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,13 +2,17 @@ package engine
 
 import (
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // pgCursor walks a PostgreSQL bucket a page at a time: a page is the
 // rows after (or before) the last key it returned, in key order, so rows
 // written or deleted behind the cursor never make it skip or repeat one.
 // Pages start small, since most walks read a key or two after a Seek, and
-// double up to maxPage.
+// double up to maxPage: a walk of a 100,000-entry CRL partition takes 34
+// queries, not a hundred. Each row's key and value are copied into one
+// allocation, not two.
 type pgCursor struct {
 	b    *pgBucket
 	page []kv
@@ -22,7 +26,7 @@ type kv struct{ k, v []byte }
 
 const (
 	firstPage = 8
-	maxPage   = 1024
+	maxPage   = 4096
 )
 
 func (c *pgCursor) at() ([]byte, []byte) {
@@ -60,9 +64,20 @@ func (c *pgCursor) load(from []byte, inclusive, back bool, size int) ([]byte, []
 		t.fail(fmt.Errorf("read %s: %w", c.b.table, err))
 		return nil, nil
 	}
+	// Each row's k and v, binary bytea, copied into one allocation.
+	binary := true
+	for _, f := range rows.FieldDescriptions() {
+		binary = binary && f.Format == pgx.BinaryFormatCode
+	}
 	for rows.Next() {
 		var e kv
-		if err := rows.Scan(&e.k, &e.v); err != nil {
+		if binary {
+			raw := rows.RawValues()
+			row := make([]byte, len(raw[0])+len(raw[1]))
+			n := copy(row, raw[0])
+			copy(row[n:], raw[1])
+			e = kv{row[:n:n], row[n:]}
+		} else if err := rows.Scan(&e.k, &e.v); err != nil {
 			rows.Close()
 			t.fail(fmt.Errorf("read %s: %w", c.b.table, err))
 			c.page = c.page[:0]
