@@ -215,3 +215,23 @@ func (r *runningCA) stop() error {
 	r.conn.Close()
 	return r.Stop(2 * time.Minute)
 }
+
+// storeCPU is the PostgreSQL server's CPU time so far (nil with bbolt):
+// its postmaster's, from postmaster.pid, and its children's.
+func (d *scaleCA) storeCPU() func() (time.Duration, error) {
+	if d.cluster == nil {
+		return nil
+	}
+	return func() (time.Duration, error) {
+		raw, err := os.ReadFile(filepath.Join(d.cluster.Dir, "data", "postmaster.pid"))
+		if err != nil {
+			return 0, err
+		}
+		first, _, _ := strings.Cut(string(raw), "\n")
+		pid, err := strconv.Atoi(strings.TrimSpace(first))
+		if err != nil {
+			return 0, fmt.Errorf("postmaster.pid: %q", first)
+		}
+		return childrenCPU(pid)
+	}
+}

@@ -90,7 +90,7 @@ func (d *scaleCA) cell(ctx context.Context, size int, events bool) (*scaleCell, 
 	} else {
 		profiled <- nil
 	}
-	if c.Issue, err = load.window(ctx, r.Cmd.Process.Pid, d.o.Duration); err != nil {
+	if c.Issue, err = load.window(ctx, r.Cmd.Process.Pid, d.o.Duration, d.storeCPU()); err != nil {
 		return nil, nil, err
 	}
 	if err := <-profiled; err != nil {

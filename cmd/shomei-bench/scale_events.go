@@ -92,7 +92,7 @@ func (d *scaleCA) runEvents(ctx context.Context, r *runningCA, load *issueLoad, 
 
 	issued := make(chan issueResult, 1)
 	go func() {
-		ir, err := load.window(ctx, r.Cmd.Process.Pid, o.EventDuration)
+		ir, err := load.window(ctx, r.Cmd.Process.Pid, o.EventDuration, d.storeCPU())
 		if err != nil {
 			fail(err)
 		}

@@ -37,9 +37,13 @@ type issueResult struct {
 	Certs, Requests, Failed int64
 	FirstError              string
 	Elapsed                 time.Duration
-	// CACPU is the CA process's user and system CPU time in the window.
-	CACPU     time.Duration
-	Latencies []time.Duration // of the requests that ended in the window, sorted
+	// CACPU is the CA process's user and system CPU time in the window;
+	// StoreCPU the PostgreSQL server's (its processes'), 0 with bbolt.
+	CACPU, StoreCPU time.Duration
+	Latencies       []time.Duration // of the requests that ended in the window, sorted
+	// LoadAvg is the machine's 1-minute load average at the window's end:
+	// how much else wanted the CPUs (the 2 CPUs here are shared).
+	LoadAvg string
 }
 
 // Rate is certificates a second.
@@ -125,13 +129,21 @@ func (l *issueLoad) fail(err error) {
 }
 
 // window measures for d: certificates, requests and failures counted as
-// they end, and the CPU time of the CA process pid.
-func (l *issueLoad) window(ctx context.Context, pid int, d time.Duration) (issueResult, error) {
+// they end, the CPU time of the CA process pid and, when storeCPU is not
+// nil, the store server's.
+func (l *issueLoad) window(ctx context.Context, pid int, d time.Duration, storeCPU func() (time.Duration, error)) (issueResult, error) {
+	if storeCPU == nil {
+		storeCPU = func() (time.Duration, error) { return 0, nil }
+	}
 	l.mu.Lock()
 	l.latencies = nil
 	l.mu.Unlock()
 	c0, r0, f0 := l.certs.Load(), l.requests.Load(), l.failed.Load()
 	cpu0, err := procCPU(pid)
+	if err != nil {
+		return issueResult{}, err
+	}
+	st0, err := storeCPU()
 	if err != nil {
 		return issueResult{}, err
 	}
@@ -143,11 +155,15 @@ func (l *issueLoad) window(ctx context.Context, pid int, d time.Duration) (issue
 	case <-time.After(d):
 	}
 	cpu1, err := procCPU(pid)
+	st1, serr := storeCPU()
 	t1 := time.Now()
 	c1, r1, f1 := l.certs.Load(), l.requests.Load(), l.failed.Load()
 	l.recording.Store(false)
 	if err != nil {
 		return issueResult{}, err
+	}
+	if serr != nil {
+		return issueResult{}, serr
 	}
 	l.mu.Lock()
 	lat := slices.Clone(l.latencies)
@@ -155,7 +171,7 @@ func (l *issueLoad) window(ctx context.Context, pid int, d time.Duration) (issue
 	l.mu.Unlock()
 	slices.Sort(lat)
 	return issueResult{Certs: c1 - c0, Requests: r1 - r0, Failed: f1 - f0, FirstError: first,
-		Elapsed: t1.Sub(t0), CACPU: cpu1 - cpu0, Latencies: lat}, nil
+		Elapsed: t1.Sub(t0), CACPU: cpu1 - cpu0, StoreCPU: st1 - st0, Latencies: lat, LoadAvg: loadAvg()}, nil
 }
 
 // issueRequest is an Issue request of a self application for holder: AUTH,
@@ -206,4 +222,46 @@ func procCPU(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("/proc/%d/stat: utime %q, stime %q", pid, f[11], f[12])
 	}
 	return time.Duration(utime+stime) * clockTick, nil
+}
+
+// childrenCPU is the CPU time so far of process pid and of its children
+// (a PostgreSQL server: the postmaster and its backends, which the CA's
+// pool keeps connected). A child that exited meanwhile is not counted.
+func childrenCPU(pid int) (time.Duration, error) {
+	total, err := procCPU(pid)
+	if err != nil {
+		return 0, err
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || child == pid {
+			continue
+		}
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
+		if err != nil {
+			continue // gone
+		}
+		i := strings.LastIndexByte(string(raw), ')')
+		f := strings.Fields(string(raw[i+1:]))
+		if i < 0 || len(f) < 2 || f[1] != strconv.Itoa(pid) {
+			continue
+		}
+		if cpu, err := procCPU(child); err == nil {
+			total += cpu
+		}
+	}
+	return total, nil
+}
+
+// loadAvg is the 1-minute load average, from /proc/loadavg; "?" if unknown.
+func loadAvg() string {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(raw)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }

@@ -74,7 +74,7 @@ func (r *scaleReport) markdown(w io.Writer) {
 	p("### shomei-bench scale, %s", r.Started.Format("2006-01-02 15:04 MST"))
 	p("")
 	p("A real shomei-ca on a fresh SoftHSM2 token per store, %d gRPC clients issuing %s with fresh P-256 card keys, "+
-		"%v measured after %v of warm-up per cell; the load generator is this process, on the same %d CPUs (%s). Run took %v.",
+		"%v measured after %v of warm-up per cell; the load generator is this process, on the same %d CPUs (%s), which other work on the machine may share (the load average at each window's end says how much). Run took %v.",
 		o.Clients, what, o.Duration, o.Warmup, runtime.NumCPU(), r.CPU, r.Finished.Sub(r.Started).Round(time.Second))
 	if r.PGSettings != "" {
 		p("PostgreSQL: a throwaway cluster (internal/testenv/pg) over a Unix socket: %s.", r.PGSettings)
@@ -83,12 +83,12 @@ func (r *scaleReport) markdown(w io.Writer) {
 	p("")
 	p("#### Issuance rate against stored size")
 	p("")
-	p("| store | certificates stored | preloaded (added) | preload time | CA start-up | store on disk | certificates/s | requests/s | p50 | p99 | failed | × smallest |")
-	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	p("| store | certificates stored | preloaded (added) | preload time | CA start-up | store on disk | certificates/s | requests/s | p50 | p99 | failed | × smallest | load average |")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, c := range r.Cells {
-		p("| %s | %d | %d | %s | %s | %s | %.1f | %.1f | %s | %s | %d | %.2f |", c.Driver, c.Stored, c.Preloaded, seconds(c.PreloadTime),
+		p("| %s | %d | %d | %s | %s | %s | %.1f | %.1f | %s | %s | %d | %.2f | %s |", c.Driver, c.Stored, c.Preloaded, seconds(c.PreloadTime),
 			seconds(c.StartTime), mib(c.DiskBytes), c.Issue.Rate(), float64(c.Issue.Requests)/c.Issue.Elapsed.Seconds(),
-			msec(c.Issue.Percentile(0.50)), msec(c.Issue.Percentile(0.99)), c.Issue.Failed, r.rateRatio(c))
+			msec(c.Issue.Percentile(0.50)), msec(c.Issue.Percentile(0.99)), c.Issue.Failed, r.rateRatio(c), c.Issue.LoadAvg)
 	}
 	p("")
 	p("#### Issuance efficiency: the CA process's CPU per certificate")
@@ -99,12 +99,16 @@ func (r *scaleReport) markdown(w io.Writer) {
 		r.Sign.Algorithm, msec(r.Sign.PerSignature()), r.Sign.Signatures, r.Sign.Elapsed.Round(time.Millisecond),
 		float64(r.Sign.Signatures)/r.Sign.Elapsed.Seconds())
 	p("")
-	p("| store | certificates stored | CA CPU per certificate | of which HSM signing | the rest | signing share | CA CPUs busy |")
-	p("|---|---:|---:|---:|---:|---:|---:|")
+	p("| store | certificates stored | CA CPU per certificate | of which HSM signing | the rest | signing share | CA CPUs busy | PostgreSQL server CPU per certificate |")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|")
 	for _, c := range r.Cells {
 		per := c.Issue.CPUPerCert()
-		p("| %s | %d | %s | %s | %s | %s | %.2f |", c.Driver, c.Stored, msec(per), msec(r.Sign.PerSignature()),
-			msec(per-r.Sign.PerSignature()), percent(r.signingShare(c)), c.Issue.CACPU.Seconds()/c.Issue.Elapsed.Seconds())
+		pgCPU := "–"
+		if c.Driver == driverPostgres && c.Issue.Certs > 0 {
+			pgCPU = msec(c.Issue.StoreCPU / time.Duration(c.Issue.Certs))
+		}
+		p("| %s | %d | %s | %s | %s | %s | %.2f | %s |", c.Driver, c.Stored, msec(per), msec(r.Sign.PerSignature()),
+			msec(per-r.Sign.PerSignature()), percent(r.signingShare(c)), c.Issue.CACPU.Seconds()/c.Issue.Elapsed.Seconds(), pgCPU)
 	}
 	if len(r.Events) > 0 {
 		p("")
