@@ -175,6 +175,10 @@ type runningCA struct {
 	ca     cav1.CertificateAuthorityClient
 	events cav1.EventsClient
 	pprof  string // its profile listener, when asked for
+	// verified: how long after it was started the CA had verified its
+	// audit log and reconciled every certificate (0 if its log did not
+	// say).
+	verified time.Duration
 }
 
 // start starts the CA, with its profile listener when profiling, and
@@ -199,6 +203,9 @@ func (d *scaleCA) start(ctx context.Context, logName string) (*runningCA, time.D
 	}
 	took := time.Since(began)
 	r.caProcess = p
+	if at, ok := logTime(p.Log.String(), `msg="audit log verified"`); ok {
+		r.verified = at.Sub(began)
+	}
 	r.conn, err = grpc.NewClient(p.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithPerRPCCredentials(clienttoken.Bearer(d.token)))
 	if err != nil {
@@ -234,4 +241,22 @@ func (d *scaleCA) storeCPU() func() (time.Duration, error) {
 		}
 		return childrenCPU(pid)
 	}
+}
+
+// logTime is the time of the first line of a CA's log that holds marker
+// (slog's text format: time=<RFC 3339> … ).
+func logTime(log, marker string) (time.Time, bool) {
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, marker) {
+			continue
+		}
+		v, ok := strings.CutPrefix(line, "time=")
+		if !ok {
+			return time.Time{}, false
+		}
+		v, _, _ = strings.Cut(v, " ")
+		t, err := time.Parse(time.RFC3339Nano, v)
+		return t, err == nil
+	}
+	return time.Time{}, false
 }

@@ -24,9 +24,12 @@ type scaleCell struct {
 	// StartTime: from starting shomei-ca until it listened (audit log
 	// verified, every certificate reconciled).
 	StartTime time.Duration
-	DiskBytes int64 // after the cell
-	Issue     issueResult
-	Profile   string // the CA's CPU profile of the window, if taken
+	// VerifyTime: of StartTime, until the CA had verified its audit log
+	// and reconciled every certificate with it.
+	VerifyTime time.Duration
+	DiskBytes  int64 // after the cell
+	Issue      issueResult
+	Profile    string // the CA's CPU profile of the window, if taken
 }
 
 // cell preloads the store to size, starts the CA on it, measures issuance
@@ -61,7 +64,7 @@ func (d *scaleCA) cell(ctx context.Context, size int, events bool) (*scaleCell, 
 	if err != nil {
 		return nil, nil, err
 	}
-	c.StartTime = took
+	c.StartTime, c.VerifyTime = took, r.verified
 	stopped := false
 	defer func() {
 		if !stopped {

@@ -83,11 +83,11 @@ func (r *scaleReport) markdown(w io.Writer) {
 	p("")
 	p("#### Issuance rate against stored size")
 	p("")
-	p("| store | certificates stored | preloaded (added) | preload time | CA start-up | store on disk | certificates/s | requests/s | p50 | p99 | failed | × smallest | load average |")
+	p("| store | certificates stored | preloaded (added) | preload time | CA start-up (audit verified and reconciled) | store on disk | certificates/s | requests/s | p50 | p99 | failed | × smallest | load average |")
 	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, c := range r.Cells {
 		p("| %s | %d | %d | %s | %s | %s | %.1f | %.1f | %s | %s | %d | %.2f | %s |", c.Driver, c.Stored, c.Preloaded, seconds(c.PreloadTime),
-			seconds(c.StartTime), mib(c.DiskBytes), c.Issue.Rate(), float64(c.Issue.Requests)/c.Issue.Elapsed.Seconds(),
+			seconds(c.StartTime)+" ("+seconds(c.VerifyTime)+")", mib(c.DiskBytes), c.Issue.Rate(), float64(c.Issue.Requests)/c.Issue.Elapsed.Seconds(),
 			msec(c.Issue.Percentile(0.50)), msec(c.Issue.Percentile(0.99)), c.Issue.Failed, r.rateRatio(c), c.Issue.LoadAvg)
 	}
 	p("")

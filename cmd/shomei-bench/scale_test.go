@@ -57,6 +57,9 @@ func TestScaleShort(t *testing.T) {
 			t.Errorf("%s: %d certificates, %d failed (%s), CA CPU %v, start-up %v, disk %d", name, c.Issue.Certs, c.Issue.Failed,
 				c.Issue.FirstError, c.Issue.CACPU, c.StartTime, c.DiskBytes)
 		}
+		if c.VerifyTime <= 0 || c.VerifyTime > c.StartTime {
+			t.Errorf("%s: audit verified %v into a start-up of %v", name, c.VerifyTime, c.StartTime)
+		}
 		if c.Issue.Certs%2 != 0 {
 			t.Errorf("%s: %d certificates from pairs", name, c.Issue.Certs)
 		}
@@ -84,6 +87,9 @@ func TestScaleShort(t *testing.T) {
 		if e.Sent != 40 || e.Failed != 0 || e.OCSPMissing != 0 || e.CRLMissing != 0 || len(e.OCSP) != 40 || len(e.CRL) != 40 {
 			t.Errorf("%s events: sent %d, failed %d (%s), in OCSP %d (missing %d), on the CRL %d (missing %d)", e.Driver, e.Sent, e.Failed,
 				e.FirstError, len(e.OCSP), e.OCSPMissing, len(e.CRL), e.CRLMissing)
+		}
+		if e.Driver == driverPostgres && e.Issue.StoreCPU <= 0 {
+			t.Errorf("%s events: no PostgreSQL server CPU counted", e.Driver)
 		}
 		if e.Issue.Certs == 0 {
 			t.Errorf("%s events: no issuance meanwhile", e.Driver)
