@@ -49,9 +49,10 @@ type preloadJob struct {
 // TBS and DER, so that both stay well formed and the TBS matches, as
 // Complete checks), holder and key hash; its signature therefore does not
 // verify, which nothing in the CA checks of a stored certificate. The
-// audit log is opened through the HSM first (audit.Checkpointer.Open: the
-// CA sealed it at its stop) and sealed again after a signed checkpoint,
-// as an offline shomeictl command leaves it, so that the CA starts on it.
+// audit log is opened through the HSM first (audit.Checkpointer.Open: a
+// bbolt CA sealed it at its stop) and ends in a signed checkpoint, sealed
+// on bbolt and left open on PostgreSQL, as the CA's own stop leaves it,
+// so that the CA starts on it.
 func preload(ctx context.Context, job preloadJob) error {
 	cfg, err := config.Load(job.conf)
 	if err != nil {
@@ -138,8 +139,13 @@ wait:
 	if firstErr != nil {
 		return firstErr
 	}
-	// A signed checkpoint over the preload, and the log sealed there:
-	// the CA's start finds it as a clean stop left it.
+	// A signed checkpoint over the preload, and the log left as the CA's
+	// own clean stop leaves it: sealed there on bbolt; open on a shared
+	// store (PostgreSQL), whose CA processes never seal it
+	// (cmd/shomei-ca checkpointer.stop).
+	if st.Shared() {
+		return cp.CloseOpen(ctx)
+	}
 	return cp.Close(ctx)
 }
 
