@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math/big"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -262,25 +263,48 @@ func reservationRefusal(err error) error {
 	return fmt.Errorf("ca: recording the issuance: %w", err)
 }
 
-// auditRecord is the R-K3 record of one issued certificate. It names the
-// holder by municipality and holder id only (R-P4).
+// auditRecord is the R-K3 record of one issued certificate (IssuanceRecord).
 func auditRecord(actor string, now time.Time, h holderRef, p *plan, rec *storev1.Certificate) *storev1.AuditRecord {
+	return IssuanceRecord(actor, now, Issuance{Operation: h.operation, Applicant: h.applicant, InquiryID: h.inquiryID, Supersedes: p.supersede}, rec)
+}
+
+// Issuance is what the audit record of an issued certificate says beside
+// the certificate record itself.
+type Issuance struct {
+	// Operation is "issue" or "renew" (the record's action is
+	// "certificate." + Operation).
+	Operation string
+	Applicant ApplicantKind
+	// InquiryID is the PROXY application's inquiry, if any (R-A2).
+	InquiryID string
+	// Supersedes is the serial a renewal replaces, if any.
+	Supersedes []byte
+}
+
+// IssuanceRecord is the R-K3 audit record of one issued certificate, made
+// from its record as reserved (serial, profile, issuer generation, holder,
+// expiry, notAfter, CRL partition): the fields store.ReconcileAudit
+// compares with the certificate record at every start. It names the
+// holder by municipality and holder id only (R-P4). The CA's issuance
+// cycle is its one maker; shomei-bench scale writes the records of its
+// synthetic certificates with it too.
+func IssuanceRecord(actor string, now time.Time, is Issuance, rec *storev1.Certificate) *storev1.AuditRecord {
 	fields := []*storev1.AuditField{
-		{Key: "serial", Value: p.req.Serial.Text(16)},
-		{Key: "profile", Value: issuer.ShortName(p.req.Profile)},
-		{Key: "issuer_generation", Value: fmt.Sprint(p.iss.rec.Generation)},
-		{Key: "municipality", Value: h.municipality},
-		{Key: "holder_id", Value: h.holderID},
-		{Key: "applicant", Value: fmt.Sprint(int(h.applicant))},
+		{Key: "serial", Value: new(big.Int).SetBytes(rec.Serial).Text(16)},
+		{Key: "profile", Value: issuer.ShortName(rec.Profile)},
+		{Key: "issuer_generation", Value: fmt.Sprint(rec.IssuerGeneration)},
+		{Key: "municipality", Value: rec.MunicipalityCode},
+		{Key: "holder_id", Value: rec.HolderId},
+		{Key: "applicant", Value: fmt.Sprint(int(is.Applicant))},
 		{Key: "expiry", Value: rec.ExpiryDate},
-		{Key: "not_after", Value: p.req.NotAfter.UTC().Format(time.RFC3339)},
+		{Key: "not_after", Value: rec.NotAfter.AsTime().UTC().Format(time.RFC3339)},
 		{Key: "crl_partition", Value: rec.CrlPartition},
 	}
-	if p.supersede != nil {
-		fields = append(fields, &storev1.AuditField{Key: "supersedes", Value: fmt.Sprintf("%x", p.supersede)})
+	if is.Supersedes != nil {
+		fields = append(fields, &storev1.AuditField{Key: "supersedes", Value: fmt.Sprintf("%x", is.Supersedes)})
 	}
-	if h.inquiryID != "" {
-		fields = append(fields, &storev1.AuditField{Key: "inquiry", Value: h.inquiryID})
+	if is.InquiryID != "" {
+		fields = append(fields, &storev1.AuditField{Key: "inquiry", Value: is.InquiryID})
 	}
-	return &storev1.AuditRecord{Time: timestamppb.New(now), Actor: actor, Action: "certificate." + h.operation, Fields: fields}
+	return &storev1.AuditRecord{Time: timestamppb.New(now), Actor: actor, Action: "certificate." + is.Operation, Fields: fields}
 }

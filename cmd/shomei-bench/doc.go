@@ -37,6 +37,15 @@
 // uniform cells: none) and the uniform rate as a share of the hot one
 // (target: at least 80 %).
 //
+// shomei-bench scale (`make bench-scale`, issue 12) starts a real shomei-ca
+// on bbolt and on a throwaway PostgreSQL cluster and, for each preload size
+// (synthetic issued certificates written through store.Reserve and
+// store.Complete with their audit records, ca.IssuanceRecord), measures the
+// CA's start-up, its issuance rate over gRPC, its CPU per certificate
+// (/proc) beside one HSM signature's (a child process signing on the same
+// token), the store on disk, and address-change events under issuance
+// load until OCSP answers revoked and the CRL lists them.
+//
 // # Invariants
 //
 //   - openssl ocsp listens on every interface (OpenSSL 3.0's -port takes a

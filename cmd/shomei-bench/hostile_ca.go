@@ -79,12 +79,17 @@ clients:
 // startCA starts shomei-ca and waits (up to 2 minutes: the key ceremony)
 // until it listens. Its log goes to logPath.
 func startCA(ctx context.Context, bin, conf, logPath string) (*caProcess, error) {
+	return startCAWithin(ctx, bin, conf, logPath, 2*time.Minute)
+}
+
+// startCAWithin is startCA waiting up to within.
+func startCAWithin(ctx context.Context, bin, conf, logPath string, within time.Duration) (*caProcess, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	p, err := testenv.Command{Path: bin, Args: []string{"--config", conf}, Ready: testenv.CAListening,
-		Within: 2 * time.Minute, Log: logFile}.Start(ctx)
+		Within: within, Log: logFile}.Start(ctx)
 	if err != nil {
 		if p != nil {
 			p.Kill()

@@ -14,7 +14,7 @@ import (
 // measurePresign starts this binary as one, and the connection holder
 // (hostile-hold) of the hostile command.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && (os.Args[1] == "ocsp-serve" || os.Args[1] == "hostile-hold" || os.Args[1] == "presign-serve") {
+	if len(os.Args) > 1 && (os.Args[1] == "ocsp-serve" || os.Args[1] == "hostile-hold" || os.Args[1] == "presign-serve" || os.Args[1] == "scale-sign") {
 		root := newRootCommand()
 		root.SetArgs(os.Args[1:])
 		if err := root.Execute(); err != nil {

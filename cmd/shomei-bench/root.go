@@ -18,6 +18,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newOCSPCommand(), newServeCommand(), newHoldCommand(), newHostileCommand(), newPresignCommand(), newPresignServeCommand())
+	root.AddCommand(newScaleCommand(), newSignCommand())
 	return root
 }
 

@@ -76,11 +76,19 @@ func startAuditCheckpoints(ctx context.Context, cfg *config.Config, st *store.St
 		return nil, err
 	}
 	// On a shared store the leader signs (leadership); here only the
-	// CA's own store is signed before it serves.
+	// CA's own store is signed before it serves. A shared store's log
+	// left sealed (by a bbolt CA's clean stop before shomeictl store
+	// migrate, or by an offline command) is opened here, before this
+	// process serves: records it appended before it led would follow a
+	// sealed witness, which no leader signs over and the next start
+	// refuses as tampering. A log another process runs on is not sealed,
+	// and Open leaves it as it is.
 	if !st.Shared() {
 		if err := cp.Checkpoint(ctx); err != nil {
 			return nil, err
 		}
+	} else if err := cp.Open(ctx); err != nil {
+		return nil, err
 	}
 	return &checkpointer{Checkpointer: cp, shared: st.Shared(), log: log}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 
 	"github.com/shomei-pki/shomei/internal/command"
 )
@@ -17,6 +18,10 @@ func main() {
 	}
 	flag.Parse()
 	log := f.Logger()
+	if err := servePprof(log); err != nil {
+		log.Error("shomei-ca not started", "error", err)
+		os.Exit(1)
+	}
 	command.Main(log, "shomei-ca stopped", func(ctx context.Context) error {
 		return run(ctx, f.Config, log, nil)
 	})
