@@ -46,6 +46,10 @@ type Config struct {
 	Actor string
 	// Now is the clock; time.Now when nil. Every rule is judged at Now.
 	Now func() time.Time
+	// SharedStore: other CA processes use the store too (PostgreSQL), so
+	// a PENDING reservation younger than PendingGrace may be one of their
+	// issuances in flight, not a leftover (AbandonStale).
+	SharedStore bool
 	// Log receives operational messages, never personal data (R-P4).
 	Log *slog.Logger
 	// Metrics receives the CA's metrics; none when nil.
@@ -170,20 +174,38 @@ func New(ctx context.Context, cfg Config) (*CA, error) {
 	return c, nil
 }
 
+// PendingGrace is how old a PENDING reservation on a shared store must be
+// to count as a leftover of a process that died: an issuance takes
+// seconds from reservation to completion (the HSM's wait is bounded at
+// seconds too).
+const PendingGrace = 10 * time.Minute
+
 // abandonLeftovers marks what a previous process reserved and never
 // completed, certificates and responder certificates, ABANDONED.
 func (c *CA) abandonLeftovers() error {
-	abandoned, err := c.cfg.Store.AbandonPending()
+	return c.AbandonStale()
+}
+
+// AbandonStale marks ABANDONED the reservations no process will complete:
+// every PENDING one on a store of this process alone (at start), those
+// older than PendingGrace on a shared store, where the leader also sweeps
+// them from time to time (a process killed mid-issuance leaves some).
+func (c *CA) AbandonStale() error {
+	before := c.now().Add(time.Hour)
+	if c.cfg.SharedStore {
+		before = c.now().Add(-PendingGrace)
+	}
+	abandoned, err := c.cfg.Store.AbandonPending(before)
 	if err != nil {
 		return err
 	}
 	for _, serial := range abandoned {
-		c.log.Warn("issuance left pending by the previous process marked abandoned; it was never delivered", "serial", fmt.Sprintf("%x", serial))
+		c.log.Warn("issuance left pending by a process that stopped marked abandoned; it was never delivered", "serial", fmt.Sprintf("%x", serial))
 	}
-	if n, err := c.cfg.Store.AbandonPendingResponders(); err != nil {
+	if n, err := c.cfg.Store.AbandonPendingResponders(before); err != nil {
 		return err
 	} else if n > 0 {
-		c.log.Warn("responder certifications left pending by the previous process marked abandoned", "count", n)
+		c.log.Warn("responder certifications left pending by a process that stopped marked abandoned", "count", n)
 	}
 	return nil
 }

@@ -37,7 +37,7 @@ type IssuanceStore interface {
 	OpenCRLShard(name func(shard uint32) string, from uint32, size int) (uint32, error)
 	Complete(c store.Completion) error
 	Abandon(serials [][]byte) error
-	AbandonPending() ([][]byte, error)
+	AbandonPending(before time.Time) ([][]byte, error)
 }
 
 // RevocationStore records revocations (R-R1, R-R2), events and counter
@@ -52,7 +52,7 @@ type ResponderStore interface {
 	ReserveResponder(rec *storev1.ResponderCertificate, audit *storev1.AuditRecord) error
 	CompleteResponder(serial, der []byte) error
 	AbandonResponder(serial []byte) error
-	AbandonPendingResponders() (int, error)
+	AbandonPendingResponders(before time.Time) (int, error)
 }
 
 // KeyStore records the life of the issuer key generations (R-K1): a new

@@ -329,39 +329,57 @@ func (s *Store) Abandon(serials [][]byte) error {
 	return nil
 }
 
-// AbandonPending marks every PENDING certificate ABANDONED: at start-up, any
-// still pending belongs to an issuance that died with the previous process
-// and was never delivered. It returns their serials.
-func (s *Store) AbandonPending() ([][]byte, error) {
-	var out [][]byte
-	err := s.db.Update(func(tx engine.Tx) error {
-		out = out[:0]
-		var pending [][]byte
-		err := tx.Bucket(bucketCerts).ForEach(func(k, v []byte) error {
+// AbandonPending marks ABANDONED every PENDING certificate reserved
+// before before: at start-up, any still pending belongs to an issuance that
+// died with the previous process and was never delivered. On a store
+// other CA processes share, their issuances in flight are PENDING too:
+// the caller passes a time far enough back that none is (ca). The scan
+// runs in a read transaction, so it holds no writer up however large the
+// store; the write re-checks each record. It returns their serials.
+func (s *Store) AbandonPending(before time.Time) ([][]byte, error) {
+	var pending [][]byte
+	err := s.db.View(func(tx engine.Tx) error {
+		return tx.Bucket(bucketCerts).ForEach(func(k, v []byte) error {
 			var rec storev1.Certificate
 			if err := proto.Unmarshal(v, &rec); err != nil {
 				return fmt.Errorf("store is damaged: certificate %x: %w", k, err)
 			}
-			if rec.State == storev1.CertState_CERT_STATE_PENDING {
+			if rec.State == storev1.CertState_CERT_STATE_PENDING && reservedBefore(rec.CreatedAt, before) {
 				pending = append(pending, bytes.Clone(k))
 			}
 			return nil
 		})
-		if err != nil {
-			return err
-		}
+	})
+	if err != nil || len(pending) == 0 {
+		return nil, err
+	}
+	var out [][]byte
+	err = s.db.Update(func(tx engine.Tx) error {
+		out = out[:0]
 		for _, serial := range pending {
+			rec, err := getCert(tx.Bucket(bucketCerts), serial)
+			if err != nil {
+				return err
+			}
+			if rec.State != storev1.CertState_CERT_STATE_PENDING || !reservedBefore(rec.CreatedAt, before) {
+				continue // completed or abandoned meanwhile
+			}
 			if err := abandon(tx, serial); err != nil {
 				return err
 			}
+			out = append(out, serial)
 		}
-		out = pending
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: abandon pending: %w", err)
 	}
 	return out, nil
+}
+
+// reservedBefore: a record without a creation time is older than any.
+func reservedBefore(created *timestamppb.Timestamp, before time.Time) bool {
+	return !created.IsValid() || created.AsTime().Before(before)
 }
 
 func abandon(tx engine.Tx, serial []byte) error {

@@ -185,7 +185,7 @@ func TestPendingBlocksAndAbandonFrees(t *testing.T) {
 		if used, err := s.KeyCertified(p.PublicKeySha256); err != nil || !used {
 			t.Fatalf("KeyCertified of a pending issuance's key = %v, %v; want true", used, err)
 		}
-		abandoned, err := s.AbandonPending()
+		abandoned, err := s.AbandonPending(t0.AddDate(100, 0, 0))
 		if err != nil || len(abandoned) != 1 || string(abandoned[0]) != string(p.Serial) {
 			t.Fatalf("AbandonPending = %x, %v", abandoned, err)
 		}
@@ -254,7 +254,7 @@ func TestInquiry(t *testing.T) {
 		if got.UsedAt == nil || len(got.UsedBy) != 1 {
 			t.Fatalf("inquiry not marked used: %v", got)
 		}
-		if _, err := s.AbandonPending(); err != nil {
+		if _, err := s.AbandonPending(t0.AddDate(100, 0, 0)); err != nil {
 			t.Fatal(err)
 		}
 		if got, _ := s.Inquiry("inq-1"); got.UsedAt != nil {

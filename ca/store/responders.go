@@ -116,10 +116,10 @@ func (s *Store) AbandonResponder(serial []byte) error {
 	})
 }
 
-// AbandonPendingResponders marks every PENDING responder record ABANDONED
-// (at start-up: the process that reserved them is gone) and returns how
-// many.
-func (s *Store) AbandonPendingResponders() (int, error) {
+// AbandonPendingResponders marks ABANDONED every PENDING responder record
+// created before before (at start-up: the process that reserved them is
+// gone; see AbandonPending for shared stores) and returns how many.
+func (s *Store) AbandonPendingResponders(before time.Time) (int, error) {
 	n := 0
 	err := s.db.Update(func(tx engine.Tx) error {
 		var pending []*storev1.ResponderCertificate
@@ -128,7 +128,7 @@ func (s *Store) AbandonPendingResponders() (int, error) {
 			if err := proto.Unmarshal(v, rec); err != nil {
 				return fmt.Errorf("store is damaged: responder certificate %x: %w", k, err)
 			}
-			if rec.State == storev1.CertState_CERT_STATE_PENDING {
+			if rec.State == storev1.CertState_CERT_STATE_PENDING && reservedBefore(rec.CreatedAt, before) {
 				pending = append(pending, rec)
 			}
 			return nil

@@ -34,7 +34,7 @@ func TestResponderRecordBeforeSign(t *testing.T) {
 		// The process dies before signing.
 		st.Close()
 		st = openTest(t, be)
-		if n, err := st.AbandonPendingResponders(); err != nil || n != 1 {
+		if n, err := st.AbandonPendingResponders(time.Now().Add(time.Hour)); err != nil || n != 1 {
 			t.Fatalf("abandoned %d, %v; want the one left pending", n, err)
 		}
 		if err := st.ReserveResponder(rec(2), audit("02")); err != nil {

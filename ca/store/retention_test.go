@@ -116,3 +116,27 @@ func TestCopyTo(t *testing.T) {
 		})
 	}
 }
+
+// TestAbandonPendingBefore: only reservations made before the bound are
+// abandoned, so that a CA process starting on a shared store leaves the
+// issuances another process has in flight alone (ca.AbandonStale).
+func TestAbandonPendingBefore(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		s := openTemp(t, be)
+		old, young := pending("ab-1", storev1.Profile_PROFILE_SIGN), pending("ab-2", storev1.Profile_PROFILE_SIGN)
+		if err := s.Reserve(Reservation{Certs: []*storev1.Certificate{old}, Now: t0}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Reserve(Reservation{Certs: []*storev1.Certificate{young}, Now: t0.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.AbandonPending(t0.Add(time.Minute))
+		if err != nil || len(got) != 1 || string(got[0]) != string(old.Serial) {
+			t.Fatalf("AbandonPending(before the young one) = %x, %v; want the old one only", got, err)
+		}
+		rec, err := s.Certificate(young.Serial)
+		if err != nil || rec.State != storev1.CertState_CERT_STATE_PENDING {
+			t.Errorf("the young reservation: %v %v, want still PENDING", rec.GetState(), err)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,10 +18,13 @@ import (
 
 // inShard is a PENDING record of a new holder in partition.
 func inShard(partition string) *storev1.Certificate {
-	rec := pending(fmt.Sprintf("shard-holder-%d", lastSerial.Load()+1), sign)
+	// A holder of its own: racing callers must never share one.
+	rec := pending(fmt.Sprintf("shard-holder-%d", shardHolders.Add(1)), sign)
 	rec.CrlPartition = partition
 	return rec
 }
+
+var shardHolders atomic.Uint64
 
 // shardName names shard n of the test partition as ca names them.
 func shardName(n uint32) string {

@@ -28,6 +28,9 @@ type leadership struct {
 	publisher   *crl.Publisher
 	checkpoints *checkpointer
 	retention   *ca.Retention
+	// authority sweeps the reservations of CA processes that died
+	// mid-issuance (ca.AbandonStale), on a shared store.
+	authority *ca.CA
 	// presigner pre-signs OCSP responses; nil when ocsp.presign is off.
 	presigner *ocsp.Presigner
 	gauge     prometheus.Gauge
@@ -85,6 +88,9 @@ func (l *leadership) lead(ctx context.Context, lost <-chan struct{}) {
 	var wg sync.WaitGroup
 	wg.Go(func() { l.checkpoints.lead(work) })
 	wg.Go(func() { l.retention.Run(work) })
+	if l.st.Shared() && l.authority != nil {
+		wg.Go(func() { l.sweepPending(work) })
+	}
 	if l.presigner != nil {
 		wg.Go(func() { l.presigner.Run(work) })
 	}
@@ -103,4 +109,21 @@ func (l *leadership) lead(ctx context.Context, lost <-chan struct{}) {
 	stop()
 	wg.Wait()
 	l.gauge.Set(0)
+}
+
+// sweepPending abandons, every PendingGrace/2, the reservations a CA
+// process sharing the store left when it died mid-issuance.
+func (l *leadership) sweepPending(ctx context.Context) {
+	t := time.NewTicker(ca.PendingGrace / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := l.authority.AbandonStale(); err != nil {
+			l.log.Error("abandoning stale reservations", "error", err)
+		}
+	}
 }

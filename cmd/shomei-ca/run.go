@@ -141,6 +141,7 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 		Store: st, Token: o.tok, Profile: pcfg, CRLBaseURL: cfg.Server.PublicURL + "/crl",
 		CRLShardSize: cfg.Certificates.CRLShardSize, AllowECDSAP256: cfg.Certificates.AllowECDSAP256, Log: log, Metrics: metrics,
 		Responders:       responderPolicy(cfg),
+		SharedStore:      st.Shared(),
 		OnStatusChange:   changed.Notify,
 		OnIssuersChanged: issuersChanged.Notify,
 		Issuers:          issuerConfig,
@@ -187,6 +188,7 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 	if err != nil {
 		return err
 	}
+	leader.authority = authority
 	bg.Go(gens.Run)
 	bg.Go(prop.Run)
 	bg.Go(leader.Run)
