@@ -358,12 +358,17 @@ func (p *Presigner) Step(ctx context.Context) (PresignStep, error) {
 		})
 	}
 	wg.Wait()
+	stopping := ctx.Err() != nil
 	for _, d := range results {
 		if d.Response != nil {
 			res.Signed++
 		}
+		// Work cut short by a stop (or the end of the lead) stays
+		// queued as it was: the next leader takes it at once.
+		if d.Response != nil || !stopping {
+			done = append(done, d)
+		}
 	}
-	done = append(done, results...)
 	if len(done) > 0 {
 		stored, err := p.store.SavePresigned(done)
 		p.m.stored.Add(float64(stored))
@@ -384,6 +389,10 @@ func (p *Presigner) sign(ctx context.Context, is *issuer, t PresignTask, now tim
 	d := PresignDone{Key: t.Key, Serial: t.Serial.Bytes()}
 	start := time.Now()
 	signed, resp, err := p.r.presign(ctx, is, t.Serial, t.Status)
+	if err != nil && ctx.Err() != nil {
+		d.Retry = now.Add(presignRetry)
+		return d
+	}
 	if err != nil {
 		p.m.failures.Inc()
 		p.log.Warn("ocsp: pre-signing failed; retried later", "serial", fmt.Sprintf("%x", t.Serial), "err", err, "retry_in", presignRetry)

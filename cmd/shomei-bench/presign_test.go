@@ -42,6 +42,9 @@ func TestMeasurePresign(t *testing.T) {
 			t.Errorf("cell %d: %v from the store and %v from the cache for %d responses in %v; want both rounds added", i, c.StoreHits, c.CacheHits, c.OK, c.Elapsed)
 		}
 	}
+	if rep.FirstPass.OK != o.Certs || rep.FirstPassSigned != 0 {
+		t.Errorf("the first pass: %d ok (%s), %v signed; want %d, none signed", rep.FirstPass.OK, rep.FirstPass.FirstError, rep.FirstPassSigned, o.Certs)
+	}
 	if d := rep.Disk; d.Responses.Keys != o.Certs || d.Queue.Keys != o.Certs || d.Responses.Bytes <= 0 {
 		t.Errorf("store after the run: %+v; want %d responses and %d refreshes queued", d, o.Certs, o.Certs)
 	}
