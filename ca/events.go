@@ -167,7 +167,7 @@ func eventTargets(vs *violations, ev Event, req *store.RevokeRequest) {
 		}
 		req.Profiles, req.Reason = slices.Clone(ev.Profiles), store.ReasonCessationOfOperation
 	case EventRecordError:
-		sn, err := parseSerial(ev.Serial)
+		sn, err := ParseSerial(ev.Serial)
 		if err != nil {
 			vs.add("serial", "R-R1", "a record error names the certificate in error by its hex serial")
 		}
@@ -205,7 +205,7 @@ func (c *CA) Revoke(ctx context.Context, serialHex string, reason int32, effecti
 	}
 	now := c.now()
 	vs := &violations{}
-	sn, err := parseSerial(serialHex)
+	sn, err := ParseSerial(serialHex)
 	if err != nil {
 		vs.add("serial", "R-R2", "must be the certificate serial number in hex")
 	}
@@ -301,7 +301,7 @@ func (ev Event) digest(effective time.Time) []byte {
 	for _, p := range slices.Sorted(slices.Values(ev.Profiles)) {
 		put(strconv.Itoa(int(p)))
 	}
-	sn, _ := parseSerial(ev.Serial)
+	sn, _ := ParseSerial(ev.Serial)
 	put(hex.EncodeToString(sn))
 	put(effective.UTC().Format(time.RFC3339Nano))
 	return h.Sum(nil)

@@ -44,7 +44,7 @@ func TestLimitsAgree(t *testing.T) {
 	if !eventIDPattern.MatchString(strings.Repeat("e", MaxEventIDBytes)) {
 		vs.add("event_id", "R-R1", "refused at its limit")
 	}
-	if _, err := parseSerial(strings.Repeat("0", MaxSerialHexBytes-40) + strings.Repeat("f", 39)); err != nil {
+	if _, err := ParseSerial(strings.Repeat("0", MaxSerialHexBytes-40) + strings.Repeat("f", 39)); err != nil {
 		vs.add("serial", "R-P1", "a 20-octet serial with leading zeros refused at its limit")
 	}
 	for _, v := range vs.list {

@@ -45,7 +45,7 @@ type RenewalNotice struct {
 }
 
 // japan is ca/validity's Japan time zone.
-var japan = validity.Date{Year: 2000, Month: time.January, Day: 1}.Start().Location()
+var japan = validity.Location()
 
 // RenewalNotices returns the certificates of municipality, ISSUED, not
 // revoked and not expired at now, whose renewal window (R-V3,
@@ -142,16 +142,7 @@ func noticeHorizon(today validity.Date, now time.Time, within string) (validity.
 		if err != nil || months < 1 || months > MaxNoticeMonths || n != strconv.Itoa(months) {
 			return validity.Date{}, false
 		}
-		y, m := today.Year, today.Month+time.Month(months)
-		for m > time.December {
-			y, m = y+1, m-12
-		}
-		lastDay := validity.Date{Year: y, Month: m + 1, Day: 1}
-		if m == time.December {
-			lastDay = validity.Date{Year: y + 1, Month: time.January, Day: 1}
-		}
-		lastDay = lastDay.AddDays(-1)
-		return validity.Date{Year: y, Month: m, Day: min(today.Day, lastDay.Day)}, true
+		return today.AddMonths(months), true
 	}
 	d, err := time.ParseDuration(within)
 	if err != nil || d <= 0 || d > MaxNoticeSpan {

@@ -25,7 +25,7 @@ func (c *CA) Status(rec *storev1.Certificate) validity.Status {
 
 // Certificate returns an issued certificate by serial (hex).
 func (c *CA) Certificate(serialHex string) (*storev1.Certificate, error) {
-	sn, err := parseSerial(serialHex)
+	sn, err := ParseSerial(serialHex)
 	if err != nil {
 		return nil, refuse(KindInvalid, "serial", "R-P1", "must be the certificate serial number in hex (at most 20 octets)")
 	}
@@ -117,7 +117,7 @@ func (c *CA) CheckCharacters(text string) ([]jis.Offence, error) {
 
 // parseSerial reads a hex serial as the store keys it: big-endian, no
 // leading zero bytes. It looks at no more than MaxSerialHexBytes.
-func parseSerial(s string) ([]byte, error) {
+func ParseSerial(s string) ([]byte, error) {
 	if len(s) > MaxSerialHexBytes {
 		return nil, errors.New("not a serial")
 	}

@@ -1,8 +1,10 @@
 package propagation
 
-// Notifier is what the CA holds: it calls Notify after every status change
-// (ca.Config.OnStatusChange). It is made before the CA and handed to New
-// afterwards; Notify never blocks, and notifications coalesce.
+// Notifier is a wake-up call that never blocks: the CA calls Notify after
+// every status change (ca.Config.OnStatusChange; New drains it) and after
+// its issuer key generations change (ca.Config.OnIssuersChanged; shomei-ca
+// drains that one through C). It is made before the CA; notifications
+// coalesce.
 type Notifier struct {
 	wake chan struct{}
 }
@@ -19,3 +21,7 @@ func (n *Notifier) Notify() {
 	default:
 	}
 }
+
+// C receives after Notify, once however many came meanwhile: for a
+// drainer other than Propagation's.
+func (n *Notifier) C() <-chan struct{} { return n.wake }

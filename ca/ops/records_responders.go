@@ -57,23 +57,12 @@ func (r *Records) RevokeResponder(ctx context.Context, req *opsv1.RevokeResponde
 	return &opsv1.RevokeResponderResponse{Responder: responder(rec)}, nil
 }
 
-// parseSerial reads a serial in hex as the CA prints it: at most 40 hex
-// digits, an optional 0x, leading zeros ignored (the store keeps serials
-// without them).
+// parseSerial reads a serial in hex as the CA prints it, an optional 0x
+// before it (ca.ParseSerial).
 func parseSerial(s string) ([]byte, error) {
-	h := strings.TrimPrefix(strings.ToLower(s), "0x")
-	if len(h) == 0 || len(h) > maxSerialHex {
-		return nil, invalid("serial", "R-R6", "must be 1 to %d hex digits, as ListResponders gives it", maxSerialHex)
-	}
-	if len(h)%2 == 1 {
-		h = "0" + h
-	}
-	b, err := hex.DecodeString(h)
+	b, err := ca.ParseSerial(strings.TrimPrefix(strings.ToLower(s), "0x"))
 	if err != nil {
-		return nil, invalid("serial", "R-R6", "must be hex digits, as ListResponders gives it")
-	}
-	for len(b) > 1 && b[0] == 0 {
-		b = b[1:]
+		return nil, invalid("serial", "R-R6", "must be 1 to %d hex digits, as ListResponders gives it", maxSerialHex)
 	}
 	return b, nil
 }

@@ -160,6 +160,19 @@ func (d Date) AddDays(n int) Date {
 	return Date{Year: y, Month: m, Day: day}
 }
 
+// AddMonths returns the same day n months later (n ≥ 0); a day that month
+// lacks (the 31st, Feb 29) becomes its last day.
+func (d Date) AddMonths(n int) Date {
+	y, m := d.Year+n/12, d.Month+time.Month(n%12)
+	if m > time.December {
+		y, m = y+1, m-12
+	}
+	return Date{Year: y, Month: m, Day: min(d.Day, daysIn(y, m))}
+}
+
+// Location is Japan's time zone, JST, the one of every Date.
+func Location() *time.Location { return jst }
+
 // Start returns the first instant of d in Japan, 00:00:00 JST. Spec §3.
 func (d Date) Start() time.Time {
 	return time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, jst)

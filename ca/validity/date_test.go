@@ -314,3 +314,26 @@ func FuzzParseDate(f *testing.F) {
 		}
 	})
 }
+
+// TestAddMonths: the same day n months later, or that month's last day.
+func TestAddMonths(t *testing.T) {
+	for _, c := range []struct {
+		from string
+		n    int
+		want string
+	}{
+		{"2026-01-31", 1, "2026-02-28"},
+		{"2027-11-30", 3, "2028-02-29"},
+		{"2026-12-15", 1, "2027-01-15"},
+		{"2026-05-31", 12, "2027-05-31"},
+		{"2026-03-31", 0, "2026-03-31"},
+	} {
+		d, err := validity.ParseDate(c.from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.AddMonths(c.n).String(); got != c.want {
+			t.Errorf("%s + %d months = %s, want %s", c.from, c.n, got, c.want)
+		}
+	}
+}

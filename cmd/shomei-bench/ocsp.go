@@ -60,44 +60,14 @@ func measureOCSP(ctx context.Context, o *ocspOptions, log *slog.Logger) (_ *repo
 	if rep.OpenSSL, err = opensslVersion(ctx); err != nil {
 		return nil, err
 	}
-	module, err := softhsm.Module()
-	if err != nil {
-		return nil, err
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	dir := o.Dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "shomei-bench-ocsp-"); err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-
 	// The HSM: a throwaway token with the issuer's and Shomei's responder
 	// keys.
-	hsmDir, err := softhsm.NewDir(filepath.Join(dir, "softhsm"))
+	env, err := newBenchEnv(o.Dir, "shomei-bench-ocsp-", maxOf(o.HSMWorkers))
 	if err != nil {
 		return nil, err
 	}
-	if err := hsmDir.Setenv(); err != nil {
-		return nil, err
-	}
-	if err := hsmDir.InitToken(tokenLabel, softhsm.TestSOPIN, softhsm.TestPIN); err != nil {
-		return nil, err
-	}
-	pinFile := filepath.Join(dir, "pin")
-	if err := os.WriteFile(pinFile, []byte(softhsm.TestPIN+"\n"), 0o600); err != nil {
-		return nil, err
-	}
-	tok, err := hsm.Open(hsm.Config{Module: module, TokenLabel: tokenLabel, PIN: softhsm.TestPIN, PoolSize: maxOf(o.HSMWorkers)})
-	if err != nil {
-		return nil, err
-	}
+	defer env.cleanup()
+	dir, module, exe, pinFile, hsmDir, tok := env.dir, env.module, env.exe, env.pinFile, env.hsmDir, env.tok
 	defer tok.Close()
 	now := time.Now()
 	log.Info("generating the issuer and responder keys")
@@ -374,4 +344,53 @@ func maxOf(vs []int) int {
 		m = max(m, v)
 	}
 	return m
+}
+
+// benchEnv is a benchmark's work directory and its throwaway SoftHSM2
+// token: what the ocsp and presign commands set up alike.
+type benchEnv struct {
+	dir, module, exe, pinFile string
+	hsmDir                    *softhsm.Dir
+	tok                       *hsm.Token
+	cleanup                   func() // removes a temporary dir
+}
+
+// newBenchEnv makes dir (a new temporary directory named after prefix
+// when empty), a token labelled tokenLabel in it with its PIN file, and
+// opens the token with poolSize sessions.
+func newBenchEnv(dir, prefix string, poolSize int) (*benchEnv, error) {
+	e := &benchEnv{dir: dir, cleanup: func() {}}
+	var err error
+	if e.module, err = softhsm.Module(); err != nil {
+		return nil, err
+	}
+	if e.exe, err = os.Executable(); err != nil {
+		return nil, err
+	}
+	if e.dir == "" {
+		if e.dir, err = os.MkdirTemp("", prefix); err != nil {
+			return nil, err
+		}
+		e.cleanup = func() { os.RemoveAll(e.dir) }
+	} else if err := os.MkdirAll(e.dir, 0o700); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*benchEnv, error) { e.cleanup(); return nil, err }
+	if e.hsmDir, err = softhsm.NewDir(filepath.Join(e.dir, "softhsm")); err != nil {
+		return fail(err)
+	}
+	if err := e.hsmDir.Setenv(); err != nil {
+		return fail(err)
+	}
+	if err := e.hsmDir.InitToken(tokenLabel, softhsm.TestSOPIN, softhsm.TestPIN); err != nil {
+		return fail(err)
+	}
+	e.pinFile = filepath.Join(e.dir, "pin")
+	if err := os.WriteFile(e.pinFile, []byte(softhsm.TestPIN+"\n"), 0o600); err != nil {
+		return fail(err)
+	}
+	if e.tok, err = hsm.Open(hsm.Config{Module: e.module, TokenLabel: tokenLabel, PIN: softhsm.TestPIN, PoolSize: poolSize}); err != nil {
+		return fail(err)
+	}
+	return e, nil
 }

@@ -22,8 +22,6 @@ import (
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	"github.com/shomei-pki/shomei/ca/store"
 	"github.com/shomei-pki/shomei/ca/store/engine"
-	"github.com/shomei-pki/shomei/hsm"
-	"github.com/shomei-pki/shomei/internal/softhsm"
 	"github.com/shomei-pki/shomei/ocsp"
 )
 
@@ -149,19 +147,7 @@ Results are printed as Markdown on stdout (and written to --out).`,
 }
 
 func newPresignServeCommand() *cobra.Command {
-	var dir string
-	cmd := &cobra.Command{
-		Use:    "presign-serve",
-		Short:  "Serve Shomei's responder and pre-signer over a CA store for the presign command (internal)",
-		Hidden: true,
-		Args:   cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return presignServe(cmd.Context(), dir, os.Stdin, os.Stdout)
-		},
-	}
-	cmd.Flags().StringVar(&dir, "dir", "", "work directory holding "+presignConfigFile)
-	cmd.MarkFlagRequired("dir")
-	return cmd
+	return newChildCommand("presign-serve", "Serve Shomei's responder and pre-signer over a CA store for the presign command (internal)", presignConfigFile, presignServe)
 }
 
 // presignReport is what one presign run measured.
@@ -246,41 +232,12 @@ func presignDone(ctx context.Context, metrics string, n int) (bool, error) {
 // measurePresign runs the benchmark.
 func measurePresign(ctx context.Context, o *presignOptions, log *slog.Logger) (_ *presignReport, err error) {
 	rep := &presignReport{Options: *o, Started: time.Now(), CPU: cpuModel(), Cells: map[int][2]presignCell{}}
-	module, err := softhsm.Module()
+	env, err := newBenchEnv(o.Dir, "shomei-bench-presign-", 1)
 	if err != nil {
 		return nil, err
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	dir := o.Dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "shomei-bench-presign-"); err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	hsmDir, err := softhsm.NewDir(filepath.Join(dir, "softhsm"))
-	if err != nil {
-		return nil, err
-	}
-	if err := hsmDir.Setenv(); err != nil {
-		return nil, err
-	}
-	if err := hsmDir.InitToken(tokenLabel, softhsm.TestSOPIN, softhsm.TestPIN); err != nil {
-		return nil, err
-	}
-	pinFile := filepath.Join(dir, "pin")
-	if err := os.WriteFile(pinFile, []byte(softhsm.TestPIN+"\n"), 0o600); err != nil {
-		return nil, err
-	}
-	tok, err := hsm.Open(hsm.Config{Module: module, TokenLabel: tokenLabel, PIN: softhsm.TestPIN, PoolSize: 1})
-	if err != nil {
-		return nil, err
-	}
+	defer env.cleanup()
+	dir, module, exe, pinFile, hsmDir, tok := env.dir, env.module, env.exe, env.pinFile, env.hsmDir, env.tok
 	now := time.Now()
 	log.Info("generating the issuer and responder keys")
 	p, err := newPKI(ctx, tok, now)

@@ -1,19 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"time"
 
@@ -54,15 +50,9 @@ const presignConfigFile = "presign.json"
 // on 127.0.0.1, until stdin closes or ctx ends.
 func presignServe(ctx context.Context, dir string, stdin io.Reader, stdout io.Writer) error {
 	gctuning.Apply()
-	raw, err := os.ReadFile(filepath.Join(dir, presignConfigFile))
-	if err != nil {
-		return err
-	}
 	var cfg presignConfig
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		return fmt.Errorf("%s: %w", presignConfigFile, err)
+	if err := readChildConfig(dir, presignConfigFile, &cfg); err != nil {
+		return err
 	}
 	if err := os.Setenv("SOFTHSM2_CONF", cfg.SoftHSMConf); err != nil {
 		return err
@@ -131,54 +121,10 @@ func presignServe(ctx context.Context, dir string, stdin io.Reader, stdout io.Wr
 		fmt.Fprintf(w, "heap_inuse_bytes %d\n", m.HeapInuse)
 	})
 	var addrs serveAddrs
-	errs := make(chan error, 2)
-	var servers []*http.Server
-	for _, s := range []struct {
-		h   http.Handler
-		url *string
-		fmt string
-	}{
+	return serveChild(ctx, stdin, stdout, &addrs, []childServer{
 		{responder, &addrs.Shomei, "http://%s" + ocsp.DefaultPath},
 		{mux, &addrs.Metrics, "http://%s/metrics"},
-	} {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		srv := &http.Server{Handler: s.h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-		servers = append(servers, srv)
-		*s.url = fmt.Sprintf(s.fmt, l.Addr())
-		go func() { errs <- srv.Serve(l) }()
-	}
-	defer func() {
-		for _, srv := range servers {
-			srv.Close()
-		}
-	}()
-	line, err := json.Marshal(addrs)
-	if err != nil {
-		return err
-	}
-	if _, err := fmt.Fprintf(stdout, "%s\n", line); err != nil {
-		return err
-	}
-	work, stop := context.WithCancel(ctx)
-	ran := make(chan struct{})
-	go func() { presigner.Run(work); close(ran) }()
-	defer func() { stop(); <-ran }()
-	eof := make(chan struct{})
-	go func() {
-		io.Copy(io.Discard, stdin)
-		close(eof)
-	}()
-	select {
-	case <-eof:
-		return nil
-	case <-ctx.Done():
-		return nil
-	case err := <-errs:
-		return err
-	}
+	}, presigner.Run)
 }
 
 // storeSource answers the statuses the pre-signed responses do not, from

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"runtime"
@@ -99,17 +101,24 @@ func runFlags(cmd *cobra.Command, dir, out *string, verbose *bool) {
 
 // newServeCommand is the server process the ocsp command starts.
 func newServeCommand() *cobra.Command {
+	return newChildCommand("ocsp-serve", "Serve Shomei's responder and the ceiling for the ocsp command (internal)", serveConfigFile, serve)
+}
+
+// newChildCommand is a hidden server process a benchmark command starts
+// in its work directory (--dir, holding configFile): it serves until its
+// standard input closes (serveChild).
+func newChildCommand(use, short, configFile string, run func(ctx context.Context, dir string, stdin io.Reader, stdout io.Writer) error) *cobra.Command {
 	var dir string
 	cmd := &cobra.Command{
-		Use:    "ocsp-serve",
-		Short:  "Serve Shomei's responder and the ceiling for the ocsp command (internal)",
+		Use:    use,
+		Short:  short,
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return serve(cmd.Context(), dir, os.Stdin, os.Stdout)
+			return run(cmd.Context(), dir, os.Stdin, os.Stdout)
 		},
 	}
-	cmd.Flags().StringVar(&dir, "dir", "", "work directory holding "+serveConfigFile)
+	cmd.Flags().StringVar(&dir, "dir", "", "work directory holding "+configFile)
 	cmd.MarkFlagRequired("dir")
 	return cmd
 }

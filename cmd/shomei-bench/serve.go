@@ -64,15 +64,9 @@ type serveAddrs struct {
 func serve(ctx context.Context, dir string, stdin io.Reader, stdout io.Writer) error {
 	// The collector as Shomei's servers set it.
 	gctuning.Apply()
-	raw, err := os.ReadFile(filepath.Join(dir, serveConfigFile))
-	if err != nil {
-		return err
-	}
 	var cfg serveConfig
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		return fmt.Errorf("%s: %w", serveConfigFile, err)
+	if err := readChildConfig(dir, serveConfigFile, &cfg); err != nil {
+		return err
 	}
 	if err := os.Setenv("SOFTHSM2_CONF", cfg.SoftHSMConf); err != nil {
 		return err
@@ -127,37 +121,71 @@ func serve(ctx context.Context, dir string, stdin io.Reader, stdout io.Writer) e
 	}
 
 	var addrs serveAddrs
-	var servers []*http.Server
-	errs := make(chan error, 3)
-	for _, s := range []struct {
-		h   http.Handler
-		url *string
-		fmt string
-	}{
+	return serveChild(ctx, stdin, stdout, &addrs, []childServer{
 		{responder, &addrs.Shomei, "http://%s" + ocsp.DefaultPath},
 		{ceilingHandler(fixed), &addrs.Ceiling, "http://%s/"},
 		{debugMux(reg), &addrs.Metrics, "http://%s/metrics"},
-	} {
+	}, nil)
+}
+
+// readChildConfig strictly decodes the JSON file name in dir, which the
+// parent command wrote for its server child, into cfg.
+func readChildConfig(dir, name string, cfg any) error {
+	raw, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// childServer is one HTTP server of a child process: its handler, and
+// where its URL (fmt with the listener's address) is announced.
+type childServer struct {
+	h   http.Handler
+	url *string
+	fmt string
+}
+
+// serveChild is the life of a server child process (ocsp-serve,
+// presign-serve): it listens on loopback ports the kernel picks, writes
+// addrs — the URLs filled in — as one JSON line to stdout, runs work (if
+// any) meanwhile, and serves until stdin closes (the parent is done or
+// gone), ctx ends, or a server fails.
+func serveChild(ctx context.Context, stdin io.Reader, stdout io.Writer, addrs *serveAddrs, servers []childServer, work func(context.Context)) error {
+	errs := make(chan error, len(servers))
+	var running []*http.Server
+	defer func() {
+		for _, srv := range running {
+			srv.Close()
+		}
+	}()
+	for _, s := range servers {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return err
 		}
 		srv := &http.Server{Handler: s.h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-		servers = append(servers, srv)
+		running = append(running, srv)
 		*s.url = fmt.Sprintf(s.fmt, l.Addr())
 		go func() { errs <- srv.Serve(l) }()
 	}
-	defer func() {
-		for _, srv := range servers {
-			srv.Close()
-		}
-	}()
 	line, err := json.Marshal(addrs)
 	if err != nil {
 		return err
 	}
 	if _, err := fmt.Fprintf(stdout, "%s\n", line); err != nil {
 		return err
+	}
+	if work != nil {
+		workCtx, stop := context.WithCancel(ctx)
+		ran := make(chan struct{})
+		go func() { work(workCtx); close(ran) }()
+		defer func() { stop(); <-ran }()
 	}
 	eof := make(chan struct{})
 	go func() {

@@ -14,27 +14,8 @@ import (
 	"github.com/shomei-pki/shomei/ca/issuer"
 	"github.com/shomei-pki/shomei/crl"
 	"github.com/shomei-pki/shomei/ocsp/responders"
+	"github.com/shomei-pki/shomei/propagation"
 )
-
-// issuersChanged is what the CA calls after its issuer key generations
-// changed — a rotation, an activation, a retirement, a destruction, a
-// compromise (ca.Config.OnIssuersChanged) — made before the CA and drained
-// by generations.Run. Notify never blocks, and notifications coalesce.
-type issuersChanged struct {
-	wake chan struct{}
-}
-
-func newIssuersChanged() *issuersChanged {
-	return &issuersChanged{wake: make(chan struct{}, 1)}
-}
-
-// Notify says the store's issuer key generations changed.
-func (n *issuersChanged) Notify() {
-	select {
-	case n.wake <- struct{}{}:
-	default:
-	}
-}
 
 // generationKeeper keeps the CA's own delegated OCSP responders, one per
 // generation (*responders.Keeper).
@@ -68,7 +49,7 @@ type generationsConfig struct {
 	// Files are the certificates served at /issuers/.
 	Files *issuerFiles
 	// Changed wakes Run; required for Run only.
-	Changed *issuersChanged
+	Changed *propagation.Notifier
 	// Poll is how often Run looks at the store without a notification;
 	// generationsPoll when zero.
 	Poll time.Duration
@@ -192,7 +173,7 @@ func (g *generations) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-g.cfg.Changed.wake:
+		case <-g.cfg.Changed.C():
 		case <-tick.C:
 		}
 		if err := g.Sync(ctx); err != nil && ctx.Err() == nil {

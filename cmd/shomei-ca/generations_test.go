@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"github.com/shomei-pki/shomei/propagation"
 	"io"
 	"log/slog"
 	"math/big"
@@ -141,7 +142,7 @@ func TestGenerationsLive(t *testing.T) {
 	go keeper.Maintain(ctx, responder, next)
 	files := newIssuerFiles()
 	crls := &retiredSet{}
-	changed := newIssuersChanged()
+	changed := propagation.NewNotifier()
 	gens, err := newGenerations(generationsConfig{Records: recs, Keeper: keeper, Responder: responder, CRL: crls,
 		Files: files, Changed: changed, Log: discard})
 	if err != nil {

@@ -40,7 +40,7 @@ type leadership struct {
 // leaseName is the lease of the singleton work.
 const leaseName = "shomei-ca singleton"
 
-func newLeadership(st *store.Store, publisher *crl.Publisher, checkpoints *checkpointer, presigner *ocsp.Presigner, reg prometheus.Registerer, log *slog.Logger) (*leadership, error) {
+func newLeadership(st *store.Store, authority *ca.CA, publisher *crl.Publisher, checkpoints *checkpointer, presigner *ocsp.Presigner, reg prometheus.Registerer, log *slog.Logger) (*leadership, error) {
 	retention, err := ca.NewRetention(ca.RetentionConfig{Store: st, Log: log, Metrics: reg})
 	if err != nil {
 		return nil, err
@@ -50,7 +50,7 @@ func newLeadership(st *store.Store, publisher *crl.Publisher, checkpoints *check
 	if err := reg.Register(g); err != nil {
 		return nil, err
 	}
-	l := &leadership{st: st, publisher: publisher, checkpoints: checkpoints, retention: retention, presigner: presigner, gauge: g, log: log}
+	l := &leadership{st: st, authority: authority, publisher: publisher, checkpoints: checkpoints, retention: retention, presigner: presigner, gauge: g, log: log}
 	if st.Shared() {
 		// Until the lease is held, serve what the leader stores.
 		publisher.SetFollowing(true)
@@ -88,7 +88,7 @@ func (l *leadership) lead(ctx context.Context, lost <-chan struct{}) {
 	var wg sync.WaitGroup
 	wg.Go(func() { l.checkpoints.lead(work) })
 	wg.Go(func() { l.retention.Run(work) })
-	if l.st.Shared() && l.authority != nil {
+	if l.st.Shared() {
 		wg.Go(func() { l.sweepPending(work) })
 	}
 	if l.presigner != nil {

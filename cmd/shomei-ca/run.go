@@ -136,7 +136,7 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 	// A change of the issuer key generations (rotation, retirement, …)
 	// is published live by generations.Run (ca.Config.OnIssuersChanged:
 	// issuersChanged.Notify).
-	issuersChanged := newIssuersChanged()
+	issuersChanged := propagation.NewNotifier()
 	authority, err := ca.New(ctx, ca.Config{
 		Store: st, Token: o.tok, Profile: pcfg, CRLBaseURL: cfg.Server.PublicURL + "/crl",
 		CRLShardSize: cfg.Certificates.CRLShardSize, AllowECDSAP256: cfg.Certificates.AllowECDSAP256, Log: log, Metrics: metrics,
@@ -184,11 +184,10 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 	if err := gens.Sync(ctx); err != nil {
 		return fmt.Errorf("issuer generations: %w", err)
 	}
-	leader, err := newLeadership(st, prop.Publisher(), checkpoints, presigner, reg, log)
+	leader, err := newLeadership(st, authority, prop.Publisher(), checkpoints, presigner, reg, log)
 	if err != nil {
 		return err
 	}
-	leader.authority = authority
 	bg.Go(gens.Run)
 	bg.Go(prop.Run)
 	bg.Go(leader.Run)

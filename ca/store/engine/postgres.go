@@ -147,10 +147,8 @@ func (p *Postgres) Update(fn func(Tx) error) error {
 	if t.err != nil {
 		return t.err
 	}
-	// Watchers (Watch) of the buckets written hear of it at commit.
-	for table := range t.pending {
-		t.notify[table] = true
-	}
+	// Watchers (Watch) of the buckets written (flush notes them) hear of
+	// it at commit.
 	if err := t.flush(""); err != nil {
 		return err
 	}
@@ -301,7 +299,7 @@ type pgTx struct {
 	writable bool
 	err      error                              // the first failed read (sticky)
 	pending  map[string]map[string]pendingWrite // table → key → write
-	notify   map[string]bool                    // tables written (flushed or not)
+	notify   map[string]bool                    // tables written (flush notes each)
 }
 
 func (t *pgTx) fail(err error) {
