@@ -7,7 +7,7 @@ BIN     := $(CURDIR)/bin
 CONFIG  := $(VAR)/shomei.yaml
 BUF     := GOWORK=off $(GO) tool -modfile=internal/tools/go.mod buf
 
-.PHONY: all deps dev-hsm build run run-ocsp test fuzz-short vet lint proto proto-check bench clean
+.PHONY: all deps dev-hsm build run run-ocsp test fuzz-short vet lint proto proto-check bench clean config-docs
 
 all: build
 
@@ -50,6 +50,11 @@ lint:
 # Regenerate Go code from api/**/*.proto.
 proto:
 	$(BUF) generate
+
+# docs/configuration.md from the config structs' doc comments
+# (internal/configdoc); go test ./internal/configdoc fails when it is stale.
+config-docs:
+	$(GO) run ./internal/configdoc/gen
 
 # buf lint, and generated code in sync with the protos.
 proto-check:

@@ -77,8 +77,12 @@ func (c *Config) setDefaults() error {
 // to give a PIN as a command-line argument, where other users of the machine
 // could read it.
 type PINSource struct {
+	// File holds the PIN (its first line); it must be private to its
+	// owner (mode 0600 or stricter).
 	File string `yaml:"pin_file"`
-	Env  string `yaml:"pin_env"`
+	// Env names the environment variable holding the PIN; it is removed
+	// from the environment once read.
+	Env string `yaml:"pin_env"`
 }
 
 // Read returns the PIN. A PIN file must be private to its owner (mode

@@ -44,8 +44,10 @@ type AddressLimit struct {
 
 // HTTPTLS is the HTTP listener's server certificate and key (PEM).
 type HTTPTLS struct {
+	// CertFile is the listener's PEM certificate (chain); required.
 	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
+	// KeyFile is its PEM private key, readable by its owner only; required.
+	KeyFile string `yaml:"key_file"`
 }
 
 // RelyingParty is a registered relying party: an organisation allowed to
@@ -61,8 +63,9 @@ type RelyingParty struct {
 	ClientCertFile string `yaml:"client_cert_file"`
 	// Rate is its requests per second; default 1000; negative: no limit.
 	// Burst defaults to twice the rate.
-	Rate  float64 `yaml:"rate"`
-	Burst int     `yaml:"burst"`
+	Rate float64 `yaml:"rate"`
+	// Burst is the relying party's burst; default twice its rate.
+	Burst int `yaml:"burst"`
 }
 
 func (a *HTTPAccess) resolve(dir string) {

@@ -29,15 +29,22 @@ import (
 
 // Config is the whole configuration file.
 type Config struct {
-	Store        Store        `yaml:"store"`
-	HSM          HSM          `yaml:"hsm"`
-	Issuers      Issuers      `yaml:"issuers"`
-	Server       Server       `yaml:"server"`
+	// Store is where the CA keeps its state.
+	Store Store `yaml:"store"`
+	// HSM is the PKCS#11 token of the issuer and responder keys.
+	HSM HSM `yaml:"hsm"`
+	// Issuers: how `shomeictl init` makes the issuer keys and certificates.
+	Issuers Issuers `yaml:"issuers"`
+	// Server: where shomei-ca listens, and the limits of its listeners.
+	Server Server `yaml:"server"`
+	// Certificates: the certificate content that is configuration.
 	Certificates Certificates `yaml:"certificates"`
-	OCSP         OCSP         `yaml:"ocsp"`
+	// OCSP: the CA's own OCSP responder.
+	OCSP OCSP `yaml:"ocsp"`
 	// HTTPAccess: who may fetch OCSP and CRLs on server.http_listen (R-R6).
 	HTTPAccess HTTPAccess `yaml:"http_access"`
-	Audit      Audit      `yaml:"audit"`
+	// Audit: the signed checkpoints of the audit log (R-K3).
+	Audit Audit `yaml:"audit"`
 	// Approvals: how many operators must agree to a key operation (R-K1,
 	// R-K2).
 	Approvals Approvals `yaml:"approvals"`
@@ -57,8 +64,11 @@ type HSM struct {
 	Module string `yaml:"module"`
 	// ModuleEnv are environment variables the module reads when it is
 	// loaded, such as SOFTHSM2_CONF or a vendor's configuration path.
-	ModuleEnv     map[string]string `yaml:"module_env"`
-	TokenLabel    string            `yaml:"token_label"`
+	ModuleEnv map[string]string `yaml:"module_env"`
+	// TokenLabel is the label of the token holding the keys; required.
+	TokenLabel string `yaml:"token_label"`
+	// PINSource: the user PIN from pin_file or pin_env, exactly one of
+	// them, never the PIN itself.
 	hsm.PINSource `yaml:",inline"`
 	// PoolSize bounds concurrent HSM sessions; 0 means the number of CPUs.
 	PoolSize int `yaml:"pool_size"`
@@ -68,10 +78,17 @@ type HSM struct {
 
 // Issuers says how the key ceremony makes the issuers.
 type Issuers struct {
-	KeyAlgorithm  string   `yaml:"key_algorithm"`
-	ValidityYears int      `yaml:"validity_years"`
-	SignDN        []string `yaml:"sign_dn"`
-	AuthDN        []string `yaml:"auth_dn"`
+	// KeyAlgorithm of the issuer keys: rsa2048 (the default, as the real
+	// JPKI), rsa3072, rsa4096, ecdsa-p256 or ecdsa-p384.
+	KeyAlgorithm string `yaml:"key_algorithm"`
+	// ValidityYears of the issuer certificates, 1 to 30; default 10. They
+	// must outlive every certificate they issue (R-V7).
+	ValidityYears int `yaml:"validity_years"`
+	// SignDN is the SIGN issuer's DN, one attribute per entry (C=JP,
+	// O=JPKI, …); default R-P1's. A rotated key keeps it (R-K1).
+	SignDN []string `yaml:"sign_dn"`
+	// AuthDN is the AUTH issuer's DN, as sign_dn; default R-P1's.
+	AuthDN []string `yaml:"auth_dn"`
 }
 
 // Server says where shomei-ca listens.
@@ -98,6 +115,8 @@ type Server struct {
 	// item 3). Defaults in internal/server; the caps are lowered at start
 	// to fit the file-descriptor limit.
 	GRPCLimits server.GRPCLimits `yaml:"grpc_limits"`
+	// HTTPLimits bound the HTTP listener (http_listen), as grpc_limits
+	// the gRPC one.
 	HTTPLimits server.HTTPLimits `yaml:"http_limits"`
 }
 
@@ -106,7 +125,8 @@ type ServerTLS struct {
 	// CertFile and KeyFile are the server's PEM certificate (chain) and
 	// private key; both required.
 	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
+	// KeyFile is the server's PEM private key, readable by its owner only.
+	KeyFile string `yaml:"key_file"`
 	// ClientCAFile, when set, makes clients present a certificate issued
 	// by one of its PEM CA certificates (mutual TLS), on top of their
 	// bearer tokens; the certificate must name the client whose token it
@@ -195,8 +215,9 @@ type Client struct {
 	TLSName string `yaml:"tls_name"`
 	// Rate and Burst are the client's own request limit (calls a second);
 	// 0: server.rate_limits.client_rate and client_burst.
-	Rate  float64 `yaml:"rate"`
-	Burst int     `yaml:"burst"`
+	Rate float64 `yaml:"rate"`
+	// Burst is the client's own burst; 0: server.rate_limits.client_burst.
+	Burst int `yaml:"burst"`
 	// ResponderKeys (replicas only) are the responder keys the replica may
 	// have certified, each "sha256:" and the hex SHA-256 of the key's
 	// SubjectPublicKeyInfo DER, as `shomei-ocsp --print-responder-keys`
@@ -229,7 +250,9 @@ type OCSP struct {
 	// unknown serials) per second; default 50; negative: none
 	// (ocsp.Config.SignatureBudget). SignatureBurst defaults to 100.
 	SignatureBudget float64 `yaml:"signature_budget"`
-	SignatureBurst  int     `yaml:"signature_burst"`
+	// SignatureBurst is how many fresh signatures signature_budget allows
+	// at once; default 100.
+	SignatureBurst int `yaml:"signature_burst"`
 	// UnknownReuse is how long an "unknown" answer is served from the
 	// cache; default 1m.
 	UnknownReuse time.Duration `yaml:"unknown_reuse"`

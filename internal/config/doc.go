@@ -6,3 +6,5 @@
 // a command runs in. Secrets are never in the file: the HSM PIN comes from a
 // PIN file or an environment variable the file names.
 package config
+
+//go:generate go run ../configdoc/gen

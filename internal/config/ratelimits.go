@@ -13,14 +13,16 @@ type RateLimits struct {
 	// the client sets its own (clients[].rate, burst); default 200/s,
 	// burst 400. A client over it gets RESOURCE_EXHAUSTED with a retry
 	// delay.
-	ClientRate  float64 `yaml:"client_rate"`
-	ClientBurst int     `yaml:"client_burst"`
+	ClientRate float64 `yaml:"client_rate"`
+	// ClientBurst is the burst of client_rate; default 400.
+	ClientBurst int `yaml:"client_burst"`
 	// FailureRate and FailureBurst bound failed authentications per peer
 	// address (IP, IPv6 /64); default 1/s, burst 20. An address over it
 	// gets RESOURCE_EXHAUSTED for every call until its bucket refills,
 	// except from clients that had authenticated from it before.
-	FailureRate  float64 `yaml:"failure_rate"`
-	FailureBurst int     `yaml:"failure_burst"`
+	FailureRate float64 `yaml:"failure_rate"`
+	// FailureBurst is the burst of failure_rate; default 20.
+	FailureBurst int `yaml:"failure_burst"`
 }
 
 func (r RateLimits) validate() error {

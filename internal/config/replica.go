@@ -25,7 +25,8 @@ type Replica struct {
 	HSM HSM `yaml:"hsm"`
 	// HTTPListen serves /ocsp, /metrics and /healthz; default 127.0.0.1:8081.
 	HTTPListen string `yaml:"http_listen"`
-	OCSP       OCSP   `yaml:"ocsp"`
+	// OCSP: the replica's responder, as the CA's ocsp section.
+	OCSP OCSP `yaml:"ocsp"`
 	// HTTPAccess: who may ask for OCSP on http_listen (R-R6).
 	HTTPAccess HTTPAccess `yaml:"http_access"`
 	// HTTPLimits bound the HTTP listener as the CA's server.http_limits
@@ -52,7 +53,8 @@ type ReplicaCA struct {
 	// replica's client (clients[].tls_name on the CA). Both or neither;
 	// they need tls_ca_file.
 	TLSCertFile string `yaml:"tls_cert_file"`
-	TLSKeyFile  string `yaml:"tls_key_file"`
+	// TLSKeyFile is the key of tls_cert_file (PEM, mode 0600).
+	TLSKeyFile string `yaml:"tls_key_file"`
 }
 
 var replicaName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,30}$`)
@@ -128,5 +130,6 @@ func DecodeReplica(r io.Reader, dir string) (*Replica, error) {
 // ReplicaStore is where a replica keeps what it follows: its own bbolt
 // file, never the CA's store.
 type ReplicaStore struct {
+	// Path is the replica's bbolt file; required.
 	Path string `yaml:"path"`
 }

@@ -36,7 +36,9 @@ type Postgres struct {
 	// password may instead be in the PostgreSQL password file (PGPASSFILE,
 	// ~/.pgpass).
 	DSNFile string `yaml:"dsn_file"`
-	DSNEnv  string `yaml:"dsn_env"`
+	// DSNEnv names the environment variable holding the connection
+	// string; exactly one of dsn_file and dsn_env.
+	DSNEnv string `yaml:"dsn_env"`
 	// MaxConns bounds the connection pool (default 8).
 	MaxConns int32 `yaml:"max_conns"`
 	// LockTimeout bounds a write's wait for another CA process's write

@@ -77,7 +77,8 @@ type GRPCLimits struct {
 	// KeepaliveTime: the server pings a connection quiet for this long;
 	// default 1m. KeepaliveTimeout: it is closed if the ping is not
 	// answered within this; default 20s.
-	KeepaliveTime    time.Duration `yaml:"keepalive_time"`
+	KeepaliveTime time.Duration `yaml:"keepalive_time"`
+	// KeepaliveTimeout: see keepalive_time; default 20s.
 	KeepaliveTimeout time.Duration `yaml:"keepalive_timeout"`
 	// KeepaliveMinTime is the shortest interval between a client's
 	// pings; a client pinging more often is sent GOAWAY
