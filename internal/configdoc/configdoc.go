@@ -233,6 +233,12 @@ func (g *generator) walk(p *pkg, ts *ast.TypeSpec, prefix, binary string, secs *
 		list bool
 	}
 	var later []nested
+	keys := map[string]string{} // Go field name → YAML key, for keyed
+	for _, f := range st.Fields.List {
+		if name, _, skip := yamlKey(f); !skip && name != "" {
+			keys[f.Names[0].Name] = name
+		}
+	}
 	for _, f := range st.Fields.List {
 		name, inline, skip := yamlKey(f)
 		if skip {
@@ -261,6 +267,7 @@ func (g *generator) walk(p *pkg, ts *ast.TypeSpec, prefix, binary string, secs *
 			continue
 		}
 		key := join(prefix, name)
+		fdoc = keyed(fdoc, keys)
 		var sdoc string
 		if sts != nil {
 			sdoc = sp.types[sts.Name.Name].doc
@@ -291,6 +298,35 @@ func (g *generator) walk(p *pkg, ts *ast.TypeSpec, prefix, binary string, secs *
 		(*secs)[start].doc = n.doc
 	}
 	return nil
+}
+
+// keyed writes the Go field names a doc comment starts with ("Rate and
+// Burst are …", "CertFile is …") as the YAML keys the reader writes.
+func keyed(doc string, keys map[string]string) string {
+	name, rest, ok := leadingName(doc, keys)
+	if !ok {
+		return doc
+	}
+	out := "`" + keys[name] + "`"
+	if r, found := strings.CutPrefix(rest, " and "); found {
+		if second, rest2, ok := leadingName(r, keys); ok {
+			return out + " and `" + keys[second] + "`" + rest2
+		}
+	}
+	return out + rest
+}
+
+// leadingName finds the field name text starts with, followed by a space,
+// colon or comma.
+func leadingName(text string, keys map[string]string) (name, rest string, ok bool) {
+	end := strings.IndexAny(text, " :,")
+	if end <= 0 {
+		return "", "", false
+	}
+	if _, ok := keys[text[:end]]; !ok {
+		return "", "", false
+	}
+	return text[:end], text[end:], true
 }
 
 // describe names a field's YAML value type and, for a struct (or a list

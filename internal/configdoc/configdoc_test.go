@@ -142,9 +142,9 @@ type Nested struct {
 
 // Pair is a pair.
 type Pair struct {
-	// A is a.
+	// A and B are a and b.
 	A string `+"`yaml:\"a\"`"+`
-	// B is b.
+	// Whether B is set: another field's name inside the text stays.
 	B bool `+"`yaml:\"b\"`"+`
 }
 
@@ -163,18 +163,18 @@ type Item struct {
 	md := string(res.Markdown)
 	for _, want := range []string{
 		"Paths are relative to the file.",
-		"| `listen` | string | Listen is where it listens; default :80. |",
-		"| `timeout` | duration | Timeout \\| bounds things. |",
+		"| `listen` | string | `listen` is where it listens; default :80. |",
+		"| `timeout` | duration | `timeout` \\| bounds things. |",
 		"| `bare` | integer |  |",
-		"| `nested` | section, optional | Nested says more.",
+		"| `nested` | section, optional | `nested` says more.",
 		"### `nested` (thing)",
-		"| `nested.a` | string | A is a. |",
-		"| `nested.b` | boolean | B is b. |",
-		"| `nested.count` | integer | Count counts. |",
+		"| `nested.a` | string | `a` and `b` are a and b. |",
+		"| `nested.b` | boolean | Whether B is set: another field's name inside the text stays. |",
+		"| `nested.count` | integer | `count` counts. |",
 		"| `items` | list of section |",
 		"### `items[]` (thing)",
-		"| `items[].weight` | number | Weight weighs. |",
-		"| `env` | map of string to string | Env is the environment. |",
+		"| `items[].weight` | number | `weight` weighs. |",
+		"| `env` | map of string to string | `env` is the environment. |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("missing %q in\n%s", want, md)
