@@ -74,6 +74,8 @@ type Page struct {
 	mu   sync.Mutex // guards the CRL snapshot; held while it is taken
 	at   time.Time
 	crls []crl.PublishedCRL // nil: none taken yet
+
+	rendered renderCache
 }
 
 // New checks cfg and makes a Page.
@@ -157,20 +159,15 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// index is the repository with one page of the CRLs; base prefixes every
-// path (the public URL for JSON, "" for HTML).
-func (p *Page) index(r *http.Request, base string) (Index, error) {
-	all, at := p.snapshot()
-	page, pages, err := pageOf(r, len(all), p.cfg.PageSize)
-	if err != nil {
-		return Index{}, err
-	}
+// index is the repository with page of the CRLs all (of pages); base
+// prefixes every path (the public URL for JSON, "" for HTML).
+func (p *Page) index(all []crl.PublishedCRL, at time.Time, iss *issuerSnapshot, page, pages int, base string) Index {
 	out := Index{
 		Schema: SchemaVersion, GeneratedAt: at.UTC(), CPSURL: p.cfg.CPSURL, OCSPURLs: append([]string{}, p.cfg.OCSPURLs...),
-		BundleURL: base + IssuersPath + BundleFile,
-		CRLs:      CRLPage{Page: page, Pages: pages, PageSize: p.cfg.PageSize, Total: len(all), Items: []CRL{}},
+		BundleURL: base + IssuersPath + BundleFile, Issuers: []Generation{},
+		CRLs: CRLPage{Page: page, Pages: pages, PageSize: p.cfg.PageSize, Total: len(all), Items: []CRL{}},
 	}
-	for _, g := range p.cfg.Issuers.current().gens {
+	for _, g := range iss.gens {
 		g.Certificate = g.Certificate.under(base)
 		links := make([]Certificate, 0, len(g.Links))
 		for _, l := range g.Links {
@@ -179,15 +176,12 @@ func (p *Page) index(r *http.Request, base string) (Index, error) {
 		g.Links = links
 		out.Issuers = append(out.Issuers, g)
 	}
-	if out.Issuers == nil {
-		out.Issuers = []Generation{}
-	}
 	from := (page - 1) * p.cfg.PageSize
 	for _, c := range all[from:min(from+p.cfg.PageSize, len(all))] {
 		out.CRLs.Items = append(out.CRLs.Items, CRL{Partition: c.Name, URL: c.URL, Number: c.Number,
 			ThisUpdate: c.ThisUpdate.UTC(), NextUpdate: c.NextUpdate.UTC(), Entries: c.Entries, Bytes: c.Bytes})
 	}
-	return out, nil
+	return out
 }
 
 // under is c with its paths under base.
@@ -203,7 +197,9 @@ func (p *Page) headers(w http.ResponseWriter, contentType string) {
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(p.cfg.Refresh.Seconds())))
+	// Not "public": in registered mode a shared cache must not hand a
+	// page asked for with a bearer token to anyone else.
+	h.Set("Cache-Control", fmt.Sprintf("max-age=%d", int(p.cfg.Refresh.Seconds())))
 }
 
 // fail answers a refused page parameter with 400, anything else with 500.
@@ -217,45 +213,110 @@ func (p *Page) fail(w http.ResponseWriter, err error) {
 	http.Error(w, "internal error", http.StatusInternalServerError)
 }
 
+// What a page of the CRLs is rendered as: JSON, or the template of
+// that name.
+const (
+	asJSON    = "json"
+	asPage    = "page"
+	asCRLList = "crl-list"
+)
+
 // ServeJSON serves GET /index.json[?page=N]: Index.
-func (p *Page) ServeJSON(w http.ResponseWriter, r *http.Request) {
-	idx, err := p.index(r, p.cfg.PublicURL)
-	if err != nil {
-		p.fail(w, err)
-		return
-	}
-	body, err := json.MarshalIndent(idx, "", "  ")
-	if err != nil {
-		p.fail(w, err)
-		return
-	}
-	p.headers(w, "application/json")
-	w.Write(append(body, '\n'))
-}
+func (p *Page) ServeJSON(w http.ResponseWriter, r *http.Request) { p.serve(w, r, asJSON) }
 
 // ServeHTML serves GET /[?page=N]: the page.
-func (p *Page) ServeHTML(w http.ResponseWriter, r *http.Request) {
-	idx, err := p.index(r, "")
-	if err != nil {
-		p.fail(w, err)
-		return
-	}
-	p.render(w, "page", view{Index: idx, Nav: navOf(idx.CRLs, "/")})
-}
+func (p *Page) ServeHTML(w http.ResponseWriter, r *http.Request) { p.serve(w, r, asPage) }
 
 // ServeCRLList serves GET /crl/[?page=N]: the CRLs' files, a page at a time.
-func (p *Page) ServeCRLList(w http.ResponseWriter, r *http.Request) {
-	idx, err := p.index(r, "")
+func (p *Page) ServeCRLList(w http.ResponseWriter, r *http.Request) { p.serve(w, r, asCRLList) }
+
+// serve answers r with its page of the CRLs rendered as kind: rendered
+// once per snapshot (of the CRLs and of the issuers) and page, then from
+// the cache.
+func (p *Page) serve(w http.ResponseWriter, r *http.Request, kind string) {
+	all, at := p.snapshot()
+	iss := p.cfg.Issuers.current()
+	page, pages, err := pageOf(r, len(all), p.cfg.PageSize)
 	if err != nil {
 		p.fail(w, err)
 		return
 	}
-	p.render(w, "crl-list", view{Index: idx, Nav: navOf(idx.CRLs, CRLPath)})
+	key := kind + "?" + strconv.Itoa(page)
+	body := p.rendered.get(at, iss, key)
+	if body == nil {
+		if body, err = p.render(p.index(all, at, iss, page, pages, p.base(kind)), kind); err != nil {
+			p.fail(w, err)
+			return
+		}
+		p.rendered.put(at, iss, key, body)
+	}
+	if kind == asJSON {
+		p.headers(w, "application/json")
+	} else {
+		p.headers(w, "text/html; charset=utf-8")
+	}
+	w.Write(body)
+}
+
+// base is what prefixes the paths of a response rendered as kind.
+func (p *Page) base(kind string) string {
+	if kind == asJSON {
+		return p.cfg.PublicURL
+	}
+	return ""
+}
+
+// render renders idx as kind.
+func (p *Page) render(idx Index, kind string) ([]byte, error) {
+	if kind == asJSON {
+		body, err := json.MarshalIndent(idx, "", "  ")
+		return append(body, '\n'), err
+	}
+	path := "/"
+	if kind == asCRLList {
+		path = CRLPath
+	}
+	var b bytes.Buffer
+	if err := templates.ExecuteTemplate(&b, kind, view{Index: idx, Nav: navOf(idx.CRLs, path)}); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// maxRendered bounds the responses renderCache keeps: at most this many
+// pages, each at most PageSize CRLs (about 400 B of HTML a CRL).
+const maxRendered = 64
+
+// renderCache keeps the responses rendered from one snapshot of the CRLs
+// and of the issuers; a newer snapshot starts it afresh.
+type renderCache struct {
+	mu      sync.Mutex
+	at      time.Time
+	issuers *issuerSnapshot
+	bodies  map[string][]byte
+}
+
+func (c *renderCache) get(at time.Time, iss *issuerSnapshot, key string) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.at.Equal(at) || c.issuers != iss {
+		return nil
+	}
+	return c.bodies[key]
+}
+
+func (c *renderCache) put(at time.Time, iss *issuerSnapshot, key string, body []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.at.Equal(at) || c.issuers != iss || c.bodies == nil || len(c.bodies) >= maxRendered {
+		c.at, c.issuers, c.bodies = at, iss, map[string][]byte{}
+	}
+	c.bodies[key] = body
 }
 
 // ServeIssuerList serves GET /issuers/: the issuer certificates' files.
 func (p *Page) ServeIssuerList(w http.ResponseWriter, _ *http.Request) {
-	p.render(w, "issuer-list", view{Files: p.cfg.Issuers.current().names})
+	p.page(w, "issuer-list", view{Files: p.cfg.Issuers.current().names})
 }
 
 // ServeStyle serves the page's style sheet.
@@ -264,7 +325,8 @@ func (p *Page) ServeStyle(w http.ResponseWriter, _ *http.Request) {
 	w.Write(style)
 }
 
-func (p *Page) render(w http.ResponseWriter, name string, v view) {
+// page renders the template name of v.
+func (p *Page) page(w http.ResponseWriter, name string, v view) {
 	var b bytes.Buffer
 	if err := templates.ExecuteTemplate(&b, name, v); err != nil {
 		p.fail(w, err)

@@ -169,6 +169,7 @@ func TestPage(t *testing.T) {
 		"Content-Type":            "text/html; charset=utf-8",
 		"Content-Security-Policy": "default-src 'none'; style-src 'self'",
 		"X-Content-Type-Options":  "nosniff",
+		"Cache-Control":           "max-age=5",
 	} {
 		if got := resp.Header.Get(h); !strings.HasPrefix(got, want) {
 			t.Errorf("%s: %q, want %q…", h, got, want)
@@ -201,6 +202,12 @@ func TestPage(t *testing.T) {
 		if r, b := get(t, srv.URL+m[1]); r.StatusCode != http.StatusOK && !strings.HasPrefix(m[1], "/cps") && !strings.HasSuffix(m[1], ".crl") {
 			t.Errorf("link %s: %s %s", m[1], r.Status, b)
 		}
+	}
+	// /crl/ lists the same CRLs a page at a time.
+	_, body = get(t, srv.URL+"/crl/?page=2")
+	if n := strings.Count(body, "data-crl-number="); n != 100 || !strings.Contains(body, `href="/crl/sign-g1-01100.crl"`) ||
+		!strings.Contains(body, `href="/crl/?page=3"`) || !strings.Contains(body, `href="/crl/?page=1"`) || strings.Contains(body, "sign-g1-01099.crl") {
+		t.Errorf("/crl/?page=2: %d CRLs\n%s", n, body)
 	}
 	// The last page: 50 CRLs, links back.
 	_, body = get(t, srv.URL+"/?page=3")
@@ -303,6 +310,38 @@ func TestPageSnapshot(t *testing.T) {
 	}
 }
 
+// TestPageIssuersChange: a change of the issuer generations shows at once,
+// in the HTML and the JSON, though the CRL snapshot is still the same.
+func TestPageIssuersChange(t *testing.T) {
+	gens := generations(t)
+	issuers := repository.NewIssuers()
+	issuers.Set(gens[:1])
+	page, err := repository.New(repository.Config{Issuers: issuers, CRLs: crls(3), PublicURL: "http://shomei.example", CPSURL: "http://shomei.example/cps",
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func(h http.HandlerFunc, path string) string {
+		rec := httptest.NewRecorder()
+		h(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Body.String()
+	}
+	g2 := repository.Fingerprint(gens[1].CertificateDer)
+	for _, h := range []struct {
+		serve http.HandlerFunc
+		path  string
+	}{{page.ServeHTML, "/"}, {page.ServeJSON, repository.JSONPath}} {
+		issuers.Set(gens[:1])
+		if body := serve(h.serve, h.path); strings.Contains(body, g2) || !strings.Contains(body, "sign-g1-01002") {
+			t.Errorf("%s before the rotation shows sign generation 2, or not the CRLs", h.path)
+		}
+		issuers.Set(gens)
+		if body := serve(h.serve, h.path); !strings.Contains(body, g2) {
+			t.Errorf("%s after the rotation lacks sign generation 2", h.path)
+		}
+	}
+}
+
 // TestIssuerFiles: /issuers/ lists every file, and each is served with
 // its content type; a name not published is 404.
 func TestIssuerFiles(t *testing.T) {
@@ -368,5 +407,56 @@ func TestNewRefuses(t *testing.T) {
 	}
 	if _, err := repository.New(ok); err != nil {
 		t.Error(err)
+	}
+}
+
+// BenchmarkPage serves the page at national scale: 2 profiles × 1,741
+// municipalities × 4 shards = 13,928 CRLs, 100 a page, from the cached
+// snapshot (B/page: the size of one response, bounded by the page size).
+//
+//	go test -run '^$' -bench Page -benchtime 2000x ./repository
+func BenchmarkPage(b *testing.B) {
+	src := &fakeCRLs{}
+	for _, prof := range []string{"auth", "sign"} {
+		for m := range 1741 {
+			for s := range 4 {
+				name := fmt.Sprintf("%s-g1-%05d-s%d", prof, 1000+m, s)
+				src.list = append(src.list, crl.PublishedCRL{Name: name, URL: "http://shomei.example/crl/" + name + ".crl", Number: uint64(m),
+					ThisUpdate: now, NextUpdate: now.Add(24 * time.Hour)})
+			}
+		}
+	}
+	issuers := repository.NewIssuers()
+	c := &clock{t: now}
+	page, err := repository.New(repository.Config{Issuers: issuers, CRLs: src, PublicURL: "http://shomei.example", CPSURL: "http://shomei.example/cps",
+		Now: c.now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bench := range []struct {
+		path  string
+		fresh bool // a new snapshot every time: taken, sorted and rendered
+	}{{"/?page=70", false}, {repository.JSONPath + "?page=70", false}, {"/?page=70", true}, {repository.JSONPath + "?page=70", true}} {
+		path := bench.path
+		b.Run(fmt.Sprintf("%s/fresh=%v", path, bench.fresh), func(b *testing.B) {
+			size := 0
+			for b.Loop() {
+				if bench.fresh {
+					c.add(repository.DefaultRefresh)
+				}
+				rec := httptest.NewRecorder()
+				req := httptest.NewRequest(http.MethodGet, path, nil)
+				if strings.HasPrefix(path, "/?") {
+					page.ServeHTML(rec, req)
+				} else {
+					page.ServeJSON(rec, req)
+				}
+				if rec.Code != http.StatusOK {
+					b.Fatal(rec.Code, rec.Body.String())
+				}
+				size = rec.Body.Len()
+			}
+			b.ReportMetric(float64(size), "B/page")
+		})
 	}
 }
