@@ -19,8 +19,10 @@
 //
 //   - Every response is built from memory: the issuer snapshot Issuers
 //     holds and a snapshot of the CRLs the publisher serves
-//     (crl.Publisher.Published), taken at most once per Config.Refresh. A
-//     flood of requests never reads the store or signs anything.
+//     (crl.Publisher.Published), taken at most once per Config.Refresh;
+//     each page is rendered once per snapshot of the CRLs and of the
+//     issuers (at most 64 kept) and then served from that cache. A flood
+//     of requests never reads the store or signs anything.
 //   - Every response is bounded: the CRLs (profile × generation × ~1,741
 //     municipalities × shards at national scale) are shown Config.PageSize
 //     at a time, ?page=N (1-based); a page that is not a whole number from

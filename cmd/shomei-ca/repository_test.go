@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
+	"github.com/shomei-pki/shomei/internal/testenv"
 	"github.com/shomei-pki/shomei/repository"
 )
 
@@ -54,42 +56,91 @@ func chromium(t *testing.T, pageURL string, args ...string) string {
 // /index.json agrees. A screenshot is left in var/test-output.
 func TestRepositoryPageInChromium(t *testing.T) {
 	dir := t.TempDir()
-	p := startCA(t, writeConfig(t, dir, "e2e-repository", ""))
-	cl := p.client(t)
+	writeToken(t, dir, "municipal.token", rotationMunicipalToken)
+	writeToken(t, dir, "alice.token", rotationAliceToken)
+	writeToken(t, dir, "bob.token", rotationBobToken)
+	conf := writeConfig(t, dir, "e2e-repository", `clients:
+  - name: kiyose
+    token_file: municipal.token
+    municipalities: ["13221"]
+  - name: alice
+    token_file: alice.token
+    operator: true
+  - name: bob
+    token_file: bob.token
+    operator: true
+`)
+	p := startCA(t, conf)
+	cl := cav1.NewCertificateAuthorityClient(testenv.Dial(t, p.grpc, rotationMunicipalToken))
 	base := "http://" + p.http
-	// Certificates in both profiles' Kiyose partitions, and a revocation
-	// so that one CRL lists an entry.
+	// Certificates in both profiles' Kiyose partitions; a rotation of the
+	// SIGN issuer (generation 2 and its link certificates) and a
+	// certificate of it; a revocation so that one CRL lists an entry.
 	sign, auth := issuePair(t, cl, "REPO-1")
 	revoked, _ := issuePair(t, cl, "REPO-2")
+	as := func(token string, args ...string) string {
+		t.Helper()
+		out, err := shomeictl(conf, append(args, "--ca", p.grpc, "--token-file", filepath.Join(dir, token))...)
+		if err != nil {
+			t.Fatalf("shomeictl %v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	m := proposalID.FindStringSubmatch(as("alice.token", "keys", "rotate", "--profile", "sign", "--reason", "e2e repository page"))
+	if m == nil {
+		t.Fatal("keys rotate printed no proposal id")
+	}
+	as("bob.token", "approvals", "approve", m[1])
+	var signG2 *cav1.Certificate
+	for n, deadline := 3, time.Now().Add(30*time.Second); signG2 == nil; n++ {
+		if c, _ := issuePair(t, cl, fmt.Sprintf("REPO-%d", n)); !bytes.Equal(akiOf(t, c), akiOf(t, sign)) {
+			signG2 = c
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("issuance still uses SIGN generation 1 30 s after the rotation was approved")
+		}
+	}
 	if _, err := cl.Revoke(context.Background(), &cav1.RevokeRequest{Serial: revoked.Serial, Reason: cav1.RevocationReason_REVOCATION_REASON_KEY_COMPROMISE}); err != nil {
 		t.Fatal(err)
 	}
 	crlEntries(t, p, revoked, revoked.Serial)
 
-	// What the CA really has: its issuer certificates, and the number of
-	// each CRL its certificates point to.
+	// What the CA really has: its issuer and link certificates, and the
+	// number of each CRL its certificates point to.
 	fingerprints := map[string]string{}
-	for _, label := range []string{"shomei-sign-g1", "shomei-auth-g1"} {
-		fingerprints[label] = repository.Fingerprint(fetchIssuer(t, p, label).Raw)
+	for _, name := range []string{"shomei-sign-g1", "shomei-sign-g2", "shomei-auth-g1", "shomei-sign-g2-by-g1", "shomei-sign-g1-by-g2"} {
+		code, body := httpGet(t, base+"/issuers/"+name+".cer")
+		if _, err := x509.ParseCertificate([]byte(body)); code != http.StatusOK || err != nil {
+			t.Fatalf("/issuers/%s.cer: %d %v", name, code, err)
+		}
+		fingerprints[name] = repository.Fingerprint([]byte(body))
 	}
 	numbers := map[string]string{} // partition → CRL number
-	for _, c := range []*cav1.Certificate{sign, auth, revoked} {
+	for _, c := range []*cav1.Certificate{sign, auth, revoked, signG2} {
 		cert, err := certOf(c)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, dp := range cert.CRLDistributionPoints {
 			name := strings.TrimSuffix(dp[strings.LastIndexByte(dp, '/')+1:], ".crl")
-			code, body := httpGet(t, base+"/crl/"+name+".crl")
-			list, err := x509.ParseRevocationList([]byte(body))
-			if code != http.StatusOK || err != nil {
-				t.Fatalf("CRL %s: %d %v", name, code, err)
+			for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				code, body := httpGet(t, base+"/crl/"+name+".crl")
+				if code == http.StatusOK {
+					list, err := x509.ParseRevocationList([]byte(body))
+					if err != nil {
+						t.Fatalf("CRL %s: %v", name, err)
+					}
+					numbers[name] = list.Number.String()
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("CRL %s: HTTP %d 60 s on (R-R4)", name, code)
+				}
 			}
-			numbers[name] = list.Number.String()
 		}
 	}
-	if len(numbers) < 2 {
-		t.Fatalf("CRLs %v, want the SIGN and the AUTH partition", numbers)
+	if len(numbers) != 3 {
+		t.Fatalf("CRLs %v, want SIGN generations 1 and 2 and AUTH", numbers)
 	}
 	// /index.json shows them once its snapshot (at most 5 s old) has them.
 	var idx repository.Index
@@ -113,13 +164,20 @@ func TestRepositoryPageInChromium(t *testing.T) {
 			t.Fatalf("%s lists CRLs %v; the CA serves %v", repository.JSONPath, got, numbers)
 		}
 	}
+	states := map[string]string{}
 	for _, g := range idx.Issuers {
-		if want := fingerprints[g.Certificate.Name]; want == "" || g.Certificate.SHA256 != want || g.State != "ACTIVE" {
-			t.Errorf("%s: %s %s, want ACTIVE %s", repository.JSONPath, g.Certificate.Name, g.State, want)
+		states[g.Certificate.Name] = g.State
+		for _, c := range append([]repository.Certificate{g.Certificate}, g.Links...) {
+			if c.SHA256 != fingerprints[c.Name] {
+				t.Errorf("%s: %s %s, the CA serves %s", repository.JSONPath, c.Name, c.SHA256, fingerprints[c.Name])
+			}
 		}
 	}
-	if len(idx.Issuers) != len(fingerprints) || len(idx.OCSPURLs) != 1 || idx.Schema != repository.SchemaVersion {
-		t.Errorf("%s: %d generations, OCSP %v, schema %q", repository.JSONPath, len(idx.Issuers), idx.OCSPURLs, idx.Schema)
+	if want := map[string]string{"shomei-sign-g1": "SUPERSEDED", "shomei-sign-g2": "ACTIVE", "shomei-auth-g1": "ACTIVE"}; !maps.Equal(states, want) {
+		t.Errorf("%s: generations %v, want %v", repository.JSONPath, states, want)
+	}
+	if len(idx.OCSPURLs) != 1 || idx.Schema != repository.SchemaVersion {
+		t.Errorf("%s: OCSP %v, schema %q", repository.JSONPath, idx.OCSPURLs, idx.Schema)
 	}
 
 	// The page as Chromium renders it.
