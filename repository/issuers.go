@@ -126,8 +126,7 @@ func Fingerprint(der []byte) string {
 	return b.String()
 }
 
-// generations is the current snapshot's generations (shared: not to be
-// modified) and file names.
+// current is the snapshot served now (shared: not to be modified).
 func (s *Issuers) current() *issuerSnapshot { return s.snap.Load() }
 
 // ServeHTTP serves GET /issuers/{file}: a certificate or the bundle.

@@ -52,7 +52,7 @@ func crls(n int) *fakeCRLs {
 	return f
 }
 
-// selfSigned is a certificate of key with subject cn, signed by signer
+// certificate is a certificate of key with subject cn, signed by signer
 // (itself when nil) under issuerName.
 func certificate(t *testing.T, cn string, key *ecdsa.PrivateKey, issuerName string, signer *ecdsa.PrivateKey) []byte {
 	t.Helper()
