@@ -14,6 +14,7 @@ import (
 	"math/bits"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -104,6 +105,7 @@ type Publisher struct {
 }
 
 type published struct {
+	url                    string // as in the certificates
 	number                 uint64
 	der                    []byte
 	thisUpdate, nextUpdate time.Time
@@ -175,6 +177,7 @@ func (p *Publisher) load(parts []*storev1.CRLPartition) error {
 		}
 		if len(der) > 0 {
 			pub := newPublished(part.Number, der, part.ThisUpdate.AsTime(), part.NextUpdate.AsTime(), entryCount(der))
+			pub.url = part.Url
 			p.mu.Lock()
 			p.latest[part.Name] = pub
 			p.mu.Unlock()
@@ -363,8 +366,10 @@ func (p *Publisher) publish(part *storev1.CRLPartition, now time.Time) error {
 	if err := p.cfg.Source.SaveCRL(part.Name, part.Number+1, req.ThisUpdate, req.NextUpdate, rev, der); err != nil {
 		return err
 	}
+	pub := newPublished(part.Number+1, der, req.ThisUpdate, req.NextUpdate, len(req.Entries))
+	pub.url = part.Url
 	p.mu.Lock()
-	p.latest[part.Name] = newPublished(part.Number+1, der, req.ThisUpdate, req.NextUpdate, len(req.Entries))
+	p.latest[part.Name] = pub
 	p.mu.Unlock()
 	p.health.published(part.Name, req.NextUpdate, skipped)
 	p.cfg.Log.Info("CRL published", "partition", part.Name, "number", part.Number+1, "entries", len(req.Entries), "revision", rev)
@@ -422,6 +427,34 @@ func (a *serialArena) new(b []byte) *big.Int {
 		w[at/wordBytes] |= big.Word(c) << (8 * (at % wordBytes))
 	}
 	return z.SetBits(w) // takes w as it is, without copying
+}
+
+// PublishedCRL describes the CRL a partition serves: what a relying
+// party's index of the CRLs shows (the repository page).
+type PublishedCRL struct {
+	// Name is the partition's name; its CRL is served as <Name>.crl.
+	Name string
+	// URL is the partition's URL as its certificates' cRLDistributionPoints
+	// write it.
+	URL                    string
+	Number                 uint64
+	ThisUpdate, NextUpdate time.Time
+	// Entries is how many revoked certificates it lists, Bytes its DER size.
+	Entries, Bytes int
+}
+
+// Published lists the CRLs served, one per partition, ordered by name.
+// It reads only what the publisher holds in memory: never the store.
+func (p *Publisher) Published() []PublishedCRL {
+	p.mu.RLock()
+	out := make([]PublishedCRL, 0, len(p.latest))
+	for name, pub := range p.latest {
+		out = append(out, PublishedCRL{Name: name, URL: pub.url, Number: pub.number, ThisUpdate: pub.thisUpdate, NextUpdate: pub.nextUpdate,
+			Entries: pub.entries, Bytes: len(pub.der)})
+	}
+	p.mu.RUnlock()
+	slices.SortFunc(out, func(a, b PublishedCRL) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // ServeHTTP serves GET <prefix>/<partition>.crl: the latest CRL, DER, with

@@ -208,4 +208,37 @@ func TestPublisherWorkers(t *testing.T) {
 			t.Errorf("%s: %v", p.Name, err)
 		}
 	}
+	checkPublished(t, pub, shards, src)
+}
+
+// checkPublished: Published lists each of parts once, ordered by name,
+// with the URL of its certificates, number 1 (the fake store keeps no
+// number), the publisher's clock, its entries and the size of the CRL it
+// serves.
+func checkPublished(t *testing.T, pub *crl.Publisher, parts []crl.Partition, src *fakeSource) {
+	t.Helper()
+	got := pub.Published()
+	if len(got) != len(parts) {
+		t.Fatalf("Published: %d CRLs, want %d", len(got), len(parts))
+	}
+	byName := map[string]crl.Partition{}
+	for _, p := range parts {
+		byName[p.Name] = p
+	}
+	for i, c := range got {
+		if i > 0 && got[i-1].Name >= c.Name {
+			t.Errorf("Published: %s after %s, want ordered by name", c.Name, got[i-1].Name)
+		}
+		rec := httptest.NewRecorder()
+		pub.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/crl/"+c.Name+".crl", nil))
+		p, ok := byName[c.Name]
+		switch {
+		case !ok:
+			t.Errorf("Published: %s, not a partition", c.Name)
+		case c.URL != p.URL || c.Number != 1 || !c.ThisUpdate.Equal(thisUpdate) || !c.NextUpdate.Equal(thisUpdate.Add(24*time.Hour)):
+			t.Errorf("Published: %s: %+v", c.Name, c)
+		case c.Entries != len(src.entries[c.Name]) || c.Bytes != rec.Body.Len():
+			t.Errorf("Published: %s: %d entries of %d bytes, want %d of %d", c.Name, c.Entries, c.Bytes, len(src.entries[c.Name]), rec.Body.Len())
+		}
+	}
 }

@@ -1,7 +1,9 @@
 // Command shomei-ca runs the Shomei certificate authority: the gRPC API for
 // municipal systems (default 127.0.0.1:8443, with health and reflection) and
 // the HTTP listener for relying parties and monitoring (default
-// 127.0.0.1:8080: the CPS, /metrics, /healthz for liveness, /readyz for readiness).
+// 127.0.0.1:8080: the repository page at / and /index.json, the issuer
+// certificates at /issuers/, the CRLs at /crl/, the CPS, /metrics, /healthz
+// for liveness, /readyz for readiness).
 //
 // It never runs the key ceremony itself: over a store without issuers
 // (empty, or a wrong store.path) it refuses to start, naming the store and

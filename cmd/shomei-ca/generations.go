@@ -15,6 +15,7 @@ import (
 	"github.com/shomei-pki/shomei/crl"
 	"github.com/shomei-pki/shomei/ocsp/responders"
 	"github.com/shomei-pki/shomei/propagation"
+	"github.com/shomei-pki/shomei/repository"
 )
 
 // generationKeeper keeps the CA's own delegated OCSP responders, one per
@@ -46,8 +47,9 @@ type generationsConfig struct {
 	Responder responders.Responder
 	// CRL is the CRL publisher.
 	CRL retiredCRLs
-	// Files are the certificates served at /issuers/.
-	Files *issuerFiles
+	// Files are the certificates served at /issuers/ (and shown on the
+	// repository page).
+	Files *repository.Issuers
 	// Changed wakes Run; required for Run only.
 	Changed *propagation.Notifier
 	// Poll is how often Run looks at the store without a notification;
@@ -121,7 +123,7 @@ func (g *generations) Sync(ctx context.Context) error {
 		return nil
 	}
 	g.synced = nil
-	g.cfg.Files.set(all)
+	g.cfg.Files.Set(all)
 	var retired []crl.Generation
 	for _, is := range all {
 		if !issuer.Signs(is.State) {

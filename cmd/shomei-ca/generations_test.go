@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"github.com/shomei-pki/shomei/propagation"
 	"io"
 	"log/slog"
 	"math/big"
@@ -31,6 +30,8 @@ import (
 	"github.com/shomei-pki/shomei/internal/testenv/open"
 	"github.com/shomei-pki/shomei/ocsp"
 	"github.com/shomei-pki/shomei/ocsp/responders"
+	"github.com/shomei-pki/shomei/propagation"
+	"github.com/shomei-pki/shomei/repository"
 )
 
 // reloaded stands in for the CA's Reload (rotation's, not this file's):
@@ -140,7 +141,7 @@ func TestGenerationsLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	go keeper.Maintain(ctx, responder, next)
-	files := newIssuerFiles()
+	files := repository.NewIssuers()
 	crls := &retiredSet{}
 	changed := propagation.NewNotifier()
 	gens, err := newGenerations(generationsConfig{Records: recs, Keeper: keeper, Responder: responder, CRL: crls,
@@ -257,8 +258,8 @@ func TestGenerationsLive(t *testing.T) {
 			t.Errorf("the NewWithOld link does not certify sign-g2's key under sign-g1: %v", err)
 		}
 	}
-	if _, body := fetch(bundleFile); bytes.Count(body, []byte("BEGIN CERTIFICATE")) != 3 {
-		t.Errorf("%s holds %d certificates, want the 3 generations' (no links)", bundleFile, bytes.Count(body, []byte("BEGIN CERTIFICATE")))
+	if _, body := fetch(repository.BundleFile); bytes.Count(body, []byte("BEGIN CERTIFICATE")) != 3 {
+		t.Errorf("%s holds %d certificates, want the 3 generations' (no links)", repository.BundleFile, bytes.Count(body, []byte("BEGIN CERTIFICATE")))
 	}
 	status, rc := askOCSP(g2.Certificate)
 	if status != unknown || rc == nil {

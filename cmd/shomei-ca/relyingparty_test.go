@@ -194,6 +194,27 @@ func TestAttackUnregisteredRelyingParty(t *testing.T) {
 			t.Errorf("missing %s; have\n%s", want, strings.Join(series, "\n"))
 		}
 	}
+	// The repository page lists the CRLs: it and the CRL listing are
+	// refused like the CRLs; the issuer certificates stay public.
+	for path, want := range map[string]int{"/": http.StatusForbidden, "/index.json": http.StatusForbidden, "/crl/": http.StatusForbidden,
+		"/issuers/": http.StatusOK, "/issuers/issuers.pem": http.StatusOK, "/repository.css": http.StatusOK} {
+		if code, _ := httpGet(anyone, base+path, nil); code != want {
+			t.Errorf("GET %s without a credential: HTTP %d, want %d", path, code, want)
+		}
+	}
+	for _, path := range []string{"/", "/index.json", "/crl/"} {
+		// The page's CRL snapshot may predate the first CRL by up to 5 s.
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			code, body := httpGet(anyone, base+path, bearer(bankToken))
+			if code == http.StatusOK && strings.Contains(string(body), "sign-g1-") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("GET %s with bank-a's token: HTTP %d, want 200 listing the CRLs", path, code)
+				break
+			}
+		}
+	}
 	p.stop(t)
 }
 

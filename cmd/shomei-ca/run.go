@@ -28,6 +28,7 @@ import (
 	"github.com/shomei-pki/shomei/internal/x509enc"
 	"github.com/shomei-pki/shomei/propagation"
 	"github.com/shomei-pki/shomei/relyingparty"
+	"github.com/shomei-pki/shomei/repository"
 )
 
 // errUninitialized: the store has no issuers. shomei-ca never runs the key
@@ -173,7 +174,7 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 	// What is published per generation follows the store from here on;
 	// the first sync is done before the CRL publisher runs, so that a
 	// retired generation is never published.
-	issuerFiles := newIssuerFiles()
+	issuerFiles := repository.NewIssuers()
 	gens, err := newGenerations(generationsConfig{
 		Records: st, Keeper: keeper, Responder: responder, CRL: prop.Publisher(), Files: issuerFiles,
 		Changed: issuersChanged, Log: log,
@@ -222,7 +223,18 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 	if err != nil {
 		return err
 	}
-	mux := newMux(issuerFiles, reg, statusGate, prop.Publisher(), readiness)
+	// The public repository page: what the certificates name (their OCSP
+	// and CPS URLs) and what is published, from memory.
+	var ocspURLs []string
+	if pcfg.OCSPURL != "" {
+		ocspURLs = []string{pcfg.OCSPURL}
+	}
+	page, err := repository.New(repository.Config{Issuers: issuerFiles, CRLs: prop.Publisher(),
+		PublicURL: cfg.Server.PublicURL, CPSURL: cfg.Certificates.CPSURL, OCSPURLs: ocspURLs, Log: log})
+	if err != nil {
+		return err
+	}
+	mux := newMux(issuerFiles, page, reg, statusGate, prop.Publisher(), readiness)
 	operations, err := newOperations(o, authority, reg, log)
 	if err != nil {
 		return err
