@@ -119,6 +119,9 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 	if err := o.tok.RegisterMetrics(reg); err != nil {
 		return err
 	}
+	if err := st.RegisterSizeMetric(reg); err != nil {
+		return err
+	}
 	pcfg := profile.Config{CPSURL: cfg.Certificates.CPSURL}
 	if cfg.OCSPEnabled() {
 		pcfg.OCSPURL = cfg.Server.PublicURL + "/ocsp"
