@@ -189,6 +189,7 @@ func (p *Publisher) load(parts []*storev1.CRLPartition) error {
 			p.mu.Lock()
 			p.latest[part.Name] = pub
 			p.mu.Unlock()
+			p.metrics.failures.WithLabelValues(part.Name)
 			p.health.published(part.Name, part.NextUpdate.AsTime(), 0)
 		}
 	}
@@ -379,6 +380,7 @@ func (p *Publisher) publish(part *storev1.CRLPartition, now time.Time) error {
 	}
 	pub := newPublished(part.Number+1, der, req.ThisUpdate, req.NextUpdate, len(req.Entries))
 	pub.publishedAt, pub.built = p.cfg.Now(), time.Since(start)
+	p.metrics.failures.WithLabelValues(part.Name) // the series exists from the first CRL
 	p.mu.Lock()
 	p.latest[part.Name] = pub
 	p.mu.Unlock()
