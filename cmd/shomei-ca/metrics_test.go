@@ -247,9 +247,9 @@ func TestMetricsAfterWalkthrough(t *testing.T) {
 	}
 	// The counts the walk-through makes, exactly: revocations by source.
 	wantRevocations := map[string]float64{
-		`reason="superseded",source="renewal"`:                2, // SIGN and AUTH renewed
+		`reason="superseded",source="renewal"`:               2, // SIGN and AUTH renewed
 		`reason="affiliationChanged",source="record_change"`: 1, // the address change, once though reported twice
-		`reason="keyCompromise",source="counter"`:             1,
+		`reason="keyCompromise",source="counter"`:            1,
 	}
 	gotRevocations := labelled(caFams["shomei_ca_revocations_total"])
 	for series, want := range wantRevocations {
