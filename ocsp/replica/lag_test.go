@@ -27,8 +27,8 @@ func TestLag(t *testing.T) {
 		{"snapshot complete: in sync", []step{msg(500, true, 0, sent), msg(500, false, 500, sent)}, 0, 0},
 		{"caught up by a heartbeat", []step{msg(700, false, 700, sent)}, 0, 0},
 		{"disconnected after sync: seconds since", []step{msg(700, false, 700, sent), disc}, 0, 50},
-		{"a higher head announced, not yet applied", []step{msg(700, false, 700, sent), msg(900, true, 700, start.Add(20 * time.Second))}, 200, 50},
-		{"head lower than before is ignored", []step{msg(900, false, 900, sent), msg(800, false, 800, start.Add(30 * time.Second))}, 100, 50},
+		{"a higher head announced, not yet applied", []step{msg(700, false, 700, sent), msg(900, true, 700, start.Add(20*time.Second))}, 200, 50},
+		{"head lower than before is ignored", []step{msg(900, false, 900, sent), msg(800, false, 800, start.Add(30*time.Second))}, 100, 50},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
