@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -95,5 +96,29 @@ func TestEventOutcomeAndKindNames(t *testing.T) {
 	}
 	if n := EventKindName(EventUnspecified); n != "unknown" {
 		t.Errorf("EventKindName(unspecified) = %q, want unknown", n)
+	}
+}
+
+// TestCompromiseRevocationsCounted (R-K2): an issuer compromise counts each
+// certificate it revokes under cACompromise and compromise, and a second
+// run, which revokes nothing more, counts nothing.
+func TestCompromiseRevocationsCounted(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	c := newTestCA(t, caOptions{metrics: reg})
+	for i := range 3 {
+		req := request(t, ProfileSign)
+		req.Holder.ID = fmt.Sprintf("holder-m%d", i)
+		c.mustIssue(t, ceremonyDay, false, req)
+	}
+	c.setDate(t, "2027-01-05")
+	by := Approval{ProposalID: "0123456789abcdef", Proposer: "operator:alice", Approvers: []string{"operator:alice", "operator:bob"}}
+	for range 2 {
+		if _, err := c.Compromise(context.Background(), ProfileSign, 1, time.Time{}, by, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	series := `shomei_ca_revocations_total{reason="cACompromise",source="compromise"}`
+	if got := gatherCounters(t, reg)[series]; got != 3 {
+		t.Errorf("%s = %v, want 3", series, got)
 	}
 }
