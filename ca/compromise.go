@@ -121,6 +121,7 @@ func (c *CA) Compromise(ctx context.Context, p Profile, generation uint32, inval
 			return res, fmt.Errorf("ca: compromise: %w", err)
 		}
 		res.Revoked += b.Revoked
+		c.metrics.revocations(SourceCompromise, store.ReasonCACompromise, b.Revoked)
 		res.AlreadyRevoked += b.AlreadyRevoked
 		res.Revision = b.Revision
 		done = min(total, done+uint64(b.Revoked))

@@ -113,9 +113,11 @@ func (c *CA) cycle(ctx context.Context, now time.Time, h holderRef, plans []*pla
 		done.Partitions = append(done.Partitions, &storev1.CRLPartition{Name: p.partition, Profile: p.req.Profile,
 			IssuerGeneration: p.iss.rec.Generation, Url: p.req.CRL.URL, DistributionPoint: dp})
 	}
-	if err := c.cfg.Store.Complete(done); err != nil {
+	superseded, err := c.cfg.Store.CompleteRenewal(done)
+	if err != nil {
 		return nil, c.abandon(recs, err)
 	}
+	c.metrics.revocations(SourceRenewal, store.ReasonSuperseded, superseded)
 	if c.cfg.OnStatusChange != nil {
 		fresh := false
 		for _, p := range plans {

@@ -35,7 +35,8 @@ type IssuanceStore interface {
 	Reserve(r store.Reservation) error
 	// OpenCRLShard finds the shard to plan a certificate in (R-R5).
 	OpenCRLShard(name func(shard uint32) string, from uint32, size int) (uint32, error)
-	Complete(c store.Completion) error
+	// CompleteRenewal returns how many superseded certificates it revoked.
+	CompleteRenewal(c store.Completion) (superseded int, err error)
 	Abandon(serials [][]byte) error
 	AbandonPending(before time.Time) ([][]byte, error)
 }

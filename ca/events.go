@@ -87,8 +87,15 @@ const (
 )
 
 // ReportEvent revokes what the R-R1 table says the event ends, all in one
-// transaction; replaying an event id returns the first result.
+// transaction; replaying an event id returns the first result. It is
+// counted in shomei_ca_events_total by kind and outcome.
 func (c *CA) ReportEvent(ctx context.Context, ev Event) (*Revocation, error) {
+	res, err := c.reportEvent(ctx, ev)
+	c.metrics.event(ev.Kind, res, err)
+	return res, err
+}
+
+func (c *CA) reportEvent(ctx context.Context, ev Event) (*Revocation, error) {
 	if err := checkEventSizes(ev); err != nil { // counts and lengths first (limits.go)
 		return nil, err
 	}
@@ -125,7 +132,7 @@ func (c *CA) ReportEvent(ctx context.Context, ev Event) (*Revocation, error) {
 	case err != nil:
 		return nil, storeRefusal(err, "serial")
 	}
-	c.afterRevoke(res)
+	c.afterRevoke(res, EventKindName(ev.Kind))
 	c.log.Info("event applied", "event", EventRef(ev.Municipality, ev.ID), "kind", int(ev.Kind), "revoked", len(res.Revoked), "replayed", res.Replayed)
 	return res, nil
 }
@@ -231,7 +238,7 @@ func (c *CA) Revoke(ctx context.Context, serialHex string, reason int32, effecti
 	if err != nil {
 		return nil, storeRefusal(err, "serial")
 	}
-	c.afterRevoke(res)
+	c.afterRevoke(res, SourceCounter)
 	c.log.Info("certificate revoked at a counter request", "serial", serialHex, "reason", reason)
 	return res, nil
 }
@@ -315,9 +322,16 @@ func storeRefusal(err error, field string) error {
 	return fmt.Errorf("ca: recording the revocation: %w", err)
 }
 
-// afterRevoke tells the revocation publishers (CRLs, OCSP) about new
-// revisions.
-func (c *CA) afterRevoke(res *Revocation) {
+// afterRevoke counts what res revoked now (by reason, from source) and
+// tells the revocation publishers (CRLs, OCSP) about new revisions.
+func (c *CA) afterRevoke(res *Revocation, source string) {
+	if !res.Replayed {
+		for _, e := range res.Revoked {
+			if !e.AlreadyRevoked && e.Revocation != nil {
+				c.metrics.revocations(source, e.Revocation.Reason, 1)
+			}
+		}
+	}
 	if c.cfg.OnStatusChange != nil && !res.Replayed && len(res.Revoked) > 0 {
 		c.cfg.OnStatusChange()
 	}

@@ -57,11 +57,11 @@ type faultyStore struct {
 	failComplete, failAbandon error
 }
 
-func (s *faultyStore) Complete(c store.Completion) error {
+func (s *faultyStore) CompleteRenewal(c store.Completion) (int, error) {
 	if err := s.fault(&s.failComplete); err != nil {
-		return err
+		return 0, err
 	}
-	return s.Store.Complete(c)
+	return s.Store.CompleteRenewal(c)
 }
 
 func (s *faultyStore) Abandon(serials [][]byte) error {

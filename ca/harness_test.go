@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
@@ -151,6 +152,8 @@ type caOptions struct {
 	now func() time.Time
 	// onIssuersChanged is Config.OnIssuersChanged.
 	onIssuersChanged func()
+	// metrics, when set, gets the CA's metrics (NewMetrics).
+	metrics prometheus.Registerer
 }
 
 func newTestCA(t *testing.T, opts caOptions) *testCA {
@@ -169,11 +172,18 @@ func newTestCA(t *testing.T, opts caOptions) *testCA {
 	if opts.now != nil {
 		now = opts.now
 	}
+	var metrics *Metrics
+	if opts.metrics != nil {
+		var err error
+		if metrics, err = NewMetrics(opts.metrics); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var err error
 	tc.CA, err = New(context.Background(), Config{
 		Store: s, Token: tok, Profile: profileConfig(), CRLBaseURL: "http://shomei.example/crl",
 		AllowECDSAP256: true, Actor: "ca-test", Now: now, Log: tc.logger(), Responders: opts.responders,
-		OnIssuersChanged: opts.onIssuersChanged,
+		OnIssuersChanged: opts.onIssuersChanged, Metrics: metrics,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,8 @@ type Metrics struct {
 	// remaining is each issuer's remaining life (R-V7), computed when
 	// scraped.
 	remaining *remainingLife
+	// rev counts revocations and events (metrics_revocations.go).
+	rev *revocationMetrics
 }
 
 // NewMetrics registers the CA's metrics with reg.
@@ -48,7 +50,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		"Seconds until each issuer key generation's certificate expires (R-V7), for the generations that still sign: "+
 			"rotate well before it is shorter than the longest certificate the issuer may have to issue (see shomeictl keys list).",
 		[]string{"issuer"}, nil)}
-	for _, c := range []prometheus.Collector{m.issued, m.refused, m.duration, m.responders, m.remaining} {
+	m.rev = newRevocationMetrics()
+	for _, c := range append([]prometheus.Collector{m.issued, m.refused, m.duration, m.responders, m.remaining}, m.rev.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

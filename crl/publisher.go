@@ -63,7 +63,8 @@ type PublisherConfig struct {
 	// Published, if set, is told each partition published and the revision
 	// it reflects (for the freshness metric, R-R4).
 	Published func(partition string, revision uint64, at time.Time)
-	// Metrics, if set, gets shomei_crl_entries_skipped_total.
+	// Metrics, if set, gets shomei_crl_entries_skipped_total and the
+	// per-partition metrics of metrics.go.
 	Metrics prometheus.Registerer
 	// StaleAfter is how long a partition may stay unpublished while due
 	// (changed, or near its nextUpdate) before Health reports it: R-R4's
@@ -97,6 +98,7 @@ type Publisher struct {
 
 	health  health
 	skipped *prometheus.CounterVec
+	metrics *metrics
 	// retired are the issuer key generations not published (SetRetired).
 	retired atomic.Pointer[map[Generation]bool]
 	// following: another process publishes; this one serves what that one
@@ -111,6 +113,11 @@ type published struct {
 	thisUpdate, nextUpdate time.Time
 	etag                   string
 	entries                int // how many
+	// publishedAt is when this process stored it, or its thisUpdate when
+	// loaded from the store; built how long building it took here (0 when
+	// loaded).
+	publishedAt time.Time
+	built       time.Duration
 }
 
 // NewPublisher checks cfg and loads the CRLs published before.
@@ -147,9 +154,13 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	p.skipped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shomei_crl_entries_skipped_total",
 		Help: "Revoked certificates left off their partition's CRL because their entry cannot be encoded (see the log and /readyz)."},
 		[]string{"partition"})
+	p.metrics = newMetrics(p)
 	if cfg.Metrics != nil {
 		if err := cfg.Metrics.Register(p.skipped); err != nil {
 			return nil, fmt.Errorf("crl: metrics: %w", err)
+		}
+		if err := p.metrics.register(cfg.Metrics); err != nil {
+			return nil, err
 		}
 	}
 	parts, err := cfg.Source.Partitions()
@@ -181,6 +192,7 @@ func (p *Publisher) load(parts []*storev1.CRLPartition) error {
 			p.mu.Lock()
 			p.latest[part.Name] = pub
 			p.mu.Unlock()
+			p.metrics.failures.WithLabelValues(part.Name)
 			p.health.published(part.Name, part.NextUpdate.AsTime(), 0)
 		}
 	}
@@ -188,7 +200,8 @@ func (p *Publisher) load(parts []*storev1.CRLPartition) error {
 }
 
 func newPublished(number uint64, der []byte, thisUpdate, nextUpdate time.Time, entries int) *published {
-	return &published{number: number, der: der, thisUpdate: thisUpdate, nextUpdate: nextUpdate, etag: etagOf(der), entries: entries}
+	return &published{number: number, der: der, thisUpdate: thisUpdate, nextUpdate: nextUpdate, etag: etagOf(der), entries: entries,
+		publishedAt: thisUpdate}
 }
 
 // etagOf is the ETag of a CRL: the SHA-256 of its signature value, which
@@ -289,6 +302,7 @@ func (p *Publisher) PublishDue(ctx context.Context) error {
 				if err := p.publish(due[i], now); err != nil {
 					failed[i] = fmt.Errorf("partition %s: %w", due[i].Name, err)
 					p.health.failed(due[i].Name, now, err)
+					p.metrics.failures.WithLabelValues(due[i].Name).Inc()
 				}
 			}
 		})
@@ -305,6 +319,7 @@ func (p *Publisher) PublishDue(ctx context.Context) error {
 }
 
 func (p *Publisher) publish(part *storev1.CRLPartition, now time.Time) error {
+	start := time.Now()
 	issuer, signer, err := p.cfg.Issuers(part.Profile, part.IssuerGeneration)
 	if err != nil {
 		return err
@@ -368,6 +383,8 @@ func (p *Publisher) publish(part *storev1.CRLPartition, now time.Time) error {
 	}
 	pub := newPublished(part.Number+1, der, req.ThisUpdate, req.NextUpdate, len(req.Entries))
 	pub.url = part.Url
+	pub.publishedAt, pub.built = p.cfg.Now(), time.Since(start)
+	p.metrics.failures.WithLabelValues(part.Name) // the series exists from the first CRL
 	p.mu.Lock()
 	p.latest[part.Name] = pub
 	p.mu.Unlock()

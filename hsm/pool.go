@@ -32,6 +32,7 @@ func (t *Token) do(ctx context.Context, op string, fn func(session) error) error
 // asked whether fn may run again. Operations that are not idempotent use it.
 func (t *Token) run(ctx context.Context, op string, fn func(session) error, mayRetry func() bool) error {
 	if err := t.acquire(ctx); err != nil {
+		t.metrics.failed(ctx, err, false)
 		return t.explain(op, err)
 	}
 	defer func() { <-t.sem }()
@@ -39,8 +40,10 @@ func (t *Token) run(ctx context.Context, op string, fn func(session) error, mayR
 	for attempt := 1; ; attempt++ {
 		at, err := t.attempt(fn)
 		if err == nil {
+			t.metrics.down.Store(false)
 			return nil
 		}
+		t.metrics.failed(ctx, err, isSignOp(op))
 		how, retry := t.recover(at, err)
 		// A token that was there before and cannot be reached now
 		// (not found, or the library fails to reach it) is unavailable:
@@ -63,6 +66,8 @@ func (t *Token) acquire(ctx context.Context) error {
 		return nil
 	default:
 	}
+	t.metrics.waiting.Add(1)
+	defer t.metrics.waiting.Add(-1)
 	timer := time.NewTimer(t.cfg.WaitTimeout)
 	defer timer.Stop()
 	select {

@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/miekg/pkcs11"
 	"golang.org/x/crypto/cryptobyte"
@@ -118,7 +120,13 @@ func SelfTest(ctx context.Context, s *Signer, pub crypto.PublicKey) error {
 }
 
 // signOpOf is the name of signing with ref's key, for errors.
-func signOpOf(ref KeyRef) string { return "sign with key " + ref.String() }
+func signOpOf(ref KeyRef) string { return signOpPrefix + ref.String() }
+
+const signOpPrefix = "sign with key "
+
+// isSignOp reports whether op is a signature (signOpOf), for the error
+// kinds of metrics.go.
+func isSignOp(op string) bool { return strings.HasPrefix(op, signOpPrefix) }
 
 // Public returns the public key.
 func (s *Signer) Public() crypto.PublicKey { return s.pub }
@@ -143,6 +151,7 @@ func (s *Signer) SignContext(ctx context.Context, digest []byte, opts crypto.Sig
 		return nil, err
 	}
 	op := s.signOp
+	start := time.Now()
 	var sig []byte
 	err = s.tok.do(ctx, op, func(ses session) error {
 		for try := 0; ; try++ {
@@ -173,8 +182,10 @@ func (s *Signer) SignContext(ctx context.Context, digest []byte, opts crypto.Sig
 	}
 	if sig, err = plan.finish(sig); err != nil {
 		s.forgetHandle() // if a wrong handle signed, find the key afresh
+		s.tok.metrics.failed(ctx, err, true)
 		return nil, s.tok.explain(op, err)
 	}
+	s.tok.metrics.observeSign(start)
 	return sig, nil
 }
 

@@ -16,6 +16,8 @@ type Token struct {
 	mod  *module
 	sem  chan struct{}           // one slot per session that may be in use
 	wrap func(cryptoki) cryptoki // tests put faults between the Token and the module; nil otherwise
+	// metrics are the token's (metrics.go), exported by RegisterMetrics.
+	metrics *tokenMetrics
 
 	mu            sync.Mutex
 	closed        bool
@@ -66,7 +68,7 @@ func open(cfg Config, wrap func(cryptoki) cryptoki) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Token{cfg: cfg, mod: mod, sem: make(chan struct{}, cfg.PoolSize), wrap: wrap}
+	t := &Token{cfg: cfg, mod: mod, sem: make(chan struct{}, cfg.PoolSize), wrap: wrap, metrics: newTokenMetrics()}
 	err = t.do(context.Background(), "open token", func(session) error { return nil })
 	if err != nil {
 		return nil, errors.Join(err, t.Close())

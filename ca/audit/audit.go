@@ -130,6 +130,10 @@ type CheckpointerConfig struct {
 	Interval time.Duration
 	Now      func() time.Time
 	Log      *slog.Logger
+	// Metrics, if set, count the check made before each checkpoint: the
+	// records appended since the last checkpoint chain from the record it
+	// signed (Store.VerifyAuditSince).
+	Metrics *VerifyMetrics
 }
 
 // Checkpointer signs checkpoints of the audit log. Safe for concurrent
@@ -287,6 +291,15 @@ func (c *Checkpointer) checkpoint(ctx context.Context) error {
 		return err
 	}
 	if last == nil || last.Seq < seq {
+		if last != nil {
+			// What was appended since the last checkpoint must chain
+			// from the record it signed: never sign over a break.
+			_, err := c.cfg.Store.VerifyAuditSince(last.Seq, last.RecordSha256)
+			c.cfg.Metrics.Record(c.cfg.Now(), err)
+			if err != nil {
+				return fmt.Errorf("audit: not signing a checkpoint: the records since the last one (record %d) do not verify: %w", last.Seq, err)
+			}
+		}
 		if last, err = c.sign(ctx, seq, hash); err != nil {
 			return err
 		}

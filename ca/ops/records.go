@@ -15,6 +15,7 @@ import (
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	"github.com/shomei-pki/shomei/ca"
+	"github.com/shomei-pki/shomei/ca/audit"
 	"github.com/shomei-pki/shomei/ca/caller"
 	"github.com/shomei-pki/shomei/ca/service"
 	"github.com/shomei-pki/shomei/ca/store"
@@ -54,6 +55,8 @@ type RecordsConfig struct {
 	SendTimeout time.Duration
 	// Log gets internal errors (no personal data); discarded when nil.
 	Log *slog.Logger
+	// AuditMetrics, if set, count VerifyAudit's verifications.
+	AuditMetrics *audit.VerifyMetrics
 }
 
 // DefaultSendTimeout is RecordsConfig.SendTimeout's default: a minute

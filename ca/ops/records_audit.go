@@ -50,6 +50,7 @@ func (r *Records) VerifyAudit(ctx context.Context, _ *opsv1.VerifyAuditRequest) 
 	}
 	defer release()
 	report, _, err := audit.Check(ctx, r.cfg.Store, r.cfg.Token)
+	r.cfg.AuditMetrics.Record(r.cfg.Now(), err)
 	fault, found := audit.FaultOf(err)
 	if err != nil && !found {
 		return nil, r.statusError(fmt.Errorf("verifying the audit log: %w", err))

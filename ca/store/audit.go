@@ -105,12 +105,49 @@ func (s *Store) VerifyAudit() (n int, err error) {
 
 // verifyAudit checks the chain and returns the seq of the last record.
 func verifyAudit(tx engine.Tx) (uint64, error) {
+	return verifyAuditFrom(tx, 0, nil)
+}
+
+// VerifyAuditSince checks the chain from record seq, whose stored bytes
+// must hash to sum (a signed checkpoint's record_sha256), to the head in
+// meta: the incremental check of what was appended since a checkpoint.
+// It returns the seq of the last record; a break is an
+// *AuditTamperedError, as with VerifyAudit.
+func (s *Store) VerifyAuditSince(seq uint64, sum []byte) (last uint64, err error) {
+	if seq == 0 || len(sum) != sha256.Size {
+		return 0, fmt.Errorf("store: verify audit since: %w: a record seq and its SHA-256 are required", ErrInvalidArgument)
+	}
+	err = s.db.View(func(tx engine.Tx) error {
+		var err error
+		last, err = verifyAuditFrom(tx, seq, sum)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: verify audit since record %d: %w", seq, err)
+	}
+	return last, nil
+}
+
+// verifyAuditFrom checks the chain from record from (0: the first) whose
+// stored bytes hash to fromHash, to the head in meta.
+func verifyAuditFrom(tx engine.Tx, from uint64, fromHash []byte) (uint64, error) {
 	var (
 		last     uint64
 		lastHash [sha256.Size]byte
 	)
 	c := tx.Bucket(bucketAudit).Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
+	k, v := c.First()
+	if from > 0 {
+		if k, v = c.Seek(auditKey(from)); k == nil || !bytes.Equal(k, auditKey(from)) {
+			return 0, tampered(from, "record %d, signed by a checkpoint, is missing", from)
+		}
+		if sum := sha256.Sum256(v); !bytes.Equal(sum[:], fromHash) {
+			return 0, tampered(from, "the stored bytes of record %d do not match its checkpoint", from)
+		}
+		last, lastHash = from, sha256.Sum256(v)
+		k, v = c.Next()
+	}
+	for ; k != nil; k, v = c.Next() {
 		want := last + 1
 		seq, ok := decodeAuditKey(k)
 		if !ok {

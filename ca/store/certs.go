@@ -241,11 +241,20 @@ type Completion struct {
 // superseded in the same transaction (R-V4). Each certificate's TBS must
 // equal the one recorded at reservation.
 func (s *Store) Complete(c Completion) error {
+	_, err := s.CompleteRenewal(c)
+	return err
+}
+
+// CompleteRenewal is Complete, and says how many superseded certificates
+// it revoked (those revoked meanwhile keep their revocation and are not
+// counted): the CA counts them in shomei_ca_revocations_total.
+func (s *Store) CompleteRenewal(c Completion) (superseded int, err error) {
 	recs, err := prepareAudit(c.Audit, false, c.Now)
 	if err != nil {
-		return fmt.Errorf("store: complete: %w", err)
+		return 0, fmt.Errorf("store: complete: %w", err)
 	}
 	err = s.write(func(tx engine.Tx) error {
+		superseded = 0 // the transaction may be run again
 		certs := tx.Bucket(bucketCerts)
 		for serial, der := range c.DER {
 			rec, err := getCert(certs, []byte(serial))
@@ -278,6 +287,7 @@ func (s *Store) Complete(c Completion) error {
 				} else {
 					err = revokeRecord(tx, old, &storev1.Revocation{RevokedAt: timestamppb.New(c.Now), Reason: ReasonSuperseded,
 						InvalidityDate: timestamppb.New(c.Now), Cause: "renewal"}, false)
+					superseded++
 				}
 				if err != nil {
 					return err
@@ -303,9 +313,9 @@ func (s *Store) Complete(c Completion) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("store: complete: %w", err)
+		return 0, fmt.Errorf("store: complete: %w", err)
 	}
-	return nil
+	return superseded, nil
 }
 
 // ReasonSuperseded is RFC 5280's CRLReason superseded.

@@ -45,7 +45,7 @@ func (c *checkpointer) lead(ctx context.Context) {
 // witnesses (R-K3); a store that predates the witness gets one here. A log that does not verify stops the CA: it would
 // otherwise sign a checkpoint over the tampering, and serve a certificate
 // un-revoked in the file as good.
-func startAuditCheckpoints(ctx context.Context, cfg *config.Config, st *store.Store, tok *hsm.Token, log *slog.Logger) (*checkpointer, error) {
+func startAuditCheckpoints(ctx context.Context, cfg *config.Config, st *store.Store, tok *hsm.Token, metrics *audit.VerifyMetrics, log *slog.Logger) (*checkpointer, error) {
 	key, err := audit.Key(ctx, tok, false, log)
 	created := errors.Is(err, audit.ErrNoKey)
 	if created {
@@ -59,6 +59,7 @@ func startAuditCheckpoints(ctx context.Context, cfg *config.Config, st *store.St
 		return nil, fmt.Errorf("the audit log does not verify (R-K3) against the HSM's witness; investigate with shomeictl audit verify --offline before starting the CA: %w", err)
 	}
 	report, err := audit.Verify(st, key.Public(), witness)
+	metrics.Record(time.Now(), err)
 	if err != nil {
 		return nil, fmt.Errorf("the audit log does not verify (R-K3); investigate with shomeictl audit verify --offline before starting the CA: %w", err)
 	}
@@ -71,7 +72,7 @@ func startAuditCheckpoints(ctx context.Context, cfg *config.Config, st *store.St
 	}
 	log.Info("audit log verified", "records", report.Records, "checkpoints", report.Checkpoints, "witnessed", report.Witnessed, "certificates", report.Certificates)
 	cp, err := audit.NewCheckpointer(audit.CheckpointerConfig{Store: st, Signer: key, Witness: tok,
-		Every: cfg.Audit.CheckpointEvery, Interval: cfg.Audit.CheckpointInterval, Log: log})
+		Every: cfg.Audit.CheckpointEvery, Interval: cfg.Audit.CheckpointInterval, Log: log, Metrics: metrics})
 	if err != nil {
 		return nil, err
 	}

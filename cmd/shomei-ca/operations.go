@@ -20,7 +20,8 @@ func newOperations(o *opened, authority *ca.CA, reg prometheus.Registerer, log *
 	if err != nil {
 		return nil, err
 	}
-	records, err := ops.NewRecords(ops.RecordsConfig{Store: o.st, Token: o.tok, SpoolDir: o.cfg.Store.SpoolDir, Log: log})
+	records, err := ops.NewRecords(ops.RecordsConfig{Store: o.st, Token: o.tok, SpoolDir: o.cfg.Store.SpoolDir, Log: log,
+		AuditMetrics: o.auditMetrics})
 	if err != nil {
 		return nil, err
 	}

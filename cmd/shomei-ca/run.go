@@ -44,6 +44,9 @@ type opened struct {
 	grpcGate         *service.Gate
 	grpcTLS, httpTLS *tls.Config
 	gateConfig       relyingparty.Config
+	// auditMetrics count the audit log's verifications: at start, before
+	// each checkpoint, at VerifyAudit.
+	auditMetrics *audit.VerifyMetrics
 }
 
 // run starts the CA and serves until ctx ends. ready, if set, gets the bound
@@ -85,7 +88,8 @@ func run(ctx context.Context, configPath string, log *slog.Logger, ready func(gr
 			o.st.Where(), errUninitialized, configPath)
 	}
 
-	checkpoints, err := startAuditCheckpoints(ctx, o.cfg, o.st, o.tok, log)
+	o.auditMetrics = audit.NewVerifyMetrics()
+	checkpoints, err := startAuditCheckpoints(ctx, o.cfg, o.st, o.tok, o.auditMetrics, log)
 	if err != nil {
 		return err
 	}
@@ -115,6 +119,15 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 	}
 	metrics, err := ca.NewMetrics(reg)
 	if err != nil {
+		return err
+	}
+	if err := o.tok.RegisterMetrics(reg); err != nil {
+		return err
+	}
+	if err := st.RegisterSizeMetric(reg); err != nil {
+		return err
+	}
+	if err := o.auditMetrics.Register(reg); err != nil {
 		return err
 	}
 	pcfg := profile.Config{CPSURL: cfg.Certificates.CPSURL}

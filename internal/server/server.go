@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -47,7 +48,8 @@ type Options struct {
 	GRPCLimits GRPCLimits
 	HTTPLimits HTTPLimits
 	// Metrics, if set, gets shomei_server_connections_refused_total and
-	// shomei_server_connections_open, by listener ("grpc", "http").
+	// shomei_server_connections_open, by listener ("grpc", "http"), and
+	// the gRPC server's shomei_grpc_server_* (grpcmetrics.go).
 	Metrics prometheus.Registerer
 	// ShutdownTimeout bounds the graceful stop; 10 s when zero.
 	ShutdownTimeout time.Duration
@@ -124,7 +126,14 @@ func Run(ctx context.Context, o Options) error {
 	var gs *grpc.Server
 	var hs *health.Server
 	if gl != nil {
-		gs, hs = newGRPCServer(o)
+		var gm *grpcprom.ServerMetrics
+		if o.Metrics != nil {
+			if gm, err = newGRPCMetrics(o.Metrics); err != nil {
+				closeAll()
+				return fmt.Errorf("server: gRPC metrics: %w", err)
+			}
+		}
+		gs, hs = newGRPCServer(o, gm)
 		go func() { errs <- gs.Serve(gl) }()
 	}
 	var hsrv *http.Server
@@ -208,10 +217,15 @@ func Run(ctx context.Context, o Options) error {
 var ErrHandlersRunning = errors.New("server: gRPC handlers still running at the end of the stop")
 
 // newGRPCServer makes the gRPC server with o's limits, the health service
-// and reflection.
-func newGRPCServer(o Options) (*grpc.Server, *health.Server) {
+// and reflection, and m's interceptors when m is set (initialised for
+// every registered method, so each has its series from the start).
+func newGRPCServer(o Options, m *grpcprom.ServerMetrics) (*grpc.Server, *health.Server) {
+	sopts := GRPCServerOptions(o.GRPCLimits)
+	if m != nil {
+		sopts = append(sopts, grpcMetricsOptions(m)...)
+	}
 	// The caller's options come after, so that they may override.
-	sopts := append(GRPCServerOptions(o.GRPCLimits), o.ServerOptions...)
+	sopts = append(sopts, o.ServerOptions...)
 	if o.GRPCTLS != nil {
 		sopts = append(sopts, grpc.Creds(credentials.NewTLS(o.GRPCTLS)))
 	}
@@ -221,6 +235,9 @@ func newGRPCServer(o Options) (*grpc.Server, *health.Server) {
 	reflection.Register(gs)
 	if o.Register != nil {
 		o.Register(gs)
+	}
+	if m != nil {
+		m.InitializeMetrics(gs)
 	}
 	var services []string
 	for name := range gs.GetServiceInfo() {

@@ -47,6 +47,7 @@ type Follower struct {
 	snapshots prometheus.Counter
 	lastSync  prometheus.Gauge
 	visible   *freshness.Metric // via="replica"
+	lag       lag
 }
 
 // NewFollower checks cfg and makes a Follower.
@@ -73,8 +74,12 @@ func NewFollower(cfg FollowerConfig) (*Follower, error) {
 		lastSync: prometheus.NewGauge(prometheus.GaugeOpts{Name: "shomei_replica_last_sync_timestamp_seconds",
 			Help: "When the replica was last known in sync with the CA (its responses' thisUpdate)."}),
 	}
+	f.lag.since, f.lag.syncedAt = cfg.Now(), cfg.Store.SyncedAt()
+	if rev, err := cfg.Store.Revision(); err == nil {
+		f.lag.applied, f.lag.head = rev, rev
+	}
 	if cfg.Metrics != nil {
-		for _, c := range []prometheus.Collector{f.revision, f.connected, f.snapshots, f.lastSync} {
+		for _, c := range []prometheus.Collector{f.revision, f.connected, f.snapshots, f.lastSync, newLagCollector(&f.lag, cfg.Now)} {
 			if err := cfg.Metrics.Register(c); err != nil {
 				return nil, err
 			}
@@ -97,6 +102,7 @@ func (f *Follower) Run(ctx context.Context) {
 	for ctx.Err() == nil {
 		progressed, err := f.follow(ctx)
 		f.connected.Set(0)
+		f.lag.disconnected()
 		if ctx.Err() != nil {
 			return
 		}
@@ -134,6 +140,7 @@ func (f *Follower) follow(ctx context.Context) (progressed bool, err error) {
 				if rerr := f.cfg.Store.Reset(); rerr != nil {
 					return false, rerr
 				}
+				f.lag.reset()
 				return true, err
 			}
 			if errors.Is(err, io.EOF) {
@@ -172,6 +179,13 @@ func (f *Follower) follow(ctx context.Context) (progressed bool, err error) {
 			if at := applied.RevokedRecordedAt[i]; !at.IsZero() {
 				f.visible.Observe(freshness.Replica, at, now)
 			}
+		}
+		var sentAt time.Time
+		if m.SentAt != nil {
+			sentAt = m.SentAt.AsTime()
+		}
+		if rev, err := f.cfg.Store.Revision(); err == nil {
+			f.lag.message(m.Revision, m.Snapshot, rev, sentAt)
 		}
 		if !m.Snapshot {
 			if snapshot {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -51,6 +52,15 @@ func (b *Bolt) Lead(ctx context.Context, name string) (Lease, error) {
 
 // Watch: bbolt has one process, which knows its own writes.
 func (b *Bolt) Watch(ctx context.Context, _ []byte, _ func()) { <-ctx.Done() }
+
+// Size is the file's size.
+func (b *Bolt) Size(context.Context) (int64, error) {
+	fi, err := os.Stat(b.path)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
 
 func (b *Bolt) Driver() string { return "bbolt" }
 func (b *Bolt) Where() string  { return b.path }

@@ -23,6 +23,11 @@ type DB interface {
 	// since a write may have been missed meanwhile). With bbolt there is
 	// no other process and it only waits for ctx.
 	Watch(ctx context.Context, bucket []byte, fn func())
+	// Size is how many bytes the store takes: the bbolt file's size, or
+	// with PostgreSQL the total size (indexes and TOAST included) of the
+	// tables of the store's schema. It is a query with PostgreSQL: callers
+	// that export it refresh it now and then, not on every scrape.
+	Size(ctx context.Context) (int64, error)
 	// Driver is "bbolt" or "postgres".
 	Driver() string
 	// Where says where the data is, for messages: a file path, or the

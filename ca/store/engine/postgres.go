@@ -105,6 +105,19 @@ func (p *Postgres) findBuckets() error {
 	return nil
 }
 
+// Size sums pg_total_relation_size over the tables of the store's schema
+// (the buckets' kv_ tables and the migrations'), not the whole database,
+// which other schemas may share.
+func (p *Postgres) Size(ctx context.Context) (int64, error) {
+	var n int64
+	err := p.pool.QueryRow(ctx, `SELECT COALESCE(sum(pg_total_relation_size(format('%I.%I', schemaname, tablename)::regclass)), 0)::bigint
+		FROM pg_tables WHERE schemaname = current_schema()`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("%s: size: %w", p.where, err)
+	}
+	return n, nil
+}
+
 func (p *Postgres) Driver() string { return "postgres" }
 func (p *Postgres) Where() string  { return p.where }
 
