@@ -39,8 +39,8 @@ type ReplicationConfig struct {
 	// not wait its whole timeout for streams that never end by themselves,
 	// and the replica knows at once to reconnect (issue 13).
 	Stopping <-chan struct{}
-	Now   func() time.Time
-	Log   *slog.Logger
+	Now      func() time.Time
+	Log      *slog.Logger
 }
 
 // Replication implements cav1.ReplicationServer: the feed OCSP replicas
