@@ -120,6 +120,11 @@ func (f *Follower) Run(ctx context.Context) {
 	}
 }
 
+// readyWait bounds how long a Follow call waits for the channel to the CA
+// to connect before the Follower logs and tries again (a variable for
+// tests).
+var readyWait = 10 * time.Second
+
 // follow runs one stream; progressed says whether anything arrived.
 func (f *Follower) follow(ctx context.Context) (progressed bool, err error) {
 	since, err := f.cfg.Store.Revision()
@@ -131,7 +136,16 @@ func (f *Follower) follow(ctx context.Context) (progressed bool, err error) {
 	// WaitForReady: while the CA is away the call waits for the channel
 	// to connect (ConnectParams) instead of failing at once, so that it
 	// starts as soon as the CA is back, not at the Follower's next try.
+	// It waits readyWait at most, so that Run logs why the CA cannot be
+	// reached (gRPC's "latest balancer error") while it stays away.
+	waited := time.AfterFunc(readyWait, cancel)
 	stream, err := f.cfg.Client.Follow(ctx, &cav1.FollowRequest{SinceRevision: since}, grpc.WaitForReady(true))
+	if !waited.Stop() {
+		if err == nil {
+			err = context.Canceled // connected just as the wait ended
+		}
+		return false, fmt.Errorf("the CA has been unreachable for %v: %w", readyWait, err)
+	}
 	if err != nil {
 		return false, err
 	}
