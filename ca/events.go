@@ -187,7 +187,7 @@ func eventTargets(vs *violations, ev Event, req *store.RevokeRequest) {
 // eventAudit is the R-K3 record of a reported event. It names the holder
 // by municipality and holder id only (R-P4).
 func eventAudit(ev Event, actor string, now, effective time.Time) *storev1.AuditRecord {
-	return &storev1.AuditRecord{Time: timestamppb.New(now), Actor: actor, Action: "event.report",
+	return &storev1.AuditRecord{Time: timestamppb.New(now), Actor: actor, Action: store.ActionEventReport,
 		Fields: []*storev1.AuditField{{Key: "event_id", Value: ev.ID}, {Key: "municipality", Value: ev.Municipality},
 			{Key: "holder_id", Value: ev.HolderID}, {Key: "kind", Value: fmt.Sprint(int(ev.Kind))},
 			{Key: "cause", Value: fmt.Sprint(ev.Cause)},

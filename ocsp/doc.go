@@ -70,8 +70,8 @@
 // internalError (2) as above. Wrong path: 404; wrong method: 405.
 //
 // A cacheable response is sent with Cache-Control "max-age=<seconds until
-// nextUpdate, capped by Config.MaxAge>, public, no-transform,
-// must-revalidate", Last-Modified (thisUpdate), Expires (nextUpdate) and an
+// nextUpdate, capped by Config.MaxAge — or, for an all-good response, by
+// Config.GoodMaxAge when set>, public, no-transform, must-revalidate", Last-Modified (thisUpdate), Expires (nextUpdate) and an
 // ETag (a hash of the response); a GET with a matching If-None-Match gets
 // 304. If-Modified-Since is not honoured: thisUpdate has one-second
 // resolution, and a status that changes within the second would be

@@ -162,8 +162,8 @@ func (r *Responder) write(w http.ResponseWriter, req *http.Request, resp *respon
 	h["Content-Type"] = contentTypeHeader
 	if resp.cacheable {
 		age := resp.nextUpdate.Sub(now)
-		if r.maxAge > 0 && age > r.maxAge {
-			age = r.maxAge
+		if limit, ok := r.ageLimit(resp); ok && age > limit {
+			age = limit
 		}
 		h["Cache-Control"] = resp.cacheControlHeader(int64(max(age, 0) / time.Second))
 		h["Last-Modified"] = resp.lastModified
@@ -190,6 +190,30 @@ var (
 	contentTypeHeader = []string{contentTypeResponse}
 	noCacheHeader     = []string{"no-cache"}
 )
+
+// ageLimit is the cap on the max-age of the cacheable resp, if any:
+// GoodMaxAge for an all-good response when set, else MaxAge when not 0.
+func (r *Responder) ageLimit(resp *response) (time.Duration, bool) {
+	if resp.good && r.goodMaxAge != nil {
+		return *r.goodMaxAge, true
+	}
+	return r.maxAge, r.maxAge > 0
+}
+
+// CheckGoodMaxAge checks a GoodMaxAge against the response validity: not
+// negative, whole seconds (max-age has no fractions) and no longer than
+// a response is valid (a cache keeps none past its nextUpdate anyway).
+func CheckGoodMaxAge(d, validity time.Duration) error {
+	switch {
+	case d < 0:
+		return fmt.Errorf("%v is negative", d)
+	case d%time.Second != 0:
+		return fmt.Errorf("%v is not whole seconds (max-age counts seconds)", d)
+	case d > validity:
+		return fmt.Errorf("%v is longer than the response validity %v", d, validity)
+	}
+	return nil
+}
 
 // cacheControlHeader is the Cache-Control value of a cacheable response
 // with max-age maxAge seconds (RFC 5019 §6.2).

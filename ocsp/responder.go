@@ -48,6 +48,12 @@ type Config struct {
 	// MaxAge caps the Cache-Control max-age of cacheable responses, which
 	// is otherwise the time left until nextUpdate. 0: no cap.
 	MaxAge time.Duration
+	// GoodMaxAge, when set, caps the max-age of a cacheable response
+	// whose every status is good instead of MaxAge; revoked ones keep
+	// MaxAge. 0 sends max-age=0. A relying party or proxy that honours it
+	// may keep a "good" for that long after a revocation (R-R4). Nil:
+	// MaxAge, as before. At most Validity, whole seconds.
+	GoodMaxAge *time.Duration
 	// CacheSize is how many signed responses are kept; default
 	// DefaultCacheSize. Negative: no cache, every response is signed.
 	CacheSize int
@@ -103,13 +109,15 @@ type Responder struct {
 	source   Source
 	validity time.Duration
 	maxAge   time.Duration
-	timeout  time.Duration
-	path     string
-	now      func() time.Time
-	log      *slog.Logger
-	metrics  *metrics
-	cache    *cache  // nil: no cache
-	budget   *budget // nil: unlimited
+	// goodMaxAge is Config.GoodMaxAge; nil: maxAge.
+	goodMaxAge *time.Duration
+	timeout    time.Duration
+	path       string
+	now        func() time.Time
+	log        *slog.Logger
+	metrics    *metrics
+	cache      *cache  // nil: no cache
+	budget     *budget // nil: unlimited
 	// responses holds the pre-signed responses; nil: none.
 	responses ResponseStore
 	// presigner, once made, is woken by Invalidate: a status changed.
@@ -130,9 +138,11 @@ func New(cfg Config) (*Responder, error) {
 		validity: cfg.Validity,
 		maxAge:   cfg.MaxAge,
 		timeout:  cfg.Timeout,
-		path:     cfg.Path,
-		now:      cfg.Now,
-		log:      cfg.Log,
+
+		goodMaxAge: cfg.GoodMaxAge,
+		path:       cfg.Path,
+		now:        cfg.Now,
+		log:        cfg.Log,
 
 		unknownReuse: cfg.UnknownReuse,
 		index:        map[issuerName]int{},
@@ -152,6 +162,11 @@ func New(cfg Config) (*Responder, error) {
 	}
 	if r.maxAge < 0 {
 		return nil, fmt.Errorf("ocsp: Config.MaxAge %v is negative", r.maxAge)
+	}
+	if g := r.goodMaxAge; g != nil {
+		if err := CheckGoodMaxAge(*g, r.validity); err != nil {
+			return nil, fmt.Errorf("ocsp: Config.GoodMaxAge: %w", err)
+		}
 	}
 	if r.timeout == 0 {
 		r.timeout = DefaultTimeout

@@ -74,6 +74,8 @@ type response struct {
 	// cacheable: no nonce, no unknown status. Only these are sent with
 	// caching headers.
 	cacheable bool
+	// good: cacheable, and every status good (Config.GoodMaxAge).
+	good bool
 	// reusable: no nonce. Only these, single-CertID, are kept in the
 	// cache (unknown ones for UnknownReuse only).
 	reusable bool
@@ -178,6 +180,7 @@ func assemble(signed, certs []byte) (*response, error) {
 func (r *response) prepare(nonced bool, tailSum *[sha256.Size]byte) {
 	r.contentLength = []string{strconv.Itoa(len(r.head) + len(r.tail))}
 	r.cacheable = !nonced && !slices.Contains(r.statuses, Unknown)
+	r.good = r.cacheable && !slices.Contains(r.statuses, Revoked)
 	if r.cacheable {
 		r.lastModified = []string{r.thisUpdate.UTC().Format(http.TimeFormat)}
 		r.expires = []string{r.nextUpdate.UTC().Format(http.TimeFormat)}

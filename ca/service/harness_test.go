@@ -97,6 +97,8 @@ type options struct {
 	responders ca.ResponderPolicy
 	// crlShardSize is ca.Config.CRLShardSize (0: the default).
 	crlShardSize int
+	// stopping is the Replication service's Stopping.
+	stopping <-chan struct{}
 }
 
 // start runs the key ceremony on token (one of tokens) and a new store in
@@ -160,7 +162,7 @@ func start(t *testing.T, token string, opts options) *harness {
 	}
 	// Small pages, so that tests see a snapshot in several messages.
 	repl, err := service.NewReplication(service.ReplicationConfig{CA: authority, Store: st, Auth: opts.auth,
-		Batch: 2, Poll: 20 * time.Millisecond, Now: h.clock.Now, Log: log})
+		Batch: 2, Poll: 20 * time.Millisecond, Now: h.clock.Now, Log: log, Stopping: opts.stopping})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,8 +33,14 @@ type ReplicationConfig struct {
 	Heartbeat time.Duration
 	// Batch is the most statuses in one message; default 1,000.
 	Batch int
-	Now   func() time.Time
-	Log   *slog.Logger
+	// Stopping, when set, is closed when the CA starts to stop: every
+	// Follow stream then ends with codes.Unavailable, so that the gRPC
+	// server's graceful stop, which waits for the calls in flight, does
+	// not wait its whole timeout for streams that never end by themselves,
+	// and the replica knows at once to reconnect (issue 13).
+	Stopping <-chan struct{}
+	Now      func() time.Time
+	Log      *slog.Logger
 }
 
 // Replication implements cav1.ReplicationServer: the feed OCSP replicas
@@ -111,6 +117,9 @@ func (r *Replication) Follow(req *cav1.FollowRequest, stream cav1.Replication_Fo
 	}
 	last := r.cfg.Now()
 	for {
+		if r.stopping() {
+			return errStopping
+		}
 		wake := r.woken()
 		batch, next, full, err := r.changes(name, rev)
 		if err != nil {
@@ -138,9 +147,25 @@ func (r *Replication) Follow(req *cav1.FollowRequest, stream cav1.Replication_Fo
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-r.cfg.Stopping: // nil when unset: never ready
+			return errStopping
 		case <-wake:
 		case <-time.After(min(r.cfg.Poll, time.Until(last.Add(r.cfg.Heartbeat)))):
 		}
+	}
+}
+
+// errStopping ends a Follow stream when the CA stops: Unavailable, which
+// a replica retries.
+var errStopping = status.Error(codes.Unavailable, "the CA is stopping; follow again from the same revision when it is back")
+
+// stopping says whether Stopping is closed.
+func (r *Replication) stopping() bool {
+	select {
+	case <-r.cfg.Stopping:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -154,6 +179,9 @@ func (r *Replication) Follow(req *cav1.FollowRequest, stream cav1.Replication_Fo
 func (r *Replication) snapshot(stream cav1.Replication_FollowServer, replica string, head uint64) error {
 	var after []byte
 	for {
+		if r.stopping() {
+			return errStopping
+		}
 		var batch []*cav1.CertificateStatus
 		last, err := r.cfg.Store.CertificatesAfter(after, r.cfg.Batch, func(rec *storev1.Certificate) error {
 			if st, ok := certificateStatus(rec, nil); ok && r.serves(replica, rec) {

@@ -171,3 +171,47 @@ func violations(err error) []*errdetails.BadRequest_FieldViolation {
 	}
 	return out
 }
+
+// TestReplicationEndsAtStop: when the CA starts to stop (Stopping closed)
+// a Follow stream in progress ends with Unavailable, which the replica
+// retries, instead of running until the graceful stop's timeout; a Follow
+// that arrives then is refused the same way (issue 13).
+func TestReplicationEndsAtStop(t *testing.T) {
+	stopping := make(chan struct{})
+	h := start(t, tokenReplicate, options{stopping: stopping})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h.issue(t, request(resident("RP-STOP", "1980-04-01"), application(cav1.ApplicantKind_APPLICANT_KIND_SELF, "2035-01-01"),
+		sign(holderKeys.csr(t)), auth(holderKeys.csr(t))))
+	stream, err := h.replication.Follow(ctx, &cav1.FollowRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for { // the snapshot, up to its completion marker
+		m, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !m.Snapshot {
+			break
+		}
+	}
+	close(stopping)
+	for {
+		// Heartbeats may come before the stream sees Stopping; a stream
+		// that never ends fails at the context's deadline instead.
+		if _, err = stream.Recv(); err != nil {
+			break
+		}
+	}
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("a stream when the CA stops: %v, want Unavailable", err)
+	}
+	late, err := h.replication.Follow(ctx, &cav1.FollowRequest{SinceRevision: 1})
+	if err == nil {
+		_, err = late.Recv()
+	}
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("a Follow while the CA stops: %v, want Unavailable", err)
+	}
+}

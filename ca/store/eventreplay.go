@@ -11,9 +11,9 @@ import (
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 )
 
-// eventAuditAction is the action of the audit record an event request
+// ActionEventReport is the action of the audit record an event request
 // carries (ca.ReportEvent writes it).
-const eventAuditAction = "event.report"
+const ActionEventReport = "event.report"
 
 // eventAuditFields are the fields of an event's audit record that say what
 // the event was, compared for events recorded before their payload digest
@@ -43,7 +43,7 @@ func sameEvent(tx engine.Tx, r RevokeRequest, first *storev1.EventResult) error 
 	}
 	var now *storev1.AuditRecord
 	for _, a := range r.Audit {
-		if a.Action == eventAuditAction {
+		if a.Action == ActionEventReport {
 			now = a
 		}
 	}
@@ -93,7 +93,7 @@ func legacyEventAudit(tx engine.Tx, municipality, eventID string, first *storev1
 		if rec.Time.IsValid() && rec.Time.AsTime().Before(applied) {
 			return nil, nil
 		}
-		if rec.Action == eventAuditAction && auditField(rec, "event_id") == eventID && auditField(rec, "municipality") == municipality {
+		if rec.Action == ActionEventReport && auditField(rec, "event_id") == eventID && auditField(rec, "municipality") == municipality {
 			return rec, nil
 		}
 	}

@@ -37,7 +37,7 @@ func TestPurgeSliceReadThenWrite(t *testing.T) {
 		}
 		der := append([]byte{0x30, byte(len(tbs) + 5)}, tbs...)
 		der = append(der, 0x30, 0x00, 0x03, 0x01, 0x00) // an empty algorithm and signature
-		audit := &storev1.AuditRecord{Actor: "test", Action: actionIssue, Fields: []*storev1.AuditField{{Key: "serial", Value: fmt.Sprintf("%x", rec.Serial)}}}
+		audit := &storev1.AuditRecord{Actor: "test", Action: ActionIssue, Fields: []*storev1.AuditField{{Key: "serial", Value: fmt.Sprintf("%x", rec.Serial)}}}
 		if err := s.Complete(Completion{DER: map[string][]byte{string(rec.Serial): der}, Now: issued, Audit: []*storev1.AuditRecord{audit}}); err != nil {
 			t.Fatal(err)
 		}

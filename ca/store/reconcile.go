@@ -33,11 +33,12 @@ func (e *UnexplainedError) Error() string {
 // Unwrap makes errors.Is(err, ErrUnexplained) hold.
 func (e *UnexplainedError) Unwrap() error { return ErrUnexplained }
 
-// The audit actions that change a certificate's state.
+// The audit actions that change a certificate's state (shomeictl audit
+// list names their numeric fields).
 const (
-	actionIssue  = "certificate.issue"
-	actionRenew  = "certificate.renew"
-	actionRevoke = "certificate.revoke"
+	ActionIssue  = "certificate.issue"
+	ActionRenew  = "certificate.renew"
+	ActionRevoke = "certificate.revoke"
 )
 
 // explained is what the audit log says happened to one serial.
@@ -86,7 +87,7 @@ func (s *Store) ReconcileAudit() (int, error) {
 			}
 			f := fields(&r)
 			switch r.Action {
-			case actionIssue, actionRenew, ActionResponderCertify:
+			case ActionIssue, ActionRenew, ActionResponderCertify:
 				e := at(f["serial"])
 				e.issued = true
 				if r.Action != ActionResponderCertify {
@@ -95,7 +96,7 @@ func (s *Store) ReconcileAudit() (int, error) {
 				if sup := f["supersedes"]; sup != "" {
 					at(sup).superseded = true
 				}
-			case actionRevoke, ActionResponderRevoke:
+			case ActionRevoke, ActionResponderRevoke:
 				e := at(f["serial"])
 				reason, _ := strconv.ParseInt(f["reason"], 10, 32)
 				e.revoked, e.reason = true, int32(reason)

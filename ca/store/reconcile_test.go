@@ -18,7 +18,7 @@ import (
 func issueAudited(t *testing.T, s *Store, r Reservation) {
 	t.Helper()
 	issueLogged(t, s, r, func(rec *storev1.Certificate) *storev1.AuditRecord {
-		return &storev1.AuditRecord{Actor: "shomei-ca", Action: actionIssue, Fields: []*storev1.AuditField{
+		return &storev1.AuditRecord{Actor: "shomei-ca", Action: ActionIssue, Fields: []*storev1.AuditField{
 			{Key: "serial", Value: fmt.Sprintf("%x", rec.Serial)},
 			{Key: "profile", Value: strings.ToLower(strings.TrimPrefix(rec.Profile.String(), "PROFILE_"))},
 			{Key: "issuer_generation", Value: fmt.Sprint(rec.IssuerGeneration)},

@@ -225,7 +225,7 @@ func invalidityFor(rec *storev1.Certificate, t time.Time) time.Time {
 
 // revocationAudit is the audit record of one certificate's revocation (R-K3).
 func revocationAudit(rec *storev1.Certificate, now time.Time, actor, cause string, keyBlocked bool) *storev1.AuditRecord {
-	return &storev1.AuditRecord{Time: timestamppb.New(now), Actor: actor, Action: "certificate.revoke",
+	return &storev1.AuditRecord{Time: timestamppb.New(now), Actor: actor, Action: ActionRevoke,
 		Fields: []*storev1.AuditField{{Key: "serial", Value: fmt.Sprintf("%x", rec.Serial)},
 			{Key: "reason", Value: fmt.Sprint(rec.Revocation.Reason)}, {Key: "cause", Value: cause},
 			{Key: "key_blocked", Value: fmt.Sprint(keyBlocked)}}}

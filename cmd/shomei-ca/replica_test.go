@@ -182,7 +182,7 @@ func TestOCSPReplica(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// The replica retries every ≤ 5 s while the CA is down.
+	// The replica retries about every second while the CA is down.
 	waitFor(signB, "revoked cessationOfOperation", 10*time.Second)
 	waitFor(authB, "revoked cessationOfOperation", time.Second)
 	metrics := get(t, "http://"+addrs[0]+"/metrics")

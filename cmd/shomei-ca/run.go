@@ -170,8 +170,10 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 	if err != nil {
 		return fmt.Errorf("OCSP responder: %w", err)
 	}
+	// The replicas' streams end when the CA starts to stop (ctx), so
+	// that the graceful stop does not wait for them.
 	replication, err := service.NewReplication(service.ReplicationConfig{
-		CA: authority, Store: st, Auth: o.auth, Log: log,
+		CA: authority, Store: st, Auth: o.auth, Log: log, Stopping: ctx.Done(),
 	})
 	if err != nil {
 		return err

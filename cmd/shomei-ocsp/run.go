@@ -157,7 +157,8 @@ func dialCA(cfg *config.Replica) (*grpc.ClientConn, cav1.ReplicationClient, erro
 	if err != nil {
 		return nil, nil, fmt.Errorf("ca.token_file / ca.tls_ca_file / ca.tls_cert_file / ca.tls_key_file: %w", err)
 	}
-	conn, err := grpc.NewClient(cfg.CA.Address, opts...)
+	// Reconnect within about a second of the CA's return (issue 13).
+	conn, err := grpc.NewClient(cfg.CA.Address, append(opts, grpc.WithConnectParams(replica.ConnectParams()))...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("ca.address: %w", err)
 	}

@@ -88,41 +88,50 @@ of --config with shomei-ca stopped.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
-			if exportOffline {
-				return exportOfflineRecords(g, since, out)
-			}
-			return client.stream(cmd.Context(), func(ctx context.Context, alive func()) error {
-				api, ctx, done, err := client.dial(ctx)
-				if err != nil {
-					return err
-				}
-				defer done()
-				stream, err := api.ExportAudit(ctx, &opsv1.ExportAuditRequest{Since: since}, grpc.MaxCallRecvMsgSize(64<<20))
-				if err != nil {
-					return err
-				}
-				for {
-					m, err := stream.Recv()
-					if err == io.EOF {
-						return nil
-					}
-					if err != nil {
-						return err
-					}
-					alive()
-					for _, r := range m.Records {
-						if err := writeJSONLine(out, r); err != nil {
-							return err
-						}
-					}
-				}
+			return auditRecords(cmd.Context(), g, client, since, exportOffline, func(r *opsv1.AuditRecord) error {
+				return writeJSONLine(out, r)
 			})
 		},
 	}
 	export.Flags().StringVar(&since, "since", "", "records at or after this time, RFC 3339 (e.g. 2026-11-21T00:00:00+09:00)")
 	export.Flags().BoolVar(&exportOffline, "offline", false, "read the store of --config with shomei-ca stopped")
-	audit.AddCommand(verify, export)
+	audit.AddCommand(verify, export, newAuditListCommand(g, client))
 	return audit
+}
+
+// auditRecords calls each with the audit records at or after since
+// (RFC 3339; "" for all), oldest first: through the running CA, or with
+// offline from the store of --config.
+func auditRecords(ctx context.Context, g *globals, client *caClient, since string, offline bool, each func(*opsv1.AuditRecord) error) error {
+	if offline {
+		return exportOfflineRecords(g, since, each)
+	}
+	return client.stream(ctx, func(ctx context.Context, alive func()) error {
+		api, ctx, done, err := client.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer done()
+		stream, err := api.ExportAudit(ctx, &opsv1.ExportAuditRequest{Since: since}, grpc.MaxCallRecvMsgSize(64<<20))
+		if err != nil {
+			return err
+		}
+		for {
+			m, err := stream.Recv()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			alive()
+			for _, r := range m.Records {
+				if err := each(r); err != nil {
+					return err
+				}
+			}
+		}
+	})
 }
 
 // writeJSONLine writes m as one line of compact JSON (protojson's field
@@ -168,8 +177,8 @@ func verifyOnline(cmd *cobra.Command, client *caClient) error {
 	return nil
 }
 
-// exportOfflineRecords prints the log of a stopped CA's store.
-func exportOfflineRecords(g *globals, since string, out io.Writer) error {
+// exportOfflineRecords reads the log of a stopped CA's store.
+func exportOfflineRecords(g *globals, since string, each func(*opsv1.AuditRecord) error) error {
 	var from time.Time
 	if since != "" {
 		var err error
@@ -186,7 +195,7 @@ func exportOfflineRecords(g *globals, since string, out io.Writer) error {
 		if r.GetTime().AsTime().Before(from) {
 			return nil
 		}
-		return writeJSONLine(out, ops.AuditRecordOf(r))
+		return each(ops.AuditRecordOf(r))
 	})
 }
 

@@ -125,6 +125,14 @@ func TestOperatorWorkflow(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, `"actor":"ci-operator","action":"issuer.key.generate","fields":[{"key":"profile","value":"sign"},{"key":"generation","value":"1"}`) {
 		t.Errorf("audit export --offline: code %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	r = run(t, "--config", conf, "audit", "list", "--offline")
+	if r.code != 0 || !strings.Contains(r.stdout, "\tci-operator\tissuer.key.generate profile=sign generation=1 ") || strings.Count(r.stdout, "\n") != 5 {
+		t.Errorf("audit list --offline: code %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, "--config", conf, "audit", "list", "--offline", "--since", "yesterday")
+	if r.code == 0 || !strings.Contains(r.stderr, `--since "yesterday": want RFC 3339`) {
+		t.Errorf("audit list --since yesterday: code %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 
 }
 
@@ -162,7 +170,7 @@ func TestOperatorErrors(t *testing.T) {
 
 func TestHelpEverywhere(t *testing.T) {
 	for _, args := range [][]string{
-		{}, {"init"}, {"keys"}, {"keys", "list"}, {"issuers"}, {"issuers", "export"}, {"audit"}, {"audit", "verify"}, {"audit", "export"}, {"backup"}, {"backup", "verify"}, {"backup", "restore"}, {"notices"}, {"responders"},
+		{}, {"init"}, {"keys"}, {"keys", "list"}, {"issuers"}, {"issuers", "export"}, {"audit"}, {"audit", "verify"}, {"audit", "export"}, {"audit", "list"}, {"backup"}, {"backup", "verify"}, {"backup", "restore"}, {"notices"}, {"responders"},
 	} {
 		t.Run(strings.Join(append([]string{"shomeictl"}, args...), " "), func(t *testing.T) {
 			r := run(t, append(args, "--help")...)

@@ -52,9 +52,11 @@ func StartResponder(ctx context.Context, bg *Background, c ResponderConfig) (*oc
 		Source:    c.Source,
 		Validity:  s.ResponseValidity,
 		MaxAge:    s.MaxAge,
-		CacheSize: s.CacheSize,
-		Log:       c.Log,
-		Metrics:   c.Metrics,
+		// GoodMaxAge: nil keeps MaxAge for good answers too.
+		GoodMaxAge: s.GoodMaxAge,
+		CacheSize:  s.CacheSize,
+		Log:        c.Log,
+		Metrics:    c.Metrics,
 
 		SignatureBudget: s.SignatureBudget,
 		SignatureBurst:  s.SignatureBurst,

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -243,6 +244,13 @@ type OCSP struct {
 	ResponseValidity time.Duration `yaml:"response_validity"`
 	// MaxAge caps Cache-Control max-age; 0: up to nextUpdate.
 	MaxAge time.Duration `yaml:"max_age"`
+	// GoodMaxAge, when set, caps the Cache-Control max-age of "good"
+	// answers instead of max_age (revoked ones keep max_age; unknown and
+	// nonce answers are no-cache): 0s to response_validity, whole
+	// seconds; 0s sends max-age=0. Unset: as max_age. A relying party or
+	// proxy that honours it may keep a "good" that long after the
+	// certificate is revoked, on top of R-R4's 1 s (docs/operations.md).
+	GoodMaxAge *time.Duration `yaml:"good_max_age"`
 	// CacheSize is how many signed responses are kept; 0: the default
 	// (262,144), negative: none.
 	CacheSize int `yaml:"cache_size"`
@@ -322,6 +330,11 @@ func (o OCSP) validate() error {
 	}
 	if o.SignatureBurst < 0 {
 		return errors.New("ocsp.signature_burst must not be negative")
+	}
+	if o.GoodMaxAge != nil {
+		if err := ocsp.CheckGoodMaxAge(*o.GoodMaxAge, cmp.Or(o.ResponseValidity, ocsp.DefaultValidity)); err != nil {
+			return fmt.Errorf("ocsp.good_max_age: %w", err)
+		}
 	}
 	return o.Presign.validate(o.ResponseValidity)
 }

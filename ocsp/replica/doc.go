@@ -23,6 +23,11 @@
 //     replica keeps answering from its copy until that is more than half the
 //     response validity old; then it answers internalError rather than vouch
 //     for a stale status.
+//   - Reconnection is bounded both ways (backoff.go): the channel to the
+//     CA and the Follower retry 100 ms doubling to 1 s, ±20 % jitter, so a
+//     CA that is back is followed again within about a second, and one
+//     that is down sees about one attempt a second. The CA ends the
+//     streams itself when it stops (service.ReplicationConfig.Stopping).
 //   - The CA refuses to resume from a revision ahead of its log (another CA,
 //     or a replaced store): the copy is then reset and rebuilt from a
 //     snapshot.

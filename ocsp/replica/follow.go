@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -31,7 +32,8 @@ type FollowerConfig struct {
 	// Metrics, when set, registers the follower's metrics.
 	Metrics prometheus.Registerer
 	Log     *slog.Logger
-	// MaxBackoff bounds the wait between reconnection attempts; default 5 s.
+	// MaxBackoff bounds the wait between reconnection attempts (before
+	// jitter); default MaxBackoff (1 s), at most a minute.
 	MaxBackoff time.Duration
 	Now        func() time.Time
 }
@@ -40,7 +42,8 @@ type FollowerConfig struct {
 // the first time, then every change, resuming from the stored revision
 // after any disconnection (R-R4, R-R6).
 type Follower struct {
-	cfg FollowerConfig
+	cfg     FollowerConfig
+	backoff *Backoff
 
 	revision  prometheus.Gauge
 	connected prometheus.Gauge
@@ -58,13 +61,17 @@ func NewFollower(cfg FollowerConfig) (*Follower, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 5 * time.Second
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = MaxBackoff
+	}
+	backoff, err := newBackoff(cfg.MaxBackoff)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	f := &Follower{cfg: cfg,
+	f := &Follower{cfg: cfg, backoff: backoff,
 		revision: prometheus.NewGauge(prometheus.GaugeOpts{Name: "shomei_replica_revision",
 			Help: "The CA status-change revision the replica has applied."}),
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "shomei_replica_connected",
@@ -96,9 +103,9 @@ func NewFollower(cfg FollowerConfig) (*Follower, error) {
 	return f, nil
 }
 
-// Run follows the CA until ctx ends, reconnecting with backoff.
+// Run follows the CA until ctx ends, reconnecting with backoff (Backoff;
+// the channel's own is ConnectParams).
 func (f *Follower) Run(ctx context.Context) {
-	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		progressed, err := f.follow(ctx)
 		f.connected.Set(0)
@@ -107,17 +114,22 @@ func (f *Follower) Run(ctx context.Context) {
 			return
 		}
 		if progressed {
-			backoff = 100 * time.Millisecond
+			f.backoff.Reset()
 		}
-		f.cfg.Log.Warn("not following the CA; answering from the replica's copy", "err", err, "retry_in", backoff, "synced_at", f.cfg.Store.SyncedAt())
+		wait := f.backoff.Next()
+		f.cfg.Log.Warn("not following the CA; answering from the replica's copy", "err", err, "retry_in", wait.Round(time.Millisecond), "synced_at", f.cfg.Store.SyncedAt())
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, f.cfg.MaxBackoff)
 	}
 }
+
+// readyWait bounds how long a Follow call waits for the channel to the CA
+// to connect before the Follower logs and tries again (a variable for
+// tests).
+var readyWait = 10 * time.Second
 
 // follow runs one stream; progressed says whether anything arrived.
 func (f *Follower) follow(ctx context.Context) (progressed bool, err error) {
@@ -127,7 +139,19 @@ func (f *Follower) follow(ctx context.Context) (progressed bool, err error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := f.cfg.Client.Follow(ctx, &cav1.FollowRequest{SinceRevision: since})
+	// WaitForReady: while the CA is away the call waits for the channel
+	// to connect (ConnectParams) instead of failing at once, so that it
+	// starts as soon as the CA is back, not at the Follower's next try.
+	// It waits readyWait at most, so that Run logs why the CA cannot be
+	// reached (gRPC's "latest balancer error") while it stays away.
+	waited := time.AfterFunc(readyWait, cancel)
+	stream, err := f.cfg.Client.Follow(ctx, &cav1.FollowRequest{SinceRevision: since}, grpc.WaitForReady(true))
+	if !waited.Stop() {
+		if err == nil {
+			err = context.Canceled // connected just as the wait ended
+		}
+		return false, fmt.Errorf("the CA has been unreachable for %v: %w", readyWait, err)
+	}
 	if err != nil {
 		return false, err
 	}
