@@ -44,12 +44,13 @@ type Approvals struct {
 	// together, so that two rotations approved at once do not both run.
 	rotating sync.Mutex
 
-	mu      sync.Mutex
-	life    context.Context // the CA's lifetime, once Run started
-	running map[string]bool // proposals running in this process
-	changed chan struct{}   // closed and replaced at every change
-	watch   chan struct{}   // a token per WatchProposal stream open
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	life     context.Context // the CA's lifetime, once Run started
+	running  map[string]bool // proposals running in this process
+	changed  chan struct{}   // closed and replaced at every change
+	watch    chan struct{}   // a token per WatchProposal stream open
+	stopping <-chan struct{} // ApprovalsConfig.Stopping
+	wg       sync.WaitGroup
 }
 
 // KeyOperator is what approved proposals run: *ca.CA.
@@ -95,6 +96,11 @@ type ApprovalsConfig struct {
 	// Actor names the CA in the audit records it writes itself (expiry,
 	// results); "shomei-ca" when empty.
 	Actor string
+	// Stopping, when set, is closed when the CA starts to stop: every
+	// WatchProposal stream then ends with Unavailable (the operator
+	// watches again when the CA is back), so that a graceful stop does
+	// not wait out its timeout for an operator's open watch.
+	Stopping <-chan struct{}
 }
 
 // NewApprovals makes the Approvals part. Proposals left RUNNING by a
@@ -109,7 +115,7 @@ func NewApprovals(cfg ApprovalsConfig) (*Approvals, error) {
 	}
 	a := &Approvals{store: cfg.Store, ca: cfg.CA, required: ap.Required, expireAfter: ap.ExpireAfter, now: cfg.Now, log: cfg.Log,
 		actor: cfg.Actor, running: map[string]bool{}, changed: make(chan struct{}),
-		watch: make(chan struct{}, maxWatchers)}
+		watch: make(chan struct{}, maxWatchers), stopping: cfg.Stopping}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -355,6 +361,8 @@ func (a *Approvals) WatchProposal(req *opsv1.WatchProposalRequest, stream grpc.S
 		select {
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
+		case <-a.stopping:
+			return errStopping
 		case <-time.After(watchEvery):
 		}
 	}
@@ -372,11 +380,16 @@ func (a *Approvals) waitChange(ctx context.Context, p *storev1.Proposal, changed
 	select {
 	case <-ctx.Done():
 		return status.FromContextError(ctx.Err()).Err()
+	case <-a.stopping: // nil when unset: never ready
+		return errStopping
 	case <-changed:
 	case <-expiry:
 	}
 	return nil
 }
+
+// errStopping ends a WatchProposal stream when the CA stops.
+var errStopping = status.Error(codes.Unavailable, "the CA is stopping; watch the proposal again when it is back")
 
 // current reads proposal id, expiring it first if it is due.
 func (a *Approvals) current(id string) (*storev1.Proposal, error) {

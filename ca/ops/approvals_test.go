@@ -96,6 +96,9 @@ type approvalEnv struct {
 	clock  *testClock
 	ops    map[string]opsv1.OperationsClient
 	cancel context.CancelFunc
+	// stopping is ApprovalsConfig.Stopping: closing it is the CA
+	// starting to stop.
+	stopping chan struct{}
 }
 
 var operators = []string{"alice", "bob", "carol"}
@@ -109,8 +112,9 @@ func newApprovalEnv(t *testing.T, required int, st *store.Store) *approvalEnv {
 		}
 		t.Cleanup(func() { st.Close() })
 	}
-	e := &approvalEnv{ca: &recordingCA{}, store: st, clock: &testClock{t: time.Date(2027, 4, 1, 9, 0, 0, 0, time.UTC)}, ops: map[string]opsv1.OperationsClient{}}
-	ap, err := NewApprovals(ApprovalsConfig{Store: st, CA: e.ca, Approvals: config.Approvals{Required: required}, Now: e.clock.now})
+	e := &approvalEnv{ca: &recordingCA{}, store: st, clock: &testClock{t: time.Date(2027, 4, 1, 9, 0, 0, 0, time.UTC)}, ops: map[string]opsv1.OperationsClient{},
+		stopping: make(chan struct{})}
+	ap, err := NewApprovals(ApprovalsConfig{Store: st, CA: e.ca, Approvals: config.Approvals{Required: required}, Now: e.clock.now, Stopping: e.stopping})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,6 +359,27 @@ func TestWatchCompromise(t *testing.T) {
 	if last == nil || last.State != opsv1.ProposalState_PROPOSAL_STATE_EXECUTED || last.Done != 4 || last.Total != 4 ||
 		last.GetAction().GetCompromise().GetInvalidSince() == "" {
 		t.Errorf("last message %v; want EXECUTED, 4 of 4, invalid_since set at approval", last)
+	}
+}
+
+// TestWatchEndsWhenTheCAStops: an operator's open WatchProposal stream
+// ends with Unavailable as soon as the CA starts to stop, so that the
+// CA's graceful stop does not wait out its timeout for it (issue 13).
+func TestWatchEndsWhenTheCAStops(t *testing.T) {
+	e := newApprovalEnv(t, 2, nil)
+	p := e.propose(t, "alice", &opsv1.Action{Action: &opsv1.Action_Compromise{Compromise: &opsv1.CompromiseKey{Profile: opsv1.Profile_PROFILE_SIGN, Generation: 1}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w, err := e.ops["carol"].WatchProposal(ctx, &opsv1.WatchProposalRequest{Id: p.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, err := w.Recv(); err != nil || first.Proposal.State != opsv1.ProposalState_PROPOSAL_STATE_OPEN {
+		t.Fatalf("first message: %v, %v; want the proposal OPEN at once", first, err)
+	}
+	close(e.stopping)
+	if m, err := w.Recv(); status.Code(err) != codes.Unavailable {
+		t.Fatalf("after the CA started to stop: %v, %v; want the watch ended with Unavailable", m, err)
 	}
 }
 

@@ -11,12 +11,13 @@ import (
 
 // newOperations makes the operator's API (shomei.ops.v1.Operations): its
 // keys, approvals and records parts, over what run opened and the CA.
-func newOperations(o *opened, authority *ca.CA, reg prometheus.Registerer, log *slog.Logger) (*ops.Server, error) {
+// stopping is closed when the CA starts to stop (it ends the watches).
+func newOperations(o *opened, authority *ca.CA, reg prometheus.Registerer, stopping <-chan struct{}, log *slog.Logger) (*ops.Server, error) {
 	keys, err := ops.NewKeys(ops.KeysConfig{CA: authority, Log: log})
 	if err != nil {
 		return nil, err
 	}
-	approvals, err := ops.NewApprovals(ops.ApprovalsConfig{Store: o.st, CA: authority, Approvals: o.cfg.Approvals, Log: log})
+	approvals, err := ops.NewApprovals(ops.ApprovalsConfig{Store: o.st, CA: authority, Approvals: o.cfg.Approvals, Log: log, Stopping: stopping})
 	if err != nil {
 		return nil, err
 	}

@@ -250,7 +250,7 @@ func serve(ctx context.Context, bg *command.Background, o *opened, checkpoints *
 		return err
 	}
 	mux := newMux(issuerFiles, page, reg, statusGate, prop.Publisher(), readiness)
-	operations, err := newOperations(o, authority, reg, log)
+	operations, err := newOperations(o, authority, reg, ctx.Done(), log)
 	if err != nil {
 		return err
 	}
