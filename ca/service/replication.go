@@ -136,7 +136,15 @@ func (r *Replication) Follow(req *cav1.FollowRequest, stream cav1.Replication_Fo
 					continue
 				}
 			}
-			if err := stream.Send(&cav1.FollowResponse{Statuses: batch, Revision: next, SentAt: timestamppb.New(r.cfg.Now())}); err != nil {
+			// The CA's head: next, unless the batch was full and more
+			// is waiting (read once more: the replica's lag).
+			head := next
+			if full {
+				if head, err = r.cfg.Store.Revision(); err != nil {
+					return status.Errorf(codes.Unavailable, "reading the status-change log: %v", err)
+				}
+			}
+			if err := stream.Send(&cav1.FollowResponse{Statuses: batch, Revision: next, HeadRevision: max(head, next), SentAt: timestamppb.New(r.cfg.Now())}); err != nil {
 				return err
 			}
 			rev, last = next, time.Now()
@@ -199,11 +207,11 @@ func (r *Replication) snapshot(stream cav1.Replication_FollowServer, replica str
 		if len(batch) == 0 {
 			continue
 		}
-		if err := stream.Send(&cav1.FollowResponse{Statuses: batch, Revision: head, Snapshot: true, SentAt: timestamppb.New(r.cfg.Now())}); err != nil {
+		if err := stream.Send(&cav1.FollowResponse{Statuses: batch, Revision: head, HeadRevision: head, Snapshot: true, SentAt: timestamppb.New(r.cfg.Now())}); err != nil {
 			return err
 		}
 	}
-	return stream.Send(&cav1.FollowResponse{Revision: head, SentAt: timestamppb.New(r.cfg.Now())})
+	return stream.Send(&cav1.FollowResponse{Revision: head, HeadRevision: head, SentAt: timestamppb.New(r.cfg.Now())})
 }
 
 // changes reads up to Batch changes after rev and returns the statuses

@@ -105,8 +105,18 @@ func TestReplication(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, err := resumed.Recv(); err != nil || m.Snapshot || m.Revision != head+2 || len(m.Statuses) != 2 {
-		t.Errorf("resumed from %d: %v %v; want the 2 revocations", head, m, err)
+	if m, err := resumed.Recv(); err != nil || m.Snapshot || m.Revision != head+2 || m.HeadRevision != head+2 || len(m.Statuses) != 2 {
+		t.Errorf("resumed from %d: %v %v; want the 2 revocations, at the CA's head", head, m, err)
+	}
+	// Further behind than a batch (2): each message also says where the
+	// CA's head is, so the replica knows how far behind it still is
+	// (shomei_replica_lag_revisions), not just where the batch took it.
+	behind, err := h.replication.Follow(ctx, &cav1.FollowRequest{SinceRevision: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := behind.Recv(); err != nil || m.Revision >= head+2 || m.HeadRevision != head+2 {
+		t.Errorf("resumed from 1: revision %d, head %d, %v; want a batch short of the head %d, and the head", m.GetRevision(), m.GetHeadRevision(), err, head+2)
 	}
 
 	ahead, err := h.replication.Follow(ctx, &cav1.FollowRequest{SinceRevision: head + 100})

@@ -209,7 +209,7 @@ func (f *Follower) follow(ctx context.Context) (progressed bool, err error) {
 			sentAt = m.SentAt.AsTime()
 		}
 		if rev, err := f.cfg.Store.Revision(); err == nil {
-			f.lag.message(m.Revision, m.Snapshot, rev, sentAt)
+			f.lag.message(max(m.Revision, m.HeadRevision), m.Snapshot, rev, sentAt)
 		}
 		if !m.Snapshot {
 			if snapshot {

@@ -9,8 +9,9 @@ import (
 
 // lag is how far the replica is behind the CA, from what the Follow stream
 // tells: every message carries the revision the replica is at once it
-// applied it, a heartbeat and a snapshot's messages the CA's head. The
-// highest revision announced is the CA's head as last known; the replica is
+// applied it and the CA's head (head_revision; a CA before it: heartbeats
+// and snapshot messages carry the head as their revision). The highest
+// revision announced is the CA's head as last known; the replica is
 // in sync while it is connected and has applied it (and is not in the
 // middle of a snapshot).
 type lag struct {

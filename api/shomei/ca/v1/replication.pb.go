@@ -85,7 +85,12 @@ type FollowResponse struct {
 	Snapshot bool `protobuf:"varint,3,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	// When the CA sent it: statuses are known correct as of this time
 	// (the OCSP thisUpdate of a replica's responses).
-	SentAt        *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
+	SentAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
+	// The CA's newest revision when it sent this message. Above revision
+	// while the replica catches up batch by batch: the difference is how far
+	// behind it is (shomei_replica_lag_revisions). 0 from a CA that predates
+	// the field: then revision is all the replica knows.
+	HeadRevision  uint64 `protobuf:"varint,5,opt,name=head_revision,json=headRevision,proto3" json:"head_revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -146,6 +151,13 @@ func (x *FollowResponse) GetSentAt() *timestamppb.Timestamp {
 		return x.SentAt
 	}
 	return nil
+}
+
+func (x *FollowResponse) GetHeadRevision() uint64 {
+	if x != nil {
+		return x.HeadRevision
+	}
+	return 0
 }
 
 // CertificateStatus is what OCSP says about one certificate.
@@ -561,12 +573,13 @@ const file_shomei_ca_v1_replication_proto_rawDesc = "" +
 	"\n" +
 	"\x1eshomei/ca/v1/replication.proto\x12\fshomei.ca.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"6\n" +
 	"\rFollowRequest\x12%\n" +
-	"\x0esince_revision\x18\x01 \x01(\x04R\rsinceRevision\"\xba\x01\n" +
+	"\x0esince_revision\x18\x01 \x01(\x04R\rsinceRevision\"\xdf\x01\n" +
 	"\x0eFollowResponse\x12;\n" +
 	"\bstatuses\x18\x01 \x03(\v2\x1f.shomei.ca.v1.CertificateStatusR\bstatuses\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x1a\n" +
 	"\bsnapshot\x18\x03 \x01(\bR\bsnapshot\x123\n" +
-	"\asent_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"\xf9\x01\n" +
+	"\asent_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\x12#\n" +
+	"\rhead_revision\x18\x05 \x01(\x04R\fheadRevision\"\xf9\x01\n" +
 	"\x11CertificateStatus\x12\x16\n" +
 	"\x06serial\x18\x01 \x01(\fR\x06serial\x12\x16\n" +
 	"\x06issuer\x18\x02 \x01(\tR\x06issuer\x12>\n" +
