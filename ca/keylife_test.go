@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shomei-pki/shomei/ca/validity"
+	"github.com/shomei-pki/shomei/internal/metricstest"
 )
 
 func date(t *testing.T, s string) validity.Date {
@@ -78,18 +79,9 @@ func TestRemainingLifeGauge(t *testing.T) {
 	c.observeIssuers(c.gens.Load())
 	gauge := func() map[string]float64 {
 		t.Helper()
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
 		out := map[string]float64{}
-		for _, mf := range mfs {
-			if mf.GetName() != "shomei_issuer_remaining_seconds" {
-				continue
-			}
-			for _, m := range mf.GetMetric() {
-				out[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
-			}
+		for labels, v := range metricstest.Of(t, reg, "shomei_issuer_remaining_seconds") {
+			out[strings.TrimSuffix(strings.TrimPrefix(labels, `issuer="`), `"`)] = v
 		}
 		return out
 	}

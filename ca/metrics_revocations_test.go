@@ -3,12 +3,13 @@ package ca
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shomei-pki/shomei/internal/metricstest"
 )
 
 // TestRevocationMetrics: shomei_ca_revocations_total counts each
@@ -44,7 +45,7 @@ func TestRevocationMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	got := gatherCounters(t, reg)
+	got := metricstest.Gather(t, reg)
 	want := map[string]float64{
 		`shomei_ca_revocations_total{reason="keyCompromise",source="loss_report"}`: 2,
 		`shomei_ca_events_total{kind="loss_report",outcome="applied"}`:             1,
@@ -62,30 +63,6 @@ func TestRevocationMetrics(t *testing.T) {
 			t.Errorf("unexpected series %s = %v", series, got[series])
 		}
 	}
-}
-
-// gatherCounters is every counter sample of reg, as name{labels}.
-func gatherCounters(t *testing.T, reg *prometheus.Registry) map[string]float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.Metric {
-			if m.Counter == nil {
-				continue
-			}
-			var labels []string
-			for _, lp := range m.Label {
-				labels = append(labels, fmt.Sprintf("%s=%q", lp.GetName(), lp.GetValue()))
-			}
-			slices.Sort(labels)
-			out[mf.GetName()+"{"+strings.Join(labels, ",")+"}"] = m.Counter.GetValue()
-		}
-	}
-	return out
 }
 
 func TestEventOutcomeAndKindNames(t *testing.T) {
@@ -118,7 +95,7 @@ func TestCompromiseRevocationsCounted(t *testing.T) {
 		}
 	}
 	series := `shomei_ca_revocations_total{reason="cACompromise",source="compromise"}`
-	if got := gatherCounters(t, reg)[series]; got != 3 {
+	if got := metricstest.Gather(t, reg)[series]; got != 3 {
 		t.Errorf("%s = %v, want 3", series, got)
 	}
 }

@@ -3,12 +3,13 @@ package hsm
 import (
 	"context"
 	"crypto"
-
 	"fmt"
 	"testing"
 
 	"github.com/miekg/pkcs11"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shomei-pki/shomei/internal/metricstest"
 )
 
 func TestErrorKind(t *testing.T) {
@@ -56,7 +57,7 @@ func TestTokenMetrics(t *testing.T) {
 	sign := func() error { _, err := s.Sign(nil, digest, crypto.SHA256); return err }
 	check := func(step string, up, signs float64, errs map[string]float64) {
 		t.Helper()
-		got := gather(t, reg)
+		got := metricstest.Gather(t, reg)
 		if got["shomei_hsm_up"] != up || got["shomei_hsm_sign_duration_seconds"] != signs || got["shomei_hsm_sessions_in_use"] != 0 {
 			t.Errorf("%s: up %v, signatures %v, in use %v; want %v, %v, 0", step, got["shomei_hsm_up"], got["shomei_hsm_sign_duration_seconds"], got["shomei_hsm_sessions_in_use"], up, signs)
 		}
@@ -94,32 +95,4 @@ func TestTokenMetrics(t *testing.T) {
 		t.Fatal("Sign succeeded though the token failed it")
 	}
 	check("a failed signature", 1, 3, map[string]float64{ErrorSession: 3, ErrorSign: 1})
-}
-
-// gather is reg's samples: gauges and counters by name{labels}, histograms
-// by name with their count.
-func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.Metric {
-			name := mf.GetName()
-			for _, lp := range m.Label {
-				name += fmt.Sprintf("{%s=%q}", lp.GetName(), lp.GetValue())
-			}
-			switch {
-			case m.Gauge != nil:
-				out[name] = m.Gauge.GetValue()
-			case m.Counter != nil:
-				out[name] = m.Counter.GetValue()
-			case m.Histogram != nil:
-				out[name] = float64(m.Histogram.GetSampleCount())
-			}
-		}
-	}
-	return out
 }

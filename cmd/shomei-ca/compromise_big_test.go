@@ -54,10 +54,10 @@ func TestCompromiseKilledHalfWay(t *testing.T) {
 		t.Skip("100,000 certificates: not in -short")
 	}
 	dir := t.TempDir()
-	conf, alice, bob := writeCompromiseConfig(t, dir, "e2e-compromise-big")
+	conf, alice, bob := writeOperatorsConfig(t, dir, "e2e-compromise-big")
 	p := startCA(t, conf)
 	ctx := context.Background()
-	cl := cav1.NewCertificateAuthorityClient(testenv.Dial(t, p.grpc, compromiseMunicipalToken))
+	cl := cav1.NewCertificateAuthorityClient(testenv.Dial(t, p.grpc, operatorsMunicipalToken))
 	var real []*cav1.Certificate
 	for i := range 3 {
 		out, err := cl.Issue(ctx, &cav1.IssueRequest{Municipality: kiyose, Holder: holder(fmt.Sprintf("KB-%d", i)),
@@ -236,7 +236,7 @@ func watchUntil(t *testing.T, p *caProc, id string, stop func(*opsv1.Proposal) b
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	w, err := opsv1.NewOperationsClient(testenv.Dial(t, p.grpc, compromiseBobToken)).WatchProposal(ctx, &opsv1.WatchProposalRequest{Id: id})
+	w, err := opsv1.NewOperationsClient(testenv.Dial(t, p.grpc, operatorsBobToken)).WatchProposal(ctx, &opsv1.WatchProposalRequest{Id: id})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,19 +18,21 @@ import (
 
 // Tokens of the compromise tests: a municipal system and two operators.
 const (
-	compromiseMunicipalToken = "compromise-municipal-token-01234"
-	compromiseAliceToken     = "compromise-alice-token-012345678"
-	compromiseBobToken       = "compromise-bob-token-0123456789a"
+	operatorsMunicipalToken = "compromise-municipal-token-01234"
+	operatorsAliceToken     = "compromise-alice-token-012345678"
+	operatorsBobToken       = "compromise-bob-token-0123456789a"
 )
 
-// writeCompromiseConfig writes a configuration for token label with a
-// municipal client and two operators, alice and bob, approvals required 2;
-// it returns the configuration and the operators' token files.
-func writeCompromiseConfig(t *testing.T, dir, label string) (conf, alice, bob string) {
+// writeOperatorsConfig writes a configuration for token label with a
+// municipal client (operatorsMunicipalToken, Kiyose) and two operators,
+// alice and bob, approvals required 2: the set-up of every test in which
+// operators propose and approve (compromise, rotation, the repository
+// page). It returns the configuration and the operators' token files.
+func writeOperatorsConfig(t *testing.T, dir, label string) (conf, alice, bob string) {
 	t.Helper()
-	writeToken(t, dir, "municipal.token", compromiseMunicipalToken)
-	writeToken(t, dir, "alice.token", compromiseAliceToken)
-	writeToken(t, dir, "bob.token", compromiseBobToken)
+	writeToken(t, dir, "municipal.token", operatorsMunicipalToken)
+	writeToken(t, dir, "alice.token", operatorsAliceToken)
+	writeToken(t, dir, "bob.token", operatorsBobToken)
 	conf = writeConfig(t, dir, label, `approvals:
   required: 2
 clients:
@@ -70,7 +72,7 @@ func proposeCompromise(t *testing.T, conf, addr, alice string) string {
 // naming R-K2 and AUTH issuance goes on — before and after a restart.
 func TestIssuerCompromise(t *testing.T) {
 	dir := t.TempDir()
-	conf, alice, bob := writeCompromiseConfig(t, dir, "e2e-compromise")
+	conf, alice, bob := writeOperatorsConfig(t, dir, "e2e-compromise")
 	p := startCA(t, conf)
 	ctx := context.Background()
 	issue := func(p *caProc, id string, profiles ...cav1.Profile) (*cav1.IssueResponse, error) {
@@ -78,7 +80,7 @@ func TestIssuerCompromise(t *testing.T) {
 		for _, pr := range profiles {
 			reqs = append(reqs, &cav1.ProfileRequest{Profile: pr, Csr: csr(t, rsaKey(t))})
 		}
-		return cav1.NewCertificateAuthorityClient(testenv.Dial(t, p.grpc, compromiseMunicipalToken)).Issue(ctx, &cav1.IssueRequest{Municipality: kiyose, Holder: holder(id),
+		return cav1.NewCertificateAuthorityClient(testenv.Dial(t, p.grpc, operatorsMunicipalToken)).Issue(ctx, &cav1.IssueRequest{Municipality: kiyose, Holder: holder(id),
 			Application: &cav1.Application{ApplicantKind: cav1.ApplicantKind_APPLICANT_KIND_SELF, CardExpiry: time.Now().AddDate(8, 0, 0).Format(time.DateOnly)},
 			Profiles:    reqs})
 	}

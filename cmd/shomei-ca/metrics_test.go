@@ -20,6 +20,7 @@ import (
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/deploy"
+	"github.com/shomei-pki/shomei/internal/metricstest"
 	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
@@ -41,24 +42,6 @@ func scrape(url string) (map[string]*dto.MetricFamily, error) {
 		return nil, fmt.Errorf("GET %s: %w", url, err)
 	}
 	return fams, nil
-}
-
-// sampleValue is a sample's value: a counter's, a gauge's, an untyped
-// one's, a histogram's or a summary's count of observations.
-func sampleValue(m *dto.Metric) float64 {
-	switch {
-	case m.Counter != nil:
-		return m.Counter.GetValue()
-	case m.Gauge != nil:
-		return m.Gauge.GetValue()
-	case m.Untyped != nil:
-		return m.Untyped.GetValue()
-	case m.Histogram != nil:
-		return float64(m.Histogram.GetSampleCount())
-	case m.Summary != nil:
-		return float64(m.Summary.GetSampleCount())
-	}
-	return 0
 }
 
 // walkthroughFamily is a metric family the README walk-through must show:
@@ -111,7 +94,7 @@ func missingFamilies(fams map[string]*dto.MetricFamily, wants func(walkthroughFa
 		switch {
 		case mf == nil || len(mf.Metric) == 0:
 			missing = append(missing, f.name+" (absent)")
-		case f.present == "" && !slices.ContainsFunc(mf.Metric, func(m *dto.Metric) bool { return sampleValue(m) != 0 }):
+		case f.present == "" && !slices.ContainsFunc(mf.Metric, func(m *dto.Metric) bool { return metricstest.Value(m) != 0 }):
 			missing = append(missing, f.name+" (no non-zero sample)")
 		}
 	}
@@ -268,13 +251,13 @@ func TestMetricsAfterWalkthrough(t *testing.T) {
 		`reason="affiliationChanged",source="record_change"`: 1, // the address change, once though reported twice
 		`reason="keyCompromise",source="counter"`:            1,
 	}
-	gotRevocations := labelled(caFams["shomei_ca_revocations_total"])
+	gotRevocations := metricstest.Family(caFams["shomei_ca_revocations_total"])
 	for series, want := range wantRevocations {
 		if gotRevocations[series] != want {
 			t.Errorf("shomei_ca_revocations_total{%s} = %v, want %v (all: %v)", series, gotRevocations[series], want, gotRevocations)
 		}
 	}
-	gotEvents := labelled(caFams["shomei_ca_events_total"])
+	gotEvents := metricstest.Family(caFams["shomei_ca_events_total"])
 	for _, series := range []string{`kind="record_change",outcome="applied"`, `kind="record_change",outcome="duplicate"`} {
 		if gotEvents[series] != 1 {
 			t.Errorf("shomei_ca_events_total{%s} = %v, want 1 (all: %v)", series, gotEvents[series], gotEvents)
@@ -310,24 +293,6 @@ func TestMetricsAfterWalkthrough(t *testing.T) {
 	}
 	rp.stop(t)
 	ca.stop(t)
-}
-
-// labelled maps a family's samples by their labels, as Prometheus writes
-// them (`a="x",b="y"`, sorted by name).
-func labelled(mf *dto.MetricFamily) map[string]float64 {
-	out := map[string]float64{}
-	if mf == nil {
-		return out
-	}
-	for _, m := range mf.Metric {
-		var parts []string
-		for _, lp := range m.Label {
-			parts = append(parts, fmt.Sprintf("%s=%q", lp.GetName(), lp.GetValue()))
-		}
-		slices.Sort(parts)
-		out[strings.Join(parts, ",")] = sampleValue(m)
-	}
-	return out
 }
 
 // personalData is what no metric label may carry: each holder's names,

@@ -56,22 +56,9 @@ func chromium(t *testing.T, pageURL string, args ...string) string {
 // /index.json agrees. A screenshot is left in var/test-output.
 func TestRepositoryPageInChromium(t *testing.T) {
 	dir := t.TempDir()
-	writeToken(t, dir, "municipal.token", rotationMunicipalToken)
-	writeToken(t, dir, "alice.token", rotationAliceToken)
-	writeToken(t, dir, "bob.token", rotationBobToken)
-	conf := writeConfig(t, dir, "e2e-repository", `clients:
-  - name: kiyose
-    token_file: municipal.token
-    municipalities: ["13221"]
-  - name: alice
-    token_file: alice.token
-    operator: true
-  - name: bob
-    token_file: bob.token
-    operator: true
-`)
+	conf, _, _ := writeOperatorsConfig(t, dir, "e2e-repository")
 	p := startCA(t, conf)
-	cl := cav1.NewCertificateAuthorityClient(testenv.Dial(t, p.grpc, rotationMunicipalToken))
+	cl := cav1.NewCertificateAuthorityClient(testenv.Dial(t, p.grpc, operatorsMunicipalToken))
 	base := "http://" + p.http
 	// Certificates in both profiles' Kiyose partitions; a rotation of the
 	// SIGN issuer (generation 2 and its link certificates) and a

@@ -22,13 +22,6 @@ import (
 	"github.com/shomei-pki/shomei/internal/testenv"
 )
 
-// Tokens of TestKeyRotationUnderLoad.
-const (
-	rotationMunicipalToken = "rotation-municipal-token-0123456"
-	rotationAliceToken     = "rotation-alice-token-0123456789a"
-	rotationBobToken       = "rotation-bob-token-0123456789abc"
-)
-
 // TestKeyRotationUnderLoad: issue 11 "done when" 1, through the real
 // binaries. While a municipal client issues SIGN certificates without
 // pause, operator alice proposes `keys rotate --profile sign` and operator
@@ -41,22 +34,9 @@ const (
 // unexpired (R-K1).
 func TestKeyRotationUnderLoad(t *testing.T) {
 	dir := t.TempDir()
-	writeToken(t, dir, "municipal.token", rotationMunicipalToken)
-	writeToken(t, dir, "alice.token", rotationAliceToken)
-	writeToken(t, dir, "bob.token", rotationBobToken)
-	conf := writeConfig(t, dir, "e2e-rotation", `clients:
-  - name: kiyose
-    token_file: municipal.token
-    municipalities: ["13221"]
-  - name: alice
-    token_file: alice.token
-    operator: true
-  - name: bob
-    token_file: bob.token
-    operator: true
-`)
+	conf, _, _ := writeOperatorsConfig(t, dir, "e2e-rotation")
 	p := startCA(t, conf)
-	ca := cav1.NewCertificateAuthorityClient(testenv.Dial(t, p.grpc, rotationMunicipalToken))
+	ca := cav1.NewCertificateAuthorityClient(testenv.Dial(t, p.grpc, operatorsMunicipalToken))
 	ctx := context.Background()
 	var holders atomic.Int64
 	issueSign := func() (*cav1.Certificate, error) {

@@ -9,6 +9,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/shomei-pki/shomei/internal/metricstest"
 )
 
 // TestGRPCMetrics: with Metrics set, every registered method has its
@@ -34,13 +36,7 @@ func TestGRPCMetrics(t *testing.T) {
 				if labels["grpc_method"] != "Check" {
 					continue
 				}
-				key := fmt.Sprintf("%s{%s}", mf.GetName(), labels["grpc_code"])
-				switch {
-				case m.Counter != nil:
-					out[key] = m.Counter.GetValue()
-				case m.Histogram != nil:
-					out[key] = float64(m.Histogram.GetSampleCount())
-				}
+				out[fmt.Sprintf("%s{%s}", mf.GetName(), labels["grpc_code"])] = metricstest.Value(m)
 			}
 		}
 		return out
