@@ -72,7 +72,7 @@ test: deps vet proto-check
 # tests and the two-CA tests run on PostgreSQL in the pass above already.
 # Left out here: tests of the bbolt file itself (tampering with it, its
 # path, its permissions), and the slow ones that do not touch the store.
-PG_E2E = TestIssueRenewList|TestRevocationReachesOCSPAndTheCRL|TestOCSPReplica|TestIssuerCompromise|TestKeyRotationUnderLoad|TestGenerationsLive|TestBackupRestoreUnderIssuance|TestNoticesCSV|TestAttackEvent|TestAttackGRPCAuth|TestAttackOperatorRoles|TestAttackRevokeEffectiveTimeOutOfDomain|TestGRPCTLS|TestCRLShards
+PG_E2E = TestIssueRenewList|TestRevocationReachesOCSPAndTheCRL|TestOCSPReplica|TestIssuerCompromise|TestKeyRotationUnderLoad|TestGenerationsLive|TestBackupRestoreUnderIssuance|TestNoticesCSV|TestAttackEvent|TestAttackGRPCAuth|TestAttackOperatorRoles|TestAttackRevokeEffectiveTimeOutOfDomain|TestGRPCTLS|TestCRLShards|TestMetricsAfterWalkthrough|TestReplicaAcrossCARestart
 test-postgres: deps
 	SHOMEI_TEST_STORE=postgres $(GO) test -count=1 -timeout 20m ./ca ./ca/service ./ca/ops ./ca/issuer ./cmd/shomeictl
 	SHOMEI_TEST_STORE=postgres $(GO) test -count=1 -timeout 20m -run '^($(PG_E2E))$$' ./cmd/shomei-ca
