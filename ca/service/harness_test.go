@@ -99,6 +99,8 @@ type options struct {
 	crlShardSize int
 	// stopping is the Replication service's Stopping.
 	stopping <-chan struct{}
+	// heartbeat is the Replication service's Heartbeat (0: its default).
+	heartbeat time.Duration
 }
 
 // start runs the key ceremony on token (one of tokens) and a new store in
@@ -162,7 +164,7 @@ func start(t *testing.T, token string, opts options) *harness {
 	}
 	// Small pages, so that tests see a snapshot in several messages.
 	repl, err := service.NewReplication(service.ReplicationConfig{CA: authority, Store: st, Auth: opts.auth,
-		Batch: 2, Poll: 20 * time.Millisecond, Now: h.clock.Now, Log: log, Stopping: opts.stopping})
+		Batch: 2, Poll: 20 * time.Millisecond, Heartbeat: opts.heartbeat, Now: h.clock.Now, Log: log, Stopping: opts.stopping})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -115,7 +115,16 @@ func (r *Replication) Follow(req *cav1.FollowRequest, stream cav1.Replication_Fo
 	} else {
 		r.cfg.Log.Info("replica resumes", "replica", name, "since_revision", rev, "ca_revision", head)
 	}
-	last := r.cfg.Now()
+	// last is when the stream last sent, on the wall clock (cfg.Now is for
+	// sent_at only). A resumed stream sends at once, with no changes a
+	// heartbeat at the head: until its first message a replica cannot tell
+	// that it follows again (connected, lag, thisUpdate), and the next
+	// heartbeat is seconds away (issue 13). A snapshot's completion marker
+	// told it already.
+	var last time.Time
+	if req.GetSinceRevision() == 0 {
+		last = time.Now()
+	}
 	for {
 		if r.stopping() {
 			return errStopping

@@ -182,6 +182,32 @@ func violations(err error) []*errdetails.BadRequest_FieldViolation {
 	return out
 }
 
+// TestReplicationResumesAtOnce: a replica that resumes at the CA's head
+// (the CA restarted; nothing changed meanwhile) gets a message at once
+// saying it is in sync, not at the next heartbeat (here an hour away):
+// until its first message a replica cannot tell that it follows again
+// (shomei_replica_connected, the lag, its responses' thisUpdate). Issue 13:
+// back in sync within 2 s of the CA's return; the heartbeat was 5 s.
+func TestReplicationResumesAtOnce(t *testing.T) {
+	h := start(t, tokenReplicate, options{heartbeat: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h.issue(t, request(resident("RP-RESUME", "1980-04-01"), application(cav1.ApplicantKind_APPLICANT_KIND_SELF, "2035-01-01"),
+		sign(holderKeys.csr(t)), auth(holderKeys.csr(t))))
+	head, err := h.store.Revision()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := h.replication.Follow(ctx, &cav1.FollowRequest{SinceRevision: head})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := stream.Recv()
+	if err != nil || m.Snapshot || len(m.Statuses) != 0 || m.Revision != head || m.HeadRevision != head || m.SentAt == nil {
+		t.Fatalf("resumed at the head %d: %v, %v; want at once a message saying the replica is at the head", head, m, err)
+	}
+}
+
 // TestReplicationEndsAtStop: when the CA starts to stop (Stopping closed)
 // a Follow stream in progress ends with Unavailable, which the replica
 // retries, instead of running until the graceful stop's timeout; a Follow
