@@ -17,7 +17,8 @@ import (
 // and its JSON, the issuer certificates, the CRLs, the metrics, liveness,
 // readiness and the CPS. The CRLs, their listing and the repository page
 // (which lists them) are behind the relying-party gate (R-R6): limited per
-// address, and refused to unregistered callers in registered mode; the
+// address, and refused to unregistered callers in registered mode, as
+// /metrics is in registered mode (its CRL series list the partitions); the
 // issuer certificates and the CPS are public.
 func newMux(issuers *repository.Issuers, page *repository.Page, reg *prometheus.Registry, statusGate *relyingparty.Gate, publisher *crl.Publisher, readiness *health.Checker) *http.ServeMux {
 	mux := http.NewServeMux()
@@ -28,7 +29,9 @@ func newMux(issuers *repository.Issuers, page *repository.Page, reg *prometheus.
 	// of generations: /issuers/shomei-sign-g1.pem, …
 	mux.HandleFunc("GET /issuers/{$}", page.ServeIssuerList)
 	mux.Handle(issuersRoute, issuers)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// In registered mode /metrics is behind the gate too: its shomei_crl_*
+	// series list the CRLs as the page does.
+	mux.Handle("GET /metrics", statusGate.GuardRegistered("metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), relyingparty.Forbidden))
 	mux.Handle("GET /crl/{$}", statusGate.Guard("crl", http.HandlerFunc(page.ServeCRLList), relyingparty.Forbidden))
 	mux.Handle("GET /crl/", statusGate.Guard("crl", publisher, relyingparty.Forbidden))
 	mux.HandleFunc("GET /healthz", health.Live) // liveness
