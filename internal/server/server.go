@@ -185,9 +185,14 @@ func Run(ctx context.Context, o Options) error {
 	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
 	defer cancel()
 	if hsrv != nil {
-		if err := hsrv.Shutdown(sctx); err != nil {
+		// HTTP requests in flight get StopGrace, not the whole timeout:
+		// a slow caller must not hold the stop (HTTPLimits.StopGrace).
+		hctx, hcancel := context.WithTimeout(sctx, o.HTTPLimits.StopGrace)
+		if err := hsrv.Shutdown(hctx); err != nil {
+			o.Log.Info("closing HTTP connections still busy after the stop grace", "stop_grace", o.HTTPLimits.StopGrace)
 			hsrv.Close()
 		}
+		hcancel()
 	}
 	select {
 	case <-stopped:
