@@ -5,10 +5,10 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shomei-pki/shomei/crl"
 	"github.com/shomei-pki/shomei/internal/health"
+	"github.com/shomei-pki/shomei/internal/server"
 	"github.com/shomei-pki/shomei/relyingparty"
 	"github.com/shomei-pki/shomei/repository"
 )
@@ -30,8 +30,9 @@ func newMux(issuers *repository.Issuers, page *repository.Page, reg *prometheus.
 	mux.HandleFunc("GET /issuers/{$}", page.ServeIssuerList)
 	mux.Handle(issuersRoute, issuers)
 	// In registered mode /metrics is behind the gate too: its shomei_crl_*
-	// series list the CRLs as the page does.
-	mux.Handle("GET /metrics", statusGate.GuardRegistered("metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), relyingparty.Forbidden))
+	// series list the CRLs as the page does. One rendering at a time,
+	// shared by the requests that wait for it (server.MetricsHandler).
+	mux.Handle("GET /metrics", statusGate.GuardRegistered("metrics", server.MetricsHandler(reg), relyingparty.Forbidden))
 	mux.Handle("GET /crl/{$}", statusGate.Guard("crl", http.HandlerFunc(page.ServeCRLList), relyingparty.Forbidden))
 	mux.Handle("GET /crl/", statusGate.Guard("crl", publisher, relyingparty.Forbidden))
 	mux.HandleFunc("GET /healthz", health.Live) // liveness
