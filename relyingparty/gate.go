@@ -294,6 +294,19 @@ func (g *Gate) Guard(endpoint string, next, refuse http.Handler) http.Handler {
 	})
 }
 
+// GuardRegistered is Guard in Registered mode and next itself otherwise:
+// for an endpoint that is no status endpoint but tells what one does,
+// such as /metrics (its shomei_crl_* series name every CRL partition with
+// its entries and nextUpdate). Open mode leaves it unlimited and
+// uncounted, as it was; registered mode refuses it to unregistered
+// callers, so Prometheus scrapes it as a registered relying party.
+func (g *Gate) GuardRegistered(endpoint string, next, refuse http.Handler) http.Handler {
+	if !g.registered {
+		return next
+	}
+	return g.Guard(endpoint, next, refuse)
+}
+
 func reason(err error) string {
 	if err == nil {
 		return "no credential"

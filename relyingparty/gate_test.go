@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -248,5 +249,52 @@ func TestNewRefuses(t *testing.T) {
 		if _, err := relyingparty.New(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestGuardRegistered: in open mode GuardRegistered is next itself (no
+// limit per address, nothing counted: /metrics as before); in registered
+// mode it is Guard, refusing unregistered callers and serving registered
+// ones.
+func TestGuardRegistered(t *testing.T) {
+	for _, registered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("registered=%v", registered), func(t *testing.T) {
+			g, _, reg := newGate(t, relyingparty.Config{Registered: registered, AddressRate: 1, AddressBurst: 1,
+				Parties: []relyingparty.Party{{Name: "bank-a", Token: []byte(bankToken), Rate: -1}}})
+			var ep endpoint
+			next, refuse := ep.handlers()
+			srv := httptest.NewServer(g.GuardRegistered("metrics", next, refuse))
+			defer srv.Close()
+			for range 5 {
+				want := http.StatusOK
+				if registered {
+					want = http.StatusForbidden
+				}
+				if resp := do(t, srv.Client(), srv.URL, ""); resp.StatusCode != want && !(registered && resp.StatusCode == http.StatusTooManyRequests) {
+					t.Fatalf("no credential: HTTP %d, want %d", resp.StatusCode, want)
+				}
+			}
+			if resp := do(t, srv.Client(), srv.URL, bankToken); resp.StatusCode != http.StatusOK {
+				t.Fatalf("bank-a: HTTP %d, want 200", resp.StatusCode)
+			}
+			mfs, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			counted := false
+			for _, mf := range mfs {
+				for _, m := range mf.Metric {
+					for _, l := range m.Label {
+						counted = counted || l.GetValue() == "metrics"
+					}
+				}
+			}
+			if counted != registered {
+				t.Errorf("series of endpoint metrics: %v, want %v", counted, registered)
+			}
+			if registered && ep.served != 1 || !registered && ep.served != 6 {
+				t.Errorf("%d served", ep.served)
+			}
+		})
 	}
 }

@@ -21,8 +21,10 @@
 //     holds and a snapshot of the CRLs the publisher serves
 //     (crl.Publisher.Published), taken at most once per Config.Refresh;
 //     each page is rendered once per snapshot of the CRLs and of the
-//     issuers (at most 64 kept) and then served from that cache. A flood
-//     of requests never reads the store or signs anything.
+//     issuers and then served from that cache (at most 32 MiB kept, more
+//     than every page at national scale; past it the cache stores no
+//     more but evicts nothing, so walking the pages cannot push out page
+//     1). A flood of requests never reads the store or signs anything.
 //   - Every response is bounded: the CRLs (profile × generation × ~1,741
 //     municipalities × shards at national scale) are shown Config.PageSize
 //     at a time, ?page=N (1-based); a page that is not a whole number from

@@ -283,17 +283,24 @@ func (p *Page) render(idx Index, kind string) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// maxRendered bounds the responses renderCache keeps: at most this many
-// pages, each at most PageSize CRLs (about 400 B of HTML a CRL).
-const maxRendered = 64
+// maxRenderedBytes bounds the bytes renderCache keeps. Its keys are
+// bounded already (a page parameter out of range is refused): the kinds
+// times the pages, together about one rendering of every CRL per kind
+// (~400 B of HTML a CRL: 14 MiB at national scale, 13,928 CRLs), so one
+// snapshot's pages all fit and each is rendered once per snapshot however
+// a caller walks them.
+const maxRenderedBytes = 32 << 20
 
 // renderCache keeps the responses rendered from one snapshot of the CRLs
-// and of the issuers; a newer snapshot starts it afresh.
+// and of the issuers; a newer snapshot starts it afresh. Past
+// maxRenderedBytes it keeps what it has and stores no more, so a caller
+// walking the pages never evicts the ones every visitor asks for.
 type renderCache struct {
 	mu      sync.Mutex
 	at      time.Time
 	issuers *issuerSnapshot
 	bodies  map[string][]byte
+	size    int // bytes of bodies
 }
 
 func (c *renderCache) get(at time.Time, iss *issuerSnapshot, key string) []byte {
@@ -308,10 +315,14 @@ func (c *renderCache) get(at time.Time, iss *issuerSnapshot, key string) []byte 
 func (c *renderCache) put(at time.Time, iss *issuerSnapshot, key string, body []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.at.Equal(at) || c.issuers != iss || c.bodies == nil || len(c.bodies) >= maxRendered {
-		c.at, c.issuers, c.bodies = at, iss, map[string][]byte{}
+	if !c.at.Equal(at) || c.issuers != iss || c.bodies == nil {
+		c.at, c.issuers, c.bodies, c.size = at, iss, map[string][]byte{}, 0
+	}
+	if _, ok := c.bodies[key]; ok || c.size+len(body) > maxRenderedBytes {
+		return
 	}
 	c.bodies[key] = body
+	c.size += len(body)
 }
 
 // ServeIssuerList serves GET /issuers/: the issuer certificates' files.

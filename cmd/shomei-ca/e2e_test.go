@@ -42,7 +42,7 @@ var (
 func TestMain(m *testing.M) {
 	os.Exit(testenv.Main(m, "shomei-ca tests", []string{"e2e-flow", "e2e-crash", "e2e-bench", "e2e-revoke", "e2e-replica-ca", "e2e-replica", "e2e-compromise", "e2e-compromise-big", "e2e-events-bench", "e2e-tls",
 		"e2e-ocsp-flood", "e2e-addr-flood", "e2e-rp", "e2e-rp-ca", "e2e-rp-replica", "e2e-auth", "e2e-roles", "e2e-mtls", "e2e-audit", "e2e-audit-trunc",
-		"e2e-audit-retarget", "e2e-two-ca", "e2e-migrate", "e2e-secret-dirs", "e2e-uninitialized", "e2e-generations", "e2e-gen-ca", "e2e-gen-replica", "e2e-backup", "e2e-notices", "e2e-rotation", "e2e-presign", "e2e-presign-two", "e2e-shards", "e2e-sealed-shared", "e2e-metrics-ca", "e2e-metrics-replica", "e2e-repository", "e2e-restart-ca", "e2e-restart-replica"}, func(dir *softhsm.Dir) error {
+		"e2e-audit-retarget", "e2e-two-ca", "e2e-migrate", "e2e-secret-dirs", "e2e-uninitialized", "e2e-generations", "e2e-gen-ca", "e2e-gen-replica", "e2e-backup", "e2e-notices", "e2e-rotation", "e2e-presign", "e2e-presign-two", "e2e-shards", "e2e-sealed-shared", "e2e-metrics-ca", "e2e-metrics-replica", "e2e-repository", "e2e-restart-ca", "e2e-restart-replica", "e2e-attack-repo", "e2e-attack-stop", "e2e-attack-cache", "e2e-attack-stop-grpc"}, func(dir *softhsm.Dir) error {
 		testDir = dir
 		binDir = filepath.Join(dir.Root, "bin")
 		return testenv.Build(binDir, "../shomei-ca", "../shomeictl", "../shomei-ocsp")

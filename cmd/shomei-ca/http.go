@@ -5,10 +5,10 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shomei-pki/shomei/crl"
 	"github.com/shomei-pki/shomei/internal/health"
+	"github.com/shomei-pki/shomei/internal/server"
 	"github.com/shomei-pki/shomei/relyingparty"
 	"github.com/shomei-pki/shomei/repository"
 )
@@ -17,7 +17,8 @@ import (
 // and its JSON, the issuer certificates, the CRLs, the metrics, liveness,
 // readiness and the CPS. The CRLs, their listing and the repository page
 // (which lists them) are behind the relying-party gate (R-R6): limited per
-// address, and refused to unregistered callers in registered mode; the
+// address, and refused to unregistered callers in registered mode, as
+// /metrics is in registered mode (its CRL series list the partitions); the
 // issuer certificates and the CPS are public.
 func newMux(issuers *repository.Issuers, page *repository.Page, reg *prometheus.Registry, statusGate *relyingparty.Gate, publisher *crl.Publisher, readiness *health.Checker) *http.ServeMux {
 	mux := http.NewServeMux()
@@ -28,7 +29,10 @@ func newMux(issuers *repository.Issuers, page *repository.Page, reg *prometheus.
 	// of generations: /issuers/shomei-sign-g1.pem, …
 	mux.HandleFunc("GET /issuers/{$}", page.ServeIssuerList)
 	mux.Handle(issuersRoute, issuers)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// In registered mode /metrics is behind the gate too: its shomei_crl_*
+	// series list the CRLs as the page does. One rendering at a time,
+	// shared by the requests that wait for it (server.MetricsHandler).
+	mux.Handle("GET /metrics", statusGate.GuardRegistered("metrics", server.MetricsHandler(reg), relyingparty.Forbidden))
 	mux.Handle("GET /crl/{$}", statusGate.Guard("crl", http.HandlerFunc(page.ServeCRLList), relyingparty.Forbidden))
 	mux.Handle("GET /crl/", statusGate.Guard("crl", publisher, relyingparty.Forbidden))
 	mux.HandleFunc("GET /healthz", health.Live) // liveness

@@ -105,8 +105,14 @@ func TestAttackUnregisteredRelyingParty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	bearer := func(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
+	// In registered mode /metrics names every CRL partition with its
+	// entries: it is read as a relying party (bank-a), as Prometheus does.
 	signatures := func() float64 {
-		_, b := httpGet(anyone, base+"/metrics", nil)
+		code, b := httpGet(anyone, base+"/metrics", bearer(bankToken))
+		if code != http.StatusOK {
+			t.Fatalf("GET /metrics with bank-a's token: HTTP %d", code)
+		}
 		for _, line := range strings.Split(string(b), "\n") {
 			if v, ok := strings.CutPrefix(line, "shomei_ocsp_signing_duration_seconds_count "); ok {
 				f, err := strconv.ParseFloat(v, 64)
@@ -122,7 +128,6 @@ func TestAttackUnregisteredRelyingParty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bearer := func(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
 	crlURL := strings.Replace(strings.Replace(sign.CRLDistributionPoints[0], "127.0.0.1:8080", p.http, 1), "http:", "https:", 1)
 
 	before := signatures()
@@ -174,7 +179,7 @@ func TestAttackUnregisteredRelyingParty(t *testing.T) {
 		t.Errorf("bank-a's CRL request refused")
 	}
 
-	_, metrics := httpGet(anyone, base+"/metrics", nil)
+	_, metrics := httpGet(anyone, base+"/metrics", bearer(bankToken))
 	var series []string
 	for _, line := range strings.Split(string(metrics), "\n") {
 		if strings.HasPrefix(line, "shomei_status_requests_total{") && !strings.HasSuffix(line, " 0") {
@@ -195,9 +200,14 @@ func TestAttackUnregisteredRelyingParty(t *testing.T) {
 		}
 	}
 	// The repository page lists the CRLs: it and the CRL listing are
-	// refused like the CRLs; the issuer certificates stay public.
+	// refused like the CRLs, and so is /metrics, whose shomei_crl_*
+	// series name every partition with its entries and nextUpdate; the
+	// issuer certificates stay public.
+	if !strings.Contains(string(metrics), `shomei_crl_entries{crl="sign-g1-`) {
+		t.Errorf("bank-a's /metrics has no shomei_crl_entries series of sign-g1")
+	}
 	for path, want := range map[string]int{"/": http.StatusForbidden, "/index.json": http.StatusForbidden, "/crl/": http.StatusForbidden,
-		"/issuers/": http.StatusOK, "/issuers/issuers.pem": http.StatusOK, "/repository.css": http.StatusOK} {
+		"/metrics": http.StatusForbidden, "/issuers/": http.StatusOK, "/issuers/issuers.pem": http.StatusOK, "/repository.css": http.StatusOK} {
 		if code, _ := httpGet(anyone, base+path, nil); code != want {
 			t.Errorf("GET %s without a credential: HTTP %d, want %d", path, code, want)
 		}

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
@@ -72,7 +71,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	bg.Go(follower.Run)
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", server.MetricsHandler(reg))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if st.SyncedAt().IsZero() {
 			http.Error(w, "not yet synced with the CA", http.StatusServiceUnavailable)

@@ -2,7 +2,10 @@
 // standard health service and server reflection (so grpcurl works without
 // proto files), and an HTTP server, or either alone (the OCSP replica
 // serves HTTP only), until the context ends; then it stops both
-// gracefully, letting requests in flight finish within a deadline.
+// gracefully, letting requests in flight finish within a deadline. No
+// caller can hold the stop: HTTP requests get HTTPLimits.StopGrace (1 s),
+// and gRPC calls that do no work (no request message yet, health watches,
+// reflection streams: callTracker) are cancelled after stalledGrace (1 s).
 //
 // It owns the listeners' limits (issue 9, item 3), separate for each so
 // that no load on the public HTTP side takes the municipal systems' gRPC

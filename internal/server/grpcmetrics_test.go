@@ -7,8 +7,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/shomei-pki/shomei/internal/metricstest"
 )
@@ -69,4 +71,50 @@ func TestGRPCMetrics(t *testing.T) {
 	}
 	// A second server on the same registry (as in tests) is not refused.
 	serve(t, Options{GRPCListen: "127.0.0.1:0", Metrics: reg})
+}
+
+// TestAttackGRPCMetricsUnknownMethods: a caller who calls methods and
+// services of its own naming (any string is a gRPC method name on the
+// wire) gets Unimplemented and adds no series: the label values of
+// shomei_grpc_server_* stay the registered methods, so a caller cannot grow
+// /metrics.
+func TestAttackGRPCMetricsUnknownMethods(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	g, _ := serve(t, Options{GRPCListen: "127.0.0.1:0", Metrics: reg})
+	count := func() (n int) {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.Metric {
+				for _, lp := range m.Label {
+					if lp.GetName() == "grpc_service" && lp.GetValue() != healthpb.Health_ServiceDesc.ServiceName &&
+						lp.GetValue() != "grpc.reflection.v1.ServerReflection" && lp.GetValue() != "grpc.reflection.v1alpha.ServerReflection" {
+						t.Errorf("%s: series of service %q", mf.GetName(), lp.GetValue())
+					}
+				}
+				n++
+			}
+		}
+		return n
+	}
+	before := count()
+	conn, err := grpc.NewClient(g.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for i := range 50 {
+		for _, method := range []string{fmt.Sprintf("/attacker.Chosen%d/Method", i), fmt.Sprintf("/grpc.health.v1.Health/Chosen%d", i)} {
+			err := conn.Invoke(context.Background(), method, &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{})
+			if status.Code(err) != codes.Unimplemented {
+				t.Fatalf("%s: %v, want Unimplemented", method, err)
+			}
+		}
+	}
+	if after := count(); after != before {
+		t.Errorf("100 calls of unknown methods: %d series, were %d", after, before)
+	}
 }

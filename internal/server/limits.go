@@ -32,6 +32,15 @@ type HTTPLimits struct {
 	// IdleTimeout closes a kept-alive connection with no request for
 	// this long; default 60s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// StopGrace is how long a stop waits for the HTTP requests in flight
+	// before it closes their connections (within the shutdown timeout);
+	// default 1s, at most 1m. A status answer takes milliseconds: what
+	// is still in flight after it is a caller that reads or sends
+	// slowly (a body that stops, a response nobody reads, a large CRL on
+	// a slow link), who asks again, of another replica. Waiting for such
+	// callers let anyone make every stop last the read timeout or the
+	// shutdown timeout (issue 13).
+	StopGrace time.Duration `yaml:"stop_grace"`
 	// MaxHeaderBytes bounds request headers; default 16 KiB.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
 	// MaxConnections caps the listener's open connections; excess
@@ -50,6 +59,12 @@ type HTTPLimits struct {
 	// as relying parties behind a NAT or proxy share one.
 	MaxConnectionsPerAddress int `yaml:"max_connections_per_address"`
 }
+
+// Bounds of HTTPLimits.StopGrace.
+const (
+	DefaultStopGrace = time.Second
+	MaxStopGrace     = time.Minute
+)
 
 // GRPCLimits bound what one gRPC client can hold. The zero value of a
 // field means its default.
@@ -104,6 +119,7 @@ func (l *HTTPLimits) defaults() {
 	def(&l.WriteTimeout, 30*time.Second)
 	def(&l.MaxResponseTime, 10*time.Minute)
 	def(&l.IdleTimeout, 60*time.Second)
+	def(&l.StopGrace, DefaultStopGrace)
 	if l.MaxHeaderBytes == 0 {
 		l.MaxHeaderBytes = 16 << 10
 	}
@@ -140,11 +156,14 @@ func (l HTTPLimits) Validate(prefix string) error {
 	var errs []error
 	for name, d := range map[string]time.Duration{
 		"read_header_timeout": l.ReadHeaderTimeout, "read_timeout": l.ReadTimeout, "write_timeout": l.WriteTimeout,
-		"max_response_time": l.MaxResponseTime, "idle_timeout": l.IdleTimeout,
+		"max_response_time": l.MaxResponseTime, "idle_timeout": l.IdleTimeout, "stop_grace": l.StopGrace,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s.%s must not be negative", prefix, name))
 		}
+	}
+	if l.StopGrace > MaxStopGrace {
+		errs = append(errs, fmt.Errorf("%s.stop_grace %v: at most %v (0: %v)", prefix, l.StopGrace, MaxStopGrace, DefaultStopGrace))
 	}
 	if l.MaxHeaderBytes < 0 || l.MaxConnections < 0 || l.MaxConnectionsPerAddress < 0 {
 		errs = append(errs, fmt.Errorf("%s: max_header_bytes, max_connections and max_connections_per_address must not be negative", prefix))

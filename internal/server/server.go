@@ -125,7 +125,9 @@ func Run(ctx context.Context, o Options) error {
 	errs := make(chan error, 2)
 	var gs *grpc.Server
 	var hs *health.Server
+	var calls *callTracker
 	if gl != nil {
+		calls = &callTracker{}
 		var gm *grpcprom.ServerMetrics
 		if o.Metrics != nil {
 			if gm, err = newGRPCMetrics(o.Metrics); err != nil {
@@ -133,7 +135,7 @@ func Run(ctx context.Context, o Options) error {
 				return fmt.Errorf("server: gRPC metrics: %w", err)
 			}
 		}
-		gs, hs = newGRPCServer(o, gm)
+		gs, hs = newGRPCServer(o, gm, calls)
 		go func() { errs <- gs.Serve(gl) }()
 	}
 	var hsrv *http.Server
@@ -179,15 +181,26 @@ func Run(ctx context.Context, o Options) error {
 	if gs != nil {
 		hs.Shutdown() // health checks now say NOT_SERVING
 		go func() { gs.GracefulStop(); close(stopped) }()
+		// Calls that do no work (no request yet; health watches,
+		// reflection) are not waited for.
+		go calls.cutIdle(stopped, func(n int64) {
+			o.Log.Info("cancelling gRPC calls that do no work: no request sent, health watch or reflection", "calls", n, "waited", stalledGrace)
+			gs.Stop()
+		})
 	} else {
 		close(stopped)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
 	defer cancel()
 	if hsrv != nil {
-		if err := hsrv.Shutdown(sctx); err != nil {
+		// HTTP requests in flight get StopGrace, not the whole timeout:
+		// a slow caller must not hold the stop (HTTPLimits.StopGrace).
+		hctx, hcancel := context.WithTimeout(sctx, o.HTTPLimits.StopGrace)
+		if err := hsrv.Shutdown(hctx); err != nil {
+			o.Log.Info("closing HTTP connections still busy after the stop grace", "stop_grace", o.HTTPLimits.StopGrace)
 			hsrv.Close()
 		}
+		hcancel()
 	}
 	select {
 	case <-stopped:
@@ -218,9 +231,10 @@ var ErrHandlersRunning = errors.New("server: gRPC handlers still running at the 
 
 // newGRPCServer makes the gRPC server with o's limits, the health service
 // and reflection, and m's interceptors when m is set (initialised for
-// every registered method, so each has its series from the start).
-func newGRPCServer(o Options, m *grpcprom.ServerMetrics) (*grpc.Server, *health.Server) {
-	sopts := GRPCServerOptions(o.GRPCLimits)
+// every registered method, so each has its series from the start); calls
+// counts its calls for the stop.
+func newGRPCServer(o Options, m *grpcprom.ServerMetrics, calls *callTracker) (*grpc.Server, *health.Server) {
+	sopts := append(GRPCServerOptions(o.GRPCLimits), grpc.StatsHandler(calls))
 	if m != nil {
 		sopts = append(sopts, grpcMetricsOptions(m)...)
 	}
