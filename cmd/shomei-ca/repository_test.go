@@ -38,7 +38,7 @@ func chromium(t *testing.T, pageURL string, args ...string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), chromiumTimeout)
 	defer cancel()
 	all := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-		"--disable-background-networking", "--disable-extensions", "--user-data-dir=" + t.TempDir(), "--window-size=1280,2000"}, args...)
+		"--disable-background-networking", "--disable-extensions", "--user-data-dir=" + t.TempDir(), "--window-size=1280,2100"}, args...)
 	cmd := exec.CommandContext(ctx, path, append(all, pageURL)...)
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr strings.Builder
