@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"io"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -63,7 +62,7 @@ func TestAttackOCSPCacheControl(t *testing.T) {
 				if method == http.MethodPost {
 					resp, body = postOCSP(t, http.DefaultClient, "http://"+p.http+"/ocsp", tc.der, nil)
 				} else {
-					resp, body = getOCSP(t, "http://"+p.http+"/ocsp/"+url.PathEscape(base64.StdEncoding.EncodeToString(tc.der)))
+					resp, body = fetch(t, "http://"+p.http+"/ocsp/"+url.PathEscape(base64.StdEncoding.EncodeToString(tc.der)))
 				}
 				cc := resp.Header.Get("Cache-Control")
 				r, err := xocsp.ParseResponse(body, issuer)
@@ -93,19 +92,4 @@ func TestAttackOCSPCacheControl(t *testing.T) {
 		}
 	}
 	p.stop(t)
-}
-
-// getOCSP gets u and returns the HTTP response and its body.
-func getOCSP(t testing.TB, u string) (*http.Response, []byte) {
-	t.Helper()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
 }

@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +25,7 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
+	"github.com/shomei-pki/shomei/internal/metricstest"
 	"github.com/shomei-pki/shomei/internal/softhsm"
 	"github.com/shomei-pki/shomei/internal/testenv"
 )
@@ -111,9 +111,9 @@ func TestAttackConnectionFlood(t *testing.T) {
 	// The CA holds at most its caps, far from its limit, and says what
 	// it refused.
 	fds := openFiles(t, p.Cmd.Process.Pid)
-	metrics := getOn(t, rp, "http://"+p.http+"/metrics")
-	refused := metricValue(t, metrics, `shomei_server_connections_refused_total{listener="http"}`)
-	open := metricValue(t, metrics, `shomei_server_connections_open{listener="http"}`)
+	metrics := metricstest.Text(t, getOn(t, rp, "http://"+p.http+"/metrics"))
+	refused := metrics[`shomei_server_connections_refused_total{listener="http"}`]
+	open := metrics[`shomei_server_connections_open{listener="http"}`]
 	t.Logf("during the flood: the CA has %d files open (limit %d), %v HTTP connections open, %v refused", fds, nofile, open, refused)
 	if fds >= nofile-100 {
 		t.Errorf("the CA has %d files open, at its limit %d", fds, nofile)
@@ -121,7 +121,7 @@ func TestAttackConnectionFlood(t *testing.T) {
 	if refused == 0 {
 		t.Errorf("no HTTP connection refused during a flood of %d", floodConns)
 	}
-	if g := metricValue(t, metrics, `shomei_server_connections_refused_total{listener="grpc"}`); g != 0 {
+	if g := metrics[`shomei_server_connections_refused_total{listener="grpc"}`]; g != 0 {
 		t.Errorf("%v gRPC connections refused: the HTTP flood took the gRPC listener's places", g)
 	}
 
@@ -259,21 +259,6 @@ func getOn(t *testing.T, client *http.Client, url string) string {
 		t.Fatalf("GET %s: %s", url, resp.Status)
 	}
 	return string(body)
-}
-
-// metricValue is a sample's value in a Prometheus text exposition; 0 when
-// absent.
-func metricValue(t *testing.T, text, sample string) float64 {
-	t.Helper()
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(sample) + ` (\S+)$`).FindStringSubmatch(text)
-	if m == nil {
-		return 0
-	}
-	v, err := strconv.ParseFloat(m[1], 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
 }
 
 func tail(s string, n int) string {

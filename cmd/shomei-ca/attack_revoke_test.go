@@ -85,15 +85,26 @@ func refusedNaming(t *testing.T, what string, err error, code codes.Code, words 
 	}
 }
 
-// httpGet returns the status and body of GET url.
-func httpGet(t *testing.T, url string) (int, string) {
+// fetch GETs url: the response (its body read and closed) and the body.
+// The e2e tests' one HTTP GET; httpGet and get are its shorthands.
+func fetch(t testing.TB, url string) (*http.Response, []byte) {
 	t.Helper()
 	r, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Body.Close()
-	body, _ := io.ReadAll(r.Body)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return r, body
+}
+
+// httpGet returns the status and body of GET url.
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	r, body := fetch(t, url)
 	return r.StatusCode, string(body)
 }
 

@@ -15,8 +15,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
 	"github.com/shomei-pki/shomei/deploy"
@@ -25,8 +23,7 @@ import (
 )
 
 // scrape fetches a /metrics page and parses it (Prometheus text format):
-// every family by name. The lead's "every metric the dashboard names
-// exists" check uses it too.
+// every family by name.
 func scrape(url string) (map[string]*dto.MetricFamily, error) {
 	resp, err := http.Get(url)
 	if err != nil {
@@ -36,8 +33,7 @@ func scrape(url string) (map[string]*dto.MetricFamily, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
+	fams, err := metricstest.Parse(resp.Body)
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: %w", url, err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -209,14 +208,10 @@ func runOpenSSL(args ...string) (string, error) {
 	return string(out), err
 }
 
+// get returns the body of GET url.
 func get(t *testing.T, url string) string {
 	t.Helper()
-	r, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Body.Close()
-	b, _ := io.ReadAll(r.Body)
+	_, b := fetch(t, url)
 	return string(b)
 }
 

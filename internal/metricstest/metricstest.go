@@ -2,12 +2,15 @@ package metricstest
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // Labels is m's labels as Prometheus writes them: a="x",b="y", sorted by
@@ -88,4 +91,24 @@ func Of(t testing.TB, g prometheus.Gatherer, name string) map[string]float64 {
 		}
 	}
 	return map[string]float64{}
+}
+
+// Parse reads a text exposition (a /metrics page): every family by name.
+func Parse(r io.Reader) (map[string]*dto.MetricFamily, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return p.TextToMetricFamilies(r)
+}
+
+// Text is Samples of a text exposition.
+func Text(t testing.TB, text string) map[string]float64 {
+	t.Helper()
+	fams, err := Parse(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mfs := make([]*dto.MetricFamily, 0, len(fams))
+	for _, mf := range fams {
+		mfs = append(mfs, mf)
+	}
+	return Samples(mfs)
 }

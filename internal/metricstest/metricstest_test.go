@@ -35,3 +35,11 @@ func TestSamples(t *testing.T) {
 		t.Errorf("Of(none) = %v, want empty", f)
 	}
 }
+
+// TestText: a /metrics page read as Gather reads the registry.
+func TestText(t *testing.T) {
+	got := Text(t, "# TYPE c_total counter\nc_total{z=\"last\",a=\"first\"} 3\n# TYPE g gauge\ng -2.5\n")
+	if len(got) != 2 || got[`c_total{a="first",z="last"}`] != 3 || got["g"] != -2.5 {
+		t.Errorf("Text: %v", got)
+	}
+}
