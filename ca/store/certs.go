@@ -513,12 +513,7 @@ func (s *Store) CertificatesAfter(after []byte, limit int, fn func(*storev1.Cert
 	var last []byte
 	err := s.db.View(func(tx engine.Tx) error {
 		c := tx.Bucket(bucketCerts).Cursor()
-		k, v := c.First()
-		if after != nil {
-			if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
-				k, v = c.Next()
-			}
-		}
+		k, v := seekAfter(c, after)
 		for n := 0; k != nil && n < limit; k, v = c.Next() {
 			rec := new(storev1.Certificate)
 			if err := proto.Unmarshal(v, rec); err != nil {

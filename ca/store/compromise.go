@@ -162,13 +162,7 @@ func (s *Store) RevokeCompromised(p storev1.Profile, generation uint32, after []
 		}
 		var targets []*storev1.Certificate
 		c := tx.Bucket(bucketCerts).Cursor()
-		k, v := c.First()
-		if after != nil {
-			k, v = c.Seek(after)
-			if k != nil && bytes.Equal(k, after) {
-				k, v = c.Next()
-			}
-		}
+		k, v := seekAfter(c, after)
 		for ; k != nil && len(targets) < limit; k, v = c.Next() {
 			res.Next = bytes.Clone(k)
 			rec, ok, err := compromiseTarget(k, v, p, generation)

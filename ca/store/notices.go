@@ -34,11 +34,11 @@ func (s *Store) MunicipalityCertificates(municipality string, after []byte, limi
 	err := s.db.View(func(tx engine.Tx) error {
 		certs := tx.Bucket(bucketCerts)
 		c := tx.Bucket(bucketHolders).Cursor()
-		k, _ := c.Seek(prefix)
-		if after != nil {
-			if k, _ = c.Seek(after); k != nil && bytes.Equal(k, after) {
-				k, _ = c.Next()
-			}
+		var k []byte
+		if after == nil {
+			k, _ = c.Seek(prefix)
+		} else {
+			k, _ = seekAfter(c, after)
 		}
 		for n := 0; k != nil && bytes.HasPrefix(k, prefix) && n < limit; k, _ = c.Next() {
 			// municipality ‖ 0 ‖ holder ‖ 0 ‖ profile ‖ serial

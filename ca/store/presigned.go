@@ -271,16 +271,11 @@ func (s *Store) PresignBackfill(now time.Time, limit int) (bool, error) {
 		certs := tx.Bucket(bucketCerts).Cursor()
 		responses := tx.Bucket(bucketOCSPResponses).Cursor()
 		changes := tx.Bucket(bucketOCSPQueue).Cursor()
-		k, v := certs.First()
-		rk, _ := responses.First()
-		ck, _ := changes.Seek(queueKey(0, nil))
-		if after != nil {
-			if k, v = certs.Seek(after); k != nil && bytes.Equal(k, after) {
-				k, v = certs.Next()
-			}
-			rk, _ = responses.Seek(after)
-			ck, _ = changes.Seek(queueKey(0, after))
-		}
+		// The three walks start at after (nil: the first key); the
+		// other two are advanced to each certificate below.
+		k, v := seekAfter(certs, after)
+		rk, _ := responses.Seek(after)
+		ck, _ := changes.Seek(queueKey(0, after))
 		n := 0
 		for ; k != nil && n < limit; k, v = certs.Next() {
 			n++

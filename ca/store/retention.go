@@ -87,12 +87,7 @@ func (s *Store) PurgeExpired(now time.Time, scan, batch int, actor string) (Purg
 		found, last, scanned = nil, nil, 0
 		from = bytes.Clone(tx.Bucket(bucketMeta).Get(metaPurgeCursor))
 		c := tx.Bucket(bucketCerts).Cursor()
-		var k, v []byte
-		if from == nil {
-			k, v = c.First()
-		} else if k, v = c.Seek(from); bytes.Equal(k, from) {
-			k, v = c.Next()
-		}
+		k, v := seekAfter(c, from)
 		for ; k != nil && scanned < scan && len(found) < batch; k, v = c.Next() {
 			scanned++
 			last = bytes.Clone(k)

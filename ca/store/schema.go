@@ -1,12 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 
 	"google.golang.org/protobuf/proto"
 
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
+	"github.com/shomei-pki/shomei/ca/store/engine"
 )
 
 // This file is the one place that says how the store is laid out in the bbolt
@@ -205,4 +207,18 @@ func eventKey(municipality, eventID string) []byte {
 // entryPrefix is the key prefix of a partition's CRL entries.
 func entryPrefix(partition string) []byte {
 	return append([]byte(partition), 0)
+}
+
+// seekAfter moves c to the first key after after, or to the first key when
+// after is nil: where a paged walk resumes from the last key it returned.
+// It moves the cursor once (a query with PostgreSQL), twice only when
+// after itself is still stored.
+func seekAfter(c engine.Cursor, after []byte) (k, v []byte) {
+	if after == nil {
+		return c.First()
+	}
+	if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
+		k, v = c.Next()
+	}
+	return k, v
 }
