@@ -166,7 +166,7 @@ func New(ctx context.Context, cfg Config) (*CA, error) {
 		return nil, fmt.Errorf("ca: no active %s issuer in the store: run the key ceremony (shomeictl init)", issuer.ShortName(p))
 	}
 	c.gens.Store(gens)
-	if err := c.abandonLeftovers(); err != nil {
+	if err := c.AbandonStale(); err != nil {
 		return nil, err
 	}
 	c.observeIssuers(gens)
@@ -180,16 +180,11 @@ func New(ctx context.Context, cfg Config) (*CA, error) {
 // seconds too).
 const PendingGrace = 10 * time.Minute
 
-// abandonLeftovers marks what a previous process reserved and never
-// completed, certificates and responder certificates, ABANDONED.
-func (c *CA) abandonLeftovers() error {
-	return c.AbandonStale()
-}
-
-// AbandonStale marks ABANDONED the reservations no process will complete:
-// every PENDING one on a store of this process alone (at start), those
-// older than PendingGrace on a shared store, where the leader also sweeps
-// them from time to time (a process killed mid-issuance leaves some).
+// AbandonStale marks ABANDONED the reservations (certificates and
+// responder certificates) no process will complete: at start, every
+// PENDING one on a store of this process alone; on a shared store, those
+// older than PendingGrace, which the leader also sweeps from time to time
+// (a process killed mid-issuance leaves some).
 func (c *CA) AbandonStale() error {
 	before := c.now().Add(time.Hour)
 	if c.cfg.SharedStore {

@@ -115,7 +115,7 @@ func (c *CA) CheckCharacters(text string) ([]jis.Offence, error) {
 	return jis.Check(text), nil
 }
 
-// parseSerial reads a hex serial as the store keys it: big-endian, no
+// ParseSerial reads a hex serial as the store keys it: big-endian, no
 // leading zero bytes. It looks at no more than MaxSerialHexBytes.
 func ParseSerial(s string) ([]byte, error) {
 	if len(s) > MaxSerialHexBytes {
