@@ -69,13 +69,19 @@ func dueOf(t time.Time) uint64 {
 	return uint64(max(t.Unix(), 1))
 }
 
-// requeuePresigned drops serial's pre-signed response and its queued
-// refresh, and queues serial at once: its status changed (appendChange).
-// A stored response that does not decode is dropped all the same (its
-// refresh, if any, costs one more signature when it comes due).
-func requeuePresigned(tx engine.Tx, serial []byte) error {
-	if err := dropPresigned(tx, serial); err != nil {
-		return err
+// requeuePresigned queues serial at once: its status changed
+// (appendChange). A revocation first drops serial's pre-signed response
+// and its queued refresh; a stored response that does not decode is
+// dropped all the same (its refresh, if any, costs one more signature when
+// it comes due). An issuance has none to drop: the certificate was PENDING
+// until this transaction, and a response is stored only for an ISSUED one
+// (SavePresigned), so the look is skipped, a query per certificate issued
+// inside the writers' lock with PostgreSQL.
+func requeuePresigned(tx engine.Tx, serial []byte, issued bool) error {
+	if !issued {
+		if err := dropPresigned(tx, serial); err != nil {
+			return err
+		}
 	}
 	return tx.Bucket(bucketOCSPQueue).Put(queueKey(0, serial), nil)
 }

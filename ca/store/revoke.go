@@ -280,7 +280,7 @@ func revokeRecord(tx engine.Tx, rec *storev1.Certificate, rev *storev1.Revocatio
 // drops the certificate's pre-signed OCSP response and queues it to be
 // pre-signed at once (presigned.go).
 func appendChange(tx engine.Tx, rec *storev1.Certificate, kind storev1.ChangeKind, now time.Time) error {
-	if err := requeuePresigned(tx, rec.Serial); err != nil {
+	if err := requeuePresigned(tx, rec.Serial, kind == storev1.ChangeKind_CHANGE_KIND_ISSUED); err != nil {
 		return err
 	}
 	rev := currentRevision(tx) + 1
