@@ -136,15 +136,17 @@ func verifyAuditFrom(tx engine.Tx, from uint64, fromHash []byte) (uint64, error)
 		lastHash [sha256.Size]byte
 	)
 	c := tx.Bucket(bucketAudit).Cursor()
-	k, v := c.First()
-	if from > 0 {
+	var k, v []byte
+	if from == 0 {
+		k, v = c.First()
+	} else {
 		if k, v = c.Seek(auditKey(from)); k == nil || !bytes.Equal(k, auditKey(from)) {
 			return 0, tampered(from, "record %d, signed by a checkpoint, is missing", from)
 		}
-		if sum := sha256.Sum256(v); !bytes.Equal(sum[:], fromHash) {
+		if lastHash = sha256.Sum256(v); !bytes.Equal(lastHash[:], fromHash) {
 			return 0, tampered(from, "the stored bytes of record %d do not match its checkpoint", from)
 		}
-		last, lastHash = from, sha256.Sum256(v)
+		last = from
 		k, v = c.Next()
 	}
 	for ; k != nil; k, v = c.Next() {
