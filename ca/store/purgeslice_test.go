@@ -1,7 +1,6 @@
 package store
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -26,21 +25,14 @@ func TestPurgeSliceReadThenWrite(t *testing.T) {
 	}
 	defer s.Close()
 	const n = 3
-	for i := range n {
-		tbs := []byte{0x30, 0x03, 0x02, 0x01, byte(i + 1)} // SEQUENCE { INTEGER i+1 }
-		key := sha256.Sum256([]byte(fmt.Sprint("purge key ", i)))
-		rec := &storev1.Certificate{Serial: []byte{0x40, byte(i + 1)}, Profile: storev1.Profile_PROFILE_AUTH, IssuerGeneration: 1,
-			MunicipalityCode: "13221", HolderId: fmt.Sprint("purge-holder-", i), State: storev1.CertState_CERT_STATE_PENDING,
-			TbsDer: tbs, PublicKeySha256: key[:], NotBefore: timestamppb.New(issued), NotAfter: timestamppb.New(issued.AddDate(1, 0, 0))}
-		if err := s.Reserve(Reservation{Certs: []*storev1.Certificate{rec}, Now: issued}); err != nil {
-			t.Fatal(err)
-		}
-		der := append([]byte{0x30, byte(len(tbs) + 5)}, tbs...)
-		der = append(der, 0x30, 0x00, 0x03, 0x01, 0x00) // an empty algorithm and signature
-		audit := &storev1.AuditRecord{Actor: "test", Action: ActionIssue, Fields: []*storev1.AuditField{{Key: "serial", Value: fmt.Sprintf("%x", rec.Serial)}}}
-		if err := s.Complete(Completion{DER: map[string][]byte{string(rec.Serial): der}, Now: issued, Audit: []*storev1.AuditRecord{audit}}); err != nil {
-			t.Fatal(err)
-		}
+	serials := make([][]byte, n)
+	for i := range serials {
+		rec := pending(fmt.Sprint("purge-holder-", i), storev1.Profile_PROFILE_AUTH)
+		rec.NotBefore, rec.NotAfter = timestamppb.New(issued), timestamppb.New(issued.AddDate(1, 0, 0))
+		serials[i] = rec.Serial
+		issueLogged(t, s, Reservation{Certs: []*storev1.Certificate{rec}, Now: issued}, func(rec *storev1.Certificate) *storev1.AuditRecord {
+			return &storev1.AuditRecord{Actor: "test", Action: ActionIssue, Fields: []*storev1.AuditField{{Key: "serial", Value: fmt.Sprintf("%x", rec.Serial)}}}
+		})
 	}
 	if _, err := s.ReconcileAudit(); err != nil {
 		t.Fatal(err)
@@ -82,8 +74,8 @@ func TestPurgeSliceReadThenWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range n {
-		if serial := fmt.Sprintf("%x", []byte{0x40, byte(i + 1)}); named[serial] != 1 {
+	for _, serial := range serials {
+		if serial := fmt.Sprintf("%x", serial); named[serial] != 1 {
 			t.Errorf("purge records name %s %d times, want once", serial, named[serial])
 		}
 	}
