@@ -374,7 +374,7 @@ func (s *Store) AbandonPending(before time.Time) ([][]byte, error) {
 			if rec.State != storev1.CertState_CERT_STATE_PENDING || !reservedBefore(rec.CreatedAt, before) {
 				continue // completed or abandoned meanwhile
 			}
-			if err := abandon(tx, serial); err != nil {
+			if err := abandonRecord(tx, rec); err != nil {
 				return err
 			}
 			out = append(out, serial)
@@ -392,17 +392,20 @@ func reservedBefore(created *timestamppb.Timestamp, before time.Time) bool {
 	return !created.IsValid() || created.AsTime().Before(before)
 }
 
+// abandon marks serial ABANDONED if it is PENDING (abandonRecord).
 func abandon(tx engine.Tx, serial []byte) error {
-	certs := tx.Bucket(bucketCerts)
-	rec, err := getCert(certs, serial)
-	if err != nil {
+	rec, err := getCert(tx.Bucket(bucketCerts), serial)
+	if err != nil || rec.State != storev1.CertState_CERT_STATE_PENDING {
 		return err
 	}
-	if rec.State != storev1.CertState_CERT_STATE_PENDING {
-		return nil
-	}
+	return abandonRecord(tx, rec)
+}
+
+// abandonRecord marks rec, read PENDING in tx, ABANDONED, and frees its
+// key and inquiry.
+func abandonRecord(tx engine.Tx, rec *storev1.Certificate) error {
 	rec.State = storev1.CertState_CERT_STATE_ABANDONED
-	if err := putCert(certs, rec); err != nil {
+	if err := putCert(tx.Bucket(bucketCerts), rec); err != nil {
 		return err
 	}
 	// The key was never certified: free it for another attempt.
