@@ -107,10 +107,7 @@ func (s *Source) PresignDue(now time.Time, limit int) ([]ocsp.PresignTask, error
 	var out []ocsp.PresignTask
 	err := s.store.db.View(func(tx *bolt.Tx) error {
 		out = out[:0]
-		rev := uint64(0)
-		if v := tx.Bucket(bucketMeta).Get(metaRevision); len(v) == 8 {
-			rev = binary.BigEndian.Uint64(v)
-		}
+		rev := revisionIn(tx)
 		status := tx.Bucket(bucketStatus)
 		c := tx.Bucket(bucketPresign).Cursor()
 		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
