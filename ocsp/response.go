@@ -149,6 +149,13 @@ func (is *issuer) signSingles(ctx context.Context, producedAt time.Time, singles
 	return signed, r, nil
 }
 
+// servedUntil is when a response valid from this to next stops being
+// served, from the cache or the pre-signed store: halfway, so that every
+// response sent has at least half its validity left.
+func servedUntil(this, next time.Time) time.Time {
+	return this.Add(next.Sub(this) / 2)
+}
+
 // assemble makes the successful OCSPResponse of a BasicOCSPResponse whose
 // tbsResponseData, signatureAlgorithm and signature are signed, with
 // certs (its certs field, the tail) last. Only the head is written (one
