@@ -187,16 +187,22 @@ func (p *Publisher) load(parts []*storev1.CRLPartition) error {
 			return err
 		}
 		if len(der) > 0 {
-			pub := newPublished(part.Number, der, part.ThisUpdate.AsTime(), part.NextUpdate.AsTime(), entryCount(der))
-			pub.url = part.Url
-			p.mu.Lock()
-			p.latest[part.Name] = pub
-			p.mu.Unlock()
-			p.metrics.failures.WithLabelValues(part.Name)
-			p.health.published(part.Name, part.NextUpdate.AsTime(), 0)
+			p.serve(part, newPublished(part.Number, der, part.ThisUpdate.AsTime(), part.NextUpdate.AsTime(), entryCount(der)), 0)
 		}
 	}
 	return nil
+}
+
+// serve makes pub the CRL served for part, with skipped entries left off
+// it: the partition's URL, its failures series (it exists from the first
+// CRL) and its health.
+func (p *Publisher) serve(part *storev1.CRLPartition, pub *published, skipped int) {
+	pub.url = part.Url
+	p.metrics.failures.WithLabelValues(part.Name)
+	p.mu.Lock()
+	p.latest[part.Name] = pub
+	p.mu.Unlock()
+	p.health.published(part.Name, pub.nextUpdate, skipped)
 }
 
 func newPublished(number uint64, der []byte, thisUpdate, nextUpdate time.Time, entries int) *published {
@@ -382,13 +388,8 @@ func (p *Publisher) publish(part *storev1.CRLPartition, now time.Time) error {
 		return err
 	}
 	pub := newPublished(part.Number+1, der, req.ThisUpdate, req.NextUpdate, len(req.Entries))
-	pub.url = part.Url
 	pub.publishedAt, pub.built = p.cfg.Now(), time.Since(start)
-	p.metrics.failures.WithLabelValues(part.Name) // the series exists from the first CRL
-	p.mu.Lock()
-	p.latest[part.Name] = pub
-	p.mu.Unlock()
-	p.health.published(part.Name, req.NextUpdate, skipped)
+	p.serve(part, pub, skipped)
 	p.cfg.Log.Info("CRL published", "partition", part.Name, "number", part.Number+1, "entries", len(req.Entries), "revision", rev)
 	if p.cfg.Published != nil {
 		p.cfg.Published(part.Name, rev, p.cfg.Now())

@@ -181,15 +181,7 @@ func (is *issuer) presignCertID(serial *big.Int) ([]byte, error) {
 	name := is.names[0]
 	size := name.hash.Size()
 	b := cryptobyte.NewBuilder(make([]byte, 0, 64))
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			b.AddASN1ObjectIdentifier(oidSHA1)
-			b.AddASN1NULL()
-		})
-		b.AddASN1OctetString(name.name[:size])
-		b.AddASN1OctetString(name.keyHash[:size])
-		b.AddASN1BigInt(serial)
-	})
+	CertID{HashAlgorithm: name.hash, IssuerNameHash: name.name[:size], IssuerKeyHash: name.keyHash[:size], SerialNumber: serial}.marshal(b)
 	return b.Bytes()
 }
 

@@ -144,7 +144,7 @@ func (r *Responder) fromRecord(is *issuer, certID []byte, rec *storev1.Presigned
 	}
 	this, next := rec.ThisUpdate.AsTime(), rec.NextUpdate.AsTime()
 	span := next.Sub(this)
-	reuseUntil := this.Add(span / 2)
+	reuseUntil := servedUntil(this, next)
 	switch {
 	case span <= 0 || span > r.validity:
 		return nil, fmt.Errorf("valid for %v; the validity is %v", span, r.validity)

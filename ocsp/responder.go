@@ -454,7 +454,7 @@ func (r *Responder) produce(ctx context.Context, is *issuer, ids []CertID, nonce
 	// Serve it from the cache for half its validity: every response sent
 	// has at least half its validity left. An unknown answer is kept
 	// only UnknownReuse: issuance does not invalidate.
-	resp.reuseUntil = resp.thisUpdate.Add(resp.nextUpdate.Sub(resp.thisUpdate) / 2)
+	resp.reuseUntil = servedUntil(resp.thisUpdate, resp.nextUpdate)
 	if slices.Contains(resp.statuses, Unknown) {
 		resp.reuseUntil = resp.thisUpdate.Add(r.unknownReuse)
 	}

@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/shomei-pki/shomei/internal/x509enc"
 )
 
 // responseStatus is OCSPResponseStatus (RFC 6960 §4.2.1).
@@ -147,6 +149,13 @@ func (is *issuer) signSingles(ctx context.Context, producedAt time.Time, singles
 	return signed, r, nil
 }
 
+// servedUntil is when a response valid from this to next stops being
+// served, from the cache or the pre-signed store: halfway, so that every
+// response sent has at least half its validity left.
+func servedUntil(this, next time.Time) time.Time {
+	return this.Add(next.Sub(this) / 2)
+}
+
 // assemble makes the successful OCSPResponse of a BasicOCSPResponse whose
 // tbsResponseData, signatureAlgorithm and signature are signed, with
 // certs (its certs field, the tail) last. Only the head is written (one
@@ -154,22 +163,22 @@ func (is *issuer) signSingles(ctx context.Context, producedAt time.Time, singles
 // pre-signed response is assembled this way for every request that reads
 // it from the store.
 func assemble(signed, certs []byte) (*response, error) {
-	basic := len(signed) + len(certs)                          // BasicOCSPResponse contents
-	octets := derHeaderLen(basic) + basic                      // OCTET STRING contents
-	rb := len(oidOCSPBasicDER) + derHeaderLen(octets) + octets // ResponseBytes contents
-	explicit := derHeaderLen(rb) + rb                          // [0] EXPLICIT contents
-	outer := len(successfulDER) + derHeaderLen(explicit) + explicit
+	basic := len(signed) + len(certs)                    // BasicOCSPResponse contents
+	octets := x509enc.Size(basic)                        // OCTET STRING contents
+	rb := len(oidOCSPBasicDER) + x509enc.Size(octets)    // ResponseBytes contents
+	explicit := x509enc.Size(rb)                         // [0] EXPLICIT contents
+	outer := len(successfulDER) + x509enc.Size(explicit) // OCSPResponse contents
 	if outer > maxDERLength {
 		return nil, fmt.Errorf("encode OCSPResponse: %d bytes", outer)
 	}
-	head := make([]byte, 0, derHeaderLen(outer)+outer-len(certs))
-	head = derHeader(head, byte(cbasn1.SEQUENCE), outer) // OCSPResponse
+	head := make([]byte, 0, x509enc.Size(outer)-len(certs))
+	head = x509enc.AppendHeader(head, cbasn1.SEQUENCE, outer) // OCSPResponse
 	head = append(head, successfulDER...)
-	head = derHeader(head, byte(tagExplicit0), explicit)
-	head = derHeader(head, byte(cbasn1.SEQUENCE), rb) // ResponseBytes
+	head = x509enc.AppendHeader(head, tagExplicit0, explicit)
+	head = x509enc.AppendHeader(head, cbasn1.SEQUENCE, rb) // ResponseBytes
 	head = append(head, oidOCSPBasicDER...)
-	head = derHeader(head, byte(cbasn1.OCTET_STRING), octets)
-	head = derHeader(head, byte(cbasn1.SEQUENCE), basic) // BasicOCSPResponse
+	head = x509enc.AppendHeader(head, cbasn1.OCTET_STRING, octets)
+	head = x509enc.AppendHeader(head, cbasn1.SEQUENCE, basic) // BasicOCSPResponse
 	head = append(head, signed...)
 	return &response{head: head, tail: certs}, nil
 }
@@ -204,35 +213,9 @@ var (
 	}()
 )
 
-// maxDERLength bounds what derHeader encodes: three length octets.
+// maxDERLength bounds an OCSPResponse: three length octets, far more
+// than any response (a stored record claiming more is damaged).
 const maxDERLength = 1<<24 - 1
-
-// derHeaderLen is the length of a DER tag and definite length of n
-// contents octets (n at most maxDERLength).
-func derHeaderLen(n int) int {
-	switch {
-	case n < 0x80:
-		return 2
-	case n < 0x100:
-		return 3
-	case n < 0x10000:
-		return 4
-	}
-	return 5
-}
-
-// derHeader appends a DER tag and the definite length n.
-func derHeader(b []byte, tag byte, n int) []byte {
-	switch {
-	case n < 0x80:
-		return append(b, tag, byte(n))
-	case n < 0x100:
-		return append(b, tag, 0x81, byte(n))
-	case n < 0x10000:
-		return append(b, tag, 0x82, byte(n>>8), byte(n))
-	}
-	return append(b, tag, 0x83, byte(n>>16), byte(n>>8), byte(n))
-}
 
 // responseData encodes the ResponseData: responderID byKey, producedAt, the
 // responses, and the nonce extension.

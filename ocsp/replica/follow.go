@@ -208,9 +208,7 @@ func (f *Follower) follow(ctx context.Context) (progressed bool, err error) {
 		if m.SentAt != nil {
 			sentAt = m.SentAt.AsTime()
 		}
-		if rev, err := f.cfg.Store.Revision(); err == nil {
-			f.lag.message(max(m.Revision, m.HeadRevision), m.Snapshot, rev, sentAt)
-		}
+		f.lag.message(max(m.Revision, m.HeadRevision), m.Snapshot, applied.Revision, sentAt)
 		if !m.Snapshot {
 			if snapshot {
 				snapshot = false

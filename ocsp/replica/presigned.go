@@ -47,6 +47,21 @@ func splitStatusKey(k []byte) (issuer string, serial []byte, ok bool) {
 	return string(k[:i]), k[i+1:], true
 }
 
+// decodeStatus is the status stored under the status key k.
+func decodeStatus(k, v []byte) (*cav1.CertificateStatus, error) {
+	st := new(cav1.CertificateStatus)
+	if err := proto.Unmarshal(v, st); err != nil {
+		return nil, fmt.Errorf("replica store is damaged: %x: %w", k, err)
+	}
+	return st, nil
+}
+
+// liveStatus says whether st's certificate is live at now, so pre-signed
+// (a status without notAfter counts as live).
+func liveStatus(st *cav1.CertificateStatus, now time.Time) bool {
+	return st.NotAfter == nil || validity.Live(st.NotAfter.AsTime(), now)
+}
+
 // requeuePresigned drops the pre-signed response of the status key k and
 // its refresh, and queues k at once.
 func requeuePresigned(tx *bolt.Tx, k []byte) error {
@@ -107,10 +122,7 @@ func (s *Source) PresignDue(now time.Time, limit int) ([]ocsp.PresignTask, error
 	var out []ocsp.PresignTask
 	err := s.store.db.View(func(tx *bolt.Tx) error {
 		out = out[:0]
-		rev := uint64(0)
-		if v := tx.Bucket(bucketMeta).Get(metaRevision); len(v) == 8 {
-			rev = binary.BigEndian.Uint64(v)
-		}
+		rev := revisionIn(tx)
 		status := tx.Bucket(bucketStatus)
 		c := tx.Bucket(bucketPresign).Cursor()
 		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
@@ -130,11 +142,11 @@ func (s *Source) PresignDue(now time.Time, limit int) ([]ocsp.PresignTask, error
 			if v == nil || certs[issuer] == nil {
 				continue
 			}
-			st := new(cav1.CertificateStatus)
-			if err := proto.Unmarshal(v, st); err != nil {
-				return fmt.Errorf("replica store is damaged: %x: %w", k[8:], err)
+			st, err := decodeStatus(k[8:], v)
+			if err != nil {
+				return err
 			}
-			if st.NotAfter != nil && !validity.Live(st.NotAfter.AsTime(), now) {
+			if !liveStatus(st, now) {
 				continue
 			}
 			t.Status = ocsp.RecordedStatus(true, st.GetRevocation())
@@ -188,9 +200,9 @@ func (s *Source) SavePresigned(done []ocsp.PresignDone) (int, error) {
 				if v == nil {
 					continue
 				}
-				st := new(cav1.CertificateStatus)
-				if err := proto.Unmarshal(v, st); err != nil {
-					return fmt.Errorf("replica store is damaged: %x: %w", k, err)
+				st, err := decodeStatus(k, v)
+				if err != nil {
+					return err
 				}
 				if (st.Revocation != nil) != r.Revoked {
 					continue // changed since: Apply queued it again
@@ -255,11 +267,11 @@ func (s *Source) PresignBackfill(now time.Time, limit int) (bool, error) {
 			if !ok || responses.Get(serial) != nil || queue.Get(presignKey(0, k)) != nil {
 				continue
 			}
-			st := new(cav1.CertificateStatus)
-			if err := proto.Unmarshal(v, st); err != nil {
-				return fmt.Errorf("replica store is damaged: %x: %w", k, err)
+			st, err := decodeStatus(k, v)
+			if err != nil {
+				return err
 			}
-			if st.NotAfter != nil && !validity.Live(st.NotAfter.AsTime(), now) {
+			if !liveStatus(st, now) {
 				continue
 			}
 			if err := queue.Put(presignKey(0, k), []byte{}); err != nil {

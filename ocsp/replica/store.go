@@ -96,12 +96,18 @@ func (s *Store) Close() error { return s.db.Close() }
 func (s *Store) Revision() (uint64, error) {
 	var rev uint64
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketMeta).Get(metaRevision); len(v) == 8 {
-			rev = binary.BigEndian.Uint64(v)
-		}
+		rev = revisionIn(tx)
 		return nil
 	})
 	return rev, err
+}
+
+// revisionIn is the revision stored in tx's meta bucket (0: none).
+func revisionIn(tx *bolt.Tx) uint64 {
+	if v := tx.Bucket(bucketMeta).Get(metaRevision); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
 }
 
 // SyncedAt is when the replica was last known in sync with the CA (zero:
@@ -125,6 +131,9 @@ type Applied struct {
 	// New are those certificates outside a snapshot: the responder may
 	// have a cached "unknown" for them (ocsp.Config.UnknownReuse).
 	New []*big.Int
+	// Revision is the store's revision once the message is applied (a
+	// snapshot page leaves it as it was).
+	Revision uint64
 }
 
 // Apply stores one message of the CA's Follow stream in one transaction.
@@ -191,9 +200,12 @@ func (s *Store) Apply(m *cav1.FollowResponse) (*Applied, error) {
 				return err
 			}
 			if synced != 0 {
-				return meta.Put(metaSyncedAt, binary.BigEndian.AppendUint64(nil, uint64(synced)))
+				if err := meta.Put(metaSyncedAt, binary.BigEndian.AppendUint64(nil, uint64(synced))); err != nil {
+					return err
+				}
 			}
 		}
+		out.Revision = revisionIn(tx)
 		return nil
 	})
 	if err != nil {
