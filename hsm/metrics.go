@@ -37,15 +37,16 @@ var errorKinds = []string{ErrorSession, ErrorLogin, ErrorDevice, ErrorPool, Erro
 // shomei_hsm_errors_total; signing says the operation was a signature
 // (its failures that say nothing about the connection are sign errors).
 func ErrorKind(err error, signing bool) string {
+	rec := recoveryFor(err)
 	switch {
 	case errors.Is(err, ErrPoolExhausted):
 		return ErrorPool
-	case isLoginRefusal(err), recoveryFor(err) == relogin:
+	case isLoginRefusal(err), rec == relogin:
 		return ErrorLogin
-	case recoveryFor(err) == newSession:
+	case rec == newSession:
 		return ErrorSession
 	case errors.Is(err, ErrTokenUnavailable), errors.Is(err, ErrTokenNotFound), errors.As(err, new(keyVanished)),
-		recoveryFor(err) == reconnect, recoveryFor(err) == reinitModule:
+		rec == reconnect, rec == reinitModule:
 		return ErrorDevice
 	case errors.Is(err, ErrBadSignature), signing:
 		return ErrorSign

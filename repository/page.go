@@ -11,9 +11,11 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/shomei-pki/shomei/ca/validity"
 	"github.com/shomei-pki/shomei/crl"
 )
 
@@ -276,8 +278,13 @@ func (p *Page) render(idx Index, kind string) ([]byte, error) {
 	if kind == asCRLList {
 		path = CRLPath
 	}
+	return execute(kind, view{Index: idx, Nav: navOf(idx.CRLs, path)})
+}
+
+// execute renders the template name of v.
+func execute(name string, v view) ([]byte, error) {
 	var b bytes.Buffer
-	if err := templates.ExecuteTemplate(&b, kind, view{Index: idx, Nav: navOf(idx.CRLs, path)}); err != nil {
+	if err := templates.ExecuteTemplate(&b, name, v); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
@@ -327,24 +334,19 @@ func (c *renderCache) put(at time.Time, iss *issuerSnapshot, key string, body []
 
 // ServeIssuerList serves GET /issuers/: the issuer certificates' files.
 func (p *Page) ServeIssuerList(w http.ResponseWriter, _ *http.Request) {
-	p.page(w, "issuer-list", view{Files: p.cfg.Issuers.current().names})
+	body, err := execute("issuer-list", view{Files: p.cfg.Issuers.current().names})
+	if err != nil {
+		p.fail(w, err)
+		return
+	}
+	p.headers(w, "text/html; charset=utf-8")
+	w.Write(body)
 }
 
 // ServeStyle serves the page's style sheet.
 func (p *Page) ServeStyle(w http.ResponseWriter, _ *http.Request) {
 	p.headers(w, "text/css; charset=utf-8")
 	w.Write(style)
-}
-
-// page renders the template name of v.
-func (p *Page) page(w http.ResponseWriter, name string, v view) {
-	var b bytes.Buffer
-	if err := templates.ExecuteTemplate(&b, name, v); err != nil {
-		p.fail(w, err)
-		return
-	}
-	p.headers(w, "text/html; charset=utf-8")
-	w.Write(b.Bytes())
 }
 
 // view is what the templates get.
@@ -381,7 +383,7 @@ var (
 		"jst":   jst,
 		"utc":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"crl":   func(name string) string { return CRLPath + name + ".crl" },
-		"lower": func(s string) string { return string(bytes.ToLower([]byte(s))) },
+		"lower": strings.ToLower,
 	}).ParseFS(assets, "assets/*.html"))
 )
 
@@ -392,8 +394,9 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-// japan is the time zone dates are shown in (UTC+9, no DST).
-var japan = time.FixedZone("JST", 9*60*60)
+// japan is the time zone dates are shown in: ca/validity's JST (UTC+9,
+// no DST), the one JST zone of Shomei.
+var japan = validity.Location()
 
 func jst(t time.Time) string {
 	if t.IsZero() {

@@ -40,28 +40,17 @@ func (m *VerifyMetrics) Register(reg prometheus.Registerer) error {
 	return nil
 }
 
-// Verified records a verification that passed at now.
-func (m *VerifyMetrics) Verified(now time.Time) {
-	if m != nil {
-		m.last.Set(float64(now.UnixNano()) / 1e9)
-	}
-}
-
-// Failed records a verification that found the log broken (not one that
-// could not run: the store or the HSM unreachable).
-func (m *VerifyMetrics) Failed() {
-	if m != nil {
-		m.failures.Inc()
-	}
-}
-
 // Record records the outcome err of a verification that ended at now: a
 // finding about the log (FaultOf) is a failure, nil a pass, and any other
-// error (the check did not run to its end) neither.
+// error (the check did not run to its end: the store or the HSM
+// unreachable) neither.
 func (m *VerifyMetrics) Record(now time.Time, err error) {
+	if m == nil {
+		return
+	}
 	if err == nil {
-		m.Verified(now)
+		m.last.Set(float64(now.UnixNano()) / 1e9)
 	} else if _, found := FaultOf(err); found {
-		m.Failed()
+		m.failures.Inc()
 	}
 }

@@ -326,22 +326,30 @@ func TestProposeRefusals(t *testing.T) {
 	}
 }
 
+// watchCompromise has alice propose a compromise of SIGN generation 1 and
+// carol watch it (for up to 30 s), and checks the watch shows it OPEN at
+// once.
+func (e *approvalEnv) watchCompromise(t *testing.T) (*opsv1.Proposal, grpc.ServerStreamingClient[opsv1.WatchProposalResponse]) {
+	t.Helper()
+	p := e.propose(t, "alice", &opsv1.Action{Action: &opsv1.Action_Compromise{Compromise: &opsv1.CompromiseKey{Profile: opsv1.Profile_PROFILE_SIGN, Generation: 1}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	w, err := e.ops["carol"].WatchProposal(ctx, &opsv1.WatchProposalRequest{Id: p.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, err := w.Recv(); err != nil || first.Proposal.State != opsv1.ProposalState_PROPOSAL_STATE_OPEN {
+		t.Fatalf("first message: %v, %v; want the proposal OPEN at once", first, err)
+	}
+	return p, w
+}
+
 // TestWatchCompromise: an approved compromise runs in the background;
 // WatchProposal shows it at once, then its progress, and ends when it is
 // EXECUTED.
 func TestWatchCompromise(t *testing.T) {
 	e := newApprovalEnv(t, 2, nil)
-	p := e.propose(t, "alice", &opsv1.Action{Action: &opsv1.Action_Compromise{Compromise: &opsv1.CompromiseKey{Profile: opsv1.Profile_PROFILE_SIGN, Generation: 1}}})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	w, err := e.ops["carol"].WatchProposal(ctx, &opsv1.WatchProposalRequest{Id: p.Id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, err := w.Recv()
-	if err != nil || first.Proposal.State != opsv1.ProposalState_PROPOSAL_STATE_OPEN {
-		t.Fatalf("first message: %v, %v; want the proposal OPEN at once", first, err)
-	}
+	p, w := e.watchCompromise(t)
 	if _, err := e.approve("bob", p.Id); err != nil {
 		t.Fatal(err)
 	}
@@ -367,16 +375,7 @@ func TestWatchCompromise(t *testing.T) {
 // CA's graceful stop does not wait out its timeout for it (issue 13).
 func TestWatchEndsWhenTheCAStops(t *testing.T) {
 	e := newApprovalEnv(t, 2, nil)
-	p := e.propose(t, "alice", &opsv1.Action{Action: &opsv1.Action_Compromise{Compromise: &opsv1.CompromiseKey{Profile: opsv1.Profile_PROFILE_SIGN, Generation: 1}}})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	w, err := e.ops["carol"].WatchProposal(ctx, &opsv1.WatchProposalRequest{Id: p.Id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if first, err := w.Recv(); err != nil || first.Proposal.State != opsv1.ProposalState_PROPOSAL_STATE_OPEN {
-		t.Fatalf("first message: %v, %v; want the proposal OPEN at once", first, err)
-	}
+	_, w := e.watchCompromise(t)
 	close(e.stopping)
 	if m, err := w.Recv(); status.Code(err) != codes.Unavailable {
 		t.Fatalf("after the CA started to stop: %v, %v; want the watch ended with Unavailable", m, err)

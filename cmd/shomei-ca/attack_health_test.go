@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -131,12 +130,7 @@ func TestAttackHSMKeyGoneAndBack(t *testing.T) {
 // has not heard from the CA for longer than its bound; and ready again when
 // the CA is back.
 func TestAttackReplicaDisconnected(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caAddr := ln.Addr().String()
-	ln.Close()
+	caAddr := freeAddr(t)
 	const replicaToken = "replica-attack-0123456789abcdef"
 	pc := newPrivateCA(t, `clients:
   - name: replica1

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -390,4 +391,16 @@ func TestCrashMidStream(t *testing.T) {
 	if states["CERT_STATE_PENDING"] != 0 || states["CERT_STATE_ISSUED"] < len(received) {
 		t.Fatalf("store after restart: %v, %d received", states, len(received))
 	}
+}
+
+// freeAddr is a loopback address with a port free now, for a process that
+// must come back on the same one.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,12 +29,7 @@ import (
 func TestReplicaNewGeneration(t *testing.T) {
 	dir := t.TempDir()
 	// A fixed port, so that the replica finds the CA after its restart.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caAddr := ln.Addr().String()
-	ln.Close()
+	caAddr := freeAddr(t)
 	// No clients: a development CA on loopback certifies any replica key.
 	caConfig := writeConfig(t, dir, "e2e-gen-ca", "")
 	conf, err := os.ReadFile(caConfig)

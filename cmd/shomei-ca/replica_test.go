@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -39,12 +38,7 @@ func TestOCSPReplica(t *testing.T) {
 	write("kiyose.token", cityToken+"\n")
 	write("replica.token", replicaToken+"\n")
 	// A fixed port, so that the replica finds the CA after its restart.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caAddr := ln.Addr().String()
-	ln.Close()
+	caAddr := freeAddr(t)
 	caConfig := writeConfig(t, dir, "e2e-replica-ca", `clients:
   - name: kiyose
     token_file: kiyose.token

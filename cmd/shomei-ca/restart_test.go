@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -138,18 +137,6 @@ clients:
 	}
 	rp.stop(t)
 	ca.stop(t)
-}
-
-// freeAddr is a loopback address with a port free now, for a process that
-// must come back on the same one.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // median is the middle of ds (the upper one of an even count).

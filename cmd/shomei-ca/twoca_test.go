@@ -32,19 +32,7 @@ import (
 // other, which publishes a new revocation within 10 s; no CRL number is
 // ever used for two different CRLs.
 func TestTwoCAsOnePostgres(t *testing.T) {
-	token, err := testenv.Token(testDir, "e2e-two-ca")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dsn := pg.Database(t)
-	var cas [2]*caProc
-	for i := range cas {
-		conf, err := testenv.WriteCAPostgres(t.TempDir(), token, "", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cas[i] = startCA(t, conf)
-	}
+	cas := startTwoCAs(t, "e2e-two-ca")
 	ctx := context.Background()
 
 	// R-A4 across processes.
@@ -226,4 +214,25 @@ func isLeader(t *testing.T, p *caProc) bool {
 		t.Fatalf("%s/metrics has no shomei_ca_leader", p.http)
 	}
 	return string(m[1]) == "1"
+}
+
+// startTwoCAs starts two shomei-ca processes on one new PostgreSQL store,
+// each with its own configuration and sessions on the same new token
+// (named tokenName).
+func startTwoCAs(t *testing.T, tokenName string) [2]*caProc {
+	t.Helper()
+	token, err := testenv.Token(testDir, tokenName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsn := pg.Database(t)
+	var cas [2]*caProc
+	for i := range cas {
+		conf, err := testenv.WriteCAPostgres(t.TempDir(), token, "", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cas[i] = startCA(t, conf)
+	}
+	return cas
 }

@@ -331,20 +331,18 @@ func (o OCSP) validate() error {
 	if o.SignatureBurst < 0 {
 		return errors.New("ocsp.signature_burst must not be negative")
 	}
+	validity := cmp.Or(o.ResponseValidity, ocsp.DefaultValidity)
 	if o.GoodMaxAge != nil {
-		if err := ocsp.CheckGoodMaxAge(*o.GoodMaxAge, cmp.Or(o.ResponseValidity, ocsp.DefaultValidity)); err != nil {
+		if err := ocsp.CheckGoodMaxAge(*o.GoodMaxAge, validity); err != nil {
 			return fmt.Errorf("ocsp.good_max_age: %w", err)
 		}
 	}
-	return o.Presign.validate(o.ResponseValidity)
+	return o.Presign.validate(validity)
 }
 
-// validate checks the pre-signer's settings against the response validity
-// (0: the default).
+// validate checks the pre-signer's settings against the response
+// validity the responder uses.
 func (p Presign) validate(validity time.Duration) error {
-	if validity == 0 {
-		validity = ocsp.DefaultValidity
-	}
 	var errs []error
 	if p.Budget < 0 || p.Budget > ocsp.MaxPresignBudget {
 		errs = append(errs, fmt.Errorf("ocsp.presign.budget %v: 0 (the default, %d) to %d signatures a second", p.Budget, ocsp.DefaultPresignBudget, ocsp.MaxPresignBudget))

@@ -29,6 +29,20 @@ issuers:
   sign_dn: ["C=JP", "O=Test", "OU=Signature"]
 `
 
+// refused checks that valid with each case's extra YAML appended is
+// refused by Decode with an error containing its want, one subtest a case.
+func refused(t *testing.T, cases map[string]struct{ extra, want string }) {
+	t.Helper()
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := Decode(strings.NewReader(valid+tc.extra), "/etc/shomei")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Decode = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
 func TestDecodeValid(t *testing.T) {
 	c, err := Decode(strings.NewReader(valid), "/etc/shomei")
 	if err != nil {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -41,10 +42,9 @@ type callState struct {
 }
 
 func (c *callTracker) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
-	st := &callState{}
-	for _, prefix := range idleServices {
-		st.idle = st.idle || strings.HasPrefix(info.FullMethodName, prefix)
-	}
+	st := &callState{idle: slices.ContainsFunc(idleServices, func(prefix string) bool {
+		return strings.HasPrefix(info.FullMethodName, prefix)
+	})}
 	return context.WithValue(ctx, callKey{}, st)
 }
 
