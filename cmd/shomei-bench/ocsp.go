@@ -136,8 +136,8 @@ func measureOCSP(ctx context.Context, o *ocspOptions, log *slog.Logger) (_ *repo
 
 	// The servers.
 	cfg, err := json.Marshal(serveConfig{
-		SoftHSMConf: hsmDir.Conf, Module: module, TokenLabel: tokenLabel, PINFile: pinFile,
-		ResponderKey: p.ResponderRef, IssuerCert: files.CA, ResponderCert: shomeiResponder,
+		responderFiles: responderFiles{SoftHSMConf: hsmDir.Conf, Module: module, TokenLabel: tokenLabel, PINFile: pinFile,
+			ResponderKey: p.ResponderRef, IssuerCert: files.CA, ResponderCert: shomeiResponder},
 		Bolt: boltPath, CeilingRequest: ceilingReq,
 	})
 	if err != nil {

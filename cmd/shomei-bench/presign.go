@@ -264,8 +264,10 @@ func measurePresign(ctx context.Context, o *presignOptions, log *slog.Logger) (_
 	if err := errors.Join(writePEM(files["issuer"], "CERTIFICATE", p.Issuer.Raw), writePEM(files["responder"], "CERTIFICATE", p.Responder.Raw)); err != nil {
 		return nil, err
 	}
-	cfg, err := json.Marshal(presignConfig{SoftHSMConf: hsmDir.Conf, Module: module, TokenLabel: tokenLabel, PINFile: pinFile,
-		ResponderKey: p.ResponderRef, IssuerCert: files["issuer"], ResponderCert: files["responder"], Store: storePath,
+	cfg, err := json.Marshal(presignConfig{
+		responderFiles: responderFiles{SoftHSMConf: hsmDir.Conf, Module: module, TokenLabel: tokenLabel, PINFile: pinFile,
+			ResponderKey: p.ResponderRef, IssuerCert: files["issuer"], ResponderCert: files["responder"]},
+		Store:  storePath,
 		Budget: o.Budget, Workers: o.Workers, CacheSize: o.CacheSize, Validity: o.Validity})
 	if err != nil {
 		return nil, err
