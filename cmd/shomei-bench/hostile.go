@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -92,13 +91,8 @@ good client saw any failure or the peak RSS passed --rss-bound-mib.`,
 			if err != nil {
 				return err
 			}
-			var out strings.Builder
-			rep.markdown(&out)
-			io.WriteString(cmd.OutOrStdout(), out.String())
-			if o.Out != "" {
-				if err := writeReport(o.Out, out.String()); err != nil {
-					return err
-				}
+			if err := printReport(cmd.OutOrStdout(), o.Out, rep); err != nil {
+				return err
 			}
 			if !rep.pass() {
 				return exitCode(1)

@@ -42,15 +42,7 @@ func runOCSP(ctx context.Context, o *ocspOptions, stdout io.Writer, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	var out strings.Builder
-	rep.markdown(&out)
-	if _, err := io.WriteString(stdout, out.String()); err != nil {
-		return err
-	}
-	if o.Out != "" {
-		return writeReport(o.Out, out.String())
-	}
-	return nil
+	return printReport(stdout, o.Out, rep)
 }
 
 // measureOCSP sets up the HSM, the dataset and the three servers, and

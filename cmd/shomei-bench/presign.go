@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -115,15 +114,7 @@ Results are printed as Markdown on stdout (and written to --out).`,
 			if err != nil {
 				return err
 			}
-			var out strings.Builder
-			rep.markdown(&out)
-			if _, err := io.WriteString(cmd.OutOrStdout(), out.String()); err != nil {
-				return err
-			}
-			if o.Out != "" {
-				return writeReport(o.Out, out.String())
-			}
-			return nil
+			return printReport(cmd.OutOrStdout(), o.Out, rep)
 		},
 	}
 	f := cmd.Flags()
