@@ -8,8 +8,6 @@ import (
 	"time"
 
 	cav1 "github.com/shomei-pki/shomei/api/shomei/ca/v1"
-	"github.com/shomei-pki/shomei/internal/testenv"
-	"github.com/shomei-pki/shomei/internal/testenv/pg"
 )
 
 // waitMetric polls the CA's /metrics until ok accepts series's value, or
@@ -116,19 +114,7 @@ func TestPresignedOCSPAcrossRestart(t *testing.T) {
 // pre-signs; the follower answers `openssl ocsp` for every certificate
 // from what the leader stored, with no HSM signature of its own.
 func TestPresignedTwoCAs(t *testing.T) {
-	token, err := testenv.Token(testDir, "e2e-presign-two")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dsn := pg.Database(t)
-	var cas [2]*caProc
-	for i := range cas {
-		conf, err := testenv.WriteCAPostgres(t.TempDir(), token, "", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cas[i] = startCA(t, conf)
-	}
+	cas := startPostgresCAs(t, "e2e-presign-two", 2)
 	leader, follower := cas[0], cas[1]
 	if !isLeader(t, leader) {
 		leader, follower = follower, leader

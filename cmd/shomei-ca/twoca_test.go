@@ -32,19 +32,7 @@ import (
 // other, which publishes a new revocation within 10 s; no CRL number is
 // ever used for two different CRLs.
 func TestTwoCAsOnePostgres(t *testing.T) {
-	token, err := testenv.Token(testDir, "e2e-two-ca")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dsn := pg.Database(t)
-	var cas [2]*caProc
-	for i := range cas {
-		conf, err := testenv.WriteCAPostgres(t.TempDir(), token, "", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cas[i] = startCA(t, conf)
-	}
+	cas := startPostgresCAs(t, "e2e-two-ca", 2)
 	ctx := context.Background()
 
 	// R-A4 across processes.
@@ -211,6 +199,27 @@ func TestTwoCAsOnePostgres(t *testing.T) {
 }
 
 var leaderMetric = regexp.MustCompile(`(?m)^shomei_ca_leader ([01])$`)
+
+// startPostgresCAs starts n shomei-ca processes on token label sharing
+// one new PostgreSQL store, each with its own configuration (and so its
+// own responder certificate).
+func startPostgresCAs(t *testing.T, label string, n int) []*caProc {
+	t.Helper()
+	token, err := testenv.Token(testDir, label)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsn := pg.Database(t)
+	cas := make([]*caProc, n)
+	for i := range cas {
+		conf, err := testenv.WriteCAPostgres(t.TempDir(), token, "", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cas[i] = startCA(t, conf)
+	}
+	return cas
+}
 
 // isLeader reads shomei_ca_leader from p's /metrics.
 func isLeader(t *testing.T, p *caProc) bool {
