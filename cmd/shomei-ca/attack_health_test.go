@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -131,12 +130,7 @@ func TestAttackHSMKeyGoneAndBack(t *testing.T) {
 // has not heard from the CA for longer than its bound; and ready again when
 // the CA is back.
 func TestAttackReplicaDisconnected(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caAddr := ln.Addr().String()
-	ln.Close()
+	caAddr := freeAddr(t)
 	const replicaToken = "replica-attack-0123456789abcdef"
 	pc := newPrivateCA(t, `clients:
   - name: replica1
@@ -146,13 +140,7 @@ func TestAttackReplicaDisconnected(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(pc.dir, "replica.token"), []byte(replicaToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	conf, err := os.ReadFile(pc.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(pc.config, []byte(strings.Replace(string(conf), "grpc_listen: 127.0.0.1:0", "grpc_listen: "+caAddr, 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pinListen(t, pc.config, caAddr, "")
 	if err := pc.hsm.InitToken("replica", softhsm.TestSOPIN, softhsm.TestPIN); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -39,12 +38,7 @@ func TestOCSPReplica(t *testing.T) {
 	write("kiyose.token", cityToken+"\n")
 	write("replica.token", replicaToken+"\n")
 	// A fixed port, so that the replica finds the CA after its restart.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caAddr := ln.Addr().String()
-	ln.Close()
+	caAddr := freeAddr(t)
 	caConfig := writeConfig(t, dir, "e2e-replica-ca", `clients:
   - name: kiyose
     token_file: kiyose.token
@@ -53,11 +47,7 @@ func TestOCSPReplica(t *testing.T) {
     token_file: replica.token
     replica: true
 `)
-	conf, err := os.ReadFile(caConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write("shomei.yaml", strings.Replace(string(conf), "grpc_listen: 127.0.0.1:0", "grpc_listen: "+caAddr, 1))
+	pinListen(t, caConfig, caAddr, "")
 	token, err := testenv.Token(testDir, "e2e-replica")
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +62,7 @@ func TestOCSPReplica(t *testing.T) {
 		t.Fatalf("shomei-ocsp --print-responder-keys printed %d keys, want 2 (sign-g1, auth-g1)", len(pins))
 	}
 	ca.stop(t)
-	conf, err = os.ReadFile(caConfig)
+	conf, err := os.ReadFile(caConfig)
 	if err != nil {
 		t.Fatal(err)
 	}

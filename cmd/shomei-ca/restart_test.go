@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -54,15 +52,7 @@ clients:
     token_file: replica.token
     replica: true
 `, shutdownTimeout))
-	conf, err := os.ReadFile(caConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fixed := strings.Replace(strings.Replace(string(conf), "grpc_listen: 127.0.0.1:0", "grpc_listen: "+grpcAddr, 1),
-		"http_listen: 127.0.0.1:0", "http_listen: "+httpAddr, 1)
-	if err := os.WriteFile(caConfig, []byte(fixed), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pinListen(t, caConfig, grpcAddr, httpAddr)
 	token, err := testenv.Token(testDir, "e2e-restart-replica")
 	if err != nil {
 		t.Fatal(err)
@@ -142,16 +132,6 @@ clients:
 
 // freeAddr is a loopback address with a port free now, for a process that
 // must come back on the same one.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // median is the middle of ds (the upper one of an even count).
 func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
