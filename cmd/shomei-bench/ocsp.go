@@ -71,11 +71,7 @@ func measureOCSP(ctx context.Context, o *ocspOptions, log *slog.Logger) (_ *repo
 	// The certificates both responders know.
 	log.Info("writing the dataset", "certificates", o.Certs)
 	data := newDataset(o.Certs, o.Revoked, o.Seed, now)
-	for _, e := range data.Entries {
-		if e.Revoked {
-			rep.RevokedCount++
-		}
-	}
+	rep.RevokedCount = data.revoked()
 	files := peerFiles{
 		Index:     filepath.Join(dir, "index.txt"),
 		CA:        filepath.Join(dir, "ca.pem"),

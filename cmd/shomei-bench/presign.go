@@ -239,11 +239,7 @@ func measurePresign(ctx context.Context, o *presignOptions, log *slog.Logger) (_
 
 	log.Info("writing the certificate records into a new CA store", "certificates", o.Certs)
 	data := newDataset(o.Certs, o.Revoked, o.Seed, now)
-	for _, e := range data.Entries {
-		if e.Revoked {
-			rep.RevokedCount++
-		}
-	}
+	rep.RevokedCount = data.revoked()
 	storePath := filepath.Join(dir, "ca", "shomei.db")
 	start := time.Now()
 	if err := bulkLoad(storePath, data); err != nil {
