@@ -334,6 +334,18 @@ func maxOf(vs []int) int {
 	return m
 }
 
+// workDir is dir, made, or a new temporary directory removed by cleanup.
+func workDir(dir, prefix string) (string, func(), error) {
+	if dir == "" {
+		d, err := os.MkdirTemp("", prefix)
+		if err != nil {
+			return "", nil, err
+		}
+		return d, func() { os.RemoveAll(d) }, nil
+	}
+	return dir, func() {}, os.MkdirAll(dir, 0o700)
+}
+
 // benchEnv is a benchmark's work directory and its throwaway SoftHSM2
 // token: what the ocsp and presign commands set up alike.
 type benchEnv struct {
@@ -347,7 +359,7 @@ type benchEnv struct {
 // when empty), a token labelled tokenLabel in it with its PIN file, and
 // opens the token with poolSize sessions.
 func newBenchEnv(dir, prefix string, poolSize int) (*benchEnv, error) {
-	e := &benchEnv{dir: dir, cleanup: func() {}}
+	e := &benchEnv{}
 	var err error
 	if e.module, err = softhsm.Module(); err != nil {
 		return nil, err
@@ -355,12 +367,7 @@ func newBenchEnv(dir, prefix string, poolSize int) (*benchEnv, error) {
 	if e.exe, err = os.Executable(); err != nil {
 		return nil, err
 	}
-	if e.dir == "" {
-		if e.dir, err = os.MkdirTemp("", prefix); err != nil {
-			return nil, err
-		}
-		e.cleanup = func() { os.RemoveAll(e.dir) }
-	} else if err := os.MkdirAll(e.dir, 0o700); err != nil {
+	if e.dir, e.cleanup, err = workDir(dir, prefix); err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*benchEnv, error) { e.cleanup(); return nil, err }
