@@ -241,25 +241,48 @@ var errNoSample = errors.New("no such sample")
 // sample reads one sample (a name with its labels, as exposed) from a
 // Prometheus text exposition.
 func sample(ctx context.Context, url, name string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	vs, err := samples(ctx, url, name)
 	if err != nil {
 		return 0, err
+	}
+	return vs[0], nil
+}
+
+// samples reads the samples names from one fetch of a Prometheus text
+// exposition, in the order of names.
+func samples(ctx context.Context, url string, names ...string) ([]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
+	out := make([]float64, len(names))
+	found := make([]bool, len(names))
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		line := sc.Text()
+		for i, name := range names {
+			if v, ok := strings.CutPrefix(line, name+" "); ok && !found[i] {
+				if out[i], err = strconv.ParseFloat(strings.TrimSpace(v), 64); err != nil {
+					return nil, err
+				}
+				found[i] = true
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return 0, err
+		return nil, err
 	}
-	return 0, fmt.Errorf("%s: %w: %s", url, errNoSample, name)
+	for i, name := range names {
+		if !found[i] {
+			return nil, fmt.Errorf("%s: %w: %s", url, errNoSample, name)
+		}
+	}
+	return out, nil
 }
 
 // cpuProfile saves a CPU profile of the server process over d.
