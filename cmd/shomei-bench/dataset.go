@@ -35,6 +35,17 @@ type dataset struct {
 	NotAfter time.Time
 }
 
+// revoked is how many of d's certificates are revoked.
+func (d *dataset) revoked() int {
+	n := 0
+	for _, e := range d.Entries {
+		if e.Revoked {
+			n++
+		}
+	}
+	return n
+}
+
 // revocationReasons are the reasons of R-R1 the dataset draws from; the
 // CA database spells them with their RFC 5280 names (x509enc.ReasonName).
 // unspecified (0) is left out: Shomei leaves the reason out for it (RFC

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -92,13 +91,8 @@ good client saw any failure or the peak RSS passed --rss-bound-mib.`,
 			if err != nil {
 				return err
 			}
-			var out strings.Builder
-			rep.markdown(&out)
-			io.WriteString(cmd.OutOrStdout(), out.String())
-			if o.Out != "" {
-				if err := writeReport(o.Out, out.String()); err != nil {
-					return err
-				}
+			if err := printReport(cmd.OutOrStdout(), o.Out, rep); err != nil {
+				return err
 			}
 			if !rep.pass() {
 				return exitCode(1)
@@ -123,15 +117,11 @@ good client saw any failure or the peak RSS passed --rss-bound-mib.`,
 // measureHostile runs the hostile case and returns its report.
 func measureHostile(ctx context.Context, o *hostileOptions, log *slog.Logger) (_ *hostileReport, err error) {
 	rep := &hostileReport{Options: *o, Started: time.Now(), Holds: map[string]holdStats{}}
-	dir := o.Dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "shomei-bench-hostile-"); err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+	dir, cleanup, err := workDir(o.Dir, "shomei-bench-hostile-")
+	if err != nil {
 		return nil, err
 	}
+	defer cleanup()
 	caBin, err := findCABinary(o.CABin)
 	if err != nil {
 		return nil, err

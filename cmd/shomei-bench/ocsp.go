@@ -42,15 +42,7 @@ func runOCSP(ctx context.Context, o *ocspOptions, stdout io.Writer, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	var out strings.Builder
-	rep.markdown(&out)
-	if _, err := io.WriteString(stdout, out.String()); err != nil {
-		return err
-	}
-	if o.Out != "" {
-		return writeReport(o.Out, out.String())
-	}
-	return nil
+	return printReport(stdout, o.Out, rep)
 }
 
 // measureOCSP sets up the HSM, the dataset and the three servers, and
@@ -79,11 +71,7 @@ func measureOCSP(ctx context.Context, o *ocspOptions, log *slog.Logger) (_ *repo
 	// The certificates both responders know.
 	log.Info("writing the dataset", "certificates", o.Certs)
 	data := newDataset(o.Certs, o.Revoked, o.Seed, now)
-	for _, e := range data.Entries {
-		if e.Revoked {
-			rep.RevokedCount++
-		}
-	}
+	rep.RevokedCount = data.revoked()
 	files := peerFiles{
 		Index:     filepath.Join(dir, "index.txt"),
 		CA:        filepath.Join(dir, "ca.pem"),
@@ -136,8 +124,8 @@ func measureOCSP(ctx context.Context, o *ocspOptions, log *slog.Logger) (_ *repo
 
 	// The servers.
 	cfg, err := json.Marshal(serveConfig{
-		SoftHSMConf: hsmDir.Conf, Module: module, TokenLabel: tokenLabel, PINFile: pinFile,
-		ResponderKey: p.ResponderRef, IssuerCert: files.CA, ResponderCert: shomeiResponder,
+		responderFiles: responderFiles{SoftHSMConf: hsmDir.Conf, Module: module, TokenLabel: tokenLabel, PINFile: pinFile,
+			ResponderKey: p.ResponderRef, IssuerCert: files.CA, ResponderCert: shomeiResponder},
 		Bolt: boltPath, CeilingRequest: ceilingReq,
 	})
 	if err != nil {
@@ -253,25 +241,48 @@ var errNoSample = errors.New("no such sample")
 // sample reads one sample (a name with its labels, as exposed) from a
 // Prometheus text exposition.
 func sample(ctx context.Context, url, name string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	vs, err := samples(ctx, url, name)
 	if err != nil {
 		return 0, err
+	}
+	return vs[0], nil
+}
+
+// samples reads the samples names from one fetch of a Prometheus text
+// exposition, in the order of names.
+func samples(ctx context.Context, url string, names ...string) ([]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
+	out := make([]float64, len(names))
+	found := make([]bool, len(names))
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		line := sc.Text()
+		for i, name := range names {
+			if v, ok := strings.CutPrefix(line, name+" "); ok && !found[i] {
+				if out[i], err = strconv.ParseFloat(strings.TrimSpace(v), 64); err != nil {
+					return nil, err
+				}
+				found[i] = true
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return 0, err
+		return nil, err
 	}
-	return 0, fmt.Errorf("%s: %w: %s", url, errNoSample, name)
+	for i, name := range names {
+		if !found[i] {
+			return nil, fmt.Errorf("%s: %w: %s", url, errNoSample, name)
+		}
+	}
+	return out, nil
 }
 
 // cpuProfile saves a CPU profile of the server process over d.
@@ -346,6 +357,18 @@ func maxOf(vs []int) int {
 	return m
 }
 
+// workDir is dir, made, or a new temporary directory removed by cleanup.
+func workDir(dir, prefix string) (string, func(), error) {
+	if dir == "" {
+		d, err := os.MkdirTemp("", prefix)
+		if err != nil {
+			return "", nil, err
+		}
+		return d, func() { os.RemoveAll(d) }, nil
+	}
+	return dir, func() {}, os.MkdirAll(dir, 0o700)
+}
+
 // benchEnv is a benchmark's work directory and its throwaway SoftHSM2
 // token: what the ocsp and presign commands set up alike.
 type benchEnv struct {
@@ -359,7 +382,7 @@ type benchEnv struct {
 // when empty), a token labelled tokenLabel in it with its PIN file, and
 // opens the token with poolSize sessions.
 func newBenchEnv(dir, prefix string, poolSize int) (*benchEnv, error) {
-	e := &benchEnv{dir: dir, cleanup: func() {}}
+	e := &benchEnv{}
 	var err error
 	if e.module, err = softhsm.Module(); err != nil {
 		return nil, err
@@ -367,12 +390,7 @@ func newBenchEnv(dir, prefix string, poolSize int) (*benchEnv, error) {
 	if e.exe, err = os.Executable(); err != nil {
 		return nil, err
 	}
-	if e.dir == "" {
-		if e.dir, err = os.MkdirTemp("", prefix); err != nil {
-			return nil, err
-		}
-		e.cleanup = func() { os.RemoveAll(e.dir) }
-	} else if err := os.MkdirAll(e.dir, 0o700); err != nil {
+	if e.dir, e.cleanup, err = workDir(dir, prefix); err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*benchEnv, error) { e.cleanup(); return nil, err }

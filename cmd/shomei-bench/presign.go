@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -115,15 +114,7 @@ Results are printed as Markdown on stdout (and written to --out).`,
 			if err != nil {
 				return err
 			}
-			var out strings.Builder
-			rep.markdown(&out)
-			if _, err := io.WriteString(cmd.OutOrStdout(), out.String()); err != nil {
-				return err
-			}
-			if o.Out != "" {
-				return writeReport(o.Out, out.String())
-			}
-			return nil
+			return printReport(cmd.OutOrStdout(), o.Out, rep)
 		},
 	}
 	f := cmd.Flags()
@@ -218,14 +209,11 @@ type bucketUse struct {
 
 // presignDone: every response stored and nothing due.
 func presignDone(ctx context.Context, metrics string, n int) (bool, error) {
-	stored, err := sample(ctx, metrics, "shomei_ocsp_presigned_total")
+	vs, err := samples(ctx, metrics, "shomei_ocsp_presigned_total", "shomei_ocsp_presign_backlog")
 	if err != nil {
 		return false, err
 	}
-	backlog, err := sample(ctx, metrics, "shomei_ocsp_presign_backlog")
-	if err != nil {
-		return false, err
-	}
+	stored, backlog := vs[0], vs[1]
 	return stored >= float64(n) && backlog == 0, nil
 }
 
@@ -248,11 +236,7 @@ func measurePresign(ctx context.Context, o *presignOptions, log *slog.Logger) (_
 
 	log.Info("writing the certificate records into a new CA store", "certificates", o.Certs)
 	data := newDataset(o.Certs, o.Revoked, o.Seed, now)
-	for _, e := range data.Entries {
-		if e.Revoked {
-			rep.RevokedCount++
-		}
-	}
+	rep.RevokedCount = data.revoked()
 	storePath := filepath.Join(dir, "ca", "shomei.db")
 	start := time.Now()
 	if err := bulkLoad(storePath, data); err != nil {
@@ -264,8 +248,10 @@ func measurePresign(ctx context.Context, o *presignOptions, log *slog.Logger) (_
 	if err := errors.Join(writePEM(files["issuer"], "CERTIFICATE", p.Issuer.Raw), writePEM(files["responder"], "CERTIFICATE", p.Responder.Raw)); err != nil {
 		return nil, err
 	}
-	cfg, err := json.Marshal(presignConfig{SoftHSMConf: hsmDir.Conf, Module: module, TokenLabel: tokenLabel, PINFile: pinFile,
-		ResponderKey: p.ResponderRef, IssuerCert: files["issuer"], ResponderCert: files["responder"], Store: storePath,
+	cfg, err := json.Marshal(presignConfig{
+		responderFiles: responderFiles{SoftHSMConf: hsmDir.Conf, Module: module, TokenLabel: tokenLabel, PINFile: pinFile,
+			ResponderKey: p.ResponderRef, IssuerCert: files["issuer"], ResponderCert: files["responder"]},
+		Store:  storePath,
 		Budget: o.Budget, Workers: o.Workers, CacheSize: o.CacheSize, Validity: o.Validity})
 	if err != nil {
 		return nil, err
@@ -308,17 +294,11 @@ func measurePresign(ctx context.Context, o *presignOptions, log *slog.Logger) (_
 		}
 	}
 	rep.Presign = time.Since(start)
-	cpu1, err := sample(ctx, srv.Metrics, "process_cpu_seconds_total")
+	presigned, err := samples(ctx, srv.Metrics, "process_cpu_seconds_total", "shomei_ocsp_presign_signatures_total", "shomei_ocsp_presigned_total")
 	if err != nil {
 		return nil, err
 	}
-	rep.ServerCPU = cpu1 - cpu0
-	if rep.Signatures, err = sample(ctx, srv.Metrics, "shomei_ocsp_presign_signatures_total"); err != nil {
-		return nil, err
-	}
-	if rep.Stored, err = sample(ctx, srv.Metrics, "shomei_ocsp_presigned_total"); err != nil {
-		return nil, err
-	}
+	rep.ServerCPU, rep.Signatures, rep.Stored = presigned[0]-cpu0, presigned[1], presigned[2]
 	if rep.HeapAfterPresign, rep.RSSAfterPresign, err = serverMemory(ctx, srv.Metrics); err != nil {
 		return nil, err
 	}
@@ -398,18 +378,9 @@ func measurePresign(ctx context.Context, o *presignOptions, log *slog.Logger) (_
 // With profile set, a CPU profile of the server is written there over the
 // measured time.
 func presignRun(ctx context.Context, metrics string, w *workload, c cell, profile string) (presignCell, error) {
-	names := []string{"shomei_ocsp_signing_duration_seconds_count", "shomei_ocsp_presign_signatures_total",
-		"shomei_ocsp_presigned_hits_total", "shomei_ocsp_cache_hits_total"}
 	read := func() ([]float64, error) {
-		out := make([]float64, len(names))
-		for i, n := range names {
-			v, err := sample(ctx, metrics, n)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = v
-		}
-		return out, nil
+		return samples(ctx, metrics, "shomei_ocsp_signing_duration_seconds_count", "shomei_ocsp_presign_signatures_total",
+			"shomei_ocsp_presigned_hits_total", "shomei_ocsp_cache_hits_total")
 	}
 	before, err := read()
 	if err != nil {

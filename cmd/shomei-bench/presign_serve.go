@@ -19,21 +19,13 @@ import (
 	storev1 "github.com/shomei-pki/shomei/api/shomei/store/v1"
 	"github.com/shomei-pki/shomei/ca"
 	"github.com/shomei-pki/shomei/ca/store"
-	"github.com/shomei-pki/shomei/hsm"
 	"github.com/shomei-pki/shomei/internal/gctuning"
 	"github.com/shomei-pki/shomei/ocsp"
 )
 
 // presignConfig tells the presign server process what to serve.
 type presignConfig struct {
-	SoftHSMConf  string
-	Module       string
-	TokenLabel   string
-	PINFile      string
-	ResponderKey hsm.KeyRef
-	// IssuerCert and ResponderCert are PEM files.
-	IssuerCert    string
-	ResponderCert string
+	responderFiles
 	// Store is the CA store (bbolt) holding the certificate records.
 	Store string
 	// The pre-signer's budget and workers, the responder's cache.
@@ -54,30 +46,12 @@ func presignServe(ctx context.Context, dir string, stdin io.Reader, stdout io.Wr
 	if err := readChildConfig(dir, presignConfigFile, &cfg); err != nil {
 		return err
 	}
-	if err := os.Setenv("SOFTHSM2_CONF", cfg.SoftHSMConf); err != nil {
-		return err
-	}
-	pin, err := hsm.PINSource{File: cfg.PINFile}.Read()
-	if err != nil {
-		return err
-	}
-	tok, err := hsm.Open(hsm.Config{Module: cfg.Module, TokenLabel: cfg.TokenLabel, PIN: pin, PoolSize: cfg.Workers + 4})
+	tok, is, err := cfg.open(ctx, cfg.Workers+4)
 	if err != nil {
 		return err
 	}
 	defer tok.Close()
-	issuer, err := readCertificate(cfg.IssuerCert)
-	if err != nil {
-		return err
-	}
-	responderCert, err := readCertificate(cfg.ResponderCert)
-	if err != nil {
-		return err
-	}
-	signer, err := tok.SignerFor(ctx, cfg.ResponderKey, responderCert)
-	if err != nil {
-		return err
-	}
+	issuer := is.Certificate
 	st, err := store.Open(cfg.Store, store.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		return err
@@ -93,7 +67,7 @@ func presignServe(ctx context.Context, dir string, stdin io.Reader, stdout io.Wr
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	responder, err := ocsp.New(ocsp.Config{
-		Issuers:   []*ocsp.Issuer{{Certificate: issuer, Responder: responderCert, Signer: signer}},
+		Issuers:   []*ocsp.Issuer{is},
 		Source:    storeSource{st: st, issuer: issuer},
 		Presigned: responses,
 		CacheSize: cfg.CacheSize,

@@ -184,6 +184,20 @@ func (r *report) markdown(w io.Writer) {
 		runtime.NumCPU(), r.Finished.Sub(r.Started).Round(time.Second))
 }
 
+// printReport prints rep's Markdown on stdout and, with --out (path),
+// writes it to that file too.
+func printReport(stdout io.Writer, path string, rep interface{ markdown(io.Writer) }) error {
+	var out strings.Builder
+	rep.markdown(&out)
+	if _, err := io.WriteString(stdout, out.String()); err != nil {
+		return err
+	}
+	if path == "" {
+		return nil
+	}
+	return writeReport(path, out.String())
+}
+
 // writeReport writes a report to path (--out), making its directory (such
 // as var/, which only make run creates) if needed.
 func writeReport(path, text string) error {

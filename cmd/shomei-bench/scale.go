@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -179,13 +177,8 @@ CRL <= 60 s. Exit status 0 even when a target is missed; 1 on errors.`,
 			}
 			rep, err := measureScale(cmd.Context(), o, progressLogger(verbose))
 			if rep != nil {
-				var out strings.Builder
-				rep.markdown(&out)
-				io.WriteString(cmd.OutOrStdout(), out.String())
-				if o.Out != "" {
-					if werr := writeReport(o.Out, out.String()); werr != nil && err == nil {
-						err = werr
-					}
+				if perr := printReport(cmd.OutOrStdout(), o.Out, rep); perr != nil && err == nil {
+					err = perr
 				}
 			}
 			return err

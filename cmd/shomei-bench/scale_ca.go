@@ -46,18 +46,6 @@ type scaleCA struct {
 // scaleDB is the PostgreSQL database of the CA's store.
 const scaleDB = "shomei_scale"
 
-// workDir is dir, made, or a new temporary directory removed by cleanup.
-func workDir(dir, prefix string) (string, func(), error) {
-	if dir == "" {
-		d, err := os.MkdirTemp("", prefix)
-		if err != nil {
-			return "", nil, err
-		}
-		return d, func() { os.RemoveAll(d) }, nil
-	}
-	return dir, func() {}, os.MkdirAll(dir, 0o700)
-}
-
 // newScaleCA makes the driver's token, store and configuration and runs
 // the key ceremony.
 func newScaleCA(ctx context.Context, o *scaleOptions, driver, caBin, work string, log *slog.Logger) (_ *scaleCA, err error) {

@@ -84,32 +84,16 @@ func preload(ctx context.Context, job preloadJob) error {
 		return err
 	}
 
+	// The first worker to fail stops the others; its error (or ctx's) is
+	// work's cause.
+	work, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
 	var next, done atomic.Int64
 	var wg sync.WaitGroup
-	var errMu sync.Mutex
-	var firstErr error
-	stop := make(chan struct{})
-	var once sync.Once
-	fail := func(err error) {
-		errMu.Lock()
-		defer errMu.Unlock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		once.Do(func() { close(stop) })
-	}
 	for range job.workers {
 		wg.Go(func() {
-			for {
+			for work.Err() == nil {
 				i := int(next.Add(1) - 1)
-				select {
-				case <-stop:
-					return
-				case <-ctx.Done():
-					fail(ctx.Err())
-					return
-				default:
-				}
 				if i >= job.n {
 					return
 				}
@@ -136,8 +120,8 @@ wait:
 			job.log.Info("preloading", "holders", n, "of", job.n, "per_s", int(float64(n)/time.Since(began).Seconds()))
 		}
 	}
-	if firstErr != nil {
-		return firstErr
+	if err := context.Cause(work); err != nil {
+		return err
 	}
 	// A signed checkpoint over the preload, and the log left as the CA's
 	// own clean stop leaves it: sealed there on bbolt; open on a shared

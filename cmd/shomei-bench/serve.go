@@ -33,14 +33,7 @@ import (
 // serveConfig tells the server process (shomei-bench ocsp-serve) what to
 // serve; the benchmark writes it to serveConfigFile in the work directory.
 type serveConfig struct {
-	SoftHSMConf  string // SOFTHSM2_CONF
-	Module       string
-	TokenLabel   string
-	PINFile      string // the PIN, never on a command line
-	ResponderKey hsm.KeyRef
-	// IssuerCert and ResponderCert are PEM files.
-	IssuerCert    string
-	ResponderCert string
+	responderFiles
 	// Bolt is the statuses file (boltSource).
 	Bolt string
 	// CeilingRequest is the DER request whose response, signed by the
@@ -68,30 +61,11 @@ func serve(ctx context.Context, dir string, stdin io.Reader, stdout io.Writer) e
 	if err := readChildConfig(dir, serveConfigFile, &cfg); err != nil {
 		return err
 	}
-	if err := os.Setenv("SOFTHSM2_CONF", cfg.SoftHSMConf); err != nil {
-		return err
-	}
-	pin, err := hsm.PINSource{File: cfg.PINFile}.Read()
-	if err != nil {
-		return err
-	}
-	tok, err := hsm.Open(hsm.Config{Module: cfg.Module, TokenLabel: cfg.TokenLabel, PIN: pin, PoolSize: cfg.PoolSize})
+	tok, issuer, err := cfg.open(ctx, cfg.PoolSize)
 	if err != nil {
 		return err
 	}
 	defer tok.Close()
-	issuer, err := readCertificate(cfg.IssuerCert)
-	if err != nil {
-		return err
-	}
-	responderCert, err := readCertificate(cfg.ResponderCert)
-	if err != nil {
-		return err
-	}
-	signer, err := tok.SignerFor(ctx, cfg.ResponderKey, responderCert)
-	if err != nil {
-		return err
-	}
 	source, err := openBoltSource(cfg.Bolt)
 	if err != nil {
 		return err
@@ -99,7 +73,7 @@ func serve(ctx context.Context, dir string, stdin io.Reader, stdout io.Writer) e
 	defer source.Close()
 	reg := prometheus.NewRegistry()
 	responder, err := ocsp.New(ocsp.Config{
-		Issuers: []*ocsp.Issuer{{Certificate: issuer, Responder: responderCert, Signer: signer}},
+		Issuers: []*ocsp.Issuer{issuer},
 		Source:  source,
 		// The uncached case measures signing itself: no fresh-signature
 		// budget (shomei-ca's default would answer most nonces from the
@@ -126,6 +100,53 @@ func serve(ctx context.Context, dir string, stdin io.Reader, stdout io.Writer) e
 		{ceilingHandler(fixed), &addrs.Ceiling, "http://%s/"},
 		{debugMux(reg), &addrs.Metrics, "http://%s/metrics"},
 	}, nil)
+}
+
+// responderFiles are the part of a server child's config (serveConfig,
+// presignConfig) naming the throwaway token, Shomei's responder key and
+// the certificates it answers for.
+type responderFiles struct {
+	SoftHSMConf  string // SOFTHSM2_CONF
+	Module       string
+	TokenLabel   string
+	PINFile      string // the PIN, never on a command line
+	ResponderKey hsm.KeyRef
+	// IssuerCert and ResponderCert are PEM files.
+	IssuerCert    string
+	ResponderCert string
+}
+
+// open opens the token with poolSize sessions and returns it (the caller
+// closes it) and the issuer Shomei's responder answers for, signing with
+// the responder key on the token.
+func (r responderFiles) open(ctx context.Context, poolSize int) (*hsm.Token, *ocsp.Issuer, error) {
+	if err := os.Setenv("SOFTHSM2_CONF", r.SoftHSMConf); err != nil {
+		return nil, nil, err
+	}
+	pin, err := hsm.PINSource{File: r.PINFile}.Read()
+	if err != nil {
+		return nil, nil, err
+	}
+	tok, err := hsm.Open(hsm.Config{Module: r.Module, TokenLabel: r.TokenLabel, PIN: pin, PoolSize: poolSize})
+	if err != nil {
+		return nil, nil, err
+	}
+	issuer, err := readCertificate(r.IssuerCert)
+	if err != nil {
+		tok.Close()
+		return nil, nil, err
+	}
+	responderCert, err := readCertificate(r.ResponderCert)
+	if err != nil {
+		tok.Close()
+		return nil, nil, err
+	}
+	signer, err := tok.SignerFor(ctx, r.ResponderKey, responderCert)
+	if err != nil {
+		tok.Close()
+		return nil, nil, err
+	}
+	return tok, &ocsp.Issuer{Certificate: issuer, Responder: responderCert, Signer: signer}, nil
 }
 
 // readChildConfig strictly decodes the JSON file name in dir, which the

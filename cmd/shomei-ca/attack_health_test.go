@@ -140,13 +140,7 @@ func TestAttackReplicaDisconnected(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(pc.dir, "replica.token"), []byte(replicaToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	conf, err := os.ReadFile(pc.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(pc.config, []byte(strings.Replace(string(conf), "grpc_listen: 127.0.0.1:0", "grpc_listen: "+caAddr, 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pinListen(t, pc.config, caAddr, "")
 	if err := pc.hsm.InitToken("replica", softhsm.TestSOPIN, softhsm.TestPIN); err != nil {
 		t.Fatal(err)
 	}

@@ -64,6 +64,39 @@ func writeConfig(t testing.TB, dir, label string, extra string) string {
 	return path
 }
 
+// freeAddr is a loopback address free a moment ago: a fixed port, so that
+// a replica finds the CA again after its restart.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// pinListen rewrites config (testenv.CAConfig, whose listeners take ports
+// the kernel picks) to listen on grpcAddr and httpAddr (freeAddr); ""
+// leaves that listener as it is.
+func pinListen(t *testing.T, config, grpcAddr, httpAddr string) {
+	t.Helper()
+	conf, err := os.ReadFile(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed := string(conf)
+	if grpcAddr != "" {
+		fixed = strings.Replace(fixed, "grpc_listen: 127.0.0.1:0", "grpc_listen: "+grpcAddr, 1)
+	}
+	if httpAddr != "" {
+		fixed = strings.Replace(fixed, "http_listen: 127.0.0.1:0", "http_listen: "+httpAddr, 1)
+	}
+	if err := os.WriteFile(config, []byte(fixed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // caProc is a running shomei-ca (or shomei-ocsp) and the addresses it
 // listens on.
 type caProc struct {
@@ -391,16 +424,4 @@ func TestCrashMidStream(t *testing.T) {
 	if states["CERT_STATE_PENDING"] != 0 || states["CERT_STATE_ISSUED"] < len(received) {
 		t.Fatalf("store after restart: %v, %d received", states, len(received))
 	}
-}
-
-// freeAddr is a loopback address with a port free now, for a process that
-// must come back on the same one.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,13 +31,7 @@ func TestReplicaNewGeneration(t *testing.T) {
 	caAddr := freeAddr(t)
 	// No clients: a development CA on loopback certifies any replica key.
 	caConfig := writeConfig(t, dir, "e2e-gen-ca", "")
-	conf, err := os.ReadFile(caConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(caConfig, []byte(strings.Replace(string(conf), "grpc_listen: 127.0.0.1:0", "grpc_listen: "+caAddr, 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pinListen(t, caConfig, caAddr, "")
 	token, err := testenv.Token(testDir, "e2e-gen-replica")
 	if err != nil {
 		t.Fatal(err)

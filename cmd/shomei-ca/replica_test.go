@@ -47,11 +47,7 @@ func TestOCSPReplica(t *testing.T) {
     token_file: replica.token
     replica: true
 `)
-	conf, err := os.ReadFile(caConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write("shomei.yaml", strings.Replace(string(conf), "grpc_listen: 127.0.0.1:0", "grpc_listen: "+caAddr, 1))
+	pinListen(t, caConfig, caAddr, "")
 	token, err := testenv.Token(testDir, "e2e-replica")
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +62,7 @@ func TestOCSPReplica(t *testing.T) {
 		t.Fatalf("shomei-ocsp --print-responder-keys printed %d keys, want 2 (sign-g1, auth-g1)", len(pins))
 	}
 	ca.stop(t)
-	conf, err = os.ReadFile(caConfig)
+	conf, err := os.ReadFile(caConfig)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -53,15 +52,7 @@ clients:
     token_file: replica.token
     replica: true
 `, shutdownTimeout))
-	conf, err := os.ReadFile(caConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fixed := strings.Replace(strings.Replace(string(conf), "grpc_listen: 127.0.0.1:0", "grpc_listen: "+grpcAddr, 1),
-		"http_listen: 127.0.0.1:0", "http_listen: "+httpAddr, 1)
-	if err := os.WriteFile(caConfig, []byte(fixed), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pinListen(t, caConfig, grpcAddr, httpAddr)
 	token, err := testenv.Token(testDir, "e2e-restart-replica")
 	if err != nil {
 		t.Fatal(err)
@@ -139,6 +130,8 @@ clients:
 	ca.stop(t)
 }
 
+// freeAddr is a loopback address with a port free now, for a process that
+// must come back on the same one.
 // median is the middle of ds (the upper one of an even count).
 func median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
